@@ -1,0 +1,60 @@
+"""Shared by the benchmark scripts: environment record, result files, table printing."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).parent).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("FLASHCORE_COMMIT", "unknown")
+
+
+def environment() -> dict:
+    from flashcore_cutlass.env import Environment
+
+    env = Environment.current().as_dict()
+    props = torch.cuda.get_device_properties(0)
+    env.update(
+        cudnn=str(torch.backends.cudnn.version()),
+        driver_capability=f"sm_{props.major}{props.minor}",
+        commit=git_commit(),
+        measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    return env
+
+
+def save(kind: str, payload: dict, json_path: str | None = None) -> Path:
+    """Write results to benchmarks/results/<kind>-<date>-<gpu>-<commit>.json (and json_path)."""
+    env = payload["environment"]
+    gpu = env["gpu_name"].replace(" ", "_").replace("/", "_")
+    stamp = env["measured_at"][:16].replace(":", "")
+    path = RESULTS_DIR / f"{kind}-{stamp}-{gpu}-{env['commit']}.json"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=1) + "\n"
+    path.write_text(text)
+    if json_path:
+        Path(json_path).write_text(text)
+    return path
+
+
+def format_table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One call on the lent H100: install, build, test, tune, benchmark; logs and JSON under $OUT.
+#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [ladder]   (default: all)
+# Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/flashcore_out}
+LOG=/tmp/flashcore_logs  # everything goes here; $OUT gets a tarball and the JSON (8 files at most)
+rm -rf "$LOG" && mkdir -p "$LOG" "$OUT"
+STAGES=${*:-build test tune bench ladder}
+export PYTHONUNBUFFERED=1
+export FLASHCORE_CACHE_DIR=${FLASHCORE_CACHE_DIR:-$PWD/build/cache}  # kept while the machine stays warm
+export FLASHCORE_COMMIT=$(cat .commit 2>/dev/null || echo unknown)
+
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD:$PWD/tests || exit 1
+fi
+python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$LOG/install.log" 2>&1 || { cat "$LOG/install.log"; exit 1; }
+nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv | tee "$LOG/gpu.txt"
+echo "nproc $(nproc)"
+
+for stage in $STAGES; do
+  echo "=== $stage ($(date +%T))"
+  case $stage in
+    build)  ( time python3 -m codegen build -q ${BUILD_ARGS:-} ) 2>&1 | tee "$LOG/build.log" | tail -30
+            cp "$FLASHCORE_CACHE_DIR/build/manifest.json" "$LOG/" 2>/dev/null ;;
+    test)   python3 -m pytest tests -q -rs ${TEST_ARGS:--m gpu} 2>&1 | tee "$LOG/tests.log" | tail -25 ;;
+    tune)   ( time python3 -m codegen tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60 ;;
+    bench)  python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
+    ladder) python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
+python3 -m codegen table --winners > "$LOG/table.txt" 2>&1 || true
+python3 -m codegen table --json > "$LOG/table.json" 2>/dev/null || true
+cp "$FLASHCORE_CACHE_DIR/build/obj/"*.log "$LOG/" 2>/dev/null
+tar czf "$OUT/logs.tgz" -C "$LOG" . && cp "$LOG"/*.json "$OUT/" 2>/dev/null
+ls "$OUT"

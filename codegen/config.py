@@ -1,0 +1,187 @@
+"""Kernel configurations: the single source of truth for every generated variant.
+
+A config is a frozen dataclass. Its ``name`` is the generated file's stem, the C++ symbol,
+the registry key and the tuning-table key, and it can be parsed back with
+:func:`config_from_name`. A kernel family is one subclass here (plus one template): it
+declares its tile axes as dataclass fields with an ``abbr`` for the name, the values each
+axis may take (``AXES``) and its own validation rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterator
+
+DTYPES = ("fp16", "bf16")
+HEAD_DIMS = (64, 128, 256)
+DTYPE_BYTES = {"fp16": 2, "bf16": 2}
+# cutlass element type and the SM80 tensor-core atom (fp32 accumulate) per dtype.
+CUTLASS_ELEMENT = {"fp16": "cutlass::half_t", "bf16": "cutlass::bfloat16_t"}
+SM80_MMA_ATOM = {
+    "fp16": "SM80_16x8x16_F32F16F16F32_TN",
+    "bf16": "SM80_16x8x16_F32BF16BF16F32_TN",
+}
+
+# H100 (sm_90): opt-in dynamic shared memory per block, and registers per thread.
+SMEM_LIMIT_BYTES = 227 * 1024
+MAX_THREADS_PER_BLOCK = 1024
+# fp32 accumulators a thread may hold (O and S tiles) before ptxas starts spilling;
+# the remaining ~60 of the 255 registers go to addresses, softmax state and operands.
+ACCUMULATOR_REGISTER_BUDGET = 192
+
+FAMILIES: dict[str, type["KernelConfig"]] = {}
+
+
+def tile(abbr: str, doc: str):
+    """A tile axis: a dataclass field whose value appears in the name as ``<abbr><value>``."""
+    return field(metadata={"abbr": abbr, "doc": doc})
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Fields shared by every family: what problem a variant computes."""
+
+    dtype: str
+    head_dim: int
+    causal: bool
+
+    family: ClassVar[str] = ""
+    # Position on the roadmap's ladder (higher = later step); the heuristic prefers higher.
+    ladder_step: ClassVar[int] = 0
+    # Values each tile axis may take when enumerating the space.
+    AXES: ClassVar[dict[str, tuple[int, ...]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.family:
+            if cls.family in FAMILIES:
+                raise TypeError(f"kernel family {cls.family!r} defined twice")
+            FAMILIES[cls.family] = cls
+
+    # -- naming ---------------------------------------------------------------------
+    @classmethod
+    def tile_fields(cls) -> tuple[dataclasses.Field, ...]:
+        return tuple(f for f in dataclasses.fields(cls) if "abbr" in f.metadata)
+
+    @property
+    def name(self) -> str:
+        mask = "causal" if self.causal else "full"
+        tiles = "_".join(f"{f.metadata['abbr']}{getattr(self, f.name)}" for f in self.tile_fields())
+        return f"fc_{self.family}_{self.dtype}_d{self.head_dim}_{mask}_{tiles}"
+
+    @property
+    def template(self) -> str:
+        return f"{self.family}.cu.j2"
+
+    # -- resources ------------------------------------------------------------------
+    @property
+    def threads(self) -> int:
+        return 32 * getattr(self, "warps")
+
+    @property
+    def element_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    def smem_bytes(self) -> int:
+        raise NotImplementedError
+
+    def accumulator_registers(self) -> int:
+        """fp32 accumulator registers per thread (a lower bound of the kernel's usage)."""
+        raise NotImplementedError
+
+    # -- validation -----------------------------------------------------------------
+    def validation_errors(self) -> list[str]:
+        """Why this config cannot be built (empty when it can)."""
+        errors = []
+        if self.dtype not in DTYPES:
+            errors.append(f"dtype {self.dtype!r} not in {DTYPES}")
+        if self.head_dim not in HEAD_DIMS:
+            errors.append(f"head_dim {self.head_dim} not in {HEAD_DIMS}")
+        if errors:  # the resource checks below need a known dtype and head dim
+            return errors
+        for f in self.tile_fields():
+            allowed = self.AXES.get(f.name)
+            value = getattr(self, f.name)
+            if allowed is not None and value not in allowed:
+                errors.append(f"{f.name}={value} not in {allowed}")
+        if self.threads > MAX_THREADS_PER_BLOCK:
+            errors.append(f"{self.threads} threads per block > {MAX_THREADS_PER_BLOCK}")
+        smem = self.smem_bytes()
+        if smem > SMEM_LIMIT_BYTES:
+            errors.append(f"shared memory {smem} B > {SMEM_LIMIT_BYTES} B per block")
+        regs = self.accumulator_registers()
+        if regs > ACCUMULATOR_REGISTER_BUDGET:
+            errors.append(
+                f"{regs} fp32 accumulator registers per thread > {ACCUMULATOR_REGISTER_BUDGET} (would spill)"
+            )
+        return errors
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.validation_errors()
+
+    def check(self) -> "KernelConfig":
+        errors = self.validation_errors()
+        if errors:
+            raise InvalidConfig(self.name, errors)
+        return self
+
+    # -- rendering ------------------------------------------------------------------
+    def template_params(self) -> dict:
+        """What the template sees: every field plus derived C++ spellings."""
+        params = dataclasses.asdict(self)
+        params.update(
+            name=self.name,
+            family=self.family,
+            threads=self.threads,
+            element=CUTLASS_ELEMENT[self.dtype],
+            mma_atom=SM80_MMA_ATOM[self.dtype],
+            dtype_id=DTYPES.index(self.dtype),
+            smem_bytes=self.smem_bytes(),
+            is_causal="true" if self.causal else "false",
+        )
+        return params
+
+    # -- enumeration ----------------------------------------------------------------
+    @classmethod
+    def space(cls) -> Iterator["KernelConfig"]:
+        """Every combination of the family's axes (valid or not) for each dtype/head dim/mask."""
+        names = [f.name for f in cls.tile_fields()]
+        for dtype, head_dim, causal in itertools.product(DTYPES, HEAD_DIMS, (False, True)):
+            for values in itertools.product(*(cls.AXES[n] for n in names)):
+                yield cls(dtype=dtype, head_dim=head_dim, causal=causal, **dict(zip(names, values)))
+
+
+class InvalidConfig(ValueError):
+    def __init__(self, name: str, errors: list[str]):
+        super().__init__(f"invalid kernel config {name}: " + "; ".join(errors))
+        self.name = name
+        self.errors = errors
+
+
+def config_from_name(name: str) -> KernelConfig:
+    """Parse a variant name back into its config (the inverse of ``KernelConfig.name``)."""
+    parts = name.split("_")
+    if len(parts) < 5 or parts[0] != "fc":
+        raise ValueError(f"not a flashcore variant name: {name!r}")
+    family, dtype, dim, mask, tiles = parts[1], parts[2], parts[3], parts[4], parts[5:]
+    cls = FAMILIES.get(family)
+    if cls is None:
+        raise ValueError(f"unknown kernel family {family!r} in {name!r}; known: {sorted(FAMILIES)}")
+    if not dim.startswith("d") or mask not in ("causal", "full"):
+        raise ValueError(f"malformed variant name {name!r}")
+    fields = cls.tile_fields()
+    if len(tiles) != len(fields):
+        raise ValueError(f"variant name {name!r} has {len(tiles)} tile tokens, family {family} needs {len(fields)}")
+    kwargs = {}
+    for f, token in zip(fields, tiles):
+        abbr = f.metadata["abbr"]
+        if not token.startswith(abbr) or not token[len(abbr):].isdigit():
+            raise ValueError(f"malformed tile token {token!r} in {name!r} (expected {abbr}<int>)")
+        kwargs[f.name] = int(token[len(abbr):])
+    config = cls(dtype=dtype, head_dim=int(dim[1:]), causal=mask == "causal", **kwargs)
+    if config.name != name:
+        raise ValueError(f"variant name {name!r} is not canonical (expected {config.name!r})")
+    return config

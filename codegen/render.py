@@ -1,0 +1,94 @@
+"""Render configs into CUDA sources: deterministic, and rewriting only files whose text changed
+(so ninja rebuilds only what changed)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import jinja2
+
+from .config import KernelConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_DIR = REPO_ROOT / "templates"
+INCLUDE_DIR = TEMPLATE_DIR / "include"
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,  # a missing parameter is an error, not an empty string
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def headers_digest() -> str:
+    """Hash of every header the kernels include: a header edit changes every variant's hash."""
+    h = hashlib.sha256()
+    for path in sorted(INCLUDE_DIR.rglob("*")):
+        if path.is_file():
+            h.update(path.relative_to(INCLUDE_DIR).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class RenderedSource:
+    config: KernelConfig
+    text: str
+    source_hash: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.config.name}.cu"
+
+
+def render(config: KernelConfig) -> RenderedSource:
+    """Render one (validated) config. The hash covers the source and the headers it includes."""
+    config.check()
+    template = _environment().get_template(config.template)
+    params = config.template_params()
+    unhashed = template.render(**params, source_hash="")
+    digest = hashlib.sha256((unhashed + headers_digest()).encode()).hexdigest()[:16]
+    return RenderedSource(config, template.render(**params, source_hash=digest), digest)
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write text to path unless it already holds exactly that; return whether it was written."""
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    sources: list[RenderedSource]
+    written: list[Path]
+    removed: list[Path]
+
+
+def generate(configs: Iterable[KernelConfig], out_dir: Path, prune: bool = False) -> GenerationResult:
+    """Render configs into out_dir/<name>.cu. With prune, delete generated sources not in the set."""
+    out_dir = Path(out_dir)
+    sources = [render(c) for c in sorted(set(configs), key=lambda c: c.name)]
+    written = [out_dir / s.filename for s in sources if write_if_changed(out_dir / s.filename, s.text)]
+    removed = []
+    if prune:
+        keep = {s.filename for s in sources}
+        for stale in sorted(out_dir.glob("fc_*.cu")):
+            if stale.name not in keep:
+                stale.unlink()
+                removed.append(stale)
+    return GenerationResult(sources, written, removed)

@@ -1,0 +1,123 @@
+"""Dispatch: which built variant runs a problem.
+
+A variant is a candidate for a problem when its config has the problem's dtype, head_dim
+and causal flag (every family handles any seqlen >= 1). Among the candidates:
+
+1. **tuned**: the fastest row the tuning table holds for ``problem.key`` that was measured
+   in this exact environment against the source hash of the variant as built now;
+2. **heuristic** otherwise (no table, no environment, or no current measurement):
+   the candidate with the smallest :func:`heuristic_rank`, i.e.
+
+   - the family highest on the roadmap ladder (``ladder_step``);
+   - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding),
+     else block_m = 128;
+   - then block_n = 64, then stages = 2, then warps = 4 (the middle of each axis);
+   - then the name, so the choice is deterministic.
+
+   Axes a family lacks tie (the ladder step already separates families).
+3. No candidate at all raises :class:`MissingVariantError`, naming the build command.
+
+Decisions are cached per :class:`ProblemKey` (a dict hit on the hot path); set
+``FLASHCORE_PRINT_DISPATCH=1`` to print each new decision to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+import codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
+from codegen import KernelConfig, config_from_name
+
+from .env import Environment
+from .problem import Problem, ProblemKey
+from .table import TuningTable
+
+# Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
+PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4}
+SMALL_SEQLEN_Q = 64
+
+
+class MissingVariantError(RuntimeError):
+    def __init__(self, problem: Problem, command: str):
+        super().__init__(
+            f"no built flashcore variant computes {problem} (dtype {problem.dtype}, head_dim "
+            f"{problem.head_dim}, {'causal' if problem.causal else 'non-causal'}); build one with: {command}"
+        )
+        self.problem = problem
+        self.command = command
+
+
+@dataclass(frozen=True)
+class Choice:
+    variant: str
+    reason: str  # "tuned" or "heuristic"
+
+
+def build_command(problem: Problem | ProblemKey) -> str:
+    """The CLI command that builds variants able to run ``problem``."""
+    causal = "--causal" if problem.causal else "--no-causal"
+    return f"flashcore build --dtype {problem.dtype} --head-dim {problem.head_dim} {causal}"
+
+
+def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey) -> tuple:
+    """Sort key of a candidate for ``problem``: smaller is better (see the module docstring).
+
+    Only ``seqlen_q <= 64`` is read from the problem, and bucketing preserves it, so the
+    rank is the same for every problem of one ProblemKey (which is what the cache assumes).
+    """
+    preferred = {"block_m": 64 if problem.seqlen_q <= SMALL_SEQLEN_Q else 128, **PREFERRED_TILES}
+    # Distance rather than equality: an exact match wins, otherwise the nearest size.
+    # A missing axis is distance 0 for every config of that family, i.e. a tie.
+    distances = tuple(abs(getattr(config, axis, want) - want) for axis, want in preferred.items())
+    return (-config.ladder_step, *distances, config.name)
+
+
+class Registry:
+    def __init__(
+        self,
+        variants: Mapping[str, str],
+        table: TuningTable | None = None,
+        env: Environment | None = None,
+    ):
+        """``variants``: built variant name -> source hash of what was built."""
+        self.hashes = dict(variants)
+        self.configs = {name: config_from_name(name) for name in self.hashes}
+        self.table = table
+        self.env = env
+        self._cache: dict[ProblemKey, Choice] = {}
+
+    def candidates(self, problem: Problem | ProblemKey) -> list[str]:
+        """Built variants that compute ``problem``, best heuristic rank first."""
+        names = [
+            name
+            for name, c in self.configs.items()
+            if (c.dtype, c.head_dim, c.causal) == (problem.dtype, problem.head_dim, problem.causal)
+        ]
+        return sorted(names, key=lambda n: heuristic_rank(self.configs[n], problem))
+
+    def choose(self, problem: Problem) -> Choice:
+        key = problem.key
+        choice = self._cache.get(key)
+        if choice is None:
+            choice = self._cache[key] = self._decide(problem, key)
+            if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":
+                print(f"flashcore dispatch: {problem} [{key}] -> {choice.variant} ({choice.reason})", file=sys.stderr)
+        return choice
+
+    def invalidate(self) -> None:
+        """Forget cached decisions (after the table or the built variants changed)."""
+        self._cache.clear()
+
+    def _decide(self, problem: Problem, key: ProblemKey) -> Choice:
+        names = self.candidates(problem)
+        if not names:
+            raise MissingVariantError(problem, build_command(problem))
+        # Without an environment nothing in the table can be checked, so nothing is trusted.
+        if self.table is not None and self.env is not None:
+            row = self.table.best(key, self.env, {n: self.hashes[n] for n in names})
+            if row is not None:
+                return Choice(row.variant, "tuned")
+        return Choice(names[0], "heuristic")

@@ -1,0 +1,80 @@
+"""GPU timing: CUDA events around each call, median and spread; CUDA-graph replays for
+launch-bound shapes."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_us: float
+    spread_us: float  # p80 - p20
+    samples: int
+
+    @staticmethod
+    def of(times_us: list[float]) -> "Timing":
+        xs = sorted(times_us)
+        n = len(xs)
+        return Timing(statistics.median(xs), xs[min(n - 1, int(0.8 * n))] - xs[int(0.2 * n)], n)
+
+
+
+def time_calls(fn, reps: int = 30, warmup: int = 3, min_ms: float = 0.0) -> Timing:
+    """Time fn() one call at a time with events; repeat at least ``reps`` times (and at least
+    ``min_ms`` of GPU time)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    total = 0.0
+    while len(times) < reps or total < min_ms:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        ms = start.elapsed_time(end)
+        times.append(ms * 1000.0)
+        total += ms
+        if len(times) > 10 * max(reps, 1) + 1000:
+            break
+    return Timing.of(times)
+
+
+def time_graph(fn, calls_per_graph: int = 20, reps: int = 20) -> Timing:
+    """Per-call time of ``calls_per_graph`` back-to-back calls captured in one CUDA graph."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(calls_per_graph):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    t = time_calls(graph.replay, reps=reps, warmup=2)
+    return Timing(t.median_us / calls_per_graph, t.spread_us / calls_per_graph, t.samples)
+
+
+def time_python_calls(fn, calls: int = 200, reps: int = 5) -> Timing:
+    """Back-to-back calls from Python (what an eager loop sees), per call."""
+    for _ in range(10):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(calls):
+            fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1000.0 / calls)
+    return Timing.of(times)

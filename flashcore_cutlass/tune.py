@@ -1,0 +1,153 @@
+"""The tuner: for each problem, check every candidate variant against an fp32 reference,
+time the survivors quickly, time the best few carefully, and record everything."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+
+import torch
+
+from .problem import Problem
+from .reference import random_qkv, reference_attention, sample_rows
+from .runtime import Runtime
+from .table import TuningTable
+from .timing import time_calls
+
+TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+# Tolerance of a candidate: at most twice SDPA's own error against the same reference
+# (plus an absolute floor), and LSE within 1e-3 relative.
+ERR_FACTOR = 2.0
+ERR_FLOOR = 1e-3
+LSE_RTOL = 1e-3
+
+
+def baseline_grid(dtype: str = "bf16") -> list[Problem]:
+    """BASELINES.md's throughput grid: B*S = 16384 tokens, H*D = 2048, causal and not."""
+    out = []
+    for d in (64, 128, 256):
+        for s in (512, 1024, 2048, 4096, 8192, 16384):
+            for causal in (False, True):
+                out.append(Problem(dtype, d, causal, 16384 // s, 2048 // d, s, s))
+    return out
+
+
+def small_shapes() -> list[Problem]:
+    """BASELINES.md's launch-bound shapes."""
+    shapes = [
+        ("fp16", 1, 8, 512, 64), ("fp16", 1, 8, 1024, 64), ("fp16", 4, 16, 512, 64), ("fp16", 8, 8, 512, 64),
+        ("fp16", 1, 32, 512, 128), ("fp16", 2, 16, 1024, 128), ("bf16", 1, 8, 512, 64),
+    ]
+    return [Problem(dt, d, False, b, h, s, s) for dt, b, h, s, d in shapes]
+
+
+def default_suite() -> list[Problem]:
+    return baseline_grid("bf16") + small_shapes()
+
+
+@dataclass
+class Candidate:
+    variant: str
+    max_err: float = math.nan
+    lse_err: float = math.nan
+    ok: bool = False
+    median_us: float = math.inf
+    spread_us: float = 0.0
+    samples: int = 0
+    careful: bool = False
+    careful_times: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ProblemResult:
+    problem: Problem
+    sdpa_err: float
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def winner(self) -> Candidate | None:
+        ok = [c for c in self.candidates if c.ok]
+        return min(ok, key=lambda c: c.median_us) if ok else None
+
+
+def check_candidate(rt: Runtime, variant: str, q, k, v, problem: Problem, rows, ref_out, ref_lse, tol: float):
+    out, lse = rt.run(variant, q, k, v, 1.0 / math.sqrt(problem.head_dim))
+    out_rows = out[:, :, rows].float()
+    err = (out_rows - ref_out).abs().max().item()
+    lse_rel = ((lse[:, :, rows] - ref_lse).abs() / ref_lse.abs().clamp_min(1.0)).max().item()
+    finite = bool(torch.isfinite(out_rows).all().item())
+    return err, lse_rel, finite and err <= tol and lse_rel <= LSE_RTOL
+
+
+def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: int = 8,
+                 careful_keep: int = 3, careful_ms: float = 60.0, drop_factor: float = 1.5,
+                 log=print) -> ProblemResult:
+    dtype = TORCH_DTYPES[problem.dtype]
+    q, k, v = random_qkv(problem.batch, problem.heads, problem.seqlen_q, problem.seqlen_k, problem.head_dim, dtype)
+    rows = sample_rows(problem.seqlen_q, device=q.device)
+    ref_out, ref_lse = reference_attention(q, k, v, problem.causal, rows=rows)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=problem.causal)
+    sdpa_err = (sdpa[:, :, rows].float() - ref_out).abs().max().item()
+    tol = ERR_FACTOR * sdpa_err + ERR_FLOOR
+    result = ProblemResult(problem, sdpa_err)
+    scale = 1.0 / math.sqrt(problem.head_dim)
+
+    # Pass 1: correctness, then a quick timing of each correct candidate.
+    for name in rt.registry.candidates(problem):
+        cand = Candidate(name)
+        cand.max_err, cand.lse_err, cand.ok = check_candidate(rt, name, q, k, v, problem, rows, ref_out, ref_lse, tol)
+        result.candidates.append(cand)
+        if not cand.ok:
+            log(f"  REJECTED {name}: max|err| {cand.max_err:.3g} (tol {tol:.3g}), lse rel err {cand.lse_err:.3g}")
+            continue
+        t = time_calls(lambda: rt.run(name, q, k, v, scale), reps=quick_reps, warmup=2)
+        cand.median_us, cand.spread_us, cand.samples = t.median_us, t.spread_us, t.samples
+
+    # Pass 2: careful timing of the best few; the rest keep their quick numbers.
+    ok = sorted((c for c in result.candidates if c.ok), key=lambda c: c.median_us)
+    if ok:
+        finalists = [c for c in ok[:careful_keep] if c.median_us <= drop_factor * ok[0].median_us]
+        for _round in range(3):  # interleaved rounds: drift hits every finalist alike
+            for cand in finalists:
+                t = time_calls(lambda: rt.run(cand.variant, q, k, v, scale), reps=10, warmup=1,
+                               min_ms=careful_ms / 3)
+                cand.careful_times.append(t.median_us)
+                cand.spread_us = max(cand.spread_us if cand.careful else 0.0, t.spread_us)
+                cand.careful = True
+                cand.samples += t.samples
+        for cand in finalists:
+            times = sorted(cand.careful_times)
+            cand.median_us = times[len(times) // 2]
+
+    shape = f"B{problem.batch} H{problem.heads} Sq{problem.seqlen_q} Sk{problem.seqlen_k}"
+    for cand in result.candidates:
+        if cand.ok:
+            table.record(
+                cand.variant, problem.key, shape=shape, median_us=cand.median_us, spread_us=cand.spread_us,
+                tflops=problem.flops / cand.median_us / 1e6, samples=cand.samples, max_abs_err=cand.max_err,
+                env=rt.env, source_hash=rt.hashes[cand.variant],
+            )
+    return result
+
+
+def tune(rt: Runtime, problems: list[Problem], progress: bool = True, log=None, **kwargs) -> list[ProblemResult]:
+    from tqdm import tqdm
+
+    log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    results = []
+    bar = tqdm(problems, desc="tuning", unit="shape", file=sys.stderr, disable=not progress)
+    for problem in bar:
+        bar.set_postfix_str(str(problem))
+        r = tune_problem(rt, rt.table, problem, log=log, **kwargs)
+        w = r.winner
+        if w is None:
+            log(f"{problem}: no candidate passed the correctness check")
+        else:
+            log(f"{problem}: {w.variant} {w.median_us:.1f} us ({problem.flops / w.median_us / 1e6:.0f} TFLOP/s)")
+        results.append(r)
+        del r
+        torch.cuda.empty_cache()
+    rt.registry.invalidate()
+    return results

@@ -1,0 +1,204 @@
+import pytest
+
+from codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
+from flashcore_cutlass.env import Environment
+from flashcore_cutlass.problem import Problem
+from flashcore_cutlass.registry import Choice, MissingVariantError, Registry, build_command, heuristic_rank
+from flashcore_cutlass.table import TuningTable
+
+ENV = Environment("NVIDIA H100 80GB HBM3", 132, "12.8", "2.8.0", "4.2.0.0")
+OTHER_ENV = Environment("NVIDIA H200", 132, "12.8", "2.8.0", "4.2.0.0")
+BF16_CAUSAL = dict(dtype="bf16", head_dim=128, causal=True)
+
+
+def pipelined(block_m=128, block_n=64, warps=4, stages=2, **problem):
+    return PipelinedConfig(**(BF16_CAUSAL | problem), block_m=block_m, block_n=block_n, warps=warps, stages=stages).name
+
+
+def mma(block_m=128, **problem):
+    return MmaConfig(**(BF16_CAUSAL | problem), block_m=block_m, block_n=64, warps=4).name
+
+
+def scalar(block_m=32, **problem):
+    return ScalarConfig(**(BF16_CAUSAL | problem), block_m=block_m, warps=4).name
+
+
+def problem(seqlen_q=4096, seqlen_k=4096, **kw):
+    return Problem(**(BF16_CAUSAL | kw), batch=4, heads=16, seqlen_q=seqlen_q, seqlen_k=seqlen_k)
+
+
+def hashes(*names):
+    return {n: f"hash-{n}" for n in names}
+
+
+def record(table, variant, median, p, *, env=ENV, source_hash=None):
+    table.record(variant, p.key, shape="B4 H16", median_us=median, spread_us=1.0, tflops=1.0, samples=10,
+                 max_abs_err=0.0, env=env, source_hash=source_hash or f"hash-{variant}")
+
+
+@pytest.fixture
+def table(tmp_path):
+    return TuningTable(tmp_path / "tuning.db")
+
+
+@pytest.fixture(autouse=True)
+def quiet(monkeypatch):
+    monkeypatch.delenv("FLASHCORE_PRINT_DISPATCH", raising=False)
+
+
+# -- heuristic ---------------------------------------------------------------------------
+
+def test_heuristic_prefers_highest_ladder_step():
+    names = [scalar(), mma(), pipelined(block_m=64, block_n=128, warps=8, stages=1)]
+    reg = Registry(hashes(*names))
+    assert reg.choose(problem()) == Choice(names[2], "heuristic")
+    assert Registry(hashes(scalar(), mma())).choose(problem()).variant == mma()
+    assert Registry(hashes(scalar())).choose(problem()).variant == scalar()
+
+
+def test_heuristic_block_m_follows_seqlen_q():
+    names = [pipelined(block_m=64), pipelined(block_m=128)]
+    reg = Registry(hashes(*names))
+    assert reg.choose(problem(seqlen_q=64)).variant == pipelined(block_m=64)
+    assert reg.choose(problem(seqlen_q=1)).variant == pipelined(block_m=64)
+    assert reg.choose(problem(seqlen_q=65)).variant == pipelined(block_m=128)
+    assert reg.choose(problem(seqlen_q=8192)).variant == pipelined(block_m=128)
+
+
+def test_heuristic_axis_order_block_m_then_n_then_stages_then_warps():
+    names = [
+        pipelined(block_m=64, block_n=64, stages=2, warps=4),  # wrong block_m only
+        pipelined(block_m=128, block_n=128, stages=2, warps=4),  # wrong block_n only
+        pipelined(block_m=128, block_n=64, stages=3, warps=4),  # wrong stages only
+        pipelined(block_m=128, block_n=64, stages=2, warps=8),  # wrong warps only
+        pipelined(block_m=128, block_n=64, stages=2, warps=4),  # all preferred
+    ]
+    reg = Registry(hashes(*names))
+    assert reg.candidates(problem()) == [names[4], names[3], names[2], names[1], names[0]]
+
+
+def test_heuristic_ties_broken_by_name():
+    # stages 1 and 3 are equally far from the preferred 2: the name decides.
+    a, b = pipelined(stages=1), pipelined(stages=3)
+    assert Registry(hashes(b, a)).choose(problem()).variant == min(a, b) == a
+    rank = heuristic_rank(PipelinedConfig(**BF16_CAUSAL, block_m=128, block_n=64, warps=4, stages=2), problem())
+    assert rank == (-3, 0, 0, 0, 0, pipelined())
+
+
+def test_candidates_match_dtype_head_dim_and_mask():
+    wanted = pipelined()
+    others = [pipelined(dtype="fp16"), pipelined(head_dim=64), pipelined(causal=False)]
+    reg = Registry(hashes(wanted, *others))
+    assert reg.candidates(problem()) == [wanted]
+    assert reg.choose(problem(causal=False)).variant == pipelined(causal=False)
+
+
+def test_unknown_variant_name_is_rejected():
+    with pytest.raises(ValueError):
+        Registry({"fc_nosuchfamily_bf16_d128_causal_m64": "h"})
+
+
+# -- missing variants --------------------------------------------------------------------
+
+def test_missing_variant_names_the_build_command():
+    reg = Registry(hashes(pipelined(dtype="fp16")))
+    with pytest.raises(MissingVariantError) as info:
+        reg.choose(problem())
+    assert isinstance(info.value, RuntimeError)
+    message = str(info.value)
+    assert "flashcore build --dtype bf16 --head-dim 128 --causal" in message
+    assert "bf16 B4 H16 Sq4096 Sk4096 D128 causal" in message
+    assert info.value.command == "flashcore build --dtype bf16 --head-dim 128 --causal"
+
+
+def test_missing_non_causal_uses_no_causal_flag():
+    with pytest.raises(MissingVariantError, match="flashcore build --dtype fp16 --head-dim 64 --no-causal"):
+        Registry({}).choose(problem(dtype="fp16", head_dim=64, causal=False))
+    assert build_command(problem(causal=False)).endswith("--no-causal")
+
+
+# -- tuned -------------------------------------------------------------------------------
+
+def test_tuned_winner_overrides_heuristic(table):
+    names = [pipelined(), mma(), scalar()]
+    p = problem()
+    record(table, mma(), 100.0, p)
+    record(table, pipelined(), 150.0, p)
+    assert Registry(hashes(*names), table, ENV).choose(p) == Choice(mma(), "tuned")
+
+
+def test_stale_rows_fall_back_to_heuristic(table):
+    names = [pipelined(), mma()]
+    p = problem()
+    record(table, mma(), 100.0, p, env=OTHER_ENV)  # other GPU
+    record(table, mma(), 90.0, p, source_hash="an-older-build")  # other source
+    assert Registry(hashes(*names), table, ENV).choose(p) == Choice(pipelined(), "heuristic")
+    # The same rows are trusted in their own environment / for their own hash.
+    assert Registry(hashes(*names), table, OTHER_ENV).choose(p) == Choice(mma(), "tuned")
+    assert Registry({pipelined(): "x", mma(): "an-older-build"}, table, ENV).choose(p) == Choice(mma(), "tuned")
+
+
+def test_rows_of_unbuilt_or_incompatible_variants_are_ignored(table):
+    p = problem()
+    record(table, mma(), 100.0, p)  # measured, but not built now
+    assert Registry(hashes(pipelined()), table, ENV).choose(p) == Choice(pipelined(), "heuristic")
+
+
+def test_tuned_falls_through_to_heuristic_then_error(table):
+    p = problem()
+    record(table, mma(), 100.0, p)
+    assert Registry(hashes(mma(), pipelined()), table, ENV).choose(p).reason == "tuned"
+    assert Registry(hashes(mma(), pipelined()), table, None).choose(p) == Choice(pipelined(), "heuristic")
+    assert Registry(hashes(mma(), pipelined()), None, ENV).choose(p) == Choice(pipelined(), "heuristic")
+    with pytest.raises(MissingVariantError):
+        Registry(hashes(mma(dtype="fp16")), table, ENV).choose(p)
+
+
+def test_tuned_applies_to_the_whole_bucket(table):
+    record(table, mma(), 100.0, problem(seqlen_q=4096))
+    reg = Registry(hashes(mma(), pipelined()), table, ENV)
+    assert reg.choose(problem(seqlen_q=3000)) == Choice(mma(), "tuned")  # same bucket (4096)
+    assert reg.choose(problem(seqlen_q=5000)) == Choice(pipelined(), "heuristic")  # bucket 8192
+
+
+# -- cache -------------------------------------------------------------------------------
+
+class CountingTable:
+    def __init__(self, table):
+        self.table, self.calls = table, 0
+
+    def best(self, *args):
+        self.calls += 1
+        return self.table.best(*args)
+
+
+def test_decisions_are_cached_per_key_until_invalidated(table):
+    counting = CountingTable(table)
+    reg = Registry(hashes(mma(), pipelined()), counting, ENV)
+    p = problem()
+    assert reg.choose(p) == Choice(pipelined(), "heuristic")
+    record(table, mma(), 100.0, p)  # a new measurement is not seen until invalidate()
+    assert reg.choose(p) == Choice(pipelined(), "heuristic")
+    assert reg.choose(problem(seqlen_q=4000)) == Choice(pipelined(), "heuristic")  # same key
+    assert counting.calls == 1
+    reg.invalidate()
+    assert reg.choose(p) == Choice(mma(), "tuned")
+    assert counting.calls == 2
+
+
+def test_print_dispatch_once_per_new_decision(monkeypatch, capsys):
+    monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
+    reg = Registry(hashes(pipelined()))
+    p = problem()
+    reg.choose(p)
+    reg.choose(p)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert str(p) in lines[0] and pipelined() in lines[0] and "heuristic" in lines[0]
+
+
+def test_no_dispatch_output_by_default(capsys):
+    Registry(hashes(pipelined())).choose(problem())
+    assert capsys.readouterr().err == ""
