@@ -170,15 +170,15 @@ def config_from_name(name: str) -> KernelConfig:
     cls = FAMILIES.get(family)
     if cls is None:
         raise ValueError(f"unknown kernel family {family!r} in {name!r}; known: {sorted(FAMILIES)}")
-    if not dim.startswith("d") or mask not in ("causal", "full"):
-        raise ValueError(f"malformed variant name {name!r}")
+    if not dim.startswith("d") or not dim[1:].isdecimal() or mask not in ("causal", "full"):
+        raise ValueError(f"malformed variant name {name!r} (expected fc_<family>_<dtype>_d<head_dim>_<full|causal>_<tiles>)")
     fields = cls.tile_fields()
     if len(tiles) != len(fields):
         raise ValueError(f"variant name {name!r} has {len(tiles)} tile tokens, family {family} needs {len(fields)}")
     kwargs = {}
     for f, token in zip(fields, tiles):
         abbr = f.metadata["abbr"]
-        if not token.startswith(abbr) or not token[len(abbr):].isdigit():
+        if not token.startswith(abbr) or not token[len(abbr):].isdecimal():
             raise ValueError(f"malformed tile token {token!r} in {name!r} (expected {abbr}<int>)")
         kwargs[f.name] = int(token[len(abbr):])
     config = cls(dtype=dtype, head_dim=int(dim[1:]), causal=mask == "causal", **kwargs)

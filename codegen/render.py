@@ -12,6 +12,7 @@ from typing import Iterable
 import jinja2
 
 from .config import KernelConfig
+from .toolchain import NVCC_FLAGS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = REPO_ROOT / "templates"
@@ -31,8 +32,9 @@ def _environment() -> jinja2.Environment:
 
 @functools.lru_cache(maxsize=1)
 def headers_digest() -> str:
-    """Hash of every header the kernels include: a header edit changes every variant's hash."""
-    h = hashlib.sha256()
+    """Hash of every header the kernels include and of the nvcc flags: a header or flag edit
+    changes every variant's hash (so tuning rows measured before it become stale)."""
+    h = hashlib.sha256(" ".join(NVCC_FLAGS).encode())
     for path in sorted(INCLUDE_DIR.rglob("*")):
         if path.is_file():
             h.update(path.relative_to(INCLUDE_DIR).as_posix().encode())

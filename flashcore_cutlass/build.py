@@ -29,6 +29,7 @@ from typing import Iterable
 
 from codegen.config import KernelConfig, config_from_name
 from codegen.render import INCLUDE_DIR, generate
+from codegen.toolchain import NVCC_FLAGS
 
 from .paths import cache_dir
 
@@ -36,16 +37,6 @@ EXTENSION_NAME = "flashcore_ext.so"
 BINDING_SOURCE = Path(__file__).resolve().parent / "csrc" / "torch_binding.cpp"
 GB_PER_NVCC_JOB = 4.5  # peak RSS of one CuTe translation unit in cicc, measured ~3-4 GB
 
-NVCC_FLAGS = (
-    "-std=c++17",
-    "-O3",
-    "-gencode=arch=compute_90a,code=sm_90a",
-    "--use_fast_math",
-    "-DNDEBUG",
-    "--expt-relaxed-constexpr",
-    "-Xcompiler=-fPIC",
-    "-Xptxas=-v",  # resource report (registers, spills) kept in obj/<variant>.o.log
-)
 
 
 class BuildError(RuntimeError):

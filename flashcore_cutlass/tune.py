@@ -13,7 +13,7 @@ from .problem import Problem
 from .reference import random_qkv, reference_attention, sample_rows
 from .runtime import Runtime
 from .table import TuningTable
-from .timing import time_calls
+from .timing import Timing, time_calls, time_graph
 
 TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -22,6 +22,16 @@ TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 ERR_FACTOR = 2.0
 ERR_FLOOR = 1e-3
 LSE_RTOL = 1e-3
+# Below this, one call's GPU time is comparable to the launch overhead from Python: time
+# CUDA-graph replays instead, so the table ranks kernels rather than host jitter.
+GRAPH_BELOW_US = 300.0
+
+
+def time_variant(fn, reps: int, min_ms: float = 0.0) -> Timing:
+    t = time_calls(fn, reps=reps, warmup=2, min_ms=min_ms)
+    if t.median_us < GRAPH_BELOW_US:
+        t = time_graph(fn, calls_per_graph=20, reps=max(reps, 5))
+    return t
 
 
 def baseline_grid(dtype: str = "bf16") -> list[Problem]:
@@ -102,7 +112,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
         if not cand.ok:
             log(f"  REJECTED {name}: max|err| {cand.max_err:.3g} (tol {tol:.3g}), lse rel err {cand.lse_err:.3g}")
             continue
-        t = time_calls(lambda: rt.run(name, q, k, v, scale), reps=quick_reps, warmup=2)
+        t = time_variant(lambda: rt.run(name, q, k, v, scale), reps=quick_reps)
         cand.median_us, cand.spread_us, cand.samples = t.median_us, t.spread_us, t.samples
 
     # Pass 2: careful timing of the best few; the rest keep their quick numbers.
@@ -111,8 +121,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
         finalists = [c for c in ok[:careful_keep] if c.median_us <= drop_factor * ok[0].median_us]
         for _round in range(3):  # interleaved rounds: drift hits every finalist alike
             for cand in finalists:
-                t = time_calls(lambda: rt.run(cand.variant, q, k, v, scale), reps=10, warmup=1,
-                               min_ms=careful_ms / 3)
+                t = time_variant(lambda: rt.run(cand.variant, q, k, v, scale), reps=10, min_ms=careful_ms / 3)
                 cand.careful_times.append(t.median_us)
                 cand.spread_us = max(cand.spread_us if cand.careful else 0.0, t.spread_us)
                 cand.careful = True

@@ -28,14 +28,22 @@ std::vector<std::string> list_variants() {
 
 at::ScalarType scalar_type(int dtype) { return dtype == 0 ? at::kHalf : at::kBFloat16; }
 
+// TORCH_CHECK_VALUE / _TYPE surface in Python as ValueError / TypeError.
 void check_operand(at::Tensor const& t, char const* what, VariantInfo const& info, at::Tensor const& q) {
-  TORCH_CHECK(t.is_cuda() && t.device() == q.device(), what, " must be a CUDA tensor on ", q.device());
-  TORCH_CHECK(t.dim() == 4, what, " must be (batch, heads, seqlen, head_dim), got ", t.dim(), " dims");
-  TORCH_CHECK(t.scalar_type() == scalar_type(info.dtype), what, " dtype ", t.scalar_type(), " but variant ",
-              info.name, " computes ", scalar_type(info.dtype));
-  TORCH_CHECK(t.size(3) == info.head_dim, what, " head_dim ", t.size(3), " but variant ", info.name, " needs ",
-              info.head_dim);
-  TORCH_CHECK(t.stride(3) == 1, what, " must have a contiguous last dimension");
+  TORCH_CHECK_VALUE(t.is_cuda() && t.device() == q.device(), what, " must be a CUDA tensor on ", q.device(),
+                    ", got ", t.device());
+  TORCH_CHECK_VALUE(t.dim() == 4, what, " must be (batch, heads, seqlen, head_dim), got ", t.dim(), " dims");
+  TORCH_CHECK_TYPE(t.scalar_type() == scalar_type(info.dtype), what, " has dtype ", t.scalar_type(),
+                   " but variant ", info.name, " computes ", scalar_type(info.dtype));
+  TORCH_CHECK_VALUE(t.size(3) == info.head_dim, what, " head_dim ", t.size(3), " but variant ", info.name,
+                    " needs ", info.head_dim);
+  TORCH_CHECK_VALUE(t.stride(3) == 1, what, " must have a contiguous last dimension, got strides ", t.strides());
+  // The kernels move 128-bit vectors: base and row/head/batch strides must keep 16-byte alignment.
+  constexpr int64_t kAlignElems = 16 / 2;
+  bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+  for (int d = 0; d < 3; ++d) aligned = aligned && (t.size(d) <= 1 || t.stride(d) % kAlignElems == 0);
+  TORCH_CHECK_VALUE(aligned, what, " must be 16-byte aligned with strides that are multiples of ", kAlignElems,
+                    " elements (got strides ", t.strides(), ")");
 }
 
 std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k,
@@ -48,28 +56,28 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   check_operand(k, "key", info, q);
   check_operand(v, "value", info, q);
   int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Sk = k.size(2);
-  TORCH_CHECK(k.size(0) == B && v.size(0) == B && k.size(1) == H && v.size(1) == H && v.size(2) == Sk,
+  TORCH_CHECK_VALUE(k.size(0) == B && v.size(0) == B && k.size(1) == H && v.size(1) == H && v.size(2) == Sk,
               "key/value must be (", B, ", ", H, ", seqlen_k, ", info.head_dim, ")");
   c10::cuda::CUDAGuard guard(q.device());
   at::Tensor out, lse;
   if (out_opt.has_value()) {
     out = *out_opt;
     check_operand(out, "out", info, q);
-    TORCH_CHECK(out.size(0) == B && out.size(1) == H && out.size(2) == Sq, "out must be (", B, ", ", H, ", ", Sq,
+    TORCH_CHECK_VALUE(out.size(0) == B && out.size(1) == H && out.size(2) == Sq, "out must be (", B, ", ", H, ", ", Sq,
                 ", ", info.head_dim, ")");
   } else {
     out = at::empty({B, H, Sq, info.head_dim}, q.options());
   }
   if (lse_opt.has_value()) {
     lse = *lse_opt;
-    TORCH_CHECK(lse.is_cuda() && lse.device() == q.device() && lse.scalar_type() == at::kFloat &&
+    TORCH_CHECK_VALUE(lse.is_cuda() && lse.device() == q.device() && lse.scalar_type() == at::kFloat &&
                     lse.is_contiguous() && lse.dim() == 3 && lse.size(0) == B && lse.size(1) == H && lse.size(2) == Sq,
                 "lse must be a contiguous float32 CUDA tensor of shape (", B, ", ", H, ", ", Sq, ")");
   } else {
     lse = at::empty({B, H, Sq}, q.options().dtype(at::kFloat));
   }
   if (B == 0 || H == 0 || Sq == 0) return {out, lse};
-  TORCH_CHECK(Sk > 0, "seqlen_k must be > 0");
+  TORCH_CHECK_VALUE(Sk > 0, "key/value sequence length is 0: attention over no keys is undefined");
 
   FwdParams p{};
   p.q = q.data_ptr();

@@ -1,0 +1,295 @@
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pytest
+
+import codegen  # noqa: F401  (registers the families)
+from codegen.config import (
+    ACCUMULATOR_REGISTER_BUDGET,
+    FAMILIES,
+    SMEM_LIMIT_BYTES,
+    InvalidConfig,
+    KernelConfig,
+    config_from_name,
+)
+from codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
+
+NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined)_(fp16|bf16)_d(64|128|256)_(full|causal)(_[a-z]+\d+)+$")
+# The size of the space as it is now: a change to AXES or to the validation rules must update these.
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (432, 256)}  # (all, valid)
+
+
+# -- families ------------------------------------------------------------------------------
+
+def test_families_registered_in_ladder_order():
+    assert set(FAMILIES) == {"scalar", "mma", "pipelined"}
+    assert FAMILIES["scalar"] is ScalarConfig
+    assert FAMILIES["mma"] is MmaConfig
+    assert FAMILIES["pipelined"] is PipelinedConfig
+    steps = {name: cls.ladder_step for name, cls in FAMILIES.items()}
+    assert steps == {"scalar": 1, "mma": 2, "pipelined": 3}
+    assert sorted(FAMILIES, key=lambda f: FAMILIES[f].ladder_step) == ["scalar", "mma", "pipelined"]
+
+
+def test_family_defined_twice_is_rejected():
+    with pytest.raises(TypeError, match="kernel family 'scalar' defined twice"):
+        class Again(ScalarConfig):  # noqa: F841
+            family = "scalar"
+    assert FAMILIES["scalar"] is ScalarConfig
+
+
+def test_tile_fields_per_family():
+    abbrs = {f: [(x.name, x.metadata["abbr"]) for x in cls.tile_fields()] for f, cls in FAMILIES.items()}
+    assert abbrs == {
+        "scalar": [("block_m", "m"), ("warps", "w")],
+        "mma": [("block_m", "m"), ("block_n", "n"), ("warps", "w")],
+        "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s")],
+    }
+
+
+@pytest.mark.parametrize("family", sorted(SPACE_SIZES))
+def test_space_counts_are_stable(family):
+    space = list(FAMILIES[family].space())
+    valid = [c for c in space if c.is_valid]
+    assert (len(space), len(valid)) == SPACE_SIZES[family]
+    assert len({c.name for c in space}) == len(space), "names must be unique"
+
+
+# -- naming --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "config, name",
+    [
+        (ScalarConfig("fp16", 64, False, block_m=16, warps=4), "fc_scalar_fp16_d64_full_m16_w4"),
+        (MmaConfig("bf16", 128, True, block_m=128, block_n=64, warps=4), "fc_mma_bf16_d128_causal_m128_n64_w4"),
+        (PipelinedConfig("bf16", 256, True, block_m=64, block_n=32, warps=4, stages=2),
+         "fc_pipelined_bf16_d256_causal_m64_n32_w4_s2"),
+    ],
+)
+def test_name_format(config, name):
+    assert config.name == name
+    assert config.template == f"{config.family}.cu.j2"
+    assert config_from_name(name) == config
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_round_trip_every_valid_config(family):
+    valid = [c for c in FAMILIES[family].space() if c.is_valid]
+    assert valid
+    for config in valid:
+        assert NAME_RE.match(config.name), config.name
+        assert config.name.startswith(f"fc_{family}_")
+        parsed = config_from_name(config.name)
+        assert type(parsed) is type(config)
+        assert parsed == config
+        assert parsed.name == config.name
+
+
+def test_config_from_name_parses_without_validating():
+    config = config_from_name("fc_scalar_fp16_d96_full_m16_w4")
+    assert config.head_dim == 96
+    assert not config.is_valid
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("", "not a flashcore variant name: ''"),
+        ("fc_scalar_fp16_d64", "not a flashcore variant name"),
+        ("xx_scalar_fp16_d64_full_m16_w4", "not a flashcore variant name"),
+        ("fc_conv_fp16_d64_full_m16_w4", "unknown kernel family 'conv' in 'fc_conv_fp16_d64_full_m16_w4'; "
+                                         "known: ['mma', 'pipelined', 'scalar']"),
+        ("fc_scalar_fp16_64_full_m16_w4", "malformed variant name 'fc_scalar_fp16_64_full_m16_w4'"),
+        ("fc_scalar_fp16_dxx_full_m16_w4", "malformed variant name 'fc_scalar_fp16_dxx_full_m16_w4'"),
+        ("fc_scalar_fp16_d_full_m16_w4", "malformed variant name"),
+        ("fc_scalar_fp16_d64_masked_m16_w4", "malformed variant name"),
+        ("fc_scalar_fp16_d64_full_m16", "has 1 tile tokens, family scalar needs 2"),
+        ("fc_scalar_fp16_d64_full_m16_w4_s2", "has 3 tile tokens, family scalar needs 2"),
+        ("fc_pipelined_fp16_d64_full_m64_n64_w4", "has 3 tile tokens, family pipelined needs 4"),
+        ("fc_scalar_fp16_d64_full_w4_m16", "malformed tile token 'w4' in 'fc_scalar_fp16_d64_full_w4_m16' "
+                                           "(expected m<int>)"),
+        ("fc_scalar_fp16_d64_full_m16_wx", "malformed tile token 'wx'"),
+        ("fc_scalar_fp16_d64_full_m_w4", "malformed tile token 'm'"),
+        ("fc_scalar_fp16_d64_full_m-16_w4", "malformed tile token 'm-16'"),
+        ("fc_scalar_fp16_d64_full_m\u00b2_w4", "malformed tile token"),  # str.isdigit() but not int()
+        ("fc_scalar_fp16_d064_full_m16_w4", "not canonical (expected 'fc_scalar_fp16_d64_full_m16_w4')"),
+        ("fc_scalar_fp16_d64_full_m016_w4", "not canonical (expected 'fc_scalar_fp16_d64_full_m16_w4')"),
+    ],
+)
+def test_malformed_names(name, message):
+    with pytest.raises(ValueError) as excinfo:
+        config_from_name(name)
+    assert message in str(excinfo.value)
+    assert not isinstance(excinfo.value, InvalidConfig)
+
+
+# -- validation ----------------------------------------------------------------------------
+
+def _pipelined(head_dim=64, block_m=128, block_n=64, warps=4, stages=2, dtype="fp16"):
+    return PipelinedConfig(dtype, head_dim, False, block_m=block_m, block_n=block_n, warps=warps, stages=stages)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ScalarConfig("fp16", 96, False, block_m=16, warps=4),
+        MmaConfig("fp16", 96, False, block_m=64, block_n=64, warps=4),
+        _pipelined(head_dim=96),
+    ],
+    ids=lambda c: c.family,
+)
+def test_rejects_head_dim_96(config):
+    assert config.validation_errors() == ["head_dim 96 not in (64, 128, 256)"]
+    assert not config.is_valid
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ScalarConfig("fp32", 64, False, block_m=16, warps=4),
+        MmaConfig("fp32", 64, False, block_m=64, block_n=64, warps=4),
+        _pipelined(dtype="fp32"),
+    ],
+    ids=lambda c: c.family,
+)
+def test_rejects_fp32(config):
+    assert config.validation_errors() == ["dtype 'fp32' not in ('fp16', 'bf16')"]
+
+
+def test_rejects_block_m_not_multiple_of_warp_rows():
+    config = _pipelined(block_m=64, warps=8)
+    assert config.validation_errors() == [
+        "block_m=64 not a multiple of 16*warps=128 (one MMA row tile per warp)"
+    ]
+
+
+def test_rejects_shared_memory_overflow():
+    config = _pipelined(head_dim=256, block_m=128, block_n=128, warps=8, stages=3)
+    # Q tile + 3 stages of K and V tiles, 2 bytes each.
+    assert config.smem_bytes() == (128 * 256 + 2 * 3 * 128 * 256) * 2 == 458752
+    assert config.accumulator_registers() == (128 * 256 + 128 * 128) // 256 == 192  # at the budget: allowed
+    assert config.validation_errors() == [f"shared memory 458752 B > {SMEM_LIMIT_BYTES} B per block"]
+    assert SMEM_LIMIT_BYTES == 232448
+
+
+def test_rejects_accumulator_register_budget():
+    config = _pipelined(head_dim=256, block_m=128, block_n=64, warps=4, stages=2)
+    assert config.smem_bytes() == 196608 <= SMEM_LIMIT_BYTES
+    assert config.accumulator_registers() == 320
+    assert config.validation_errors() == [
+        f"320 fp32 accumulator registers per thread > {ACCUMULATOR_REGISTER_BUDGET} (would spill)"
+    ]
+
+
+def test_rejects_values_outside_the_axes():
+    assert ScalarConfig("fp16", 64, False, block_m=64, warps=4).validation_errors() == [
+        "block_m=64 not in (16, 32)"
+    ]
+    assert MmaConfig("bf16", 64, False, block_m=64, block_n=128, warps=4).validation_errors() == [
+        "block_n=128 not in (64,)"
+    ]
+
+
+def test_scalar_block_m_divisible_by_warps():
+    errors = ScalarConfig("fp16", 64, False, block_m=16, warps=3).validation_errors()
+    assert errors == ["warps=3 not in (4,)", "block_m=16 not divisible by warps=3"]
+
+
+def test_rejects_too_many_threads():
+    errors = ScalarConfig("fp16", 64, False, block_m=16, warps=64).validation_errors()
+    assert "2048 threads per block > 1024" in errors
+
+
+def test_tensor_core_tile_rules():
+    # The tile rules run only once every value is inside the axes: widen them in a test-only
+    # class (an empty family name keeps it out of FAMILIES).
+    @dataclass(frozen=True)
+    class WideMma(MmaConfig):
+        family: ClassVar[str] = ""
+        AXES: ClassVar[dict] = {"block_m": (64, 128), "block_n": (8, 16, 64), "warps": (4, 8)}
+
+    assert "" not in FAMILIES
+    assert WideMma("fp16", 64, False, block_m=64, block_n=8, warps=4).validation_errors() == [
+        "block_n=8 not a multiple of 16 (MMA K of the PV product)",
+        "block_n=8 not a multiple of 16 rows copied per pass",
+    ]
+    # 8 warps copy 256 * 8 / 64 = 32 rows per pass.
+    assert WideMma("fp16", 128, False, block_m=128, block_n=16, warps=8).validation_errors() == [
+        "block_n=16 not a multiple of 32 rows copied per pass",
+    ]
+    assert WideMma("fp16", 128, False, block_m=128, block_n=64, warps=8).validation_errors() == []
+    # Out-of-axes values are reported alone (the tile rules are skipped).
+    assert MmaConfig("fp16", 64, False, block_m=64, block_n=8, warps=4).validation_errors() == [
+        "block_n=8 not in (64,)"
+    ]
+
+
+def test_check_raises_invalid_config_listing_every_reason():
+    config = _pipelined(head_dim=256, block_m=128, block_n=128, warps=4, stages=3)
+    with pytest.raises(InvalidConfig) as excinfo:
+        config.check()
+    err = excinfo.value
+    assert isinstance(err, ValueError)
+    assert err.name == "fc_pipelined_fp16_d256_full_m128_n128_w4_s3"
+    assert err.errors == [
+        "shared memory 458752 B > 232448 B per block",
+        "384 fp32 accumulator registers per thread > 192 (would spill)",
+    ]
+    assert str(err) == (
+        "invalid kernel config fc_pipelined_fp16_d256_full_m128_n128_w4_s3: "
+        "shared memory 458752 B > 232448 B per block; "
+        "384 fp32 accumulator registers per thread > 192 (would spill)"
+    )
+
+
+def test_check_returns_valid_config():
+    config = _pipelined()
+    assert config.check() is config
+    assert config.validation_errors() == []
+
+
+def test_invalid_configs_in_space_are_exactly_the_resource_limited_ones():
+    invalid = sorted(c.name for f in ("scalar", "mma") for c in FAMILIES[f].space() if not c.is_valid)
+    assert invalid == sorted(
+        f"fc_mma_{dt}_d256_{mask}_m128_n64_w4" for dt in ("fp16", "bf16") for mask in ("full", "causal")
+    )
+
+
+# -- resources and template parameters ------------------------------------------------------
+
+def test_resource_model():
+    scalar = ScalarConfig("fp16", 128, False, block_m=32, warps=4)
+    assert scalar.threads == 128
+    assert scalar.block_n == 32 and scalar.rows_per_warp == 8
+    assert scalar.smem_bytes() == 4 * (32 * 128 + 32 * 129 + 32 * 128)
+    assert scalar.accumulator_registers() == 8 * (128 // 32 + 1)
+    mma = MmaConfig("bf16", 128, False, block_m=128, block_n=64, warps=4)
+    assert mma.smem_bytes() == (128 * 128 + 2 * 64 * 128) * 2
+    assert mma.accumulator_registers() == (128 * 128 + 128 * 64) // 128
+    assert _pipelined(stages=3).smem_bytes() == (128 * 64 + 2 * 3 * 64 * 64) * 2
+
+
+def test_template_params():
+    params = PipelinedConfig("bf16", 128, True, block_m=128, block_n=64, warps=4, stages=2).template_params()
+    assert params == {
+        "dtype": "bf16", "head_dim": 128, "causal": True,
+        "block_m": 128, "block_n": 64, "warps": 4, "stages": 2,
+        "name": "fc_pipelined_bf16_d128_causal_m128_n64_w4_s2",
+        "family": "pipelined", "threads": 128,
+        "element": "cutlass::bfloat16_t", "mma_atom": "SM80_16x8x16_F32BF16BF16F32_TN",
+        "dtype_id": 1, "smem_bytes": (128 * 128 + 2 * 2 * 64 * 128) * 2, "is_causal": "true",
+    }
+    scalar = ScalarConfig("fp16", 64, False, block_m=16, warps=4).template_params()
+    assert scalar["element"] == "cutlass::half_t"
+    assert scalar["dtype_id"] == 0
+    assert scalar["is_causal"] == "false"
+    assert scalar["block_n"] == 32 and scalar["rows_per_warp"] == 4
+
+
+def test_configs_are_frozen_and_hashable():
+    config = _pipelined()
+    with pytest.raises(AttributeError):
+        config.block_m = 64  # type: ignore[misc]
+    assert len({config, _pipelined()}) == 1
+    assert isinstance(config, KernelConfig)

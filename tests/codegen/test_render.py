@@ -1,0 +1,196 @@
+import hashlib
+import shutil
+
+import jinja2
+import pytest
+
+from codegen import render as render_module
+from codegen.config import InvalidConfig, config_from_name
+from codegen.render import generate, headers_digest, render, write_if_changed
+from codegen.space import all_configs
+
+NAMES = [
+    "fc_scalar_fp16_d64_full_m16_w4",
+    "fc_mma_bf16_d128_causal_m64_n64_w4",
+    "fc_pipelined_bf16_d256_full_m64_n32_w4_s2",
+]
+CONFIGS = [config_from_name(n) for n in NAMES]
+
+
+@pytest.fixture
+def fresh_caches():
+    """Clear the memoized header digest and jinja environment around a test that swaps
+    INCLUDE_DIR/TEMPLATE_DIR, so no other test sees a digest of a temporary copy."""
+    render_module.headers_digest.cache_clear()
+    render_module._environment.cache_clear()
+    yield
+    render_module.headers_digest.cache_clear()
+    render_module._environment.cache_clear()
+
+
+# -- render ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
+def test_render_is_deterministic(config):
+    a, b = render(config), render(config)
+    assert a.text == b.text
+    assert a.source_hash == b.source_hash
+    assert a.config == config
+    assert a.filename == f"{config.name}.cu"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
+def test_render_names_symbol_and_registration(config):
+    src = render(config)
+    name = config.name
+    assert f"cudaError_t {name}_run(" in src.text
+    assert f"namespace {name}_impl {{" in src.text
+    registration = (
+        f'flashcore::register_variant(flashcore::VariantInfo{{\n    "{name}", "{src.source_hash}", '
+        f'{["fp16", "bf16"].index(config.dtype)}, {config.head_dim}, {"true" if config.causal else "false"}, '
+        f"&{name}_run}})"
+    )
+    assert registration in src.text
+    assert "{{" not in src.text and "{%" not in src.text
+    assert src.text.endswith("\n")
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
+def test_source_hash_is_source_plus_headers(config):
+    src = render(config)
+    assert len(src.source_hash) == 16 and int(src.source_hash, 16) >= 0
+    assert src.text.count(src.source_hash) == 1
+    unhashed = src.text.replace(src.source_hash, "")
+    expected = hashlib.sha256((unhashed + headers_digest()).encode()).hexdigest()[:16]
+    assert src.source_hash == expected
+
+
+def test_every_valid_config_has_its_own_hash():
+    sources = [render(c) for c in all_configs()]
+    assert len(sources) == 300
+    assert len({s.source_hash for s in sources}) == len(sources)
+    assert len({s.text for s in sources}) == len(sources)
+
+
+def test_render_rejects_invalid_config():
+    with pytest.raises(InvalidConfig, match="head_dim 96 not in"):
+        render(config_from_name("fc_scalar_fp16_d96_full_m16_w4"))
+
+
+def test_hash_covers_headers(tmp_path, monkeypatch, fresh_caches):
+    config = CONFIGS[1]
+    original = render(config)
+    copy = tmp_path / "include"
+    shutil.copytree(render_module.INCLUDE_DIR, copy)
+    monkeypatch.setattr(render_module, "INCLUDE_DIR", copy)
+
+    # Same headers elsewhere: the digest depends on contents and relative paths only.
+    render_module.headers_digest.cache_clear()
+    assert render(config).source_hash == original.source_hash
+
+    header = copy / "flashcore" / "api.h"
+    assert header.exists()
+    header.write_text(header.read_text() + "\n// an edit\n")
+    # Memoized: without clearing, the old digest is still used.
+    assert render(config).source_hash == original.source_hash
+    render_module.headers_digest.cache_clear()
+    edited = render(config)
+    assert edited.source_hash != original.source_hash
+    # Only the hash changed in the text.
+    assert edited.text.replace(edited.source_hash, "") == original.text.replace(original.source_hash, "")
+
+    # A new header counts too.
+    (copy / "flashcore" / "extra.h").write_text("// new\n")
+    render_module.headers_digest.cache_clear()
+    assert render(config).source_hash not in {original.source_hash, edited.source_hash}
+
+
+def test_template_with_undefined_variable_fails(tmp_path, monkeypatch, fresh_caches):
+    (tmp_path / "scalar.cu.j2").write_text("// {{ name }} {{ not_a_parameter }}\n")
+    monkeypatch.setattr(render_module, "TEMPLATE_DIR", tmp_path)
+    render_module._environment.cache_clear()
+    with pytest.raises(jinja2.UndefinedError, match="'not_a_parameter' is undefined"):
+        render(CONFIGS[0])
+
+    (tmp_path / "scalar.cu.j2").write_text("// {{ name }} {{ block_m }} {{ source_hash }}\n")
+    src = render(CONFIGS[0])
+    assert src.text == f"// fc_scalar_fp16_d64_full_m16_w4 16 {src.source_hash}\n"
+
+
+def test_real_templates_render_under_strict_undefined():
+    env = render_module._environment()
+    assert env.undefined is jinja2.StrictUndefined
+    for config in CONFIGS:
+        template = env.get_template(config.template)
+        params = config.template_params()
+        with pytest.raises(jinja2.UndefinedError):
+            template.render(**params)  # source_hash missing
+
+
+# -- write_if_changed and generate ------------------------------------------------------------
+
+def test_write_if_changed(tmp_path):
+    path = tmp_path / "a" / "b" / "x.cu"
+    assert write_if_changed(path, "one\n") is True
+    assert path.read_text() == "one\n"
+    mtime = path.stat().st_mtime_ns
+    assert write_if_changed(path, "one\n") is False
+    assert path.stat().st_mtime_ns == mtime
+    assert write_if_changed(path, "two\n") is True
+    assert path.read_text() == "two\n"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.cu"]  # no .tmp left behind
+
+
+def _mtimes(directory):
+    return {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
+
+
+def test_generate_writes_only_changed_files(tmp_path):
+    out = tmp_path / "src"
+    first = generate(CONFIGS + CONFIGS[:1], out)  # duplicates collapse
+    expected = sorted(f"{n}.cu" for n in NAMES)
+    assert [s.filename for s in first.sources] == expected
+    assert [p.name for p in first.written] == expected
+    assert first.removed == []
+    assert sorted(p.name for p in out.iterdir()) == expected
+    for s in first.sources:
+        assert (out / s.filename).read_text() == s.text
+    before = _mtimes(out)
+
+    second = generate(CONFIGS, out)
+    assert second.written == []
+    assert _mtimes(out) == before
+
+    edited = out / f"{NAMES[1]}.cu"
+    edited.write_text(edited.read_text() + "// local edit\n")
+    before = _mtimes(out)
+    third = generate(CONFIGS, out)
+    assert third.written == [edited]
+    assert edited.read_text() == render(CONFIGS[1]).text
+    after = _mtimes(out)
+    assert {n for n in after if after[n] != before[n]} == {edited.name}
+
+
+def test_generate_prune_removes_stale_sources(tmp_path):
+    out = tmp_path / "src"
+    generate(CONFIGS, out)
+    other = out / "notes.cu"
+    other.write_text("// not generated\n")
+    garbage = out / "fc_garbage.cu"
+    garbage.write_text("x")
+
+    kept = generate(CONFIGS[:2], out)  # no prune: nothing removed
+    assert kept.removed == [] and kept.written == []
+    assert (out / f"{NAMES[2]}.cu").exists()
+
+    pruned = generate(CONFIGS[:2], out, prune=True)
+    assert pruned.written == []
+    assert pruned.removed == sorted([out / f"{NAMES[2]}.cu", garbage])
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{NAMES[0]}.cu", f"{NAMES[1]}.cu", "notes.cu"])
+
+
+def test_generate_rejects_invalid_config_before_writing(tmp_path):
+    out = tmp_path / "src"
+    with pytest.raises(InvalidConfig):
+        generate([CONFIGS[0], config_from_name("fc_mma_fp16_d256_full_m128_n64_w4")], out)
+    assert not out.exists() or list(out.iterdir()) == []

@@ -1,0 +1,117 @@
+import itertools
+
+import pytest
+
+from codegen.config import DTYPES, HEAD_DIMS
+from codegen.space import (
+    DEFAULT_LADDER,
+    DEFAULT_LADDER_PROBLEMS,
+    DEFAULT_PIPELINED_TILES,
+    all_configs,
+    default_configs,
+    select,
+)
+
+PROBLEMS = list(itertools.product(DTYPES, HEAD_DIMS, (False, True)))
+
+
+@pytest.fixture(scope="module")
+def space():
+    return list(all_configs())
+
+
+def test_all_configs(space):
+    assert len(space) == 300
+    assert all(c.is_valid for c in space)
+    everything = list(all_configs(valid_only=False))
+    assert len(everything) == 480
+    assert sum(not c.is_valid for c in everything) == 180
+
+
+def test_default_configs_are_valid_and_unique():
+    defaults = default_configs()
+    assert defaults, "the default set is empty"
+    bad = {c.name: c.validation_errors() for c in defaults if not c.is_valid}
+    assert bad == {}
+    assert len({c.name for c in defaults}) == len(defaults)
+    assert {c.family for c in defaults} == {"scalar", "mma", "pipelined"}
+
+
+def test_default_pipelined_tiles_are_all_valid():
+    # A tile listed in DEFAULT_PIPELINED_TILES that fails validation would silently drop out.
+    pipelined = [c for c in default_configs() if c.family == "pipelined"]
+    expected = sum(len(tiles) for tiles in DEFAULT_PIPELINED_TILES.values()) * len(DTYPES) * 2
+    assert len(pipelined) == expected == 40
+    assert len(default_configs()) == 44
+
+
+@pytest.mark.parametrize("dtype, head_dim, causal", PROBLEMS)
+def test_every_problem_has_a_default_pipelined_variant(dtype, head_dim, causal):
+    found = [c for c in default_configs()
+             if (c.family, c.dtype, c.head_dim, c.causal) == ("pipelined", dtype, head_dim, causal)]
+    assert len(found) == len(DEFAULT_PIPELINED_TILES[head_dim])
+
+
+def test_default_ladder_rungs():
+    ladder = sorted(c.name for c in default_configs() if c.family in DEFAULT_LADDER)
+    assert ladder == [
+        "fc_mma_bf16_d128_full_m64_n64_w4",
+        "fc_mma_fp16_d64_full_m64_n64_w4",
+        "fc_scalar_bf16_d128_full_m16_w4",
+        "fc_scalar_fp16_d64_full_m16_w4",
+    ]
+    assert {(c.dtype, c.head_dim, c.causal) for c in default_configs() if c.family in DEFAULT_LADDER} == \
+        DEFAULT_LADDER_PROBLEMS
+
+
+# -- select ---------------------------------------------------------------------------------
+
+def test_select_without_filters_sorts_by_name(space):
+    got = select(space)
+    assert [c.name for c in got] == sorted(c.name for c in space)
+    assert select(iter(space)) == got  # any iterable
+
+
+def test_select_family(space):
+    mma = select(space, family=["mma"])
+    assert len(mma) == 20 and {c.family for c in mma} == {"mma"}
+    assert len(select(space, family=("scalar", "mma"))) == 44
+
+
+def test_select_dtype_head_dim_causal(space):
+    assert len(select(space, dtype=["bf16"])) == 150
+    assert {c.dtype for c in select(space, dtype=["bf16"])} == {"bf16"}
+    d256 = select(space, head_dim=[256])
+    assert len(d256) == 64 and {c.head_dim for c in d256} == {256}
+    assert len(select(space, head_dim=[64])) == 8 + 8 + 108
+    assert len(select(space, head_dim=[64, 256])) == 124 + 64
+    causal = select(space, causal=True)
+    full = select(space, causal=False)
+    assert len(causal) == len(full) == 150
+    assert all(c.causal for c in causal) and not any(c.causal for c in full)
+
+
+def test_select_filters_combine(space):
+    got = select(space, family=["scalar", "mma"], dtype=["fp16"], causal=True)
+    assert len(got) == 11
+    assert all(c.family in ("scalar", "mma") and c.dtype == "fp16" and c.causal for c in got)
+    got = select(space, family=["pipelined"], head_dim=[256])
+    assert len(got) == 52
+
+
+def test_select_only_glob(space):
+    got = select(space, only=["fc_pipelined_*_d64_*_s3"])
+    assert len(got) == 36
+    assert all(c.family == "pipelined" and c.head_dim == 64 and c.stages == 3 for c in got)
+    exact = select(space, only=["fc_scalar_fp16_d64_full_m16_w4"])
+    assert [c.name for c in exact] == ["fc_scalar_fp16_d64_full_m16_w4"]
+    either = select(space, only=["fc_scalar_fp16_d64_full_m16_w4", "fc_mma_bf16_d128_*"])
+    assert [c.name for c in either] == [
+        "fc_mma_bf16_d128_causal_m128_n64_w4",
+        "fc_mma_bf16_d128_causal_m64_n64_w4",
+        "fc_mma_bf16_d128_full_m128_n64_w4",
+        "fc_mma_bf16_d128_full_m64_n64_w4",
+        "fc_scalar_fp16_d64_full_m16_w4",
+    ]
+    assert select(space, only=["FC_*"]) == []  # case-sensitive, like the table's globs
+    assert select(space, only=["fc_scalar_*"], family=["mma"]) == []
