@@ -13,19 +13,13 @@ export FLASHCORE_CACHE_DIR=${FLASHCORE_CACHE_DIR:-$PWD/build/cache}  # kept whil
 export FLASHCORE_COMMIT=$(cat .commit 2>/dev/null || echo unknown)
 
 if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD:$PWD/tests || exit 1
+  [ -d /tmp/site/cutlass_library ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || exit 1
+  export PYTHONPATH=/tmp/site:$PWD:$PWD/tests
 fi
 python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$LOG/install.log" 2>&1 || { cat "$LOG/install.log"; exit 1; }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv | tee "$LOG/gpu.txt"
 echo "nproc $(nproc)"
-
-# A new call re-sends the tree, so every header looks newer than the objects of the last call
-# on this (warm) machine. The source hash in each generated .cu covers the headers and flags,
-# so a real change rewrites that .cu (newer than the object) and still recompiles it.
-if [ -d "$FLASHCORE_CACHE_DIR/build/obj" ]; then
-  find "$FLASHCORE_CACHE_DIR/build/obj" -name 'fc_*.o' -exec touch {} +
-fi
 
 for stage in $STAGES; do
   echo "=== $stage ($(date +%T))"

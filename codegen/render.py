@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -30,11 +31,19 @@ def _environment() -> jinja2.Environment:
     )
 
 
+def cutlass_version() -> str:
+    """Version of the nvidia-cutlass wheel that supplies the CuTe headers."""
+    try:
+        return importlib.metadata.version("nvidia-cutlass")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 @functools.lru_cache(maxsize=1)
 def headers_digest() -> str:
-    """Hash of every header the kernels include and of the nvcc flags: a header or flag edit
-    changes every variant's hash (so tuning rows measured before it become stale)."""
-    h = hashlib.sha256(" ".join(NVCC_FLAGS).encode())
+    """Hash of every header the kernels include, the nvcc flags and the CUTLASS version: any
+    of them changing changes every variant's hash (and makes older tuning rows stale)."""
+    h = hashlib.sha256(" ".join(NVCC_FLAGS).encode() + cutlass_version().encode())
     for path in sorted(INCLUDE_DIR.rglob("*")):
         if path.is_file():
             h.update(path.relative_to(INCLUDE_DIR).as_posix().encode())

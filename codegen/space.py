@@ -16,11 +16,14 @@ DEFAULT_LADDER = {
     "scalar": {"block_m": 16, "warps": 4},
     "mma": {"block_m": 64, "block_n": 64, "warps": 4},
 }
-# (block_m, block_n, warps, stages) per head dim, for every dtype and mask.
+# (block_m, block_n, warps, stages) per head dim, for every dtype and mask: the tiles that won
+# or came within ~5 % somewhere in the sweep of every valid bf16 non-causal pipelined tile on
+# the H100 (benchmarks/NOTES.md, 2026-11-25; tuning_table-2026-11-25T1829-*.json), plus one
+# block_m=64 tile per head dim for short query sequences.
 DEFAULT_PIPELINED_TILES = {
-    64: [(128, 64, 4, 2), (64, 64, 4, 2), (128, 128, 8, 2)],
-    128: [(128, 64, 4, 2), (128, 64, 4, 1), (64, 64, 4, 2), (128, 128, 8, 2)],
-    256: [(64, 64, 4, 2), (64, 32, 4, 2), (128, 64, 8, 2)],
+    64: [(128, 128, 4, 1), (128, 64, 4, 2), (128, 32, 4, 2), (64, 64, 4, 2), (64, 128, 4, 3)],
+    128: [(128, 64, 4, 2), (128, 64, 4, 1), (64, 64, 4, 2)],
+    256: [(64, 64, 4, 1), (128, 64, 8, 2), (64, 32, 4, 2)],
 }
 
 
