@@ -60,16 +60,11 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
-def reset_runtime() -> None:
-    """Forget the registry's cached decisions (e.g. after tuning); the .so stays loaded."""
-    if _runtime is not None:
-        _runtime.registry.invalidate()
-    clear_dispatch_cache()
-
-
-
-
-def clear_dispatch_cache() -> None:
+def forget_decisions(rt: "Runtime | None" = None) -> None:
+    """Drop cached dispatch decisions (after tuning), in the registry and in the API's
+    per-shape cache; the extension stays loaded."""
     from . import api
 
+    for runtime in {id(r): r for r in (rt, _runtime) if r is not None}.values():
+        runtime.registry.invalidate()
     api._dispatch_cache.clear()

@@ -11,7 +11,7 @@ import torch
 
 from .problem import Problem
 from .reference import random_qkv, reference_attention, sample_rows
-from .runtime import Runtime
+from .runtime import Runtime, forget_decisions
 from .table import TuningTable
 from .timing import Timing, time_calls, time_graph
 
@@ -158,5 +158,5 @@ def tune(rt: Runtime, problems: list[Problem], progress: bool = True, log=None, 
         results.append(r)
         del r
         torch.cuda.empty_cache()
-    rt.registry.invalidate()
+    forget_decisions(rt)  # the next call dispatches from the new measurements
     return results
