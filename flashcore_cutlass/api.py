@@ -79,7 +79,11 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, return_
         )
     if scale is None:
         scale = q.shape[-1] ** -0.5
-    out, lse = _fwd(vid, q, k, v, scale)
+    try:
+        out, lse = _fwd(vid, q, k, v, scale)
+    except (RuntimeError, NotImplementedError):
+        _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
+        raise
     return (out, lse) if return_lse else out
 
 

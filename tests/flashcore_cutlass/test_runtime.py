@@ -34,3 +34,19 @@ def test_missing_extension_names_the_build_command(tmp_path):
 
     with pytest.raises(runtime.ExtensionNotBuilt, match="flashcore build"):
         runtime.Runtime(build_dir=tmp_path)
+
+
+def test_cached_shape_still_reports_bad_inputs_clearly(monkeypatch):
+    """A shape already in the dispatch cache skips the Python checks; when the op then rejects
+    the inputs (e.g. CPU tensors: no CPU kernel), the friendly Python error is raised."""
+    import pytest
+    import torch
+
+    def op_without_cpu_kernel(*args):
+        raise NotImplementedError("Could not run 'flashcore::fwd' with arguments from the 'CPU' backend")
+
+    q = torch.randn(1, 2, 16, 64, dtype=torch.float16)
+    monkeypatch.setattr(api, "_dispatch_cache", {(q.dtype, False, 1, 2, 16, 64, 16): 0})
+    monkeypatch.setattr(api, "_fwd", op_without_cpu_kernel)
+    with pytest.raises(ValueError, match="CUDA devices only"):
+        api.attention(q, q, q)
