@@ -71,7 +71,7 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, return_
         _check(q, k, v)
         b, h, sq, d = q.shape
         vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, bool(causal), b, h, sq, k.shape[2]))
-        _dispatch_cache[(q.dtype, causal, b, h, sq, d, k.shape[2])] = vid
+        _dispatch_cache[(q.dtype, causal, b, h, sq, d, k.shape[2])] = vid  # the hot path's key
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         raise NotImplementedError(
             "flashcore_cutlass implements the forward pass only; run it under torch.no_grad() "

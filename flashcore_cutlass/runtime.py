@@ -65,6 +65,6 @@ def forget_decisions(rt: "Runtime | None" = None) -> None:
     per-shape cache; the extension stays loaded."""
     from . import api
 
-    for runtime in {id(r): r for r in (rt, _runtime) if r is not None}.values():
+    for runtime in {r for r in (rt, _runtime) if r is not None}:
         runtime.registry.invalidate()
     api._dispatch_cache.clear()
