@@ -31,7 +31,7 @@ for stage in $STAGES; do
     bench)  python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
     ladder) python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
     buildcost)  # seconds per variant on one core: one variant per family, one nvcc at a time
-            for v in fc_scalar_bf16_d128_full_m16_w4 fc_mma_bf16_d128_full_m64_n64_w4 fc_pipelined_bf16_d128_full_m128_n64_w4_s2; do
+            for v in fc_scalar_bf16_d128_full_m16_w4 fc_mma_bf16_d128_full_m64_n64_w4 fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0 fc_pipelined_bf16_d128_full_m128_n64_w4_s1_lean1; do
               rm -rf /tmp/onecore; s=$(date +%s.%N)
               taskset -c 0 python3 -m codegen build -q --no-link -j 1 --build-dir /tmp/onecore --only $v >/dev/null 2>&1
               e=$(date +%s.%N); echo "$v $(awk "BEGIN{printf \"%.1f\", $e-$s}") s on one core"

@@ -111,12 +111,18 @@ class MmaConfig(_TensorCoreConfig):
 @dataclass(frozen=True)
 class PipelinedConfig(_TensorCoreConfig):
     """Roadmap steps 3-5: cp.async K/V ring of ``stages`` slots overlapped with compute,
-    swizzled shared memory read with ldmatrix, 128-bit copies, unrolled loops."""
+    swizzled shared memory read with ldmatrix, 128-bit copies, unrolled loops.
+
+    ``lean`` = 1 trades a few instructions for registers: K slices of QK^T are streamed
+    chunk by chunk and the K/V copy addresses are recomputed inside the mainloop. It cuts
+    the spills of the 255-register tiles but slows others, so the tuner decides per shape.
+    """
 
     block_m: int = tile("m", "query rows per block")
     block_n: int = tile("n", "keys per tile")
     warps: int = tile("w", "warps per block")
     stages: int = tile("s", "K/V shared-memory ring slots")
+    lean: int = tile("lean", "1: register-lean mainloop (streamed K slices, recomputed copy addresses)", default=0)
 
     family: ClassVar[str] = "pipelined"
     ladder_step: ClassVar[int] = 3
@@ -125,6 +131,7 @@ class PipelinedConfig(_TensorCoreConfig):
         "block_n": (32, 64, 128),
         "warps": (4, 8),
         "stages": (1, 2, 3),
+        "lean": (0, 1),
     }
 
     def kv_buffers(self) -> int:

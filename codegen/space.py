@@ -16,14 +16,16 @@ DEFAULT_LADDER = {
     "scalar": {"block_m": 16, "warps": 4},
     "mma": {"block_m": 64, "block_n": 64, "warps": 4},
 }
-# (block_m, block_n, warps, stages) per head dim, for every dtype and mask: the tiles that won
-# or came within ~5 % somewhere in the sweep of every valid bf16 non-causal pipelined tile on
-# the H100 (benchmarks/NOTES.md, 2026-11-25; tuning_table-2026-11-25T1829-*.json), plus one
-# block_m=64 tile per head dim for short query sequences.
+# (block_m, block_n, warps, stages, lean) per head dim, for every dtype and mask: the tiles that
+# won or came within ~5 % somewhere in the sweep of every valid bf16 non-causal pipelined tile on
+# the H100 (benchmarks/NOTES.md, 2026-11-25; tuning_table-2026-11-25T1829-*.json), one block_m=64
+# tile per head dim for short query sequences, and the register-lean tiles that beat their plain
+# twins (D64 128x128 at 2-3 stages, D128 128x64 at 1 stage; tuning_table-*-lean-experiment.json).
 DEFAULT_PIPELINED_TILES = {
-    64: [(128, 128, 4, 1), (128, 64, 4, 2), (128, 32, 4, 2), (64, 64, 4, 2), (64, 128, 4, 3)],
-    128: [(128, 64, 4, 2), (128, 64, 4, 1), (64, 64, 4, 2)],
-    256: [(64, 64, 4, 1), (128, 64, 8, 2), (64, 32, 4, 2)],
+    64: [(128, 128, 4, 1, 0), (128, 64, 4, 2, 0), (128, 32, 4, 2, 0), (64, 64, 4, 2, 0), (64, 128, 4, 3, 0),
+         (128, 128, 4, 2, 1), (128, 128, 4, 3, 1)],
+    128: [(128, 64, 4, 2, 0), (128, 64, 4, 1, 0), (64, 64, 4, 2, 0), (128, 64, 4, 1, 1)],
+    256: [(64, 64, 4, 1, 0), (128, 64, 8, 2, 0), (64, 32, 4, 2, 0)],
 }
 
 
@@ -44,7 +46,7 @@ def default_configs() -> list[KernelConfig]:
             if all(getattr(config, k) == v for k, v in want.items()):
                 out.append(config)
         elif config.family == "pipelined":
-            tile = (config.block_m, config.block_n, config.warps, config.stages)
+            tile = (config.block_m, config.block_n, config.warps, config.stages, config.lean)
             if tile in DEFAULT_PIPELINED_TILES[config.head_dim]:
                 out.append(config)
     return out

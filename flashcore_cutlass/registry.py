@@ -12,6 +12,7 @@ and causal flag (every family handles any seqlen >= 1). Among the candidates:
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding),
      else block_m = 128;
    - then block_n = 64, then stages = 2, then warps = 4 (the middle of each axis);
+   - then lean = 0 (the plain mainloop: the lean one wins only some tiles, by measurement);
    - then the name, so the choice is deterministic.
 
    Axes a family lacks tie (the ladder step already separates families).
@@ -36,7 +37,7 @@ from .problem import Problem, ProblemKey
 from .table import TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
-PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4}
+PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
 SMALL_SEQLEN_Q = 64
 
 

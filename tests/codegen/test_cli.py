@@ -47,11 +47,11 @@ def test_codegen_list_combined_filters(capsys):
         "fc_scalar_bf16_d128_causal_m16_w4",
         "fc_scalar_bf16_d128_causal_m32_w4",
     ]
-    assert main(["codegen", "--list", "--only", "fc_pipelined_fp16_d64_full_m64_*_s1", "--no-causal"]) == 0
+    assert main(["codegen", "--list", "--only", "fc_pipelined_fp16_d64_full_m64_*_s1_lean0", "--no-causal"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "fc_pipelined_fp16_d64_full_m64_n128_w4_s1",
-        "fc_pipelined_fp16_d64_full_m64_n32_w4_s1",
-        "fc_pipelined_fp16_d64_full_m64_n64_w4_s1",
+        "fc_pipelined_fp16_d64_full_m64_n128_w4_s1_lean0",
+        "fc_pipelined_fp16_d64_full_m64_n32_w4_s1_lean0",
+        "fc_pipelined_fp16_d64_full_m64_n64_w4_s1_lean0",
     ]
 
 
@@ -167,11 +167,11 @@ def test_variants_reads_manifest(tmp_path, capsys):
                                                         "spill_stores": 0, "spill_loads": 0},
                      "fc_mma_fp16_d64_full_m64_n64_w4": {"source_hash": "bb", "registers": 96,
                                                          "spill_stores": 4, "spill_loads": 4}},
-        "failed": ["fc_pipelined_bf16_d64_full_m128_n64_w4_s2"],
+        "failed": ["fc_pipelined_bf16_d64_full_m128_n64_w4_s2_lean0"],
     }))
     assert main(["variants", "--build-dir", str(build_dir)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "fc_mma_fp16_d64_full_m64_n64_w4  hash bb  96 registers, spills 4 B",
         "fc_scalar_fp16_d64_full_m16_w4  hash aa  44 registers, no spills",
-        "fc_pipelined_bf16_d64_full_m128_n64_w4_s2  FAILED to compile",
+        "fc_pipelined_bf16_d64_full_m128_n64_w4_s2_lean0  FAILED to compile",
     ]

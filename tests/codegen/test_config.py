@@ -17,7 +17,7 @@ from codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined)_(fp16|bf16)_d(64|128|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (432, 256)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def test_tile_fields_per_family():
     assert abbrs == {
         "scalar": [("block_m", "m"), ("warps", "w")],
         "mma": [("block_m", "m"), ("block_n", "n"), ("warps", "w")],
-        "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s")],
+        "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
     }
 
 
@@ -64,7 +64,7 @@ def test_space_counts_are_stable(family):
         (ScalarConfig("fp16", 64, False, block_m=16, warps=4), "fc_scalar_fp16_d64_full_m16_w4"),
         (MmaConfig("bf16", 128, True, block_m=128, block_n=64, warps=4), "fc_mma_bf16_d128_causal_m128_n64_w4"),
         (PipelinedConfig("bf16", 256, True, block_m=64, block_n=32, warps=4, stages=2),
-         "fc_pipelined_bf16_d256_causal_m64_n32_w4_s2"),
+         "fc_pipelined_bf16_d256_causal_m64_n32_w4_s2_lean0"),
     ],
 )
 def test_name_format(config, name):
@@ -106,7 +106,7 @@ def test_config_from_name_parses_without_validating():
         ("fc_scalar_fp16_d64_masked_m16_w4", "malformed variant name"),
         ("fc_scalar_fp16_d64_full_m16", "has 1 tile tokens, family scalar needs 2"),
         ("fc_scalar_fp16_d64_full_m16_w4_s2", "has 3 tile tokens, family scalar needs 2"),
-        ("fc_pipelined_fp16_d64_full_m64_n64_w4", "has 3 tile tokens, family pipelined needs 4"),
+        ("fc_pipelined_fp16_d64_full_m64_n64_w4", "has 3 tile tokens, family pipelined needs 5"),
         ("fc_scalar_fp16_d64_full_w4_m16", "malformed tile token 'w4' in 'fc_scalar_fp16_d64_full_w4_m16' "
                                            "(expected m<int>)"),
         ("fc_scalar_fp16_d64_full_m16_wx", "malformed tile token 'wx'"),
@@ -231,13 +231,13 @@ def test_check_raises_invalid_config_listing_every_reason():
         config.check()
     err = excinfo.value
     assert isinstance(err, ValueError)
-    assert err.name == "fc_pipelined_fp16_d256_full_m128_n128_w4_s3"
+    assert err.name == "fc_pipelined_fp16_d256_full_m128_n128_w4_s3_lean0"
     assert err.errors == [
         "shared memory 458752 B > 232448 B per block",
         "384 fp32 accumulator registers per thread > 192 (would spill)",
     ]
     assert str(err) == (
-        "invalid kernel config fc_pipelined_fp16_d256_full_m128_n128_w4_s3: "
+        "invalid kernel config fc_pipelined_fp16_d256_full_m128_n128_w4_s3_lean0: "
         "shared memory 458752 B > 232448 B per block; "
         "384 fp32 accumulator registers per thread > 192 (would spill)"
     )
@@ -274,8 +274,8 @@ def test_template_params():
     params = PipelinedConfig("bf16", 128, True, block_m=128, block_n=64, warps=4, stages=2).template_params()
     assert params == {
         "dtype": "bf16", "head_dim": 128, "causal": True,
-        "block_m": 128, "block_n": 64, "warps": 4, "stages": 2,
-        "name": "fc_pipelined_bf16_d128_causal_m128_n64_w4_s2",
+        "block_m": 128, "block_n": 64, "warps": 4, "stages": 2, "lean": 0,
+        "name": "fc_pipelined_bf16_d128_causal_m128_n64_w4_s2_lean0",
         "family": "pipelined", "threads": 128,
         "element": "cutlass::bfloat16_t", "mma_atom": "SM80_16x8x16_F32BF16BF16F32_TN",
         "dtype_id": 1, "smem_bytes": (128 * 128 + 2 * 2 * 64 * 128) * 2, "is_causal": "true",

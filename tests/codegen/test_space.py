@@ -21,11 +21,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 300
+    assert len(space) == 556
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 480
-    assert sum(not c.is_valid for c in everything) == 180
+    assert len(everything) == 912
+    assert sum(not c.is_valid for c in everything) == 356
 
 
 def test_default_configs_are_valid_and_unique():
@@ -41,8 +41,8 @@ def test_default_pipelined_tiles_are_all_valid():
     # A tile listed in DEFAULT_PIPELINED_TILES that fails validation would silently drop out.
     pipelined = [c for c in default_configs() if c.family == "pipelined"]
     expected = sum(len(tiles) for tiles in DEFAULT_PIPELINED_TILES.values()) * len(DTYPES) * 2
-    assert len(pipelined) == expected == 44
-    assert len(default_configs()) == 48
+    assert len(pipelined) == expected == 56
+    assert len(default_configs()) == 60
 
 
 @pytest.mark.parametrize("dtype, head_dim, causal", PROBLEMS)
@@ -79,15 +79,15 @@ def test_select_family(space):
 
 
 def test_select_dtype_head_dim_causal(space):
-    assert len(select(space, dtype=["bf16"])) == 150
+    assert len(select(space, dtype=["bf16"])) == 278
     assert {c.dtype for c in select(space, dtype=["bf16"])} == {"bf16"}
     d256 = select(space, head_dim=[256])
-    assert len(d256) == 64 and {c.head_dim for c in d256} == {256}
-    assert len(select(space, head_dim=[64])) == 8 + 8 + 108
-    assert len(select(space, head_dim=[64, 256])) == 124 + 64
+    assert len(d256) == 12 + 104 and {c.head_dim for c in d256} == {256}
+    assert len(select(space, head_dim=[64])) == 8 + 8 + 216
+    assert len(select(space, head_dim=[64, 256])) == 232 + 116
     causal = select(space, causal=True)
     full = select(space, causal=False)
-    assert len(causal) == len(full) == 150
+    assert len(causal) == len(full) == 278
     assert all(c.causal for c in causal) and not any(c.causal for c in full)
 
 
@@ -96,12 +96,13 @@ def test_select_filters_combine(space):
     assert len(got) == 11
     assert all(c.family in ("scalar", "mma") and c.dtype == "fp16" and c.causal for c in got)
     got = select(space, family=["pipelined"], head_dim=[256])
-    assert len(got) == 52
+    assert len(got) == 104
+    assert sum(c.lean for c in got) == 52  # every tile comes plain and register-lean
 
 
 def test_select_only_glob(space):
-    got = select(space, only=["fc_pipelined_*_d64_*_s3"])
-    assert len(got) == 36
+    got = select(space, only=["fc_pipelined_*_d64_*_s3_*"])
+    assert len(got) == 72
     assert all(c.family == "pipelined" and c.head_dim == 64 and c.stages == 3 for c in got)
     exact = select(space, only=["fc_scalar_fp16_d64_full_m16_w4"])
     assert [c.name for c in exact] == ["fc_scalar_fp16_d64_full_m16_w4"]

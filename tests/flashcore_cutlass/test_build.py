@@ -1,5 +1,5 @@
 """Compiling generated variants with nvcc (no GPU needed): one representative per family,
-built once per module (~2-3 minutes on 2 cores), plus the failure path and incremental
+built once per module (~3 minutes on 2 cores), plus the failure path and incremental
 rebuilds. The pure-Python helpers are tested without nvcc."""
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from flashcore_cutlass.build import BuildError, Resources, build, parse_ptxas
 
 SCALAR = "fc_scalar_fp16_d64_full_m16_w4"
 MMA = "fc_mma_bf16_d128_full_m64_n64_w4"  # fp16 d64 m64 spills 4 B: see benchmarks/NOTES.md
-PIPELINED = "fc_pipelined_bf16_d64_full_m128_n64_w4_s2"
-NAMES = [SCALAR, MMA, PIPELINED]
+PIPELINED = "fc_pipelined_bf16_d64_full_m128_n64_w4_s2_lean0"
+PIPELINED_LEAN = "fc_pipelined_bf16_d64_full_m128_n64_w4_s2_lean1"  # the register-lean mainloop axis
+NAMES = [SCALAR, MMA, PIPELINED, PIPELINED_LEAN]
 # Built in the same ninja run with "#error boom" prepended: must fail alone.
 BROKEN = "fc_scalar_fp16_d64_causal_m16_w4"
 
@@ -118,7 +119,7 @@ def first_build(tmp_path_factory):
         result = build(configs, build_dir=build_dir, link=False, progress=False, jobs=2)
     manifest = json.loads((build_dir / "manifest.json").read_text())
     # The broken source stays in src/ (build() would re-render and compile it next time):
-    # drop it so that the incremental test sees exactly the three good variants.
+    # drop it so that the incremental test sees exactly the good variants.
     (build_dir / "src" / f"{BROKEN}.cu").unlink()
     return SimpleNamespace(result=result, manifest=manifest, build_dir=build_dir)
 
@@ -155,6 +156,7 @@ def test_broken_variant_reports_nvcc_error(first_build):
         SCALAR,
         MMA,
         PIPELINED,
+        PIPELINED_LEAN,
     ],
 )
 def test_ptxas_resources_no_spills(first_build, name):
@@ -193,6 +195,8 @@ def test_tensor_core_instructions(first_build):
     assert hmma[SCALAR] == 0, hmma
     assert hmma[MMA] > 0, hmma
     assert hmma[PIPELINED] > 0, hmma
+    # Same MMAs in another order: the lean mainloop changes scheduling, not the math.
+    assert hmma[PIPELINED_LEAN] == hmma[PIPELINED], hmma
 
 
 @pytest.mark.nvcc

@@ -65,8 +65,9 @@ def test_heuristic_block_m_follows_seqlen_q():
     assert reg.choose(problem(seqlen_q=8192)).variant == pipelined(block_m=128)
 
 
-def test_heuristic_axis_order_block_m_then_n_then_stages_then_warps():
+def test_heuristic_axis_order_block_m_then_n_then_stages_then_warps_then_lean():
     names = [
+        pipelined(block_m=128, block_n=64, stages=2, warps=4, lean=1),  # wrong lean only
         pipelined(block_m=64, block_n=64, stages=2, warps=4),  # wrong block_m only
         pipelined(block_m=128, block_n=128, stages=2, warps=4),  # wrong block_n only
         pipelined(block_m=128, block_n=64, stages=3, warps=4),  # wrong stages only
@@ -74,7 +75,7 @@ def test_heuristic_axis_order_block_m_then_n_then_stages_then_warps():
         pipelined(block_m=128, block_n=64, stages=2, warps=4),  # all preferred
     ]
     reg = Registry(hashes(*names))
-    assert reg.candidates(problem()) == [names[4], names[3], names[2], names[1], names[0]]
+    assert reg.candidates(problem()) == [names[5], names[0], names[4], names[3], names[2], names[1]]
 
 
 def test_heuristic_ties_broken_by_name():
@@ -82,7 +83,7 @@ def test_heuristic_ties_broken_by_name():
     a, b = pipelined(stages=1), pipelined(stages=3)
     assert Registry(hashes(b, a)).choose(problem()).variant == min(a, b) == a
     rank = heuristic_rank(PipelinedConfig(**BF16_CAUSAL, block_m=128, block_n=64, warps=4, stages=2), problem())
-    assert rank == (-3, 0, 0, 0, 0, pipelined())
+    assert rank == (-3, 0, 0, 0, 0, 0, pipelined())
 
 
 def test_candidates_match_dtype_head_dim_and_mask():

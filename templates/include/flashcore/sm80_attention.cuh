@@ -46,6 +46,15 @@ struct BlockGeometry {
   }
 };
 
+// threadIdx.x read through a volatile asm: NVVM cannot hoist what is computed from it out of
+// the mainloop, so per-thread addresses derived from it are recomputed where they are used
+// instead of occupying registers (or local memory) across the whole loop.
+CUTE_DEVICE int fresh_thread_idx() {
+  int tid;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(tid));
+  return tid;
+}
+
 // (seqlen, head_dim) view of one head of a (B, H, S, D) tensor with arbitrary strides.
 template <int kHeadDim, class Element>
 CUTE_DEVICE auto head_view(Element* base, int64_t batch_stride, int64_t head_stride, int64_t row_stride,
@@ -190,8 +199,12 @@ struct OnlineSoftmax {
 // ---------------------------------------------------------------------------------------
 // GEMM helpers. gemm_ss: both operands from shared memory, the next k-slice's load issued
 // before the current k-slice's MMAs. gemm_rs: A already in registers (P).
+// kStreamB: B of slice k+1 is loaded copy-chunk by copy-chunk, each right after the MMAs that
+// read the same chunk of slice k, so about one B slice is live instead of two (same MMAs, same
+// per-accumulator k order: identical results, fewer registers for wide-N tiles).
 // ---------------------------------------------------------------------------------------
-template <class Acc, class FragA, class FragB, class SmemA, class SmemB, class TiledMma, class CopyA, class CopyB>
+template <bool kStreamB = false, class Acc, class FragA, class FragB, class SmemA, class SmemB, class TiledMma,
+          class CopyA, class CopyB>
 CUTE_DEVICE void gemm_ss(Acc& acc, FragA& rA, FragB& rB, SmemA const& sA, SmemB const& sB, TiledMma const& mma,
                          CopyA const& copy_a, CopyB const& copy_b, int tid) {
   auto thr_a = copy_a.get_thread_slice(tid);
@@ -200,13 +213,35 @@ CUTE_DEVICE void gemm_ss(Acc& acc, FragA& rA, FragB& rB, SmemA const& sA, SmemB 
   auto rB_view = thr_b.retile_D(rB);
   copy(copy_a, sA(_, _, _0{}), rA_view(_, _, _0{}));
   copy(copy_b, sB(_, _, _0{}), rB_view(_, _, _0{}));
-  CUTE_UNROLL
-  for (int k = 0; k < size<2>(rA); ++k) {
-    if (k + 1 < size<2>(rA)) {
-      copy(copy_a, sA(_, _, k + 1), rA_view(_, _, k + 1));
-      copy(copy_b, sB(_, _, k + 1), rB_view(_, _, k + 1));
+  if constexpr (kStreamB) {
+    constexpr int kChunks = decltype(size<1>(rB_view))::value;
+    constexpr int kTilesPerChunk = decltype(size<1>(rB))::value / kChunks;
+    static_assert(kChunks * kTilesPerChunk == decltype(size<1>(rB))::value);
+    CUTE_UNROLL
+    for (int k = 0; k < size<2>(rA); ++k) {
+      if (k + 1 < size<2>(rA)) copy(copy_a, sA(_, _, k + 1), rA_view(_, _, k + 1));
+      CUTE_UNROLL
+      for (int j = 0; j < kChunks; ++j) {
+        CUTE_UNROLL
+        for (int n = j * kTilesPerChunk; n < (j + 1) * kTilesPerChunk; ++n) {
+          CUTE_UNROLL
+          for (int m = 0; m < size<1>(rA); ++m) {
+            auto c = acc(_, m, n);
+            gemm(mma, rA(_, m, k), rB(_, n, k), c);
+          }
+        }
+        if (k + 1 < size<2>(rA)) copy(copy_b, sB(_, j, k + 1), rB_view(_, j, k + 1));
+      }
     }
-    gemm(mma, rA(_, _, k), rB(_, _, k), acc);
+  } else {
+    CUTE_UNROLL
+    for (int k = 0; k < size<2>(rA); ++k) {
+      if (k + 1 < size<2>(rA)) {
+        copy(copy_a, sA(_, _, k + 1), rA_view(_, _, k + 1));
+        copy(copy_b, sB(_, _, k + 1), rB_view(_, _, k + 1));
+      }
+      gemm(mma, rA(_, _, k), rB(_, _, k), acc);
+    }
   }
 }
 
