@@ -14,6 +14,11 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def git_commit() -> str:
+    """The commit measured: $FLASHCORE_COMMIT when set (device_run.sh sets it from .commit, since
+    the tree copied to the GPU machine may carry a stale .git), else git's HEAD (+ "-dirty")."""
+    pinned = os.environ.get("FLASHCORE_COMMIT", "unknown")
+    if pinned != "unknown":
+        return pinned
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
                              cwd=Path(__file__).parent, check=True).stdout.strip()
@@ -21,7 +26,7 @@ def git_commit() -> str:
                                text=True, cwd=Path(__file__).parent).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get("FLASHCORE_COMMIT", "unknown")
+        return "unknown"
 
 
 def environment() -> dict:
