@@ -34,11 +34,11 @@ ACCUMULATOR_REGISTER_BUDGET = 192
 FAMILIES: dict[str, type["KernelConfig"]] = {}
 
 
-def tile(abbr: str, doc: str, **default):
+def tile(abbr: str, doc: str, default=dataclasses.MISSING):
     """A tile axis: a dataclass field whose value appears in the name as ``<abbr><value>``.
 
-    ``default=`` is allowed for axes added after the others (the name still spells the value)."""
-    return field(metadata={"abbr": abbr, "doc": doc}, **default)
+    ``default`` is for axes added after the others (the name still spells the value)."""
+    return field(default=default, metadata={"abbr": abbr, "doc": doc})
 
 
 @dataclass(frozen=True)

@@ -63,15 +63,14 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, return_
     # Hot path: a shape seen before skips the Python checks; the op re-checks everything
     # cheaply in C++ (dtypes, shapes, strides, alignment, devices) before launching.
     try:
-        key = (q.dtype, causal, *q.shape, k.shape[2])
-        vid = _dispatch_cache.get(key)
+        vid = _dispatch_cache.get(_shape_key(q, k, causal))
     except (AttributeError, IndexError, TypeError):
         vid = None
     if vid is None:
         _check(q, k, v)
         b, h, sq, d = q.shape
         vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, bool(causal), b, h, sq, k.shape[2]))
-        _dispatch_cache[(q.dtype, causal, b, h, sq, d, k.shape[2])] = vid  # the hot path's key
+        _dispatch_cache[_shape_key(q, k, causal)] = vid
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         raise NotImplementedError(
             "flashcore_cutlass implements the forward pass only; run it under torch.no_grad() "
@@ -85,6 +84,11 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, return_
         _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
         raise
     return (out, lse) if return_lse else out
+
+
+def _shape_key(q, k, causal) -> tuple:
+    """The hot path's cache key: everything the dispatch decision depends on."""
+    return (q.dtype, causal, *q.shape, k.shape[2])
 
 
 def _fwd(vid, q, k, v, scale):
