@@ -24,23 +24,23 @@ echo "nproc $(nproc)"
 for stage in $STAGES; do
   echo "=== $stage ($(date +%T))"
   case $stage in
-    build)  ( time python3 -m codegen build -q ${BUILD_ARGS:-} ) 2>&1 | tee "$LOG/build.log" | tail -30
+    build)  ( time python3 -m flashcore_cutlass build -q ${BUILD_ARGS:-} ) 2>&1 | tee "$LOG/build.log" | tail -30
             cp "$FLASHCORE_CACHE_DIR/build/manifest.json" "$LOG/" 2>/dev/null ;;
     test)   python3 -m pytest -q -rs ${TEST_ARGS:-tests/flashcore_cutlass/test_kernels_gpu.py tests/flashcore_cutlass/test_api_gpu.py} 2>&1 | tee "$LOG/tests.log" | tail -25 ;;
-    tune)   ( time python3 -m codegen tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60 ;;
+    tune)   ( time python3 -m flashcore_cutlass tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60 ;;
     bench)  python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
     ladder) python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
     buildcost)  # seconds per variant on one core: one variant per family, one nvcc at a time
             for v in fc_scalar_bf16_d128_full_m16_w4 fc_mma_bf16_d128_full_m64_n64_w4 fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0 fc_pipelined_bf16_d128_full_m128_n64_w4_s1_lean1; do
               rm -rf /tmp/onecore; s=$(date +%s.%N)
-              taskset -c 0 python3 -m codegen build -q --no-link -j 1 --build-dir /tmp/onecore --only $v >/dev/null 2>&1
+              taskset -c 0 python3 -m flashcore_cutlass build -q --no-link -j 1 --build-dir /tmp/onecore --only $v >/dev/null 2>&1
               e=$(date +%s.%N); echo "$v $(awk "BEGIN{printf \"%.1f\", $e-$s}") s on one core"
             done 2>&1 | tee "$LOG/buildcost.txt" ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
-python3 -m codegen table --winners > "$LOG/table.txt" 2>&1 || true
-python3 -m codegen table --json > "$LOG/table.json" 2>/dev/null || true
+python3 -m flashcore_cutlass table --winners > "$LOG/table.txt" 2>&1 || true
+python3 -m flashcore_cutlass table --json > "$LOG/table.json" 2>/dev/null || true
 cp "$FLASHCORE_CACHE_DIR/build/obj/"*.log "$LOG/" 2>/dev/null
 tar czf "$OUT/logs.tgz" -C "$LOG" . && cp "$LOG"/*.json "$OUT/" 2>/dev/null
 ls "$OUT"

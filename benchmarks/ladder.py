@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from codegen import config_from_name
+from flashcore_codegen import config_from_name
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import random_qkv, reference_attention, sample_rows
 from flashcore_cutlass.registry import heuristic_rank

@@ -15,8 +15,19 @@ import jinja2
 from .config import KernelConfig
 from .toolchain import NVCC_FLAGS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_DIR = REPO_ROOT / "templates"
+
+
+def _template_dir() -> Path:
+    """templates/ beside the package when installed from a wheel (package data), else the
+    repository's top-level templates/ (a source checkout or an editable install)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "include" / "flashcore").is_dir():
+            return candidate
+    raise FileNotFoundError(f"flashcore templates not found beside {here}: reinstall flashcore-cutlass")
+
+
+TEMPLATE_DIR = _template_dir()
 INCLUDE_DIR = TEMPLATE_DIR / "include"
 
 

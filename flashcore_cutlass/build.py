@@ -2,7 +2,7 @@
 
 Layout of a build directory::
 
-    src/<variant>.cu          generated sources (codegen.render, rewritten only when changed)
+    src/<variant>.cu          generated sources (flashcore_codegen.render, rewritten only when changed)
     obj/<variant>.o (.log)    one nvcc object per variant; the log keeps ptxas' resource report
     obj/torch_binding.o       the one torch-aware translation unit
     flashcore_ext.so          everything that compiled, linked together
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from codegen.config import KernelConfig, config_from_name
-from codegen.render import INCLUDE_DIR, generate
-from codegen.toolchain import NVCC_FLAGS
+from flashcore_codegen.config import KernelConfig, config_from_name
+from flashcore_codegen.render import INCLUDE_DIR, generate
+from flashcore_codegen.toolchain import NVCC_FLAGS
 
 from .paths import cache_dir
 

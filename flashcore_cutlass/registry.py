@@ -29,8 +29,8 @@ import sys
 from dataclasses import dataclass
 from typing import Mapping
 
-import codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
-from codegen import KernelConfig, config_from_name
+import flashcore_codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
+from flashcore_codegen import KernelConfig, config_from_name
 
 from .env import Environment
 from .problem import Problem, ProblemKey

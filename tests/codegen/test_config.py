@@ -4,8 +4,8 @@ from typing import ClassVar
 
 import pytest
 
-import codegen  # noqa: F401  (registers the families)
-from codegen.config import (
+import flashcore_codegen  # noqa: F401  (registers the families)
+from flashcore_codegen.config import (
     ACCUMULATOR_REGISTER_BUDGET,
     FAMILIES,
     SMEM_LIMIT_BYTES,
@@ -13,7 +13,7 @@ from codegen.config import (
     KernelConfig,
     config_from_name,
 )
-from codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
+from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined)_(fp16|bf16)_d(64|128|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.

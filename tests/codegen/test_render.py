@@ -4,10 +4,10 @@ import shutil
 import jinja2
 import pytest
 
-from codegen import render as render_module
-from codegen.config import InvalidConfig, config_from_name
-from codegen.render import generate, headers_digest, render, write_if_changed
-from codegen.space import all_configs
+from flashcore_codegen import render as render_module
+from flashcore_codegen.config import InvalidConfig, config_from_name
+from flashcore_codegen.render import generate, headers_digest, render, write_if_changed
+from flashcore_codegen.space import all_configs
 
 NAMES = [
     "fc_scalar_fp16_d64_full_m16_w4",

@@ -2,8 +2,8 @@ import itertools
 
 import pytest
 
-from codegen.config import DTYPES, HEAD_DIMS
-from codegen.space import (
+from flashcore_codegen.config import DTYPES, HEAD_DIMS
+from flashcore_codegen.space import (
     DEFAULT_LADDER,
     DEFAULT_LADDER_PROBLEMS,
     DEFAULT_PIPELINED_TILES,

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import codegen.render
-from codegen.config import config_from_name
+import flashcore_codegen.render
+from flashcore_codegen.config import config_from_name
 from flashcore_cutlass import build as build_module
 from flashcore_cutlass.build import BuildError, Resources, build, parse_ptxas
 
@@ -105,7 +105,7 @@ def first_build(tmp_path_factory):
     if missing:
         pytest.skip(f"needs nvcc, ninja and the CUTLASS headers: {missing}")
     build_dir = tmp_path_factory.mktemp("fc_build")
-    real_render = codegen.render.render
+    real_render = flashcore_codegen.render.render
 
     def render_with_error(config):
         src = real_render(config)
@@ -134,7 +134,7 @@ def test_all_variants_built(first_build):
     for name in NAMES:
         obj = first_build.build_dir / "obj" / f"{name}.o"
         assert obj.is_file() and obj.stat().st_size > 0
-        assert result.built[name] == codegen.render.render(config_from_name(name)).source_hash
+        assert result.built[name] == flashcore_codegen.render.render(config_from_name(name)).source_hash
 
 
 @pytest.mark.nvcc

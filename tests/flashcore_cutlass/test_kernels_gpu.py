@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from codegen import config_from_name
+from flashcore_codegen import config_from_name
 from gpu_support import built_variants, check_against_reference, default_scale, gpu_skip_reason
 
 pytestmark = pytest.mark.gpu

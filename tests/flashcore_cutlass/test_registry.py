@@ -1,6 +1,6 @@
 import pytest
 
-from codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
+from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 from flashcore_cutlass.env import Environment
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.registry import Choice, MissingVariantError, Registry, build_command, heuristic_rank

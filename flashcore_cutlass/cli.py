@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from . import families  # noqa: F401  (registers the families)
-from .config import FAMILIES, DTYPES, HEAD_DIMS
-from .space import all_configs, default_configs, select
+from flashcore_codegen import families  # noqa: F401  (registers the families)
+from flashcore_codegen.config import DTYPES, FAMILIES, HEAD_DIMS
+from flashcore_codegen.space import all_configs, default_configs, select
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def _selected(args, default_all: bool):
 
 
 def cmd_codegen(args) -> int:
-    from .render import generate
+    from flashcore_codegen.render import generate
 
     configs = _selected(args, default_all=True)
     if args.list:
@@ -54,13 +54,13 @@ def cmd_codegen(args) -> int:
 
 
 def _default_build_dir() -> Path:
-    from flashcore_cutlass.build import default_build_dir
+    from .build import default_build_dir
 
     return default_build_dir()
 
 
 def cmd_build(args) -> int:
-    from flashcore_cutlass.build import BuildError, build
+    from .build import BuildError, build
 
     configs = _selected(args, default_all=False)
     try:
@@ -92,9 +92,9 @@ def _parse_shape(text: str):
 
 
 def cmd_tune(args) -> int:
-    from flashcore_cutlass.problem import Problem
-    from flashcore_cutlass.runtime import get_runtime
-    from flashcore_cutlass.tune import baseline_grid, default_suite, small_shapes, tune
+    from .problem import Problem
+    from .runtime import get_runtime
+    from .tune import baseline_grid, default_suite, small_shapes, tune
 
     if args.shape:
         dtypes = args.dtype or ["bf16"]
@@ -125,12 +125,12 @@ def cmd_tune(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from flashcore_cutlass.table import TuningTable
+    from .table import TuningTable
 
     table = TuningTable(args.db) if args.db else TuningTable()
     env = valid = None
     try:
-        from flashcore_cutlass.runtime import get_runtime
+        from .runtime import get_runtime
 
         rt = get_runtime()
         env, valid = rt.env, rt.hashes
@@ -163,7 +163,7 @@ def cmd_table(args) -> int:
 
 
 def cmd_variants(args) -> int:
-    from flashcore_cutlass.build import read_manifest
+    from .build import read_manifest
 
     manifest = read_manifest(Path(args.build_dir) if args.build_dir else None)
     for name, info in sorted(manifest["variants"].items()):

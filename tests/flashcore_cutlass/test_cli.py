@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from codegen.cli import main
-from codegen.space import all_configs, select
+from flashcore_codegen.cli import main
+from flashcore_codegen.space import all_configs, select
 from flashcore_cutlass import runtime as runtime_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ def isolated_dirs(tmp_path, monkeypatch):
 
 
 def test_module_entry_point_help():
-    proc = subprocess.run([sys.executable, "-m", "codegen", "--help"], cwd=REPO_ROOT,
+    proc = subprocess.run([sys.executable, "-m", "flashcore_cutlass", "--help"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: flashcore")
@@ -105,7 +105,7 @@ def test_build_with_impossible_filter_exits_nonzero(tmp_path):
         main(["build", "--no-link", "--build-dir", str(build_dir), "--only", "fc_nothing_*"])
     assert excinfo.value.code == NO_MATCH  # a string code: printed to stderr, exit status 1
     assert not build_dir.exists()
-    proc = subprocess.run([sys.executable, "-m", "codegen", "build", "--no-link", "--build-dir", str(build_dir),
+    proc = subprocess.run([sys.executable, "-m", "flashcore_cutlass", "build", "--no-link", "--build-dir", str(build_dir),
                            "--only", "fc_nothing_*"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == NO_MATCH
