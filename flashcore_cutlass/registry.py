@@ -3,9 +3,12 @@
 A variant is a candidate for a problem when its config has the problem's dtype, head_dim
 and causal flag (every family handles any seqlen >= 1). Among the candidates:
 
-1. **tuned**: the fastest row the tuning table holds for ``problem.key`` that was measured
-   in this exact environment against the source hash of the variant as built now;
-2. **heuristic** otherwise (no table, no environment, or no current measurement):
+1. **tuned**: the row the tuning table picks for ``problem.key`` (:meth:`TuningTable.best`:
+   the fastest on the key's reference shape) among rows measured in this exact environment
+   against the source hash of the variant as built now;
+2. **heuristic** otherwise (no table, no environment, no current measurement, or a table
+   that cannot be read: corrupt and not movable, unusable path; one :class:`TableWarning`
+   per process says so, dispatch never raises over the table):
    the candidate with the smallest :func:`heuristic_rank`, i.e.
 
    - the family highest on the roadmap ladder (``ladder_step``);
@@ -25,7 +28,9 @@ Decisions are cached per :class:`ProblemKey` (a dict hit on the hot path); set
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -34,11 +39,15 @@ from flashcore_codegen import KernelConfig, config_from_name
 
 from .env import Environment
 from .problem import Problem, ProblemKey
-from .table import TuningTable
+from .table import TableError, TableWarning, TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
 PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
 SMALL_SEQLEN_Q = 64
+
+# One warning per process about an unreadable table: dispatch runs per new shape, and the
+# cause (and its fix) is the same each time.
+_table_warning_issued = False
 
 
 class MissingVariantError(RuntimeError):
@@ -118,7 +127,23 @@ class Registry:
             raise MissingVariantError(problem, build_command(problem))
         # Without an environment nothing in the table can be checked, so nothing is trusted.
         if self.table is not None and self.env is not None:
-            row = self.table.best(key, self.env, {n: self.hashes[n] for n in names})
+            row = self._tuned(key, {n: self.hashes[n] for n in names})
             if row is not None:
                 return Choice(row.variant, "tuned")
         return Choice(names[0], "heuristic")
+
+    def _tuned(self, key: ProblemKey, valid: dict[str, str]):
+        try:
+            return self.table.best(key, self.env, valid)
+        except (TableError, sqlite3.Error, OSError) as exc:
+            warn_table_unreadable(exc)
+            return None
+
+
+def warn_table_unreadable(exc: Exception) -> None:
+    """Warn (once per process) that dispatch ignores the tuning table because of ``exc``."""
+    global _table_warning_issued
+    if not _table_warning_issued:
+        _table_warning_issued = True
+        warnings.warn(f"flashcore: cannot read the tuning table, dispatching by heuristic: {exc}",
+                      TableWarning, stacklevel=2)

@@ -1,5 +1,9 @@
 """The tuner: for each problem, check every candidate variant against an fp32 reference,
-time the survivors quickly, time the best few carefully, and record everything."""
+time the survivors quickly, time the best few carefully, and record everything.
+
+A rejected candidate also loses its rows for the problem's key (same build, same
+environment, any shape): dispatch applies a key's winner to every shape of the key, so a
+variant that is wrong on one of them must not keep winning on an older passing row."""
 
 from __future__ import annotations
 
@@ -113,6 +117,8 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
         result.candidates.append(cand)
         if not cand.ok:
             log(f"  REJECTED {name}: max|err| {cand.max_err:.3g} (tol {tol:.3g}), lse rel err {cand.lse_err:.3g}")
+            # At once, not with the records at the end: a crash later must not leave it winning.
+            table.forget(name, problem.key, rt.env, rt.hashes[name])
             continue
         t = time_variant(lambda: rt.run(name, q, k, v, scale), reps=quick_reps)
         cand.median_us, cand.spread_us, cand.samples = t.median_us, t.spread_us, t.samples
@@ -132,7 +138,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
             times = sorted(cand.careful_times)
             cand.median_us = times[len(times) // 2]
 
-    shape = f"B{problem.batch} H{problem.heads} Sq{problem.seqlen_q} Sk{problem.seqlen_k}"
+    shape = shape_text(problem)
     for cand in result.candidates:
         if cand.ok:
             table.record(
@@ -143,10 +149,16 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
     return result
 
 
+def shape_text(problem: Problem) -> str:
+    """The exact shape a row records; rows of one key are compared only on equal texts."""
+    return f"B{problem.batch} H{problem.heads} Sq{problem.seqlen_q} Sk{problem.seqlen_k}"
+
+
 def tune(rt: Runtime, problems: list[Problem], progress: bool = True, log=None, **kwargs) -> list[ProblemResult]:
     from tqdm import tqdm
 
     log = log or (lambda msg: tqdm.write(msg, file=sys.stderr))
+    rt.table.check(write=True)  # a read-only or unusable table fails now, not after the timing
     results = []
     bar = tqdm(problems, desc="tuning", unit="shape", file=sys.stderr, disable=not progress)
     for problem in bar:

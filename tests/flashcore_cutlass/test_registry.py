@@ -1,10 +1,15 @@
+import sqlite3
+import warnings
+
 import pytest
 
 from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 from flashcore_cutlass.env import Environment
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.registry import Choice, MissingVariantError, Registry, build_command, heuristic_rank
-from flashcore_cutlass.table import TuningTable
+from flashcore_cutlass import registry as registry_module
+from flashcore_cutlass import table as table_module
+from flashcore_cutlass.table import TableError, TableWarning, TuningTable
 
 ENV = Environment("NVIDIA H100 80GB HBM3", 132, "12.8", "2.8.0", "4.2.0.0")
 OTHER_ENV = Environment("NVIDIA H200", 132, "12.8", "2.8.0", "4.2.0.0")
@@ -203,3 +208,75 @@ def test_print_dispatch_once_per_new_decision(monkeypatch, capsys):
 def test_no_dispatch_output_by_default(capsys):
     Registry(hashes(pipelined())).choose(problem())
     assert capsys.readouterr().err == ""
+
+
+# -- a table that cannot be read ---------------------------------------------------------
+
+@pytest.fixture
+def fresh_warning_state(monkeypatch):
+    monkeypatch.setattr(registry_module, "_table_warning_issued", False)
+
+
+class BrokenTable:
+    def __init__(self, exc):
+        self.exc, self.calls = exc, 0
+
+    def best(self, *args):
+        self.calls += 1
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc", [TableError("cannot read it"), sqlite3.DatabaseError("file is not a database")])
+def test_unreadable_table_falls_back_to_heuristic_with_one_warning(fresh_warning_state, exc):
+    broken = BrokenTable(exc)
+    with pytest.warns(TableWarning) as caught:
+        for reg in (Registry(hashes(mma(), pipelined()), broken, ENV), Registry(hashes(mma()), broken, ENV)):
+            for seqlen in (64, 1024, 4096):
+                assert reg.choose(problem(seqlen_q=seqlen)).reason == "heuristic"
+    assert broken.calls == 6  # tried for every new key ...
+    assert len(caught) == 1  # ... but said once per process
+    assert "heuristic" in str(caught[0].message) and str(exc) in str(caught[0].message)
+
+
+def test_corrupt_table_that_cannot_be_moved_dispatches_by_heuristic(tmp_path, monkeypatch, fresh_warning_state):
+    path = tmp_path / "tuning.db"
+    path.write_bytes(b"garbage" * 100)
+    monkeypatch.setattr(table_module.os, "replace", lambda *a: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    table = TuningTable(path)  # does not raise
+    reg = Registry(hashes(mma(), pipelined()), table, ENV)
+    with pytest.warns(TableWarning, match="cannot be moved aside") as caught:
+        assert reg.choose(problem()) == Choice(pipelined(), "heuristic")
+        assert reg.choose(problem(seqlen_q=64)).reason == "heuristic"
+    assert len(caught) == 1
+
+
+def test_cache_dir_that_is_a_file_dispatches_by_heuristic(tmp_path, monkeypatch, fresh_warning_state):
+    (tmp_path / "cache").write_text("not a directory")
+    monkeypatch.setenv("FLASHCORE_CACHE_DIR", str(tmp_path / "cache"))
+    reg = Registry(hashes(mma(), pipelined()), TuningTable(), ENV)
+    with pytest.warns(TableWarning, match="FLASHCORE_CACHE_DIR") as caught:
+        assert reg.choose(problem()) == Choice(pipelined(), "heuristic")
+    assert len(caught) == 1
+
+
+def test_read_only_table_still_dispatches_tuned_without_warning(table, monkeypatch, fresh_warning_state):
+    p = problem()
+    record(table, mma(), 100.0, p)
+    keep_open = sqlite3.connect(table.path)  # keeps the WAL index, as a running tuner would
+    keep_open.execute("SELECT 1 FROM results").fetchall()
+    real_connect = sqlite3.connect
+
+    def read_only_connect(database, *args, uri=False, **kwargs):  # SQLite itself refuses writes
+        if not uri:
+            database, uri = f"file:{database}?mode=ro", True
+        return real_connect(database, *args, uri=uri, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", read_only_connect)
+    try:
+        ro = TuningTable(table.path)
+        assert ro.mode == "ro"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert Registry(hashes(mma(), pipelined()), ro, ENV).choose(p) == Choice(mma(), "tuned")
+    finally:
+        keep_open.close()

@@ -1,4 +1,15 @@
+import contextlib
+import json
+import os
+import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -7,7 +18,10 @@ from flashcore_cutlass import env as env_module
 from flashcore_cutlass.env import Environment
 from flashcore_cutlass.paths import cache_dir
 from flashcore_cutlass.problem import ProblemKey
-from flashcore_cutlass.table import Row, TuningTable, default_table_path
+from flashcore_cutlass import table as table_module
+from flashcore_cutlass.table import (
+    SORT_ALIASES, Row, TableError, TableWarning, TuningTable, default_table_path, pick_winner, sort_field,
+)
 
 ENV = Environment("NVIDIA H100 80GB HBM3", 132, "12.8", "2.8.0", "4.2.0.0")
 OTHER_ENV = Environment("NVIDIA H100 80GB HBM3", 114, "12.8", "2.8.0", "4.2.0.0")  # e.g. the PCIe part
@@ -214,6 +228,79 @@ def test_rows_sort(table):
         table.rows(sort="nonsense")
 
 
+def test_rows_sort_accepts_the_cli_headers(table):
+    record(table, A, 300.0, tflops=10.0, max_abs_err=3e-3)
+    record(table, B, 200.0, tflops=30.0, max_abs_err=1e-3)
+    record(table, C, 100.0, key=OTHER_KEY, tflops=20.0, max_abs_err=2e-3)
+    assert [r.variant for r in table.rows(sort="-TFLOP/s")] == [B, C, A]
+    assert [r.variant for r in table.rows(sort="tflop/s")] == [A, C, B]  # case does not matter
+    assert [r.variant for r in table.rows(sort="max_err")] == [B, C, A]
+    assert [r.problem_key for r in table.rows(sort="key")] == sorted([str(KEY)] * 2 + [str(OTHER_KEY)])
+    assert [r.winner for r in table.rows(sort="-win")] == [True, True, False]
+    # Every header `flashcore table` prints is accepted, and maps onto a Row field.
+    headers = ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "gpu", "measured_at"]
+    for name in headers:
+        assert sort_field(name) == (SORT_ALIASES[name], False)
+        assert sort_field("-" + name) == (SORT_ALIASES[name], True)
+        assert SORT_ALIASES[name] in {f for f in Row.__dataclass_fields__}
+        table.rows(sort=name)
+    with pytest.raises(ValueError) as info:
+        table.rows(sort="-speed")
+    assert "'-speed'" in str(info.value) and "TFLOP/s" in str(info.value) and "problem_key" in str(info.value)
+
+
+# -- shapes within a key -----------------------------------------------------------------
+
+BIG, SMALL = "B4 H16 Sq4096 Sk4096", "B1 H16 Sq2049 Sk2049"  # one key: q4096 k4096 bh64 (B*H rounds up)
+
+
+def test_best_does_not_compare_different_shapes_of_a_key(table):
+    # A is faster than C on the big shape; B was only measured on a smaller shape, where any
+    # variant takes less time: its 100 us says nothing against A's 300 us.
+    record(table, A, 300.0, shape=BIG, measured_at="2025-01-01T00:00:00+00:00")
+    record(table, C, 350.0, shape=BIG, measured_at="2025-01-01T00:00:00+00:00")
+    record(table, B, 100.0, shape=SMALL, measured_at="2025-06-01T00:00:00+00:00")
+    hashes = {A: "h1", B: "h1", C: "h1"}
+    assert table.best(KEY, ENV, hashes).variant == A
+    assert [(r.variant, r.winner) for r in table.rows(sort="variant")] == sorted([(A, True), (B, False), (C, False)])
+
+
+def test_best_uses_the_most_recent_shape_among_equally_covered_ones(table):
+    old, new = "2025-01-01T00:00:00+00:00", "2025-06-01T00:00:00+00:00"
+    record(table, A, 300.0, shape=BIG, measured_at=old)
+    record(table, B, 100.0, shape=SMALL, measured_at=new)
+    assert table.best(KEY, ENV, {A: "h1", B: "h1"}).variant == B  # one variant each: newest shape
+    record(table, A, 90.0, shape=SMALL, measured_at=new)  # A re-measured on the small shape: faster there
+    assert table.best(KEY, ENV, {A: "h1", B: "h1"}).variant == A
+    # Only current rows count: with B's build changed, A is alone.
+    assert table.best(KEY, ENV, {A: "h1", B: "new"}).variant == A
+
+
+def test_pick_winner_ties_are_deterministic():
+    base = dict(problem_key=str(KEY), spread_us=0.0, tflops=1.0, samples=1, max_abs_err=0.0,
+                **ENV.as_dict(), source_hash="h", measured_at="2025-01-01T00:00:00+00:00")
+    rows = [Row(A, shape="S2", median_us=5.0, **base), Row(B, shape="S1", median_us=7.0, **base)]
+    assert pick_winner(rows).variant == B  # same count and time: the smaller shape text
+    assert pick_winner(reversed(rows)).variant == B
+    assert pick_winner([]) is None
+
+
+# -- forget ------------------------------------------------------------------------------
+
+def test_forget_removes_only_that_variant_key_env_and_hash(table):
+    record(table, A, 100.0)
+    record(table, A, 100.0, source_hash="h2")
+    record(table, A, 100.0, env=OTHER_ENV)
+    record(table, A, 100.0, key=OTHER_KEY)
+    record(table, B, 200.0)
+    assert table.forget(A, KEY, ENV, "h1") == 1
+    assert table.best(KEY, ENV, {A: "h1", B: "h1"}).variant == B
+    left = {(r.variant, r.problem_key, r.source_hash, r.sm_count) for r in table.rows(include_stale=True)}
+    assert left == {(A, str(KEY), "h2", 132), (A, str(KEY), "h1", 114), (A, str(OTHER_KEY), "h1", 132),
+                    (B, str(KEY), "h1", 132)}
+    assert table.forget(A, KEY, ENV, "h1") == 0
+
+
 def test_clear(table):
     record(table, A, 300.0)
     record(table, B, 200.0)
@@ -223,3 +310,316 @@ def test_clear(table):
     assert table.clear(problem_key=OTHER_KEY) == 1
     assert table.clear() == 1
     assert table.rows(include_stale=True) == []
+
+
+# -- damaged files ---------------------------------------------------------------------------
+
+def _valid_db_bytes(tmp_path, rows=300) -> bytes:
+    t = TuningTable(tmp_path / "source" / "tuning.db")
+    row = record(t, "v", 1.0, shape="x" * 200)
+    values = {k: v for k, v in row.__dict__.items() if k not in ("stale", "winner")}
+    conn = sqlite3.connect(t.path)
+    with conn:  # one transaction: many pages, quickly
+        conn.executemany(f"INSERT INTO results VALUES ({', '.join('?' * len(values))})",
+                         [(f"v{i}", *list(values.values())[1:]) for i in range(rows)])
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return t.path.read_bytes()
+
+
+def _garbage(kind, tmp_path) -> bytes:
+    if kind == "random":
+        return os.urandom(5000)
+    if kind == "text":
+        return b"not a database at all\n"
+    good = _valid_db_bytes(tmp_path)
+    return good[: {"truncated_header": 50, "truncated_half": len(good) // 2}[kind]]
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "truncated_header", "truncated_half"])
+def test_corrupt_file_is_moved_aside_with_one_warning(tmp_path, kind):
+    path = tmp_path / "cache" / "tuning.db"
+    path.parent.mkdir()
+    content = _garbage(kind, tmp_path)
+    path.write_bytes(content)
+    Path(f"{path}-wal").write_bytes(b"wal of the broken file")
+    Path(f"{path}-shm").write_bytes(b"\0" * 100)
+    with pytest.warns(TableWarning) as caught:
+        t = TuningTable(path)
+    assert len(caught) == 1
+    moved = [p for p in path.parent.iterdir() if p.name.startswith("tuning.db.corrupt-") and not p.name.endswith("-wal")]
+    assert len(moved) == 1
+    assert moved[0].read_bytes() == content
+    # Side files stay consistent: the old WAL goes with its file (unless SQLite already dropped
+    # or reset it on reading the broken file), never stays beside the fresh table.
+    old_wal = Path(f"{moved[0]}-wal")
+    assert not old_wal.exists() or old_wal.read_bytes() in (b"", b"wal of the broken file")
+    for side in ("-wal", "-shm"):
+        fresh_side = Path(f"{path}{side}")
+        assert not fresh_side.exists() or b"broken" not in fresh_side.read_bytes()
+    message = str(caught[0].message)
+    assert str(path) in message and str(moved[0]) in message
+    # A fresh, working table at the same path.
+    assert t.mode == "rw" and t.rows(include_stale=True) == []
+    record(t, A, 10.0)
+    assert t.best(KEY, ENV, {A: "h1"}).variant == A
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reopening the fresh one warns no more
+        assert TuningTable(path).best(KEY, ENV, {A: "h1"}).variant == A
+
+
+def test_zero_length_file_is_an_empty_table(tmp_path):
+    path = tmp_path / "tuning.db"
+    path.touch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = TuningTable(path)
+    assert t.rows() == []
+    record(t, A, 1.0)
+    assert len(t.rows()) == 1
+
+
+def test_corruption_found_during_use_reopens_a_fresh_table(table):
+    record(table, A, 1.0)
+    table.path.write_bytes(os.urandom(8192))
+    for side in ("-wal", "-shm"):
+        Path(f"{table.path}{side}").unlink(missing_ok=True)
+    with pytest.raises(TableError, match="corrupt"):
+        table.best(KEY, ENV, {A: "h1"})
+    with pytest.warns(TableWarning, match="moved it to"):
+        assert table.best(KEY, ENV, {A: "h1"}) is None  # the next operation moves it aside
+    assert table.mode == "rw"
+
+
+def test_corrupt_file_that_cannot_be_moved_raises_a_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "tuning.db"
+    path.write_bytes(os.urandom(4096))
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(src))
+
+    monkeypatch.setattr(table_module.os, "replace", refuse)
+    t = TuningTable(path)  # opening never raises: dispatch must be able to carry on
+    assert t.mode is None and isinstance(t.error, TableError)
+    with pytest.raises(TableError) as info:
+        t.rows()
+    message = str(info.value)
+    assert "corrupt" in message and "cannot be moved aside" in message and "FLASHCORE_CACHE_DIR" in message
+    assert not isinstance(info.value.__cause__, TableError)
+    assert path.exists()  # left alone
+
+
+def test_cache_dir_that_is_a_file_raises_a_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file, not a directory")
+    monkeypatch.setenv("FLASHCORE_CACHE_DIR", str(blocker))
+    t = TuningTable()
+    for operation in (lambda: t.rows(), lambda: record(t, A, 1.0), lambda: t.check()):
+        with pytest.raises(TableError) as info:
+            operation()
+        assert isinstance(info.value, RuntimeError)
+        message = str(info.value)
+        assert str(blocker) in message and "regular file" in message and "FLASHCORE_CACHE_DIR=" in message
+    # Deeper below the file too.
+    with pytest.raises(TableError, match="regular file"):
+        TuningTable(blocker / "a" / "b" / "tuning.db").rows()
+
+
+def test_directory_at_the_table_path_raises_a_clear_error(tmp_path):
+    path = tmp_path / "tuning.db"
+    path.mkdir()
+    t = TuningTable(path)
+    with pytest.raises(TableError, match="is a directory") as info:
+        t.best(KEY, ENV, {})
+    assert "FLASHCORE_CACHE_DIR" in str(info.value)
+    assert path.is_dir()  # never moved: it is not a file we made
+    path.rmdir()
+    assert t.rows() == []  # fixed: the next operation opens it
+
+
+# -- concurrency and crashes -------------------------------------------------------------
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from flashcore_cutlass.env import Environment
+    from flashcore_cutlass.table import TuningTable
+    path, name, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    while not go.exists():  # start together: every process opens the new file at once
+        time.sleep(0.001)
+    env = Environment("gpu", 1, "c", "t", "k")
+    table = TuningTable(path)
+    i = 0
+    while count < 0 or i < count:
+        table.record(f"{name}_{i}", "bf16_d64_full_q64_k64_bh1", shape="s", median_us=i, spread_us=0,
+                     tflops=1, samples=1, max_abs_err=0, env=env, source_hash="h")
+        i += 1
+""")
+
+
+def _writers(path, names, count, go):
+    return [subprocess.Popen([sys.executable, "-c", WRITER, str(path), n, str(count), str(go)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in names]
+
+
+@pytest.mark.parametrize("processes,count", [(4, 50), (8, 3)])
+def test_concurrent_writers_lose_no_rows(tmp_path, processes, count):
+    path, go = tmp_path / "new" / "tuning.db", tmp_path / "go"
+    procs = _writers(path, [f"p{i}" for i in range(processes)], count, go)
+    time.sleep(0.5)  # let every interpreter start and wait
+    go.touch()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "Warning" not in err, err
+    rows = TuningTable(path).rows(include_stale=True)
+    assert {r.variant for r in rows} == {f"p{i}_{j}" for i in range(processes) for j in range(count)}
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+def test_writer_killed_mid_write_keeps_every_earlier_row(tmp_path):
+    path, go = tmp_path / "tuning.db", tmp_path / "go"
+    go.touch()
+    (proc,) = _writers(path, ["w"], -1, go)  # records until killed
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while len(seen) < 40 and time.monotonic() < deadline:
+            if path.exists():
+                with contextlib.suppress(TableError):  # e.g. the schema is being made
+                    seen = {r.variant for r in TuningTable(path).rows(include_stale=True)}
+            time.sleep(0.01)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(seen) >= 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "moved aside": nothing is corrupt
+        after = TuningTable(path)
+        rows = {r.variant for r in after.rows(include_stale=True)}
+    assert after.mode == "rw"
+    assert seen <= rows
+    assert rows == {f"w_{i}" for i in range(len(rows))}  # no gaps: every earlier row is there
+
+
+# -- read-only -------------------------------------------------------------------------------
+
+def test_read_only_table_reads_and_refuses_writes(table, monkeypatch):
+    record(table, A, 300.0)  # recorded while writable ...
+    record(table, B, 200.0)
+    keep_open = sqlite3.connect(table.path)  # keeps the WAL index, as a running tuner would
+    try:
+        keep_open.execute("SELECT 1 FROM results").fetchall()
+        monkeypatch.setattr(sqlite3, "connect", _ro_connect(sqlite3.connect))  # ... then read-only
+        ro = TuningTable(table.path)
+        assert ro.mode == "ro" and not ro.writable
+        assert [r.variant for r in ro.rows()] == [B, A]
+        assert ro.best(KEY, ENV, {A: "h1", B: "h1"}).variant == B
+        for write in (lambda: record(ro, C, 1.0), lambda: ro.clear(), lambda: ro.forget(A, KEY, ENV, "h1"),
+                      lambda: ro.check(write=True)):
+            with pytest.raises(TableError) as info:
+                write()
+            assert "read-only" in str(info.value) and "FLASHCORE_CACHE_DIR" in str(info.value)
+        ro.check()  # reading is fine
+    finally:
+        keep_open.close()
+    monkeypatch.undo()
+    assert len(TuningTable(table.path).rows()) == 2  # nothing was changed
+
+
+def _ro_connect(real_connect):
+    """sqlite3.connect opening every read-write connection read-only (``mode=ro``): SQLite
+    itself then refuses writes, as for a file the process cannot write (tests run as root,
+    where chmod stops nothing)."""
+
+    def connect(database, *args, uri=False, **kwargs):
+        if not uri:
+            database, uri = f"file:{Path(database).absolute()}?mode=ro", True
+        return real_connect(database, *args, uri=uri, **kwargs)
+
+    return connect
+
+
+def test_read_only_missing_table_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite3, "connect", _ro_connect(sqlite3.connect))
+    t = TuningTable(tmp_path / "tuning.db")
+    with pytest.raises(TableError, match="none can be created"):
+        t.rows()
+
+
+READ_ONLY_MOUNT = textwrap.dedent("""
+    import json, sys
+    from flashcore_cutlass.env import Environment
+    from flashcore_cutlass.table import TableError, TuningTable
+    env = Environment("NVIDIA H100 80GB HBM3", 132, "12.8", "2.8.0", "4.2.0.0")
+    t = TuningTable(sys.argv[1])
+    out = {"mode": t.mode, "variants": [r.variant for r in t.rows()],
+           "best": t.best(sys.argv[2], env, {v: "h1" for v in sys.argv[3:]}).variant}
+    try:
+        t.clear()
+        out["write"] = "no error"
+    except TableError as exc:
+        out["write"] = str(exc)
+    print(json.dumps(out))
+""")
+
+
+def test_read_only_file_system_for_real(table, tmp_path):
+    """A read-only bind mount (needs unshare and mount rights; skipped elsewhere)."""
+    if not (shutil.which("unshare") and shutil.which("mount")):
+        pytest.skip("needs unshare and mount")
+    record(table, A, 300.0)
+    record(table, B, 200.0)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = (f"mount --bind {table.path.parent} {mnt} && mount -o remount,bind,ro {mnt} && "
+              f"exec {sys.executable} -c \"$0\" {mnt / 'tuning.db'} {KEY} {A} {B}")
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, READ_ONLY_MOUNT],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 and "mount" in proc.stderr and "Traceback" not in proc.stderr:
+        pytest.skip(f"cannot make a read-only mount here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["mode"] == "immutable"  # not even the WAL index can be created there
+    assert got["variants"] == [B, A] and got["best"] == B
+    assert "read-only" in got["write"] and "FLASHCORE_CACHE_DIR" in got["write"]
+
+
+def test_read_only_empty_database_reads_as_empty(tmp_path, monkeypatch):
+    path = tmp_path / "tuning.db"
+    path.touch()  # a valid, empty SQLite database without our schema
+    monkeypatch.setattr(sqlite3, "connect", _ro_connect(sqlite3.connect))
+    t = TuningTable(path)
+    assert t.mode == "ro"
+    assert t.rows() == [] and t.best(KEY, ENV, {A: "h1"}) is None
+    with pytest.raises(TableError, match="read-only"):
+        record(t, A, 1.0)
+
+
+def test_corrupt_file_on_a_read_only_file_system_for_real(tmp_path):
+    """Corrupt and on a read-only mount: a clear error, no loop, the file left alone."""
+    if not (shutil.which("unshare") and shutil.which("mount")):
+        pytest.skip("needs unshare and mount")
+    src, mnt = tmp_path / "src", tmp_path / "mnt"
+    src.mkdir()
+    mnt.mkdir()
+    (src / "tuning.db").write_bytes(b"garbage" * 1000)
+    probe = ("import sys; from flashcore_cutlass.table import TuningTable; t = TuningTable(sys.argv[1]); "
+             "print(t.mode); print(t.error)")
+    script = (f"mount --bind {src} {mnt} && mount -o remount,bind,ro {mnt} && "
+              f"exec {sys.executable} -c \"$0\" {mnt / 'tuning.db'}")
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, probe],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 and "mount" in proc.stderr and "Traceback" not in proc.stderr:
+        pytest.skip(f"cannot make a read-only mount here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    mode, error = proc.stdout.splitlines()
+    assert mode == "None"
+    assert "corrupt" in error and "FLASHCORE_CACHE_DIR" in error
+    assert (src / "tuning.db").read_bytes() == b"garbage" * 1000

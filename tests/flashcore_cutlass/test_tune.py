@@ -1,0 +1,132 @@
+"""The tuner's bookkeeping on CPU: a fake runtime whose variants are SDPA (correct) or SDPA
+plus an error (rejected), and fixed timings instead of CUDA events."""
+
+import math
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from flashcore_codegen.families import MmaConfig, PipelinedConfig
+from flashcore_cutlass import tune as tune_module
+from flashcore_cutlass.env import Environment
+from flashcore_cutlass.problem import Problem
+from flashcore_cutlass.reference import reference_attention
+from flashcore_cutlass.registry import Registry
+from flashcore_cutlass.table import TableError, TuningTable
+from flashcore_cutlass.timing import Timing
+from flashcore_cutlass.tune import shape_text, tune, tune_problem
+
+ENV = Environment("NVIDIA H100 80GB HBM3", 132, "12.8", "2.8.0", "4.2.0.0")
+BF16 = dict(dtype="bf16", head_dim=64, causal=False)
+GOOD = PipelinedConfig(**BF16, block_m=128, block_n=64, warps=4, stages=2).name
+BAD = MmaConfig(**BF16, block_m=128, block_n=64, warps=4).name
+PROBLEM = Problem("bf16", 64, False, 1, 2, 64, 64)
+TIMES_US = {GOOD: 50.0, BAD: 10.0}  # BAD would be the fastest, were it correct
+
+
+class FakeRuntime:
+    """What tune_problem uses of a Runtime: registry, env, hashes, table, run()."""
+
+    def __init__(self, table, variants=(GOOD, BAD)):
+        self.hashes = {v: f"hash-{v}" for v in variants}
+        self.env = ENV
+        self.table = table
+        self.registry = Registry(self.hashes, table, ENV)
+        self.calls: list[str] = []
+
+    def run(self, variant, q, k, v, scale, out=None, lse=None):
+        self.calls.append(variant)
+        out, lse = reference_attention(q, k, v, causal=False, scale=scale)
+        if variant == BAD:
+            out = out + 1.0  # wrong by far more than the tolerance
+        return out.to(q.dtype), lse
+
+
+@pytest.fixture(autouse=True)
+def on_cpu(monkeypatch):
+    real = tune_module.random_qkv
+    monkeypatch.setattr(tune_module, "random_qkv", lambda *a, **kw: real(*a, **kw, device="cpu"))
+
+
+@pytest.fixture
+def table(tmp_path):
+    return TuningTable(tmp_path / "tuning.db")
+
+
+@pytest.fixture
+def rt(table, monkeypatch):
+    runtime = FakeRuntime(table)
+
+    def fixed_time(fn, reps, min_ms=0.0):
+        fn()  # runs one variant: its name is the runtime's last call
+        return Timing(TIMES_US[runtime.calls[-1]], 1.0, 10)
+
+    monkeypatch.setattr(tune_module, "time_variant", fixed_time)
+    return runtime
+
+
+def test_tune_problem_records_passing_and_rejects_wrong(rt, table):
+    logged = []
+    result = tune_problem(rt, table, PROBLEM, log=logged.append)
+    assert [(c.variant, c.ok) for c in result.candidates] == [(GOOD, True), (BAD, False)]
+    assert result.winner.variant == GOOD and result.winner.median_us == 50.0
+    assert any("REJECTED" in line and BAD in line for line in logged)
+    rows = table.rows(include_stale=True)
+    assert [(r.variant, r.shape, r.median_us) for r in rows] == [(GOOD, shape_text(PROBLEM), 50.0)]
+    assert rows[0].tflops == pytest.approx(PROBLEM.flops / 50.0 / 1e6)
+    assert rows[0].source_hash == rt.hashes[GOOD] and rows[0].env == ENV
+
+
+def test_rejected_candidate_loses_its_older_passing_row(rt, table):
+    key = PROBLEM.key
+    # An older build of BAD (same hash: same source) once passed on another shape of the key.
+    other_shape = Problem("bf16", 64, False, 2, 1, 50, 50)
+    assert other_shape.key == key
+    table.record(BAD, key, shape=shape_text(other_shape), median_us=5.0, spread_us=0.0, tflops=1.0, samples=1,
+                 max_abs_err=0.0, env=ENV, source_hash=rt.hashes[BAD])
+    # Rows of other hashes or environments are not about this build here: kept.
+    table.record(BAD, key, shape="s", median_us=5.0, spread_us=0.0, tflops=1.0, samples=1, max_abs_err=0.0,
+                 env=ENV, source_hash="an-older-source")
+    assert rt.registry.choose(PROBLEM).variant == BAD  # before: the old row wins dispatch
+    tune_problem(rt, table, PROBLEM, log=lambda m: None)
+    left = {(r.variant, r.source_hash) for r in table.rows(include_stale=True)}
+    assert left == {(GOOD, rt.hashes[GOOD]), (BAD, "an-older-source")}
+    rt.registry.invalidate()
+    choice = rt.registry.choose(PROBLEM)
+    assert (choice.variant, choice.reason) == (GOOD, "tuned")
+
+
+def test_tune_fails_before_timing_when_the_table_is_read_only(rt, table, monkeypatch):
+    real_connect = sqlite3.connect
+
+    def read_only_connect(database, *args, uri=False, **kwargs):
+        if not uri:
+            database, uri = f"file:{Path(database).absolute()}?mode=ro", True
+        return real_connect(database, *args, uri=uri, **kwargs)
+
+    keep_open = sqlite3.connect(table.path)  # keeps the WAL index, so mode=ro can read
+    keep_open.execute("SELECT 1 FROM results").fetchall()
+    try:
+        monkeypatch.setattr(sqlite3, "connect", read_only_connect)
+        rt.table = TuningTable(table.path)
+        assert rt.table.mode == "ro"
+        with pytest.raises(TableError, match="read-only"):
+            tune(rt, [PROBLEM], progress=False, log=lambda m: None)
+        assert rt.calls == []  # no kernel ran
+    finally:
+        keep_open.close()
+
+
+def test_tune_records_every_problem(rt, table):
+    small = Problem("bf16", 64, False, 1, 1, 32, 32)
+    results = tune(rt, [PROBLEM, small], progress=False, log=lambda m: None)
+    assert [r.winner.variant for r in results] == [GOOD, GOOD]
+    assert {r.problem_key for r in table.rows()} == {str(PROBLEM.key), str(small.key)}
+    assert not math.isnan(results[0].sdpa_err)
+
+
+def test_shape_text():
+    assert shape_text(Problem("fp16", 128, True, 4, 16, 4096, 2048)) == "B4 H16 Sq4096 Sk2048"
+    assert torch.float16 in tune_module.TORCH_DTYPES.values()
