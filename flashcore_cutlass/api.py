@@ -1,6 +1,26 @@
-"""Public attention functions: input checks, dispatch, the op call."""
+"""Public attention functions: argument checks, dispatch, the op call.
+
+Argument rules (each violation is a TypeError for a wrong type, a ValueError for a wrong value,
+raised before anything runs on the GPU):
+
+- ``causal`` / ``is_causal`` / ``return_lse`` / ``enable_gqa``: a ``bool`` (a NumPy bool scalar
+  is accepted as well). Not an int, a string or a tensor: ``causal="bottom_right"`` used to run
+  top-left causal silently; torch SDPA also insists on a bool.
+- ``scale``: None (1/sqrt(head_dim)) or a real number (``int``, ``float``, NumPy scalar; not a
+  ``bool``, not a tensor) that is finite and within float32 range. Any sign: a negative or zero
+  scale computes ``softmax(scale * Q K^T) V`` exactly like the math definition (every visible key
+  weighs the same for 0). NaN and inf are refused.
+- Empty problems are not launched, like SDPA: batch, heads or seqlen_q of 0 give empty results of
+  the right shapes; seqlen_k == 0 with queries gives an output of zeros (an empty sum, what SDPA's
+  math definition gives) and an LSE of -inf (the logsumexp of no scores).
+- seqlen_q and seqlen_k at most 2^30 and batch*heads at most 2^31-1 (the kernels index with
+  32-bit ints); beyond that a ValueError. Any batch and head count otherwise (the grid folds
+  batch*heads).
+"""
 
 from __future__ import annotations
+
+import numbers
 
 import torch
 
@@ -10,9 +30,42 @@ from .runtime import get_runtime
 SUPPORTED_DTYPES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
 ALIGN_BYTES = 16  # the kernels move 128-bit vectors
+FLT_MAX = 3.4028234663852886e38  # the op passes the scale as a float32
+MAX_SEQLEN = 1 << 30  # kMaxSeqlen in templates/include/flashcore/api.h
+MAX_BATCH_HEADS = 2**31 - 1
 
 # (dtype, head_dim, causal, B, H, Sq, Sk) -> variant id: the hot path is one dict lookup.
 _dispatch_cache: dict[tuple, int] = {}
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"Tensor (dtype {value.dtype}, shape {tuple(value.shape)})"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _as_bool(name: str, value) -> bool:
+    """``value`` as a bool: True/False, or a NumPy bool scalar; anything else is a TypeError."""
+    if value is True or value is False:
+        return value
+    t = type(value)
+    if t.__module__ == "numpy" and t.__name__ in ("bool_", "bool"):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {_describe(value)}")
+
+
+def _as_scale(scale) -> float:
+    """A finite float32-representable float from a real number; TypeError/ValueError otherwise."""
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be None or a real number (int or float), got {_describe(scale)}")
+    try:
+        value = float(scale)
+    except OverflowError:  # an int beyond float range
+        value = float("inf")
+    if not -FLT_MAX <= value <= FLT_MAX:  # also False for NaN
+        raise ValueError(f"scale must be finite and within float32 range, got {scale!r}")
+    return value
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -38,29 +91,69 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     d = q.shape[-1]
     if d not in SUPPORTED_HEAD_DIMS:
         raise ValueError(f"head_dim {d} is not supported; supported: {SUPPORTED_HEAD_DIMS}")
-    b, h, _, _ = q.shape
+    b, h, sq, _ = q.shape
     if k.shape[0] != b or k.shape[1] != h or k.shape[3] != d:
         raise ValueError(f"key shape {tuple(k.shape)} does not match query {tuple(q.shape)} (need (B, H, Sk, D))")
     if v.shape != k.shape:
         raise ValueError(f"value shape {tuple(v.shape)} must equal key shape {tuple(k.shape)}")
-    if k.shape[2] == 0 and q.shape[2] > 0:
-        raise ValueError("key/value sequence length is 0: attention over no keys is undefined")
+    sk = k.shape[2]
+    if b and h and sq:  # something to compute: the kernels' 32-bit index range
+        if sq > MAX_SEQLEN or sk > MAX_SEQLEN:
+            raise ValueError(
+                f"seqlen_q = {sq}, seqlen_k = {sk}: flashcore kernels index sequences with 32-bit ints, "
+                f"at most {MAX_SEQLEN} (2^30) rows"
+            )
+        if b * h > MAX_BATCH_HEADS:
+            raise ValueError(f"batch * heads = {b} * {h} exceeds the kernels' 32-bit range (at most {MAX_BATCH_HEADS})")
     # Last, so that shape and dtype errors are reported (and testable) on any device.
+    _check_device(q, k, v)
+
+
+def _check_device(q, k, v) -> None:
     for name, t in (("query", q), ("key", k), ("value", v)):
         if t.device.type != "cuda":
             raise ValueError(f"{name} is on {t.device}; flashcore runs on CUDA devices only")
+
+
+def _check_grad(q, k, v) -> None:
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        raise NotImplementedError(
+            "flashcore_cutlass implements the forward pass only; run it under torch.no_grad() "
+            "or use torch.nn.functional.scaled_dot_product_attention for training"
+        )
+
+
+def _empty_result(q, return_lse: bool):
+    """Results of a problem with nothing to launch (checked inputs with a zero-size dimension)."""
+    b, h, sq, d = q.shape
+    if b and h and sq:  # no keys: empty sums
+        out = q.new_zeros((b, h, sq, d))
+        lse = torch.full((b, h, sq), float("-inf"), dtype=torch.float32, device=q.device)
+    else:
+        out = q.new_empty((b, h, sq, d))
+        lse = q.new_empty((b, h, sq), dtype=torch.float32)
+    return (out, lse) if return_lse else out
 
 
 def attention(q, k, v, causal: bool = False, scale: float | None = None, return_lse: bool = False):
     """Attention forward with torch SDPA's layout and semantics.
 
     q: (B, H, Sq, D), k and v: (B, H, Sk, D); fp16 or bf16; D in 64/128/256; last dim
-    contiguous, other strides free (e.g. slices of a fused QKV tensor). ``causal`` is
-    torch's ``is_causal`` (top-left aligned when Sq != Sk). ``scale`` defaults to 1/sqrt(D).
-    Returns out (B, H, Sq, D), and with ``return_lse`` also the fp32 natural-log
-    logsumexp of each query row's scaled scores, (B, H, Sq).
+    contiguous, other strides free (e.g. slices of a fused QKV tensor). ``causal`` (a bool) is
+    torch's ``is_causal`` (top-left aligned when Sq != Sk). ``scale`` defaults to 1/sqrt(D); any
+    finite value works, negative and zero included. Returns out (B, H, Sq, D), and with
+    ``return_lse`` (a bool) also the fp32 natural-log logsumexp of each query row's scaled
+    scores, (B, H, Sq). See the module docstring for the argument rules and empty inputs.
     """
-    # Hot path: a shape seen before skips the Python checks; the op re-checks everything
+    # Argument checks first, on every call (the per-shape cache below must not skip them): for
+    # the usual values they are two identity tests and one chained comparison.
+    if causal is not True and causal is not False:
+        causal = _as_bool("causal", causal)
+    if return_lse is not True and return_lse is not False:
+        return_lse = _as_bool("return_lse", return_lse)
+    if scale is not None and (type(scale) is not float or not -FLT_MAX <= scale <= FLT_MAX):
+        scale = _as_scale(scale)
+    # Hot path: a shape seen before skips the Python tensor checks; the op re-checks everything
     # cheaply in C++ (dtypes, shapes, strides, alignment, devices) before launching.
     try:
         vid = _dispatch_cache.get(_shape_key(q, k, causal))
@@ -69,13 +162,13 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, return_
     if vid is None:
         _check(q, k, v)
         b, h, sq, d = q.shape
-        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, bool(causal), b, h, sq, k.shape[2]))
+        sk = k.shape[2]
+        if not (b and h and sq and sk):  # never cached: nothing to launch
+            _check_grad(q, k, v)
+            return _empty_result(q, return_lse)
+        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, causal, b, h, sq, sk))
         _dispatch_cache[_shape_key(q, k, causal)] = vid
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        raise NotImplementedError(
-            "flashcore_cutlass implements the forward pass only; run it under torch.no_grad() "
-            "or use torch.nn.functional.scaled_dot_product_attention for training"
-        )
+    _check_grad(q, k, v)
     if scale is None:
         scale = q.shape[-1] ** -0.5
     try:
@@ -97,15 +190,27 @@ def _fwd(vid, q, k, v, scale):
     return _fwd(vid, q, k, v, scale)
 
 
+def _check_dropout(dropout_p) -> None:
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, numbers.Real):
+        raise TypeError(f"dropout_p must be a real number, got {_describe(dropout_p)}")
+    if not 0.0 <= dropout_p <= 1.0:  # also False for NaN
+        raise ValueError(f"dropout_p must be in [0, 1], got {dropout_p!r}")
+    if dropout_p != 0:
+        raise NotImplementedError(f"flashcore_cutlass does not support dropout (dropout_p={dropout_p})")
+
+
 def scaled_dot_product_attention(
     query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None, enable_gqa=False
 ):
     """Drop-in for ``torch.nn.functional.scaled_dot_product_attention`` on the supported subset:
-    no attention mask, no dropout, no GQA, 4-D inputs with equal query/value head dims."""
+    no attention mask, no dropout, no GQA, 4-D inputs with equal query/value head dims.
+    Arguments are checked like :func:`attention` (``is_causal`` and ``enable_gqa`` must be bools)."""
     if attn_mask is not None:
         raise NotImplementedError("flashcore_cutlass does not support attn_mask (only is_causal); use torch SDPA")
-    if dropout_p != 0.0:
-        raise NotImplementedError(f"flashcore_cutlass does not support dropout (dropout_p={dropout_p})")
-    if enable_gqa:
+    if type(dropout_p) is not float or dropout_p != 0.0:
+        _check_dropout(dropout_p)
+    if enable_gqa is not False and _as_bool("enable_gqa", enable_gqa):
         raise NotImplementedError("flashcore_cutlass does not support grouped-query attention (enable_gqa=True)")
+    if is_causal is not True and is_causal is not False:
+        is_causal = _as_bool("is_causal", is_causal)
     return attention(query, key, value, causal=is_causal, scale=scale)

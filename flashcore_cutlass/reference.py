@@ -21,8 +21,11 @@ def reference_attention(q, k, v, causal: bool, scale: float | None = None, rows:
                         chunk_bytes: int = 1 << 30):
     """Return (out, lse) in fp32 for query rows ``rows`` (all rows if None).
 
-    Top-left aligned causal mask, like torch's is_causal. Computed in chunks of (batch*heads)
-    to bound the memory of the score matrix.
+    Top-left aligned causal mask, like torch's is_causal. The mask is applied after scaling, so
+    any finite scale (negative, zero, subnormal) gives softmax(scale * q.k) over the visible keys.
+    NaN/inf inputs propagate as IEEE arithmetic does (note that the final matmul multiplies a
+    masked key's 0 weight by its value row, so a NaN in v reaches rows that do not see that key).
+    Computed in chunks of (batch*heads) to bound the memory of the score matrix.
     """
     b, h, sq, d = q.shape
     sk = k.shape[2]

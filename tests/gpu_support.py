@@ -9,6 +9,8 @@ import torch
 from flashcore_cutlass.build import EXTENSION_NAME, default_build_dir, read_manifest
 from flashcore_cutlass.reference import reference_attention, sample_rows
 
+SDPA_MAX_BATCH = 32768  # torch's kernels put batch/heads on grid.y/z (at most 65535): chunk above
+
 
 def gpu_skip_reason() -> str | None:
     if not torch.cuda.is_available():
@@ -25,9 +27,53 @@ def built_variants() -> list[str]:
     return sorted(read_manifest()["variants"])
 
 
-def check_against_reference(run, q, k, v, causal: bool, scale: float | None = None):
+def representative_variants(per_mask: bool = True, prefer_dtype: str | None = None) -> list[str]:
+    """One built variant per family (and per mask with ``per_mask``): the smallest head_dim, then
+    ``prefer_dtype``, then the plainest tiles (lean 0), then the name. Families come from the
+    variant names, so a new family is included as soon as it is built."""
+    from flashcore_codegen import config_from_name
+
+    best: dict[tuple, tuple] = {}
+    for name in built_variants():
+        try:
+            cfg = config_from_name(name)
+        except ValueError:  # built by a newer/older checkout: not ours to test
+            continue
+        group = (cfg.family, cfg.causal) if per_mask else (cfg.family,)
+        rank = (cfg.head_dim, cfg.dtype != prefer_dtype, getattr(cfg, "lean", 0), name)
+        if group not in best or rank < best[group]:
+            best[group] = rank
+    return sorted(rank[-1] for rank in best.values())
+
+
+def sdpa(q, k, v, causal: bool, scale: float | None = None) -> torch.Tensor:
+    """torch SDPA, in chunks of batch*heads that its kernels can launch (any B, H)."""
+    b, h, sq, d = q.shape
+    if b * h <= SDPA_MAX_BATCH:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+    qf, kf, vf = (t.reshape(b * h, 1, t.shape[2], d) for t in (q, k, v))
+    out = torch.cat([
+        torch.nn.functional.scaled_dot_product_attention(
+            qf[i:i + SDPA_MAX_BATCH], kf[i:i + SDPA_MAX_BATCH], vf[i:i + SDPA_MAX_BATCH], is_causal=causal, scale=scale)
+        for i in range(0, b * h, SDPA_MAX_BATCH)
+    ])
+    return out.reshape(b, h, sq, d)
+
+
+def sdpa_any_scale(q, k, v, causal: bool, scale: float) -> torch.Tensor:
+    """SDPA's result for any finite scale, through an equivalent problem with a positive normal
+    scale (torch's fused kernels take the row max of raw scores, so they fail for scale <= 0):
+    softmax(scale * q.k) = softmax(|scale| * (-q).k), and a scale of magnitude below 1e-30
+    weighs every visible key 1 in fp32, like 1e-30 itself does."""
+    q_eq = -q if scale < 0 else q
+    return sdpa(q_eq, k, v, causal, scale=max(abs(scale), 1e-30))
+
+
+def check_against_reference(run, q, k, v, causal: bool, scale: float | None = None, baseline=None):
     """Run ``run(q, k, v, out, lse)`` on NaN-poisoned outputs and check it against the fp32
-    reference: max|out-ref| <= 2*max|sdpa-ref| + 1e-3, LSE within 1e-3 relative, no NaN."""
+    reference: max|out-ref| <= 2*max|sdpa-ref| + 1e-3, LSE within 1e-3 relative, no NaN.
+    ``baseline(q, k, v, causal, scale)`` computes the "SDPA" output that sets the tolerance
+    (default: torch SDPA, chunked for any batch*heads)."""
     b, h, sq, d = q.shape
     out = torch.full((b, h, sq, d), float("nan"), device=q.device, dtype=q.dtype)
     lse = torch.full((b, h, sq), float("nan"), device=q.device, dtype=torch.float32)
@@ -37,8 +83,8 @@ def check_against_reference(run, q, k, v, causal: bool, scale: float | None = No
     assert not torch.isnan(lse).any(), "lse has NaN (unwritten or invalid)"
     rows = sample_rows(sq, count=512, device=q.device)
     ref_out, ref_lse = reference_attention(q, k, v, causal, scale=scale, rows=rows)
-    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
-    sdpa_err = (sdpa[:, :, rows].float() - ref_out).abs().max().item()
+    base = (baseline or sdpa)(q, k, v, causal, scale)
+    sdpa_err = (base[:, :, rows].float() - ref_out).abs().max().item()
     assert sdpa_err < 0.05, f"SDPA itself is off by {sdpa_err}: the tolerance would be meaningless"
     err = (out[:, :, rows].float() - ref_out).abs().max().item()
     tol = 2 * sdpa_err + 1e-3
@@ -46,6 +92,32 @@ def check_against_reference(run, q, k, v, causal: bool, scale: float | None = No
     lse_rel = ((lse[:, :, rows] - ref_lse).abs() / ref_lse.abs().clamp_min(1.0)).max().item()
     assert lse_rel <= 1e-3, f"lse relative error {lse_rel:.3g} > 1e-3"
     return err, sdpa_err, lse_rel
+
+
+def check_nan_pattern(out, lse, ref_out, ref_lse, must_be_nan=None, may_be_nan=None, tol: float = 0.05):
+    """Bad-input propagation against the fp32 reference (all rows). By default our output is NaN
+    exactly where the reference's is. ``must_be_nan`` / ``may_be_nan`` (bool masks) loosen that
+    to "at least / at most there" where the reference's pattern is an artifact (its matmul
+    multiplies the 0 weight of a masked key by a NaN value). Never inf where the reference is
+    finite; finite values within ``tol``; LSE compared on the rows where the reference's is
+    finite (the LSE of a NaN row is +inf by the kernels' convention, NaN in the reference)."""
+    ours = torch.isnan(out)
+    ref = torch.isnan(ref_out)
+    must = ref if must_be_nan is None else must_be_nan
+    may = ref if may_be_nan is None else may_be_nan
+    where = lambda m: m.nonzero()[:8].tolist()  # noqa: E731
+    assert must.any(), "the test's bad input reaches no output: a broken test"
+    assert not (must & ~ours).any(), f"should be NaN (a bad input that row sees) at {where(must & ~ours)}"
+    assert not (ours & ~may).any(), f"NaN where the reference has none at {where(ours & ~may)}"
+    assert not (torch.isinf(out) & ~torch.isinf(ref_out)).any(), "inf where the reference is finite"
+    both = ~ours & ~may & torch.isfinite(ref_out)
+    err = (out.float() - ref_out).abs()[both].max().item() if both.any() else 0.0
+    assert err <= tol, f"finite entries off by {err:.3g} > {tol}"
+    finite = torch.isfinite(ref_lse)
+    if finite.any():
+        assert torch.isfinite(lse[finite]).all(), "LSE not finite where the reference's is"
+        lse_rel = ((lse[finite] - ref_lse[finite]).abs() / ref_lse[finite].abs().clamp_min(1.0)).max().item()
+        assert lse_rel <= 1e-3, f"lse relative error {lse_rel:.3g} > 1e-3"
 
 
 def default_scale(d: int) -> float:

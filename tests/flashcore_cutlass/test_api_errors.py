@@ -100,9 +100,9 @@ def test_value_shape_must_equal_key_shape(fn, v_shape):
     raises(fn, ValueError, f"value shape {v_shape} must equal key shape (1, 2, 8, 64)", q, k, v)
 
 
-def test_empty_keys(fn):
+def test_empty_keys_need_a_device_too(fn):
     q, k, v = qkv(sk=0)
-    raises(fn, ValueError, "key/value sequence length is 0", q, k, v)
+    raises(fn, ValueError, "query is on cpu; flashcore runs on CUDA devices only", q, k, v)
 
 
 def test_non_contiguous_last_dim(fn):
@@ -155,3 +155,175 @@ def test_sdpa_unsupported_arguments():
     # The drop-in's defaults reach the input checks.
     raises(sdpa, ValueError, "flashcore runs on CUDA devices only", q, k, v, attn_mask=None, dropout_p=0.0,
            is_causal=True, scale=0.5, enable_gqa=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments other than the tensors: types and values, checked on every call (cached or not).
+# ---------------------------------------------------------------------------------------------
+
+NOT_BOOLS = ["bottom_right", 1, 0, None, 1.0, torch.tensor(True)]
+NOT_BOOL_IDS = ["str", "int1", "int0", "None", "float", "tensor"]
+
+
+@pytest.mark.parametrize("value", NOT_BOOLS, ids=NOT_BOOL_IDS)
+def test_causal_must_be_a_bool(value):
+    q, k, v = qkv()
+    err = raises(fc.attention, TypeError, "causal must be a bool, got", q, k, v, causal=value)
+    assert type(value).__name__ in str(err)
+    raises(fc.scaled_dot_product_attention, TypeError, "is_causal must be a bool, got", q, k, v, is_causal=value)
+
+
+def test_causal_bottom_right_names_the_value():
+    q, k, v = qkv()
+    raises(fc.attention, TypeError, "causal must be a bool, got str 'bottom_right'", q, k, v, causal="bottom_right")
+
+
+@pytest.mark.parametrize("value", NOT_BOOLS, ids=NOT_BOOL_IDS)
+def test_return_lse_and_enable_gqa_must_be_bools(value):
+    q, k, v = qkv()
+    raises(fc.attention, TypeError, "return_lse must be a bool, got", q, k, v, return_lse=value)
+    raises(fc.scaled_dot_product_attention, TypeError, "enable_gqa must be a bool, got", q, k, v, enable_gqa=value)
+
+
+def test_numpy_bools_are_bools(fn):
+    np = pytest.importorskip("numpy")
+    q, k, v = qkv()
+    key = "causal" if fn is FUNCTIONS["attention"] else "is_causal"
+    raises(fn, ValueError, "flashcore runs on CUDA devices only", q, k, v, **{key: np.bool_(True)})
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_bools_reach_the_tensor_checks(fn, causal):
+    q, k, v = qkv()
+    key = "causal" if fn is FUNCTIONS["attention"] else "is_causal"
+    raises(fn, ValueError, "flashcore runs on CUDA devices only", q, k, v, **{key: causal})
+
+
+@pytest.mark.parametrize("scale", ["0.5", True, False, torch.tensor(0.5), [0.5], 1j],
+                         ids=["str", "True", "False", "tensor", "list", "complex"])
+def test_scale_must_be_a_real_number(fn, scale):
+    q, k, v = qkv()
+    raises(fn, TypeError, "scale must be None or a real number (int or float), got", q, k, v, scale=scale)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), float("-inf"), 1e39, -1e39, 10**400],
+                         ids=["nan", "inf", "-inf", "1e39", "-1e39", "huge_int"])
+def test_scale_must_be_finite_in_float32(fn, scale):
+    q, k, v = qkv()
+    raises(fn, ValueError, "scale must be finite and within float32 range, got", q, k, v, scale=scale)
+
+
+@pytest.mark.parametrize("scale", [None, 0.125, -0.125, 0.0, -0.0, 0, 3, -2, 1e-40, 1e30, 3.4e38],
+                         ids=["None", "pos", "neg", "zero", "negzero", "int0", "int3", "int-2", "subnormal", "large",
+                              "fltmax"])
+def test_any_finite_scale_is_accepted(fn, scale):
+    q, k, v = qkv()
+    raises(fn, ValueError, "flashcore runs on CUDA devices only", q, k, v, scale=scale)
+
+
+@pytest.mark.parametrize("dropout_p,exc,message", [
+    ("0.1", TypeError, "dropout_p must be a real number, got str"),
+    (True, TypeError, "dropout_p must be a real number, got bool"),
+    (float("nan"), ValueError, "dropout_p must be in [0, 1], got nan"),
+    (1.5, ValueError, "dropout_p must be in [0, 1], got 1.5"),
+    (-0.1, ValueError, "dropout_p must be in [0, 1]"),
+    (0.5, NotImplementedError, "does not support dropout (dropout_p=0.5)"),
+])
+def test_sdpa_dropout_checks(dropout_p, exc, message):
+    q, k, v = qkv()
+    raises(fc.scaled_dot_product_attention, exc, message, q, k, v, dropout_p=dropout_p)
+
+
+def test_sdpa_zero_dropout_as_int_is_fine():
+    q, k, v = qkv()
+    raises(fc.scaled_dot_product_attention, ValueError, "flashcore runs on CUDA devices only", q, k, v, dropout_p=0)
+
+
+def test_cached_shapes_still_check_the_arguments(monkeypatch):
+    """The per-shape cache skips the tensor checks (the op redoes them in C++), never the
+    argument checks: a cached shape with causal="bottom_right" or scale=nan is still refused,
+    and valid arguments reach the op normalised (bool causal, float scale)."""
+    q, k, v = qkv()
+    calls = []
+    monkeypatch.setattr(api, "_fwd", lambda vid, q, k, v, scale: calls.append((vid, scale)) or (q, None))
+    api._dispatch_cache[api._shape_key(q, k, True)] = 7
+    api._dispatch_cache[api._shape_key(q, k, False)] = 8
+    raises(fc.attention, TypeError, "causal must be a bool, got str 'bottom_right'", q, k, v, causal="bottom_right")
+    raises(fc.attention, TypeError, "causal must be a bool, got int 1", q, k, v, causal=1)
+    raises(fc.attention, ValueError, "scale must be finite", q, k, v, causal=True, scale=float("nan"))
+    raises(fc.attention, TypeError, "scale must be None or a real number", q, k, v, causal=True, scale="1")
+    raises(fc.attention, TypeError, "return_lse must be a bool", q, k, v, causal=True, return_lse="yes")
+    raises(fc.scaled_dot_product_attention, TypeError, "is_causal must be a bool", q, k, v, is_causal="yes")
+    assert calls == []
+    fc.attention(q, k, v, causal=True, scale=2)
+    fc.attention(q, k, v, scale=-0.5)
+    fc.attention(q, k, v)
+    assert calls == [(7, 2.0), (8, -0.5), (8, 64 ** -0.5)]
+    assert all(type(s) is float for _, s in calls)
+
+
+# ---------------------------------------------------------------------------------------------
+# Empty problems: like SDPA, empty (or, without keys, zero) results; nothing is dispatched.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def any_device(monkeypatch):
+    """Let CPU tensors through the device check: the empty path never needs a GPU."""
+    monkeypatch.setattr(api, "_check_device", lambda q, k, v: None)
+
+
+@pytest.mark.parametrize("b,h,sq,sk", [(0, 2, 8, 8), (1, 0, 8, 8), (1, 2, 0, 8), (1, 2, 0, 0)],
+                         ids=["B0", "H0", "Sq0", "Sq0Sk0"])
+def test_empty_problems_give_empty_results(any_device, b, h, sq, sk):
+    q, k, v = qkv(b, h, sq, sk)
+    out, lse = fc.attention(q, k, v, return_lse=True)
+    assert out.shape == (b, h, sq, 64) and out.dtype == q.dtype and out.device == q.device
+    assert lse.shape == (b, h, sq) and lse.dtype == torch.float32
+    assert fc.scaled_dot_product_attention(q, k, v).shape == (b, h, sq, 64)
+    assert api._dispatch_cache == {}  # never cached, never dispatched (get_runtime is unreachable)
+
+
+def test_no_keys_give_zeros_and_minus_inf_lse_like_sdpa(any_device):
+    q, k, v = qkv(1, 2, 8, 0)
+    out, lse = fc.attention(q, k, v, causal=True, return_lse=True)
+    expected = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    assert torch.equal(out.float(), expected) and not out.any()
+    assert torch.equal(lse, torch.full((1, 2, 8), float("-inf")))
+    assert torch.equal(fc.attention(q, k, v), out)
+    assert api._dispatch_cache == {}
+
+
+def test_empty_problems_still_check_arguments_and_grad(any_device):
+    q, k, v = qkv(0, 2, 8, 8)
+    raises(fc.attention, TypeError, "causal must be a bool", q, k, v, causal="yes")
+    raises(fc.attention, ValueError, "head_dim 96 is not supported", *qkv(0, 2, 8, 8, d=96))
+    q.requires_grad_(True)
+    raises(fc.attention, NotImplementedError, "forward pass only", q, k, v)
+    with torch.no_grad():
+        assert fc.attention(q, k, v).shape == (0, 2, 8, 64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizes beyond the kernels' 32-bit indexing: expanded (stride-0) views cost no memory.
+# ---------------------------------------------------------------------------------------------
+
+def test_seqlen_beyond_int_range(fn):
+    q, k, v = qkv()
+    long_k = k[:, :, :1].expand(-1, -1, 2**30 + 1, -1)
+    raises(fn, ValueError, "seqlen_q = 8, seqlen_k = 1073741825: flashcore kernels index sequences with 32-bit ints, "
+           "at most 1073741824 (2^30) rows", q, long_k, long_k)
+    long_q = q[:, :, :1].expand(-1, -1, 2**31, -1)
+    raises(fn, ValueError, "seqlen_q = 2147483648, seqlen_k = 8", long_q, k, v)
+    # At the limit itself only the device is missing.
+    edge_k = k[:, :, :1].expand(-1, -1, 2**30, -1)
+    raises(fn, ValueError, "flashcore runs on CUDA devices only", q, edge_k, edge_k)
+
+
+def test_batch_heads_beyond_int_range(fn):
+    one = torch.randn(1, 1, 1, 64, dtype=torch.float16)
+    q = one.expand(65536, 32768, 1, 64)
+    raises(fn, ValueError, "batch * heads = 65536 * 32768 exceeds the kernels' 32-bit range (at most 2147483647)",
+           q, q, q)
+    # Beyond gridDim.y/z (65535) but within int range: the grid folds, only the device is missing.
+    q = one.expand(70000, 3, 1, 64)
+    raises(fn, ValueError, "flashcore runs on CUDA devices only", q, q, q)

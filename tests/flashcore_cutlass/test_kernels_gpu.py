@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from flashcore_codegen import config_from_name
-from gpu_support import built_variants, check_against_reference, default_scale, gpu_skip_reason
+from flashcore_cutlass.reference import random_qkv, reference_attention
+from gpu_support import (built_variants, check_against_reference, check_nan_pattern, default_scale, gpu_skip_reason,
+                         representative_variants, sdpa_any_scale)
 
 pytestmark = pytest.mark.gpu
 SKIP = gpu_skip_reason()
@@ -61,4 +63,99 @@ def test_variant_strided_fused_qkv(rt, variant):
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
     assert not q.is_contiguous() and q.stride(-1) == 1
     scale = 0.3  # a non-default scale too
+    check_against_reference(_runner(rt, variant, scale), q, k, v, cfg.causal, scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# Edge cases, one representative variant per family (and mask): see gpu_support.representative_variants.
+# ---------------------------------------------------------------------------------------------
+
+def _representatives(per_mask: bool = True, prefer_dtype: str | None = None):
+    names = representative_variants(per_mask, prefer_dtype) if not SKIP else []
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=SKIP or "no variants built"))]
+
+
+# Negative, zero (both signs), tiny, subnormal and large scales: every one must give
+# softmax(scale * Q K^T) V. The SDPA tolerance comes from an equivalent positive-scale problem
+# (torch's fused kernels themselves produce NaN for a negative or zero scale with a causal mask).
+ANY_SCALES = [-0.125, -1.0, -20.0, 20.0, 0.0, -0.0, 1e-30, -1e-30, 1e-40, -1e-40]
+
+
+@pytest.mark.parametrize("scale", ANY_SCALES, ids=[repr(s) for s in ANY_SCALES])
+@pytest.mark.parametrize("variant", _representatives())
+def test_any_finite_scale_matches_sdpa(rt, variant, scale):
+    cfg = config_from_name(variant)
+    gen = torch.Generator(device="cuda").manual_seed(1)
+    # Several key tiles, a partial last tile and (causal) the diagonal inside a tile.
+    q, k, v = random_qkv(2, 3, 200, 333, cfg.head_dim, DTYPES[cfg.dtype], generator=gen)
+    check_against_reference(_runner(rt, variant, scale), q, k, v, cfg.causal, scale, baseline=sdpa_any_scale)
+
+
+# batch or heads beyond the 65535 limit of gridDim.z/y: launched in chunks (launch_chunked in
+# api.h) with the pointers advanced; a 2-batch tail chunk, a head chunk, a batch chunk with H > 1.
+@pytest.mark.parametrize("b,h", [(65537, 1), (1, 66000), (65536, 2)])
+@pytest.mark.parametrize("variant", _representatives(per_mask=False))
+def test_batch_heads_beyond_grid_limit(rt, variant, b, h):
+    cfg = config_from_name(variant)
+    gen = torch.Generator(device="cuda").manual_seed(2)
+    q, k, v = random_qkv(b, h, 17, 33, cfg.head_dim, DTYPES[cfg.dtype], generator=gen)  # a few tens of MB
+    scale = default_scale(cfg.head_dim)
+    check_against_reference(_runner(rt, variant, scale), q, k, v, cfg.causal, scale)
+
+
+# One bad element in one input: (tensor, batch, head, row, column, value).
+BAD_INPUTS = {
+    "nan_q": ("q", 0, 0, 5, 3, float("nan")),
+    "nan_k": ("k", 0, 1, 70, 7, float("nan")),
+    "nan_v": ("v", 0, 0, 70, 9, float("nan")),
+    "inf_q": ("q", 0, 1, 100, 0, float("inf")),
+    "neg_inf_k": ("k", 0, 0, 40, 0, float("-inf")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+@pytest.mark.parametrize("variant", _representatives())
+def test_nonfinite_inputs_propagate_like_reference(rt, variant, case):
+    """A NaN in q row i makes out row i NaN and nothing else; a NaN/inf in k reaches exactly the
+    rows that see that key (scores of +inf give NaN rows, -inf a zero weight), like the fp32
+    reference. A NaN in v at (key j, column c) makes column c NaN in every row that sees key j;
+    rows that do not see it may be NaN there too (0 * NaN in a tile that holds the diagonal;
+    the reference's own matmul makes every row NaN there), but never anywhere else."""
+    cfg = config_from_name(variant)
+    gen = torch.Generator(device="cuda").manual_seed(3)
+    sq = sk = 150
+    q, k, v = random_qkv(1, 2, sq, sk, cfg.head_dim, DTYPES[cfg.dtype], generator=gen)
+    which, bi, hi, row, col, value = BAD_INPUTS[case]
+    {"q": q, "k": k, "v": v}[which][bi, hi, row, col] = value
+    scale = default_scale(cfg.head_dim)
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full(q.shape[:3], float("nan"), device="cuda", dtype=torch.float32)
+    rt.run(variant, q, k, v, scale, out, lse)
+    torch.cuda.synchronize()
+    ref_out, ref_lse = reference_attention(q, k, v, cfg.causal, scale=scale)
+    must = may = None
+    if which == "v":
+        may = torch.zeros(ref_out.shape, dtype=torch.bool, device="cuda")
+        may[bi, hi, :, col] = True
+        must = may.clone()
+        if cfg.causal:
+            must[bi, hi, :row, col] = False  # rows before the key do not see it
+    check_nan_pattern(out, lse, ref_out, ref_lse, must_be_nan=must, may_be_nan=may)
+
+
+@pytest.mark.parametrize("variant", _representatives(prefer_dtype="fp16"))
+def test_scores_beyond_fp16_range(rt, variant):
+    """Large-magnitude q, k (fp16 where the family has it): q.k reaches 65536 and beyond, past
+    fp16's 65504. Scores live in fp32, so nothing may overflow where the reference does not."""
+    cfg = config_from_name(variant)
+    dtype, d = DTYPES[cfg.dtype], cfg.head_dim
+    gen = torch.Generator(device="cuda").manual_seed(4)
+    q = (torch.randn(2, 2, 300, d, device="cuda", generator=gen) * 24).to(dtype)
+    k = (torch.randn(2, 2, 300, d, device="cuda", generator=gen) * 24).to(dtype)
+    v = torch.randn(2, 2, 300, d, device="cuda", generator=gen).to(dtype)
+    q[:, :, 7] = 32.0
+    k[:, :, 3] = 32.0  # q_7 . k_3 = 1024 * d >= 65536
+    scores = q.float() @ k.float().transpose(-1, -2)
+    assert scores.abs().max().item() > 65504
+    scale = default_scale(d)
     check_against_reference(_runner(rt, variant, scale), q, k, v, cfg.causal, scale)

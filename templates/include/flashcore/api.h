@@ -9,6 +9,8 @@ namespace flashcore {
 
 // One attention forward call. Tensors are (batch, heads, seqlen, head_dim) with the last
 // dimension contiguous; strides are in elements. lse is (batch, heads, seqlen_q) fp32, contiguous.
+// The binding guarantees: batch, heads >= 1, batch * heads <= INT32_MAX, 1 <= seqlen_q, seqlen_k
+// <= kMaxSeqlen (so int arithmetic on rows and tile ends cannot overflow), scale finite.
 struct FwdParams {
   const void* q;
   const void* k;
@@ -20,9 +22,57 @@ struct FwdParams {
   int64_t v_batch_stride, v_head_stride, v_row_stride;
   int64_t o_batch_stride, o_head_stride, o_row_stride;
   int batch, heads, seqlen_q, seqlen_k;
-  float scale;       // softmax scale applied to Q.K^T
-  float scale_log2;  // scale * log2(e): kernels work with exp2
+  float scale;       // softmax scale applied to Q.K^T, any finite value (negative and zero too)
+  float scale_log2;  // scale * log2(e), signed: kernels that mask in the scaled domain use it as is
+  // The same scale with its sign folded into Q, for kernels that take the row max of *raw*
+  // scores (masked = -inf) and scale afterwards: they negate their Q tile once per block when
+  // negate_q is set, then run a softmax whose scale is positive. Never below FLT_MIN: a zero or
+  // subnormal scale becomes the smallest normal float, which gives exp2 arguments below 1e-25,
+  // i.e. exactly what scale 0 gives in fp32 (every visible key weighs 1).
+  float scale_log2_abs;
+  int negate_q;  // 1 when scale < 0
 };
+
+// Longest sequence the kernels index with 32-bit ints (with headroom for tile ends and sums).
+constexpr int64_t kMaxSeqlen = int64_t(1) << 30;
+
+// gridDim.y and gridDim.z are limited to 65535.
+constexpr int kMaxGridYZ = 65535;
+
+// Launch a one-block-per-(query tile, head, batch) kernel, grid (m_tiles, heads, batch), for any
+// batch and head count: above 65535 the problem is split into chunks of at most 65535 batches x
+// 65535 heads, one launch each, with q/k/v/o/lse advanced to the chunk's first (batch, head).
+// `launch(params, grid)` launches one chunk. A chunk's params keep the full `heads` (the kernels'
+// LSE row of (batch, head) is batch * heads + head, relative to the advanced lse pointer) and
+// its own `batch`. The kernels stay as simple as one launch (blockIdx.y = head, .z = batch): a
+// grid folded inside the kernel cost 16 registers in the pipelined mainloop (an integer division
+// whose results stay live), this costs nothing below the limit.
+inline const void* advance(const void* ptr, int64_t elements, int element_bytes) {
+  return static_cast<const char*>(ptr) + elements * element_bytes;
+}
+inline void* advance(void* ptr, int64_t elements, int element_bytes) {
+  return static_cast<char*>(ptr) + elements * element_bytes;
+}
+
+template <class Launch>
+inline cudaError_t launch_chunked(FwdParams const& p, int m_tiles, int element_bytes, Launch&& launch) {
+  for (int b0 = 0; b0 < p.batch; b0 += kMaxGridYZ) {
+    int const nb = p.batch - b0 < kMaxGridYZ ? p.batch - b0 : kMaxGridYZ;
+    for (int h0 = 0; h0 < p.heads; h0 += kMaxGridYZ) {
+      int const nh = p.heads - h0 < kMaxGridYZ ? p.heads - h0 : kMaxGridYZ;
+      FwdParams c = p;
+      c.q = advance(p.q, b0 * p.q_batch_stride + h0 * p.q_head_stride, element_bytes);
+      c.k = advance(p.k, b0 * p.k_batch_stride + h0 * p.k_head_stride, element_bytes);
+      c.v = advance(p.v, b0 * p.v_batch_stride + h0 * p.v_head_stride, element_bytes);
+      c.o = advance(p.o, b0 * p.o_batch_stride + h0 * p.o_head_stride, element_bytes);
+      c.lse = p.lse + (int64_t(b0) * p.heads + h0) * p.seqlen_q;
+      c.batch = nb;
+      cudaError_t const err = launch(c, dim3(unsigned(m_tiles), unsigned(nh), unsigned(nb)));
+      if (err != cudaSuccess) return err;
+    }
+  }
+  return cudaSuccess;
+}
 
 using FwdFn = cudaError_t (*)(const FwdParams&, cudaStream_t);
 

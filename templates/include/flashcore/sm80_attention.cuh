@@ -20,6 +20,8 @@ using namespace cute;
 // ---------------------------------------------------------------------------------------
 // Geometry of one thread block: which (batch, head, query tile) it owns, how many key tiles.
 // ---------------------------------------------------------------------------------------
+// The grid is (query tiles, heads, batch), launched through launch_chunked() (api.h) so that any
+// batch and head count works (chunks of at most 65535 of each, pointers advanced per chunk).
 template <int kBlockM, int kBlockN, bool kCausal>
 struct BlockGeometry {
   int batch, head, m_block;
@@ -75,6 +77,27 @@ CUTE_DEVICE void copy_rows(TiledCopy const& tiled_copy, SrcTensor const& src, Ds
     } else {
       clear(dst(_, m, _));
     }
+  }
+}
+
+// Negative softmax scales: softmax(scale * Q.K^T) == softmax(|scale| * (-Q).K^T). The kernels
+// take the row max of raw scores and mask with -inf, which is right for a positive scale only,
+// so with FwdParams::negate_q they flip the sign bit of every element of their Q tile in shared
+// memory once (exact, NaN stays NaN) and run with scale_log2_abs. The positive-scale path pays
+// one uniform branch per block. The whole block calls this; the caller makes Q visible first
+// and publishes the result with a barrier afterwards.
+template <int kThreads, int kElems, class Element>
+CUTE_DEVICE void negate_smem(Element* smem) {
+  static_assert(sizeof(Element) == 2 && kElems % 8 == 0, "16-bit elements, 16-byte vectors");
+  uint4* vec = reinterpret_cast<uint4*>(smem);
+  CUTE_NO_UNROLL
+  for (int i = int(threadIdx.x); i < kElems / 8; i += kThreads) {
+    uint4 x = vec[i];
+    x.x ^= 0x80008000u;
+    x.y ^= 0x80008000u;
+    x.z ^= 0x80008000u;
+    x.w ^= 0x80008000u;
+    vec[i] = x;
   }
 }
 
@@ -143,6 +166,9 @@ CUTE_DEVICE float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffff, x, 2);
 }
 
+// scale_log2 must be positive (FwdParams::scale_log2_abs, with a negative scale folded into Q by
+// negate_smem): the running max of raw scores is then the max of the scaled ones, and a masked
+// score (-inf) scales to -inf, i.e. probability 0.
 template <int kRows>
 struct OnlineSoftmax {
   float row_max[kRows];  // running max of raw scores (unscaled)

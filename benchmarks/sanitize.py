@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""compute-sanitizer (memcheck, racecheck, synccheck) over one built variant per kernel family
+and mask, at odd shapes; a summary table last; exit status 1 on any error.
+
+    python3 benchmarks/sanitize.py [--tools memcheck racecheck synccheck] [--one-per-family]
+                                   [--variant NAME ...] [-j 3] [--log-dir DIR]
+    (bash benchmarks/sanitize.sh ... is the same)
+
+Runs on the GPU machine after `flashcore build` (the extension in $FLASHCORE_BUILD_DIR or
+$FLASHCORE_CACHE_DIR/build; nothing is built or downloaded here). Families are read from the
+build manifest's variant names, so a new family is covered as soon as it is built. For each
+variant and tool this script starts
+
+    compute-sanitizer --tool TOOL --error-exitcode 99 python3 sanitize.py --driver VARIANT
+
+where the driver makes inputs on the CPU, runs the variant through
+flashcore_cutlass.runtime.get_runtime().run() at B=2 H=3 with (Sq, Sk) = (17, 129), (127, 1)
+and (1, 1), with the default and a negative scale, and checks each result against the fp32
+reference (exit 3 when wrong). PyTorch's caching allocator is off (PYTORCH_NO_CUDA_MEMORY_CACHING=1)
+so that every tensor is its own allocation and memcheck sees accesses past its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SHAPES = [(2, 3, 17, 129), (2, 3, 127, 1), (2, 3, 1, 1)]  # (B, H, Sq, Sk)
+TOOLS = ("memcheck", "racecheck", "synccheck")
+ERROR_EXIT = 99  # compute-sanitizer's exit status when it found errors
+WRONG_EXIT = 3  # the driver's exit status when a result is wrong
+
+
+# ------------------------------------------------------------------------------------------------
+# The driver: runs under compute-sanitizer, one variant.
+# ------------------------------------------------------------------------------------------------
+
+def driver(variant: str) -> int:
+    import torch
+
+    from flashcore_codegen import config_from_name
+    from flashcore_cutlass.reference import reference_attention
+    from flashcore_cutlass.runtime import get_runtime
+
+    cfg = config_from_name(variant)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[cfg.dtype]
+    rt = get_runtime()
+    wrong = 0
+    for b, h, sq, sk in SHAPES:
+        gen = torch.Generator().manual_seed(sq * 1000 + sk)
+        q, k, v = (torch.randn(b, h, s, cfg.head_dim, generator=gen).to(dtype) for s in (sq, sk, sk))
+        qc, kc, vc = (t.cuda() for t in (q, k, v))
+        for scale in (cfg.head_dim ** -0.5, -0.3):
+            out, lse = rt.run(variant, qc, kc, vc, scale)
+            torch.cuda.synchronize()
+            ref_out, ref_lse = reference_attention(q, k, v, cfg.causal, scale=scale)
+            err = (out.cpu().float() - ref_out).abs().max().item()
+            lse_err = (lse.cpu() - ref_lse).abs().max().item()
+            ok = err < 0.05 and lse_err < 1e-2  # NaN compares False: wrong
+            wrong += not ok
+            print(f"driver: {variant} B{b} H{h} Sq{sq} Sk{sk} scale {scale:+.3f}: max|out-ref| {err:.3g}, "
+                  f"max|lse-ref| {lse_err:.3g} {'ok' if ok else 'WRONG'}", flush=True)
+    return WRONG_EXIT if wrong else 0
+
+
+# ------------------------------------------------------------------------------------------------
+# The orchestrator.
+# ------------------------------------------------------------------------------------------------
+
+def find_sanitizer(explicit: str | None) -> str | None:
+    candidates = [explicit, shutil.which("compute-sanitizer")]
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home:
+            candidates.append(str(Path(home) / "bin" / "compute-sanitizer"))
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.append(str(Path(nvcc).resolve().parent / "compute-sanitizer"))
+    return next((c for c in candidates if c and Path(c).exists()), None)
+
+
+def pick_variants(names: list[str], per_mask: bool) -> list[str]:
+    """One variant per family (and mask): smallest head_dim, lean 0, then the name."""
+    from flashcore_codegen import config_from_name
+
+    best: dict[tuple, tuple] = {}
+    for name in names:
+        try:
+            cfg = config_from_name(name)
+        except ValueError:
+            print(f"note: {name} is not a variant of a known family; skipped", file=sys.stderr)
+            continue
+        group = (cfg.family, cfg.causal) if per_mask else (cfg.family,)
+        rank = (cfg.head_dim, getattr(cfg, "lean", 0), name)
+        if group not in best or rank < best[group]:
+            best[group] = rank
+    return sorted(rank[-1] for rank in best.values())
+
+
+def parse_report(text: str) -> tuple[int | None, int]:
+    """(errors, warnings) from compute-sanitizer's summary lines; errors None when absent."""
+    errors = warnings = None
+    for m in re.finditer(r"ERROR SUMMARY: (\d+) errors?", text):
+        errors = max(errors or 0, int(m.group(1)))
+    for m in re.finditer(r"RACECHECK SUMMARY: \d+ hazards? displayed \((\d+) errors?, (\d+) warnings?\)", text):
+        errors = max(errors or 0, int(m.group(1)))
+        warnings = max(warnings or 0, int(m.group(2)))
+    return errors, warnings or 0
+
+
+def run_one(sanitizer: str, tool: str, variant: str, log_dir: Path, extra: list[str], timeout: float) -> dict:
+    cmd = [sanitizer, "--tool", tool, "--error-exitcode", str(ERROR_EXIT), *extra,
+           sys.executable, str(Path(__file__).resolve()), "--driver", variant]
+    env = dict(os.environ, PYTORCH_NO_CUDA_MEMORY_CACHING="1", PYTHONUNBUFFERED="1")
+    log = log_dir / f"{variant}.{tool}.log"
+    t0 = time.time()
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                              timeout=timeout)
+        text, rc = proc.stdout, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stdout or ""
+        text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+        text += f"\nsanitize.py: timed out after {timeout:.0f} s\n"
+        rc = None
+    log.write_text(" ".join(cmd) + "\n" + text)
+    errors, warnings = parse_report(text)
+    if rc == WRONG_EXIT:
+        status = "wrong results"
+    elif rc is None:
+        status = "timeout"
+    elif errors is None:
+        status = f"no sanitizer summary (exit {rc})"
+    elif errors or rc == ERROR_EXIT:
+        status = "ERRORS"
+    elif rc != 0:
+        status = f"exit {rc}"
+    else:
+        status = "ok"
+    return {"variant": variant, "tool": tool, "errors": errors, "warnings": warnings, "status": status,
+            "seconds": time.time() - t0, "log": str(log)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--driver", metavar="VARIANT", help=argparse.SUPPRESS)
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=(*TOOLS, "initcheck"))
+    ap.add_argument("--variant", action="append", help="check this variant (repeatable) instead of picking")
+    ap.add_argument("--one-per-family", action="store_true", help="one variant per family, not per (family, mask)")
+    ap.add_argument("--build-dir", help="where `flashcore build` put the extension (default: flashcore's)")
+    ap.add_argument("--sanitizer", help="compute-sanitizer executable (default: PATH, $CUDA_HOME/bin, next to nvcc)")
+    ap.add_argument("--sanitizer-arg", action="append", default=[], metavar="ARG",
+                    help="extra compute-sanitizer argument (repeatable), e.g. --sanitizer-arg=--racecheck-report=all")
+    ap.add_argument("-j", "--jobs", type=int, default=3, help="sanitizer processes at once (default 3)")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per sanitizer run (default 900)")
+    ap.add_argument("--log-dir", default=os.environ.get("SANITIZE_LOG_DIR", "/tmp/flashcore_sanitize"))
+    args = ap.parse_args(argv)
+
+    if args.build_dir:
+        os.environ["FLASHCORE_BUILD_DIR"] = str(Path(args.build_dir).resolve())
+    if args.driver:
+        return driver(args.driver)
+
+    from flashcore_cutlass.build import EXTENSION_NAME, default_build_dir, read_manifest
+
+    build_dir = default_build_dir()
+    if not (build_dir / EXTENSION_NAME).exists():
+        print(f"error: no extension in {build_dir}; run `flashcore build` first (or pass --build-dir)", file=sys.stderr)
+        return 2
+    built = sorted(read_manifest(build_dir)["variants"])
+    variants = args.variant or pick_variants(built, per_mask=not args.one_per_family)
+    missing = [v for v in variants if v not in built]
+    if missing or not variants:
+        print(f"error: not built: {missing or 'no variants at all'} (built: {len(built)})", file=sys.stderr)
+        return 2
+    sanitizer = find_sanitizer(args.sanitizer)
+    if sanitizer is None:
+        print("error: compute-sanitizer not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin, next to nvcc); "
+              "pass --sanitizer", file=sys.stderr)
+        return 2
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    print(f"{sanitizer}: {', '.join(args.tools)} over {len(variants)} variants "
+          f"({'one per family' if args.one_per_family else 'one per family and mask'}); logs in {log_dir}",
+          flush=True)
+
+    jobs = [(tool, v) for v in variants for tool in args.tools]
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(run_one, sanitizer, tool, v, log_dir, args.sanitizer_arg, args.timeout)
+                   for tool, v in jobs]
+        for fut in concurrent.futures.as_completed(futures):
+            r = fut.result()
+            results.append(r)
+            print(f"  {r['status']:>8}  {r['tool']:<9} {r['variant']}  ({r['seconds']:.0f} s)", flush=True)
+
+    results.sort(key=lambda r: (r["variant"], TOOLS.index(r["tool"]) if r["tool"] in TOOLS else 9))
+    width = max(len(r["variant"]) for r in results)
+    print()
+    print(f"{'variant':<{width}}  {'tool':<9}  {'errors':>6}  {'warnings':>8}  {'seconds':>7}  status")
+    for r in results:
+        errors = "-" if r["errors"] is None else r["errors"]
+        print(f"{r['variant']:<{width}}  {r['tool']:<9}  {errors:>6}  {r['warnings']:>8}  {r['seconds']:>7.0f}  "
+              f"{r['status']}")
+    bad = [r for r in results if r["status"] != "ok"]
+    print(f"\n{len(results) - len(bad)}/{len(results)} runs clean" +
+          (f"; see {', '.join(r['log'] for r in bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
