@@ -17,18 +17,15 @@ from typing import ClassVar, Iterator
 DTYPES = ("fp16", "bf16")
 HEAD_DIMS = (64, 128, 256)
 DTYPE_BYTES = {"fp16": 2, "bf16": 2}
-# cutlass element type and the SM80 tensor-core atom (fp32 accumulate) per dtype.
+# cutlass element type per dtype.
 CUTLASS_ELEMENT = {"fp16": "cutlass::half_t", "bf16": "cutlass::bfloat16_t"}
-SM80_MMA_ATOM = {
-    "fp16": "SM80_16x8x16_F32F16F16F32_TN",
-    "bf16": "SM80_16x8x16_F32BF16BF16F32_TN",
-}
 
 # H100 (sm_90): opt-in dynamic shared memory per block, and registers per thread.
 SMEM_LIMIT_BYTES = 227 * 1024
 MAX_THREADS_PER_BLOCK = 1024
-# fp32 accumulators a thread may hold (O and S tiles) before ptxas starts spilling;
-# the remaining ~60 of the 255 registers go to addresses, softmax state and operands.
+# fp32 accumulators a thread may hold (O and S tiles) before ptxas starts spilling, for a family
+# without a model of its own: the remaining ~60 of the 255 registers go to addresses, softmax
+# state and operands. Families with other register files (setmaxnreg) override register_budget().
 ACCUMULATOR_REGISTER_BUDGET = 192
 
 FAMILIES: dict[str, type["KernelConfig"]] = {}
@@ -54,6 +51,12 @@ class KernelConfig:
     ladder_step: ClassVar[int] = 0
     # Values each tile axis may take when enumerating the space.
     AXES: ClassVar[dict[str, tuple[int, ...]]] = {}
+    # The curated default set: tile tuples (in tile-field order) per head dim, and the
+    # (dtype, head_dim, causal) problems they are built for (None: every problem).
+    DEFAULT_TILES: ClassVar[dict[int, list[tuple[int, ...]]]] = {}
+    DEFAULT_PROBLEMS: ClassVar[frozenset | None] = None
+    # Seconds to compile one variant on one core (measured; `flashcore build --dry-run` estimates from it).
+    BUILD_SECONDS: ClassVar[float] = 60.0
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -77,7 +80,18 @@ class KernelConfig:
     def template(self) -> str:
         return f"{self.family}.cu.j2"
 
+    def is_default(self) -> bool:
+        """Is this variant in the curated default set (what `flashcore build` builds)?"""
+        if self.DEFAULT_PROBLEMS is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_PROBLEMS:
+            return False
+        tiles = tuple(getattr(self, f.name) for f in self.tile_fields())
+        return tiles in self.DEFAULT_TILES.get(self.head_dim, ())
+
     # -- resources ------------------------------------------------------------------
+    def build_seconds(self) -> float:
+        """Measured compile time of one variant on one core (the H100 host's CPU)."""
+        return self.BUILD_SECONDS
+
     @property
     def threads(self) -> int:
         return 32 * getattr(self, "warps")
@@ -92,6 +106,10 @@ class KernelConfig:
     def accumulator_registers(self) -> int:
         """fp32 accumulator registers per thread (a lower bound of the kernel's usage)."""
         raise NotImplementedError
+
+    def register_budget(self) -> int:
+        """Accumulator registers a thread may hold before ptxas would spill."""
+        return ACCUMULATOR_REGISTER_BUDGET
 
     # -- validation -----------------------------------------------------------------
     def validation_errors(self) -> list[str]:
@@ -113,11 +131,9 @@ class KernelConfig:
         smem = self.smem_bytes()
         if smem > SMEM_LIMIT_BYTES:
             errors.append(f"shared memory {smem} B > {SMEM_LIMIT_BYTES} B per block")
-        regs = self.accumulator_registers()
-        if regs > ACCUMULATOR_REGISTER_BUDGET:
-            errors.append(
-                f"{regs} fp32 accumulator registers per thread > {ACCUMULATOR_REGISTER_BUDGET} (would spill)"
-            )
+        regs, budget = self.accumulator_registers(), self.register_budget()
+        if regs > budget:
+            errors.append(f"{regs} fp32 accumulator registers per thread > {budget} (would spill)")
         return errors
 
     @property
@@ -139,7 +155,6 @@ class KernelConfig:
             family=self.family,
             threads=self.threads,
             element=CUTLASS_ELEMENT[self.dtype],
-            mma_atom=SM80_MMA_ATOM[self.dtype],
             dtype_id=DTYPES.index(self.dtype),
             smem_bytes=self.smem_bytes(),
             is_causal="true" if self.causal else "false",

@@ -17,6 +17,13 @@ SCALAR_BLOCK_N = 32
 MMA_ATOM_M = 16
 # Columns of a swizzled shared-memory atom (64 halfs = 128 B, the ldmatrix/cp.async sweet spot).
 SMEM_ATOM_COLS = 64
+# The SM80 tensor-core atom (fp32 accumulate) per dtype.
+SM80_MMA_ATOM = {
+    "fp16": "SM80_16x8x16_F32F16F16F32_TN",
+    "bf16": "SM80_16x8x16_F32BF16BF16F32_TN",
+}
+# The ladder's lower rungs are built by default only where the ladder table measures them.
+LADDER_PROBLEMS = frozenset({("fp16", 64, False), ("bf16", 128, False)})
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,10 @@ class ScalarConfig(KernelConfig):
 
     family: ClassVar[str] = "scalar"
     ladder_step: ClassVar[int] = 1
+    BUILD_SECONDS: ClassVar[float] = 13.8  # one core, H100 host, commit 83b947acafbe (benchmarks/NOTES.md)
     AXES: ClassVar[dict] = {"block_m": (16, 32), "warps": (4,)}
+    DEFAULT_TILES: ClassVar[dict] = {d: [(16, 4)] for d in (64, 128, 256)}
+    DEFAULT_PROBLEMS: ClassVar[frozenset] = LADDER_PROBLEMS
 
     @property
     def block_n(self) -> int:
@@ -73,6 +83,9 @@ class _TensorCoreConfig(KernelConfig):
     def accumulator_registers(self) -> int:
         return (self.block_m * self.head_dim + self.block_m * self.block_n) // self.threads
 
+    def template_params(self) -> dict:
+        return super().template_params() | {"mma_atom": SM80_MMA_ATOM[self.dtype]}
+
     def validation_errors(self) -> list[str]:
         errors = super().validation_errors()
         if errors:
@@ -105,7 +118,10 @@ class MmaConfig(_TensorCoreConfig):
 
     family: ClassVar[str] = "mma"
     ladder_step: ClassVar[int] = 2
+    BUILD_SECONDS: ClassVar[float] = 31.8  # one core, H100 host, commit 83b947acafbe
     AXES: ClassVar[dict] = {"block_m": (64, 128), "block_n": (64,), "warps": (4,)}
+    DEFAULT_TILES: ClassVar[dict] = {d: [(64, 64, 4)] for d in (64, 128, 256)}
+    DEFAULT_PROBLEMS: ClassVar[frozenset] = LADDER_PROBLEMS
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,7 @@ class PipelinedConfig(_TensorCoreConfig):
 
     family: ClassVar[str] = "pipelined"
     ladder_step: ClassVar[int] = 3
+    BUILD_SECONDS: ClassVar[float] = 46.5  # one core, H100 host, commit 83b947acafbe; lean: 35.2
     AXES: ClassVar[dict] = {
         "block_m": (64, 128),
         "block_n": (32, 64, 128),
@@ -133,6 +150,116 @@ class PipelinedConfig(_TensorCoreConfig):
         "stages": (1, 2, 3),
         "lean": (0, 1),
     }
+    # (block_m, block_n, warps, stages, lean) per head dim, for every dtype and mask: the tiles that
+    # won or came within ~5 % somewhere in the sweep of every valid bf16 non-causal pipelined tile on
+    # the H100 (benchmarks/NOTES.md, 2026-11-25; tuning_table-2026-11-25T1829-*.json), one block_m=64
+    # tile per head dim for short query sequences, and the register-lean tiles that beat their plain
+    # twins (D64 128x128 at 2-3 stages, D128 128x64 at 1 stage; tuning_table-*-lean-experiment.json).
+    # Dropped after the 83b947acafbe tuning run because they spill and won no shape there:
+    # D64 (128, 128, 4, 1, 0) (spills 136-192 B) and D128 (128, 64, 4, 1, 0) (48-88 B).
+    DEFAULT_TILES: ClassVar[dict] = {
+        64: [(128, 128, 4, 2, 1), (128, 128, 4, 3, 1), (128, 64, 4, 2, 0), (128, 32, 4, 2, 0), (64, 64, 4, 2, 0),
+             (64, 128, 4, 3, 0)],
+        128: [(128, 64, 4, 2, 0), (128, 64, 4, 1, 1), (64, 64, 4, 2, 0)],
+        256: [(64, 64, 4, 1, 0), (128, 64, 8, 2, 0), (64, 32, 4, 2, 0)],
+    }
 
     def kv_buffers(self) -> int:
         return self.stages
+
+    def build_seconds(self) -> float:
+        return 35.2 if self.lean else self.BUILD_SECONDS
+
+
+# -- Hopper ----------------------------------------------------------------------------------
+# Rows of one wgmma accumulator tile: each consumer warpgroup owns 64 query rows.
+WGMMA_M = 64
+# Registers per thread after setmaxnreg, (producer, consumer) by consumer warpgroups: FA3's split
+# (HOPPER_FACTS.md §3); producer*128 + consumer*128*WGs stays within the SM's 64K registers.
+SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
+# Registers a consumer thread needs beyond its accumulators (addresses, softmax state, descriptors).
+SM90_REGISTER_OVERHEAD = 32
+SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
+
+
+@dataclass(frozen=True)
+class Sm90Config(KernelConfig):
+    """Hopper-native: Q/K/V by TMA into a K/V mbarrier ring of ``stages`` slots, both GEMMs on
+    wgmma (QK^T from shared memory, PV with P in registers), warp specialisation (one producer
+    warpgroup at a lowered register budget issues TMA; ``block_m / 64`` consumer warpgroups),
+    O through shared memory and a TMA store. ``schedule``: 0 = QK^T, softmax, PV in sequence;
+    1 = intra-warpgroup overlap (the next QK^T is issued before this tile's softmax, FA3
+    Algorithm 2); 2 = overlap plus ping-pong between consumer warpgroups. ``persistent`` = 1:
+    grid = SM count, tiles handed out statically.
+    """
+
+    block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
+    block_n: int = tile("n", "keys per tile")
+    stages: int = tile("s", "K/V shared-memory ring slots")
+    schedule: int = tile("sch", "0 sequential, 1 intra-warpgroup overlap, 2 overlap + ping-pong")
+    persistent: int = tile("p", "1: persistent grid of SM-count CTAs")
+
+    family: ClassVar[str] = "sm90"
+    ladder_step: ClassVar[int] = 6
+    BUILD_SECONDS: ClassVar[float] = 60.0  # placeholder until measured on the H100 host's one core
+    AXES: ClassVar[dict] = {
+        "block_m": (64, 128, 192),
+        "block_n": (64, 80, 96, 112, 128, 144, 176, 192),
+        "stages": (2, 3),
+        "schedule": (0, 1, 2),
+        "persistent": (0, 1),
+    }
+    # Per head dim, for every dtype and mask: the tiles that beat or matched SDPA in the first device
+    # runs of the kernel (benchmarks/experiments/sm90/NOTES.md, runs 1-3, 2026-11-25) and compile
+    # without spills, plus D256 128x64, the only D256 tile measured so far.
+    DEFAULT_TILES: ClassVar[dict] = {
+        64: [(128, 128, 2, 1, 0), (128, 192, 2, 2, 0)],
+        128: [(128, 128, 2, 1, 0), (128, 128, 2, 2, 0)],
+        256: [(128, 64, 2, 1, 0)],
+    }
+
+    @property
+    def consumer_warpgroups(self) -> int:
+        return self.block_m // WGMMA_M
+
+    @property
+    def threads(self) -> int:
+        return 128 * (1 + self.consumer_warpgroups)
+
+    def smem_bytes(self) -> int:
+        # Q (reused for O), K and V rings, each 1 KB aligned for the swizzled TMA layouts, plus barriers.
+        def aligned(n: int) -> int:
+            return -(-n // 1024) * 1024
+
+        q = aligned(self.block_m * self.head_dim * self.element_bytes)
+        kv = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
+        return q + 2 * kv + 16 + 32 * self.stages
+
+    def accumulator_registers(self) -> int:
+        # Per consumer thread: O (64 x D over 128 threads), S (64 x N), P as packed 16-bit (half of S).
+        return self.head_dim // 2 + self.block_n // 2 + self.block_n // 4
+
+    def register_budget(self) -> int:
+        split = SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
+        return split[1] - SM90_REGISTER_OVERHEAD if split else 0
+
+    def validation_errors(self) -> list[str]:
+        errors = super().validation_errors()
+        if errors:
+            return errors
+        if self.block_m % WGMMA_M or self.consumer_warpgroups not in SM90_REGISTER_SPLIT:
+            errors.append(f"block_m={self.block_m} must be 64, 128 or 192 (64 rows per consumer warpgroup)")
+        if self.block_n % 16:
+            errors.append(f"block_n={self.block_n} not a multiple of 16 (wgmma K of the PV product)")
+        if self.schedule == 2 and self.consumer_warpgroups < 2:
+            errors.append("ping-pong (schedule=2) needs at least 2 consumer warpgroups (block_m >= 128)")
+        return errors
+
+    def template_params(self) -> dict:
+        return super().template_params() | {
+            "consumer_warpgroups": self.consumer_warpgroups,
+            "schedule_name": SM90_SCHEDULES[self.schedule],
+            "overlap": "true" if self.schedule >= 1 else "false",
+            "pingpong": "true" if self.schedule == 2 else "false",
+            "is_persistent": "true" if self.persistent else "false",
+        }

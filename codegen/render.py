@@ -13,6 +13,7 @@ from typing import Iterable
 import jinja2
 
 from .config import KernelConfig
+from . import toolchain
 from .toolchain import NVCC_FLAGS
 
 
@@ -50,11 +51,20 @@ def cutlass_version() -> str:
         return "unknown"
 
 
-@functools.lru_cache(maxsize=1)
-def headers_digest() -> str:
-    """Hash of every header the kernels include, the nvcc flags and the CUTLASS version: any
-    of them changing changes every variant's hash (and makes older tuning rows stale)."""
+@functools.lru_cache(maxsize=8)
+def headers_digest(toolchain_id: str | None = None) -> str:
+    """Hash of every header the kernels include, the nvcc flags, the CUTLASS version and the
+    toolchain (nvcc's version and the digest of the CUTLASS include dir actually used, see
+    :func:`flashcore_codegen.toolchain.identity`): any of them changing changes every variant's
+    hash (and makes older tuning rows stale).
+
+    ``toolchain_id`` defaults to this machine's toolchain; the runtime passes the one recorded
+    in the build's manifest, so that a machine without nvcc re-derives the hashes of the
+    templates as they are now, compiled with the toolchain the extension was built with."""
+    if toolchain_id is None:
+        toolchain_id = toolchain.identity()
     h = hashlib.sha256(" ".join(NVCC_FLAGS).encode() + cutlass_version().encode())
+    h.update(b"\0toolchain\0" + toolchain_id.encode() + b"\0")
     for path in sorted(INCLUDE_DIR.rglob("*")):
         if path.is_file():
             h.update(path.relative_to(INCLUDE_DIR).as_posix().encode())
@@ -73,13 +83,16 @@ class RenderedSource:
         return f"{self.config.name}.cu"
 
 
-def render(config: KernelConfig) -> RenderedSource:
-    """Render one (validated) config. The hash covers the source and the headers it includes."""
+def render(config: KernelConfig, toolchain_id: str | None = None) -> RenderedSource:
+    """Render one (validated) config. The hash covers the source, the headers it includes and
+    the toolchain (``toolchain_id``, default: this machine's; see :func:`headers_digest`)."""
     config.check()
     template = _environment().get_template(config.template)
     params = config.template_params()
     unhashed = template.render(**params, source_hash="")
-    digest = hashlib.sha256((unhashed + headers_digest()).encode()).hexdigest()[:16]
+    if toolchain_id is None:  # resolved here so that the digest's cache keys on the real identity
+        toolchain_id = toolchain.identity()
+    digest = hashlib.sha256((unhashed + headers_digest(toolchain_id)).encode()).hexdigest()[:16]
     return RenderedSource(config, template.render(**params, source_hash=digest), digest)
 
 

@@ -1,81 +1,155 @@
-"""`flashcore` command line: codegen, build, tune, table, variants."""
+"""`flashcore` command line: codegen, build, tune, table, variants, doctor.
+
+Every failure is one message on stderr (what is wrong, how to fix it) and a non-zero exit
+status; `--debug` (or FLASHCORE_DEBUG=1) shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from flashcore_codegen import families  # noqa: F401  (registers the families)
-from flashcore_codegen.config import DTYPES, FAMILIES, HEAD_DIMS
-from flashcore_codegen.space import all_configs, default_configs, select
+from flashcore_codegen.config import DTYPES, FAMILIES, HEAD_DIMS, config_from_name
+from flashcore_codegen.space import all_configs, default_configs, select, spill_note
+
+from . import __version__
+
+NO_MATCH = "no variant matches these filters"
+GLOB_CHARS = set("*?[")
+
+
+class CliError(Exception):
+    """A failure the user can fix: printed as one message, exit status 1."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("variant filters (repeatable; a variant must match every filter given)")
+    g = p.add_argument_group(
+        "variant filters (repeatable; a variant must match every filter given). They narrow the "
+        "curated default set, or the whole valid space with --all; an exact name in --only is "
+        "taken as named")
     g.add_argument("--family", action="append", choices=sorted(FAMILIES), help="kernel family")
     g.add_argument("--dtype", action="append", choices=DTYPES)
     g.add_argument("--head-dim", action="append", type=int, choices=HEAD_DIMS)
     g.add_argument("--causal", dest="causal", action="store_true", default=None, help="causal variants only")
     g.add_argument("--no-causal", dest="causal", action="store_false", help="non-causal variants only")
-    g.add_argument("--only", action="append", metavar="NAME_GLOB", help="variant names matching this glob")
+    g.add_argument("--only", action="append", metavar="NAME_OR_GLOB",
+                   help="a variant name, or a glob over names (e.g. 'fc_pipelined_*_d128_*')")
+    g.add_argument("--all", action="store_true", help="start from the whole valid space instead of the default set")
 
 
-def _has_filter(args) -> bool:
-    return any(x is not None for x in (args.family, args.dtype, args.head_dim, args.causal, args.only))
-
-
-def _selected(args, default_all: bool):
-    """Filters narrow the whole valid space; with none, `--all` or the command's default set."""
-    if _has_filter(args) or args.all or default_all:
-        base = list(all_configs())
-    else:
-        base = default_configs()
-    configs = select(base, args.family, args.dtype, args.head_dim, args.causal, args.only)
-    if not configs:
-        sys.exit("no valid variant matches these filters (see `flashcore codegen --list --all`)")
+def _named_configs(names: list[str]):
+    """Configs for exact variant names, with the reason when a name is not a valid variant."""
+    configs = []
+    for name in names:
+        try:
+            config = config_from_name(name)
+        except ValueError as exc:
+            raise CliError(f"{exc} (list valid names with: flashcore codegen --list --all)") from None
+        errors = config.validation_errors()
+        if errors:
+            raise CliError(f"{name} is not a valid variant: " + "; ".join(errors))
+        configs.append(config)
     return configs
+
+
+def _selected(args):
+    """Filters narrow the default set (or the whole valid space with --all); exact names in
+    --only are taken as named, so `--only <name>` builds that variant wherever it lives."""
+    only = args.only or []
+    exact = [o for o in only if not GLOB_CHARS & set(o)]
+    globs = [o for o in only if GLOB_CHARS & set(o)]
+    named = _named_configs(exact)
+    base = list(all_configs()) if args.all else default_configs()
+    picked = []
+    if globs or not exact:
+        picked = select(base, args.family, args.dtype, args.head_dim, args.causal, globs or None)
+    picked += select(named, args.family, args.dtype, args.head_dim, args.causal)
+    configs = sorted({c.name: c for c in picked}.values(), key=lambda c: c.name)
+    if not configs:
+        hint = "list the valid names with: flashcore codegen --list --all"
+        if not args.all and select(all_configs(), args.family, args.dtype, args.head_dim, args.causal, globs or None):
+            hint = "the default set has none, the whole valid space has some: add --all"
+        raise CliError(f"{NO_MATCH} ({hint})")
+    return configs
+
+
+def _build_dir(args) -> Path:
+    from .build import default_build_dir
+
+    return Path(args.build_dir).expanduser() if getattr(args, "build_dir", None) else default_build_dir()
 
 
 def cmd_codegen(args) -> int:
     from flashcore_codegen.render import generate
 
-    configs = _selected(args, default_all=True)
+    configs = _selected(args)
     if args.list:
         for c in configs:
             print(c.name)
         return 0
-    out = Path(args.out) if args.out else _default_build_dir() / "src"
+    out = Path(args.out) if args.out else _build_dir(args) / "src"
     result = generate(configs, out)
     print(f"{len(result.sources)} variants in {out}: {len(result.written)} written, "
           f"{len(result.sources) - len(result.written)} unchanged")
     return 0
 
 
-def _default_build_dir() -> Path:
-    from .build import default_build_dir
+def _dry_run(configs, build_dir: Path, jobs: int) -> int:
+    """What `build` would do: every selected name, whether it compiles or is up to date, and
+    the estimated time from the measured per-variant compile cost of each family."""
+    from flashcore_codegen.render import render
 
-    return default_build_dir()
+    from .build import read_manifest
+
+    built = read_manifest(build_dir).get("variants", {})
+    todo = []
+    for c in configs:
+        up_to_date = built.get(c.name, {}).get("source_hash") == render(c).source_hash and \
+            (build_dir / "obj" / f"{c.name}.o").exists()
+        print(f"{c.name}  {'up to date' if up_to_date else 'compile'}")
+        if not up_to_date:
+            todo.append(c)
+    seconds = sum(c.build_seconds() for c in todo)
+    print(f"{len(configs)} variants selected, {len(todo)} to compile: about {seconds / jobs / 60:.1f} min with "
+          f"{jobs} jobs ({seconds / 60:.1f} min on one core; measured per-variant cost); nothing was built")
+    return 0
 
 
 def cmd_build(args) -> int:
-    from .build import BuildError, build
+    from .build import build, default_jobs
 
-    configs = _selected(args, default_all=False)
-    try:
-        result = build(configs, Path(args.build_dir) if args.build_dir else None, jobs=args.jobs,
-                       link=not args.no_link, progress=not args.quiet, prune=args.prune)
-    except BuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    configs = _selected(args)
+    build_dir = _build_dir(args)
+    if args.dry_run:
+        return _dry_run(configs, build_dir, args.jobs or default_jobs())
+    result = build(configs, build_dir, jobs=args.jobs, link=not args.no_link, progress=not args.quiet,
+                   prune=args.prune)
     for name, log in sorted(result.failed.items()):
         print(f"\nFAILED {name}:\n{log.strip()}", file=sys.stderr)
-    spilling = [n for n, r in result.resources.items() if r.spills]
-    for name in spilling:
-        r = result.resources[name]
-        print(f"warning: {name} spills {r.spill_stores} B / reloads {r.spill_loads} B (registers {r.registers})",
-              file=sys.stderr)
+    spilling = {n: r for n, r in result.resources.items() if r.spills}
+    explained = {n for n in spilling if spill_note(n)}
+    for name, r in sorted(spilling.items()):
+        if name not in explained:
+            print(f"warning: {name} spills {r.spill_stores} B / reloads {r.spill_loads} B (registers {r.registers})",
+                  file=sys.stderr)
+    if explained:
+        print(f"note: {len(explained)} curated variants spill a little and win shapes anyway "
+              "(measured; see `flashcore variants`)", file=sys.stderr)
     compiled = result.compile_seconds
     per = f", {sum(compiled.values()) / len(compiled):.0f} s per compiled variant" if compiled else ""
     print(f"built {len(result.built)} variants ({len(compiled)} compiled now{per}) in {result.wall_seconds:.0f} s; "
@@ -88,11 +162,14 @@ def _parse_shape(text: str):
         b, h, sq, sk = (int(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"shape must be B,H,Sq,Sk (e.g. 4,16,4096,4096), got {text!r}")
+    if min(b, h, sq, sk) < 1:
+        raise argparse.ArgumentTypeError(f"every size in B,H,Sq,Sk must be >= 1, got {text!r}")
     return b, h, sq, sk
 
 
 def cmd_tune(args) -> int:
     from .problem import Problem
+    from .registry import build_command
     from .runtime import get_runtime
     from .tune import baseline_grid, default_suite, small_shapes, tune
 
@@ -113,33 +190,43 @@ def cmd_tune(args) -> int:
     rt = get_runtime()
     missing = [p for p in problems if not rt.registry.candidates(p)]
     for p in missing:
-        print(f"skip {p}: no built variant (flashcore build --dtype {p.dtype} --head-dim {p.head_dim} "
-              f"{'--causal' if p.causal else '--no-causal'})", file=sys.stderr)
+        print(f"skip {p}: no built variant ({build_command(p)})", file=sys.stderr)
     results = tune(rt, [p for p in problems if p not in missing], progress=not args.quiet,
                    careful_keep=args.careful)
     failed = [r for r in results if r.winner is None]
     rejected = sum(1 for r in results for c in r.candidates if not c.ok)
     print(f"tuned {len(results)} problems; {rejected} candidate results rejected by the correctness check; "
           f"{len(failed)} problems without a correct variant; table: {rt.table.path}")
-    return 1 if failed or rejected else 0
+    return 1 if failed or rejected or not results else 0
+
+
+def _current_identity():
+    """(environment, built variant hashes) to judge rows against, or a reason why not."""
+    try:
+        from .runtime import get_runtime
+
+        rt = get_runtime()
+        return rt.env, rt.hashes, None
+    except Exception as exc:  # no GPU, no build, stale build: rows are shown, judged against nothing
+        return None, None, str(exc)
+
+
+TABLE_COLUMNS = ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "gpu",
+                 "measured_at"]
 
 
 def cmd_table(args) -> int:
     from .table import TuningTable
 
     table = TuningTable(args.db) if args.db else TuningTable()
-    env = valid = None
+    env, valid, why = (None, None, None) if args.all else _current_identity()
+    if why is not None:
+        print(f"note: cannot tell current rows from stale ones ({why}); showing all rows", file=sys.stderr)
     try:
-        from .runtime import get_runtime
-
-        rt = get_runtime()
-        env, valid = rt.env, rt.hashes
-    except Exception as exc:  # no GPU or no build: show rows, judged against nothing
-        if not args.all:
-            print(f"note: cannot tell current rows from stale ones ({exc}); showing all rows", file=sys.stderr)
-        args.all = True
-    rows = table.rows(problem_key=args.key, variant_glob=args.variant, env=env, valid_hashes=valid,
-                      include_stale=args.all, sort=args.sort)
+        rows = table.rows(problem_key=args.key, variant_glob=args.variant, env=env, valid_hashes=valid,
+                          include_stale=args.all or why is not None, sort=args.sort)
+    except ValueError as exc:  # an unknown --sort column
+        raise CliError(str(exc)) from None
     if args.winners:
         rows = [r for r in rows if r.winner]
     if args.limit:
@@ -150,12 +237,11 @@ def cmd_table(args) -> int:
         json.dump([asdict(r) for r in rows], sys.stdout, indent=1)
         print()
         return 0
-    headers = ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "gpu", "measured_at"]
     body = [[r.problem_key, r.variant, f"{r.median_us:.1f}", f"{r.spread_us:.1f}", f"{r.tflops:.0f}",
              f"{r.max_abs_err:.1e}", "*" if r.winner else "", "stale" if r.stale else "", r.gpu_name,
              r.measured_at[:19]] for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(TABLE_COLUMNS)]
+    print("  ".join(h.ljust(w) for h, w in zip(TABLE_COLUMNS, widths)))
     for row in body:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
     print(f"{len(rows)} rows from {table.path}", file=sys.stderr)
@@ -165,33 +251,51 @@ def cmd_table(args) -> int:
 def cmd_variants(args) -> int:
     from .build import read_manifest
 
-    manifest = read_manifest(Path(args.build_dir) if args.build_dir else None)
+    build_dir = _build_dir(args)
+    manifest = read_manifest(build_dir)
+    if not manifest.get("variants") and not manifest.get("failed"):
+        raise CliError(f"nothing is built in {build_dir}: run flashcore build (or pass --build-dir)")
     for name, info in sorted(manifest["variants"].items()):
         spill = f"spills {info['spill_stores']} B" if info["spill_stores"] else "no spills"
-        print(f"{name}  hash {info['source_hash']}  {info['registers']} registers, {spill}")
+        note = spill_note(name) if info["spill_stores"] else None
+        print(f"{name}  hash {info['source_hash']}  {info['registers']} registers, {spill}"
+              + (f" ({note})" if note else ""))
     for name in manifest["failed"]:
         print(f"{name}  FAILED to compile")
+    if manifest.get("link_error"):
+        print(f"the extension did not link: {manifest['link_error'].strip().splitlines()[-1]}", file=sys.stderr)
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="flashcore", description=__doc__)
+def cmd_doctor(args) -> int:
+    from .doctor import report
+
+    for line in report(_build_dir(args)):
+        print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flashcore", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"flashcore-cutlass {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("codegen", help="render kernel variants from templates/ (default: every valid one)")
+    p = sub.add_parser("codegen", help="render kernel variants from templates/ (default: the curated set)")
     _add_filters(p)
-    p.add_argument("--all", action="store_true", help="the whole valid space (the default here)")
     p.add_argument("--out", help="output directory (default: <build dir>/src)")
     p.add_argument("--list", action="store_true", help="print the selected names instead of writing")
     p.set_defaults(func=cmd_codegen)
 
     p = sub.add_parser("build", help="compile variants into the torch extension (default: the curated set)")
     _add_filters(p)
-    p.add_argument("--all", action="store_true", help="build the whole valid space")
-    p.add_argument("-j", "--jobs", type=int, help="parallel nvcc jobs (default: cores, ~4.5 GB RAM each)")
+    p.add_argument("-j", "--jobs", type=_positive_int, help="parallel nvcc jobs (default: cores, ~4.5 GB RAM each)")
     p.add_argument("--build-dir", help="build directory (default: $FLASHCORE_BUILD_DIR or the cache dir)")
-    p.add_argument("--no-link", action="store_true", help="compile kernel objects only (no CUDA torch needed)")
+    p.add_argument("--no-link", action="store_true",
+                   help="compile kernel objects only (no CUDA-enabled torch needed; for machines without a GPU)")
     p.add_argument("--prune", action="store_true", help="drop previously built variants not selected now")
+    p.add_argument("--dry-run", action="store_true", help="list what would be built, with a time estimate")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
 
@@ -203,18 +307,20 @@ def main(argv=None) -> int:
     p.add_argument("--shape", action="append", type=_parse_shape, metavar="B,H,Sq,Sk",
                    help="tune these shapes (with --dtype/--head-dim/--causal; default bf16, D128, both masks)")
     p.add_argument("--suite", choices=["default", "grid", "small"], default="default",
-                   help="without --shape: BASELINES.md's grid + small shapes (default), or one of them")
-    p.add_argument("--careful", type=int, default=3, help="finalists timed carefully per shape")
+                   help="without --shape: the throughput grid + small shapes (default), or one of them")
+    p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape")
     p.add_argument("-q", "--quiet", action="store_true")
-    p.set_defaults(func=cmd_tune, all=False)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("table", help="show the tuning table")
     p.add_argument("--key", help="problem key, e.g. bf16_d128_full_q4096_k4096_bh64")
     p.add_argument("--variant", help="variant name glob")
     p.add_argument("--all", action="store_true", help="include stale rows (other GPU/versions/sources)")
     p.add_argument("--winners", action="store_true", help="only the fastest current row per key")
-    p.add_argument("--sort", default="problem_key", help="column to sort by; prefix - for descending")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--sort", default="key", metavar="COLUMN",
+                   help="a column shown (key, variant, median_us, TFLOP/s, ...); -COLUMN (e.g. --sort -median_us) "
+                        "for descending")
+    p.add_argument("--limit", type=_positive_int)
     p.add_argument("--json", action="store_true")
     p.add_argument("--db", help="tuning database (default: $FLASHCORE_CACHE_DIR/tuning.db)")
     p.set_defaults(func=cmd_table)
@@ -223,8 +329,55 @@ def main(argv=None) -> int:
     p.add_argument("--build-dir")
     p.set_defaults(func=cmd_variants)
 
-    args = parser.parse_args(argv)
-    return args.func(args)
+    p = sub.add_parser("doctor", help="one report of this machine, the build and the tuning table (for bug reports)")
+    p.add_argument("--build-dir")
+    p.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def _glue_dash_values(argv: list[str]) -> list[str]:
+    """`--sort -median_us` would read as an unknown option to argparse: glue such values on."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--sort" and out[i + 1].startswith("-") and out[i + 1] != "--":
+            out[i:i + 2] = [f"--sort={out[i + 1]}"]
+            break
+    return out
+
+
+def _message(exc: BaseException) -> str:
+    """One line for a known failure: what is wrong and how to fix it."""
+    if isinstance(exc, PermissionError) or (isinstance(exc, OSError) and exc.errno in (13, 20, 30)):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return (f"cannot write{where}: {exc.strerror or exc}; set FLASHCORE_CACHE_DIR (and FLASHCORE_BUILD_DIR) "
+                "to a writable directory")
+    return str(exc) or type(exc).__name__
+
+
+def main(argv=None) -> int:
+    # torch without numpy warns on import; numpy is not needed here, the warning is noise.
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+    argv = _glue_dash_values(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("FLASHCORE_DEBUG") == "1"
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`flashcore table | head`): stop quietly, like other tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"error: {_message(exc)}", file=sys.stderr)
+        # Our own errors say what to do; anything else may need the traceback to be understood.
+        if not type(exc).__module__.startswith(("flashcore_cutlass", "flashcore_codegen")):
+            print("(run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

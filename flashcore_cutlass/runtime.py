@@ -1,11 +1,24 @@
-"""The loaded extension and its registry: one per process, created on first use."""
+"""The loaded extension and its registry: one per process, created on first use.
+
+Loading checks that the extension still matches what it claims to be, and refuses it otherwise
+(dispatch must never run a kernel whose source has changed since it was compiled):
+
+* the torch it was linked against (manifest.json, "linked") is the torch of this process;
+* every variant it holds reports the hash of the variant rendered from the templates installed
+  now (with the toolchain recorded at build time, so a machine without nvcc can check too), and
+  its name still names a variant of a known family;
+* it loads at all (a torch upgrade leaves undefined symbols).
+
+Each failure raises StaleExtension, whose message ends in "rebuild: flashcore build".
+Checking 60 variants renders 60 templates: ~30 ms.
+"""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-from .build import EXTENSION_NAME, default_build_dir
+from .build import EXTENSION_NAME, default_build_dir, read_manifest
 from .env import Environment
 from .problem import Problem
 from .registry import Registry
@@ -14,9 +27,92 @@ from .table import TuningTable
 _lock = threading.Lock()
 _runtime: "Runtime | None" = None
 
+SUPPORTED_CAPABILITY = (9, 0)  # kernels are compiled for sm_90a only (H100, H200)
+
 
 class ExtensionNotBuilt(RuntimeError):
     pass
+
+
+class StaleExtension(RuntimeError):
+    """The built extension no longer matches the sources or the torch of this process."""
+
+
+class UnsupportedDevice(RuntimeError):
+    """No CUDA device, or one the kernels were not compiled for."""
+
+
+def stale_message(build_dir: Path, differences: list[str], limit: int = 6) -> str:
+    shown = differences[:limit]
+    if len(differences) > limit:
+        shown.append(f"and {len(differences) - limit} more")
+    return (
+        f"the flashcore extension in {build_dir} was built from other sources/torch"
+        f" ({'; '.join(shown)}): rebuild: flashcore build"
+    )
+
+
+def check_device() -> None:
+    """Raise UnsupportedDevice unless torch sees a CUDA device of compute capability 9.0."""
+    import torch
+
+    if torch.version.cuda is None:
+        raise UnsupportedDevice(
+            f"flashcore_cutlass needs a CUDA GPU (sm_90: H100/H200), but torch {torch.__version__}"
+            " is a CPU-only build: install a CUDA build of torch"
+        )
+    if not torch.cuda.is_available():
+        raise UnsupportedDevice(
+            "flashcore_cutlass needs a CUDA GPU (sm_90: H100/H200); torch sees none"
+            " (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
+        )
+    capability = tuple(torch.cuda.get_device_capability())
+    if capability != SUPPORTED_CAPABILITY:
+        name = torch.cuda.get_device_name()
+        raise UnsupportedDevice(
+            f"flashcore_cutlass kernels are compiled for sm_90a (H100/H200) only; the current device"
+            f" ({name}) is sm_{capability[0]}{capability[1]}: select an sm_90 device"
+            " (torch.cuda.set_device / CUDA_VISIBLE_DEVICES) or use another attention backend"
+        )
+
+
+def torch_differences(manifest: dict) -> list[str]:
+    """How the torch of this process differs from the one the extension was linked against."""
+    import torch
+
+    linked = manifest.get("linked")
+    if not linked or not linked.get("torch"):
+        return ["the build records no torch for the extension (built by an older flashcore, or not linked)"]
+    if linked["torch"] != torch.__version__:
+        return [f"torch {linked['torch']} then, {torch.__version__} now"]
+    return []
+
+
+def variant_differences(reported: list[str], manifest: dict) -> list[str]:
+    """How the variants the loaded extension reports ("name:hash") differ from the variants
+    rendered now from the installed templates, with the toolchain recorded in the manifest."""
+    from flashcore_codegen.config import config_from_name
+    from flashcore_codegen.render import render
+
+    toolchain_id = (manifest.get("linked") or {}).get("toolchain_id")
+    if toolchain_id is None:
+        return ["the build records no toolchain (built by an older flashcore)"]
+    differences = []
+    for entry in reported:
+        name, _, built_hash = entry.partition(":")
+        try:
+            config = config_from_name(name)
+        except ValueError:
+            differences.append(f"{name} is no longer a variant of any family")
+            continue
+        try:
+            current = render(config, toolchain_id=toolchain_id).source_hash
+        except Exception as exc:  # InvalidConfig, a template that no longer takes the parameters
+            differences.append(f"{name} no longer renders ({type(exc).__name__}: {exc})")
+            continue
+        if current != built_hash:
+            differences.append(f"{name} changed (source hash {built_hash} built, {current} now)")
+    return differences
 
 
 class Runtime:
@@ -32,10 +128,20 @@ class Runtime:
                 f"no flashcore extension at {so}; build the kernels first: flashcore build"
                 " (or set FLASHCORE_BUILD_DIR to where they were built)"
             )
-        if not torch.cuda.is_available():
-            raise RuntimeError("flashcore_cutlass needs a CUDA GPU (sm_90); torch sees none")
-        torch.ops.load_library(str(so))
-        entries = [entry.split(":", 1) for entry in torch.ops.flashcore.variants()]
+        check_device()
+        manifest = read_manifest(self.build_dir)
+        differences = torch_differences(manifest)
+        if differences:  # before loading: a .so linked against another torch may not load at all
+            raise StaleExtension(stale_message(self.build_dir, differences))
+        try:
+            torch.ops.load_library(str(so))
+        except (OSError, RuntimeError) as exc:
+            raise StaleExtension(stale_message(self.build_dir, [f"it does not load: {exc}"])) from exc
+        reported = list(torch.ops.flashcore.variants())
+        differences = variant_differences(reported, manifest)
+        if differences:
+            raise StaleExtension(stale_message(self.build_dir, differences))
+        entries = [entry.split(":", 1) for entry in reported]
         self.hashes: dict[str, str] = {name: h for name, h in entries}
         self.ids: dict[str, int] = {name: i for i, (name, _) in enumerate(entries)}
         self.env = Environment.current()

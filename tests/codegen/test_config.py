@@ -15,21 +15,21 @@ from flashcore_codegen.config import (
 )
 from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
-NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined)_(fp16|bf16)_d(64|128|256)_(full|causal)(_[a-z]+\d+)+$")
+NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (3456, 1608)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
 
 def test_families_registered_in_ladder_order():
-    assert set(FAMILIES) == {"scalar", "mma", "pipelined"}
+    assert set(FAMILIES) == {"scalar", "mma", "pipelined", "sm90"}
     assert FAMILIES["scalar"] is ScalarConfig
     assert FAMILIES["mma"] is MmaConfig
     assert FAMILIES["pipelined"] is PipelinedConfig
     steps = {name: cls.ladder_step for name, cls in FAMILIES.items()}
-    assert steps == {"scalar": 1, "mma": 2, "pipelined": 3}
-    assert sorted(FAMILIES, key=lambda f: FAMILIES[f].ladder_step) == ["scalar", "mma", "pipelined"]
+    assert steps == {"scalar": 1, "mma": 2, "pipelined": 3, "sm90": 6}
+    assert sorted(FAMILIES, key=lambda f: FAMILIES[f].ladder_step) == ["scalar", "mma", "pipelined", "sm90"]
 
 
 def test_family_defined_twice_is_rejected():
@@ -45,6 +45,7 @@ def test_tile_fields_per_family():
         "scalar": [("block_m", "m"), ("warps", "w")],
         "mma": [("block_m", "m"), ("block_n", "n"), ("warps", "w")],
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
+        "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p")],
     }
 
 
@@ -99,7 +100,7 @@ def test_config_from_name_parses_without_validating():
         ("fc_scalar_fp16_d64", "not a flashcore variant name"),
         ("xx_scalar_fp16_d64_full_m16_w4", "not a flashcore variant name"),
         ("fc_conv_fp16_d64_full_m16_w4", "unknown kernel family 'conv' in 'fc_conv_fp16_d64_full_m16_w4'; "
-                                         "known: ['mma', 'pipelined', 'scalar']"),
+                                         "known: ['mma', 'pipelined', 'scalar', 'sm90']"),
         ("fc_scalar_fp16_64_full_m16_w4", "malformed variant name 'fc_scalar_fp16_64_full_m16_w4'"),
         ("fc_scalar_fp16_dxx_full_m16_w4", "malformed variant name 'fc_scalar_fp16_dxx_full_m16_w4'"),
         ("fc_scalar_fp16_d_full_m16_w4", "malformed variant name"),
@@ -293,3 +294,31 @@ def test_configs_are_frozen_and_hashable():
         config.block_m = 64  # type: ignore[misc]
     assert len({config, _pipelined()}) == 1
     assert isinstance(config, KernelConfig)
+
+
+# -- the Hopper family -------------------------------------------------------------------------
+
+def test_sm90_resource_model():
+    from flashcore_codegen.families import Sm90Config
+
+    c = Sm90Config("bf16", 128, False, block_m=128, block_n=128, stages=2, schedule=1, persistent=0)
+    assert (c.consumer_warpgroups, c.threads) == (2, 384)
+    assert c.accumulator_registers() == 64 + 64 + 32 and c.register_budget() == 240 - 32
+    assert c.smem_bytes() == 32768 + 2 * 65536 + 16 + 64
+    assert c.is_valid
+    # FA3's D256 tile sits at the shared-memory limit; one more stage does not fit.
+    assert Sm90Config("bf16", 256, False, 128, 80, 2, 1, 0).is_valid
+    assert any("shared memory" in e for e in Sm90Config("bf16", 256, False, 128, 80, 3, 1, 0).validation_errors())
+    # 3 consumer warpgroups run at 160 registers: D128 with 128 keys would spill.
+    assert any("registers" in e for e in Sm90Config("bf16", 128, False, 192, 128, 2, 1, 0).validation_errors())
+    assert "ping-pong (schedule=2) needs at least 2 consumer warpgroups (block_m >= 128)" in \
+        Sm90Config("bf16", 64, False, 64, 128, 2, 2, 0).validation_errors()
+
+
+def test_sm90_template_params():
+    from flashcore_codegen.families import Sm90Config
+
+    params = Sm90Config("fp16", 64, True, 192, 128, 2, 2, 1).template_params()
+    assert (params["consumer_warpgroups"], params["overlap"], params["pingpong"], params["is_persistent"]) == \
+        (3, "true", "true", "true")
+    assert params["threads"] == 512 and "mma_atom" not in params

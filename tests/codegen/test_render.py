@@ -67,7 +67,7 @@ def test_source_hash_is_source_plus_headers(config):
 
 def test_every_valid_config_has_its_own_hash():
     sources = [render(c) for c in all_configs()]
-    assert len(sources) == 556
+    assert len(sources) == 556 + 1608
     assert len({s.source_hash for s in sources}) == len(sources)
     assert len({s.text for s in sources}) == len(sources)
 
@@ -194,3 +194,98 @@ def test_generate_rejects_invalid_config_before_writing(tmp_path):
     with pytest.raises(InvalidConfig):
         generate([CONFIGS[0], config_from_name("fc_mma_fp16_d256_full_m128_n64_w4")], out)
     assert not out.exists() or list(out.iterdir()) == []
+
+
+# -- the toolchain in the hash ------------------------------------------------------------------
+
+from flashcore_codegen import toolchain  # noqa: E402
+
+
+def test_hash_covers_the_toolchain(monkeypatch, fresh_caches):
+    config = CONFIGS[0]
+    a = render(config, toolchain_id="nvcc=13.0.88\ncutlass=aaaa")
+    b = render(config, toolchain_id="nvcc=12.8.93\ncutlass=aaaa")
+    c = render(config, toolchain_id="nvcc=13.0.88\ncutlass=bbbb")
+    assert len({a.source_hash, b.source_hash, c.source_hash}) == 3
+    assert a == render(config, toolchain_id="nvcc=13.0.88\ncutlass=aaaa")  # deterministic
+    # The default is this machine's toolchain.
+    monkeypatch.setattr(toolchain, "identity", lambda: "nvcc=13.0.88\ncutlass=aaaa")
+    render_module.headers_digest.cache_clear()
+    assert render(config).source_hash == a.source_hash
+    assert headers_digest() == headers_digest("nvcc=13.0.88\ncutlass=aaaa")
+
+
+def _fake_cutlass(root, minor="2"):
+    (root / "cutlass").mkdir(parents=True)
+    (root / "cute").mkdir()
+    (root / "cutlass" / "version.h").write_text(
+        f"#define CUTLASS_MAJOR 4\n#define CUTLASS_MINOR {minor}\n#define CUTLASS_PATCH 0 \n"
+    )
+    (root / "cute" / "tensor.hpp").write_text("// tensor\n")
+    return root
+
+
+def test_cutlass_digest_covers_version_path_and_listing(tmp_path, fresh_caches):
+    one = _fake_cutlass(tmp_path / "one")
+    assert toolchain.cutlass_header_version(one) == "4.2.0"
+    assert toolchain.cutlass_header_version(tmp_path) == "unknown"
+    d1 = toolchain.cutlass_digest(one)
+    assert toolchain.cutlass_digest(one) == d1
+    two = _fake_cutlass(tmp_path / "two")
+    assert toolchain.cutlass_digest(two) != d1  # another installation of the same headers
+
+    def fresh(path):
+        toolchain.cutlass_digest.cache_clear()
+        return toolchain.cutlass_digest(path)
+
+    import os
+
+    os.utime(one / "cute" / "tensor.hpp", (1, 1))
+    assert fresh(one) == d1  # mtimes do not count (a reinstall of the same wheel)
+    (one / "cute" / "tensor.hpp").write_text("// tensor, edited\n")
+    d2 = fresh(one)
+    assert d2 != d1
+    (one / "cute" / "extra.hpp").write_text("\n")
+    d3 = fresh(one)
+    assert d3 not in {d1, d2}
+    (one / "cutlass" / "version.h").write_text((one / "cutlass" / "version.h").read_text().replace("2", "3"))
+    assert fresh(one) not in {d1, d2, d3}
+    toolchain.cutlass_digest.cache_clear()
+
+
+def test_identity_without_nvcc(monkeypatch):
+    def missing():
+        raise toolchain.ToolchainError("nvcc not found")
+
+    monkeypatch.setattr(toolchain, "find_nvcc", missing)
+    toolchain.identity.cache_clear()
+    try:
+        assert toolchain.identity().startswith("nvcc=none\n")
+    finally:
+        toolchain.identity.cache_clear()
+
+
+def test_generator_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from flashcore_codegen.config import config_from_name\n"
+        "from flashcore_codegen.render import render\n"
+        "from flashcore_codegen import toolchain\n"
+        f"print(render(config_from_name('{NAMES[0]}')).source_hash)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == render(CONFIGS[0]).source_hash
+
+
+def test_rendering_sixty_variants_is_fast():
+    import time
+
+    configs = all_configs()[:60] if isinstance(all_configs(), list) else list(all_configs())[:60]
+    render(configs[0], toolchain_id="t")
+    t0 = time.perf_counter()
+    for c in configs:
+        render(c, toolchain_id="t")
+    assert time.perf_counter() - t0 < 0.5

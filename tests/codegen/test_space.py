@@ -1,16 +1,12 @@
+import fnmatch
 import itertools
 
 import pytest
 
 from flashcore_codegen.config import DTYPES, HEAD_DIMS
-from flashcore_codegen.space import (
-    DEFAULT_LADDER,
-    DEFAULT_LADDER_PROBLEMS,
-    DEFAULT_PIPELINED_TILES,
-    all_configs,
-    default_configs,
-    select,
-)
+from flashcore_codegen.config import FAMILIES
+from flashcore_codegen.families import LADDER_PROBLEMS
+from flashcore_codegen.space import all_configs, default_configs, select
 
 PROBLEMS = list(itertools.product(DTYPES, HEAD_DIMS, (False, True)))
 
@@ -21,11 +17,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556
+    assert len(space) == 556 + 1608  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912
-    assert sum(not c.is_valid for c in everything) == 356
+    assert len(everything) == 912 + 3456
+    assert sum(not c.is_valid for c in everything) == 356 + 1848
 
 
 def test_default_configs_are_valid_and_unique():
@@ -34,34 +30,37 @@ def test_default_configs_are_valid_and_unique():
     bad = {c.name: c.validation_errors() for c in defaults if not c.is_valid}
     assert bad == {}
     assert len({c.name for c in defaults}) == len(defaults)
-    assert {c.family for c in defaults} == {"scalar", "mma", "pipelined"}
+    assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-def test_default_pipelined_tiles_are_all_valid():
-    # A tile listed in DEFAULT_PIPELINED_TILES that fails validation would silently drop out.
-    pipelined = [c for c in default_configs() if c.family == "pipelined"]
-    expected = sum(len(tiles) for tiles in DEFAULT_PIPELINED_TILES.values()) * len(DTYPES) * 2
-    assert len(pipelined) == expected == 56
-    assert len(default_configs()) == 60
+@pytest.mark.parametrize("family, count", [("pipelined", 48), ("sm90", 20)])
+def test_default_tiles_are_all_valid(family, count):
+    # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
+    cls = FAMILIES[family]
+    built = [c for c in default_configs() if c.family == family]
+    expected = sum(len(tiles) for tiles in cls.DEFAULT_TILES.values()) * len(DTYPES) * 2
+    assert len(built) == expected == count
+    assert len(default_configs()) == 72
 
 
+@pytest.mark.parametrize("family", ["pipelined", "sm90"])
 @pytest.mark.parametrize("dtype, head_dim, causal", PROBLEMS)
-def test_every_problem_has_a_default_pipelined_variant(dtype, head_dim, causal):
+def test_every_problem_has_default_variants(family, dtype, head_dim, causal):
     found = [c for c in default_configs()
-             if (c.family, c.dtype, c.head_dim, c.causal) == ("pipelined", dtype, head_dim, causal)]
-    assert len(found) == len(DEFAULT_PIPELINED_TILES[head_dim])
+             if (c.family, c.dtype, c.head_dim, c.causal) == (family, dtype, head_dim, causal)]
+    assert len(found) == len(FAMILIES[family].DEFAULT_TILES[head_dim])
 
 
 def test_default_ladder_rungs():
-    ladder = sorted(c.name for c in default_configs() if c.family in DEFAULT_LADDER)
+    ladder = sorted(c.name for c in default_configs() if c.family in ("scalar", "mma"))
     assert ladder == [
         "fc_mma_bf16_d128_full_m64_n64_w4",
         "fc_mma_fp16_d64_full_m64_n64_w4",
         "fc_scalar_bf16_d128_full_m16_w4",
         "fc_scalar_fp16_d64_full_m16_w4",
     ]
-    assert {(c.dtype, c.head_dim, c.causal) for c in default_configs() if c.family in DEFAULT_LADDER} == \
-        DEFAULT_LADDER_PROBLEMS
+    assert {(c.dtype, c.head_dim, c.causal) for c in default_configs() if c.family in ("scalar", "mma")} == \
+        LADDER_PROBLEMS
 
 
 # -- select ---------------------------------------------------------------------------------
@@ -79,6 +78,7 @@ def test_select_family(space):
 
 
 def test_select_dtype_head_dim_causal(space):
+    space = [c for c in space if c.family != "sm90"]  # the counts below are the SM80 families'
     assert len(select(space, dtype=["bf16"])) == 278
     assert {c.dtype for c in select(space, dtype=["bf16"])} == {"bf16"}
     d256 = select(space, head_dim=[256])
@@ -116,3 +116,13 @@ def test_select_only_glob(space):
     ]
     assert select(space, only=["FC_*"]) == []  # case-sensitive, like the table's globs
     assert select(space, only=["fc_scalar_*"], family=["mma"]) == []
+
+
+def test_spill_notes_name_default_variants_only():
+    from flashcore_codegen.space import MEASURED_SPILLS, spill_note
+
+    names = [c.name for c in default_configs()]
+    for pattern in MEASURED_SPILLS:
+        assert any(fnmatch.fnmatchcase(n, pattern) for n in names), f"{pattern} explains no default variant"
+    assert spill_note("fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0").startswith("spills")
+    assert spill_note("fc_pipelined_bf16_d64_full_m64_n64_w4_s2_lean0") is None

@@ -50,3 +50,150 @@ def test_cached_shape_still_reports_bad_inputs_clearly(monkeypatch):
     monkeypatch.setattr(api, "_fwd", op_without_cpu_kernel)
     with pytest.raises(ValueError, match="CUDA devices only"):
         api.attention(q, q, q)
+
+
+# -- refusing an extension that no longer matches ---------------------------------------------
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from flashcore_codegen.config import config_from_name  # noqa: E402
+from flashcore_codegen.render import render  # noqa: E402
+from flashcore_cutlass import build as build_module  # noqa: E402
+from flashcore_cutlass.env import Environment  # noqa: E402
+
+SCALAR = "fc_scalar_fp16_d64_full_m16_w4"
+TID = "nvcc=13.0.88\ncutlass=abcd"
+
+
+def _manifest(**linked):
+    record = {"torch": torch.__version__, "torch_cuda": "13.0", "cxx_std": "c++20",
+              "nvcc_version": "13.0.88", "toolchain_id": TID, "variants": {}}
+    record.update(linked)
+    return {"variants": {}, "failed": [], "linked": record}
+
+
+def test_variant_differences():
+    good = f"{SCALAR}:{render(config_from_name(SCALAR), toolchain_id=TID).source_hash}"
+    assert runtime.variant_differences([good], _manifest()) == []
+    diffs = runtime.variant_differences([f"{SCALAR}:0123456789abcdef"], _manifest())
+    assert diffs == [f"{SCALAR} changed (source hash 0123456789abcdef built, {good.split(':')[1]} now)"]
+    # Built with another toolchain: the hashes differ too.
+    assert runtime.variant_differences([good], _manifest(toolchain_id="nvcc=12.8")) != []
+    # A family that was renamed: a "rebuild" difference, not a parse error.
+    assert runtime.variant_differences(["fc_oldname_fp16_d64_full_m16_w4:0123"], _manifest()) == [
+        "fc_oldname_fp16_d64_full_m16_w4 is no longer a variant of any family"]
+    assert "no longer renders" in runtime.variant_differences(["fc_scalar_fp16_d96_full_m16_w4:0"], _manifest())[0]
+    assert "older flashcore" in runtime.variant_differences([good], {"variants": {}})[0]
+
+
+def test_torch_differences():
+    assert runtime.torch_differences(_manifest()) == []
+    assert runtime.torch_differences(_manifest(torch="2.4.0+cu121")) == [f"torch 2.4.0+cu121 then, {torch.__version__} now"]
+    assert "records no torch" in runtime.torch_differences({"variants": {}})[0]
+
+
+def test_stale_message():
+    msg = runtime.stale_message(Path("/b"), [f"d{i}" for i in range(8)])
+    assert msg == ("the flashcore extension in /b was built from other sources/torch"
+                   " (d0; d1; d2; d3; d4; d5; and 2 more): rebuild: flashcore build")
+
+
+def test_device_checks(monkeypatch):
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(runtime.UnsupportedDevice, match="CPU-only build"):
+        runtime.check_device()
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(runtime.UnsupportedDevice, match="torch sees none"):
+        runtime.check_device()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA A100")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (8, 0))
+    with pytest.raises(runtime.UnsupportedDevice, match=r"NVIDIA A100\) is sm_80"):
+        runtime.check_device()
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    runtime.check_device()
+
+
+def test_no_device_is_reported_after_a_missing_build(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(runtime.ExtensionNotBuilt):
+        runtime.Runtime(build_dir=tmp_path)
+    (tmp_path / build_module.EXTENSION_NAME).write_bytes(b"")
+    with pytest.raises(runtime.UnsupportedDevice):
+        runtime.Runtime(build_dir=tmp_path)
+
+
+@pytest.fixture
+def sm90(monkeypatch, tmp_path):
+    """Pretend to run on an H100 (no GPU is touched before the extension's checks pass)."""
+    monkeypatch.setattr(runtime, "check_device", lambda: None)
+    monkeypatch.setattr(Environment, "current", classmethod(lambda cls, device=None: cls("H100", 132, "13.0", torch.__version__, "4.2.0")))
+    monkeypatch.setenv("FLASHCORE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_other_torch_is_refused_before_loading(tmp_path, sm90, monkeypatch):
+    (tmp_path / build_module.EXTENSION_NAME).write_bytes(b"not a library")
+    (tmp_path / "manifest.json").write_text(json.dumps(_manifest(torch="2.9.0+cu128")))
+    monkeypatch.setattr(torch.ops, "load_library", lambda path: pytest.fail("loaded a stale extension"))
+    with pytest.raises(runtime.StaleExtension, match=r"torch 2\.9\.0\+cu128 then, .* now\): rebuild: flashcore build"):
+        runtime.Runtime(build_dir=tmp_path)
+
+
+def test_extension_that_does_not_load_says_rebuild(tmp_path, sm90):
+    (tmp_path / build_module.EXTENSION_NAME).write_bytes(b"not a library")
+    (tmp_path / "manifest.json").write_text(json.dumps(_manifest()))
+    with pytest.raises(runtime.StaleExtension, match=r"it does not load: .*\): rebuild: flashcore build"):
+        runtime.Runtime(build_dir=tmp_path)
+
+
+def test_old_manifest_says_rebuild(tmp_path, sm90):
+    (tmp_path / build_module.EXTENSION_NAME).write_bytes(b"not a library")
+    (tmp_path / "manifest.json").write_text(json.dumps({"extension": "x", "variants": {}, "failed": []}))
+    with pytest.raises(runtime.StaleExtension, match="rebuild: flashcore build"):
+        runtime.Runtime(build_dir=tmp_path)
+
+
+# -- with nvcc: a real extension, linked against this torch, loaded without a GPU --------------
+
+@pytest.fixture(scope="module")
+def linked_build(tmp_path_factory):
+    if torch.version.cuda is None:
+        pytest.skip("needs a CUDA build of torch to link")
+    pf = build_module.preflight(link=True, jobs=2)
+    if not pf.ok:
+        pytest.skip("cannot link here: " + "; ".join(pf.problems))
+    build_dir = tmp_path_factory.mktemp("fc_linked")
+    result = build_module.build([config_from_name(SCALAR)], build_dir=build_dir, jobs=2, progress=False)
+    return result
+
+
+@pytest.mark.nvcc
+def test_links_with_this_torch(linked_build):
+    assert linked_build.extension == linked_build.build_dir / build_module.EXTENSION_NAME
+    assert linked_build.extension.is_file()
+    manifest = build_module.read_manifest(linked_build.build_dir)
+    assert manifest["linked"]["torch"] == torch.__version__
+    assert manifest["linked"]["cxx_std"] == build_module.binding_cxx_std()
+    assert manifest["linked"]["variants"] == linked_build.built
+    ninja = (linked_build.build_dir / "build.ninja").read_text()
+    assert f"-std={build_module.binding_cxx_std()}" in ninja
+    assert f"-I{build_module.cuda_home() / 'include'}" in ninja
+
+
+@pytest.mark.nvcc
+def test_runtime_loads_a_current_extension_and_refuses_a_changed_one(linked_build, sm90):
+    rt = runtime.Runtime(build_dir=linked_build.build_dir)
+    assert rt.hashes == linked_build.built
+    # Templates changed since the build (here: the recorded toolchain no longer reproduces the
+    # hash, which is the same comparison): refused, naming the variant.
+    path = linked_build.build_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["linked"]["toolchain_id"] += "\nedited"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(runtime.StaleExtension, match=rf"{SCALAR} changed .*: rebuild: flashcore build"):
+        runtime.Runtime(build_dir=linked_build.build_dir)

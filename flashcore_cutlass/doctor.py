@@ -1,0 +1,103 @@
+"""`flashcore doctor`: one report of the machine, the toolchain, the build and the tuning table,
+to paste into a bug report. Every section reports what it could not find instead of failing."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Iterator
+
+from . import __version__
+
+
+def _gpu_lines() -> Iterator[str]:
+    try:
+        import torch
+    except ImportError as exc:
+        yield f"torch: not importable ({exc})"
+        return
+    yield f"torch: {torch.__version__} (CUDA {torch.version.cuda or 'none: a CPU-only build'})"
+    if not torch.cuda.is_available():
+        yield "GPU: none visible to torch"
+        return
+    for i in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(i)
+        yield f"GPU {i}: {props.name}, sm_{props.major}{props.minor}, {props.multi_processor_count} SMs, " \
+              f"{props.total_memory / 2**30:.0f} GiB"
+    try:
+        driver = torch._C._cuda_getDriverVersion()  # e.g. 13000 for 13.0
+        yield f"driver CUDA version: {driver // 1000}.{driver % 1000 // 10}"
+    except Exception:  # private API: absent in some torch releases
+        pass
+
+
+def _toolchain_lines(build_dir: Path) -> Iterator[str]:
+    from .build import preflight
+
+    check = preflight(link=True, jobs=None, build_dir=build_dir)
+    for key, value in check.facts.items():
+        yield f"{key}: {value}"
+    for problem in check.problems:
+        yield f"problem: {problem}"
+
+
+def _build_lines(build_dir: Path) -> Iterator[str]:
+    from .build import EXTENSION_NAME, read_manifest
+
+    manifest = read_manifest(build_dir)
+    variants = manifest.get("variants", {})
+    so = build_dir / EXTENSION_NAME
+    yield f"build dir: {build_dir} ({'extension linked' if so.exists() else 'no extension'})"
+    by_family = collections.Counter(name.split("_")[1] for name in variants)
+    yield f"variants built: {len(variants)} ({', '.join(f'{f} {n}' for f, n in sorted(by_family.items())) or 'none'})"
+    spilling = sorted(n for n, v in variants.items() if v.get("spill_stores"))
+    if spilling:
+        yield f"variants that spill: {len(spilling)}"
+    if manifest.get("failed"):
+        yield f"variants that failed to compile: {', '.join(manifest['failed'])}"
+    if manifest.get("link_error"):
+        yield f"last link failed: {manifest['link_error'].strip().splitlines()[-1]}"
+
+
+def _table_lines() -> Iterator[str]:
+    from .table import TuningTable
+
+    table = TuningTable()
+    rows = table.rows(include_stale=True)
+    yield f"tuning table: {table.path}, {len(rows)} rows"
+    if not rows:
+        return
+    try:
+        from .runtime import get_runtime
+
+        rt = get_runtime()
+    except Exception as exc:
+        yield f"current or stale: cannot tell ({exc})"
+        return
+    reasons = collections.Counter()
+    current = 0
+    for r in rows:
+        why = [f"{field} {getattr(r.env, field)} != {getattr(rt.env, field)}"
+               for field in ("gpu_name", "sm_count", "cuda", "torch", "cutlass")
+               if getattr(r.env, field) != getattr(rt.env, field)]
+        if r.variant not in rt.hashes:
+            why.append("variant not built")
+        elif rt.hashes[r.variant] != r.source_hash:
+            why.append("variant source changed since")
+        if why:
+            reasons["; ".join(why)] += 1
+        else:
+            current += 1
+    yield f"rows current: {current}; stale: {len(rows) - current}"
+    for reason, n in reasons.most_common():
+        yield f"  {n} stale rows: {reason}"
+
+
+def report(build_dir: Path) -> list[str]:
+    lines = [f"flashcore-cutlass {__version__}"]
+    for section in (_gpu_lines, lambda: _toolchain_lines(build_dir), lambda: _build_lines(build_dir), _table_lines):
+        try:
+            lines.extend(section())
+        except Exception as exc:  # a report must finish: say what failed and go on
+            lines.append(f"(section failed: {type(exc).__name__}: {exc})")
+    return lines

@@ -1,0 +1,102 @@
+// Small helpers shared by the sm90 (Hopper: TMA + wgmma + warp specialisation) parts.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include <cute/tensor.hpp>
+#include <cute/arch/mma_sm90_gmma.hpp>
+#include <cute/atom/mma_traits_sm90_gmma.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/cutlass.h>
+#include <cutlass/numeric_conversion.h>
+#include <cutlass/numeric_types.h>
+
+namespace flashcore::sm90 {
+
+using namespace cute;
+
+// User named-barrier ids (NamedBarrier::sync(n, id) adds FirstUserBarrier = 8 to these).
+enum class NamedBarriers : uint32_t {
+  kEpilogue = 0,  // all consumer threads: O tile fully written to smem before the TMA store
+  kWgScheduler0 = 1,  // pingpong token of consumer WG w: id kWgScheduler0 + w (w < 3)
+};
+
+// Pingpong between consumer warpgroups (FA3 section 3.1): a token passes round the consumer WGs;
+// a WG issues its wgmmas only while it holds the token, so one WG's softmax overlaps the other
+// WGs' GEMMs. Barrier w counts 2 x 128: WG w's sync + the previous WG's arrive.
+template <int kConsumerWGs, bool kEnabled>
+struct WgScheduler {
+  CUTE_DEVICE static uint32_t id(int wg) { return uint32_t(NamedBarriers::kWgScheduler0) + uint32_t(wg); }
+  // Once per kernel: WG 0 starts with the token.
+  CUTE_DEVICE static void init(int wg) {
+    if constexpr (kEnabled) {
+      if (wg == 0) cutlass::arch::NamedBarrier::arrive(2 * 128, id(0));
+    }
+  }
+  CUTE_DEVICE static void acquire(int wg) {
+    if constexpr (kEnabled) cutlass::arch::NamedBarrier::sync(2 * 128, id(wg));
+  }
+  CUTE_DEVICE static void pass(int wg) {
+    if constexpr (kEnabled) cutlass::arch::NamedBarrier::arrive(2 * 128, id(wg + 1 == kConsumerWGs ? 0 : wg + 1));
+  }
+};
+
+// setmaxnreg budgets: producer WG + consumer WGs must fit the 64K-register file.
+template <int kConsumerWGs>
+struct RegisterSplit;
+template <> struct RegisterSplit<1> { static constexpr int kProducer = 56; static constexpr int kConsumer = 256; };
+template <> struct RegisterSplit<2> { static constexpr int kProducer = 24; static constexpr int kConsumer = 240; };
+template <> struct RegisterSplit<3> { static constexpr int kProducer = 32; static constexpr int kConsumer = 160; };
+
+// One warpgroup GEMM: C (+)= A * B over all k-blocks, issued async; commit; optionally wait.
+// A is either smem descriptors (SS) or registers (RS); B is always smem descriptors.
+template <bool kZeroInit, int kWait = -1, class TiledMma, class TA, class TB, class TC>
+CUTE_DEVICE void wg_gemm(TiledMma& tiled_mma, TA const& tCrA, TB const& tCrB, TC& tCrC) {
+  constexpr bool kIsRS = !is_base_of<GMMA::DescriptorIterator, typename TA::engine_type::iterator>::value;
+  if constexpr (kIsRS) warpgroup_fence_operand(const_cast<TA&>(tCrA));
+  warpgroup_fence_operand(tCrC);
+  warpgroup_arrive();
+  if constexpr (kZeroInit) tiled_mma.accumulate_ = GMMA::ScaleOut::Zero;
+  CUTE_UNROLL
+  for (int k = 0; k < size<2>(tCrA); ++k) {
+    cute::gemm(tiled_mma, tCrA(_, _, k), tCrB(_, _, k), tCrC);
+    tiled_mma.accumulate_ = GMMA::ScaleOut::One;
+  }
+  warpgroup_commit_batch();
+  if constexpr (kWait >= 0) warpgroup_wait<kWait>();
+  warpgroup_fence_operand(tCrC);
+  if constexpr (kIsRS) warpgroup_fence_operand(const_cast<TA&>(tCrA));
+}
+
+// View a wgmma accumulator layout ((2, 2, V), MMA_M, MMA_N) as (rows, cols):
+// rows = (2: +8 row half, MMA_M), cols = (2: adjacent pair, V: 8-col groups, MMA_N).
+template <class Layout>
+CUTE_HOST_DEVICE constexpr auto acc_rowcol(Layout const& l) {
+  static_assert(rank(Layout{}) == 3 && rank<0>(Layout{}) == 3, "expects a wgmma accumulator layout");
+  return make_layout(make_layout(get<0, 1>(l), get<1>(l)),
+                     make_layout(get<0, 0>(l), get<0, 2>(l), get<2>(l)));
+}
+
+template <class Tensor_>
+CUTE_DEVICE auto rowcol(Tensor_&& t) {
+  return make_tensor(t.data(), acc_rowcol(t.layout()));
+}
+
+// Element-wise conversion of a register fragment (float -> bf16/fp16) into a new fragment of
+// the same layout (paired conversions: F2FP.PACK).
+template <class To, class Tensor_>
+CUTE_DEVICE auto convert_fragment(Tensor_ const& src) {
+  using From = typename Tensor_::value_type;
+  constexpr int N = decltype(size(src))::value;
+  static_assert(N % 2 == 0);
+  Tensor dst = make_tensor<To>(src.layout());
+  cutlass::NumericArrayConverter<To, From, 2> conv;
+  auto const* in = reinterpret_cast<cutlass::Array<From, 2> const*>(raw_pointer_cast(src.data()));
+  auto* out = reinterpret_cast<cutlass::Array<To, 2>*>(raw_pointer_cast(dst.data()));
+  CUTE_UNROLL
+  for (int i = 0; i < N / 2; ++i) out[i] = conv(in[i]);
+  return dst;
+}
+
+}  // namespace flashcore::sm90

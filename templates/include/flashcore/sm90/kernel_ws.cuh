@@ -1,0 +1,127 @@
+// Warp-specialised sm90 attention forward kernel skeleton.
+//   WG0 (producer): setmaxnreg.dec; one warp, one elected lane issues all TMA loads.
+//   WG1..n (consumers): setmaxnreg.inc; wgmma mainloop + online softmax + epilogue, 64 rows each.
+// Parts are template parameters: Mainloop, Epilogue, TileScheduler (the softmax type comes with
+// the mainloop, which owns the accumulator layouts).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cutlass/arch/reg_reconfig.h>
+#include <cutlass/cutlass.h>
+#include <cute/arch/cluster_sm90.hpp>
+
+#include "flashcore/api.h"
+#include "flashcore/sm90/common.cuh"
+#include "flashcore/sm90/epilogue.cuh"
+#include "flashcore/sm90/mainloop.cuh"
+#include "flashcore/sm90/tile_scheduler.cuh"
+#include "flashcore/sm90/traits.cuh"
+
+namespace flashcore::sm90 {
+
+template <class Traits_, class Mainloop, class Epilogue, class TileScheduler>
+struct KernelWS {
+  using Traits = Traits_;
+  using Params = typename Traits::Params;
+  using SharedStorage = typename Traits::SharedStorage;
+  using Softmax = typename Mainloop::Softmax;
+  static constexpr int kThreads = Traits::kThreads;
+
+  CUTE_DEVICE void operator()(Params const& p, char* smem) const {
+    SharedStorage& ss = *reinterpret_cast<SharedStorage*>(smem);
+    int const warp_group = cutlass::canonical_warp_group_idx();
+    int const warp_idx = cutlass::canonical_warp_idx_sync();
+
+    if (warp_idx == 0 && cute::elect_one_sync()) {
+      Mainloop::prefetch_descriptors(p);
+      Mainloop::init_barriers(ss);
+      cutlass::arch::fence_barrier_init();
+    }
+    __syncthreads();
+
+    TileScheduler scheduler(p.geo);
+    PipeState k_state, v_state;
+
+    if (warp_group == 0) {
+      cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegs>();
+      if (warp_idx == 0 && cute::elect_one_sync()) {
+        int tile_iter = 0;
+        for (WorkTile w = scheduler.initial(); scheduler.valid(w); w = scheduler.next(w), ++tile_iter) {
+          Mainloop::load(p, ss, w, k_state, v_state, tile_iter);
+        }
+      }
+    } else {
+      cutlass::arch::warpgroup_reg_alloc<Traits::kConsumerRegs>();
+      int const tid = int(threadIdx.x) - 128;
+      WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>::init(tid / 128);
+      typename Traits::TiledMmaPV tiled_mma_pv;
+      int tile_iter = 0;
+      for (WorkTile w = scheduler.initial(); scheduler.valid(w); w = scheduler.next(w), ++tile_iter) {
+        Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HD>{});
+        Softmax softmax;
+        Mainloop::mma(p, ss, w, k_state, v_state, tile_iter, tid, tOrO, softmax);
+        Epilogue::store(p, ss, w, tid, tOrO, softmax);
+      }
+    }
+  }
+};
+
+template <class Kernel>
+__global__ void __launch_bounds__(Kernel::kThreads, 1)
+    kernel_entry(__grid_constant__ typename Kernel::Params const params) {
+#if defined(__CUDA_ARCH__)  // the host pass only needs the launch stub: skip instantiating the body there
+  extern __shared__ __align__(1024) char smem[];
+  Kernel{}(params, smem);
+#endif
+}
+
+// The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t.
+template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
+          bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false>
+struct FwdKernel {
+  using Traits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
+                              kPingpong>;
+  using Scheduler = std::conditional_t<kPersistent, StaticPersistentTileScheduler<kCausal>, PlainTileScheduler<kCausal>>;
+  using Kernel = KernelWS<Traits, MainloopTmaWgmma<Traits>, EpilogueTmaStore<Traits>, Scheduler>;
+
+  // TMA tensor maps need 16-byte aligned base addresses and 16-byte multiple strides.
+  static bool tma_compatible(FwdParams const& p) {
+    auto aligned = [](void const* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+    auto stride_ok = [](int64_t s) { return (s * int64_t(sizeof(Element))) % 16 == 0; };
+    return aligned(p.q) && aligned(p.k) && aligned(p.v) && aligned(p.o) && stride_ok(p.q_row_stride) &&
+           stride_ok(p.q_head_stride) && stride_ok(p.q_batch_stride) && stride_ok(p.k_row_stride) &&
+           stride_ok(p.k_head_stride) && stride_ok(p.k_batch_stride) && stride_ok(p.v_row_stride) &&
+           stride_ok(p.v_head_stride) && stride_ok(p.v_batch_stride) && stride_ok(p.o_row_stride) &&
+           stride_ok(p.o_head_stride) && stride_ok(p.o_batch_stride);
+  }
+
+  static cudaError_t run(FwdParams const& p, cudaStream_t stream) {
+    if (p.batch <= 0 || p.heads <= 0 || p.seqlen_q <= 0) return cudaSuccess;
+    if (!tma_compatible(p)) return cudaErrorInvalidValue;
+    auto params = Traits::make_params(p);
+    auto kernel = &kernel_entry<Kernel>;
+    constexpr int smem = Traits::kSmemBytes;
+    // Set on every call: the attribute is per device, and a cached flag would miss a second GPU.
+    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    int num_sms = 132;
+    if constexpr (kPersistent) {
+      int dev = 0;
+      cudaGetDevice(&dev);
+      cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev);
+    }
+    dim3 grid = Scheduler::grid(params.geo, num_sms);
+    kernel<<<grid, Kernel::kThreads, smem, stream>>>(params);
+    return cudaGetLastError();
+  }
+};
+
+template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
+          bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false>
+cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
+  return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
+                   kPersistent, kPingpong>::run(p, stream);
+}
+
+}  // namespace flashcore::sm90

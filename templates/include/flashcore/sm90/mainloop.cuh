@@ -1,0 +1,241 @@
+// Mainloop: the producer's TMA loads (Q once per tile, K/V through a kStages ring of mbarriers)
+// and the consumers' wgmma loop: S = Q K^T (SS), online softmax, O += P V (RS, P in registers).
+// Key tiles are walked from the last to the first, so masked tiles (seqlen_k end, causal
+// diagonal) come first. With kIntraWGOverlap the next QK^T is issued before this tile's PV and
+// the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2).
+#pragma once
+
+#include <cutlass/arch/barrier.h>
+
+#include "flashcore/sm90/common.cuh"
+#include "flashcore/sm90/softmax.cuh"
+#include "flashcore/sm90/tile_scheduler.cuh"
+#include "flashcore/sm90/traits.cuh"
+
+namespace flashcore::sm90 {
+
+template <class Traits>
+struct MainloopTmaWgmma {
+  using Element = typename Traits::Element;
+  using Params = typename Traits::Params;
+  using SharedStorage = typename Traits::SharedStorage;
+  using BM = typename Traits::BM;
+  using BN = typename Traits::BN;
+  using HD = typename Traits::HD;
+  static constexpr int kBlockM = Traits::kBlockM;
+  static constexpr int kBlockN = Traits::kBlockN;
+  static constexpr int kStages = Traits::kStages;
+  static constexpr bool kCausal = Traits::kCausal;
+  using FullBar = cutlass::arch::ClusterTransactionBarrier;
+  using EmptyBar = cutlass::arch::ClusterBarrier;
+
+  // Rows each consumer thread owns in a (kBlockM x N) accumulator.
+  static constexpr int kRowsPerThread = 2;
+  using Softmax = OnlineSoftmax<kRowsPerThread>;
+
+  CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
+    FullBar::init(&ss.bar_q, 1);
+    EmptyBar::init(&ss.bar_o, 1);
+    CUTE_UNROLL
+    for (int s = 0; s < kStages; ++s) {
+      FullBar::init(&ss.full_k[s], 1);
+      FullBar::init(&ss.full_v[s], 1);
+      EmptyBar::init(&ss.empty_k[s], Traits::kConsumerWGs);  // one arrival per consumer WG
+      EmptyBar::init(&ss.empty_v[s], Traits::kConsumerWGs);
+    }
+  }
+
+  CUTE_DEVICE static void prefetch_descriptors(Params const& p) {
+    cute::prefetch_tma_descriptor(p.tma_q.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(p.tma_k.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(p.tma_o.get_tma_descriptor());
+  }
+
+  // Number of key tiles a query tile visits (causal: up to its diagonal, top-left aligned).
+  CUTE_DEVICE static int n_blocks(Params const& p, int m_block) {
+    int key_end = kCausal ? min(p.seqlen_k, (m_block + 1) * kBlockM) : p.seqlen_k;
+    return (key_end + kBlockN - 1) / kBlockN;
+  }
+  CUTE_DEVICE static bool needs_mask(Params const& p, int m_block, int n) {
+    int col_end = (n + 1) * kBlockN;
+    return col_end > p.seqlen_k || (kCausal && col_end - 1 > m_block * kBlockM);
+  }
+
+  // ------------------------------------------------------------------ producer (one thread)
+  CUTE_DEVICE static void load(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
+                               PipeState& v_state, int tile_iter) {
+    int nb = n_blocks(p, w.m_block);
+    if (nb == 0) return;  // seqlen_k == 0: consumers write zeros without waiting
+
+    Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
+    Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
+    Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
+    Tensor gQ = local_tile(mQ(_, _, w.head, w.batch), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
+    Tensor gK = local_tile(mK(_, _, w.head, w.batch), Shape<BN, HD>{}, make_coord(_, _0{}));  // (BN, D, n)
+    Tensor gV = local_tile(mV(_, _, w.head, w.batch), Shape<BN, HD>{}, make_coord(_, _0{}));
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
+    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
+    Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutV{});
+    auto tma_q_parts = tma_partition(p.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+    Tensor tQgQ = get<0>(tma_q_parts);
+    Tensor tQsQ = get<1>(tma_q_parts);
+    auto tma_k_parts = tma_partition(p.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+    Tensor tKgK = get<0>(tma_k_parts);
+    Tensor tKsK = get<1>(tma_k_parts);
+    auto tma_v_parts = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+    Tensor tVgV = get<0>(tma_v_parts);
+    Tensor tVsV = get<1>(tma_v_parts);
+
+    auto load_k = [&](int n) {
+      EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
+      FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesKV);
+      copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
+           tKsK(_, k_state.index));
+      k_state.advance(kStages);
+    };
+    auto load_v = [&](int n) {
+      EmptyBar::wait(&ss.empty_v[v_state.index], v_state.phase ^ 1);
+      FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesKV);
+      copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
+           tVsV(_, v_state.index));
+      v_state.advance(kStages);
+    };
+
+    int n = nb - 1;
+    load_k(n);
+    // smem Q doubles as the previous tile's O staging buffer: wait until that store has read it.
+    if (tile_iter > 0) EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
+    FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
+    copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
+    // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
+    for (; n > 0; --n) {
+      load_k(n - 1);
+      load_v(n);
+    }
+    load_v(0);
+  }
+
+  // ------------------------------------------------------------------ consumers
+  // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
+  template <class AccO>
+  CUTE_DEVICE static void mma(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
+                              PipeState& v_state, int tile_iter, int tid, AccO& tOrO, Softmax& softmax) {
+    typename Traits::TiledMmaQK tiled_mma_qk;
+    typename Traits::TiledMmaPV tiled_mma_pv;
+    auto thr_qk = tiled_mma_qk.get_thread_slice(tid);
+    auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
+
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
+    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
+    Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutVt{});
+    Tensor tSrQ = thr_qk.make_fragment_A(thr_qk.partition_A(sQ));   // (MMA, MMA_M, MMA_K)
+    Tensor tSrK = thr_qk.make_fragment_B(thr_qk.partition_B(sK));   // (MMA, MMA_N, MMA_K, stages)
+    Tensor tOrV = thr_pv.make_fragment_B(thr_pv.partition_B(sVt));  // (MMA, MMA_N, MMA_K, stages)
+
+    Tensor cS = make_identity_tensor(Shape<BM, BN>{});
+    Tensor tScS = rowcol(thr_qk.partition_C(cS));
+    Tensor tSrS = partition_fragment_C(tiled_mma_qk, Shape<BM, BN>{});
+    using LayoutP = decltype(make_layout(partition_shape_A(tiled_mma_pv, Shape<BM, BN>{})));
+    static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
+
+    clear(tOrO);
+    int nb = n_blocks(p, w.m_block);
+    if (nb == 0) return;
+
+    int const row0 = w.m_block * kBlockM;
+    int const seqlen_k = p.seqlen_k;
+    float const scale_log2 = p.scale_log2;
+    bool const wg_leader = (tid % 128) == 0;
+    int const wg = tid / 128;
+    using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
+
+    auto softmax_step = [&](int n, float (&corr)[kRowsPerThread]) {
+      Tensor s = rowcol(tSrS);
+      if (needs_mask(p, w.m_block, n)) {
+        int const col0 = n * kBlockN;
+        auto mask = [&](int i, int j) {
+          int col = col0 + get<1>(tScS(i, j));
+          int row = row0 + get<0>(tScS(i, j));
+          return col >= seqlen_k || (kCausal && col > row);
+        };
+        softmax.template step<true>(s, scale_log2, mask, corr);
+      } else {
+        auto no_mask = [](int, int) { return false; };
+        softmax.template step<false>(s, scale_log2, no_mask, corr);
+      }
+    };
+    auto release = [&](uint64_t* bar) {
+      if (wg_leader) EmptyBar::arrive(bar);
+    };
+
+    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
+    float corr[kRowsPerThread];
+    int n = nb - 1;
+
+    if constexpr (Traits::kIntraWGOverlap) {
+      // Prologue: S(n_last) and its softmax alone.
+      FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+      Sched::acquire(wg);
+      wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
+      Sched::pass(wg);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tSrS);
+      release(&ss.empty_k[k_state.index]);
+      k_state.advance(kStages);
+      softmax_step(n, corr);
+      Tensor rP = convert_fragment<Element>(tSrS);
+      Tensor tOrP = make_tensor(rP.data(), LayoutP{});
+      CUTE_NO_UNROLL
+      for (--n; n >= 0; --n) {
+        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+        FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
+        Sched::acquire(wg);
+        wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
+        wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
+        Sched::pass(wg);
+        warpgroup_wait<1>();  // S ready
+        warpgroup_fence_operand(tSrS);
+        release(&ss.empty_k[k_state.index]);
+        k_state.advance(kStages);
+        softmax_step(n, corr);  // overlaps the PV wgmma
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(tOrO);
+        release(&ss.empty_v[v_state.index]);
+        v_state.advance(kStages);
+        Tensor o = rowcol(tOrO);
+        Softmax::rescale(o, corr);
+        Tensor rPn = convert_fragment<Element>(tSrS);
+        CUTE_UNROLL
+        for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
+      }
+      FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
+      Sched::acquire(wg);
+      wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
+      Sched::pass(wg);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tOrO);
+      release(&ss.empty_v[v_state.index]);
+      v_state.advance(kStages);
+    } else {
+      CUTE_NO_UNROLL
+      for (; n >= 0; --n) {
+        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+        wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
+        release(&ss.empty_k[k_state.index]);
+        k_state.advance(kStages);
+        softmax_step(n, corr);
+        Tensor o = rowcol(tOrO);
+        Softmax::rescale(o, corr);
+        Tensor rP = convert_fragment<Element>(tSrS);
+        Tensor tOrP = make_tensor(rP.data(), LayoutP{});
+        FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
+        wg_gemm<false, 0>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
+        release(&ss.empty_v[v_state.index]);
+        v_state.advance(kStages);
+      }
+    }
+  }
+};
+
+}  // namespace flashcore::sm90

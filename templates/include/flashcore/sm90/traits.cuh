@@ -1,0 +1,134 @@
+// Compile-time description of one sm90 attention instantiation: tiles, wgmma atoms, shared-memory
+// layouts, TMA descriptor types, shared storage and kernel parameters.
+#pragma once
+
+#include <cute/tensor.hpp>
+#include <cute/arch/copy_sm90_tma.hpp>
+#include <cute/atom/copy_traits_sm90_tma.hpp>
+#include <cute/arch/mma_sm90.hpp>
+#include <cutlass/gemm/collective/builders/sm90_common.inl>
+
+#include "flashcore/api.h"
+#include "flashcore/sm90/common.cuh"
+#include "flashcore/sm90/tile_scheduler.cuh"
+
+namespace flashcore::sm90 {
+
+template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
+          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false>
+struct Traits {
+  using Element = Element_;
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = kBlockM_;
+  static constexpr int kBlockN = kBlockN_;
+  static constexpr int kStages = kStages_;
+  static constexpr int kConsumerWGs = kConsumerWGs_;
+  static constexpr bool kCausal = kCausal_;
+  static constexpr bool kIntraWGOverlap = kIntraWGOverlap_;
+  static constexpr bool kPingpong = kPingpong_ && kConsumerWGs > 1;
+  static_assert(!kPingpong_ || kIntraWGOverlap_, "pingpong is implemented on the overlapped mainloop");
+  static_assert(kBlockM == 64 * kConsumerWGs, "each consumer warpgroup owns 64 query rows");
+  static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0, "tile shape");
+  static_assert(kStages >= 2);
+
+  static constexpr int kConsumerThreads = 128 * kConsumerWGs;
+  static constexpr int kThreads = 128 + kConsumerThreads;
+  static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs>::kProducer;
+  static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs>::kConsumer;
+
+  using BM = Int<kBlockM>;
+  using BN = Int<kBlockN>;
+  using HD = Int<kHeadDim>;
+  using TileShapeQK = Shape<BM, BN, HD>;
+  using TileShapePV = Shape<BM, HD, BN>;
+  using AtomLayout = Layout<Shape<Int<kConsumerWGs>, _1, _1>>;
+
+  // S = Q K^T: both operands K-major in smem (SS). O += P V: P from registers, V MN-major (RS).
+  using TiledMmaQK = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float, TileShapeQK>(),
+                                             AtomLayout{}));
+  using TiledMmaPV = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Element, Element, float, TileShapePV, GMMA::Major::K, GMMA::Major::MN>(),
+      AtomLayout{}));
+
+  using SmemAtomQ = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BM, HD>());
+  using SmemLayoutQ = decltype(tile_to_shape(SmemAtomQ{}, Shape<BM, HD>{}));
+  using SmemLayoutO = SmemLayoutQ;  // O is staged in Q's buffer (each WG overwrites only its own rows)
+  using SmemAtomK = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BN, HD>());
+  using SmemLayoutK = decltype(tile_to_shape(SmemAtomK{}, Shape<BN, HD, Int<kStages>>{}));
+  // V tile is (BN, D) row-major in gmem; the PV wgmma reads it as B = V^T (D, BN), MN-major.
+  using SmemAtomVt = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::MN, Element, HD, BN>());
+  using SmemLayoutVt = decltype(tile_to_shape(SmemAtomVt{}, Shape<HD, BN, Int<kStages>>{}, Step<_2, _1, _3>{}));
+  using SmemLayoutV = decltype(composition(SmemLayoutVt{},
+                                           make_ordered_layout(Shape<BN, HD, Int<kStages>>{}, Step<_2, _1, _3>{})));
+
+  // Global tensors: (seqlen, head_dim, head, batch), head_dim contiguous.
+  using ShapeT = Shape<int32_t, int32_t, int32_t, int32_t>;
+  using StrideT = Stride<int64_t, _1, int64_t, int64_t>;
+  using GmemIn = decltype(make_tensor(make_gmem_ptr(static_cast<Element const*>(nullptr)), ShapeT{}, StrideT{}));
+  using GmemOut = decltype(make_tensor(make_gmem_ptr(static_cast<Element*>(nullptr)), ShapeT{}, StrideT{}));
+
+  using TmaQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}));
+  using TmaK = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}));
+  using TmaV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}));
+  using TmaO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemOut{}, SmemLayoutO{}, Shape<BM, HD>{}, _1{}));
+
+  static constexpr uint32_t kBytesQ = kBlockM * kHeadDim * sizeof(Element);
+  static constexpr uint32_t kBytesKV = kBlockN * kHeadDim * sizeof(Element);
+
+  struct SharedStorage {
+    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q, then O
+    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>> k;
+    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutVt>> v;
+    alignas(16) uint64_t bar_q;        // Q tile landed (tx barrier)
+    uint64_t bar_o;                    // O tile stored (smem Q/O free again), persistent only
+    uint64_t full_k[kStages], empty_k[kStages];
+    uint64_t full_v[kStages], empty_v[kStages];
+  };
+  static constexpr int kSmemBytes = int(sizeof(SharedStorage));
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory budget");
+
+  struct Params {
+    TmaQ tma_q;
+    TmaK tma_k;
+    TmaV tma_v;
+    TmaO tma_o;
+    ShapeT shape_q, shape_k;
+    float* lse;
+    int seqlen_q, seqlen_k;
+    float scale_log2;
+    TileGeometry geo;
+  };
+
+  static Params make_params(FwdParams const& p) {
+    auto mQ = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.q)),
+                          make_shape(p.seqlen_q, int(kHeadDim), p.heads, p.batch),
+                          make_stride(p.q_row_stride, _1{}, p.q_head_stride, p.q_batch_stride));
+    auto mK = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.k)),
+                          make_shape(p.seqlen_k, int(kHeadDim), p.heads, p.batch),
+                          make_stride(p.k_row_stride, _1{}, p.k_head_stride, p.k_batch_stride));
+    auto mV = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.v)),
+                          make_shape(p.seqlen_k, int(kHeadDim), p.heads, p.batch),
+                          make_stride(p.v_row_stride, _1{}, p.v_head_stride, p.v_batch_stride));
+    auto mO = make_tensor(make_gmem_ptr(static_cast<Element*>(p.o)),
+                          make_shape(p.seqlen_q, int(kHeadDim), p.heads, p.batch),
+                          make_stride(p.o_row_stride, _1{}, p.o_head_stride, p.o_batch_stride));
+    return Params{
+        make_tma_copy(SM90_TMA_LOAD{}, mQ, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}),
+        make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}),
+        make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
+        make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutO{}, Shape<BM, HD>{}, _1{}),
+        mQ.shape(), mK.shape(), p.lse, p.seqlen_q, p.seqlen_k, p.scale_log2,
+        make_tile_geometry<kBlockM>(p)};
+  }
+};
+
+// K/V ring position: stage index and the phase parity of its barriers.
+struct PipeState {
+  int index = 0;
+  uint32_t phase = 0;
+  CUTE_DEVICE void advance(int stages) {
+    if (++index == stages) { index = 0; phase ^= 1; }
+  }
+};
+
+}  // namespace flashcore::sm90
