@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Build the sm90 harness and run correctness + timing cases.
+#   run.sh [build|check|time|all]   (default all). Env: CUTLASS_INC, NVCC, OUTDIR, GROUPS.
+set -u
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../../.." && pwd)"
+NVCC=${NVCC:-nvcc}
+OUTDIR=${OUTDIR:-/tmp/fc_sm90}
+mkdir -p "$OUTDIR"
+if [ -z "${CUTLASS_INC:-}" ]; then
+  CUTLASS_INC=$(python3 -c "import cutlass_library,os;print(os.path.join(cutlass_library.source_path,'include'))")
+fi
+FLAGS="-std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --use_fast_math -DNDEBUG --expt-relaxed-constexpr -Xptxas=-v"
+INC="-I$ROOT/templates/include -I$CUTLASS_INC"
+NGROUPS=13
+BIN="$OUTDIR/harness"
+T="timeout ${CASE_TIMEOUT:-30}"  # a deadlocked kernel must not eat the whole device call
+
+build() {
+  local pids=()
+  for g in $(seq 0 $((NGROUPS - 1))); do
+    local extra=""
+    [ $g = 10 ] && extra="-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED"
+    $NVCC $FLAGS $extra $INC -DFC_GROUP=$g -c "$HERE/variants.cu" -o "$OUTDIR/variants_$g.o" > "$OUTDIR/variants_$g.log" 2>&1 &
+    pids+=($!)
+  done
+  $NVCC -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a $INC -c "$HERE/harness.cu" -o "$OUTDIR/harness.o" \
+    > "$OUTDIR/harness.log" 2>&1 || { cat "$OUTDIR/harness.log"; return 1; }
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { echo "group $i failed"; grep -m5 -B2 -A5 error "$OUTDIR/variants_$i.log"; rm -f "$OUTDIR/variants_$i.o"; }
+  done
+  $NVCC -gencode=arch=compute_90a,code=sm_90a "$OUTDIR"/variants_*.o "$OUTDIR/harness.o" -o "$BIN" || return 1
+  for g in $(seq 0 $((NGROUPS - 1))); do
+    grep -E "registers|spill" "$OUTDIR/variants_$g.log" | sed "s/^/[g$g] /"
+  done
+}
+
+check() {
+  local fails=0
+  run() { $T "$BIN" "$@" || { echo "  (rc=$?)"; fails=$((fails + 1)); }; }
+  for v in bf16_d128_nc_ovl bf16_d128_c_ovl bf16_d128_nc_seq bf16_d128_c_seq; do
+    for s in "1 1" "17 17" "127 127" "128 128" "1000 1000" "4096 4096" "17 1000" "1000 17" "128 4096" "4096 127" "1 4096" "4096 1"; do
+      run $v 1 2 $s
+    done
+    run $v 2 3 1000 1000 -0.125
+    run $v 2 3 127 300 0
+  done
+  for v in bf16_d128_nc_ovl_persist bf16_d128_c_ovl_persist fp16_d128_nc_ovl fp16_d128_c_ovl \
+           bf16_d64_nc_ovl bf16_d64_c_ovl bf16_d256_nc_ovl bf16_d256_c_ovl; do
+    for s in "1 1" "17 1000" "1000 17" "127 128" "4096 4096"; do run $v 1 2 $s; done
+    run $v 2 3 1000 1000 -0.125
+  done
+  # B*H > 65535 folded into the 1-D grid.
+  run bf16_d128_nc_ovl 1 70000 17 17
+  echo "check failures: $fails"
+}
+
+timing() {
+  for v in bf16_d128_nc_ovl bf16_d128_nc_seq bf16_d128_nc_ovl_persist; do
+    $T "$BIN" $v 4 16 4096 4096 default 20; $T "$BIN" $v 2 16 8192 8192 default 20
+  done
+  for v in bf16_d128_c_ovl bf16_d128_c_seq bf16_d128_c_ovl_persist; do
+    $T "$BIN" $v 4 16 4096 4096 default 20; $T "$BIN" $v 2 16 8192 8192 default 20
+  done
+  for v in fp16_d128_nc_ovl fp16_d128_c_ovl bf16_d64_nc_ovl bf16_d64_c_ovl bf16_d256_nc_ovl bf16_d256_c_ovl; do
+    $T "$BIN" $v 4 16 4096 4096 default 20
+  done
+}
+
+NEW="bf16_d128_nc_pp bf16_d128_c_pp bf16_d128_nc_n176_pp bf16_d128_nc_n176_ovl bf16_d64_nc_pp bf16_d64_c_pp"
+
+check_new() {
+  local fails=0
+  run() { $T "$BIN" "$@" || { echo "  (rc=$?)"; fails=$((fails + 1)); }; }
+  for v in $NEW; do
+    for s in "1 1" "17 17" "127 127" "128 128" "1000 1000" "4096 4096" "17 1000" "1000 17" "128 4096" "4096 127" "1 4096" "4096 1"; do
+      run $v 1 2 $s
+    done
+    run $v 2 3 1000 1000 -0.125
+    run $v 2 3 127 300 0
+    run $v 3 5 777 1333
+  done
+  echo "check_new failures: $fails"
+}
+
+timing2() {
+  for v in bf16_d128_nc_ovl bf16_d128_nc_pp bf16_d128_nc_n176_pp bf16_d128_nc_n176_ovl; do
+    $T "$BIN" $v 4 16 4096 4096 default 20; $T "$BIN" $v 2 16 8192 8192 default 20
+  done
+  for v in bf16_d128_c_ovl bf16_d128_c_pp; do
+    $T "$BIN" $v 4 16 4096 4096 default 20; $T "$BIN" $v 2 16 8192 8192 default 20
+  done
+  for v in bf16_d64_nc_ovl bf16_d64_nc_pp bf16_d64_c_ovl bf16_d64_c_pp; do
+    $T "$BIN" $v 4 16 4096 4096 default 20
+  done
+}
+
+NEW3="bf16_d64_nc_m128n192_pp bf16_d64_nc_m128n128_ovl bf16_d64_c_m128n128_ovl"
+
+check3() {
+  local fails=0
+  run() { $T "$BIN" "$@" || { echo "  (rc=$?)"; fails=$((fails + 1)); }; }
+  for v in $NEW3; do
+    for s in "1 1" "17 17" "127 127" "128 128" "1000 1000" "4096 4096" "17 1000" "1000 17" "128 4096" "4096 127" "1 4096" "4096 1"; do
+      run $v 1 2 $s
+    done
+    run $v 2 3 1000 1000 -0.125
+    run $v 2 3 127 300 0
+    run $v 3 5 777 1333
+  done
+  echo "check3 failures: $fails"
+}
+
+# Best variant per shape, 50 timed iterations each (run 3).
+timing3() {
+  for v in bf16_d128_nc_pp bf16_d128_nc_n176_pp; do
+    $T "$BIN" $v 4 16 4096 4096 default 50; $T "$BIN" $v 2 16 8192 8192 default 50
+  done
+  for v in bf16_d128_c_ovl; do
+    $T "$BIN" $v 4 16 4096 4096 default 50; $T "$BIN" $v 2 16 8192 8192 default 50
+  done
+  for v in bf16_d64_nc_ovl bf16_d64_nc_m128n192_pp bf16_d64_nc_m128n128_ovl bf16_d64_c_ovl bf16_d64_c_m128n128_ovl \
+           bf16_d256_nc_ovl bf16_d256_c_ovl; do
+    $T "$BIN" $v 4 16 4096 4096 default 50
+  done
+}
+
+case "${1:-all}" in
+  check3) check3 ;;
+  quick3) for v in $NEW3; do for s in "1000 1000" "17 1000"; do $T "$BIN" $v 1 2 $s || echo "  (rc=$?)"; done; done ;;
+  time3) timing3 ;;
+  quick2) for v in $NEW; do for s in "1000 1000" "17 1000"; do $T "$BIN" $v 1 2 $s || echo "  (rc=$?)"; done; done ;;
+  check_new) check_new ;;
+  time2) timing2 ;;
+  build) build ;;
+  check) check ;;
+  time) timing ;;
+  all) build && timing && check ;;
+  quick) for v in bf16_d128_nc_ovl bf16_d128_c_ovl bf16_d128_nc_seq; do for s in "1000 1000" "17 1000" "4096 4096"; do $T "$BIN" $v 1 2 $s || echo "  (rc=$?)"; done; done ;;
+esac

@@ -1,0 +1,49 @@
+// Instantiations of the sm90 kernel for the harness, split into groups (-DFC_GROUP=n) so that
+// run.sh can compile them in parallel. Each group defines entries of the table in harness.cu.
+#include "flashcore/sm90/kernel_ws.cuh"
+
+using bf16 = cutlass::bfloat16_t;
+using fp16 = cutlass::half_t;
+namespace s = flashcore::sm90;
+
+#define FC_VARIANT(NAME, ...)                                                              \
+  cudaError_t NAME(flashcore::FwdParams const& p, cudaStream_t st) { return s::run_fwd<__VA_ARGS__>(p, st); }
+
+//           name                        Element D    BM   BN  St WG causal overlap persistent [pingpong]
+#if FC_GROUP == 0
+FC_VARIANT(bf16_d128_nc_ovl,           bf16, 128, 128, 128, 2, 2, false, true,  false)
+#elif FC_GROUP == 1
+FC_VARIANT(bf16_d128_c_ovl,            bf16, 128, 128, 128, 2, 2, true,  true,  false)
+#elif FC_GROUP == 2
+FC_VARIANT(bf16_d128_nc_seq,           bf16, 128, 128, 128, 2, 2, false, false, false)
+#elif FC_GROUP == 3
+FC_VARIANT(bf16_d128_c_seq,            bf16, 128, 128, 128, 2, 2, true,  false, false)
+#elif FC_GROUP == 4
+FC_VARIANT(bf16_d128_nc_ovl_persist,   bf16, 128, 128, 128, 2, 2, false, true,  true)
+#elif FC_GROUP == 5
+FC_VARIANT(bf16_d128_c_ovl_persist,    bf16, 128, 128, 128, 2, 2, true,  true,  true)
+#elif FC_GROUP == 6
+FC_VARIANT(fp16_d128_nc_ovl,           fp16, 128, 128, 128, 2, 2, false, true,  false)
+FC_VARIANT(fp16_d128_c_ovl,            fp16, 128, 128, 128, 2, 2, true,  true,  false)
+#elif FC_GROUP == 7
+FC_VARIANT(bf16_d64_nc_ovl,            bf16, 64,  192, 128, 2, 3, false, true,  false)
+FC_VARIANT(bf16_d64_c_ovl,             bf16, 64,  192, 128, 2, 3, true,  true,  false)
+#elif FC_GROUP == 8
+FC_VARIANT(bf16_d256_nc_ovl,           bf16, 256, 128, 64,  2, 2, false, true,  false)
+FC_VARIANT(bf16_d256_c_ovl,            bf16, 256, 128, 64,  2, 2, true,  true,  false)
+#elif FC_GROUP == 9
+FC_VARIANT(bf16_d128_nc_pp,            bf16, 128, 128, 128, 2, 2, false, true,  false, true)
+FC_VARIANT(bf16_d128_c_pp,             bf16, 128, 128, 128, 2, 2, true,  true,  false, true)
+#elif FC_GROUP == 10
+// FA3's D128 non-causal tile (N = 176 needs -DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED, run.sh adds it).
+FC_VARIANT(bf16_d128_nc_n176_pp,       bf16, 128, 128, 176, 2, 2, false, true,  false, true)
+FC_VARIANT(bf16_d128_nc_n176_ovl,      bf16, 128, 128, 176, 2, 2, false, true,  false, false)
+#elif FC_GROUP == 11
+FC_VARIANT(bf16_d64_nc_pp,             bf16, 64,  192, 128, 2, 3, false, true,  false, true)
+FC_VARIANT(bf16_d64_c_pp,              bf16, 64,  192, 128, 2, 3, true,  true,  false, true)
+#elif FC_GROUP == 12
+// D64 on 2 consumer WGs (240 regs, no spills) instead of 3 WGs at 160 regs.
+FC_VARIANT(bf16_d64_nc_m128n192_pp,    bf16, 64,  128, 192, 2, 2, false, true,  false, true)
+FC_VARIANT(bf16_d64_nc_m128n128_ovl,   bf16, 64,  128, 128, 2, 2, false, true,  false, false)
+FC_VARIANT(bf16_d64_c_m128n128_ovl,    bf16, 64,  128, 128, 2, 2, true,  true,  false, false)
+#endif
