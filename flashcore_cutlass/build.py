@@ -209,7 +209,12 @@ class BuildResult:
 def _torch_flags() -> tuple[list[str], list[str]]:
     """Compile and link flags for the binding (the only torch-aware unit): torch's include dirs,
     C++ standard and libstdc++ ABI, and the CUDA toolkit of the nvcc that compiles the kernels."""
+    import logging
+
     import torch
+
+    # Importing cpp_extension logs its own CUDA_HOME guess, which we do not use (cuda_home() below).
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import cpp_extension
 
     home = cuda_home()
