@@ -148,8 +148,10 @@ def test_empty_problems_like_sdpa(rt, shape):
     out, lse = fc.attention(q, k, v, return_lse=True)
     assert out.shape == (b, h, sq, d) and out.dtype == q.dtype and out.device == q.device
     assert lse.shape == (b, h, sq) and lse.dtype == torch.float32 and lse.device == q.device
-    expected = torch.nn.functional.scaled_dot_product_attention(q.cpu().float(), k.cpu().float(), v.cpu().float())
-    assert expected.shape == out.shape and torch.equal(out.cpu().float(), expected)
+    # The empty sum: zeros (SDPA's math backend gives the same for Sk = 0 with B, H >= 1; torch's CPU
+    # SDPA itself dies with SIGFPE on B = 0 or H = 0 in torch 2.11, so it cannot be the reference here).
+    expected = torch.zeros(b, h, sq, d)
+    assert torch.equal(out.cpu().float(), expected)
     assert (lse == float("-inf")).all()  # vacuous for an empty lse
     # The op itself (preallocated NaN-poisoned results) agrees.
     o = torch.full((b, h, sq, d), float("nan"), device="cuda", dtype=q.dtype)
