@@ -117,7 +117,7 @@ def binding_cxx_std() -> str:
     """The C++ standard torch requires of code that includes its headers.
 
     torch offers no public query for it: cpp_extension hard-codes the flag in its own builds
-    (-std=c++17 up to torch 2.9ish, -std=c++20 after), and its headers stop with
+    (``common_cflags += ['-std=c++NN', ...]``), and its headers stop with
     ``#error C++20 or later compatible compiler is required`` when the standard is too old.
     Both are read from the installed torch and the newer one wins; c++17 when neither says.
     """
@@ -139,7 +139,8 @@ def binding_cxx_std() -> str:
         # "No CUDA runtime is found, using CUDA_HOME='/usr/local'" (we never use its guess).
         spec = importlib.util.find_spec("torch.utils.cpp_extension")
         src = Path(spec.origin).read_text(errors="replace") if spec and spec.origin else ""
-        for m in re.finditer(r"['\"]-std=c\+\+(\d\d)['\"]", src):
+        # Only the flag of its own library builds: docstrings show other standards in examples.
+        for m in re.finditer(r"common_cflags\s*\+=\s*\[\s*['\"]-std=c\+\+(\d\d)['\"]", src):
             year = int(m.group(1))
             needed = max(needed, {17: 201703, 20: 202002, 23: 202302}.get(year, 201703))
     except OSError:
