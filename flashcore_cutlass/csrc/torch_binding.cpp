@@ -37,6 +37,17 @@ std::vector<std::string> list_variants() {
 
 at::ScalarType scalar_type(int dtype) { return dtype == 0 ? at::kHalf : at::kBFloat16; }
 
+// Error messages are built from strings only: streaming an integer into c10::str from this
+// library crashed (SIGSEGV in ostream::_M_insert<long>) on the H100 image with torch 2.11, while
+// strings stream fine. Numbers are formatted with std::to_string first.
+std::string num(int64_t x) { return std::to_string(x); }
+std::string num(double x) { return std::to_string(x); }
+std::string dims(at::IntArrayRef xs) {
+  std::string out = "[";
+  for (size_t i = 0; i < xs.size(); ++i) out += (i ? ", " : "") + std::to_string(xs[i]);
+  return out + "]";
+}
+
 // The kernels are sm_90a cubins: any other GPU must fail with a clear message, not a launch error.
 // "" when (major, minor) can run them. Exposed as flashcore::arch_error for tests.
 std::string arch_error(int64_t major, int64_t minor) {
@@ -56,7 +67,7 @@ void check_arch(c10::DeviceIndex index) {
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index));
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index));
   std::string const err = arch_error(major, minor);
-  TORCH_CHECK(err.empty(), err, " (device cuda:", int(index), ")");
+  TORCH_CHECK(err.empty(), err, " (device cuda:", num(int64_t(index)), ")");
   if (cached) g_arch_ok[index].store(true, std::memory_order_relaxed);
 }
 
@@ -81,45 +92,45 @@ void check_no_overlap(at::Tensor const& result, char const* result_name, at::Ten
 
 // TORCH_CHECK_VALUE / _TYPE surface in Python as ValueError / TypeError.
 void check_operand(at::Tensor const& t, char const* what, VariantInfo const& info, at::Tensor const& q) {
-  TORCH_CHECK_VALUE(t.is_cuda(), what, " must be a CUDA tensor, got one on ", t.device());
-  TORCH_CHECK_VALUE(t.device() == q.device(), what, " is on ", t.device(), " but query is on ", q.device(),
+  TORCH_CHECK_VALUE(t.is_cuda(), what, " must be a CUDA tensor, got one on ", t.device().str());
+  TORCH_CHECK_VALUE(t.device() == q.device(), what, " is on ", t.device().str(), " but query is on ", q.device().str(),
                     ": all tensors must be on one GPU");
-  TORCH_CHECK_VALUE(t.dim() == 4, what, " must be (batch, heads, seqlen, head_dim), got ", t.dim(), " dims");
+  TORCH_CHECK_VALUE(t.dim() == 4, what, " must be (batch, heads, seqlen, head_dim), got ", num(t.dim()), " dims");
   TORCH_CHECK_TYPE(t.scalar_type() == scalar_type(info.dtype), what, " has dtype ", t.scalar_type(),
                    " but variant ", info.name, " computes ", scalar_type(info.dtype));
-  TORCH_CHECK_VALUE(t.size(3) == info.head_dim, what, " head_dim ", t.size(3), " but variant ", info.name,
-                    " needs ", info.head_dim);
-  TORCH_CHECK_VALUE(t.stride(3) == 1, what, " must have a contiguous last dimension, got strides ", t.strides());
+  TORCH_CHECK_VALUE(t.size(3) == info.head_dim, what, " head_dim ", num(t.size(3)), " but variant ", info.name,
+                    " needs ", num(int64_t(info.head_dim)));
+  TORCH_CHECK_VALUE(t.stride(3) == 1, what, " must have a contiguous last dimension, got strides ", dims(t.strides()));
   // The kernels move 128-bit vectors: base and row/head/batch strides must keep 16-byte alignment.
   constexpr int64_t kAlignElems = 16 / 2;
   bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
   for (int d = 0; d < 3; ++d) aligned = aligned && (t.size(d) <= 1 || t.stride(d) % kAlignElems == 0);
-  TORCH_CHECK_VALUE(aligned, what, " must be 16-byte aligned with strides that are multiples of ", kAlignElems,
-                    " elements (got strides ", t.strides(), ")");
+  TORCH_CHECK_VALUE(aligned, what, " must be 16-byte aligned with strides that are multiples of ", num(kAlignElems),
+                    " elements (got strides ", dims(t.strides()), ")");
 }
 
 std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k,
                                        at::Tensor const& v, double scale, std::optional<at::Tensor> out_opt,
                                        std::optional<at::Tensor> lse_opt) {
   auto const& variants = variant_list();
-  TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", variant);
+  TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", num(variant));
   VariantInfo const& info = variants[variant];
   check_operand(q, "query", info, q);
   check_operand(k, "key", info, q);
   check_operand(v, "value", info, q);
   check_arch(q.device().index());
   TORCH_CHECK_VALUE(std::isfinite(scale) && std::abs(scale) <= double(FLT_MAX),
-                    "scale must be a finite float32 value, got ", scale);
+                    "scale must be a finite float32 value, got ", num(scale));
   int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Sk = k.size(2);
   TORCH_CHECK_VALUE(k.size(0) == B && v.size(0) == B && k.size(1) == H && v.size(1) == H && v.size(2) == Sk,
-              "key/value must be (", B, ", ", H, ", seqlen_k, ", info.head_dim, ")");
+              "key/value must be (", num(B), ", ", num(H), ", seqlen_k, ", num(int64_t(info.head_dim)), ")");
   c10::cuda::CUDAGuard guard(q.device());
   at::Tensor out, lse;
   if (out_opt.has_value()) {
     out = *out_opt;
     check_operand(out, "out", info, q);
-    TORCH_CHECK_VALUE(out.size(0) == B && out.size(1) == H && out.size(2) == Sq, "out must be (", B, ", ", H, ", ", Sq,
-                ", ", info.head_dim, ")");
+    TORCH_CHECK_VALUE(out.size(0) == B && out.size(1) == H && out.size(2) == Sq, "out must be (", num(B), ", ", num(H), ", ",
+                      num(Sq), ", ", num(int64_t(info.head_dim)), ")");
     TORCH_CHECK_VALUE(at::has_internal_overlap(out) != at::MemOverlap::Yes,
                       "out has elements that share memory (an expanded, stride-0 view); pass a dense tensor");
     check_no_overlap(out, "out", q, "query");
@@ -132,7 +143,8 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
     lse = *lse_opt;
     TORCH_CHECK_VALUE(lse.is_cuda() && lse.device() == q.device() && lse.scalar_type() == at::kFloat &&
                     lse.is_contiguous() && lse.dim() == 3 && lse.size(0) == B && lse.size(1) == H && lse.size(2) == Sq,
-                "lse must be a contiguous float32 CUDA tensor of shape (", B, ", ", H, ", ", Sq, ") on ", q.device());
+                "lse must be a contiguous float32 CUDA tensor of shape (", num(B), ", ", num(H), ", ", num(Sq), ") on ",
+                q.device().str());
     check_no_overlap(lse, "lse", q, "query");
     check_no_overlap(lse, "lse", k, "key");
     check_no_overlap(lse, "lse", v, "value");
@@ -142,10 +154,10 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   }
   // Empty results (like torch SDPA): nothing to compute, nothing launched.
   if (B == 0 || H == 0 || Sq == 0) return {out, lse};
-  TORCH_CHECK_VALUE(Sq <= kMaxSeqlen && Sk <= kMaxSeqlen, "seqlen_q = ", Sq, ", seqlen_k = ", Sk,
-                    ": flashcore kernels index sequences with 32-bit ints, at most ", kMaxSeqlen, " (2^30) rows");
-  TORCH_CHECK_VALUE(B <= INT_MAX / H, "batch * heads = ", B, " * ", H, " exceeds the kernels' 32-bit range (at most ",
-                    INT_MAX, ")");
+  TORCH_CHECK_VALUE(Sq <= kMaxSeqlen && Sk <= kMaxSeqlen, "seqlen_q = ", num(Sq), ", seqlen_k = ", num(Sk),
+                    ": flashcore kernels index sequences with 32-bit ints, at most ", num(kMaxSeqlen), " (2^30) rows");
+  TORCH_CHECK_VALUE(B <= INT_MAX / H, "batch * heads = ", num(B), " * ", num(H),
+                    " exceeds the kernels' 32-bit range (at most ", num(int64_t(INT_MAX)), ")");
   // No keys (like torch SDPA's math definition): every output row is an empty sum, 0, and the
   // logsumexp of no scores is -inf. Filled on the current stream, nothing launched of ours.
   if (Sk == 0) {
