@@ -28,7 +28,8 @@ SCALAR = "fc_scalar_fp16_d64_full_m16_w4"
 MMA = "fc_mma_bf16_d128_full_m64_n64_w4"  # fp16 d64 m64 spills 4 B: see benchmarks/NOTES.md
 PIPELINED = "fc_pipelined_bf16_d64_full_m128_n64_w4_s2_lean0"
 PIPELINED_LEAN = "fc_pipelined_bf16_d64_full_m128_n64_w4_s2_lean1"  # the register-lean mainloop axis
-NAMES = [SCALAR, MMA, PIPELINED, PIPELINED_LEAN]
+SM90 = "fc_sm90_bf16_d128_causal_m128_n128_s2_sch1_p0"  # TMA + wgmma + warp specialisation
+NAMES = [SCALAR, MMA, PIPELINED, PIPELINED_LEAN, SM90]
 # Built in the same ninja run with "#error boom" prepended: must fail alone.
 BROKEN = "fc_scalar_fp16_d64_causal_m16_w4"
 
@@ -447,21 +448,24 @@ def first_build(tmp_path_factory):
         return src
 
     configs = [config_from_name(n) for n in NAMES + [BROKEN]]
+    # Link too where this torch can (CI installs a CUDA build): one variant per family in one
+    # extension, so a torch release that breaks the binding's build fails here.
+    linked = build_module.preflight(link=True, jobs=2).ok
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(flashcore_codegen.render, "render", render_with_error)
-        result = build(configs, build_dir=build_dir, link=False, progress=False, jobs=2)
+        result = build(configs, build_dir=build_dir, link=linked, progress=False, jobs=2)
     manifest = json.loads((build_dir / "manifest.json").read_text())
     # The broken source stays in src/ (build() would re-render and compile it next time):
     # drop it so that the incremental test sees exactly the good variants.
     (build_dir / "src" / f"{BROKEN}.cu").unlink()
-    return SimpleNamespace(result=result, manifest=manifest, build_dir=build_dir)
+    return SimpleNamespace(result=result, manifest=manifest, build_dir=build_dir, linked=linked)
 
 
 @pytest.mark.nvcc
 def test_all_variants_built(first_build):
     result = first_build.result
     assert sorted(result.built) == sorted(NAMES)
-    assert result.extension is None  # link=False
+    assert (result.extension is not None) == first_build.linked
     assert sorted(result.compile_seconds) == sorted(NAMES)
     assert all(s > 0 for s in result.compile_seconds.values())
     for name in NAMES:
@@ -490,6 +494,7 @@ def test_broken_variant_reports_nvcc_error(first_build):
         MMA,
         PIPELINED,
         PIPELINED_LEAN,
+        SM90,
     ],
 )
 def test_ptxas_resources_no_spills(first_build, name):
@@ -504,7 +509,7 @@ def test_ptxas_resources_no_spills(first_build, name):
 def test_manifest_lists_variants_with_hashes(first_build):
     manifest = first_build.manifest
     result = first_build.result
-    assert manifest["extension"] is None
+    assert (manifest["extension"] is not None) == first_build.linked
     assert manifest["failed"] == [BROKEN]
     assert sorted(manifest["variants"]) == sorted(NAMES)
     for name, info in manifest["variants"].items():
@@ -530,6 +535,23 @@ def test_tensor_core_instructions(first_build):
     assert hmma[PIPELINED] > 0, hmma
     # Same MMAs in another order: the lean mainloop changes scheduling, not the math.
     assert hmma[PIPELINED_LEAN] == hmma[PIPELINED], hmma
+    sass = subprocess.run([cuobjdump, "-sass", str(first_build.build_dir / "obj" / f"{SM90}.o")],
+                          capture_output=True, text=True, check=True).stdout
+    assert hmma[SM90] == 0 and sass.count("HGMMA.") > 0, "the sm90 family must run on wgmma"
+    assert "UTMALDG" in sass and "UTMASTG" in sass, "the sm90 family must load and store by TMA"
+
+
+@pytest.mark.nvcc
+def test_extension_links_every_family(first_build):
+    if not first_build.linked:
+        pytest.skip("this torch cannot link the extension (a CPU-only build?): see flashcore doctor")
+    so = first_build.result.extension
+    # In a fresh process: the op namespace can be registered once per process.
+    code = ("import torch, sys; torch.ops.load_library(sys.argv[1]); "
+            "print(' '.join(v.split(':')[0] for v in torch.ops.flashcore.variants()))")
+    proc = subprocess.run([sys.executable, "-c", code, str(so)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == sorted(NAMES)
 
 
 @pytest.mark.nvcc
