@@ -133,16 +133,17 @@ def cutlass_header_version(include: Path) -> str:
 def cutlass_digest(include: Path) -> str:
     """Identity of the CUTLASS headers actually compiled against.
 
-    Covers the resolved include path, the full text of cutlass/version.h, and every header's
-    relative path and size. Not the contents of all ~800 headers (27 MB): reading and hashing
-    them costs ~100 ms cold per process, for every render; version.h changes with every
-    CUTLASS release, the path tells two installations apart, and the (path, size) listing
-    (~5 ms) catches added, removed and most edited headers. File mtimes are left out on purpose:
+    Covers the full text of cutlass/version.h and every header's path (relative to the include
+    dir) and size. Not the contents of all ~800 headers (27 MB): reading and hashing them costs
+    ~100 ms cold per process, for every render; version.h changes with every CUTLASS release,
+    and the (path, size) listing (~5 ms) catches added, removed and most edited headers. Not
+    where the headers are installed: the same headers compile the same kernels from any
+    directory, so a measurement keyed on this hash holds on every machine that has them. File mtimes are left out on purpose:
     reinstalling the same wheel must not rebuild everything. An in-place edit that keeps a
     header's size is not detected (rebuild with --prune or a fresh build dir after such edits).
     """
     include = Path(include).resolve()
-    h = hashlib.sha256(str(include).encode())
+    h = hashlib.sha256()
     try:
         h.update((include / "cutlass" / "version.h").read_bytes())
     except OSError:

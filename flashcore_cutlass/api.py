@@ -26,6 +26,7 @@ import torch
 
 from .problem import Problem
 from .runtime import get_runtime
+from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
 
 SUPPORTED_DTYPES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
@@ -33,9 +34,6 @@ ALIGN_BYTES = 16  # the kernels move 128-bit vectors
 FLT_MAX = 3.4028234663852886e38  # the op passes the scale as a float32
 MAX_SEQLEN = 1 << 30  # kMaxSeqlen in templates/include/flashcore/api.h
 MAX_BATCH_HEADS = 2**31 - 1
-
-# (dtype, head_dim, causal, B, H, Sq, Sk) -> variant id: the hot path is one dict lookup.
-_dispatch_cache: dict[tuple, int] = {}
 
 
 def _describe(value) -> str:

@@ -166,11 +166,15 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
-def forget_decisions(rt: "Runtime | None" = None) -> None:
-    """Drop cached dispatch decisions (after tuning), in the registry and in the API's
-    per-shape cache; the extension stays loaded."""
-    from . import api
+# Dispatch decisions per exact shape, (dtype, causal, B, H, Sq, D, Sk) -> variant id, filled by the
+# API's hot path (one dict lookup per call). Owned here with the registry's per-key cache, so that
+# forgetting decisions needs no import of the API.
+shape_cache: dict[tuple, int] = {}
 
+
+def forget_decisions(rt: "Runtime | None" = None) -> None:
+    """Drop cached dispatch decisions (after tuning), in the registry and per shape; the
+    extension stays loaded."""
     for runtime in {r for r in (rt, _runtime) if r is not None}:
         runtime.registry.invalidate()
-    api._dispatch_cache.clear()
+    shape_cache.clear()

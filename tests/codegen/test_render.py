@@ -225,14 +225,16 @@ def _fake_cutlass(root, minor="2"):
     return root
 
 
-def test_cutlass_digest_covers_version_path_and_listing(tmp_path, fresh_caches):
+def test_cutlass_digest_covers_version_and_listing_not_location(tmp_path, fresh_caches):
     one = _fake_cutlass(tmp_path / "one")
     assert toolchain.cutlass_header_version(one) == "4.2.0"
     assert toolchain.cutlass_header_version(tmp_path) == "unknown"
     d1 = toolchain.cutlass_digest(one)
     assert toolchain.cutlass_digest(one) == d1
     two = _fake_cutlass(tmp_path / "two")
-    assert toolchain.cutlass_digest(two) != d1  # another installation of the same headers
+    # The same headers installed elsewhere compile the same kernels: same digest, so measurements
+    # keyed on source hashes carry over between machines.
+    assert toolchain.cutlass_digest(two) == d1
 
     def fresh(path):
         toolchain.cutlass_digest.cache_clear()

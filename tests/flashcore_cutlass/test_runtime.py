@@ -21,9 +21,10 @@ class _FakeRuntime:
 def test_forget_decisions_clears_registry_and_shape_cache(monkeypatch):
     global_rt, tuned_rt = _FakeRuntime(), _FakeRuntime()
     monkeypatch.setattr(runtime, "_runtime", global_rt)
-    monkeypatch.setattr(api, "_dispatch_cache", {("key",): 3})
+    runtime.shape_cache[("key",)] = 3
+    assert api._dispatch_cache is runtime.shape_cache  # the API's hot path reads the runtime's cache
     runtime.forget_decisions(tuned_rt)
-    assert api._dispatch_cache == {}
+    assert runtime.shape_cache == {}
     assert (global_rt.registry.invalidated, tuned_rt.registry.invalidated) == (1, 1)
     runtime.forget_decisions(global_rt)  # the same runtime twice is invalidated once
     assert global_rt.registry.invalidated == 2
