@@ -31,6 +31,8 @@ struct FwdParams {
   // i.e. exactly what scale 0 gives in fp32 (every visible key weighs 1).
   float scale_log2_abs;
   int negate_q;  // 1 when scale < 0
+  int num_sms;      // SM count of the device (persistent grids); the binding caches it per device
+  void* workspace;  // zero-filled device scratch of the variant's workspace_bytes(), or nullptr
 };
 
 // Longest sequence the kernels index with 32-bit ints (with headroom for tile ends and sums).
