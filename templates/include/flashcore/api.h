@@ -2,6 +2,7 @@
 // Kept free of torch (and of CuTe) so kernel sources compile anywhere, fast.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cuda_runtime.h>
 
@@ -86,6 +87,13 @@ struct VariantInfo {
   int head_dim;
   bool causal;
   FwdFn run;
+  const char* arch;  // the compile target, e.g. "sm_90a" (an "a" target runs on exactly that capability)
+  int min_cc;        // compute capability the code needs, major * 10 + minor: 90, 80
+  // Bytes of zero-filled device scratch a call needs (FwdParams::workspace); nullptr = none.
+  size_t (*workspace_bytes)(const FwdParams&);
+  // nullptr when the variant can run the call, else a static string saying why not (e.g. TMA
+  // alignment); the binding raises it before launching. A nullptr function = runs every call.
+  const char* (*can_implement)(const FwdParams&);
 };
 
 // Defined in the binding; each generated translation unit calls it from a static initializer.
