@@ -211,22 +211,67 @@ def _current_identity():
         return None, None, str(exc)
 
 
-TABLE_COLUMNS = ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "gpu",
-                 "measured_at"]
+TABLE_COLUMNS = ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "source",
+                 "gpu", "measured_at"]
+
+
+def _shipped_rows(table, args, env, valid, include_stale: bool):
+    """The shipped table's rows for display; ``win`` only where no tuned row takes precedence
+    (dispatch asks the user's table first)."""
+    from dataclasses import replace
+
+    from .shipped import default_table
+    from .table import TableError
+
+    rows = default_table().display_rows(problem_key=args.key, variant_glob=args.variant, env=env,
+                                        valid_hashes=valid, include_stale=include_stale)
+    try:  # over every variant: a tuned winner hidden by --variant still takes precedence
+        tuned = table.rows(problem_key=args.key, env=env, valid_hashes=valid)
+    except TableError:  # dispatch falls back to the shipped rows then, and so does the win column
+        tuned = []
+    tuned_keys = {r.problem_key for r in tuned if r.winner}
+    return [replace(r, winner=False) if r.problem_key in tuned_keys else r for r in rows]
+
+
+def _export_shipped(table, args, env, valid, why) -> int:
+    from .shipped import export
+
+    if args.all:
+        raise CliError("--export-shipped exports the rows current on this machine: leave out --all")
+    if why is not None:
+        raise CliError(f"--export-shipped exports the rows current on this machine, and cannot tell which they are "
+                       f"({why})")
+    rows = [r for r in table.rows(problem_key=args.key, variant_glob=args.variant, env=env, valid_hashes=valid)
+            if r.winner]
+    if not rows:
+        raise CliError(f"no current tuned rows to export in {table.path}: run flashcore tune first")
+    path = export(rows, args.export_shipped)
+    print(f"wrote {len(rows)} winners ({env.gpu_name}, {env.sm_count} SMs) to {path}", file=sys.stderr)
+    return 0
 
 
 def cmd_table(args) -> int:
-    from .table import TuningTable
+    from .shipped import default_path
+    from .table import TuningTable, sort_field, sort_rows
 
     table = TuningTable(args.db) if args.db else TuningTable()
     env, valid, why = (None, None, None) if args.all else _current_identity()
+    if args.export_shipped:
+        return _export_shipped(table, args, env, valid, why)
     if why is not None:
         print(f"note: cannot tell current rows from stale ones ({why}); showing all rows", file=sys.stderr)
     try:
-        rows = table.rows(problem_key=args.key, variant_glob=args.variant, env=env, valid_hashes=valid,
-                          include_stale=args.all or why is not None, sort=args.sort)
+        sort_field(args.sort)
     except ValueError as exc:  # an unknown --sort column
         raise CliError(str(exc)) from None
+    include_stale = args.all or why is not None
+    tuned, shipped = [], []
+    if args.source != "shipped":
+        tuned = table.rows(problem_key=args.key, variant_glob=args.variant, env=env, valid_hashes=valid,
+                           include_stale=include_stale)
+    if args.source != "tuned":
+        shipped = _shipped_rows(table, args, env, valid, include_stale)
+    rows = sort_rows(tuned + shipped, args.sort)
     if args.winners:
         rows = [r for r in rows if r.winner]
     if args.limit:
@@ -238,13 +283,20 @@ def cmd_table(args) -> int:
         print()
         return 0
     body = [[r.problem_key, r.variant, f"{r.median_us:.1f}", f"{r.spread_us:.1f}", f"{r.tflops:.0f}",
-             f"{r.max_abs_err:.1e}", "*" if r.winner else "", "stale" if r.stale else "", r.gpu_name,
+             f"{r.max_abs_err:.1e}", "*" if r.winner else "", "stale" if r.stale else "", r.source, r.gpu_name,
              r.measured_at[:19]] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(TABLE_COLUMNS)]
     print("  ".join(h.ljust(w) for h, w in zip(TABLE_COLUMNS, widths)))
     for row in body:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-    print(f"{len(rows)} rows from {table.path}", file=sys.stderr)
+    sources = []
+    if args.source != "shipped":
+        sources.append(f"{sum(r.source == 'tuned' for r in rows)} tuned rows from {table.path}")
+    if args.source != "tuned":
+        shown, where = sum(r.source == "shipped" for r in rows), default_path()
+        sources.append(f"{shown} shipped rows from {where}" if where else
+                       "no shipped rows (FLASHCORE_SHIPPED_TABLE=off)")
+    print("; ".join(sources), file=sys.stderr)
     return 0
 
 
@@ -316,7 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="problem key, e.g. bf16_d128_full_q4096_k4096_bh64")
     p.add_argument("--variant", help="variant name glob")
     p.add_argument("--all", action="store_true", help="include stale rows (other GPU/versions/sources)")
-    p.add_argument("--winners", action="store_true", help="only the fastest current row per key")
+    p.add_argument("--winners", action="store_true", help="only the row dispatch uses per key (win column)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--shipped", dest="source", action="store_const", const="shipped",
+                       help="only rows of the table shipped with the package ($FLASHCORE_SHIPPED_TABLE to read "
+                            "another file)")
+    which.add_argument("--no-shipped", dest="source", action="store_const", const="tuned",
+                       help="only rows of your tuning table")
+    which.add_argument("--export-shipped", metavar="PATH",
+                       help="write the current winners of your tuning table (this GPU and build; --key/--variant "
+                            "narrow them) to PATH in the shipped format, e.g. flashcore_cutlass/data/tuned_h100.json")
     p.add_argument("--sort", default="key", metavar="COLUMN",
                    help="a column shown (key, variant, median_us, TFLOP/s, ...); -COLUMN (e.g. --sort -median_us) "
                         "for descending")

@@ -93,9 +93,34 @@ def _table_lines() -> Iterator[str]:
         yield f"  {n} stale rows: {reason}"
 
 
+def _shipped_lines() -> Iterator[str]:
+    from .shipped import default_path, default_table, matches
+
+    path = default_path()
+    if path is None:
+        yield "shipped table: off (FLASHCORE_SHIPPED_TABLE=off)"
+        return
+    shipped = default_table()
+    origin = shipped.provenance
+    yield f"shipped table: {path}, {len(shipped)} rows" + (
+        f" (commit {origin.get('commit')}, exported {origin.get('exported_at')})" if origin else "")
+    if not len(shipped):
+        return
+    try:
+        from .runtime import get_runtime
+
+        rt = get_runtime()
+    except Exception as exc:
+        yield f"shipped rows usable here: cannot tell ({exc})"
+        return
+    usable = sum(matches(r, rt.env, rt.hashes) for r in shipped.rows)
+    yield f"shipped rows usable here: {usable} of {len(shipped)} (same GPU, SM count and source hash)"
+
+
 def report(build_dir: Path) -> list[str]:
     lines = [f"flashcore-cutlass {__version__}"]
-    for section in (_gpu_lines, lambda: _toolchain_lines(build_dir), lambda: _build_lines(build_dir), _table_lines):
+    for section in (_gpu_lines, lambda: _toolchain_lines(build_dir), lambda: _build_lines(build_dir), _table_lines,
+                    _shipped_lines):
         try:
             lines.extend(section())
         except Exception as exc:  # a report must finish: say what failed and go on

@@ -1,14 +1,20 @@
 """Dispatch: which built variant runs a problem.
 
 A variant is a candidate for a problem when its config has the problem's dtype, head_dim
-and causal flag (every family handles any seqlen >= 1). Among the candidates:
+and causal flag (every family handles any seqlen >= 1), it was built for a target the device
+runs (its arch and min_cc, as the extension reports them) and it can implement the call
+(:meth:`KernelConfig.can_implement`: e.g. misaligned inputs skip the 16-byte-copy families).
+Among the candidates:
 
-1. **tuned**: the row the tuning table picks for ``problem.key`` (:meth:`TuningTable.best`:
-   the fastest on the key's reference shape) among rows measured in this exact environment
-   against the source hash of the variant as built now;
-2. **heuristic** otherwise (no table, no environment, no current measurement, or a table
+1. **tuned**: the row the user's tuning table picks for ``problem.key``
+   (:meth:`TuningTable.best`: the fastest on the key's reference shape) among rows measured
+   in this exact environment against the source hash of the variant as built now;
+2. **shipped**: otherwise, the row the table shipped with the package picks
+   (:mod:`flashcore_cutlass.shipped`): measured on the same GPU model and SM count, against
+   the same source hash (which covers nvcc, its flags and CUTLASS), on any torch release;
+3. **heuristic** otherwise (no environment, no current measurement, or a tuning table
    that cannot be read: corrupt and not movable, unusable path; one :class:`TableWarning`
-   per process says so, dispatch never raises over the table):
+   per process says so, dispatch never raises over either table):
    the candidate with the smallest :func:`heuristic_rank`, i.e.
 
    - the family highest on the roadmap ladder (``ladder_step``);
@@ -19,9 +25,10 @@ and causal flag (every family handles any seqlen >= 1). Among the candidates:
    - then the name, so the choice is deterministic.
 
    Axes a family lacks tie (the ladder step already separates families).
-3. No candidate at all raises :class:`MissingVariantError`, naming the build command.
+4. No candidate at all raises :class:`MissingVariantError`, naming the build command.
 
-Decisions are cached per :class:`ProblemKey` (a dict hit on the hot path); set
+Decisions are cached per :class:`ProblemKey` (a dict hit on the hot path), and the shipped
+file is read once per process, on the first decision that needs it; set
 ``FLASHCORE_PRINT_DISPATCH=1`` to print each new decision to stderr.
 """
 
@@ -37,8 +44,10 @@ from typing import Mapping
 import flashcore_codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
 from flashcore_codegen import KernelConfig, config_from_name
 
+from .eligibility import Target, cannot_implement_message, runs_on, wrong_device_message
 from .env import Environment
 from .problem import Problem, ProblemKey
+from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
@@ -60,10 +69,26 @@ class MissingVariantError(RuntimeError):
         self.command = command
 
 
+class NoRunnableVariantError(MissingVariantError):
+    """Variants compute the problem, but none was built for this device."""
+
+    def __init__(self, problem: Problem, message: str):
+        RuntimeError.__init__(self, message)
+        self.problem, self.command = problem, None
+
+
+class UnsupportedInputError(MissingVariantError, ValueError):
+    """Variants compute the problem and run here, but none can run these inputs (e.g. misaligned)."""
+
+    def __init__(self, problem: Problem, message: str):
+        RuntimeError.__init__(self, message)
+        self.problem, self.command = problem, None
+
+
 @dataclass(frozen=True)
 class Choice:
     variant: str
-    reason: str  # "tuned" or "heuristic"
+    reason: str  # "tuned", "shipped" or "heuristic"
 
 
 def build_command(problem: Problem | ProblemKey) -> str:
@@ -91,31 +116,60 @@ class Registry:
         variants: Mapping[str, str],
         table: TuningTable | None = None,
         env: Environment | None = None,
+        capability: tuple[int, int] | None = None,
+        targets: Mapping[str, tuple[str, int]] | None = None,
+        shipped: ShippedTable | None = None,
     ):
-        """``variants``: built variant name -> source hash of what was built."""
+        """``variants``: built variant name -> source hash of what was built. ``shipped``: the
+        table to fall back on before the heuristic (default: the package's, read on first need)."""
         self.hashes = dict(variants)
         self.configs = {name: config_from_name(name) for name in self.hashes}
+        # ``capability``: (major, minor) of the device dispatch serves; None (CPU tools) runs
+        # every variant. ``targets``: name -> (arch, min_cc) as built (default: the family's).
+        self.capability = capability
+        self.targets = {n: Target(*(targets or {}).get(n, Target.of(c))) for n, c in self.configs.items()}
         self.table = table
         self.env = env
-        self._cache: dict[ProblemKey, Choice] = {}
+        self._shipped = shipped
+        self._cache: dict[tuple[ProblemKey, bool], Choice] = {}  # per (key, aligned16)
+
+    def computing(self, problem: Problem | ProblemKey) -> list[str]:
+        """Built variants whose config computes ``problem`` (dtype, head_dim, causal)."""
+        want = (problem.dtype, problem.head_dim, problem.causal)
+        return [name for name, c in self.configs.items() if (c.dtype, c.head_dim, c.causal) == want]
 
     def candidates(self, problem: Problem | ProblemKey) -> list[str]:
-        """Built variants that compute ``problem``, best heuristic rank first."""
+        """Built variants that compute ``problem``, run on this device and can implement it,
+        best heuristic rank first."""
         names = [
             name
-            for name, c in self.configs.items()
-            if (c.dtype, c.head_dim, c.causal) == (problem.dtype, problem.head_dim, problem.causal)
+            for name in self.computing(problem)
+            if runs_on(self.targets[name], self.capability) and self.configs[name].can_implement(problem) is None
         ]
         return sorted(names, key=lambda n: heuristic_rank(self.configs[n], problem))
 
     def choose(self, problem: Problem) -> Choice:
         key = problem.key
-        choice = self._cache.get(key)
+        slot = (key, getattr(problem, "aligned16", True))
+        choice = self._cache.get(slot)
         if choice is None:
-            choice = self._cache[key] = self._decide(problem, key)
+            choice = self._cache[slot] = self._decide(problem, key)
             if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":
                 print(f"flashcore dispatch: {problem} [{key}] -> {choice.variant} ({choice.reason})", file=sys.stderr)
         return choice
+
+    def no_candidate_error(self, problem: Problem) -> MissingVariantError:
+        """Why no built variant may run ``problem``: none computes it (build one), none runs on
+        this device (which GPU, which build), or none takes these inputs (which tensors)."""
+        computing = self.computing(problem)
+        if not computing:
+            return MissingVariantError(problem, build_command(problem))
+        runnable = [n for n in computing if runs_on(self.targets[n], self.capability)]
+        if not runnable:
+            message = wrong_device_message(problem, [self.targets[n] for n in computing], self.capability)
+            return NoRunnableVariantError(problem, message)
+        reasons = {n: self.configs[n].can_implement(problem) for n in runnable}
+        return UnsupportedInputError(problem, cannot_implement_message(problem, reasons, self.capability))
 
     def invalidate(self) -> None:
         """Forget cached decisions (after the table or the built variants changed)."""
@@ -124,13 +178,23 @@ class Registry:
     def _decide(self, problem: Problem, key: ProblemKey) -> Choice:
         names = self.candidates(problem)
         if not names:
-            raise MissingVariantError(problem, build_command(problem))
-        # Without an environment nothing in the table can be checked, so nothing is trusted.
-        if self.table is not None and self.env is not None:
-            row = self._tuned(key, {n: self.hashes[n] for n in names})
+            raise self.no_candidate_error(problem)
+        # Without an environment no measurement can be checked, so none is trusted.
+        if self.env is not None:
+            valid = {n: self.hashes[n] for n in names}
+            row = self._tuned(key, valid) if self.table is not None else None
             if row is not None:
                 return Choice(row.variant, "tuned")
+            row = self.shipped.best(key, self.env, valid)
+            if row is not None:
+                return Choice(row.variant, "shipped")
         return Choice(names[0], "heuristic")
+
+    @property
+    def shipped(self) -> ShippedTable:
+        if self._shipped is None:
+            self._shipped = default_table()
+        return self._shipped
 
     def _tuned(self, key: ProblemKey, valid: dict[str, str]):
         try:

@@ -111,15 +111,17 @@ class Row:
     cutlass: str
     source_hash: str
     measured_at: str  # ISO 8601, UTC
-    # Display-only flags, filled in by TuningTable.rows().
+    # Display-only flags, filled in by TuningTable.rows() (and the shipped table's rows()).
     stale: bool = False
     winner: bool = False
+    source: str = "tuned"  # "tuned": this table; "shipped": the table carried in the package
 
     @property
     def env(self) -> Environment:
         return Environment(**{c: getattr(self, c) for c in ENV_COLUMNS})
 
 
+DISPLAY_FIELDS = ("stale", "winner", "source")  # not stored: derived when rows are read
 SORT_FIELDS = frozenset(f.name for f in dataclasses.fields(Row))
 # Names rows(sort=...) accepts: every Row field, and the headers `flashcore table` prints.
 SORT_ALIASES: dict[str, str] = {
@@ -143,6 +145,16 @@ def sort_field(sort: str) -> tuple[str, bool]:
         raise ValueError(f"cannot sort by {sort!r}; accepted: {', '.join(sorted(SORT_ALIASES))} "
                          "(prefix - for descending)")
     return field, sort.startswith("-")
+
+
+def sort_rows(rows: Iterable[Row], sort: str) -> list[Row]:
+    """``rows`` sorted by a name of :data:`SORT_ALIASES` (see :func:`sort_field`)."""
+    field, descending = sort_field(sort)
+    out = list(rows)
+    # Stable sorts: by key, variant and source first so equal sort values list deterministically.
+    out.sort(key=lambda r: (r.problem_key, r.variant, r.source))
+    out.sort(key=lambda r: getattr(r, field), reverse=descending)
+    return out
 
 
 def pick_winner(rows: Iterable[Row]) -> Row | None:
@@ -362,7 +374,7 @@ class TuningTable:
             source_hash=source_hash,
             measured_at=measured_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-        values = {k: v for k, v in dataclasses.asdict(row).items() if k not in ("stale", "winner")}
+        values = {k: v for k, v in dataclasses.asdict(row).items() if k not in DISPLAY_FIELDS}
         columns = ", ".join(values)
         placeholders = ", ".join(f":{c}" for c in values)
         with self._connect(write=True) as conn:
@@ -415,7 +427,7 @@ class TuningTable:
         rows. ``sort`` is a name of :data:`SORT_ALIASES` (a Row field or a `flashcore table`
         header), "-name" for descending; anything else raises ValueError.
         """
-        field, descending = sort_field(sort)
+        sort_field(sort)  # an unknown name fails before the query
         # Winners are decided over every row of the key, so select without the glob here.
         where, params = _filters(problem_key, None)
         found = self._select(f"SELECT * FROM results{where}", params)
@@ -432,10 +444,7 @@ class TuningTable:
             for r in marked
             if (include_stale or not r.stale) and (variant_glob is None or fnmatchcase(r.variant, variant_glob))
         ]
-        # Stable sorts: by key and variant first so equal sort values list deterministically.
-        out.sort(key=lambda r: (r.problem_key, r.variant))
-        out.sort(key=lambda r: getattr(r, field), reverse=descending)
-        return out
+        return sort_rows(out, sort)
 
 
 def _winners(rows: list[Row]) -> list[Row]:

@@ -25,6 +25,7 @@ def isolated_dirs(tmp_path, monkeypatch):
     """Keep every command away from the user's cache and build directories."""
     monkeypatch.setenv("FLASHCORE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FLASHCORE_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("FLASHCORE_SHIPPED_TABLE", str(tmp_path / "no-shipped-table.json"))  # not the package's
     monkeypatch.setattr(runtime_module, "_runtime", None)
 
 
@@ -211,9 +212,9 @@ def test_table_json_lists_rows(tmp_path, capsys):
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0].split() == ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale",
-                                "gpu", "measured_at"]
-    assert "fc_mma_bf16_d128_full_m64_n64_w4" in lines[1] and "812.5" in lines[1]
-    assert f"1 rows from {db}" in captured.err
+                                "source", "gpu", "measured_at"]
+    assert "fc_mma_bf16_d128_full_m64_n64_w4" in lines[1] and "812.5" in lines[1] and " tuned " in lines[1]
+    assert f"1 tuned rows from {db}; 0 shipped rows from " in captured.err
 
 
 def test_variants_reads_manifest(tmp_path, capsys):

@@ -49,6 +49,7 @@ def table(tmp_path):
 @pytest.fixture(autouse=True)
 def quiet(monkeypatch):
     monkeypatch.delenv("FLASHCORE_PRINT_DISPATCH", raising=False)
+    monkeypatch.setenv("FLASHCORE_SHIPPED_TABLE", "off")  # the package's table is tested in test_shipped.py
 
 
 # -- heuristic ---------------------------------------------------------------------------

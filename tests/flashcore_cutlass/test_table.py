@@ -317,7 +317,7 @@ def test_clear(table):
 def _valid_db_bytes(tmp_path, rows=300) -> bytes:
     t = TuningTable(tmp_path / "source" / "tuning.db")
     row = record(t, "v", 1.0, shape="x" * 200)
-    values = {k: v for k, v in row.__dict__.items() if k not in ("stale", "winner")}
+    values = {k: v for k, v in row.__dict__.items() if k not in table_module.DISPLAY_FIELDS}
     conn = sqlite3.connect(t.path)
     with conn:  # one transaction: many pages, quickly
         conn.executemany(f"INSERT INTO results VALUES ({', '.join('?' * len(values))})",

@@ -1,0 +1,255 @@
+"""The shipped tuning table: winners the project measured on an H100, carried in the package
+(``flashcore_cutlass/data/tuned_h100.json``) so that a user who has not tuned still dispatches
+from measurements. The user's own tuning table overrides it key by key (see registry.py).
+
+**What a row is keyed on.** A kernel's speed is decided by the GPU and by the kernel as compiled,
+not by the torch release that launches it. So a shipped row matches when
+
+- its ``gpu_name`` and ``sm_count`` equal the current device's (a MIG slice or another board
+  does not match), and
+- its ``source_hash`` equals the hash of the variant as built now: that hash covers the
+  rendered source, every header it includes, the nvcc flags, nvcc's version and the CUTLASS
+  headers (flashcore_codegen.render.headers_digest), i.e. everything that changes the binary.
+
+Any other row is stale and never used. torch, CUDA runtime, CUTLASS package and cuDNN versions,
+the commit and the dates are recorded for provenance only; they take no part in the match, so
+the table serves users on other torch releases. Among the matching rows of a key the winner is
+picked as in the user's table (:func:`flashcore_cutlass.table.pick_winner`); an export holds one
+row per key and GPU.
+
+**Format** (JSON; one row per line, so a diff reads row by row)::
+
+    {"format": "flashcore-shipped-table", "version": 1,
+     "provenance": {"commit": ..., "exported_at": ..., "flashcore": ..., "cudnn": ...},
+     "rows": [
+      {"problem_key": ..., "variant": ..., "source_hash": ..., "gpu_name": ..., "sm_count": ...,
+       "shape": ..., "median_us": ..., "spread_us": ..., "tflops": ..., "samples": ..., "max_abs_err": ...,
+       "measured_at": ..., "torch": ..., "cuda": ..., "cutlass": ...},
+      ...]}
+
+It is written by ``flashcore table --export-shipped PATH`` from the current winners of the
+user's table (:func:`export`). A missing or empty (0-byte) file is an empty table; a file that
+cannot be read as this format gives one :class:`~flashcore_cutlass.table.TableWarning` and is
+ignored. The default file is read once per process, on first need.
+``FLASHCORE_SHIPPED_TABLE=<path>`` reads another file instead, ``FLASHCORE_SHIPPED_TABLE=off``
+none (empty counts as unset).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import subprocess
+import warnings
+from datetime import datetime, timezone
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from .env import Environment
+from .problem import ProblemKey
+from .table import DISPLAY_FIELDS, Row, TableWarning, pick_winner
+
+FORMAT = "flashcore-shipped-table"
+VERSION = 1
+DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "tuned_h100.json"
+PATH_VARIABLE = "FLASHCORE_SHIPPED_TABLE"
+
+ROW_FIELDS = tuple(f.name for f in dataclasses.fields(Row) if f.name not in DISPLAY_FIELDS)
+# What matching and picking a winner read: a row without one of these is a damaged file.
+REQUIRED = {"problem_key": str, "variant": str, "source_hash": str, "gpu_name": str, "sm_count": int,
+            "shape": str, "median_us": float}
+# Informational: a row may leave them out (older exports, hand edits).
+OPTIONAL = {"spread_us": (float, 0.0), "tflops": (float, 0.0), "samples": (int, 0), "max_abs_err": (float, 0.0),
+            "measured_at": (str, ""), "torch": (str, ""), "cuda": (str, ""), "cutlass": (str, "")}
+
+
+class ShippedTableError(ValueError):
+    """The shipped table file cannot be read as the shipped format; the message says why."""
+
+
+def matches(row: Row, env: Environment, valid_hashes: Mapping[str, str]) -> bool:
+    """Whether ``row`` describes a kernel that would run here (see the module docstring)."""
+    return (row.gpu_name == env.gpu_name and row.sm_count == env.sm_count
+            and valid_hashes.get(row.variant) == row.source_hash)
+
+
+class ShippedTable:
+    """Rows of one shipped file (``path``; None for an empty table that came from no file)."""
+
+    def __init__(self, rows: Iterable[Row] = (), path: Path | None = None, provenance: Mapping | None = None):
+        self.rows = tuple(dataclasses.replace(r, source="shipped", stale=False, winner=False) for r in rows)
+        self.path = path
+        self.provenance = dict(provenance or {})
+        self._by_key: dict[str, list[Row]] = {}
+        for r in self.rows:
+            self._by_key.setdefault(r.problem_key, []).append(r)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def best(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> Row | None:
+        """The winning matching row for ``problem_key``, or None."""
+        return pick_winner(r for r in self._by_key.get(str(problem_key), ()) if matches(r, env, valid_hashes))
+
+    def display_rows(
+        self,
+        problem_key: ProblemKey | str | None = None,
+        variant_glob: str | None = None,
+        env: Environment | None = None,
+        valid_hashes: Mapping[str, str] | None = None,
+        include_stale: bool = False,
+    ) -> list[Row]:
+        """Rows for `flashcore table`, flagged like :meth:`TuningTable.rows` (unsorted).
+
+        ``winner`` marks the row :meth:`best` would pick, regardless of the user's table (the
+        caller clears it where a tuned row takes precedence). Without ``env`` no row is stale by
+        device, without ``valid_hashes`` none is stale by hash."""
+        def is_stale(r: Row) -> bool:
+            if env is not None and (r.gpu_name, r.sm_count) != (env.gpu_name, env.sm_count):
+                return True
+            return valid_hashes is not None and valid_hashes.get(r.variant) != r.source_hash
+
+        keys = [str(problem_key)] if problem_key is not None else list(self._by_key)
+        out = []
+        for key in keys:
+            marked = [dataclasses.replace(r, stale=is_stale(r)) for r in self._by_key.get(key, ())]
+            winner = pick_winner(r for r in marked if not r.stale)
+            out += [dataclasses.replace(r, winner=r is winner) for r in marked
+                    if (include_stale or not r.stale) and (variant_glob is None or fnmatchcase(r.variant, variant_glob))]
+        return out
+
+
+# -- reading ---------------------------------------------------------------------------
+
+def load(path: str | Path) -> ShippedTable:
+    """The table in ``path``: empty when the file is missing or empty; raises
+    :class:`ShippedTableError` for anything that is not the shipped format."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ShippedTable(path=path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ShippedTableError(f"cannot read it ({exc})") from exc
+    if not text.strip():
+        return ShippedTable(path=path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ShippedTableError(f"not JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ShippedTableError(f'not a shipped tuning table (no "format": "{FORMAT}")')
+    if data.get("version") != VERSION:
+        raise ShippedTableError(f"format version {data.get('version')!r}, this flashcore reads version {VERSION} "
+                                "(upgrade flashcore-cutlass or re-export the table)")
+    rows = data.get("rows")
+    if not isinstance(rows, list):
+        raise ShippedTableError('"rows" is not a list')
+    provenance = data.get("provenance") if isinstance(data.get("provenance"), dict) else {}
+    return ShippedTable((_row(r, i) for i, r in enumerate(rows)), path=path, provenance=provenance)
+
+
+def _row(entry, index: int) -> Row:
+    if not isinstance(entry, dict):
+        raise ShippedTableError(f"row {index} is not an object")
+    fields = {}
+    for name, kind in REQUIRED.items():
+        if name not in entry:
+            raise ShippedTableError(f"row {index} has no {name!r}")
+        fields[name] = _typed(entry[name], kind, index, name)
+    for name, (kind, default) in OPTIONAL.items():
+        fields[name] = _typed(entry[name], kind, index, name) if name in entry else default
+    if not math.isfinite(fields["median_us"]) or fields["median_us"] <= 0:
+        raise ShippedTableError(f"row {index}: median_us must be a positive number, got {entry['median_us']!r}")
+    return Row(**fields, source="shipped")
+
+
+def _typed(value, kind: type, index: int, name: str):
+    # bool is an int to Python but never a valid count or time here.
+    ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
+    if not ok:
+        raise ShippedTableError(f"row {index}: {name} must be {kind.__name__}, got {value!r}")
+    return kind(value)
+
+
+def default_path() -> Path | None:
+    """The file dispatch reads: ``$FLASHCORE_SHIPPED_TABLE``, else the package's; None when "off"."""
+    chosen = os.environ.get(PATH_VARIABLE, "")
+    if chosen.lower() == "off":
+        return None
+    return Path(chosen).expanduser() if chosen else DEFAULT_PATH
+
+
+def default_table() -> ShippedTable:
+    """The table at :func:`default_path`, read once per process and path; a damaged file warns
+    once and reads as empty (dispatch must never fail over it)."""
+    path = default_path()
+    return ShippedTable() if path is None else _load_once(str(path))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_once(path: str) -> ShippedTable:
+    try:
+        return load(path)
+    except ShippedTableError as exc:
+        warnings.warn(f"flashcore: ignoring the shipped tuning table {path}: {exc}", TableWarning, stacklevel=3)
+        return ShippedTable(path=Path(path))
+
+
+# -- writing ---------------------------------------------------------------------------
+
+def export(rows: Iterable[Row], path: str | Path, provenance: Mapping | None = None) -> Path:
+    """Write ``rows`` (the winners to ship) to ``path`` in the shipped format, atomically.
+    ``provenance`` defaults to :func:`current_provenance`."""
+    path = Path(path)
+    ordered = sorted(rows, key=lambda r: (r.problem_key, r.gpu_name, r.sm_count, r.variant))
+    header = {"format": FORMAT, "version": VERSION,
+              "provenance": dict(provenance if provenance is not None else current_provenance())}
+    lines = [json.dumps({name: getattr(r, name) for name in ROW_FIELDS}) for r in ordered]
+    head = json.dumps(header, indent=1)[:-2]  # without the closing "\n}": "rows" follows
+    body = ",\n  ".join(lines)
+    text = f'{head},\n "rows": [\n  {body}\n ]\n}}\n' if lines else f'{head},\n "rows": []\n}}\n'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def current_provenance() -> dict:
+    """Where an export comes from: the commit, the time, flashcore's and cuDNN's versions (the
+    tuning table does not record cuDNN; the exporting process is the tuning machine)."""
+    from . import __version__
+
+    return {"commit": _git_commit(), "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "flashcore": __version__, "cudnn": _cudnn_version()}
+
+
+def _git_commit() -> str:
+    """$FLASHCORE_COMMIT when set (a device run's copy of the tree may carry a stale .git), else
+    git's HEAD (+ "-dirty"), else "unknown"."""
+    pinned = os.environ.get("FLASHCORE_COMMIT", "")
+    if pinned and pinned != "unknown":
+        return pinned
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                             cwd=here, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=here, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _cudnn_version() -> str:
+    try:
+        import torch
+
+        return str(torch.backends.cudnn.version())
+    except Exception:  # no torch, or a build without cuDNN
+        return "unknown"

@@ -1,0 +1,319 @@
+"""The shipped tuning table: its file format, its lookup rules, its place in dispatch
+(tuned -> shipped -> heuristic) and `flashcore table`'s view and export of it. CPU only."""
+
+import dataclasses
+import json
+import warnings
+
+import pytest
+
+from flashcore_codegen.families import PipelinedConfig
+from flashcore_cutlass import cli as cli_module
+from flashcore_cutlass import shipped as shipped_module
+from flashcore_cutlass.cli import main
+from flashcore_cutlass.env import Environment
+from flashcore_cutlass.problem import Problem
+from flashcore_cutlass.registry import Choice, Registry
+from flashcore_cutlass.shipped import ROW_FIELDS, ShippedTable, ShippedTableError, default_table, export, load
+from flashcore_cutlass.table import Row, TableWarning, TuningTable
+
+ENV = Environment("NVIDIA H100 80GB HBM3", 132, "13.0", "2.11.0+cu130", "4.2.0.0")
+PROBLEM = Problem("bf16", 128, True, 4, 16, 4096, 4096)
+KEY = str(PROBLEM.key)
+# The heuristic's pick (m128 n64 w4 s2) and two others the tables can name.
+HEURISTIC, FAST, OTHER = (PipelinedConfig(dtype="bf16", head_dim=128, causal=True, block_m=m, block_n=n, warps=4,
+                                          stages=2).name for m, n in ((128, 64), (128, 128), (64, 64)))
+HASHES = {name: f"hash-{name}" for name in (HEURISTIC, FAST, OTHER)}
+PROVENANCE = {"commit": "abc123", "exported_at": "2026-11-26T10:00:00+00:00", "flashcore": "0.1.0", "cudnn": "91002"}
+
+
+def row(variant=FAST, median_us=500.0, *, key=KEY, env=ENV, source_hash=None, shape="B4 H16 Sq4096 Sk4096"):
+    return Row(variant=variant, problem_key=key, shape=shape, median_us=median_us, spread_us=2.0, tflops=275.0,
+               samples=30, max_abs_err=1e-3, **env.as_dict(), source_hash=source_hash or HASHES[variant],
+               measured_at="2026-11-26T09:00:00+00:00")
+
+
+def write_shipped(path, *rows):
+    return export(rows, path, provenance=PROVENANCE)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLASHCORE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLASHCORE_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("FLASHCORE_SHIPPED_TABLE", str(tmp_path / "shipped.json"))
+    monkeypatch.delenv("FLASHCORE_PRINT_DISPATCH", raising=False)
+    shipped_module._load_once.cache_clear()  # each test reads its own file
+    yield
+    shipped_module._load_once.cache_clear()
+
+
+@pytest.fixture
+def shipped_path(tmp_path):
+    return tmp_path / "shipped.json"
+
+
+def registry(table=None, env=ENV, shipped=None):
+    return Registry(HASHES, table, env, shipped=shipped)
+
+
+# -- the file -------------------------------------------------------------------------
+
+def test_export_writes_what_load_reads(shipped_path):
+    rows = [row(FAST, 500.0), row(OTHER, 900.0, key="bf16_d128_causal_q1024_k1024_bh256")]
+    write_shipped(shipped_path, *rows)
+    table = load(shipped_path)
+    assert table.provenance == PROVENANCE and table.path == shipped_path
+    by_key = sorted(table.rows, key=lambda r: r.problem_key, reverse=True)
+    assert [dataclasses.replace(r, source="tuned") for r in by_key] == rows  # every stored field
+    assert all(r.source == "shipped" for r in table.rows)
+
+
+def test_file_is_json_with_one_row_per_line(shipped_path):
+    write_shipped(shipped_path, row(FAST), row(OTHER, key="bf16_d128_causal_q1024_k1024_bh256"))
+    text = shipped_path.read_text()
+    data = json.loads(text)
+    assert (data["format"], data["version"]) == ("flashcore-shipped-table", 1)
+    row_lines = [line for line in text.splitlines() if '"variant"' in line]
+    assert len(row_lines) == 2 and all(json.loads(line.strip().rstrip(","))["gpu_name"] == ENV.gpu_name
+                                       for line in row_lines)
+    # Provenance travels with each row too: the versions it was measured with.
+    assert data["rows"][0]["torch"] == "2.11.0+cu130" and data["rows"][0]["source_hash"].startswith("hash-")
+
+
+def test_an_empty_export_reads_back_empty(shipped_path):
+    write_shipped(shipped_path)
+    assert len(load(shipped_path)) == 0
+
+
+@pytest.mark.parametrize("content", [None, "", "\n"])
+def test_missing_or_empty_file_is_an_empty_table_without_a_warning(content, shipped_path):
+    if content is not None:
+        shipped_path.write_text(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(default_table()) == 0
+        assert registry().choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
+
+
+GOOD_ROW = json.loads(json.dumps({f: getattr(row(), f) for f in ROW_FIELDS}))
+
+
+@pytest.mark.parametrize("content, why", [
+    ("{not json", "not JSON"),
+    ("[1, 2]", "not a shipped tuning table"),
+    (json.dumps({"format": "flashcore-shipped-table", "version": 99, "rows": []}), "format version 99"),
+    (json.dumps({"format": "flashcore-shipped-table", "version": 1, "rows": {}}), '"rows" is not a list'),
+    (json.dumps({"format": "flashcore-shipped-table", "version": 1, "rows": [{**GOOD_ROW, "sm_count": "132"}]}),
+     "row 0: sm_count must be int"),
+    (json.dumps({"format": "flashcore-shipped-table", "version": 1,
+                 "rows": [GOOD_ROW, {k: v for k, v in GOOD_ROW.items() if k != "source_hash"}]}),
+     "row 1 has no 'source_hash'"),
+    (json.dumps({"format": "flashcore-shipped-table", "version": 1, "rows": [{**GOOD_ROW, "median_us": -1}]}),
+     "median_us must be a positive number"),
+])
+def test_a_damaged_file_warns_once_and_is_ignored(content, why, shipped_path):
+    shipped_path.write_text(content)
+    with pytest.raises(ShippedTableError, match=why):
+        load(shipped_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = registry().choose(PROBLEM)
+        second = registry().choose(dataclasses.replace(PROBLEM, seqlen_q=1024, seqlen_k=1024))
+    assert first == Choice(HEURISTIC, "heuristic") and second.reason == "heuristic"
+    messages = [str(w.message) for w in caught if issubclass(w.category, TableWarning)]
+    assert len(messages) == 1 and f"ignoring the shipped tuning table {shipped_path}" in messages[0]
+    assert why in messages[0]
+
+
+def test_optional_fields_may_be_left_out(shipped_path):
+    required = {k: GOOD_ROW[k] for k in shipped_module.REQUIRED}
+    shipped_path.write_text(json.dumps({"format": "flashcore-shipped-table", "version": 1, "rows": [required]}))
+    (r,) = load(shipped_path).rows
+    assert (r.variant, r.torch, r.samples) == (FAST, "", 0)
+
+
+def test_the_file_is_read_once_and_only_when_needed(shipped_path, monkeypatch):
+    write_shipped(shipped_path, row(FAST))
+    reads = []
+    real_load = shipped_module.load
+    monkeypatch.setattr(shipped_module, "load", lambda path: reads.append(path) or real_load(path))
+    reg = registry()
+    assert reads == []  # building a registry reads nothing
+    assert reg.choose(PROBLEM).reason == "shipped"
+    registry().choose(dataclasses.replace(PROBLEM, seqlen_q=1024, seqlen_k=1024))
+    assert reads == [str(shipped_path)]
+
+
+def test_off_disables_the_shipped_table(shipped_path, monkeypatch):
+    write_shipped(shipped_path, row(FAST))
+    monkeypatch.setenv("FLASHCORE_SHIPPED_TABLE", "off")
+    assert shipped_module.default_path() is None
+    assert registry().choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
+
+
+def test_the_default_file_lives_in_the_package(monkeypatch):
+    monkeypatch.delenv("FLASHCORE_SHIPPED_TABLE")
+    path = shipped_module.default_path()
+    assert path == shipped_module.DEFAULT_PATH
+    assert path.parent.name == "data" and path.parent.parent.name == "flashcore_cutlass"
+
+
+# -- dispatch -------------------------------------------------------------------------
+
+def test_a_matching_shipped_row_is_used_when_the_user_has_not_tuned(tmp_path):
+    shipped = ShippedTable([row(FAST)])
+    assert registry(TuningTable(tmp_path / "t.db"), shipped=shipped).choose(PROBLEM) == Choice(FAST, "shipped")
+    assert registry(None, shipped=shipped).choose(PROBLEM) == Choice(FAST, "shipped")  # no user table at all
+
+
+def test_the_users_tuned_row_overrides_the_shipped_one(tmp_path):
+    table = TuningTable(tmp_path / "t.db")
+    table.record(OTHER, PROBLEM.key, shape="B4 H16 Sq4096 Sk4096", median_us=700.0, spread_us=1.0, tflops=1.0,
+                 samples=10, max_abs_err=0.0, env=ENV, source_hash=HASHES[OTHER])
+    shipped = ShippedTable([row(FAST, 500.0)])  # faster, but the user's own measurement wins
+    assert registry(table, shipped=shipped).choose(PROBLEM) == Choice(OTHER, "tuned")
+
+
+def test_a_stale_user_row_falls_through_to_the_shipped_table(tmp_path):
+    table = TuningTable(tmp_path / "t.db")
+    older_torch = dataclasses.replace(ENV, torch="2.10.0")
+    table.record(OTHER, PROBLEM.key, shape="B4 H16 Sq4096 Sk4096", median_us=1.0, spread_us=1.0, tflops=1.0,
+                 samples=10, max_abs_err=0.0, env=older_torch, source_hash=HASHES[OTHER])
+    assert registry(table, shipped=ShippedTable([row(FAST)])).choose(PROBLEM) == Choice(FAST, "shipped")
+
+
+@pytest.mark.parametrize("change", [
+    dict(gpu_name="NVIDIA H200"),
+    dict(gpu_name="NVIDIA H100 PCIe"),
+    dict(sm_count=66),  # a MIG slice of the same board
+])
+def test_a_row_of_another_gpu_or_sm_count_is_ignored(change):
+    shipped = ShippedTable([row(FAST, env=dataclasses.replace(ENV, **change))])
+    assert registry(shipped=shipped).choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
+
+
+def test_a_row_of_another_source_hash_or_an_unbuilt_variant_is_ignored():
+    assert registry(shipped=ShippedTable([row(FAST, source_hash="older")])).choose(PROBLEM).reason == "heuristic"
+    unbuilt = Registry({HEURISTIC: HASHES[HEURISTIC]}, None, ENV, shipped=ShippedTable([row(FAST)]))
+    assert unbuilt.choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
+
+
+@pytest.mark.parametrize("change", [dict(torch="2.14.1+cu130"), dict(cuda="12.8"), dict(cutlass="4.3.0.0"),
+                                    dict(torch="2.12.0", cuda="12.9")])
+def test_torch_cuda_and_cutlass_package_versions_do_not_matter(change):
+    # The row was measured under other versions than the user's: only the GPU and the hash decide.
+    shipped = ShippedTable([row(FAST, env=dataclasses.replace(ENV, **change))])
+    assert registry(shipped=shipped).choose(PROBLEM) == Choice(FAST, "shipped")
+
+
+def test_the_winner_among_matching_rows_is_the_fastest_on_the_reference_shape():
+    rows = [row(FAST, 500.0), row(OTHER, 450.0), row(HEURISTIC, 100.0, shape="B1 H16 Sq4096 Sk4096")]
+    assert registry(shipped=ShippedTable(rows)).choose(PROBLEM) == Choice(OTHER, "shipped")
+
+
+def test_without_an_environment_nothing_is_trusted():
+    assert registry(env=None, shipped=ShippedTable([row(FAST)])).choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
+
+
+def test_print_dispatch_names_the_shipped_table(monkeypatch, capsys):
+    monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
+    registry(shipped=ShippedTable([row(FAST)])).choose(PROBLEM)
+    assert f"-> {FAST} (shipped)" in capsys.readouterr().err
+
+
+def test_a_default_registry_reads_the_file_named_by_the_environment(shipped_path):
+    write_shipped(shipped_path, row(FAST))
+    assert Registry(HASHES, None, ENV).choose(PROBLEM) == Choice(FAST, "shipped")
+
+
+# -- flashcore table ----------------------------------------------------------------------
+
+def _record(db, variant, median_us, env=ENV):
+    TuningTable(db).record(variant, PROBLEM.key, shape="B4 H16 Sq4096 Sk4096", median_us=median_us, spread_us=1.0,
+                           tflops=1.0, samples=10, max_abs_err=0.0, env=env, source_hash=HASHES[variant])
+
+
+def _table_lines(capsys, *args):
+    """(variant, source) of each printed row, and stderr (cells may be blank: read by column offset)."""
+    assert main(["table", *args]) == 0
+    captured = capsys.readouterr()
+    header, *lines = captured.out.splitlines()
+    variant, source = header.index("variant"), header.index("source")
+    return [(line[variant:].split()[0], line[source:].split()[0]) for line in lines], captured.err
+
+
+def test_table_marks_shipped_rows(tmp_path, shipped_path, capsys):
+    db = tmp_path / "t.db"
+    _record(db, OTHER, 700.0)
+    write_shipped(shipped_path, row(FAST))
+    rows, err = _table_lines(capsys, "--db", str(db))
+    assert sorted(rows) == [(FAST, "shipped"), (OTHER, "tuned")]
+    assert f"1 tuned rows from {db}; 1 shipped rows from {shipped_path}" in err
+    assert _table_lines(capsys, "--db", str(db), "--shipped")[0] == [(FAST, "shipped")]
+    assert _table_lines(capsys, "--db", str(db), "--no-shipped")[0] == [(OTHER, "tuned")]
+
+    assert main(["table", "--db", str(db), "--json", "--shipped"]) == 0
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert (shown["variant"], shown["source"], shown["source_hash"]) == (FAST, "shipped", HASHES[FAST])
+
+
+def test_table_win_column_follows_dispatch(tmp_path, shipped_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli_module, "_current_identity", lambda: (ENV, HASHES, None))
+    db = tmp_path / "t.db"
+    other_key = "bf16_d128_causal_q1024_k1024_bh256"
+    write_shipped(shipped_path, row(FAST), row(FAST, key=other_key),
+                  row(OTHER, env=dataclasses.replace(ENV, gpu_name="NVIDIA H200")))
+    _record(db, OTHER, 700.0)  # the user tuned KEY: the shipped row of KEY is not what dispatch uses
+
+    assert main(["table", "--db", str(db), "--winners", "--json"]) == 0
+    winners = {(r["problem_key"], r["variant"], r["source"]) for r in json.loads(capsys.readouterr().out)}
+    assert winners == {(KEY, OTHER, "tuned"), (other_key, FAST, "shipped")}
+
+    # The H200 row is stale here: shown with --all only.
+    assert main(["table", "--db", str(db), "--shipped", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+    assert main(["table", "--db", str(db), "--shipped", "--json", "--all"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_export_shipped_writes_this_environments_winners(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli_module, "_current_identity", lambda: (ENV, HASHES, None))
+    db = tmp_path / "t.db"
+    _record(db, OTHER, 700.0)
+    _record(db, FAST, 600.0)
+    _record(db, HEURISTIC, 100.0, env=dataclasses.replace(ENV, torch="2.10.0"))  # stale: not exported
+    out = tmp_path / "export" / "tuned_h100.json"
+    assert main(["table", "--db", str(db), "--export-shipped", str(out)]) == 0
+    assert f"wrote 1 winners ({ENV.gpu_name}, 132 SMs) to {out}" in capsys.readouterr().err
+    exported = load(out)
+    assert [(r.problem_key, r.variant, r.median_us, r.torch) for r in exported.rows] == \
+        [(KEY, FAST, 600.0, ENV.torch)]
+    assert set(exported.provenance) == {"commit", "exported_at", "flashcore", "cudnn"}
+    # What was exported is what a user on another torch release dispatches from.
+    user_env = dataclasses.replace(ENV, torch="2.14.1+cu130")
+    assert Registry(HASHES, None, user_env, shipped=exported).choose(PROBLEM) == Choice(FAST, "shipped")
+
+
+def test_export_shipped_needs_the_current_environment_and_rows(tmp_path, capsys, monkeypatch):
+    db = tmp_path / "t.db"
+    out = tmp_path / "x.json"
+    monkeypatch.setattr(cli_module, "_current_identity", lambda: (None, None, "torch sees no GPU"))
+    assert main(["table", "--db", str(db), "--export-shipped", str(out)]) == 1
+    assert "cannot tell which they are (torch sees no GPU)" in capsys.readouterr().err
+    monkeypatch.setattr(cli_module, "_current_identity", lambda: (ENV, HASHES, None))
+    assert main(["table", "--db", str(db), "--export-shipped", str(out)]) == 1
+    assert "no current tuned rows to export" in capsys.readouterr().err
+    assert main(["table", "--db", str(db), "--all", "--export-shipped", str(out)]) == 1
+    assert "leave out --all" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_doctor_reports_the_shipped_table(shipped_path, monkeypatch):
+    from flashcore_cutlass import doctor
+
+    write_shipped(shipped_path, row(FAST))
+    line = next(doctor._shipped_lines())
+    assert line == f"shipped table: {shipped_path}, 1 rows (commit abc123, exported 2026-11-26T10:00:00+00:00)"
+    monkeypatch.setenv("FLASHCORE_SHIPPED_TABLE", "off")
+    assert list(doctor._shipped_lines()) == ["shipped table: off (FLASHCORE_SHIPPED_TABLE=off)"]
