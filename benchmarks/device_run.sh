@@ -44,6 +44,8 @@ for stage in $STAGES; do
 done
 python3 -m flashcore_cutlass table --winners > "$LOG/table.txt" 2>&1 || true
 python3 -m flashcore_cutlass table --json > "$LOG/table.json" 2>/dev/null || true
+# The winners in the shipped format: copy to flashcore_cutlass/data/tuned_h100.json to ship them.
+python3 -m flashcore_cutlass table --export-shipped "$LOG/tuned_h100.json" || true
 cp "$FLASHCORE_CACHE_DIR/build/obj/"*.log "$LOG/" 2>/dev/null
 tar czf "$OUT/logs.tgz" -C "$LOG" . && cp "$LOG"/*.json "$OUT/" 2>/dev/null
 ls "$OUT"
