@@ -5,7 +5,7 @@ small shapes (per-call from Python and as CUDA-graph replays). SDPA is timed wit
 backend (cuDNN on this torch) and its FlashAttention-2 backend. Every number is a median of
 interleaved rounds: a ratio under ~3 % in one cell is noise (BASELINES.md).
 
-    python benchmarks/bench_sdpa.py [--grid] [--small] [--d 128] [--json out.json]
+    python benchmarks/bench_sdpa.py [--grid] [--small] [--d 128] [--json out.json] [--plot [out.png]]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from flashcore_cutlass.tune import TORCH_DTYPES, baseline_grid, small_shapes
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import environment, format_table, save  # noqa: E402
+from plot_grid import plot_or_explain  # noqa: E402  (imports matplotlib only when plotting)
 
 F = torch.nn.functional
 
@@ -81,6 +82,9 @@ def main(argv=None) -> int:
     ap.add_argument("--d", type=int, action="append", help="head dims of the grid (default all)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--plot", nargs="?", const="", metavar="PNG",
+                    help="plot TFLOP/s against S per head dim (needs matplotlib); default path: the results "
+                         "JSON's, with .png")
     args = ap.parse_args(argv)
     do_grid = args.grid or not args.small
     do_small = args.small or not args.grid
@@ -117,6 +121,12 @@ def main(argv=None) -> int:
               f"{r['graph_us']['sdpa']:.2f}", f"{r['graph_us']['sdpa_flash']:.2f}",
               f"{r['graph_us']['sdpa'] / r['graph_us']['flashcore']:.3f}"] for r in small]))
     print(f"results: {path}")
+    if args.plot is not None and not rows:
+        print("note: no plot: --plot draws the grid, and this run has none (--small only)", file=sys.stderr)
+    elif args.plot is not None:
+        plotted = plot_or_explain(payload, args.plot or path.with_suffix(".png"))
+        if plotted:
+            print(f"plot: {plotted}")
     return 0
 
 
