@@ -29,6 +29,9 @@ DECL(bf16_d64_nc_ovl) DECL(bf16_d64_c_ovl) DECL(bf16_d256_nc_ovl) DECL(bf16_d256
 DECL(bf16_d128_nc_pp) DECL(bf16_d128_c_pp) DECL(bf16_d128_nc_n176_pp) DECL(bf16_d128_nc_n176_ovl)
 DECL(bf16_d64_nc_pp) DECL(bf16_d64_c_pp)
 DECL(bf16_d64_nc_m128n192_pp) DECL(bf16_d64_nc_m128n128_ovl) DECL(bf16_d64_c_m128n128_ovl)
+DECL(bf16_d128_nc_pp_persist) DECL(bf16_d64_nc_ovl_persist) DECL(bf16_d64_nc_m128n128_ovl_persist)
+DECL(bf16_d64_c_ovl_persist) DECL(bf16_d64_c_m128n128_ovl_persist) DECL(bf16_d256_nc_ovl_persist)
+DECL(bf16_d256_c_ovl_persist) DECL(bf16_d64_nc_m128n192_pp_persist)
 
 struct Variant { const char* name; FwdFn fn; bool bf16; int d; bool causal; };
 static const Variant kVariants[] = {
@@ -53,6 +56,14 @@ static const Variant kVariants[] = {
     {"bf16_d64_nc_m128n192_pp", bf16_d64_nc_m128n192_pp, true, 64, false},
     {"bf16_d64_nc_m128n128_ovl", bf16_d64_nc_m128n128_ovl, true, 64, false},
     {"bf16_d64_c_m128n128_ovl", bf16_d64_c_m128n128_ovl, true, 64, true},
+    {"bf16_d128_nc_pp_persist", bf16_d128_nc_pp_persist, true, 128, false},
+    {"bf16_d64_nc_ovl_persist", bf16_d64_nc_ovl_persist, true, 64, false},
+    {"bf16_d64_nc_m128n128_ovl_persist", bf16_d64_nc_m128n128_ovl_persist, true, 64, false},
+    {"bf16_d64_c_ovl_persist", bf16_d64_c_ovl_persist, true, 64, true},
+    {"bf16_d64_c_m128n128_ovl_persist", bf16_d64_c_m128n128_ovl_persist, true, 64, true},
+    {"bf16_d256_nc_ovl_persist", bf16_d256_nc_ovl_persist, true, 256, false},
+    {"bf16_d256_c_ovl_persist", bf16_d256_c_ovl_persist, true, 256, true},
+    {"bf16_d64_nc_m128n192_pp_persist", bf16_d64_nc_m128n192_pp_persist, true, 64, false},
 };
 
 #define CK(x)                                                                             \
@@ -174,7 +185,13 @@ int main(int argc, char** argv) {
   set(p.o_batch_stride, p.o_head_stride, p.o_row_stride, Sq);
   p.batch = B; p.heads = H; p.seqlen_q = Sq; p.seqlen_k = Sk;
   p.scale = scale; p.scale_log2 = scale * 1.4426950408889634f;
+  CK(cudaDeviceGetAttribute(&p.num_sms, cudaDevAttrMultiProcessorCount, 0));
+  // Every variant gets a zero-filled workspace (the dynamic scheduler's counter), reset before
+  // each call outside the timed region, as the binding does.
+  CK(cudaMalloc(&p.workspace, 256));
+  auto reset_workspace = [&]() { CK(cudaMemsetAsync(p.workspace, 0, 256, 0)); };
 
+  reset_workspace();
   CK(var->fn(p, 0));
   CK(cudaDeviceSynchronize());
 
@@ -225,9 +242,10 @@ int main(int argc, char** argv) {
   if (iters > 0) {
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
-    for (int i = 0; i < 5; ++i) CK(var->fn(p, 0));
+    for (int i = 0; i < 5; ++i) { reset_workspace(); CK(var->fn(p, 0)); }
     std::vector<float> ms;
     for (int i = 0; i < iters; ++i) {
+      reset_workspace();
       CK(cudaEventRecord(e0));
       CK(var->fn(p, 0));
       CK(cudaEventRecord(e1));

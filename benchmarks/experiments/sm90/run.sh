@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the sm90 harness and run correctness + timing cases.
-#   run.sh [build|check|time|all]   (default all). Env: CUTLASS_INC, NVCC, OUTDIR, GROUPS.
+#   run.sh [build|check|time|all]   (default all). Env: CUTLASS_INC, NVCC, OUTDIR, FC_GROUPS (not GROUPS: a bash builtin).
 set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../../.." && pwd)"
@@ -12,13 +12,14 @@ if [ -z "${CUTLASS_INC:-}" ]; then
 fi
 FLAGS="-std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --use_fast_math -DNDEBUG --expt-relaxed-constexpr -Xptxas=-v"
 INC="-I$ROOT/templates/include -I$CUTLASS_INC"
-NGROUPS=13
+NGROUPS=18
+GROUPS_TO_BUILD=${FC_GROUPS:-$(seq 0 $((NGROUPS - 1)))}
 BIN="$OUTDIR/harness"
 T="timeout ${CASE_TIMEOUT:-30}"  # a deadlocked kernel must not eat the whole device call
 
 build() {
   local pids=()
-  for g in $(seq 0 $((NGROUPS - 1))); do
+  for g in $GROUPS_TO_BUILD; do
     local extra=""
     [ $g = 10 ] && extra="-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED"
     $NVCC $FLAGS $extra $INC -DFC_GROUP=$g -c "$HERE/variants.cu" -o "$OUTDIR/variants_$g.o" > "$OUTDIR/variants_$g.log" 2>&1 &
@@ -30,7 +31,7 @@ build() {
     wait "${pids[$i]}" || { echo "group $i failed"; grep -m5 -B2 -A5 error "$OUTDIR/variants_$i.log"; rm -f "$OUTDIR/variants_$i.o"; }
   done
   $NVCC -gencode=arch=compute_90a,code=sm_90a "$OUTDIR"/variants_*.o "$OUTDIR/harness.o" -o "$BIN" || return 1
-  for g in $(seq 0 $((NGROUPS - 1))); do
+  for g in $GROUPS_TO_BUILD; do
     grep -E "registers|spill" "$OUTDIR/variants_$g.log" | sed "s/^/[g$g] /"
   done
 }
@@ -125,7 +126,48 @@ timing3() {
   done
 }
 
+# Run 4: persistent (separate O staging, dynamic causal scheduler) vs one CTA per tile.
+P4="bf16_d128_nc_pp_persist bf16_d128_nc_ovl_persist bf16_d128_c_ovl_persist bf16_d64_nc_ovl_persist
+    bf16_d64_nc_m128n128_ovl_persist bf16_d64_c_ovl_persist bf16_d64_c_m128n128_ovl_persist bf16_d256_nc_ovl_persist
+    bf16_d256_c_ovl_persist bf16_d64_nc_m128n192_pp_persist"
+
+check4() {
+  local fails=0
+  run() { $T "$BIN" "$@" || { echo "  (rc=$?)"; fails=$((fails + 1)); }; }
+  for v in $P4; do
+    for s in "1 1" "17 17" "127 127" "128 128" "1000 1000" "17 1000" "1000 17" "128 4096" "4096 127" "1 4096" "4096 1"; do
+      run $v 1 2 $s
+    done
+    run $v 2 3 1000 1000 -0.125
+    run $v 2 3 127 300 0
+    run $v 3 5 777 1333
+    run $v 7 40 300 300   # many tiles per CTA (280 x 3 tiles on 132 SMs)
+  done
+  run bf16_d128_c_ovl_persist 1 70000 17 17  # B*H > 65535, one tile each
+  echo "check4 failures: $fails"
+}
+
+timing4() {
+  local it=30
+  for s in 512 1024 2048 4096; do
+    local b=$((16384 / s))
+    for v in bf16_d128_nc_ovl bf16_d128_nc_ovl_persist bf16_d128_nc_pp bf16_d128_nc_pp_persist bf16_d128_c_ovl bf16_d128_c_ovl_persist; do
+      $T "$BIN" $v $b 16 $s $s default $it
+    done
+    for v in bf16_d64_nc_ovl bf16_d64_nc_ovl_persist bf16_d64_nc_m128n128_ovl bf16_d64_nc_m128n128_ovl_persist \
+             bf16_d64_nc_m128n192_pp bf16_d64_nc_m128n192_pp_persist bf16_d64_c_ovl bf16_d64_c_ovl_persist \
+             bf16_d64_c_m128n128_ovl bf16_d64_c_m128n128_ovl_persist; do
+      $T "$BIN" $v $b 32 $s $s default $it
+    done
+    for v in bf16_d256_nc_ovl bf16_d256_nc_ovl_persist bf16_d256_c_ovl bf16_d256_c_ovl_persist; do
+      $T "$BIN" $v $b 8 $s $s default $it
+    done
+  done
+}
+
 case "${1:-all}" in
+  check4) check4 ;;
+  time4) timing4 ;;
   check3) check3 ;;
   quick3) for v in $NEW3; do for s in "1000 1000" "17 1000"; do $T "$BIN" $v 1 2 $s || echo "  (rc=$?)"; done; done ;;
   time3) timing3 ;;

@@ -46,4 +46,19 @@ FC_VARIANT(bf16_d64_c_pp,              bf16, 64,  192, 128, 2, 3, true,  true,  
 FC_VARIANT(bf16_d64_nc_m128n192_pp,    bf16, 64,  128, 192, 2, 2, false, true,  false, true)
 FC_VARIANT(bf16_d64_nc_m128n128_ovl,   bf16, 64,  128, 128, 2, 2, false, true,  false, false)
 FC_VARIANT(bf16_d64_c_m128n128_ovl,    bf16, 64,  128, 128, 2, 2, true,  true,  false, false)
+// Run 4: persistent CTAs with O staged apart from Q (the next tile's Q/K load during this
+// tile's epilogue); causal ones take tiles from the dynamic scheduler.
+#elif FC_GROUP == 13
+FC_VARIANT(bf16_d128_nc_pp_persist,    bf16, 128, 128, 128, 2, 2, false, true,  true,  true)
+#elif FC_GROUP == 14
+FC_VARIANT(bf16_d64_nc_ovl_persist,    bf16, 64,  192, 128, 2, 3, false, true,  true)
+FC_VARIANT(bf16_d64_nc_m128n128_ovl_persist, bf16, 64, 128, 128, 2, 2, false, true, true)
+#elif FC_GROUP == 15
+FC_VARIANT(bf16_d64_c_ovl_persist,     bf16, 64,  192, 128, 2, 3, true,  true,  true)
+FC_VARIANT(bf16_d64_c_m128n128_ovl_persist, bf16, 64, 128, 128, 2, 2, true, true, true)
+#elif FC_GROUP == 16
+FC_VARIANT(bf16_d256_nc_ovl_persist,   bf16, 256, 128, 64,  2, 2, false, true,  true)
+FC_VARIANT(bf16_d256_c_ovl_persist,    bf16, 256, 128, 64,  2, 2, true,  true,  true)
+#elif FC_GROUP == 17
+FC_VARIANT(bf16_d64_nc_m128n192_pp_persist, bf16, 64, 128, 192, 2, 2, false, true, true, true)
 #endif

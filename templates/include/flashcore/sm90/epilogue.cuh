@@ -44,8 +44,14 @@ struct EpilogueTmaStore {
       }
     }
 
-    // O -> smem (Q's buffer: this WG's QK^T wgmmas, the only readers of these rows, are done).
-    Tensor sO = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutO{});
+    // O -> smem: its own buffer, free once the previous tile's store has read it; or Q's buffer,
+    // free because this WG's QK^T wgmmas, the only readers of these rows, are done.
+    Element* o_smem = Traits::kSeparateO ? ss.o.data() : ss.q.data();
+    Tensor sO = make_tensor(make_smem_ptr(o_smem), typename Traits::SmemLayoutO{});
+    if constexpr (Traits::kSeparateO) {
+      if (tid == 0) tma_store_wait<0>();
+      cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+    }
     Tensor rO = convert_fragment<Element>(tOrO);
     auto smem_copy = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, tiled_mma_pv);
     auto thr_copy = smem_copy.get_thread_slice(tid);
@@ -61,8 +67,17 @@ struct EpilogueTmaStore {
       auto cta_tma = p.tma_o.get_slice(_0{});
       copy(p.tma_o, cta_tma.partition_S(sO), cta_tma.partition_D(gO));
       tma_store_arrive();
-      tma_store_wait<0>();  // smem read done: Q/O buffer may be refilled, CTA may exit
-      cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
+      if constexpr (!Traits::kSeparateO) {
+        tma_store_wait<0>();  // smem read done: the Q/O buffer may be refilled, the CTA may exit
+        cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
+      }
+    }
+  }
+
+  // After the last tile: the CTA may exit only once its last O store has read shared memory.
+  CUTE_DEVICE static void finish(int tid) {
+    if constexpr (Traits::kSeparateO) {
+      if (tid == 0) tma_store_wait<0>();
     }
   }
 };

@@ -36,19 +36,21 @@ struct KernelWS {
     if (warp_idx == 0 && cute::elect_one_sync()) {
       Mainloop::prefetch_descriptors(p);
       Mainloop::init_barriers(ss);
+      TileScheduler::init(ss);
       cutlass::arch::fence_barrier_init();
     }
     __syncthreads();
 
-    TileScheduler scheduler(p.geo);
+    TileScheduler scheduler(p.geo, p.workspace);
     PipeState k_state, v_state;
 
     if (warp_group == 0) {
       cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegs>();
       if (warp_idx == 0 && cute::elect_one_sync()) {
         int tile_iter = 0;
-        for (WorkTile w = scheduler.initial(); scheduler.valid(w); w = scheduler.next(w), ++tile_iter) {
+        for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
           Mainloop::load(p, ss, w, k_state, v_state, tile_iter);
+          w = scheduler.producer_next(ss, w, tile_iter);
         }
       }
     } else {
@@ -57,12 +59,14 @@ struct KernelWS {
       WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>::init(tid / 128);
       typename Traits::TiledMmaPV tiled_mma_pv;
       int tile_iter = 0;
-      for (WorkTile w = scheduler.initial(); scheduler.valid(w); w = scheduler.next(w), ++tile_iter) {
+      for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
         Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HD>{});
         Softmax softmax;
         Mainloop::mma(p, ss, w, k_state, v_state, tile_iter, tid, tOrO, softmax);
         Epilogue::store(p, ss, w, tid, tOrO, softmax);
+        w = scheduler.consumer_next(ss, w, tile_iter);
       }
+      Epilogue::finish(tid);
     }
   }
 };
@@ -81,8 +85,12 @@ template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false>
 struct FwdKernel {
   using Traits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                              kPingpong>;
-  using Scheduler = std::conditional_t<kPersistent, StaticPersistentTileScheduler<kCausal>, PlainTileScheduler<kCausal>>;
+                              kPingpong, kPersistent>;
+  // Persistent causal tiles differ in length: hand them out dynamically (longest first).
+  using Scheduler = std::conditional_t<
+      !kPersistent, PlainTileScheduler<kCausal>,
+      std::conditional_t<kCausal, DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
+                         StaticPersistentTileScheduler<kCausal>>>;
   using Kernel = KernelWS<Traits, MainloopTmaWgmma<Traits>, EpilogueTmaStore<Traits>, Scheduler>;
 
   // TMA tensor maps need 16-byte aligned base addresses and 16-byte multiple strides.
@@ -96,17 +104,30 @@ struct FwdKernel {
            stride_ok(p.o_head_stride) && stride_ok(p.o_batch_stride);
   }
 
+  // Why this variant cannot run a call (nullptr: it can).
+  static char const* can_implement(FwdParams const& p) {
+    return tma_compatible(p) ? nullptr
+                             : "the sm90 kernels load through TMA, which needs 16-byte aligned q/k/v/o pointers and "
+                               "strides that are multiples of 16 bytes";
+  }
+
+  // Device scratch the call needs, zero-filled by the caller (the dynamic scheduler's tile counter).
+  static size_t workspace_bytes(FwdParams const& p) {
+    return Scheduler::workspace_bytes(make_tile_geometry<kBlockM>(p));
+  }
+
   static cudaError_t run(FwdParams const& p, cudaStream_t stream) {
     if (p.batch <= 0 || p.heads <= 0 || p.seqlen_q <= 0) return cudaSuccess;
     if (!tma_compatible(p)) return cudaErrorInvalidValue;
+    if (workspace_bytes(p) > 0 && p.workspace == nullptr) return cudaErrorInvalidValue;
     auto params = Traits::make_params(p);
     auto kernel = &kernel_entry<Kernel>;
     constexpr int smem = Traits::kSmemBytes;
     // Set on every call: the attribute is per device, and a cached flag would miss a second GPU.
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (e != cudaSuccess) return e;
-    int num_sms = 132;
-    if constexpr (kPersistent) {
+    int num_sms = p.num_sms;
+    if (kPersistent && num_sms <= 0) {  // callers outside the binding may leave it unset
       int dev = 0;
       cudaGetDevice(&dev);
       cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev);

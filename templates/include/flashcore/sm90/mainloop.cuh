@@ -35,6 +35,7 @@ struct MainloopTmaWgmma {
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
     FullBar::init(&ss.bar_q, 1);
+    EmptyBar::init(&ss.bar_q_empty, Traits::kConsumerWGs);
     EmptyBar::init(&ss.bar_o, 1);
     CUTE_UNROLL
     for (int s = 0; s < kStages; ++s) {
@@ -104,8 +105,12 @@ struct MainloopTmaWgmma {
 
     int n = nb - 1;
     load_k(n);
-    // smem Q doubles as the previous tile's O staging buffer: wait until that store has read it.
-    if (tile_iter > 0) EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
+    // Q's buffer is free again once the consumers' last QK^T of the previous tile is done, or,
+    // when it doubles as the O staging buffer, once the previous tile's O store has read it.
+    if (tile_iter > 0) {
+      if constexpr (Traits::kSeparateO) EmptyBar::wait(&ss.bar_q_empty, uint32_t(tile_iter - 1) & 1);
+      else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
+    }
     FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
     copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
     // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
@@ -209,6 +214,7 @@ struct MainloopTmaWgmma {
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
       }
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);  // every QK^T of this tile is done
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
       Sched::acquire(wg);
       wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
@@ -234,6 +240,7 @@ struct MainloopTmaWgmma {
         release(&ss.empty_v[v_state.index]);
         v_state.advance(kStages);
       }
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
     }
   }
 };

@@ -1,9 +1,15 @@
 // Tile schedulers: which (m_block, head, batch) work tile a CTA processes.
 // The linear tile index decodes with m_block fastest (CTAs running together share K/V of one
 // head in L2), then head, then batch. Causal: m_block reversed so the longest tiles go first.
+//
+// Interface used by the kernel skeleton: initial(), valid(w), and the next tile seen from the
+// producer (producer_next, one elected thread) and from the consumers (consumer_next, every
+// consumer thread). Static schedulers compute both the same way; the dynamic one lets the
+// producer claim tiles from a global counter and hands them to the consumers through smem.
 #pragma once
 
 #include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
 #include "flashcore/api.h"
 
 namespace flashcore::sm90 {
@@ -43,11 +49,15 @@ template <bool kReverseM>
 struct PlainTileScheduler {
   static constexpr bool kPersistent = false;
   TileGeometry g;
-  CUTE_DEVICE explicit PlainTileScheduler(TileGeometry const& geo) : g(geo) {}
+  CUTE_DEVICE PlainTileScheduler(TileGeometry const& geo, void* /*workspace*/) : g(geo) {}
   static dim3 grid(TileGeometry const& g, int /*num_sms*/) { return dim3(unsigned(g.num_tiles), 1, 1); }
   CUTE_DEVICE WorkTile initial() const { return decode_tile<kReverseM>(g, int(blockIdx.x)); }
   CUTE_DEVICE bool valid(WorkTile const& w) const { return w.linear < g.num_tiles; }
   CUTE_DEVICE WorkTile next(WorkTile const& w) const { WorkTile n = w; n.linear = g.num_tiles; return n; }
+  static size_t workspace_bytes(TileGeometry const&) { return 0; }
+  template <class SS> CUTE_DEVICE static void init(SS&) {}
+  template <class SS> CUTE_DEVICE WorkTile producer_next(SS&, WorkTile const& w, int) const { return next(w); }
+  template <class SS> CUTE_DEVICE WorkTile consumer_next(SS&, WorkTile const& w, int) const { return next(w); }
 };
 
 // Static persistent: grid = min(tiles, SMs); CTA b takes tiles b, b + grid, b + 2 grid, ...
@@ -55,7 +65,7 @@ template <bool kReverseM>
 struct StaticPersistentTileScheduler {
   static constexpr bool kPersistent = true;
   TileGeometry g;
-  CUTE_DEVICE explicit StaticPersistentTileScheduler(TileGeometry const& geo) : g(geo) {}
+  CUTE_DEVICE StaticPersistentTileScheduler(TileGeometry const& geo, void* /*workspace*/) : g(geo) {}
   static dim3 grid(TileGeometry const& g, int num_sms) {
     return dim3(unsigned(g.num_tiles < num_sms ? g.num_tiles : num_sms), 1, 1);
   }
@@ -64,6 +74,61 @@ struct StaticPersistentTileScheduler {
   CUTE_DEVICE WorkTile next(WorkTile const& w) const {
     int l = w.linear + int(gridDim.x);
     return l < g.num_tiles ? decode_tile<kReverseM>(g, l) : WorkTile{0, 0, 0, g.num_tiles};
+  }
+  static size_t workspace_bytes(TileGeometry const&) { return 0; }
+  template <class SS> CUTE_DEVICE static void init(SS&) {}
+  template <class SS> CUTE_DEVICE WorkTile producer_next(SS&, WorkTile const& w, int) const { return next(w); }
+  template <class SS> CUTE_DEVICE WorkTile consumer_next(SS&, WorkTile const& w, int) const { return next(w); }
+};
+
+// Dynamic persistent (causal): grid = min(tiles, SMs); CTA b starts with tile b, then the
+// producer claims the next tile from a zero-filled global counter (workspace) as soon as it has
+// issued the loads of its current one, so an SM that drew short tiles takes more of them (the
+// longest-first order makes this LPT-like). The claimed index travels to the consumers through
+// a 2-slot smem ring guarded by mbarriers: full (1 producer arrival), empty (one per consumer warp).
+template <bool kReverseM, int kConsumerWarps>
+struct DynamicPersistentTileScheduler {
+  static constexpr bool kPersistent = true;
+  using FullBar = cutlass::arch::ClusterBarrier;
+  using EmptyBar = cutlass::arch::ClusterBarrier;
+  TileGeometry g;
+  int* counter;
+  CUTE_DEVICE DynamicPersistentTileScheduler(TileGeometry const& geo, void* workspace)
+      : g(geo), counter(static_cast<int*>(workspace)) {}
+  static dim3 grid(TileGeometry const& g, int num_sms) {
+    return dim3(unsigned(g.num_tiles < num_sms ? g.num_tiles : num_sms), 1, 1);
+  }
+  static size_t workspace_bytes(TileGeometry const&) { return sizeof(int); }
+  template <class SS>
+  CUTE_DEVICE static void init(SS& ss) {
+    for (int s = 0; s < 2; ++s) {
+      FullBar::init(&ss.sched_full[s], 1);
+      EmptyBar::init(&ss.sched_empty[s], kConsumerWarps);
+    }
+  }
+  CUTE_DEVICE WorkTile initial() const { return decode_tile<kReverseM>(g, int(blockIdx.x)); }
+  CUTE_DEVICE bool valid(WorkTile const& w) const { return w.linear < g.num_tiles; }
+  CUTE_DEVICE WorkTile decode(int l) const {
+    return l < g.num_tiles ? decode_tile<kReverseM>(g, l) : WorkTile{0, 0, 0, g.num_tiles};
+  }
+  // iter: how many tiles this CTA has processed before w (slot iter % 2, phase (iter / 2) % 2).
+  template <class SS>
+  CUTE_DEVICE WorkTile producer_next(SS& ss, WorkTile const&, int iter) const {
+    int l = int(gridDim.x) + atomicAdd(counter, 1);
+    int const slot = iter & 1;
+    EmptyBar::wait(&ss.sched_empty[slot], uint32_t((iter >> 1) & 1) ^ 1);
+    ss.next_tile[slot] = l;
+    FullBar::arrive(&ss.sched_full[slot]);  // release: the consumers' wait makes the store visible
+    return decode(l);
+  }
+  template <class SS>
+  CUTE_DEVICE WorkTile consumer_next(SS& ss, WorkTile const&, int iter) const {
+    int const slot = iter & 1;
+    FullBar::wait(&ss.sched_full[slot], uint32_t((iter >> 1) & 1));
+    int l = ss.next_tile[slot];
+    __syncwarp();
+    if (cute::elect_one_sync()) EmptyBar::arrive(&ss.sched_empty[slot]);
+    return decode(l);
   }
 };
 

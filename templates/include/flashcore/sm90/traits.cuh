@@ -15,7 +15,7 @@
 namespace flashcore::sm90 {
 
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
-          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false>
+          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false>
 struct Traits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -26,6 +26,7 @@ struct Traits {
   static constexpr bool kCausal = kCausal_;
   static constexpr bool kIntraWGOverlap = kIntraWGOverlap_;
   static constexpr bool kPingpong = kPingpong_ && kConsumerWGs > 1;
+  static constexpr bool kPersistent = kPersistent_;
   static_assert(!kPingpong_ || kIntraWGOverlap_, "pingpong is implemented on the overlapped mainloop");
   static_assert(kBlockM == 64 * kConsumerWGs, "each consumer warpgroup owns 64 query rows");
   static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0, "tile shape");
@@ -52,7 +53,7 @@ struct Traits {
 
   using SmemAtomQ = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BM, HD>());
   using SmemLayoutQ = decltype(tile_to_shape(SmemAtomQ{}, Shape<BM, HD>{}));
-  using SmemLayoutO = SmemLayoutQ;  // O is staged in Q's buffer (each WG overwrites only its own rows)
+  using SmemLayoutO = SmemLayoutQ;  // O's staging layout (in Q's buffer or its own, see kSeparateO)
   using SmemAtomK = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BN, HD>());
   using SmemLayoutK = decltype(tile_to_shape(SmemAtomK{}, Shape<BN, HD, Int<kStages>>{}));
   // V tile is (BN, D) row-major in gmem; the PV wgmma reads it as B = V^T (D, BN), MN-major.
@@ -75,14 +76,27 @@ struct Traits {
   static constexpr uint32_t kBytesQ = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kBytesKV = kBlockN * kHeadDim * sizeof(Element);
 
+  // Persistent CTAs stage O in a buffer of its own when it fits: the next tile's Q then loads
+  // while this tile's O is still being stored (else Q's buffer doubles as O's, and the next Q
+  // waits for the store).
+  static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> +
+                                                           cosize_v<SmemLayoutVt>);
+  static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
+  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesQ) + kBarrierBytes <= 227 * 1024;
+  static constexpr int kOElems = kSeparateO ? cosize_v<SmemLayoutO> : 8;
+
   struct SharedStorage {
-    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q, then O
+    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q (and O unless kSeparateO)
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>> k;
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutVt>> v;
+    alignas(1024) cute::array_aligned<Element, kOElems> o;  // O staging when kSeparateO
     alignas(16) uint64_t bar_q;        // Q tile landed (tx barrier)
-    uint64_t bar_o;                    // O tile stored (smem Q/O free again), persistent only
+    uint64_t bar_q_empty;              // consumers done reading Q (kSeparateO: the next Q may load)
+    uint64_t bar_o;                    // O tile stored, smem Q/O free again (persistent, !kSeparateO)
     uint64_t full_k[kStages], empty_k[kStages];
     uint64_t full_v[kStages], empty_v[kStages];
+    uint64_t sched_full[2], sched_empty[2];  // dynamic tile scheduler's next-tile ring
+    int next_tile[2];
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= 227 * 1024, "shared memory budget");
@@ -97,6 +111,7 @@ struct Traits {
     int seqlen_q, seqlen_k;
     float scale_log2;
     TileGeometry geo;
+    void* workspace;
   };
 
   static Params make_params(FwdParams const& p) {
@@ -118,7 +133,7 @@ struct Traits {
         make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutO{}, Shape<BM, HD>{}, _1{}),
         mQ.shape(), mK.shape(), p.lse, p.seqlen_q, p.seqlen_k, p.scale_log2,
-        make_tile_geometry<kBlockM>(p)};
+        make_tile_geometry<kBlockM>(p), p.workspace};
   }
 };
 
