@@ -22,10 +22,12 @@ row per key and GPU.
     {"format": "flashcore-shipped-table", "version": 1,
      "provenance": {"commit": ..., "exported_at": ..., "flashcore": ..., "cudnn": ...},
      "rows": [
-      {"problem_key": ..., "variant": ..., "source_hash": ..., "gpu_name": ..., "sm_count": ...,
-       "shape": ..., "median_us": ..., "spread_us": ..., "tflops": ..., "samples": ..., "max_abs_err": ...,
-       "measured_at": ..., "torch": ..., "cuda": ..., "cutlass": ...},
+      {"variant": ..., "problem_key": ..., "shape": ..., "median_us": ..., "spread_us": ..., "tflops": ...,
+       "samples": ..., "max_abs_err": ..., "gpu_name": ..., "sm_count": ..., "cuda": ..., "torch": ...,
+       "cutlass": ..., "source_hash": ..., "measured_at": ...},
       ...]}
+
+(a row holds the stored fields of a tuning-table row; ``REQUIRED`` lists those a row must have).
 
 It is written by ``flashcore table --export-shipped PATH`` from the current winners of the
 user's table (:func:`export`). A missing or empty (0-byte) file is an empty table; a file that
@@ -43,6 +45,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 import warnings
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
@@ -196,8 +199,18 @@ def _load_once(path: str) -> ShippedTable:
     try:
         return load(path)
     except ShippedTableError as exc:
-        warnings.warn(f"flashcore: ignoring the shipped tuning table {path}: {exc}", TableWarning, stacklevel=3)
+        _warn(f"flashcore: ignoring the shipped tuning table {path}: {exc}")
         return ShippedTable(path=Path(path))
+
+
+def _warn(message: str) -> None:
+    # Attribute the warning to the first caller outside flashcore_cutlass (the user's call of
+    # attention(), not the registry), whatever the depth of the dispatch that read the file.
+    package = str(Path(__file__).resolve().parent)
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, TableWarning, stacklevel=level)
 
 
 # -- writing ---------------------------------------------------------------------------
