@@ -32,6 +32,7 @@ DECL(bf16_d64_nc_m128n192_pp) DECL(bf16_d64_nc_m128n128_ovl) DECL(bf16_d64_c_m12
 DECL(bf16_d128_nc_pp_persist) DECL(bf16_d64_nc_ovl_persist) DECL(bf16_d64_nc_m128n128_ovl_persist)
 DECL(bf16_d64_c_ovl_persist) DECL(bf16_d64_c_m128n128_ovl_persist) DECL(bf16_d256_nc_ovl_persist)
 DECL(bf16_d256_c_ovl_persist) DECL(bf16_d64_nc_m128n192_pp_persist)
+DECL(bf16_d64_nc_m128n128_pp_persist) DECL(bf16_d64_c_m128n128_pp_persist) DECL(bf16_d64_c_m128n64_ovl_persist) DECL(bf16_d64_c_m128n96_ovl_persist) DECL(bf16_d64_nc_m64n128_ovl_persist) DECL(bf16_d64_c_m64n128_ovl_persist) DECL(bf16_d64_nc_m128n176_ovl_persist) DECL(bf16_d64_nc_m128n96_ovl_persist) DECL(bf16_d128_nc_n176_pp_persist) DECL(bf16_d256_nc_n80_ovl_persist) DECL(bf16_d256_c_n80_ovl_persist)
 
 struct Variant { const char* name; FwdFn fn; bool bf16; int d; bool causal; };
 static const Variant kVariants[] = {
@@ -64,6 +65,17 @@ static const Variant kVariants[] = {
     {"bf16_d256_nc_ovl_persist", bf16_d256_nc_ovl_persist, true, 256, false},
     {"bf16_d256_c_ovl_persist", bf16_d256_c_ovl_persist, true, 256, true},
     {"bf16_d64_nc_m128n192_pp_persist", bf16_d64_nc_m128n192_pp_persist, true, 64, false},
+    {"bf16_d64_nc_m128n128_pp_persist", bf16_d64_nc_m128n128_pp_persist, true, 64, false},
+    {"bf16_d64_c_m128n128_pp_persist", bf16_d64_c_m128n128_pp_persist, true, 64, true},
+    {"bf16_d64_c_m128n64_ovl_persist", bf16_d64_c_m128n64_ovl_persist, true, 64, true},
+    {"bf16_d64_c_m128n96_ovl_persist", bf16_d64_c_m128n96_ovl_persist, true, 64, true},
+    {"bf16_d64_nc_m64n128_ovl_persist", bf16_d64_nc_m64n128_ovl_persist, true, 64, false},
+    {"bf16_d64_c_m64n128_ovl_persist", bf16_d64_c_m64n128_ovl_persist, true, 64, true},
+    {"bf16_d64_nc_m128n176_ovl_persist", bf16_d64_nc_m128n176_ovl_persist, true, 64, false},
+    {"bf16_d64_nc_m128n96_ovl_persist", bf16_d64_nc_m128n96_ovl_persist, true, 64, false},
+    {"bf16_d128_nc_n176_pp_persist", bf16_d128_nc_n176_pp_persist, true, 128, false},
+    {"bf16_d256_nc_n80_ovl_persist", bf16_d256_nc_n80_ovl_persist, true, 256, false},
+    {"bf16_d256_c_n80_ovl_persist", bf16_d256_c_n80_ovl_persist, true, 256, true},
 };
 
 #define CK(x)                                                                             \

@@ -12,7 +12,7 @@ if [ -z "${CUTLASS_INC:-}" ]; then
 fi
 FLAGS="-std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --use_fast_math -DNDEBUG --expt-relaxed-constexpr -Xptxas=-v"
 INC="-I$ROOT/templates/include -I$CUTLASS_INC"
-NGROUPS=18
+NGROUPS=23
 GROUPS_TO_BUILD=${FC_GROUPS:-$(seq 0 $((NGROUPS - 1)))}
 BIN="$OUTDIR/harness"
 T="timeout ${CASE_TIMEOUT:-30}"  # a deadlocked kernel must not eat the whole device call
@@ -21,7 +21,7 @@ build() {
   local pids=()
   for g in $GROUPS_TO_BUILD; do
     local extra=""
-    [ $g = 10 ] && extra="-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED"
+    extra="-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED"  # as templates/sm90.cu.j2 defines it
     $NVCC $FLAGS $extra $INC -DFC_GROUP=$g -c "$HERE/variants.cu" -o "$OUTDIR/variants_$g.o" > "$OUTDIR/variants_$g.log" 2>&1 &
     pids+=($!)
   done
@@ -165,7 +165,57 @@ timing4() {
   done
 }
 
+# Run 5: more persistent tiles (groups 18-22) against run 4's best; ncu of the short-sequence kernels.
+P5="bf16_d64_nc_m128n128_pp_persist bf16_d64_c_m128n128_pp_persist bf16_d64_c_m128n64_ovl_persist
+    bf16_d64_c_m128n96_ovl_persist bf16_d64_nc_m64n128_ovl_persist bf16_d64_c_m64n128_ovl_persist
+    bf16_d64_nc_m128n176_ovl_persist bf16_d64_nc_m128n96_ovl_persist bf16_d128_nc_n176_pp_persist
+    bf16_d256_nc_n80_ovl_persist bf16_d256_c_n80_ovl_persist"
+
+check5() {
+  local fails=0
+  run() { $T "$BIN" "$@" || { echo "  (rc=$?)"; fails=$((fails + 1)); }; }
+  for v in $P5; do
+    for s in "1 1" "17 17" "127 128" "1000 1000" "17 1000" "1000 17" "4096 127" "1 4096"; do run $v 1 2 $s; done
+    run $v 2 3 1000 1000 -0.125
+    run $v 7 40 300 300
+  done
+  echo "check5 failures: $fails"
+}
+
+timing5() {
+  local it=30
+  for s in 512 1024 2048 4096; do
+    local b=$((16384 / s))
+    for v in bf16_d64_nc_ovl_persist bf16_d64_nc_m128n128_ovl_persist bf16_d64_nc_m128n128_pp_persist \
+             bf16_d64_nc_m64n128_ovl_persist bf16_d64_nc_m128n176_ovl_persist bf16_d64_nc_m128n96_ovl_persist \
+             bf16_d64_c_m128n128_ovl_persist bf16_d64_c_m128n128_pp_persist bf16_d64_c_m128n64_ovl_persist \
+             bf16_d64_c_m128n96_ovl_persist bf16_d64_c_m64n128_ovl_persist; do
+      $T "$BIN" $v $b 32 $s $s default $it
+    done
+  done
+  for s in 4096 8192 16384; do
+    local b=$((16384 / s))
+    for v in bf16_d128_nc_pp_persist bf16_d128_nc_n176_pp_persist; do $T "$BIN" $v $b 16 $s $s default $it; done
+    for v in bf16_d256_nc_ovl_persist bf16_d256_nc_n80_ovl_persist bf16_d256_c_ovl_persist bf16_d256_c_n80_ovl_persist; do
+      $T "$BIN" $v $b 8 $s $s default $it
+    done
+  done
+}
+
+# Nsight Compute: one launch each (iters 0 = the correctness launch only), clocks left alone.
+ncu5() {
+  local N="ncu --clock-control none -k regex:kernel_entry -c 1 --section SpeedOfLight --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy"
+  $N "$BIN" bf16_d128_nc_pp 32 16 512 512
+  $N "$BIN" bf16_d128_nc_pp_persist 32 16 512 512
+  $N "$BIN" bf16_d64_c_m128n128_ovl_persist 32 32 512 512
+  $N "$BIN" bf16_d64_nc_m128n128_ovl_persist 32 32 512 512
+  $N "$BIN" bf16_d128_nc_pp_persist 1 16 16384 16384
+}
+
 case "${1:-all}" in
+  check5) check5 ;;
+  time5) timing5 ;;
+  ncu5) ncu5 ;;
   check4) check4 ;;
   time4) timing4 ;;
   check3) check3 ;;

@@ -24,6 +24,10 @@ def main() -> None:
     iters = 50 if "long" in sys.argv[1:] else 20
     print(f"torch {torch.__version__} cudnn {torch.backends.cudnn.version()} {torch.cuda.get_device_name()} {dtype}")
     shapes = SHAPES_SHORT if "short" in sys.argv[1:] else SHAPES
+    if "run5" in sys.argv[1:]:  # D64 short end, D128/D256 long end (non-causal; D256 both masks)
+        shapes = [(16384 // s, 32, s, 64, c) for s in (512, 1024, 2048, 4096) for c in (False, True)]
+        shapes += [(16384 // s, 2048 // d, s, d, c) for s in (4096, 8192, 16384) for d in (128, 256)
+                   for c in ((False, True) if d == 256 else (False,))]
     for b, h, s, d, causal in shapes:
         q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=dtype) for _ in range(3))
         for _ in range(5):

@@ -61,4 +61,21 @@ FC_VARIANT(bf16_d256_nc_ovl_persist,   bf16, 256, 128, 64,  2, 2, false, true,  
 FC_VARIANT(bf16_d256_c_ovl_persist,    bf16, 256, 128, 64,  2, 2, true,  true,  true)
 #elif FC_GROUP == 17
 FC_VARIANT(bf16_d64_nc_m128n192_pp_persist, bf16, 64, 128, 192, 2, 2, false, true, true, true)
+// Run 5: more persistent tiles: D64 short-sequence candidates, FA3's D128 176, D256 80.
+#elif FC_GROUP == 18
+FC_VARIANT(bf16_d64_nc_m128n128_pp_persist, bf16, 64, 128, 128, 2, 2, false, true, true, true)
+FC_VARIANT(bf16_d64_c_m128n128_pp_persist,  bf16, 64, 128, 128, 2, 2, true,  true, true, true)
+#elif FC_GROUP == 19
+FC_VARIANT(bf16_d64_c_m128n64_ovl_persist,  bf16, 64, 128, 64,  2, 2, true,  true, true)
+FC_VARIANT(bf16_d64_c_m128n96_ovl_persist,  bf16, 64, 128, 96,  2, 2, true,  true, true)
+#elif FC_GROUP == 20
+FC_VARIANT(bf16_d64_nc_m64n128_ovl_persist, bf16, 64, 64,  128, 2, 1, false, true, true)
+FC_VARIANT(bf16_d64_c_m64n128_ovl_persist,  bf16, 64, 64,  128, 2, 1, true,  true, true)
+#elif FC_GROUP == 21
+FC_VARIANT(bf16_d64_nc_m128n176_ovl_persist, bf16, 64, 128, 176, 2, 2, false, true, true)
+FC_VARIANT(bf16_d64_nc_m128n96_ovl_persist,  bf16, 64, 128, 96,  2, 2, false, true, true)
+#elif FC_GROUP == 22
+FC_VARIANT(bf16_d128_nc_n176_pp_persist,    bf16, 128, 128, 176, 2, 2, false, true, true, true)
+FC_VARIANT(bf16_d256_nc_n80_ovl_persist,    bf16, 256, 128, 80,  2, 2, false, true, true)
+FC_VARIANT(bf16_d256_c_n80_ovl_persist,     bf16, 256, 128, 80,  2, 2, true,  true, true)
 #endif
