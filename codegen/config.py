@@ -4,7 +4,10 @@ A config is a frozen dataclass. Its ``name`` is the generated file's stem, the C
 the registry key and the tuning-table key, and it can be parsed back with
 :func:`config_from_name`. A kernel family is one subclass here (plus one template): it
 declares its tile axes as dataclass fields with an ``abbr`` for the name, the values each
-axis may take (``AXES``) and its own validation rules.
+axis may take (``AXES``) and its own validation rules. It also owns how it is compiled and
+what it needs at run time: its compile target (``ARCH``, ``MIN_CC``), nvcc flags
+(``NVCC_FLAGS``), the headers its sources include (``HEADERS``, hashed into its variants'
+source hashes) and which calls it can run (:meth:`KernelConfig.can_implement`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterator
+
+from . import arch
+from .toolchain import nvcc_flags
 
 DTYPES = ("fp16", "bf16")
 HEAD_DIMS = (64, 128, 256)
@@ -29,6 +35,8 @@ MAX_THREADS_PER_BLOCK = 1024
 ACCUMULATOR_REGISTER_BUDGET = 192
 
 FAMILIES: dict[str, type["KernelConfig"]] = {}
+
+ALIGNED16_REASON = "needs 16-byte aligned q/k/v with strides that are multiples of 16 bytes"
 
 
 def tile(abbr: str, doc: str, default=dataclasses.MISSING):
@@ -58,11 +66,38 @@ class KernelConfig:
     # Seconds to compile one variant on one core (measured; `flashcore build --dry-run` estimates from it).
     BUILD_SECONDS: ClassVar[float] = 60.0
 
+    # -- compilation (see flashcore_codegen.arch) -------------------------------------------
+    # What nvcc compiles the family for, and the compute capability (major * 10 + minor) its
+    # code needs; a device must run both (arch.runs_on). sm_90a for every family today.
+    ARCH: ClassVar[str] = "sm_90a"
+    MIN_CC: ClassVar[int] = 90
+    # The family's nvcc flags: the common ones and the cubin for ARCH (checked at class creation).
+    NVCC_FLAGS: ClassVar[tuple[str, ...]] = nvcc_flags("sm_90a")
+    # Glob patterns, relative to templates/include ("**" spans directories), of every header the
+    # family's sources include: their contents go into its source hashes, others' do not. The
+    # default (every header) is safe for a family that declares nothing.
+    HEADERS: ClassVar[tuple[str, ...]] = ("flashcore/**",)
+
+    # -- run time -------------------------------------------------------------------------
+    # Whether the family's template defines <name>_can_implement / <name>_workspace_bytes
+    # (registered with the binding through VariantInfo, see templates/common/register.cu.j2).
+    DEFINES_CAN_IMPLEMENT: ClassVar[bool] = False
+    DEFINES_WORKSPACE_BYTES: ClassVar[bool] = False
+    # The kernels move 16-byte vectors (cp.async, TMA): every base pointer 16-byte aligned and
+    # every stride a multiple of 16 bytes. Dispatch skips the family for other inputs.
+    REQUIRES_ALIGNED16: ClassVar[bool] = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.family:
             if cls.family in FAMILIES:
                 raise TypeError(f"kernel family {cls.family!r} defined twice")
+            gencode = arch.gencode_flag(cls.ARCH)
+            if gencode not in cls.NVCC_FLAGS:
+                raise TypeError(
+                    f"kernel family {cls.family!r} compiles for {cls.ARCH} but its NVCC_FLAGS lack {gencode}:"
+                    f" set NVCC_FLAGS = nvcc_flags({cls.ARCH!r}, ...)"
+                )
             FAMILIES[cls.family] = cls
 
     # -- naming ---------------------------------------------------------------------
@@ -136,6 +171,15 @@ class KernelConfig:
             errors.append(f"{regs} fp32 accumulator registers per thread > {budget} (would spill)")
         return errors
 
+    # -- run time ---------------------------------------------------------------------------
+    def can_implement(self, problem) -> str | None:
+        """Why this variant cannot run ``problem``, or None when it can. ``problem`` is read
+        duck-typed (flashcore_cutlass.problem.Problem: dtype, head_dim, causal, sizes,
+        ``aligned16``); dtype, head_dim and causal are matched by the registry before this."""
+        if self.REQUIRES_ALIGNED16 and not getattr(problem, "aligned16", True):
+            return ALIGNED16_REASON
+        return None
+
     @property
     def is_valid(self) -> bool:
         return not self.validation_errors()
@@ -158,6 +202,10 @@ class KernelConfig:
             dtype_id=DTYPES.index(self.dtype),
             smem_bytes=self.smem_bytes(),
             is_causal="true" if self.causal else "false",
+            arch=self.ARCH,
+            min_cc=self.MIN_CC,
+            has_can_implement=self.DEFINES_CAN_IMPLEMENT,
+            has_workspace=self.DEFINES_WORKSPACE_BYTES,
         )
         return params
 

@@ -24,6 +24,8 @@ SM80_MMA_ATOM = {
 }
 # The ladder's lower rungs are built by default only where the ladder table measures them.
 LADDER_PROBLEMS = frozenset({("fp16", 64, False), ("bf16", 128, False)})
+# Headers of the SM80 families (templates/include; sm80_attention.cuh is moving into sm80/).
+SM80_HEADERS = ("flashcore/api.h", "flashcore/sm80/**", "flashcore/sm80_attention.cuh")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class ScalarConfig(KernelConfig):
 
     family: ClassVar[str] = "scalar"
     ladder_step: ClassVar[int] = 1
+    MIN_CC: ClassVar[int] = 80  # plain FMAs and shuffles; compiled for sm_90a like every family
+    HEADERS: ClassVar[tuple] = ("flashcore/api.h",)
+    # Element-wise global loads and stores: any element-aligned input (REQUIRES_ALIGNED16 off).
     BUILD_SECONDS: ClassVar[float] = 13.8  # one core, H100 host, commit 83b947acafbe (benchmarks/NOTES.md)
     AXES: ClassVar[dict] = {"block_m": (16, 32), "warps": (4,)}
     DEFAULT_TILES: ClassVar[dict] = {d: [(16, 4)] for d in (64, 128, 256)}
@@ -72,6 +77,12 @@ class ScalarConfig(KernelConfig):
 @dataclass(frozen=True)
 class _TensorCoreConfig(KernelConfig):
     """Shared resource model of the SM80-MMA families (Q, K, V tiles staged in shared memory)."""
+
+    MIN_CC: ClassVar[int] = 80  # SM80 MMA atoms, cp.async, ldmatrix; compiled for sm_90a
+    HEADERS: ClassVar[tuple] = SM80_HEADERS
+    # 128-bit global copies: the template's <name>_can_implement checks alignment in C++.
+    REQUIRES_ALIGNED16: ClassVar[bool] = True
+    DEFINES_CAN_IMPLEMENT: ClassVar[bool] = True
 
     def kv_buffers(self) -> int:
         return 1
@@ -201,6 +212,14 @@ class Sm90Config(KernelConfig):
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
+    ARCH: ClassVar[str] = "sm_90a"  # wgmma, setmaxnreg: arch-specific
+    MIN_CC: ClassVar[int] = 90
+    HEADERS: ClassVar[tuple] = ("flashcore/api.h", "flashcore/sm90/**")
+    # TMA: 16-byte aligned pointers and strides (FwdKernel::can_implement); scratch for the
+    # dynamic tile scheduler (FwdKernel::workspace_bytes).
+    REQUIRES_ALIGNED16: ClassVar[bool] = True
+    DEFINES_CAN_IMPLEMENT: ClassVar[bool] = True
+    DEFINES_WORKSPACE_BYTES: ClassVar[bool] = True
     BUILD_SECONDS: ClassVar[float] = 66.0  # one job on the 2-core CPU box (90 s for two at -j 2); one H100-host core: not yet timed
     AXES: ClassVar[dict] = {
         "block_m": (64, 128, 192),

@@ -6,16 +6,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import jinja2
 
-from .config import KernelConfig
+from .config import FAMILIES, KernelConfig
 from . import toolchain
-from .toolchain import NVCC_FLAGS
-
 
 
 def _template_dir() -> Path:
@@ -51,24 +50,41 @@ def cutlass_version() -> str:
         return "unknown"
 
 
-@functools.lru_cache(maxsize=8)
-def headers_digest(toolchain_id: str | None = None) -> str:
-    """Hash of every header the kernels include, the nvcc flags, the CUTLASS version and the
-    toolchain (nvcc's version and the digest of the CUTLASS include dir actually used, see
-    :func:`flashcore_codegen.toolchain.identity`): any of them changing changes every variant's
-    hash (and makes older tuning rows stale).
+def _glob_regex(pattern: str) -> re.Pattern:
+    """A HEADERS pattern as a regex over posix paths: "**" spans directories, "*" and "?" do not."""
+    parts = re.split(r"(\*\*|\*|\?)", pattern)
+    wild = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wild.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def family_headers(family: str) -> list[Path]:
+    """The files under INCLUDE_DIR that the family's HEADERS patterns match, sorted."""
+    patterns = [_glob_regex(p) for p in FAMILIES[family].HEADERS]
+    return sorted(
+        path
+        for path in INCLUDE_DIR.rglob("*")
+        if path.is_file() and any(p.match(path.relative_to(INCLUDE_DIR).as_posix()) for p in patterns)
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def headers_digest(family: str, toolchain_id: str | None = None) -> str:
+    """Hash of how a family's variants compile: the headers its HEADERS match, its nvcc flags,
+    the CUTLASS version and the toolchain (nvcc's version and the digest of the CUTLASS include
+    dir actually used, see :func:`flashcore_codegen.toolchain.identity`). Any of them changing
+    changes every variant of the family's hash (and makes its older tuning rows stale); a header
+    of another family does not.
 
     ``toolchain_id`` defaults to this machine's toolchain; the runtime passes the one recorded
     in the build's manifest, so that a machine without nvcc re-derives the hashes of the
     templates as they are now, compiled with the toolchain the extension was built with."""
     if toolchain_id is None:
         toolchain_id = toolchain.identity()
-    h = hashlib.sha256(" ".join(NVCC_FLAGS).encode() + cutlass_version().encode())
+    h = hashlib.sha256(" ".join(FAMILIES[family].NVCC_FLAGS).encode() + cutlass_version().encode())
     h.update(b"\0toolchain\0" + toolchain_id.encode() + b"\0")
-    for path in sorted(INCLUDE_DIR.rglob("*")):
-        if path.is_file():
-            h.update(path.relative_to(INCLUDE_DIR).as_posix().encode())
-            h.update(path.read_bytes())
+    for path in family_headers(family):
+        h.update(path.relative_to(INCLUDE_DIR).as_posix().encode())
+        h.update(path.read_bytes())
     return h.hexdigest()
 
 
@@ -84,15 +100,15 @@ class RenderedSource:
 
 
 def render(config: KernelConfig, toolchain_id: str | None = None) -> RenderedSource:
-    """Render one (validated) config. The hash covers the source, the headers it includes and
-    the toolchain (``toolchain_id``, default: this machine's; see :func:`headers_digest`)."""
+    """Render one (validated) config. The hash covers the source, its family's headers and flags,
+    and the toolchain (``toolchain_id``, default: this machine's; see :func:`headers_digest`)."""
     config.check()
     template = _environment().get_template(config.template)
     params = config.template_params()
     unhashed = template.render(**params, source_hash="")
     if toolchain_id is None:  # resolved here so that the digest's cache keys on the real identity
         toolchain_id = toolchain.identity()
-    digest = hashlib.sha256((unhashed + headers_digest(toolchain_id)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256((unhashed + headers_digest(config.family, toolchain_id)).encode()).hexdigest()[:16]
     return RenderedSource(config, template.render(**params, source_hash=digest), digest)
 
 

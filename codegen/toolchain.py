@@ -1,5 +1,6 @@
-"""How every kernel translation unit is compiled, and with what: the nvcc flags, the nvcc found
-and the CUTLASS headers used. All of it is part of each variant's source hash.
+"""How kernel translation units are compiled, and with what: the nvcc flags (common ones here,
+each family adds its target, see ``KernelConfig.NVCC_FLAGS``), the nvcc found and the CUTLASS
+headers used. All of it is part of each variant's source hash.
 
 Torch-free (the generator must import without torch). Every query of nvcc runs once per
 process and per nvcc path (``functools.lru_cache``): a preflight or a render costs at most three
@@ -18,16 +19,24 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-NVCC_FLAGS = (
+from .arch import gencode_flag
+
+# Flags of every kernel translation unit; a family's full flags are nvcc_flags(its ARCH, ...).
+COMMON_NVCC_FLAGS = (
     "-std=c++17",
     "-O3",
-    "-gencode=arch=compute_90a,code=sm_90a",
     "--use_fast_math",
     "-DNDEBUG",
     "--expt-relaxed-constexpr",
     "-Xcompiler=-fPIC",
     "-Xptxas=-v",  # resource report (registers, spills) kept in obj/<variant>.o.log
 )
+
+
+def nvcc_flags(arch: str, *extra: str) -> tuple[str, ...]:
+    """A family's nvcc flags: the common ones, the cubin for ``arch``, then its own ``extra``."""
+    return COMMON_NVCC_FLAGS + (gencode_flag(arch),) + tuple(extra)
+
 
 MIN_NVCC = (12, 3)
 

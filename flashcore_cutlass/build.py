@@ -9,7 +9,8 @@ Layout of a build directory::
     obj/flashcore_ext.so      ninja's link output
     flashcore_ext.so          the published extension: a per-build name, then os.replace()
     manifest.json             written after compiling and again after linking:
-                                variants   name -> source_hash, registers, spill_stores, spill_loads
+                                variants   name -> source_hash, arch, min_cc, registers, spill_stores,
+                                           spill_loads
                                 failed     variants that did not compile
                                 toolchain  nvcc, nvcc_version, cuda_home, cutlass_include,
                                            cutlass_version, cutlass_digest, toolchain_id,
@@ -45,10 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from flashcore_codegen.config import KernelConfig, config_from_name
+from flashcore_codegen.config import FAMILIES, KernelConfig, config_from_name
 from flashcore_codegen.render import INCLUDE_DIR, generate
 from flashcore_codegen import toolchain
-from flashcore_codegen.toolchain import MIN_NVCC, NVCC_FLAGS, ToolchainError
+from flashcore_codegen.toolchain import MIN_NVCC, ToolchainError
 
 from .paths import cache_dir
 
@@ -246,21 +247,27 @@ def _q(path: Path | str) -> str:
 
 def write_ninja(build_dir: Path, variants: list[str], link_objects: list[str] | None) -> Path:
     nvcc = find_nvcc()
+    families = {name: config_from_name(name).family for name in variants}
+    includes = f"-I{INCLUDE_DIR} -I{cutlass_include_dir()}"
     lines = [
         "ninja_required_version = 1.10",
         f"nvcc = {nvcc}",
-        f"nvcc_flags = {' '.join(NVCC_FLAGS)} -I{INCLUDE_DIR} -I{cutlass_include_dir()}",
-        # No header depfile on purpose: each generated .cu embeds a hash of the headers, the
-        # flags, nvcc's version and the CUTLASS headers' digest, so any change that matters rewrites the .cu itself.
-        # Header mtimes alone (a fresh checkout, a reinstalled wheel) then never rebuild.
+        # Each family compiles with its own flags (its target, e.g. sm_90a, and defines), one
+        # variable per family built: flags_<family>.
+        *(f"flags_{f} = {' '.join(FAMILIES[f].NVCC_FLAGS)} {includes}" for f in sorted(set(families.values()))),
+        # No header depfile on purpose: each generated .cu embeds a hash of its family's headers
+        # and flags, nvcc's version and the CUTLASS headers' digest, so any change that matters
+        # rewrites the .cu itself. Header mtimes alone (a fresh checkout, a reinstalled wheel)
+        # then never rebuild.
         "rule nvcc",
-        "  command = rm -f $out && $nvcc $nvcc_flags -c $in -o $out > $out.log 2>&1 || (cat $out.log; exit 1)",
+        "  command = rm -f $out && $nvcc $flags -c $in -o $out > $out.log 2>&1 || (cat $out.log; exit 1)",
         "  description = nvcc $name",
         "",
     ]
     for name in variants:
         lines.append(f"build obj/{name}.o: nvcc src/{name}.cu")
         lines.append(f"  name = {name}")
+        lines.append(f"  flags = $flags_{families[name]}")
     lines.append("build objects: phony " + " ".join(f"obj/{n}.o" for n in variants))
     if link_objects is not None:
         cflags, ldflags = _torch_flags()
@@ -671,6 +678,7 @@ def _write_manifest(result: BuildResult, info: dict | None = None, linked: dict 
         "variants": {
             name: {
                 "source_hash": h,
+                **_target(name),
                 "registers": result.resources[name].registers,
                 "spill_stores": result.resources[name].spill_stores,
                 "spill_loads": result.resources[name].spill_loads,
@@ -686,6 +694,12 @@ def _write_manifest(result: BuildResult, info: dict | None = None, linked: dict 
     tmp = path.with_name(f"{MANIFEST_NAME}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def _target(name: str) -> dict:
+    """What a variant was compiled for (its family's ARCH) and the capability its code needs."""
+    config = config_from_name(name)
+    return {"arch": config.ARCH, "min_cc": config.MIN_CC}
 
 
 def read_manifest(build_dir: Path | None = None) -> dict:

@@ -1,11 +1,12 @@
 import hashlib
+import re
 import shutil
 
 import jinja2
 import pytest
 
 from flashcore_codegen import render as render_module
-from flashcore_codegen.config import InvalidConfig, config_from_name
+from flashcore_codegen.config import FAMILIES, InvalidConfig, config_from_name
 from flashcore_codegen.render import generate, headers_digest, render, write_if_changed
 from flashcore_codegen.space import all_configs
 
@@ -14,6 +15,7 @@ NAMES = [
     "fc_mma_bf16_d128_causal_m64_n64_w4",
     "fc_pipelined_bf16_d256_full_m64_n32_w4_s2_lean0",
 ]
+SM90_NAME = "fc_sm90_bf16_d128_full_m128_n128_s2_sch1_p0"
 CONFIGS = [config_from_name(n) for n in NAMES]
 
 
@@ -44,13 +46,25 @@ def test_render_names_symbol_and_registration(config):
     src = render(config)
     name = config.name
     assert f"cudaError_t {name}_run(" in src.text
-    assert f"namespace {name}_impl {{" in src.text
+    if config.family == "scalar":  # the SM80 families instantiate shared headers instead
+        assert f"namespace {name}_impl {{" in src.text
+    can_implement = f"&{name}_can_implement" if config.family != "scalar" else "nullptr"
     registration = (
         f'flashcore::register_variant(flashcore::VariantInfo{{\n    "{name}", "{src.source_hash}", '
         f'{["fp16", "bf16"].index(config.dtype)}, {config.head_dim}, {"true" if config.causal else "false"}, '
-        f"&{name}_run}})"
+        f'&{name}_run,\n    "sm_90a", {config.MIN_CC}, nullptr,\n    {can_implement}}})'
     )
     assert registration in src.text
+    if config.family != "scalar":  # the SM80 families check 16-byte alignment in C++
+        assert f"const char* {name}_can_implement(flashcore::FwdParams const& p) {{" in src.text
+
+
+def test_sm90_registers_its_hooks():
+    src = render(config_from_name(SM90_NAME))
+    name = SM90_NAME
+    assert f'&{name}_run,\n    "sm_90a", 90, &{name}_workspace_bytes,\n    &{name}_can_implement}})' in src.text
+    assert f"return {name}_kernel::can_implement(p);" in src.text
+    assert f"return {name}_kernel::workspace_bytes(p);" in src.text
     assert "{{" not in src.text and "{%" not in src.text
     assert src.text.endswith("\n")
 
@@ -61,7 +75,7 @@ def test_source_hash_is_source_plus_headers(config):
     assert len(src.source_hash) == 16 and int(src.source_hash, 16) >= 0
     assert src.text.count(src.source_hash) == 1
     unhashed = src.text.replace(src.source_hash, "")
-    expected = hashlib.sha256((unhashed + headers_digest()).encode()).hexdigest()[:16]
+    expected = hashlib.sha256((unhashed + headers_digest(config.family)).encode()).hexdigest()[:16]
     assert src.source_hash == expected
 
 
@@ -99,10 +113,84 @@ def test_hash_covers_headers(tmp_path, monkeypatch, fresh_caches):
     # Only the hash changed in the text.
     assert edited.text.replace(edited.source_hash, "") == original.text.replace(original.source_hash, "")
 
-    # A new header counts too.
+    # A new header counts too, where the family's HEADERS patterns reach; elsewhere it does not.
     (copy / "flashcore" / "extra.h").write_text("// new\n")
     render_module.headers_digest.cache_clear()
+    assert render(config).source_hash == edited.source_hash
+    (copy / "flashcore" / "sm80").mkdir(exist_ok=True)
+    (copy / "flashcore" / "sm80" / "extra.cuh").write_text("// new\n")
+    render_module.headers_digest.cache_clear()
     assert render(config).source_hash not in {original.source_hash, edited.source_hash}
+
+
+def _family_hashes():
+    configs = CONFIGS + [config_from_name(SM90_NAME)]
+    return {c.family: render(c).source_hash for c in configs}
+
+
+def test_header_edits_change_only_their_families_hashes(tmp_path, monkeypatch, fresh_caches):
+    """An sm90 header edit rebuilds (and re-tunes) sm90 variants only; api.h is everyone's."""
+    before = _family_hashes()
+    copy = tmp_path / "include"
+    shutil.copytree(render_module.INCLUDE_DIR, copy)
+    monkeypatch.setattr(render_module, "INCLUDE_DIR", copy)
+    render_module.headers_digest.cache_clear()
+    assert _family_hashes() == before
+
+    header = copy / "flashcore" / "sm90" / "kernel_ws.cuh"
+    header.write_text(header.read_text() + "\n// an sm90 edit\n")
+    render_module.headers_digest.cache_clear()
+    after_sm90 = _family_hashes()
+    assert after_sm90["sm90"] != before["sm90"]
+    assert {f: h for f, h in after_sm90.items() if f != "sm90"} == {f: h for f, h in before.items() if f != "sm90"}
+
+    # An SM80 header (wherever the SM80 kernels keep theirs) changes mma and pipelined only.
+    sm80 = sorted(p for p in render_module.family_headers("mma") if p.name != "api.h")[0]
+    sm80.write_text(sm80.read_text() + "\n// an sm80 edit\n")
+    render_module.headers_digest.cache_clear()
+    after_sm80 = _family_hashes()
+    assert {f for f in before if after_sm80[f] != after_sm90[f]} == {"mma", "pipelined"}
+
+    api = copy / "flashcore" / "api.h"
+    api.write_text(api.read_text() + "\n// an ABI edit\n")
+    render_module.headers_digest.cache_clear()
+    after_api = _family_hashes()
+    assert all(after_api[f] != after_sm80[f] for f in before)
+
+
+def test_family_flags_are_in_the_hash(monkeypatch, fresh_caches):
+    before = _family_hashes()
+    monkeypatch.setattr(FAMILIES["pipelined"], "NVCC_FLAGS", FAMILIES["pipelined"].NVCC_FLAGS + ("-DX=1",))
+    render_module.headers_digest.cache_clear()
+    after = _family_hashes()
+    assert {f for f in before if after[f] != before[f]} == {"pipelined"}
+
+
+def _includes(text: str) -> set[str]:
+    return set(re.findall(r'^\s*#\s*include\s+"(flashcore/[^"]+)"', text, re.MULTILINE))
+
+
+@pytest.mark.parametrize("name", NAMES + [SM90_NAME])
+def test_family_headers_cover_every_flashcore_include(name):
+    """HEADERS must list every header a variant includes (directly or through other headers):
+    a header missing from it would not rebuild the variant when edited."""
+    config = config_from_name(name)
+    covered = {p.relative_to(render_module.INCLUDE_DIR).as_posix() for p in render_module.family_headers(config.family)}
+    pending, seen = _includes(render(config).text), set()
+    while pending:
+        header = pending.pop()
+        seen.add(header)
+        pending |= _includes((render_module.INCLUDE_DIR / header).read_text()) - seen
+    assert seen and seen <= covered, f"{config.family} HEADERS miss {sorted(seen - covered)}"
+
+
+def test_header_patterns():
+    match = lambda pattern, path: bool(render_module._glob_regex(pattern).match(path))  # noqa: E731
+    assert match("flashcore/sm90/**", "flashcore/sm90/kernel_ws.cuh")
+    assert match("flashcore/sm90/**", "flashcore/sm90/sub/x.cuh")
+    assert not match("flashcore/sm90/**", "flashcore/sm80/x.cuh")
+    assert match("flashcore/*.h", "flashcore/api.h") and not match("flashcore/*.h", "flashcore/sm90/a.h")
+    assert not match("flashcore/api.h", "flashcore/api.hpp") and not match("flashcore/api.h", "flashcore/apixh")
 
 
 def test_template_with_undefined_variable_fails(tmp_path, monkeypatch, fresh_caches):
@@ -212,7 +300,7 @@ def test_hash_covers_the_toolchain(monkeypatch, fresh_caches):
     monkeypatch.setattr(toolchain, "identity", lambda: "nvcc=13.0.88\ncutlass=aaaa")
     render_module.headers_digest.cache_clear()
     assert render(config).source_hash == a.source_hash
-    assert headers_digest() == headers_digest("nvcc=13.0.88\ncutlass=aaaa")
+    assert headers_digest("scalar") == headers_digest("scalar", "nvcc=13.0.88\ncutlass=aaaa")
 
 
 def _fake_cutlass(root, minor="2"):

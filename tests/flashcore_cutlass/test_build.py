@@ -71,6 +71,23 @@ def test_ninja_path_escaping():
     assert build_module._q("/a b/c:d$e") == "/a$ b/c$:d$$e"
 
 
+def test_ninja_compiles_each_family_with_its_flags(tmp_path, monkeypatch):
+    if _toolchain_missing():
+        pytest.skip("write_ninja names nvcc and the CUTLASS headers")
+    import flashcore_codegen.config as config_module
+
+    monkeypatch.setattr(config_module.FAMILIES["sm90"], "NVCC_FLAGS",
+                        config_module.FAMILIES["sm90"].NVCC_FLAGS + ("-DFLASHCORE_SM90_ONLY=1",))
+    build_module.write_ninja(tmp_path, [SCALAR, SM90], link_objects=None)
+    ninja = (tmp_path / "build.ninja").read_text()
+    flags = dict(line.split(" = ", 1) for line in ninja.splitlines() if line.startswith("flags_"))
+    assert sorted(flags) == ["flags_scalar", "flags_sm90"]  # only the families being built
+    assert "-DFLASHCORE_SM90_ONLY=1" in flags["flags_sm90"] and "-DFLASHCORE_SM90_ONLY" not in flags["flags_scalar"]
+    assert all("-gencode=arch=compute_90a,code=sm_90a" in f for f in flags.values())
+    assert f"build obj/{SM90}.o: nvcc src/{SM90}.cu\n  name = {SM90}\n  flags = $flags_sm90\n" in ninja
+    assert "$nvcc $flags -c $in" in ninja
+
+
 def test_default_jobs_is_positive():
     assert 1 <= build_module.default_jobs() <= (os.cpu_count() or 1)
 
@@ -514,8 +531,10 @@ def test_manifest_lists_variants_with_hashes(first_build):
     assert sorted(manifest["variants"]) == sorted(NAMES)
     for name, info in manifest["variants"].items():
         res = result.resources[name]
-        assert info == {"source_hash": result.built[name], "registers": res.registers,
-                        "spill_stores": res.spill_stores, "spill_loads": res.spill_loads}
+        config = config_from_name(name)
+        assert info == {"source_hash": result.built[name], "arch": config.ARCH, "min_cc": config.MIN_CC,
+                        "registers": res.registers, "spill_stores": res.spill_stores,
+                        "spill_loads": res.spill_loads}
         assert len(info["source_hash"]) == 16
 
 
