@@ -16,6 +16,9 @@ raised before anything runs on the GPU):
 - seqlen_q and seqlen_k at most 2^30 and batch*heads at most 2^31-1 (the kernels index with
   32-bit ints); beyond that a ValueError. Any batch and head count otherwise (the grid folds
   batch*heads).
+- Layout: the last dimension contiguous; other strides free. Inputs that are not 16-byte
+  aligned (a data pointer or a stride that is not a multiple of 16 bytes) are dispatched to a
+  family that takes them (scalar); when none is built, a ValueError names the fix.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lo
 
 SUPPORTED_DTYPES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
 SUPPORTED_HEAD_DIMS = (64, 128, 256)
-ALIGN_BYTES = 16  # the kernels move 128-bit vectors
+ALIGN_BYTES = 16  # what 128-bit vector and TMA copies need (Problem.aligned16)
 FLT_MAX = 3.4028234663852886e38  # the op passes the scale as a float32
 MAX_SEQLEN = 1 << 30  # kMaxSeqlen in templates/include/flashcore/api.h
 MAX_BATCH_HEADS = 2**31 - 1
@@ -76,12 +79,6 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
             raise TypeError(f"{name} has dtype {t.dtype}; supported: torch.float16, torch.bfloat16")
         if t.stride(-1) != 1:
             raise ValueError(f"{name} must have a contiguous last dimension (stride 1), got strides {t.stride()}")
-        elem = t.element_size()
-        if t.data_ptr() % ALIGN_BYTES or any(s * elem % ALIGN_BYTES for s in t.stride()[:-1]):
-            raise ValueError(
-                f"{name} must be {ALIGN_BYTES}-byte aligned with strides that are multiples of "
-                f"{ALIGN_BYTES // elem} elements (got data_ptr % 16 = {t.data_ptr() % 16}, strides {t.stride()})"
-            )
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"query, key, value dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
     if not (q.device == k.device == v.device):
@@ -154,7 +151,7 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, return_
     # Hot path: a shape seen before skips the Python tensor checks; the op re-checks everything
     # cheaply in C++ (dtypes, shapes, strides, alignment, devices) before launching.
     try:
-        vid = _dispatch_cache.get(_shape_key(q, k, causal))
+        vid = _dispatch_cache.get(_shape_key(q, k, v, causal))
     except (AttributeError, IndexError, TypeError):
         vid = None
     if vid is None:
@@ -164,8 +161,9 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, return_
         if not (b and h and sq and sk):  # never cached: nothing to launch
             _check_grad(q, k, v)
             return _empty_result(q, return_lse)
-        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, causal, b, h, sq, sk))
-        _dispatch_cache[_shape_key(q, k, causal)] = vid
+        aligned = _aligned16(q, k, v)
+        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, causal, b, h, sq, sk, aligned))
+        _dispatch_cache[_shape_key(q, k, v, causal)] = vid
     _check_grad(q, k, v)
     if scale is None:
         scale = q.shape[-1] ** -0.5
@@ -177,9 +175,27 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, return_
     return (out, lse) if return_lse else out
 
 
-def _shape_key(q, k, causal) -> tuple:
+def _aligned16(q, k, v) -> bool:
+    """Problem.aligned16: the data pointers of q, k, v and the strides of their dimensions of
+    extent > 1 are multiples of 16 bytes (fp16/bf16: 8 elements; the op gives an extent-1
+    dimension a packed stride, it is never stepped along). On the hot path: contiguous tensors
+    (strides are multiples of head_dim >= 64) cost three pointer reads and three flag reads."""
+    if (q.data_ptr() | k.data_ptr() | v.data_ptr()) & (ALIGN_BYTES - 1):
+        return False
+    if q.is_contiguous() and k.is_contiguous() and v.is_contiguous():
+        return True
+    elements = ALIGN_BYTES // 2 - 1  # 2-byte elements; other dtypes never dispatch
+    for t in (q, k, v):
+        b, h, s, _ = t.shape
+        sb, sh, ss, _ = t.stride()
+        if ((sb if b > 1 else 0) | (sh if h > 1 else 0) | (ss if s > 1 else 0)) & elements:
+            return False
+    return True
+
+
+def _shape_key(q, k, v, causal) -> tuple:
     """The hot path's cache key: everything the dispatch decision depends on."""
-    return (q.dtype, causal, *q.shape, k.shape[2])
+    return (q.dtype, causal, *q.shape, k.shape[2], _aligned16(q, k, v))
 
 
 def _fwd(vid, q, k, v, scale):

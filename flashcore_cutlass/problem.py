@@ -43,6 +43,10 @@ class Problem:
     heads: int
     seqlen_q: int
     seqlen_k: int
+    # q, k, v start 16-byte aligned and the strides of their dimensions of extent > 1 are multiples
+    # of 16 bytes (what vector and TMA copies need, KernelConfig.REQUIRES_ALIGNED16). Not part of
+    # the key: tuning measures aligned inputs, and dispatch keeps its decisions per (key, aligned16).
+    aligned16: bool = True
 
     @property
     def key(self) -> ProblemKey:
@@ -63,4 +67,5 @@ class Problem:
 
     def __str__(self) -> str:
         mask = "causal" if self.causal else "full"
-        return f"{self.dtype} B{self.batch} H{self.heads} Sq{self.seqlen_q} Sk{self.seqlen_k} D{self.head_dim} {mask}"
+        layout = "" if self.aligned16 else " unaligned"
+        return f"{self.dtype} B{self.batch} H{self.heads} Sq{self.seqlen_q} Sk{self.seqlen_k} D{self.head_dim} {mask}{layout}"

@@ -1,7 +1,10 @@
 """Dispatch: which built variant runs a problem.
 
 A variant is a candidate for a problem when its config has the problem's dtype, head_dim
-and causal flag (every family handles any seqlen >= 1). Among the candidates:
+and causal flag (every family handles any seqlen >= 1), it was built for a target the device
+runs (its arch and min_cc, as the extension reports them) and it can implement the call
+(:meth:`KernelConfig.can_implement`: e.g. misaligned inputs skip the 16-byte-copy families).
+Among the candidates:
 
 1. **tuned**: the row the user's tuning table picks for ``problem.key``
    (:meth:`TuningTable.best`: the fastest on the key's reference shape) among rows measured
@@ -41,6 +44,7 @@ from typing import Mapping
 import flashcore_codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
 from flashcore_codegen import KernelConfig, config_from_name
 
+from .eligibility import Target, cannot_implement_message, runs_on, wrong_device_message
 from .env import Environment
 from .problem import Problem, ProblemKey
 from .shipped import ShippedTable, default_table
@@ -63,6 +67,22 @@ class MissingVariantError(RuntimeError):
         )
         self.problem = problem
         self.command = command
+
+
+class NoRunnableVariantError(MissingVariantError):
+    """Variants compute the problem, but none was built for this device."""
+
+    def __init__(self, problem: Problem, message: str):
+        RuntimeError.__init__(self, message)
+        self.problem, self.command = problem, None
+
+
+class UnsupportedInputError(MissingVariantError, ValueError):
+    """Variants compute the problem and run here, but none can run these inputs (e.g. misaligned)."""
+
+    def __init__(self, problem: Problem, message: str):
+        RuntimeError.__init__(self, message)
+        self.problem, self.command = problem, None
 
 
 @dataclass(frozen=True)
@@ -96,34 +116,60 @@ class Registry:
         variants: Mapping[str, str],
         table: TuningTable | None = None,
         env: Environment | None = None,
+        capability: tuple[int, int] | None = None,
+        targets: Mapping[str, tuple[str, int]] | None = None,
         shipped: ShippedTable | None = None,
     ):
         """``variants``: built variant name -> source hash of what was built. ``shipped``: the
         table to fall back on before the heuristic (default: the package's, read on first need)."""
         self.hashes = dict(variants)
         self.configs = {name: config_from_name(name) for name in self.hashes}
+        # ``capability``: (major, minor) of the device dispatch serves; None (CPU tools) runs
+        # every variant. ``targets``: name -> (arch, min_cc) as built (default: the family's).
+        self.capability = capability
+        self.targets = {n: Target(*(targets or {}).get(n, Target.of(c))) for n, c in self.configs.items()}
         self.table = table
         self.env = env
         self._shipped = shipped
-        self._cache: dict[ProblemKey, Choice] = {}
+        self._cache: dict[tuple[ProblemKey, bool], Choice] = {}  # per (key, aligned16)
+
+    def computing(self, problem: Problem | ProblemKey) -> list[str]:
+        """Built variants whose config computes ``problem`` (dtype, head_dim, causal)."""
+        want = (problem.dtype, problem.head_dim, problem.causal)
+        return [name for name, c in self.configs.items() if (c.dtype, c.head_dim, c.causal) == want]
 
     def candidates(self, problem: Problem | ProblemKey) -> list[str]:
-        """Built variants that compute ``problem``, best heuristic rank first."""
+        """Built variants that compute ``problem``, run on this device and can implement it,
+        best heuristic rank first."""
         names = [
             name
-            for name, c in self.configs.items()
-            if (c.dtype, c.head_dim, c.causal) == (problem.dtype, problem.head_dim, problem.causal)
+            for name in self.computing(problem)
+            if runs_on(self.targets[name], self.capability) and self.configs[name].can_implement(problem) is None
         ]
         return sorted(names, key=lambda n: heuristic_rank(self.configs[n], problem))
 
     def choose(self, problem: Problem) -> Choice:
         key = problem.key
-        choice = self._cache.get(key)
+        slot = (key, getattr(problem, "aligned16", True))
+        choice = self._cache.get(slot)
         if choice is None:
-            choice = self._cache[key] = self._decide(problem, key)
+            choice = self._cache[slot] = self._decide(problem, key)
             if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":
                 print(f"flashcore dispatch: {problem} [{key}] -> {choice.variant} ({choice.reason})", file=sys.stderr)
         return choice
+
+    def no_candidate_error(self, problem: Problem) -> MissingVariantError:
+        """Why no built variant may run ``problem``: none computes it (build one), none runs on
+        this device (which GPU, which build), or none takes these inputs (which tensors)."""
+        computing = self.computing(problem)
+        if not computing:
+            return MissingVariantError(problem, build_command(problem))
+        runnable = [n for n in computing if runs_on(self.targets[n], self.capability)]
+        if not runnable:
+            message = wrong_device_message(problem, [self.targets[n] for n in computing], self.capability)
+            return NoRunnableVariantError(problem, message)
+        reasons = {n: self.configs[n].can_implement(problem) for n in runnable}
+        return UnsupportedInputError(problem, cannot_implement_message(problem, reasons, self.capability))
 
     def invalidate(self) -> None:
         """Forget cached decisions (after the table or the built variants changed)."""
@@ -132,7 +178,7 @@ class Registry:
     def _decide(self, problem: Problem, key: ProblemKey) -> Choice:
         names = self.candidates(problem)
         if not names:
-            raise MissingVariantError(problem, build_command(problem))
+            raise self.no_candidate_error(problem)
         # Without an environment no measurement can be checked, so none is trusted.
         if self.env is not None:
             valid = {n: self.hashes[n] for n in names}

@@ -1,0 +1,111 @@
+"""Which built variants may run a problem here, beyond computing it (dtype, head_dim, causal),
+and what to say when none may.
+
+* The device: a variant runs only where its compile target and its code allow
+  (:func:`flashcore_codegen.arch.runs_on` on the arch and min_cc the extension reports).
+* The call: :meth:`KernelConfig.can_implement` (e.g. 16-byte alignment for vector and TMA
+  copies), so a misaligned input goes to a family that takes it instead of failing in the op.
+
+The messages name the cause and a fix: which GPU, or which tensors, or which build command.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple
+
+from flashcore_codegen import FAMILIES, KernelConfig, arch
+
+
+class Target(NamedTuple):
+    """What a built variant was compiled for, as the binding reports it."""
+
+    arch: str  # "sm_90a"
+    min_cc: int  # 90: major * 10 + minor the code needs
+
+    @classmethod
+    def of(cls, config: KernelConfig) -> "Target":
+        """The target a config's family compiles for (what a build of it reports)."""
+        return cls(config.ARCH, config.MIN_CC)
+
+
+def runs_on(target: Target, capability: tuple[int, int] | None) -> bool:
+    """Does a device of ``capability`` run ``target``? None (no device known: CPU tools) runs all."""
+    return capability is None or arch.runs_on(target.arch, target.min_cc, capability)
+
+
+def _matches(config: KernelConfig, problem) -> bool:
+    return (config.dtype, config.head_dim, config.causal) == (problem.dtype, problem.head_dim, problem.causal)
+
+
+def family_build_command(problem, families: Iterable[str] = ()) -> str:
+    """The CLI command that builds variants of ``families`` (default: the curated set of every
+    family) computing ``problem``; ``--all`` when no curated variant of those families does."""
+    causal = "--causal" if problem.causal else "--no-causal"
+    families = sorted(families)
+    curated = not families or any(
+        c.is_default() for f in families for c in FAMILIES[f].space() if _matches(c, problem) and c.is_valid
+    )
+    parts = ["flashcore build"] + ([] if curated else ["--all"]) + [f"--family {f}" for f in families]
+    return " ".join(parts + [f"--dtype {problem.dtype}", f"--head-dim {problem.head_dim}", causal])
+
+
+def families_for(problem, capability: tuple[int, int] | None) -> list[str]:
+    """Families with a valid variant that computes ``problem``, runs on ``capability`` and can
+    implement it: what to build when nothing built can."""
+    found = []
+    for name, cls in sorted(FAMILIES.items()):
+        config = next((c for c in cls.space() if _matches(c, problem) and c.is_valid), None)
+        if config is not None and runs_on(Target.of(config), capability) and config.can_implement(problem) is None:
+            found.append(name)
+    return found
+
+
+def describe_targets(targets: Iterable[Target]) -> str:
+    """"sm_90a (compute capability 9.0 only: H100/H200)", for each distinct arch."""
+    return ", ".join(sorted({arch.describe(t.arch) for t in targets}))
+
+
+def _device_fix(capability: tuple[int, int], command: str | None) -> str:
+    """How to run when nothing built runs on ``capability``: another GPU, or a build for this one
+    (``command``), or, when no family compiles for it, say so."""
+    fix = "run on a GPU they were built for (select it with CUDA_VISIBLE_DEVICES or torch.cuda.set_device)"
+    if command:
+        return f"{fix}, or build variants for this GPU on it: {command}"
+    device = arch.capability_name(capability)
+    if any(arch.runs_on(cls.ARCH, cls.MIN_CC, capability) for cls in FAMILIES.values()):
+        return f"{fix}, or build variants for this GPU on it: flashcore build"
+    compiled_for = ", ".join(sorted({cls.ARCH for cls in FAMILIES.values()}))
+    return f"{fix}; no kernel family compiles for {device} yet (every family targets {compiled_for})"
+
+
+def wrong_device_message(problem, targets: Iterable[Target], capability: tuple[int, int]) -> str:
+    """Variants compute ``problem`` but none runs on this device (``targets``: theirs)."""
+    families = families_for(problem, capability)
+    command = family_build_command(problem, families) if families else None
+    return (
+        f"the built flashcore variants that compute {problem} are for {describe_targets(targets)}, this GPU is"
+        f" {arch.capability_name(capability)}: {_device_fix(capability, command)}"
+    )
+
+
+def no_runnable_build_message(where: str, targets: Iterable[Target], capability: tuple[int, int],
+                              device_name: str) -> str:
+    """Nothing in a build runs on the current device (``targets``: every variant's)."""
+    return (
+        f"the flashcore extension in {where} holds variants for {describe_targets(targets)}; the current device"
+        f" ({device_name}) is {arch.capability_name(capability)}: {_device_fix(capability, None)}"
+    )
+
+
+def cannot_implement_message(problem, reasons: dict[str, str], capability: tuple[int, int] | None) -> str:
+    """Variants compute ``problem`` and run here, but each refuses the call (``reasons``: variant
+    name -> its can_implement reason)."""
+    by_reason: dict[str, set[str]] = {}
+    for name, reason in reasons.items():
+        by_reason.setdefault(reason, set()).add(name.split("_")[1])
+    why = "; ".join(f"{', '.join(sorted(fams))}: {reason}" for reason, fams in sorted(by_reason.items()))
+    message = f"no built flashcore variant can run {problem}: {why}. Pass tensors that meet this (e.g. x.contiguous())"
+    families = families_for(problem, capability)
+    if families:
+        message += f", or build a family that takes these inputs: {family_build_command(problem, families)}"
+    return message
