@@ -11,6 +11,11 @@ Loading checks that the extension still matches what it claims to be, and refuse
 
 Each failure raises StaleExtension, whose message ends in "rebuild: flashcore build".
 Checking 60 variants renders 60 templates: ~30 ms.
+
+The extension reports what each variant was compiled for (arch, min_cc); the registry offers
+only variants the current device runs, and a build with none raises UnsupportedDevice naming
+the archs built, the device and the fix. Dispatch serves the device current at load; a call on
+another device of another capability is refused by the op's own per-variant check.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import threading
 from pathlib import Path
 
 from .build import EXTENSION_NAME, default_build_dir, read_manifest
+from .eligibility import Target, no_runnable_build_message, runs_on
 from .env import Environment
 from .problem import Problem
 from .registry import Registry
@@ -26,9 +32,6 @@ from .table import TuningTable
 
 _lock = threading.Lock()
 _runtime: "Runtime | None" = None
-
-SUPPORTED_CAPABILITY = (9, 0)  # kernels are compiled for sm_90a only (H100, H200)
-
 
 class ExtensionNotBuilt(RuntimeError):
     pass
@@ -39,7 +42,7 @@ class StaleExtension(RuntimeError):
 
 
 class UnsupportedDevice(RuntimeError):
-    """No CUDA device, or one the kernels were not compiled for."""
+    """No CUDA device, or one that no built variant was compiled for."""
 
 
 def stale_message(build_dir: Path, differences: list[str], limit: int = 6) -> str:
@@ -52,8 +55,10 @@ def stale_message(build_dir: Path, differences: list[str], limit: int = 6) -> st
     )
 
 
-def check_device() -> None:
-    """Raise UnsupportedDevice unless torch sees a CUDA device of compute capability 9.0."""
+def check_device() -> tuple[int, int]:
+    """The compute capability of the current CUDA device; UnsupportedDevice when torch has no
+    CUDA or sees no device. Which capabilities run the kernels is the built variants' call
+    (their arch and min_cc), checked once the extension is loaded."""
     import torch
 
     if torch.version.cuda is None:
@@ -66,14 +71,16 @@ def check_device() -> None:
             "flashcore_cutlass needs a CUDA GPU (sm_90: H100/H200); torch sees none"
             " (check nvidia-smi and CUDA_VISIBLE_DEVICES)"
         )
-    capability = tuple(torch.cuda.get_device_capability())
-    if capability != SUPPORTED_CAPABILITY:
-        name = torch.cuda.get_device_name()
-        raise UnsupportedDevice(
-            f"flashcore_cutlass kernels are compiled for sm_90a (H100/H200) only; the current device"
-            f" ({name}) is sm_{capability[0]}{capability[1]}: select an sm_90 device"
-            " (torch.cuda.set_device / CUDA_VISIBLE_DEVICES) or use another attention backend"
-        )
+    return tuple(torch.cuda.get_device_capability())
+
+
+def parse_reported(entry: str) -> tuple[str, str, Target | None]:
+    """(name, source hash, target) of one ``torch.ops.flashcore.variants()`` entry,
+    "name:hash:arch:min_cc"; target None for an extension that does not report one (older)."""
+    name, built_hash, *rest = entry.split(":") + [""]
+    if len(rest) >= 2 and rest[1].isdecimal():
+        return name, built_hash, Target(rest[0], int(rest[1]))
+    return name, built_hash, None
 
 
 def torch_differences(manifest: dict) -> list[str]:
@@ -99,7 +106,7 @@ def variant_differences(reported: list[str], manifest: dict) -> list[str]:
         return ["the build records no toolchain (built by an older flashcore)"]
     differences = []
     for entry in reported:
-        name, _, built_hash = entry.partition(":")
+        name, built_hash, target = parse_reported(entry)
         try:
             config = config_from_name(name)
         except ValueError:
@@ -112,6 +119,8 @@ def variant_differences(reported: list[str], manifest: dict) -> list[str]:
             continue
         if current != built_hash:
             differences.append(f"{name} changed (source hash {built_hash} built, {current} now)")
+        elif target is None:
+            differences.append(f"{name} reports no compile target (built by an older flashcore)")
     return differences
 
 
@@ -128,7 +137,7 @@ class Runtime:
                 f"no flashcore extension at {so}; build the kernels first: flashcore build"
                 " (or set FLASHCORE_BUILD_DIR to where they were built)"
             )
-        check_device()
+        self.capability = check_device()
         manifest = read_manifest(self.build_dir)
         differences = torch_differences(manifest)
         if differences:  # before loading: a .so linked against another torch may not load at all
@@ -141,12 +150,18 @@ class Runtime:
         differences = variant_differences(reported, manifest)
         if differences:
             raise StaleExtension(stale_message(self.build_dir, differences))
-        entries = [entry.split(":", 1) for entry in reported]
-        self.hashes: dict[str, str] = {name: h for name, h in entries}
-        self.ids: dict[str, int] = {name: i for i, (name, _) in enumerate(entries)}
+        entries = [parse_reported(entry) for entry in reported]
+        self.hashes: dict[str, str] = {name: h for name, h, _ in entries}
+        self.targets: dict[str, Target] = {name: target for name, _, target in entries}
+        self.ids: dict[str, int] = {name: i for i, (name, _, _) in enumerate(entries)}
+        if self.targets and not any(runs_on(t, self.capability) for t in self.targets.values()):
+            raise UnsupportedDevice(
+                no_runnable_build_message(str(self.build_dir), self.targets.values(), self.capability,
+                                          torch.cuda.get_device_name())
+            )
         self.env = Environment.current()
         self.table = table if table is not None else TuningTable()
-        self.registry = Registry(self.hashes, self.table, self.env)
+        self.registry = Registry(self.hashes, self.table, self.env, capability=self.capability, targets=self.targets)
         self.fwd = torch.ops.flashcore.fwd.default
 
     def variant_id(self, problem: Problem) -> int:

@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cfloat>
 #include <climits>
@@ -23,15 +24,50 @@
 
 namespace flashcore {
 namespace {
-std::vector<VariantInfo>& variant_list() {
-  static std::vector<VariantInfo> variants;  // filled during library load, read-only after
+// A compile target, "sm_90a" -> {9, 0, arch_specific}: a cubin for sm_XY runs on capability X.Y'
+// with Y' >= Y, an arch-specific one ("a") on exactly X.Y. Mirrors flashcore_codegen.arch.
+struct Target {
+  int major = 0, minor = 0;
+  bool arch_specific = false;
+  bool valid = false;
+};
+
+Target parse_target(std::string const& arch) {
+  Target t;
+  size_t const n = arch.size();
+  bool const specific = n > 0 && arch[n - 1] == 'a';
+  std::string const digits = arch.substr(std::min<size_t>(3, n), n - 3 - (specific ? 1 : 0));
+  if (arch.rfind("sm_", 0) != 0 || digits.size() < 2 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return t;
+  t.major = std::stoi(digits.substr(0, digits.size() - 1));
+  t.minor = digits.back() - '0';
+  t.arch_specific = specific;
+  t.valid = true;
+  return t;
+}
+
+bool runs_on(Target const& t, int64_t min_cc, int64_t major, int64_t minor) {
+  if (!t.valid || major * 10 + minor < min_cc || major != t.major) return false;
+  return t.arch_specific ? minor == t.minor : minor >= t.minor;
+}
+
+struct Variant {
+  VariantInfo info;
+  Target target;  // info.arch parsed once, at registration
+};
+
+std::vector<Variant>& variant_list() {
+  static std::vector<Variant> variants;  // filled during library load, read-only after
   return variants;
 }
 
-// "name:source_hash" per variant, in id order (the id is the index).
+// "name:source_hash:arch:min_cc" per variant, in id order (the id is the index).
 std::vector<std::string> list_variants() {
   std::vector<std::string> out;
-  for (auto const& v : variant_list()) out.push_back(std::string(v.name) + ":" + v.source_hash);
+  for (auto const& v : variant_list())
+    out.push_back(std::string(v.info.name) + ":" + v.info.source_hash + ":" + v.info.arch + ":" +
+                  std::to_string(v.info.min_cc));
   return out;
 }
 
@@ -48,27 +84,72 @@ std::string dims(at::IntArrayRef xs) {
   return out + "]";
 }
 
-// The kernels are sm_90a cubins: any other GPU must fail with a clear message, not a launch error.
-// "" when (major, minor) can run them. Exposed as flashcore::arch_error for tests.
-std::string arch_error(int64_t major, int64_t minor) {
-  if (major == 9 && minor == 0) return "";
-  return "flashcore kernels are built for sm_90a (H100/H200); this GPU is sm_" + std::to_string(major) +
-         std::to_string(minor);
+// A variant runs only on the GPUs its target and code allow: any other must fail with a clear
+// message, not a launch error. "" when a GPU of capability (major, minor) runs code compiled for
+// `arch` that needs `min_cc` (major * 10 + minor). Exposed as flashcore::arch_error for tests.
+std::string arch_error(std::string arch, int64_t min_cc, int64_t major, int64_t minor) {
+  Target const t = parse_target(arch);
+  if (runs_on(t, min_cc, major, minor)) return "";
+  std::string const device = "sm_" + std::to_string(major) + std::to_string(minor);
+  std::string built = arch;
+  if (!t.valid) {
+    built += " (not a compile target this flashcore knows)";
+  } else if (t.arch_specific) {
+    built += " (compute capability " + std::to_string(t.major) + "." + std::to_string(t.minor) + " only" +
+             (t.major == 9 && t.minor == 0 ? ": H100/H200)" : ")");
+  } else {
+    built += " (compute capability " + std::to_string(t.major) + "." + std::to_string(t.minor) + " to " +
+             std::to_string(t.major) + ".9)";
+  }
+  if (t.valid && min_cc > t.major * 10 + t.minor)
+    built += " with code that needs compute capability " + std::to_string(min_cc / 10) + "." + std::to_string(min_cc % 10);
+  return "built for " + built + ", this GPU is " + device +
+         ": run it on a GPU it was built for (select one with CUDA_VISIBLE_DEVICES or torch.cuda.set_device),"
+         " or build variants for " + device;
 }
 
-// Checked once per device index (then one relaxed atomic load per call).
+// What the binding needs to know of a device, read once per device index (then two relaxed
+// atomic loads per call, never a driver query): its capability for the arch check and its SM
+// count for FwdParams::num_sms.
 constexpr int kMaxDevices = 64;
-std::atomic<bool> g_arch_ok[kMaxDevices];  // static storage: zero-initialised (false)
+std::atomic<int> g_device_cc[kMaxDevices];   // major * 10 + minor; 0 = not read yet (static storage: zeroed)
+std::atomic<int> g_device_sms[kMaxDevices];
 
-void check_arch(c10::DeviceIndex index) {
+struct DeviceFacts {
+  int major, minor, num_sms;
+};
+
+DeviceFacts device_facts(c10::DeviceIndex index) {
   bool const cached = index >= 0 && index < kMaxDevices;
-  if (cached && g_arch_ok[index].load(std::memory_order_relaxed)) return;
-  int major = 0, minor = 0;
+  if (cached) {
+    int const cc = g_device_cc[index].load(std::memory_order_acquire);
+    if (cc != 0) return {cc / 10, cc % 10, g_device_sms[index].load(std::memory_order_relaxed)};
+  }
+  int major = 0, minor = 0, sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index));
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index));
-  std::string const err = arch_error(major, minor);
-  TORCH_CHECK(err.empty(), err, " (device cuda:", num(int64_t(index)), ")");
-  if (cached) g_arch_ok[index].store(true, std::memory_order_relaxed);
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, index));
+  if (cached) {
+    g_device_sms[index].store(sms, std::memory_order_relaxed);  // before cc: a reader that sees cc sees sms
+    g_device_cc[index].store(major * 10 + minor, std::memory_order_release);
+  }
+  return {major, minor, sms};
+}
+
+void check_arch(Variant const& v, c10::DeviceIndex index, DeviceFacts const& dev) {
+  if (runs_on(v.target, v.info.min_cc, dev.major, dev.minor)) return;
+  TORCH_CHECK(false, "flashcore variant ", v.info.name, " is ",
+              arch_error(v.info.arch, v.info.min_cc, dev.major, dev.minor), " (device cuda:", num(int64_t(index)), ")");
+}
+
+// Zero-filled device scratch of `bytes` bytes on `stream`, or an undefined tensor when 0. From
+// torch's caching allocator (no cudaMalloc per call); freed when the tensor goes, which is safe
+// on the stream it was used on. Exposed as flashcore::zeroed_workspace for tests.
+at::Tensor zeroed_workspace(int64_t bytes, at::Device device, cudaStream_t stream) {
+  if (bytes <= 0) return at::Tensor();
+  at::Tensor ws = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).device(device));
+  C10_CUDA_CHECK(cudaMemsetAsync(ws.data_ptr(), 0, size_t(bytes), stream));
+  return ws;
 }
 
 // [first byte, one past the last byte] spanned by a non-empty tensor (torch strides are >= 0).
@@ -101,12 +182,27 @@ void check_operand(at::Tensor const& t, char const* what, VariantInfo const& inf
   TORCH_CHECK_VALUE(t.size(3) == info.head_dim, what, " head_dim ", num(t.size(3)), " but variant ", info.name,
                     " needs ", num(int64_t(info.head_dim)));
   TORCH_CHECK_VALUE(t.stride(3) == 1, what, " must have a contiguous last dimension, got strides ", dims(t.strides()));
-  // The kernels move 128-bit vectors: base and row/head/batch strides must keep 16-byte alignment.
-  constexpr int64_t kAlignElems = 16 / 2;
-  bool aligned = reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
-  for (int d = 0; d < 3; ++d) aligned = aligned && (t.size(d) <= 1 || t.stride(d) % kAlignElems == 0);
-  TORCH_CHECK_VALUE(aligned, what, " must be 16-byte aligned with strides that are multiples of ", num(kAlignElems),
-                    " elements (got strides ", dims(t.strides()), ")");
+  // Alignment is not checked here: what a variant needs is its can_implement's call (fwd).
+}
+
+// The (batch, head, row) strides the kernels get. A dimension of extent 1 is never stepped along,
+// so torch leaves its stride free (a view may carry any value there); it gets the stride a packed
+// tensor would have, so that alignment rules (vector copies', TMA's) judge only strides the kernels
+// use, as Python's Problem.aligned16 does.
+std::array<int64_t, 3> kernel_strides(at::Tensor const& t) {
+  std::array<int64_t, 3> s{t.stride(0), t.stride(1), t.stride(2)};
+  int64_t packed = t.size(3);  // the last dimension is contiguous
+  for (int d = 2; d >= 0; --d) {
+    if (t.size(d) == 1) s[d] = packed;
+    packed = s[d] * t.size(d);
+  }
+  return s;
+}
+
+// "query data_ptr % 16 = 2, strides [..]": the layout facts behind a can_implement refusal.
+std::string layout_facts(at::Tensor const& t, char const* what) {
+  return std::string(what) + " data_ptr % 16 = " + std::to_string(reinterpret_cast<uintptr_t>(t.data_ptr()) % 16) +
+         ", strides " + dims(t.strides());
 }
 
 std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k,
@@ -114,11 +210,12 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
                                        std::optional<at::Tensor> lse_opt) {
   auto const& variants = variant_list();
   TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", num(variant));
-  VariantInfo const& info = variants[variant];
+  VariantInfo const& info = variants[variant].info;
   check_operand(q, "query", info, q);
   check_operand(k, "key", info, q);
   check_operand(v, "value", info, q);
-  check_arch(q.device().index());
+  DeviceFacts const dev = device_facts(q.device().index());
+  check_arch(variants[variant], q.device().index(), dev);
   TORCH_CHECK_VALUE(std::isfinite(scale) && std::abs(scale) <= double(FLT_MAX),
                     "scale must be a finite float32 value, got ", num(scale));
   int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Sk = k.size(2);
@@ -172,10 +269,12 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   p.v = v.data_ptr();
   p.o = out.data_ptr();
   p.lse = lse.data_ptr<float>();
-  p.q_batch_stride = q.stride(0), p.q_head_stride = q.stride(1), p.q_row_stride = q.stride(2);
-  p.k_batch_stride = k.stride(0), p.k_head_stride = k.stride(1), p.k_row_stride = k.stride(2);
-  p.v_batch_stride = v.stride(0), p.v_head_stride = v.stride(1), p.v_row_stride = v.stride(2);
-  p.o_batch_stride = out.stride(0), p.o_head_stride = out.stride(1), p.o_row_stride = out.stride(2);
+  std::array<int64_t, 3> const qs = kernel_strides(q), ks = kernel_strides(k), vs = kernel_strides(v),
+                                os = kernel_strides(out);
+  p.q_batch_stride = qs[0], p.q_head_stride = qs[1], p.q_row_stride = qs[2];
+  p.k_batch_stride = ks[0], p.k_head_stride = ks[1], p.k_row_stride = ks[2];
+  p.v_batch_stride = vs[0], p.v_head_stride = vs[1], p.v_row_stride = vs[2];
+  p.o_batch_stride = os[0], p.o_head_stride = os[1], p.o_row_stride = os[2];
   p.batch = int(B), p.heads = int(H), p.seqlen_q = int(Sq), p.seqlen_k = int(Sk);
   double const scale_log2 = scale * 1.4426950408889634;
   p.scale = float(scale);
@@ -183,23 +282,54 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   // See FwdParams: the sign goes into Q, a zero or subnormal magnitude becomes FLT_MIN (same fp32 result).
   p.scale_log2_abs = std::max(float(std::abs(scale_log2)), FLT_MIN);
   p.negate_q = scale < 0 ? 1 : 0;
-  cudaError_t err = info.run(p, c10::cuda::getCurrentCUDAStream());
+  p.num_sms = dev.num_sms;
+  // Dispatch skips variants that cannot run a call (KernelConfig.can_implement); a call that
+  // names one anyway (runtime.run, a layout Python did not see) gets the variant's reason.
+  if (info.can_implement != nullptr) {
+    char const* why = info.can_implement(p);
+    TORCH_CHECK_VALUE(why == nullptr, "flashcore variant ", info.name, " cannot run this call: ", why, " (",
+                      layout_facts(q, "query"), "; ", layout_facts(k, "key"), "; ", layout_facts(v, "value"), "; ",
+                      layout_facts(out, "out"), "); pass contiguous tensors, or let flashcore dispatch pick a variant");
+  }
+  cudaStream_t const stream = c10::cuda::getCurrentCUDAStream();
+  // Kept alive until after the launch; its memory is reused only by later work on this stream.
+  at::Tensor const workspace =
+      zeroed_workspace(info.workspace_bytes != nullptr ? int64_t(info.workspace_bytes(p)) : 0, q.device(), stream);
+  p.workspace = workspace.defined() ? workspace.data_ptr() : nullptr;
+  cudaError_t err = info.run(p, stream);
   TORCH_CHECK(err == cudaSuccess, "flashcore kernel ", info.name, " failed to launch: ", cudaGetErrorString(err));
   return {out, lse};
 }
+
+// The test face of zeroed_workspace: `bytes` zero bytes on `like`'s device and current stream
+// (an empty tensor for 0), allocated exactly as fwd allocates a variant's workspace.
+at::Tensor zeroed_workspace_op(at::Tensor const& like, int64_t bytes) {
+  TORCH_CHECK_VALUE(like.is_cuda(), "zeroed_workspace needs a CUDA tensor to name the device");
+  c10::cuda::CUDAGuard guard(like.device());
+  at::Tensor ws = zeroed_workspace(bytes, like.device(), c10::cuda::getCurrentCUDAStream());
+  return ws.defined() ? ws : at::empty({0}, like.options().dtype(at::kByte));
+}
 }  // namespace
 
-void register_variant(VariantInfo const& info) { variant_list().push_back(info); }
+void register_variant(VariantInfo const& info) {
+  variant_list().push_back(Variant{info, parse_target(info.arch != nullptr ? info.arch : "")});
+}
 
 }  // namespace flashcore
 
 TORCH_LIBRARY(flashcore, m) {
   m.def("variants() -> str[]", &flashcore::list_variants);
-  // "" when a GPU of compute capability (major, minor) runs the kernels, else the error message.
-  m.def("arch_error(int major, int minor) -> str", &flashcore::arch_error);
+  // "" when a GPU of compute capability (major, minor) runs a variant built for `arch` whose code
+  // needs compute capability `min_cc` (major * 10 + minor), else why not and how to fix it.
+  m.def("arch_error(str arch, int min_cc, int major, int minor) -> str", &flashcore::arch_error);
   // out/lse: optional preallocated results (written in place; returned as the results).
   m.def("fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None)"
         " -> (Tensor, Tensor)");
+  // A variant's workspace as fwd allocates it (zero-filled, torch's caching allocator), for tests.
+  m.def("zeroed_workspace(Tensor like, int bytes) -> Tensor");
 }
 
-TORCH_LIBRARY_IMPL(flashcore, CUDA, m) { m.impl("fwd", &flashcore::fwd); }
+TORCH_LIBRARY_IMPL(flashcore, CUDA, m) {
+  m.impl("fwd", &flashcore::fwd);
+  m.impl("zeroed_workspace", &flashcore::zeroed_workspace_op);
+}

@@ -567,10 +567,14 @@ def test_extension_links_every_family(first_build):
     so = first_build.result.extension
     # In a fresh process: the op namespace can be registered once per process.
     code = ("import torch, sys; torch.ops.load_library(sys.argv[1]); "
-            "print(' '.join(v.split(':')[0] for v in torch.ops.flashcore.variants()))")
+            "print(' '.join(torch.ops.flashcore.variants()))")
     proc = subprocess.run([sys.executable, "-c", code, str(so)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(proc.stdout.split()) == sorted(NAMES)
+    reported = {e.split(":")[0]: e.split(":")[1:] for e in proc.stdout.split()}
+    assert sorted(reported) == sorted(NAMES)
+    for name, (source_hash, arch, min_cc) in reported.items():  # the binding's view of VariantInfo
+        config = config_from_name(name)
+        assert (source_hash, arch, int(min_cc)) == (first_build.result.built[name], config.ARCH, config.MIN_CC)
 
 
 @pytest.mark.nvcc

@@ -78,10 +78,14 @@ def _manifest(**linked):
 
 
 def test_variant_differences():
-    good = f"{SCALAR}:{render(config_from_name(SCALAR), toolchain_id=TID).source_hash}"
+    good = f"{SCALAR}:{render(config_from_name(SCALAR), toolchain_id=TID).source_hash}:sm_90a:80"
     assert runtime.variant_differences([good], _manifest()) == []
-    diffs = runtime.variant_differences([f"{SCALAR}:0123456789abcdef"], _manifest())
+    diffs = runtime.variant_differences([f"{SCALAR}:0123456789abcdef:sm_90a:80"], _manifest())
     assert diffs == [f"{SCALAR} changed (source hash 0123456789abcdef built, {good.split(':')[1]} now)"]
+    # An extension that reports no compile target predates per-variant archs.
+    old = good.rsplit(":", 2)[0]
+    assert runtime.variant_differences([old], _manifest()) == [
+        f"{SCALAR} reports no compile target (built by an older flashcore)"]
     # Built with another toolchain: the hashes differ too.
     assert runtime.variant_differences([good], _manifest(toolchain_id="nvcc=12.8")) != []
     # A family that was renamed: a "rebuild" difference, not a parse error.
@@ -113,11 +117,31 @@ def test_device_checks(monkeypatch):
         runtime.check_device()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA A100")
+    # Which capabilities run the kernels is the built variants' call (test_no_runnable_variant...).
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (8, 0))
-    with pytest.raises(runtime.UnsupportedDevice, match=r"NVIDIA A100\) is sm_80"):
-        runtime.check_device()
+    assert runtime.check_device() == (8, 0)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
-    runtime.check_device()
+    assert runtime.check_device() == (9, 0)
+
+
+def test_parse_reported():
+    from flashcore_cutlass.eligibility import Target
+
+    assert runtime.parse_reported("fc_x:abcd:sm_90a:80") == ("fc_x", "abcd", Target("sm_90a", 80))
+    assert runtime.parse_reported("fc_x:abcd") == ("fc_x", "abcd", None)
+    assert runtime.parse_reported("fc_x:abcd:sm_90a:") == ("fc_x", "abcd", None)
+
+
+def test_no_runnable_build_message():
+    from flashcore_cutlass.eligibility import Target, no_runnable_build_message
+
+    msg = no_runnable_build_message("/b", [Target("sm_90a", 80), Target("sm_90a", 90)], (8, 6), "NVIDIA A10")
+    assert msg == (
+        "the flashcore extension in /b holds variants for sm_90a (compute capability 9.0 only: H100/H200);"
+        " the current device (NVIDIA A10) is sm_86: run on a GPU they were built for (select it with"
+        " CUDA_VISIBLE_DEVICES or torch.cuda.set_device); no kernel family compiles for sm_86 yet"
+        " (every family targets sm_90a)"
+    )
 
 
 def test_no_device_is_reported_after_a_missing_build(tmp_path, monkeypatch):
@@ -132,7 +156,7 @@ def test_no_device_is_reported_after_a_missing_build(tmp_path, monkeypatch):
 @pytest.fixture
 def sm90(monkeypatch, tmp_path):
     """Pretend to run on an H100 (no GPU is touched before the extension's checks pass)."""
-    monkeypatch.setattr(runtime, "check_device", lambda: None)
+    monkeypatch.setattr(runtime, "check_device", lambda: (9, 0))
     monkeypatch.setattr(Environment, "current", classmethod(lambda cls, device=None: cls("H100", 132, "13.0", torch.__version__, "4.2.0")))
     monkeypatch.setenv("FLASHCORE_CACHE_DIR", str(tmp_path / "cache"))
 
@@ -193,8 +217,37 @@ def test_runtime_loads_a_current_extension_and_refuses_a_changed_one(linked_buil
     # Templates changed since the build (here: the recorded toolchain no longer reproduces the
     # hash, which is the same comparison): refused, naming the variant.
     path = linked_build.build_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
+    original = path.read_text()
+    manifest = json.loads(original)
     manifest["linked"]["toolchain_id"] += "\nedited"
     path.write_text(json.dumps(manifest))
-    with pytest.raises(runtime.StaleExtension, match=rf"{SCALAR} changed .*: rebuild: flashcore build"):
+    try:
+        with pytest.raises(runtime.StaleExtension, match=rf"{SCALAR} changed .*: rebuild: flashcore build"):
+            runtime.Runtime(build_dir=linked_build.build_dir)
+    finally:
+        path.write_text(original)  # the build is shared by the module's later tests
+
+
+@pytest.mark.nvcc
+def test_binding_reports_targets_and_checks_archs_like_python(linked_build, sm90):
+    from flashcore_codegen import arch
+
+    rt = runtime.Runtime(build_dir=linked_build.build_dir)
+    assert rt.targets == {SCALAR: ("sm_90a", 80)}
+    assert rt.registry.targets == rt.targets
+    arch_error = torch.ops.flashcore.arch_error  # registered by the load above; needs no GPU
+    for target in ("sm_90a", "sm_80", "sm_86", "sm_100a"):
+        for min_cc in (80, 86, 90, 100):
+            for cc in ((8, 0), (8, 6), (8, 9), (9, 0), (9, 1), (10, 0)):
+                assert (arch_error(target, min_cc, *cc) == "") == arch.runs_on(target, min_cc, cc), (target, min_cc, cc)
+    assert "this GPU is sm_86" in arch_error("sm_90a", 80, 8, 6)
+
+
+@pytest.mark.nvcc
+def test_runtime_refuses_a_device_no_built_variant_runs(linked_build, sm90, monkeypatch):
+    monkeypatch.setattr(runtime, "check_device", lambda: (8, 6))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA A10")
+    with pytest.raises(runtime.UnsupportedDevice, match=r"holds variants for sm_90a \(compute capability 9\.0 only: "
+                       r"H100/H200\); the current device \(NVIDIA A10\) is sm_86: .*no kernel family compiles for"
+                       r" sm_86 yet"):
         runtime.Runtime(build_dir=linked_build.build_dir)
