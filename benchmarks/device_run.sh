@@ -34,7 +34,7 @@ for stage in $STAGES; do
     sanitize) bash benchmarks/sanitize.sh 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;
     doctor) python3 -m flashcore_cutlass doctor 2>&1 | tee "$LOG/doctor.txt" ;;
     buildcost)  # seconds per variant on one core: one variant per family, one nvcc at a time
-            for v in fc_scalar_bf16_d128_full_m16_w4 fc_mma_bf16_d128_full_m64_n64_w4 fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0 fc_pipelined_bf16_d128_full_m128_n64_w4_s1_lean1; do
+            for v in fc_scalar_bf16_d128_full_m16_w4 fc_mma_bf16_d128_full_m64_n64_w4 fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0 fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1 fc_sm90_bf16_d256_causal_m128_n80_s2_sch1_p1; do
               rm -rf /tmp/onecore; s=$(date +%s.%N)
               taskset -c 0 python3 -m flashcore_cutlass build -q --no-link -j 1 --build-dir /tmp/onecore --only $v >/dev/null 2>&1
               e=$(date +%s.%N); echo "$v $(awk "BEGIN{printf \"%.1f\", $e-$s}") s on one core"

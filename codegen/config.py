@@ -63,6 +63,9 @@ class KernelConfig:
     # (dtype, head_dim, causal) problems they are built for (None: every problem).
     DEFAULT_TILES: ClassVar[dict[int, list[tuple[int, ...]]]] = {}
     DEFAULT_PROBLEMS: ClassVar[frozenset | None] = None
+    # Default variants allowed to spill registers: name glob -> the measurement that keeps them
+    # (`flashcore build` warns about any other spill).
+    MEASURED_SPILLS: ClassVar[dict[str, str]] = {}
     # Seconds to compile one variant on one core (measured; `flashcore build --dry-run` estimates from it).
     BUILD_SECONDS: ClassVar[float] = 60.0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .config import KernelConfig, tile
+from .config import SMEM_LIMIT_BYTES, KernelConfig, tile
 
 # Keys per tile of the scalar kernel: one key per lane of a warp.
 SCALAR_BLOCK_N = 32
@@ -133,6 +133,9 @@ class MmaConfig(_TensorCoreConfig):
     AXES: ClassVar[dict] = {"block_m": (64, 128), "block_n": (64,), "warps": (4,)}
     DEFAULT_TILES: ClassVar[dict] = {d: [(64, 64, 4)] for d in (64, 128, 256)}
     DEFAULT_PROBLEMS: ClassVar[frozenset] = LADDER_PROBLEMS
+    MEASURED_SPILLS: ClassVar[dict] = {
+        "fc_mma_fp16_d64_full_m64_n64_w4": "spills 4 B; the ladder's step-2 rung, built to be measured, never to win",
+    }
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,13 @@ class PipelinedConfig(_TensorCoreConfig):
         256: [(64, 64, 4, 1, 0), (128, 64, 8, 2, 0), (64, 32, 4, 2, 0)],
     }
 
+    MEASURED_SPILLS: ClassVar[dict] = {
+        "fc_pipelined_*_d128_*_m128_n64_w4_s2_lean0": "spills 44-68 B; fastest at 12 of the 24 D128 keys",
+        "fc_pipelined_*_d128_*_m128_n64_w4_s1_lean1": "spills 36-44 B; fastest at 1 D128 key, within 3 % at 10",
+        "fc_pipelined_*_d64_*_m128_n128_w4_s2_lean1": "spills 20-48 B; fastest at 7 of the 19 D64 keys",
+        "fc_pipelined_*_d64_causal_m128_n128_w4_s3_lean1": "spills 24-32 B; fastest at 2 D64 causal keys",
+    }
+
     def kv_buffers(self) -> int:
         return self.stages
 
@@ -191,6 +201,9 @@ SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
 # Registers a consumer thread needs beyond its accumulators (addresses, softmax state, descriptors).
 SM90_REGISTER_OVERHEAD = 32
 SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
+# Shared memory the sm90 kernel reserves beside its tiles (barriers, scheduler ring, alignment):
+# traits.cuh kBarrierBytes, used to decide whether O gets a buffer of its own.
+SM90_BARRIER_BYTES = 2048
 
 
 @dataclass(frozen=True)
@@ -228,13 +241,21 @@ class Sm90Config(KernelConfig):
         "schedule": (0, 1, 2),
         "persistent": (0, 1),
     }
-    # Per head dim, for every dtype and mask: the tiles that beat or matched SDPA in the first device
-    # runs of the kernel (benchmarks/experiments/sm90/NOTES.md, runs 1-3, 2026-11-25) and compile
-    # without spills, plus D256 128x64, the only D256 tile measured so far.
+    # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
+    # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
+    # cell but one): D64 3 WGs 192x128 (non-causal) and 128x128 (causal, S=1024); D128 128x128
+    # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64, kept as second).
     DEFAULT_TILES: ClassVar[dict] = {
-        64: [(128, 128, 2, 1, 0), (128, 192, 2, 2, 0)],
-        128: [(128, 128, 2, 1, 0), (128, 128, 2, 2, 0)],
-        256: [(128, 64, 2, 1, 0)],
+        64: [(192, 128, 2, 1, 1), (128, 128, 2, 1, 1)],
+        128: [(128, 128, 2, 2, 1), (128, 128, 2, 1, 1)],
+        256: [(128, 80, 2, 1, 1), (128, 64, 2, 1, 1)],
+    }
+    # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
+    MEASURED_SPILLS: ClassVar[dict] = {
+        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1": "spills 32 B (3 WGs at 160 registers); fastest D64 non-causal tile at "
+                                               "S=512, 2048, 4096 (1.03-1.04x SDPA, harness run 5)",
+        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1": "spills 4 B; fastest D256 tile at S=4k-16k, 1.05-1.20x SDPA "
+                                               "(harness run 5)",
     }
 
     @property
@@ -246,13 +267,17 @@ class Sm90Config(KernelConfig):
         return 128 * (1 + self.consumer_warpgroups)
 
     def smem_bytes(self) -> int:
-        # Q (reused for O), K and V rings, each 1 KB aligned for the swizzled TMA layouts, plus barriers.
+        # Q, K and V rings, each 1 KB aligned for the swizzled TMA layouts, plus barriers; a
+        # persistent kernel adds a separate O staging buffer when it fits (traits.cuh kSeparateO),
+        # else O reuses Q's buffer.
         def aligned(n: int) -> int:
             return -(-n // 1024) * 1024
 
         q = aligned(self.block_m * self.head_dim * self.element_bytes)
         kv = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
-        return q + 2 * kv + 16 + 32 * self.stages
+        base = q + 2 * kv
+        separate_o = self.persistent and base + q + SM90_BARRIER_BYTES <= SMEM_LIMIT_BYTES
+        return base + (q if separate_o else 1024) + 64 + 32 * self.stages
 
     def accumulator_registers(self) -> int:
         # Per consumer thread: O (64 x D over 128 threads), S (64 x N), P as packed 16-bit (half of S).

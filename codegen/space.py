@@ -10,20 +10,10 @@ from .config import FAMILIES, KernelConfig
 # Default variants that spill (ptxas, H100 builds) and stay because they win shapes
 # anyway: name glob -> the measurement (SM80 families: tuning_table-2026-11-25T1936-H100-83b947acafbe.json, 43
 # shapes; benchmarks/NOTES.md). `flashcore build` warns only about spills not explained here.
-MEASURED_SPILLS = {
-    "fc_pipelined_*_d128_*_m128_n64_w4_s2_lean0": "spills 44-68 B; fastest at 12 of the 24 D128 keys",
-    "fc_pipelined_*_d128_*_m128_n64_w4_s1_lean1": "spills 36-44 B; fastest at 1 D128 key, within 3 % at 10",
-    "fc_pipelined_*_d64_*_m128_n128_w4_s2_lean1": "spills 20-48 B; fastest at 7 of the 19 D64 keys",
-    "fc_pipelined_*_d64_causal_m128_n128_w4_s3_lean1": "spills 24-32 B; fastest at 2 D64 causal keys",
-    "fc_mma_fp16_d64_full_m64_n64_w4": "spills 4 B; the ladder's step-2 rung, built to be measured, never to win",
-    "fc_sm90_*_d256_*_m128_n64_s2_sch1_p0": "spills 56 B; fastest at all 12 D256 grid keys, 1.7-2.4x the pipelined "
-                                             "family (tuning_table-2026-11-25T2249-H100-b819637d379d.json)",
-}
-
-
 def spill_note(name: str) -> str | None:
-    """Why a default variant may spill (a measured reason), or None."""
-    return next((note for pattern, note in MEASURED_SPILLS.items() if fnmatch.fnmatchcase(name, pattern)), None)
+    """Why a default variant may spill (a measured reason from its family's ``MEASURED_SPILLS``), or None."""
+    notes = (item for cls in FAMILIES.values() for item in cls.MEASURED_SPILLS.items())
+    return next((note for pattern, note in notes if fnmatch.fnmatchcase(name, pattern)), None)
 
 
 def all_configs(valid_only: bool = True) -> Iterator[KernelConfig]:

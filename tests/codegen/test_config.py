@@ -305,8 +305,12 @@ def test_sm90_resource_model():
     c = Sm90Config("bf16", 128, False, block_m=128, block_n=128, stages=2, schedule=1, persistent=0)
     assert (c.consumer_warpgroups, c.threads) == (2, 384)
     assert c.accumulator_registers() == 64 + 64 + 32 and c.register_budget() == 240 - 32
-    assert c.smem_bytes() == 32768 + 2 * 65536 + 16 + 64
+    assert c.smem_bytes() == 32768 + 2 * 65536 + 1024 + 64 + 64
     assert c.is_valid
+    # Persistent: O gets a buffer of its own when it fits (traits.cuh kSeparateO), else it shares Q's.
+    persistent = Sm90Config("bf16", 128, False, 128, 128, 2, 1, 1)
+    assert persistent.smem_bytes() == 2 * 32768 + 2 * 65536 + 64 + 64
+    assert Sm90Config("bf16", 256, False, 128, 80, 2, 1, 1).smem_bytes() == 65536 + 2 * 81920 + 1024 + 64 + 64
     # FA3's D256 tile sits at the shared-memory limit; one more stage does not fit.
     assert Sm90Config("bf16", 256, False, 128, 80, 2, 1, 0).is_valid
     assert any("shared memory" in e for e in Sm90Config("bf16", 256, False, 128, 80, 3, 1, 0).validation_errors())

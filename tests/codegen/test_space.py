@@ -33,14 +33,14 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 48), ("sm90", 20)])
+@pytest.mark.parametrize("family, count", [("pipelined", 48), ("sm90", 24)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
     built = [c for c in default_configs() if c.family == family]
     expected = sum(len(tiles) for tiles in cls.DEFAULT_TILES.values()) * len(DTYPES) * 2
     assert len(built) == expected == count
-    assert len(default_configs()) == 72
+    assert len(default_configs()) == 76
 
 
 @pytest.mark.parametrize("family", ["pipelined", "sm90"])
@@ -119,10 +119,13 @@ def test_select_only_glob(space):
 
 
 def test_spill_notes_name_default_variants_only():
-    from flashcore_codegen.space import MEASURED_SPILLS, spill_note
+    from flashcore_codegen.config import FAMILIES
+    from flashcore_codegen.space import spill_note
 
-    names = [c.name for c in default_configs()]
-    for pattern in MEASURED_SPILLS:
-        assert any(fnmatch.fnmatchcase(n, pattern) for n in names), f"{pattern} explains no default variant"
+    for cls in FAMILIES.values():
+        names = [c.name for c in default_configs() if c.family == cls.family]
+        for pattern in cls.MEASURED_SPILLS:
+            assert any(fnmatch.fnmatchcase(n, pattern) for n in names), f"{pattern} explains no default {cls.family} variant"
     assert spill_note("fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0").startswith("spills")
     assert spill_note("fc_pipelined_bf16_d64_full_m64_n64_w4_s2_lean0") is None
+    assert spill_note("fc_sm90_bf16_d64_causal_m192_n128_s2_sch1_p1").startswith("spills")
