@@ -32,6 +32,13 @@ struct FwdParams {
   // i.e. exactly what scale 0 gives in fp32 (every visible key weighs 1).
   float scale_log2_abs;
   int negate_q;  // 1 when scale < 0
+  // Grouped-query attention: k and v have heads_k heads (heads % heads_k == 0); query head h reads
+  // K/V head h / (heads / heads_k). k/v batch and head strides step over K/V's own heads.
+  int heads_k;
+  // Causal variants: query row r sees key c iff c <= r + causal_offset. 0 = top-left alignment
+  // (torch's is_causal), seqlen_k - seqlen_q = bottom-right (FlashAttention's, KV-cache decoding).
+  // Rows that see no key get O = 0 and LSE = +inf. Ignored by non-causal variants.
+  int causal_offset;
   int num_sms;      // SM count of the device (persistent grids); the binding caches it per device
   void* workspace;  // zero-filled device scratch of the variant's workspace_bytes(), or nullptr
 };
