@@ -131,12 +131,13 @@ __global__ void reference(FwdParams p, bool bf16, bool causal, float* ref_o, flo
   int bh = int(warp / p.seqlen_q);
   int b = bh / p.heads, h = bh % p.heads;
   auto q = static_cast<const uint16_t*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride + row * p.q_row_stride;
-  auto k = static_cast<const uint16_t*>(p.k) + b * p.k_batch_stride + h * p.k_head_stride;
-  auto v = static_cast<const uint16_t*>(p.v) + b * p.v_batch_stride + h * p.v_head_stride;
+  int hk = h / (p.heads / p.heads_k);
+  auto k = static_cast<const uint16_t*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
+  auto v = static_cast<const uint16_t*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
   float qr[KD], acc[KD];
   for (int i = 0; i < KD; ++i) { qr[i] = to_f(q[lane + 32 * i], bf16); acc[i] = 0.f; }
   float m = -INFINITY, l = 0.f;
-  int kend = causal ? min(p.seqlen_k, row + 1) : p.seqlen_k;
+  int kend = causal ? max(0, min(p.seqlen_k, row + p.causal_offset + 1)) : p.seqlen_k;
   for (int j = 0; j < kend; ++j) {
     float s = 0.f;
     for (int i = 0; i < KD; ++i) s += qr[i] * to_f(k[j * p.k_row_stride + lane + 32 * i], bf16);
@@ -173,8 +174,12 @@ int main(int argc, char** argv) {
   int iters = argc > 7 ? atoi(argv[7]) : 0;
   bool bf16 = var->bf16;
   int64_t BH = int64_t(B) * H;
+  // FC_HKV: K/V heads (grouped-query attention); FC_ALIGN=br: bottom-right causal alignment.
+  int Hkv = getenv("FC_HKV") ? atoi(getenv("FC_HKV")) : H;
+  bool bottom_right = getenv("FC_ALIGN") && std::string(getenv("FC_ALIGN")) == "br";
+  int64_t BHkv = int64_t(B) * Hkv;
 
-  size_t nq = size_t(BH) * (Sq + kPad) * D, nk = size_t(BH) * (Sk + kPad) * D;
+  size_t nq = size_t(BH) * (Sq + kPad) * D, nk = size_t(BHkv) * (Sk + kPad) * D;
   uint16_t *q, *k, *v, *o;
   float *lse, *ref_o, *ref_lse;
   size_t lse_n = size_t(BH) * Sq, lse_guard = 64;
@@ -182,20 +187,22 @@ int main(int argc, char** argv) {
   CK(cudaMalloc(&lse, (lse_n + lse_guard) * 4));
   CK(cudaMalloc(&ref_o, size_t(BH) * Sq * D * 4)); CK(cudaMalloc(&ref_lse, lse_n * 4));
   fill<<<1024, 256>>>(q, BH, Sq, D, 1, bf16);
-  fill<<<1024, 256>>>(k, BH, Sk, D, 2, bf16);
-  fill<<<1024, 256>>>(v, BH, Sk, D, 3, bf16);
+  fill<<<1024, 256>>>(k, BHkv, Sk, D, 2, bf16);
+  fill<<<1024, 256>>>(v, BHkv, Sk, D, 3, bf16);
   poison_u16<<<1024, 256>>>(o, nq);
   poison_f32<<<1024, 256>>>(lse, lse_n + lse_guard);
   CK(cudaGetLastError());
 
   FwdParams p{};
   p.q = q; p.k = k; p.v = v; p.o = o; p.lse = lse;
-  auto set = [&](int64_t& bs, int64_t& hs, int64_t& rs, int s) { rs = D; hs = int64_t(s + kPad) * D; bs = hs * H; };
-  set(p.q_batch_stride, p.q_head_stride, p.q_row_stride, Sq);
-  set(p.k_batch_stride, p.k_head_stride, p.k_row_stride, Sk);
-  set(p.v_batch_stride, p.v_head_stride, p.v_row_stride, Sk);
-  set(p.o_batch_stride, p.o_head_stride, p.o_row_stride, Sq);
+  auto set = [&](int64_t& bs, int64_t& hs, int64_t& rs, int s, int h) { rs = D; hs = int64_t(s + kPad) * D; bs = hs * h; };
+  set(p.q_batch_stride, p.q_head_stride, p.q_row_stride, Sq, H);
+  set(p.k_batch_stride, p.k_head_stride, p.k_row_stride, Sk, Hkv);
+  set(p.v_batch_stride, p.v_head_stride, p.v_row_stride, Sk, Hkv);
+  set(p.o_batch_stride, p.o_head_stride, p.o_row_stride, Sq, H);
   p.batch = B; p.heads = H; p.seqlen_q = Sq; p.seqlen_k = Sk;
+  p.heads_k = Hkv;
+  p.causal_offset = bottom_right ? Sk - Sq : 0;
   p.scale = scale; p.scale_log2 = scale * 1.4426950408889634f;
   CK(cudaDeviceGetAttribute(&p.num_sms, cudaDevAttrMultiProcessorCount, 0));
   // Every variant gets a zero-filled workspace (the dynamic scheduler's counter), reset before
@@ -246,6 +253,7 @@ int main(int argc, char** argv) {
   double tol = bf16 ? 1e-2 : 4e-3;
   bool pass = max_err <= tol && max_lse_rel <= 1e-3 && unwritten == 0 && pad_clobbered == 0 && lse_unwritten == 0 &&
               guard_clobbered == 0;
+  if (Hkv != H || bottom_right) printf("[Hkv=%d align=%s] ", Hkv, bottom_right ? "br" : "tl");
   printf("%s %s B=%d H=%d Sq=%d Sk=%d D=%d scale=%g max_abs_err=%.3e lse_rel_err=%.3e unwritten_o=%lld "
          "pad_rows_written=%lld unwritten_lse=%lld lse_guard_written=%lld",
          pass ? "PASS" : "FAIL", var->name, B, H, Sq, Sk, D, scale, max_err, max_lse_rel, (long long)unwritten,

@@ -212,7 +212,37 @@ ncu5() {
   $N "$BIN" bf16_d128_nc_pp_persist 1 16 16384 16384
 }
 
+# Run 6: grouped-query attention (FC_HKV) and bottom-right causal alignment (FC_ALIGN=br).
+check6() {
+  local fails=0
+  run() { $T "$BIN" "$@" || { echo "  (rc=$?)"; fails=$((fails + 1)); }; }
+  for v in bf16_d128_c_ovl bf16_d128_c_ovl_persist bf16_d128_nc_pp_persist bf16_d256_c_ovl_persist bf16_d64_c_ovl_persist \
+           bf16_d64_c_m128n128_ovl_persist bf16_d256_nc_n80_ovl_persist; do
+    for s in "100 1000" "1 4096" "128 640" "1000 100" "777 300" "4096 1" "300 300" "17 1000"; do
+      FC_ALIGN=br run $v 2 8 $s
+    done
+    for h in 2 1; do
+      FC_HKV=$h run $v 2 8 1000 1000
+      FC_HKV=$h FC_ALIGN=br run $v 2 8 333 1000
+      FC_HKV=$h FC_ALIGN=br run $v 3 8 1000 333
+    done
+    FC_HKV=4 run $v 7 40 300 300
+  done
+  echo "check6 failures: $fails"
+}
+
+# GQA cost: 32 query heads on 8 K/V heads against MHA of the same work (Llama-style, D128, S=4096).
+timing6() {
+  for v in bf16_d128_c_ovl_persist bf16_d128_nc_pp_persist; do
+    $T "$BIN" $v 2 32 4096 4096 default 30
+    FC_HKV=8 $T "$BIN" $v 2 32 4096 4096 default 30
+  done
+  FC_ALIGN=br $T "$BIN" bf16_d128_c_ovl_persist 2 32 1024 4096 default 30
+}
+
 case "${1:-all}" in
+  check6) check6 ;;
+  time6) timing6 ;;
   check5) check5 ;;
   time5) timing5 ;;
   ncu5) ncu5 ;;

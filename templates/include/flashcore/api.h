@@ -66,14 +66,19 @@ inline void* advance(void* ptr, int64_t elements, int element_bytes) {
 
 template <class Launch>
 inline cudaError_t launch_chunked(FwdParams const& p, int m_tiles, int element_bytes, Launch&& launch) {
+  // Grouped-query attention: a chunk starts at a multiple of the group size, so that the chunk's
+  // K/V head of local query head y is y / group, relative to its advanced k/v pointers.
+  int const group = p.heads_k > 0 ? p.heads / p.heads_k : 1;
+  int const max_heads = kMaxGridYZ - kMaxGridYZ % group;
   for (int b0 = 0; b0 < p.batch; b0 += kMaxGridYZ) {
     int const nb = p.batch - b0 < kMaxGridYZ ? p.batch - b0 : kMaxGridYZ;
-    for (int h0 = 0; h0 < p.heads; h0 += kMaxGridYZ) {
-      int const nh = p.heads - h0 < kMaxGridYZ ? p.heads - h0 : kMaxGridYZ;
+    for (int h0 = 0; h0 < p.heads; h0 += max_heads) {
+      int const nh = p.heads - h0 < max_heads ? p.heads - h0 : max_heads;
+      int const hk0 = h0 / group;
       FwdParams c = p;
       c.q = advance(p.q, b0 * p.q_batch_stride + h0 * p.q_head_stride, element_bytes);
-      c.k = advance(p.k, b0 * p.k_batch_stride + h0 * p.k_head_stride, element_bytes);
-      c.v = advance(p.v, b0 * p.v_batch_stride + h0 * p.v_head_stride, element_bytes);
+      c.k = advance(p.k, b0 * p.k_batch_stride + hk0 * p.k_head_stride, element_bytes);
+      c.v = advance(p.v, b0 * p.v_batch_stride + hk0 * p.v_head_stride, element_bytes);
       c.o = advance(p.o, b0 * p.o_batch_stride + h0 * p.o_head_stride, element_bytes);
       c.lse = p.lse + (int64_t(b0) * p.heads + h0) * p.seqlen_q;
       c.batch = nb;
@@ -84,25 +89,9 @@ inline cudaError_t launch_chunked(FwdParams const& p, int m_tiles, int element_b
   return cudaSuccess;
 }
 
-// can_implement of kernels that move 16-byte vectors through global memory (cp.async, 128-bit
-// loads and stores): nullptr when q, k, v and o start 16-byte aligned and the stride of every
-// dimension with more than one index is a multiple of 16 bytes (a lone index never applies its
-// stride), else why not.
-inline const char* vector16_alignment_error(FwdParams const& p, int element_bytes) {
-  auto base_ok = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
-  auto stride_ok = [element_bytes](int64_t stride, int extent) {
-    return extent <= 1 || (stride * element_bytes) % 16 == 0;
-  };
-  bool const ok = base_ok(p.q) && base_ok(p.k) && base_ok(p.v) && base_ok(p.o) &&
-                  stride_ok(p.q_batch_stride, p.batch) && stride_ok(p.q_head_stride, p.heads) &&
-                  stride_ok(p.q_row_stride, p.seqlen_q) && stride_ok(p.k_batch_stride, p.batch) &&
-                  stride_ok(p.k_head_stride, p.heads) && stride_ok(p.k_row_stride, p.seqlen_k) &&
-                  stride_ok(p.v_batch_stride, p.batch) && stride_ok(p.v_head_stride, p.heads) &&
-                  stride_ok(p.v_row_stride, p.seqlen_k) && stride_ok(p.o_batch_stride, p.batch) &&
-                  stride_ok(p.o_head_stride, p.heads) && stride_ok(p.o_row_stride, p.seqlen_q);
-  return ok ? nullptr
-            : "the SM80 kernels copy 16-byte vectors: q, k, v and out need 16-byte aligned data and strides that are "
-              "multiples of 16 bytes";
+// K/V head read by query head `head` (relative to a launch_chunked chunk or absolute).
+inline __host__ __device__ int kv_head(FwdParams const& p, int head) {
+  return p.heads_k > 0 ? head / (p.heads / p.heads_k) : head;
 }
 
 using FwdFn = cudaError_t (*)(const FwdParams&, cudaStream_t);

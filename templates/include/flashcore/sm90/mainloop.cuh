@@ -53,28 +53,28 @@ struct MainloopTmaWgmma {
     cute::prefetch_tma_descriptor(p.tma_o.get_tma_descriptor());
   }
 
-  // Number of key tiles a query tile visits (causal: up to its diagonal, top-left aligned).
+  // Number of key tiles a query tile visits (causal: up to the diagonal shifted by causal_offset;
+  // 0 when every row of the tile is before the first key, bottom-right alignment with Sq > Sk).
   CUTE_DEVICE static int n_blocks(Params const& p, int m_block) {
-    int key_end = kCausal ? min(p.seqlen_k, (m_block + 1) * kBlockM) : p.seqlen_k;
-    return (key_end + kBlockN - 1) / kBlockN;
+    int key_end = kCausal ? min(p.seqlen_k, (m_block + 1) * kBlockM + p.causal_offset) : p.seqlen_k;
+    return key_end > 0 ? (key_end + kBlockN - 1) / kBlockN : 0;
   }
   CUTE_DEVICE static bool needs_mask(Params const& p, int m_block, int n) {
     int col_end = (n + 1) * kBlockN;
-    return col_end > p.seqlen_k || (kCausal && col_end - 1 > m_block * kBlockM);
+    return col_end > p.seqlen_k || (kCausal && col_end - 1 > m_block * kBlockM + p.causal_offset);
   }
 
   // ------------------------------------------------------------------ producer (one thread)
   CUTE_DEVICE static void load(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
                                PipeState& v_state, int tile_iter) {
     int nb = n_blocks(p, w.m_block);
-    if (nb == 0) return;  // seqlen_k == 0: consumers write zeros without waiting
-
     Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
     Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
     Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
     Tensor gQ = local_tile(mQ(_, _, w.head, w.batch), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
-    Tensor gK = local_tile(mK(_, _, w.head, w.batch), Shape<BN, HD>{}, make_coord(_, _0{}));  // (BN, D, n)
-    Tensor gV = local_tile(mV(_, _, w.head, w.batch), Shape<BN, HD>{}, make_coord(_, _0{}));
+    int const head_kv = w.head / p.head_ratio;  // grouped-query attention: K/V heads are shared
+    Tensor gK = local_tile(mK(_, _, head_kv, w.batch), Shape<BN, HD>{}, make_coord(_, _0{}));  // (BN, D, n)
+    Tensor gV = local_tile(mV(_, _, head_kv, w.batch), Shape<BN, HD>{}, make_coord(_, _0{}));
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutV{});
@@ -103,8 +103,9 @@ struct MainloopTmaWgmma {
       v_state.advance(kStages);
     };
 
+    // Q loads for every tile, even one without keys: the Q barriers' phases count tiles.
     int n = nb - 1;
-    load_k(n);
+    if (nb > 0) load_k(n);
     // Q's buffer is free again once the consumers' last QK^T of the previous tile is done, or,
     // when it doubles as the O staging buffer, once the previous tile's O store has read it.
     if (tile_iter > 0) {
@@ -113,6 +114,7 @@ struct MainloopTmaWgmma {
     }
     FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
     copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
+    if (nb == 0) return;
     // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
     for (; n > 0; --n) {
       load_k(n - 1);
@@ -146,10 +148,10 @@ struct MainloopTmaWgmma {
 
     clear(tOrO);
     int nb = n_blocks(p, w.m_block);
-    if (nb == 0) return;
 
     int const row0 = w.m_block * kBlockM;
     int const seqlen_k = p.seqlen_k;
+    int const causal_offset = p.causal_offset;
     float const scale_log2 = p.scale_log2;
     bool const wg_leader = (tid % 128) == 0;
     int const wg = tid / 128;
@@ -162,7 +164,7 @@ struct MainloopTmaWgmma {
         auto mask = [&](int i, int j) {
           int col = col0 + get<1>(tScS(i, j));
           int row = row0 + get<0>(tScS(i, j));
-          return col >= seqlen_k || (kCausal && col > row);
+          return col >= seqlen_k || (kCausal && col > row + causal_offset);
         };
         softmax.template step<true>(s, scale_log2, mask, corr);
       } else {
@@ -175,6 +177,10 @@ struct MainloopTmaWgmma {
     };
 
     FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
+    if (nb == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
+      return;
+    }
     float corr[kRowsPerThread];
     int n = nb - 1;
 

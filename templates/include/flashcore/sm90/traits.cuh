@@ -109,20 +109,23 @@ struct Traits {
     ShapeT shape_q, shape_k;
     float* lse;
     int seqlen_q, seqlen_k;
+    int head_ratio;     // query heads per K/V head (grouped-query attention; 1 = MHA)
+    int causal_offset;  // causal: row r sees key c iff c <= r + causal_offset
     float scale_log2;
     TileGeometry geo;
     void* workspace;
   };
 
   static Params make_params(FwdParams const& p) {
+    int const heads_k = p.heads_k > 0 ? p.heads_k : p.heads;  // 0: a caller predating GQA, i.e. MHA
     auto mQ = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.q)),
                           make_shape(p.seqlen_q, int(kHeadDim), p.heads, p.batch),
                           make_stride(p.q_row_stride, _1{}, p.q_head_stride, p.q_batch_stride));
     auto mK = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.k)),
-                          make_shape(p.seqlen_k, int(kHeadDim), p.heads, p.batch),
+                          make_shape(p.seqlen_k, int(kHeadDim), heads_k, p.batch),
                           make_stride(p.k_row_stride, _1{}, p.k_head_stride, p.k_batch_stride));
     auto mV = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.v)),
-                          make_shape(p.seqlen_k, int(kHeadDim), p.heads, p.batch),
+                          make_shape(p.seqlen_k, int(kHeadDim), heads_k, p.batch),
                           make_stride(p.v_row_stride, _1{}, p.v_head_stride, p.v_batch_stride));
     auto mO = make_tensor(make_gmem_ptr(static_cast<Element*>(p.o)),
                           make_shape(p.seqlen_q, int(kHeadDim), p.heads, p.batch),
@@ -132,7 +135,7 @@ struct Traits {
         make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutO{}, Shape<BM, HD>{}, _1{}),
-        mQ.shape(), mK.shape(), p.lse, p.seqlen_q, p.seqlen_k, p.scale_log2,
+        mQ.shape(), mK.shape(), p.lse, p.seqlen_q, p.seqlen_k, p.heads / heads_k, p.causal_offset, p.scale_log2,
         make_tile_geometry<kBlockM>(p), p.workspace};
   }
 };
