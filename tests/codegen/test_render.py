@@ -57,6 +57,10 @@ def test_render_names_symbol_and_registration(config):
     assert registration in src.text
     if config.family != "scalar":  # the SM80 families check 16-byte alignment in C++
         assert f"const char* {name}_can_implement(flashcore::FwdParams const& p) {{" in src.text
+        # ... with the helper api.h keeps for them (nvcc tests compile it; this says why first).
+        api_h = (render_module.INCLUDE_DIR / "flashcore" / "api.h").read_text()
+        assert "flashcore::vector16_alignment_error(" in src.text
+        assert "inline const char* vector16_alignment_error(FwdParams const& p, int element_bytes)" in api_h
 
 
 def test_sm90_registers_its_hooks():

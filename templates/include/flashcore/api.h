@@ -94,6 +94,28 @@ inline __host__ __device__ int kv_head(FwdParams const& p, int head) {
   return p.heads_k > 0 ? head / (p.heads / p.heads_k) : head;
 }
 
+// can_implement of kernels that move 16-byte vectors through global memory (cp.async, 128-bit
+// loads and stores): nullptr when q, k, v and o start 16-byte aligned and the stride of every
+// dimension with more than one index is a multiple of 16 bytes (a lone index never applies its
+// stride), else why not.
+inline const char* vector16_alignment_error(FwdParams const& p, int element_bytes) {
+  auto base_ok = [](const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; };
+  auto stride_ok = [element_bytes](int64_t stride, int extent) {
+    return extent <= 1 || (stride * element_bytes) % 16 == 0;
+  };
+  int const heads_k = p.heads_k > 0 ? p.heads_k : p.heads;
+  bool const ok = base_ok(p.q) && base_ok(p.k) && base_ok(p.v) && base_ok(p.o) &&
+                  stride_ok(p.q_batch_stride, p.batch) && stride_ok(p.q_head_stride, p.heads) &&
+                  stride_ok(p.q_row_stride, p.seqlen_q) && stride_ok(p.k_batch_stride, p.batch) &&
+                  stride_ok(p.k_head_stride, heads_k) && stride_ok(p.k_row_stride, p.seqlen_k) &&
+                  stride_ok(p.v_batch_stride, p.batch) && stride_ok(p.v_head_stride, heads_k) &&
+                  stride_ok(p.v_row_stride, p.seqlen_k) && stride_ok(p.o_batch_stride, p.batch) &&
+                  stride_ok(p.o_head_stride, p.heads) && stride_ok(p.o_row_stride, p.seqlen_q);
+  return ok ? nullptr
+            : "the SM80 kernels copy 16-byte vectors: q, k, v and out need 16-byte aligned data and strides that are "
+              "multiples of 16 bytes";
+}
+
 using FwdFn = cudaError_t (*)(const FwdParams&, cudaStream_t);
 
 // What a variant computes; the binding checks a call against it before launching.
