@@ -34,6 +34,8 @@ DECL(bf16_d64_c_ovl_persist) DECL(bf16_d64_c_m128n128_ovl_persist) DECL(bf16_d25
 DECL(bf16_d256_c_ovl_persist) DECL(bf16_d64_nc_m128n192_pp_persist)
 DECL(bf16_d64_nc_m128n128_pp_persist) DECL(bf16_d64_c_m128n128_pp_persist) DECL(bf16_d64_c_m128n64_ovl_persist) DECL(bf16_d64_c_m128n96_ovl_persist) DECL(bf16_d64_nc_m64n128_ovl_persist) DECL(bf16_d64_c_m64n128_ovl_persist) DECL(bf16_d64_nc_m128n176_ovl_persist) DECL(bf16_d64_nc_m128n96_ovl_persist) DECL(bf16_d128_nc_n176_pp_persist) DECL(bf16_d256_nc_n80_ovl_persist) DECL(bf16_d256_c_n80_ovl_persist)
 
+DECL(bf16_d128_nc_pp_persist_q1) DECL(bf16_d128_c_ovl_persist_q1) DECL(bf16_d64_nc_ovl_persist_q1) DECL(bf16_d64_nc_m128n128_ovl_persist_q1) DECL(bf16_d64_c_m128n128_ovl_persist_q1) DECL(bf16_d64_c_ovl_persist_q1) 
+
 struct Variant { const char* name; FwdFn fn; bool bf16; int d; bool causal; };
 static const Variant kVariants[] = {
     {"bf16_d128_nc_ovl", bf16_d128_nc_ovl, true, 128, false},
@@ -75,6 +77,12 @@ static const Variant kVariants[] = {
     {"bf16_d64_nc_m128n96_ovl_persist", bf16_d64_nc_m128n96_ovl_persist, true, 64, false},
     {"bf16_d128_nc_n176_pp_persist", bf16_d128_nc_n176_pp_persist, true, 128, false},
     {"bf16_d256_nc_n80_ovl_persist", bf16_d256_nc_n80_ovl_persist, true, 256, false},
+    {"bf16_d128_nc_pp_persist_q1", bf16_d128_nc_pp_persist_q1, true, 128, false},
+    {"bf16_d128_c_ovl_persist_q1", bf16_d128_c_ovl_persist_q1, true, 128, true},
+    {"bf16_d64_nc_ovl_persist_q1", bf16_d64_nc_ovl_persist_q1, true, 64, false},
+    {"bf16_d64_nc_m128n128_ovl_persist_q1", bf16_d64_nc_m128n128_ovl_persist_q1, true, 64, false},
+    {"bf16_d64_c_m128n128_ovl_persist_q1", bf16_d64_c_m128n128_ovl_persist_q1, true, 64, true},
+    {"bf16_d64_c_ovl_persist_q1", bf16_d64_c_ovl_persist_q1, true, 64, true},
     {"bf16_d256_c_n80_ovl_persist", bf16_d256_c_n80_ovl_persist, true, 256, true},
 };
 

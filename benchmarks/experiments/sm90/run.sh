@@ -14,21 +14,29 @@ FLAGS="-std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a --use_fast_math -DND
 INC="-I$ROOT/templates/include -I$CUTLASS_INC"
 NGROUPS=23
 GROUPS_TO_BUILD=${FC_GROUPS:-$(seq 0 $((NGROUPS - 1)))}
+Q1_GROUPS=${FC_Q1_GROUPS:-}
 BIN="$OUTDIR/harness"
 T="timeout ${CASE_TIMEOUT:-30}"  # a deadlocked kernel must not eat the whole device call
 
 build() {
-  local pids=()
+  local pids=() objs=()
   for g in $GROUPS_TO_BUILD; do
     local extra=""
     extra="-DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED"  # as templates/sm90.cu.j2 defines it
     $NVCC $FLAGS $extra $INC -DFC_GROUP=$g -c "$HERE/variants.cu" -o "$OUTDIR/variants_$g.o" > "$OUTDIR/variants_$g.log" 2>&1 &
-    pids+=($!)
+    pids+=($!); objs+=("variants_$g")
+  done
+  # Run 7: the persistent groups again with one Q buffer, as <name>_q1.
+  for g in $Q1_GROUPS; do
+    $NVCC $FLAGS -DCUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED -DFLASHCORE_SM90_MAX_Q_STAGES=1 -DFC_SUFFIX=_q1 $INC -DFC_GROUP=$g \
+      -c "$HERE/variants.cu" -o "$OUTDIR/variants_q1_$g.o" > "$OUTDIR/variants_q1_$g.log" 2>&1 &
+    pids+=($!); objs+=("variants_q1_$g")
   done
   $NVCC -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a $INC -c "$HERE/harness.cu" -o "$OUTDIR/harness.o" \
     > "$OUTDIR/harness.log" 2>&1 || { cat "$OUTDIR/harness.log"; return 1; }
   for i in "${!pids[@]}"; do
-    wait "${pids[$i]}" || { echo "group $i failed"; grep -m5 -B2 -A5 error "$OUTDIR/variants_$i.log"; rm -f "$OUTDIR/variants_$i.o"; }
+    local o=${objs[$i]}
+    wait "${pids[$i]}" || { echo "$o failed"; grep -m5 -B2 -A5 error "$OUTDIR/$o.log"; rm -f "$OUTDIR/$o.o"; }
   done
   $NVCC -gencode=arch=compute_90a,code=sm_90a "$OUTDIR"/variants_*.o "$OUTDIR/harness.o" -o "$BIN" || return 1
   for g in $GROUPS_TO_BUILD; do
@@ -240,7 +248,24 @@ timing6() {
   FC_ALIGN=br $T "$BIN" bf16_d128_c_ovl_persist 2 32 1024 4096 default 30
 }
 
+# Run 7: the 2-slot Q ring (next tile's Q loads during this tile) against one Q buffer (_q1).
+timing7() {
+  local it=30
+  for s in 512 1024 2048 4096; do
+    local b=$((16384 / s))
+    for r in 1 2; do
+      for v in bf16_d128_nc_pp_persist bf16_d128_c_ovl_persist; do
+        $T "$BIN" ${v}_q1 $b 16 $s $s default $it; $T "$BIN" $v $b 16 $s $s default $it
+      done
+      for v in bf16_d64_nc_ovl_persist bf16_d64_nc_m128n128_ovl_persist bf16_d64_c_m128n128_ovl_persist bf16_d64_c_ovl_persist; do
+        $T "$BIN" ${v}_q1 $b 32 $s $s default $it; $T "$BIN" $v $b 32 $s $s default $it
+      done
+    done
+  done
+}
+
 case "${1:-all}" in
+  time7) timing7 ;;
   check6) check6 ;;
   time6) timing6 ;;
   check5) check5 ;;

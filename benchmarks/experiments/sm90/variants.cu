@@ -6,8 +6,17 @@ using bf16 = cutlass::bfloat16_t;
 using fp16 = cutlass::half_t;
 namespace s = flashcore::sm90;
 
+// FC_SUFFIX (e.g. _q1) renames a group's instantiations, so one group can be built twice with
+// different defines (run 7: -DFLASHCORE_SM90_MAX_Q_STAGES=1 -DFC_SUFFIX=_q1).
+#ifndef FC_SUFFIX
+#define FC_SUFFIX
+#endif
+#define FC_CAT2(a, b) a##b
+#define FC_CAT(a, b) FC_CAT2(a, b)
 #define FC_VARIANT(NAME, ...)                                                              \
-  cudaError_t NAME(flashcore::FwdParams const& p, cudaStream_t st) { return s::run_fwd<__VA_ARGS__>(p, st); }
+  cudaError_t FC_CAT(NAME, FC_SUFFIX)(flashcore::FwdParams const& p, cudaStream_t st) {     \
+    return s::run_fwd<__VA_ARGS__>(p, st);                                                 \
+  }
 
 //           name                        Element D    BM   BN  St WG causal overlap persistent [pingpong]
 #if FC_GROUP == 0
