@@ -95,6 +95,20 @@ def torch_differences(manifest: dict) -> list[str]:
     return []
 
 
+# Arguments of flashcore::fwd this Python passes; a binding built before one of them was added
+# would fail every call with a schema error, so loading it asks for a rebuild instead.
+FWD_ARGUMENTS = ("variant", "q", "k", "v", "scale", "out", "lse", "causal_offset")
+
+
+def binding_differences(fwd_schema) -> list[str]:
+    """How the loaded binding's flashcore::fwd (its torch FunctionSchema) differs from the one
+    this Python calls."""
+    names = tuple(argument.name for argument in fwd_schema.arguments)
+    if names != FWD_ARGUMENTS:
+        return [f"its flashcore::fwd takes ({', '.join(names)}), this flashcore passes ({', '.join(FWD_ARGUMENTS)})"]
+    return []
+
+
 def variant_differences(reported: list[str], manifest: dict) -> list[str]:
     """How the variants the loaded extension reports ("name:hash") differ from the variants
     rendered now from the installed templates, with the toolchain recorded in the manifest."""
@@ -147,7 +161,8 @@ class Runtime:
         except (OSError, RuntimeError) as exc:
             raise StaleExtension(stale_message(self.build_dir, [f"it does not load: {exc}"])) from exc
         reported = list(torch.ops.flashcore.variants())
-        differences = variant_differences(reported, manifest)
+        differences = binding_differences(torch.ops.flashcore.fwd.default._schema)
+        differences += variant_differences(reported, manifest)
         if differences:
             raise StaleExtension(stale_message(self.build_dir, differences))
         entries = [parse_reported(entry) for entry in reported]
@@ -167,9 +182,11 @@ class Runtime:
     def variant_id(self, problem: Problem) -> int:
         return self.ids[self.registry.choose(problem).variant]
 
-    def run(self, variant: str, q, k, v, scale: float, out=None, lse=None):
-        """Run one named variant (the tuner and tests use this to bypass dispatch)."""
-        return self.fwd(self.ids[variant], q, k, v, scale, out, lse)
+    def run(self, variant: str, q, k, v, scale: float, out=None, lse=None, causal_offset: int = 0):
+        """Run one named variant (the tuner and tests use this to bypass dispatch). k/v may have
+        fewer heads than q (grouped-query attention); ``causal_offset`` aligns a causal variant's
+        mask: row r sees key c iff c <= r + causal_offset (0: top-left, Sk - Sq: bottom-right)."""
+        return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset)
 
 
 def get_runtime() -> Runtime:
@@ -181,9 +198,9 @@ def get_runtime() -> Runtime:
     return _runtime
 
 
-# Dispatch decisions per exact shape, (dtype, causal, B, H, Sq, D, Sk) -> variant id, filled by the
-# API's hot path (one dict lookup per call). Owned here with the registry's per-key cache, so that
-# forgetting decisions needs no import of the API.
+# Dispatch decisions per exact shape (api._shape_key: dtype, mask, B, H, Sq, D, Hkv, Sk, aligned16)
+# -> variant id, filled by the API's hot path (one dict lookup per call). Owned here with the
+# registry's per-key cache, so that forgetting decisions needs no import of the API.
 shape_cache: dict[tuple, int] = {}
 
 

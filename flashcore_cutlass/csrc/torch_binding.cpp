@@ -205,9 +205,15 @@ std::string layout_facts(at::Tensor const& t, char const* what) {
          ", strides " + dims(t.strides());
 }
 
+// The causal mask's alignment, clamped to [-seqlen_q, seqlen_k]: beyond it nothing changes (every row
+// sees every key, or no row sees any), and inside it row + offset stays in the kernels' int range.
+int clamp_causal_offset(int64_t offset, int64_t seqlen_q, int64_t seqlen_k) {
+  return int(std::min(std::max(offset, -seqlen_q), seqlen_k));
+}
+
 std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k,
                                        at::Tensor const& v, double scale, std::optional<at::Tensor> out_opt,
-                                       std::optional<at::Tensor> lse_opt) {
+                                       std::optional<at::Tensor> lse_opt, int64_t causal_offset) {
   auto const& variants = variant_list();
   TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", num(variant));
   VariantInfo const& info = variants[variant].info;
@@ -218,9 +224,16 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   check_arch(variants[variant], q.device().index(), dev);
   TORCH_CHECK_VALUE(std::isfinite(scale) && std::abs(scale) <= double(FLT_MAX),
                     "scale must be a finite float32 value, got ", num(scale));
-  int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Sk = k.size(2);
-  TORCH_CHECK_VALUE(k.size(0) == B && v.size(0) == B && k.size(1) == H && v.size(1) == H && v.size(2) == Sk,
-              "key/value must be (", num(B), ", ", num(H), ", seqlen_k, ", num(int64_t(info.head_dim)), ")");
+  int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Hk = k.size(1), Sk = k.size(2);
+  TORCH_CHECK_VALUE(v.sizes() == k.sizes(), "value shape ", dims(v.sizes()), " must equal key shape ", dims(k.sizes()));
+  TORCH_CHECK_VALUE(k.size(0) == B, "key/value batch ", num(k.size(0)), " must equal query batch ", num(B),
+                    " (key/value are (batch, heads_k, seqlen_k, head_dim))");
+  // Grouped-query attention: query head h reads key/value head h / (H / Hk); Hk = H is plain MHA.
+  TORCH_CHECK_VALUE(Hk == H || (Hk > 0 && H % Hk == 0), "query has ", num(H), " heads and key/value ", num(Hk),
+                    ": the query head count must be a multiple of the key/value head count (grouped-query attention)");
+  // launch_chunked cuts the heads at multiples of the group, at most kMaxGridYZ heads a launch.
+  TORCH_CHECK_VALUE(Hk == 0 || H / Hk <= kMaxGridYZ, "query has ", num(H), " heads per key/value head, at most ",
+                    num(int64_t(kMaxGridYZ)), " are supported (one launch's grid)");
   c10::cuda::CUDAGuard guard(q.device());
   at::Tensor out, lse;
   if (out_opt.has_value()) {
@@ -276,6 +289,8 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   p.v_batch_stride = vs[0], p.v_head_stride = vs[1], p.v_row_stride = vs[2];
   p.o_batch_stride = os[0], p.o_head_stride = os[1], p.o_row_stride = os[2];
   p.batch = int(B), p.heads = int(H), p.seqlen_q = int(Sq), p.seqlen_k = int(Sk);
+  p.heads_k = int(Hk);  // = heads for plain multi-head calls
+  p.causal_offset = info.causal ? clamp_causal_offset(causal_offset, Sq, Sk) : 0;  // 0 = top-left, torch's is_causal
   double const scale_log2 = scale * 1.4426950408889634;
   p.scale = float(scale);
   p.scale_log2 = float(scale_log2);
@@ -322,9 +337,12 @@ TORCH_LIBRARY(flashcore, m) {
   // "" when a GPU of compute capability (major, minor) runs a variant built for `arch` whose code
   // needs compute capability `min_cc` (major * 10 + minor), else why not and how to fix it.
   m.def("arch_error(str arch, int min_cc, int major, int minor) -> str", &flashcore::arch_error);
-  // out/lse: optional preallocated results (written in place; returned as the results).
-  m.def("fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None)"
-        " -> (Tensor, Tensor)");
+  // out/lse: optional preallocated results (written in place; returned as the results). k/v may have
+  // fewer heads than q (a divisor: grouped-query attention). causal_offset (causal variants): query row
+  // r sees key c iff c <= r + causal_offset; 0 = top-left (torch's is_causal), seqlen_k - seqlen_q =
+  // bottom-right (FlashAttention's).
+  m.def("fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
+        " int causal_offset=0) -> (Tensor, Tensor)");
   // A variant's workspace as fwd allocates it (zero-filled, torch's caching allocator), for tests.
   m.def("zeroed_workspace(Tensor like, int bytes) -> Tensor");
 }

@@ -95,6 +95,20 @@ def test_variant_differences():
     assert "older flashcore" in runtime.variant_differences([good], {"variants": {}})[0]
 
 
+def test_binding_differences():
+    """A binding built before fwd took causal_offset (or with other arguments) asks for a rebuild
+    instead of failing every call with a schema error."""
+    current = torch._C.parse_schema(
+        "flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
+        " int causal_offset=0) -> (Tensor, Tensor)")
+    assert runtime.binding_differences(current) == []
+    old = torch._C.parse_schema("flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale,"
+                                " Tensor? out=None, Tensor? lse=None) -> (Tensor, Tensor)")
+    assert runtime.binding_differences(old) == [
+        "its flashcore::fwd takes (variant, q, k, v, scale, out, lse), this flashcore passes"
+        " (variant, q, k, v, scale, out, lse, causal_offset)"]
+
+
 def test_torch_differences():
     assert runtime.torch_differences(_manifest()) == []
     assert runtime.torch_differences(_manifest(torch="2.4.0+cu121")) == [f"torch 2.4.0+cu121 then, {torch.__version__} now"]
