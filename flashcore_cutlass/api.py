@@ -3,22 +3,38 @@
 Argument rules (each violation is a TypeError for a wrong type, a ValueError for a wrong value,
 raised before anything runs on the GPU):
 
-- ``causal`` / ``is_causal`` / ``return_lse`` / ``enable_gqa``: a ``bool`` (a NumPy bool scalar
-  is accepted as well). Not an int, a string or a tensor: ``causal="bottom_right"`` used to run
-  top-left causal silently; torch SDPA also insists on a bool.
+- ``causal``: False; True or "top_left" (torch's ``is_causal``: query row r sees keys 0..r);
+  "bottom_right" (FlashAttention's alignment: row r sees keys 0..r + Sk - Sq, so the last query
+  row sees every key, as in decoding with a KV cache, Sq < Sk). Both are the same when Sq == Sk.
+  With "bottom_right" and Sq > Sk the first Sq - Sk rows see no key: their output is 0 and their
+  LSE +inf (FlashAttention's convention; what the kernels write). Any other value is refused: a
+  TypeError for another type (an int, None, a tensor; a NumPy bool counts as a bool), a
+  ValueError for another string.
+- ``is_causal`` (the SDPA drop-in: top-left, like torch) / ``return_lse`` / ``enable_gqa``: a
+  ``bool`` (a NumPy bool scalar is accepted as well), as torch SDPA insists.
+- Heads: q has H heads, k and v Hkv heads, H a multiple of Hkv (grouped-query attention; MQA
+  for Hkv = 1): query head h reads key/value head h // (H // Hkv), and K/V are never copied or
+  repeated. Another count is a ValueError naming both. Like torch SDPA, the drop-in needs
+  ``enable_gqa=True`` for Hkv != H, except Hkv = 1, which torch broadcasts (the same result).
 - ``scale``: None (1/sqrt(head_dim)) or a real number (``int``, ``float``, NumPy scalar; not a
   ``bool``, not a tensor) that is finite and within float32 range. Any sign: a negative or zero
   scale computes ``softmax(scale * Q K^T) V`` exactly like the math definition (every visible key
   weighs the same for 0). NaN and inf are refused.
 - Empty problems are not launched, like SDPA: batch, heads or seqlen_q of 0 give empty results of
   the right shapes; seqlen_k == 0 with queries gives an output of zeros (an empty sum, what SDPA's
-  math definition gives) and an LSE of -inf (the logsumexp of no scores).
+  math definition gives) and an LSE of -inf (the logsumexp of no scores; unlike the +inf of rows
+  that a bottom-right mask leaves without keys, above).
 - seqlen_q and seqlen_k at most 2^30 and batch*heads at most 2^31-1 (the kernels index with
   32-bit ints); beyond that a ValueError. Any batch and head count otherwise (the grid folds
   batch*heads).
 - Layout: the last dimension contiguous; other strides free. Inputs that are not 16-byte
   aligned (a data pointer or a stride that is not a multiple of 16 bytes) are dispatched to a
   family that takes them (scalar); when none is built, a ValueError names the fix.
+
+Tracing: under torch.compile / torch.export (and for tensor subclasses such as FakeTensor),
+``attention()`` checks its arguments as above and calls the library op ``flashcore::attention``
+(:mod:`flashcore_cutlass.op`), opaque to the tracer; it dispatches and launches when the graph
+runs. Eager calls run the same code without the op's dispatcher round trip.
 """
 
 from __future__ import annotations
@@ -27,6 +43,7 @@ import numbers
 
 import torch
 
+from .op import BOTTOM_RIGHT, NO_MASK, TOP_LEFT
 from .problem import Problem
 from .runtime import get_runtime
 from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
@@ -37,6 +54,11 @@ ALIGN_BYTES = 16  # what 128-bit vector and TMA copies need (Problem.aligned16)
 FLT_MAX = 3.4028234663852886e38  # the op passes the scale as a float32
 MAX_SEQLEN = 1 << 30  # kMaxSeqlen in templates/include/flashcore/api.h
 MAX_BATCH_HEADS = 2**31 - 1
+MAX_GROUP = 65535  # query heads per key/value head: one launch's grid (launch_chunked in api.h)
+_attention_op = torch.ops.flashcore.attention.default  # registered by the .op import above
+# False in eager mode, True while Dynamo traces (torch.compile, strict export); a third of the
+# cost of torch.compiler.is_compiling. Non-strict tracers pass tensor subclasses (FakeTensor).
+_is_dynamo_compiling = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
 
 
 def _describe(value) -> str:
@@ -56,6 +78,22 @@ def _as_bool(name: str, value) -> bool:
     raise TypeError(f"{name} must be a bool, got {_describe(value)}")
 
 
+def _as_causal(causal) -> str:
+    """The mask ``causal`` names, spelled as the op takes it: False -> "none", True ->
+    "top_left", "top_left" / "bottom_right" as they are; TypeError/ValueError otherwise."""
+    if type(causal) is str:
+        if causal == TOP_LEFT:
+            return TOP_LEFT
+        if causal == BOTTOM_RIGHT:
+            return BOTTOM_RIGHT
+        raise ValueError(f"causal must be False, True, 'top_left' or 'bottom_right', got {causal!r}")
+    try:
+        flag = _as_bool("causal", causal)
+    except TypeError:
+        raise TypeError(f"causal must be a bool, 'top_left' or 'bottom_right', got {_describe(causal)}") from None
+    return TOP_LEFT if flag else NO_MASK
+
+
 def _as_scale(scale) -> float:
     """A finite float32-representable float from a real number; TypeError/ValueError otherwise."""
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
@@ -70,6 +108,14 @@ def _as_scale(scale) -> float:
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+    _check_tensors(q, k, v)
+    # Last, so that shape and dtype errors are reported (and testable) on any device.
+    _check_device(q, k, v)
+
+
+def _check_tensors(q, k, v) -> None:
+    """Types, ranks, dtypes, layouts and shapes: everything but the device (the op's fake
+    implementation runs these on fake tensors, symbolic sizes included)."""
     for name, t in (("query", q), ("key", k), ("value", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -87,11 +133,16 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     if d not in SUPPORTED_HEAD_DIMS:
         raise ValueError(f"head_dim {d} is not supported; supported: {SUPPORTED_HEAD_DIMS}")
     b, h, sq, _ = q.shape
-    if k.shape[0] != b or k.shape[1] != h or k.shape[3] != d:
-        raise ValueError(f"key shape {tuple(k.shape)} does not match query {tuple(q.shape)} (need (B, H, Sk, D))")
+    if k.shape[0] != b or k.shape[3] != d:
+        raise ValueError(f"key shape {tuple(k.shape)} does not match query {tuple(q.shape)} (need (B, Hkv, Sk, D))")
     if v.shape != k.shape:
         raise ValueError(f"value shape {tuple(v.shape)} must equal key shape {tuple(k.shape)}")
-    sk = k.shape[2]
+    hkv, sk = k.shape[1], k.shape[2]
+    if hkv != h and (hkv == 0 or h % hkv != 0):
+        raise ValueError(
+            f"query has {h} heads and key/value {hkv}: the query head count must be a multiple of the "
+            "key/value head count (grouped-query attention)"
+        )
     if b and h and sq:  # something to compute: the kernels' 32-bit index range
         if sq > MAX_SEQLEN or sk > MAX_SEQLEN:
             raise ValueError(
@@ -100,8 +151,8 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
             )
         if b * h > MAX_BATCH_HEADS:
             raise ValueError(f"batch * heads = {b} * {h} exceeds the kernels' 32-bit range (at most {MAX_BATCH_HEADS})")
-    # Last, so that shape and dtype errors are reported (and testable) on any device.
-    _check_device(q, k, v)
+        if h // hkv > MAX_GROUP:
+            raise ValueError(f"query has {h // hkv} heads per key/value head, at most {MAX_GROUP} are supported")
 
 
 def _check_device(q, k, v) -> None:
@@ -118,8 +169,86 @@ def _check_grad(q, k, v) -> None:
         )
 
 
-def _empty_result(q, return_lse: bool):
-    """Results of a problem with nothing to launch (checked inputs with a zero-size dimension)."""
+def attention(q, k, v, causal: bool | str = False, scale: float | None = None, return_lse: bool = False):
+    """Attention forward with torch SDPA's layout and semantics.
+
+    q: (B, H, Sq, D), k and v: (B, Hkv, Sk, D) with H a multiple of Hkv (grouped-query
+    attention: query head h reads key/value head h // (H // Hkv); no copy of K/V); fp16 or bf16;
+    D in 64/128/256; last dim contiguous, other strides free (e.g. slices of a fused QKV tensor).
+
+    ``causal``: False; True or "top_left" (torch's ``is_causal``: query row r sees keys 0..r);
+    "bottom_right" (FlashAttention's: row r sees keys 0..r + Sk - Sq, i.e. the last query row
+    sees every key: KV-cache decoding with Sq < Sk). With "bottom_right" and Sq > Sk the first
+    Sq - Sk rows see no key: out = 0 and lse = +inf there. ``scale`` defaults to 1/sqrt(D); any
+    finite value works, negative and zero included.
+
+    Returns out (B, H, Sq, D), and with ``return_lse`` (a bool) also the fp32 natural-log
+    logsumexp of each query row's scaled scores, (B, H, Sq). Works under torch.compile
+    (fullgraph, dynamic shapes) and in CUDA graphs. See the module docstring for the argument
+    rules and empty inputs.
+    """
+    # Argument checks first, on every call (the per-shape cache must not skip them): for the usual
+    # values they are a few identity tests and one chained comparison.
+    if causal is False:
+        mask = NO_MASK
+    elif causal is True:
+        mask = TOP_LEFT
+    else:
+        mask = _as_causal(causal)
+    if return_lse is not True and return_lse is not False:
+        return_lse = _as_bool("return_lse", return_lse)
+    if scale is not None and (type(scale) is not float or not -FLT_MAX <= scale <= FLT_MAX):
+        scale = _as_scale(scale)
+    if _is_dynamo_compiling() or (type(q) is not torch.Tensor and isinstance(q, torch.Tensor)):
+        # Traced (or a tensor subclass, e.g. FakeTensor): the opaque library op, whose
+        # implementation is _forward. Grad is refused here: inside the op it is not visible.
+        _check_grad(q, k, v)
+        out, lse = _attention_op(q, k, v, mask, scale)
+    else:
+        out, lse = _forward(q, k, v, mask, scale)
+    return (out, lse) if return_lse else out
+
+
+def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool = False):
+    """(out, lse) of checked arguments (``causal`` as the op spells it): the eager path, and the
+    implementation of the flashcore::attention op. ``heads_must_match``: the SDPA drop-in's rule
+    without enable_gqa (read from the cache key, which holds both head counts anyway)."""
+    # Hot path: a shape seen before skips the Python tensor checks; the op re-checks everything
+    # cheaply in C++ (dtypes, shapes, head counts, strides, alignment, devices) before launching.
+    try:
+        key = _shape_key(q, k, v, causal)
+        vid = _dispatch_cache.get(key)
+    except (AttributeError, IndexError, TypeError):
+        vid = None
+    if vid is None:
+        if heads_must_match:
+            _check_heads_without_gqa(q, k)
+        _check(q, k, v)
+        b, h, sq, d = q.shape
+        sk = k.shape[2]
+        if not (b and h and sq and sk):  # never cached: nothing to launch
+            _check_grad(q, k, v)
+            return _empty_result(q)
+        aligned = _aligned16(q, k, v)
+        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, causal != NO_MASK, b, h, sq, sk, aligned))
+        key = _shape_key(q, k, v, causal)
+        _dispatch_cache[key] = vid
+    elif heads_must_match and key[_KEY_HEADS_K] != key[_KEY_HEADS] and key[_KEY_HEADS_K] != 1:
+        _check_heads_without_gqa(q, k)  # raises
+    _check_grad(q, k, v)
+    if scale is None:
+        scale = key[_KEY_HEAD_DIM] ** -0.5
+    # Row r sees key c iff c <= r + offset (causal variants only; others ignore it).
+    offset = key[_KEY_SEQLEN_K] - key[_KEY_SEQLEN_Q] if causal == BOTTOM_RIGHT else 0
+    try:
+        return _fwd(vid, q, k, v, scale, None, None, offset)
+    except (RuntimeError, NotImplementedError):
+        _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
+        raise
+
+
+def _empty_result(q):
+    """(out, lse) of a problem with nothing to launch (checked inputs with a zero-size dimension)."""
     b, h, sq, d = q.shape
     if b and h and sq:  # no keys: empty sums
         out = q.new_zeros((b, h, sq, d))
@@ -127,52 +256,7 @@ def _empty_result(q, return_lse: bool):
     else:
         out = q.new_empty((b, h, sq, d))
         lse = q.new_empty((b, h, sq), dtype=torch.float32)
-    return (out, lse) if return_lse else out
-
-
-def attention(q, k, v, causal: bool = False, scale: float | None = None, return_lse: bool = False):
-    """Attention forward with torch SDPA's layout and semantics.
-
-    q: (B, H, Sq, D), k and v: (B, H, Sk, D); fp16 or bf16; D in 64/128/256; last dim
-    contiguous, other strides free (e.g. slices of a fused QKV tensor). ``causal`` (a bool) is
-    torch's ``is_causal`` (top-left aligned when Sq != Sk). ``scale`` defaults to 1/sqrt(D); any
-    finite value works, negative and zero included. Returns out (B, H, Sq, D), and with
-    ``return_lse`` (a bool) also the fp32 natural-log logsumexp of each query row's scaled
-    scores, (B, H, Sq). See the module docstring for the argument rules and empty inputs.
-    """
-    # Argument checks first, on every call (the per-shape cache below must not skip them): for
-    # the usual values they are two identity tests and one chained comparison.
-    if causal is not True and causal is not False:
-        causal = _as_bool("causal", causal)
-    if return_lse is not True and return_lse is not False:
-        return_lse = _as_bool("return_lse", return_lse)
-    if scale is not None and (type(scale) is not float or not -FLT_MAX <= scale <= FLT_MAX):
-        scale = _as_scale(scale)
-    # Hot path: a shape seen before skips the Python tensor checks; the op re-checks everything
-    # cheaply in C++ (dtypes, shapes, strides, alignment, devices) before launching.
-    try:
-        vid = _dispatch_cache.get(_shape_key(q, k, v, causal))
-    except (AttributeError, IndexError, TypeError):
-        vid = None
-    if vid is None:
-        _check(q, k, v)
-        b, h, sq, d = q.shape
-        sk = k.shape[2]
-        if not (b and h and sq and sk):  # never cached: nothing to launch
-            _check_grad(q, k, v)
-            return _empty_result(q, return_lse)
-        aligned = _aligned16(q, k, v)
-        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, causal, b, h, sq, sk, aligned))
-        _dispatch_cache[_shape_key(q, k, v, causal)] = vid
-    _check_grad(q, k, v)
-    if scale is None:
-        scale = q.shape[-1] ** -0.5
-    try:
-        out, lse = _fwd(vid, q, k, v, scale)
-    except (RuntimeError, NotImplementedError):
-        _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
-        raise
-    return (out, lse) if return_lse else out
+    return out, lse
 
 
 def _aligned16(q, k, v) -> bool:
@@ -193,15 +277,22 @@ def _aligned16(q, k, v) -> bool:
     return True
 
 
-def _shape_key(q, k, v, causal) -> tuple:
-    """The hot path's cache key: everything the dispatch decision depends on."""
-    return (q.dtype, causal, *q.shape, k.shape[2], _aligned16(q, k, v))
+def _shape_key(q, k, v, causal: str) -> tuple:
+    """The hot path's cache key: everything the dispatch decision and the skipped Python checks
+    depend on. The key/value head count decides no variant (every variant takes any divisor),
+    but a cached decision must not let another count skip the check of its rule."""
+    kv_shape = k.shape  # one shape read: each costs ~0.1 us
+    return (q.dtype, causal, *q.shape, kv_shape[1], kv_shape[2], _aligned16(q, k, v))
 
 
-def _fwd(vid, q, k, v, scale):
+# Where _shape_key puts the sizes that the hot path reads back (each tensor.shape read costs ~0.1 us).
+_KEY_HEADS, _KEY_SEQLEN_Q, _KEY_HEAD_DIM, _KEY_HEADS_K, _KEY_SEQLEN_K = 3, 4, 5, 6, 7
+
+
+def _fwd(vid, q, k, v, scale, out, lse, causal_offset):
     global _fwd
     _fwd = get_runtime().fwd  # bind the op once; later calls go straight to it
-    return _fwd(vid, q, k, v, scale)
+    return _fwd(vid, q, k, v, scale, out, lse, causal_offset)
 
 
 def _check_dropout(dropout_p) -> None:
@@ -217,14 +308,40 @@ def scaled_dot_product_attention(
     query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None, enable_gqa=False
 ):
     """Drop-in for ``torch.nn.functional.scaled_dot_product_attention`` on the supported subset:
-    no attention mask, no dropout, no GQA, 4-D inputs with equal query/value head dims.
-    Arguments are checked like :func:`attention` (``is_causal`` and ``enable_gqa`` must be bools)."""
+    no attention mask, no dropout, 4-D inputs with equal query/value head dims. ``is_causal`` is
+    top-left aligned, like torch's. Key/value with fewer heads than the query need
+    ``enable_gqa=True`` (like torch, which refuses them otherwise), except a single key/value
+    head, which torch broadcasts (the same result). Arguments are checked like
+    :func:`attention` (``is_causal`` and ``enable_gqa`` must be bools)."""
     if attn_mask is not None:
         raise NotImplementedError("flashcore_cutlass does not support attn_mask (only is_causal); use torch SDPA")
     if type(dropout_p) is not float or dropout_p != 0.0:
         _check_dropout(dropout_p)
-    if enable_gqa is not False and _as_bool("enable_gqa", enable_gqa):
-        raise NotImplementedError("flashcore_cutlass does not support grouped-query attention (enable_gqa=True)")
+    if enable_gqa is not False and enable_gqa is not True:
+        enable_gqa = _as_bool("enable_gqa", enable_gqa)
     if is_causal is not True and is_causal is not False:
         is_causal = _as_bool("is_causal", is_causal)
-    return attention(query, key, value, causal=is_causal, scale=scale)
+    if scale is not None and (type(scale) is not float or not -FLT_MAX <= scale <= FLT_MAX):
+        scale = _as_scale(scale)
+    mask = TOP_LEFT if is_causal else NO_MASK
+    # attention()'s two paths, with the head rule: in eager mode it reads the cache key's head counts.
+    if _is_dynamo_compiling() or (type(query) is not torch.Tensor and isinstance(query, torch.Tensor)):
+        if not enable_gqa:
+            _check_heads_without_gqa(query, key)
+        _check_grad(query, key, value)
+        return _attention_op(query, key, value, mask, scale)[0]
+    return _forward(query, key, value, mask, scale, not enable_gqa)[0]
+
+
+def _check_heads_without_gqa(query, key) -> None:
+    """torch SDPA without enable_gqa: key/value have the query's head count, or one head (which
+    torch broadcasts over the query heads). Other argument errors are left to attention()."""
+    try:
+        hq, hkv = query.shape[1], key.shape[1]
+    except (AttributeError, IndexError, TypeError):  # not tensors, or too few dims
+        return
+    if hkv != hq and hkv != 1 and query.ndim == 4 and key.ndim == 4:
+        raise ValueError(
+            f"query has {hq} heads and key/value {hkv}: pass enable_gqa=True for grouped-query attention "
+            "(torch SDPA also refuses different head counts without it)"
+        )

@@ -80,16 +80,64 @@ def test_head_dim_96(fn):
     raises(fn, ValueError, "head_dim 96 is not supported; supported: (64, 128, 256)", q, k, v)
 
 
-@pytest.mark.parametrize(
-    "k_shape",
-    [(2, 2, 8, 64), (1, 3, 8, 64), (1, 2, 8, 128)],
-    ids=["batch", "heads", "head_dim"],
-)
+@pytest.mark.parametrize("k_shape", [(2, 2, 8, 64), (1, 2, 8, 128)], ids=["batch", "head_dim"])
 def test_key_does_not_match_query(fn, k_shape):
     q, _, _ = qkv()
     k = torch.randn(k_shape, dtype=torch.float16)
-    raises(fn, ValueError, f"key shape {k_shape} does not match query (1, 2, 8, 64) (need (B, H, Sk, D))",
+    raises(fn, ValueError, f"key shape {k_shape} does not match query (1, 2, 8, 64) (need (B, Hkv, Sk, D))",
            q, k, k.clone())
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouped-query attention: key/value may have Hkv heads, H a multiple of Hkv.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("hq,hkv", [(32, 8), (8, 1), (28, 4), (4, 4)], ids=["gqa32/8", "mqa8/1", "gqa28/4", "mha"])
+def test_head_counts_that_divide_reach_the_device_check(hq, hkv):
+    q = torch.randn(1, hq, 8, 64, dtype=torch.float16)
+    k, v = (torch.randn(1, hkv, 8, 64, dtype=torch.float16) for _ in range(2))
+    raises(fc.attention, ValueError, "flashcore runs on CUDA devices only", q, k, v)
+    raises(fc.attention, ValueError, "flashcore runs on CUDA devices only", q, k, v, causal="bottom_right")
+    raises(fc.scaled_dot_product_attention, ValueError, "flashcore runs on CUDA devices only", q, k, v,
+           enable_gqa=True)
+
+
+@pytest.mark.parametrize("hq,hkv", [(6, 4), (2, 3), (8, 3), (4, 0)])
+def test_head_counts_that_do_not_divide(fn, hq, hkv):
+    q = torch.randn(1, hq, 8, 64, dtype=torch.float16)
+    k = torch.randn(1, hkv, 8, 64, dtype=torch.float16)
+    kwargs = {} if fn is FUNCTIONS["attention"] else {"enable_gqa": True}
+    raises(fn, ValueError, f"query has {hq} heads and key/value {hkv}: the query head count must be a multiple of "
+           "the key/value head count (grouped-query attention)", q, k, k.clone(), **kwargs)
+
+
+def test_key_and_value_head_counts_must_match(fn):
+    q = torch.randn(1, 8, 8, 64, dtype=torch.float16)
+    k, v = torch.randn(1, 2, 8, 64, dtype=torch.float16), torch.randn(1, 4, 8, 64, dtype=torch.float16)
+    kwargs = {} if fn is FUNCTIONS["attention"] else {"enable_gqa": True}
+    raises(fn, ValueError, "value shape (1, 4, 8, 64) must equal key shape (1, 2, 8, 64)", q, k, v, **kwargs)
+
+
+def test_sdpa_needs_enable_gqa_for_other_head_counts_like_torch():
+    """torch SDPA refuses key/value with another head count unless enable_gqa=True, but broadcasts
+    a single key/value head (checked against torch itself on CPU, float32)."""
+    sdpa, torch_sdpa = fc.scaled_dot_product_attention, torch.nn.functional.scaled_dot_product_attention
+    q = torch.randn(1, 8, 8, 64, dtype=torch.float16)
+    for hkv, torch_accepts in ((2, False), (4, False), (1, True), (8, True)):
+        k = torch.randn(1, hkv, 8, 64, dtype=torch.float16)
+        try:
+            torch_sdpa(q.float(), k.float(), k.float())
+            accepted = True
+        except RuntimeError:
+            accepted = False
+        assert accepted == torch_accepts, hkv
+        if torch_accepts:
+            raises(sdpa, ValueError, "flashcore runs on CUDA devices only", q, k, k)
+        else:
+            raises(sdpa, ValueError, f"query has 8 heads and key/value {hkv}: pass enable_gqa=True", q, k, k)
+            raises(sdpa, ValueError, f"query has 8 heads and key/value {hkv}: pass enable_gqa=True", q, k, k,
+                   enable_gqa=False, is_causal=True)
+        raises(sdpa, ValueError, "flashcore runs on CUDA devices only", q, k, k, enable_gqa=True)
 
 
 @pytest.mark.parametrize("v_shape", [(1, 2, 9, 64), (1, 2, 8, 128), (1, 1, 8, 64)])
@@ -166,8 +214,7 @@ def test_sdpa_unsupported_arguments():
     raises(sdpa, NotImplementedError, "does not support attn_mask (only is_causal)", q, k, v,
            attn_mask=torch.ones(8, 8, dtype=torch.bool))
     raises(sdpa, NotImplementedError, "does not support dropout (dropout_p=0.1)", q, k, v, dropout_p=0.1)
-    raises(sdpa, NotImplementedError, "does not support grouped-query attention (enable_gqa=True)", q, k, v,
-           enable_gqa=True)
+    raises(sdpa, ValueError, "flashcore runs on CUDA devices only", q, k, v, enable_gqa=True)  # supported now
     # The drop-in's defaults reach the input checks.
     raises(sdpa, ValueError, "flashcore runs on CUDA devices only", q, k, v, attn_mask=None, dropout_p=0.0,
            is_causal=True, scale=0.5, enable_gqa=False)
@@ -181,17 +228,40 @@ NOT_BOOLS = ["bottom_right", 1, 0, None, 1.0, torch.tensor(True)]
 NOT_BOOL_IDS = ["str", "int1", "int0", "None", "float", "tensor"]
 
 
-@pytest.mark.parametrize("value", NOT_BOOLS, ids=NOT_BOOL_IDS)
-def test_causal_must_be_a_bool(value):
+@pytest.mark.parametrize("value", NOT_BOOLS[1:], ids=NOT_BOOL_IDS[1:])
+def test_causal_must_be_a_bool_or_an_alignment(value):
     q, k, v = qkv()
-    err = raises(fc.attention, TypeError, "causal must be a bool, got", q, k, v, causal=value)
+    err = raises(fc.attention, TypeError, "causal must be a bool, 'top_left' or 'bottom_right', got", q, k, v,
+                 causal=value)
     assert type(value).__name__ in str(err)
-    raises(fc.scaled_dot_product_attention, TypeError, "is_causal must be a bool, got", q, k, v, is_causal=value)
 
 
-def test_causal_bottom_right_names_the_value():
+@pytest.mark.parametrize("value", ["bottom-right", "BOTTOM_RIGHT", "top-left", "none", "", "causal"])
+def test_causal_strings_other_than_the_alignments(value):
     q, k, v = qkv()
-    raises(fc.attention, TypeError, "causal must be a bool, got str 'bottom_right'", q, k, v, causal="bottom_right")
+    raises(fc.attention, ValueError, f"causal must be False, True, 'top_left' or 'bottom_right', got {value!r}",
+           q, k, v, causal=value)
+
+
+@pytest.mark.parametrize("value", NOT_BOOLS, ids=NOT_BOOL_IDS)
+def test_is_causal_must_be_a_bool(value):
+    """The drop-in's is_causal is torch's: a bool (top-left), no alignment strings."""
+    q, k, v = qkv()
+    err = raises(fc.scaled_dot_product_attention, TypeError, "is_causal must be a bool, got", q, k, v, is_causal=value)
+    assert type(value).__name__ in str(err)
+
+
+@pytest.mark.parametrize("value", [False, True, "top_left", "bottom_right"])
+def test_causal_values_reach_the_tensor_checks(value):
+    q, k, v = qkv()
+    raises(fc.attention, ValueError, "flashcore runs on CUDA devices only", q, k, v, causal=value)
+
+
+def test_causal_names_the_mask_the_op_gets():
+    assert [api._as_causal(c) for c in (False, True, "top_left", "bottom_right")] == [
+        "none", "top_left", "top_left", "bottom_right"]
+    np = pytest.importorskip("numpy")
+    assert api._as_causal(np.bool_(True)) == "top_left" and api._as_causal(np.bool_(False)) == "none"
 
 
 @pytest.mark.parametrize("value", NOT_BOOLS, ids=NOT_BOOL_IDS)
@@ -257,25 +327,48 @@ def test_sdpa_zero_dropout_as_int_is_fine():
 
 def test_cached_shapes_still_check_the_arguments(monkeypatch):
     """The per-shape cache skips the tensor checks (the op redoes them in C++), never the
-    argument checks: a cached shape with causal="bottom_right" or scale=nan is still refused,
-    and valid arguments reach the op normalised (bool causal, float scale)."""
-    q, k, v = qkv()
+    argument checks: a cached shape with causal="bottom-right" or scale=nan is still refused,
+    and valid arguments reach the op normalised (float scale; the causal offset: 0 for top-left,
+    Sk - Sq for bottom-right)."""
+    q, k, v = qkv(sq=8, sk=13)
     calls = []
-    monkeypatch.setattr(api, "_fwd", lambda vid, q, k, v, scale: calls.append((vid, scale)) or (q, None))
-    api._dispatch_cache[api._shape_key(q, k, v, True)] = 7
-    api._dispatch_cache[api._shape_key(q, k, v, False)] = 8
-    raises(fc.attention, TypeError, "causal must be a bool, got str 'bottom_right'", q, k, v, causal="bottom_right")
-    raises(fc.attention, TypeError, "causal must be a bool, got int 1", q, k, v, causal=1)
+
+    def fake_fwd(vid, q, k, v, scale, out, lse, causal_offset):
+        calls.append((vid, scale, causal_offset))
+        return q, None
+
+    monkeypatch.setattr(api, "_fwd", fake_fwd)
+    api._dispatch_cache[api._shape_key(q, k, v, "top_left")] = 7
+    api._dispatch_cache[api._shape_key(q, k, v, "bottom_right")] = 7
+    api._dispatch_cache[api._shape_key(q, k, v, "none")] = 8
+    raises(fc.attention, ValueError, "causal must be False, True, 'top_left' or 'bottom_right', got 'bottom-right'",
+           q, k, v, causal="bottom-right")
+    raises(fc.attention, TypeError, "causal must be a bool, 'top_left' or 'bottom_right', got int 1", q, k, v,
+           causal=1)
     raises(fc.attention, ValueError, "scale must be finite", q, k, v, causal=True, scale=float("nan"))
     raises(fc.attention, TypeError, "scale must be None or a real number", q, k, v, causal=True, scale="1")
     raises(fc.attention, TypeError, "return_lse must be a bool", q, k, v, causal=True, return_lse="yes")
     raises(fc.scaled_dot_product_attention, TypeError, "is_causal must be a bool", q, k, v, is_causal="yes")
+    raises(fc.scaled_dot_product_attention, TypeError, "is_causal must be a bool", q, k, v, is_causal="bottom_right")
     assert calls == []
     fc.attention(q, k, v, causal=True, scale=2)
+    fc.attention(q, k, v, causal="top_left")
+    fc.attention(q, k, v, causal="bottom_right", scale=0.5)
     fc.attention(q, k, v, scale=-0.5)
     fc.attention(q, k, v)
-    assert calls == [(7, 2.0), (8, -0.5), (8, 64 ** -0.5)]
-    assert all(type(s) is float for _, s in calls)
+    assert calls == [(7, 2.0, 0), (7, 64 ** -0.5, 0), (7, 0.5, 13 - 8), (8, -0.5, 0), (8, 64 ** -0.5, 0)]
+    assert all(type(s) is float for _, s, _ in calls)
+
+
+def test_a_cached_decision_does_not_skip_the_head_count_check(monkeypatch):
+    """A shape dispatched with 2 key/value heads: the same call with 3 (not a divisor of 4) is
+    a new key, so the Python check runs and reports the rule (not a C++ or kernel error)."""
+    monkeypatch.setattr(api, "_fwd", lambda *args: pytest.fail("the op was reached"))
+    q = torch.randn(1, 4, 8, 64, dtype=torch.float16)
+    k2, k3 = torch.randn(1, 2, 8, 64, dtype=torch.float16), torch.randn(1, 3, 8, 64, dtype=torch.float16)
+    api._dispatch_cache[api._shape_key(q, k2, k2, "none")] = 1
+    assert api._shape_key(q, k3, k3, "none") not in api._dispatch_cache
+    raises(fc.attention, ValueError, "query has 4 heads and key/value 3", q, k3, k3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +404,7 @@ def test_no_keys_give_zeros_and_minus_inf_lse_like_sdpa(any_device):
 
 def test_empty_problems_still_check_arguments_and_grad(any_device):
     q, k, v = qkv(0, 2, 8, 8)
-    raises(fc.attention, TypeError, "causal must be a bool", q, k, v, causal="yes")
+    raises(fc.attention, ValueError, "causal must be False, True, 'top_left' or 'bottom_right'", q, k, v, causal="yes")
     raises(fc.attention, ValueError, "head_dim 96 is not supported", *qkv(0, 2, 8, 8, d=96))
     q.requires_grad_(True)
     raises(fc.attention, NotImplementedError, "forward pass only", q, k, v)

@@ -1,0 +1,66 @@
+"""flashcore::attention: the attention forward as a torch library op, which is what torch.compile,
+torch.export and other tracers see of :func:`flashcore_cutlass.attention`.
+
+The eager path cannot be traced: dispatch reads data pointers (16-byte alignment picks the
+family) and keeps its decisions in Python dicts. So under tracing ``attention()`` calls this op
+instead, opaque to the tracer: its fake implementation gives the result shapes, its real one is
+the eager path itself (``api._forward``), which dispatches when the compiled graph runs, cached
+per shape as in eager mode, then launches. Eager calls go to ``api._forward`` directly, without
+the dispatcher round trip.
+
+Registered with torch.library's low-level API rather than ``torch.library.custom_op``: the latter
+wraps every call in a Python autograd function, ~40 us a call against ~10 us on the CPU box it was
+measured on; this op has no gradient anyway (Autograd falls through; the implementation refuses
+inputs that require grad, as attention() does).
+
+    flashcore::attention(Tensor q, Tensor k, Tensor v, str causal="none", float? scale=None)
+        -> (Tensor out, Tensor lse)
+
+``causal`` is "none", "top_left" or "bottom_right"; ``scale`` None means 1/sqrt(head_dim). out is
+(B, H, Sq, D) in q's dtype and lse (B, H, Sq) fp32, both new contiguous tensors. No autograd.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# The causal masks as the op spells them. "top_left" is torch's is_causal (row r sees keys
+# 0..r); "bottom_right" is FlashAttention's (row r sees keys 0..r + Sk - Sq).
+NO_MASK, TOP_LEFT, BOTTOM_RIGHT = "none", "top_left", "bottom_right"
+CAUSAL_MASKS = (NO_MASK, TOP_LEFT, BOTTOM_RIGHT)
+
+SCHEMA = '(Tensor q, Tensor k, Tensor v, str causal="none", float? scale=None) -> (Tensor out, Tensor lse)'
+
+# Kept for the life of the process: the op's registrations go when this object does. A fragment of
+# the "flashcore" namespace, whose TORCH_LIBRARY the binding defines when the extension loads.
+_lib = torch.library.Library("flashcore", "FRAGMENT")
+_lib.define("attention" + SCHEMA)
+
+
+def _check_causal(causal: str) -> None:
+    if causal not in CAUSAL_MASKS:
+        raise ValueError(f"flashcore::attention: causal must be one of {CAUSAL_MASKS}, got {causal!r}")
+
+
+def attention_op(q, k, v, causal=NO_MASK, scale=None):
+    """The implementation: attention()'s eager path (any device: a CPU tensor gets its error)."""
+    from . import api  # api imports this module; resolved when the op first runs
+
+    _check_causal(causal)
+    return api._forward(q, k, v, causal, scale)
+
+
+_lib.impl("attention", attention_op, "CompositeExplicitAutograd")
+_lib.impl("attention", torch.library.fallthrough_kernel, "Autograd")  # no gradient: skip autograd
+
+
+@torch.library.register_fake("flashcore::attention", lib=_lib)
+def _attention_fake(q, k, v, causal=NO_MASK, scale=None):
+    from . import api
+
+    _check_causal(causal)
+    # The checks that need no data and no device (fake tensors may sit on any device): a traced
+    # call with wrong shapes fails when it is traced, with the eager path's message.
+    api._check_tensors(q, k, v)
+    b, h, sq, d = q.shape
+    return q.new_empty((b, h, sq, d)), q.new_empty((b, h, sq), dtype=torch.float32)
