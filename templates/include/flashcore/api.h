@@ -70,6 +70,7 @@ inline cudaError_t launch_chunked(FwdParams const& p, int m_tiles, int element_b
   // K/V head of local query head y is y / group, relative to its advanced k/v pointers.
   int const group = p.heads_k > 0 ? p.heads / p.heads_k : 1;
   int const max_heads = kMaxGridYZ - kMaxGridYZ % group;
+  if (max_heads == 0) return cudaErrorInvalidValue;  // a group wider than one grid (the binding refuses it)
   for (int b0 = 0; b0 < p.batch; b0 += kMaxGridYZ) {
     int const nb = p.batch - b0 < kMaxGridYZ ? p.batch - b0 : kMaxGridYZ;
     for (int h0 = 0; h0 < p.heads; h0 += max_heads) {
