@@ -64,7 +64,7 @@ def test_wheel_holds_templates_headers_and_no_generic_names(wheel):
     assert top == {"flashcore_cutlass", "flashcore_codegen"}
     for needed in ("flashcore_codegen/templates/pipelined.cu.j2", "flashcore_codegen/templates/common/register.cu.j2",
                    "flashcore_codegen/templates/include/flashcore/api.h",
-                   "flashcore_codegen/templates/include/flashcore/sm80_attention.cuh",
+                   "flashcore_codegen/templates/include/flashcore/sm80/kernel.cuh",
                    "flashcore_cutlass/csrc/torch_binding.cpp", SHIPPED_TABLE):
         assert needed in names
 

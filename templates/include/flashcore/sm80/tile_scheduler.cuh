@@ -1,0 +1,62 @@
+// Which (batch, head, query tile) a thread block owns, and the grid that covers them.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "flashcore/api.h"
+#include "flashcore/sm80/common.cuh"
+
+namespace flashcore::sm80 {
+
+// Geometry of one thread block's work tile: its place in the problem and how many key tiles it visits.
+template <int kBlockM, int kBlockN, bool kCausal>
+struct BlockGeometry {
+  int batch, head, m_block;
+  int row0;       // first query row of the tile
+  int rows;       // valid query rows in the tile (<= kBlockM)
+  int n_blocks;   // key tiles to visit (causal: up to the diagonal; 0 when no row sees a key)
+  int diag0;      // causal: the last key row0 sees (row0 + causal_offset); key c is visible to
+                  // row r iff c <= r + causal_offset
+  int head_kv;    // K/V head of this query head (grouped-query attention)
+
+  CUTE_DEVICE BlockGeometry(FwdParams const& p, int m_block_, int head_, int batch_) {
+    m_block = m_block_;
+    head = head_;
+    batch = batch_;
+    head_kv = kv_head(p, head);
+    row0 = m_block * kBlockM;
+    rows = min(kBlockM, p.seqlen_q - row0);
+    diag0 = row0 + p.causal_offset;
+    int key_end = kCausal ? min(p.seqlen_k, diag0 + kBlockM) : p.seqlen_k;
+    n_blocks = key_end > 0 ? (key_end + kBlockN - 1) / kBlockN : 0;
+  }
+
+  // Does key tile n need masking (sequence end, or crossing the causal diagonal)?
+  CUTE_DEVICE bool needs_mask(int n, int seqlen_k) const {
+    int col_end = (n + 1) * kBlockN;
+    return col_end > seqlen_k || (kCausal && col_end - 1 > diag0);
+  }
+};
+
+// One block per work tile on the grid (query tiles, heads, batch). Launched through
+// launch_chunked() (api.h), so that any batch and head count works: chunks of at most 65535 of
+// each, pointers advanced per chunk, while the kernel keeps reading blockIdx.y / .z directly.
+template <class Config>
+struct BlockIdxTileScheduler {
+  using Geometry = BlockGeometry<Config::kBlockM, Config::kBlockN, Config::kCausal>;
+
+  CUTE_DEVICE static Geometry block(FwdParams const& p) {
+    // Causal tiles near the end of the sequence see more keys: launch them first.
+    int const m_block = Config::kCausal ? int(gridDim.x) - 1 - int(blockIdx.x) : int(blockIdx.x);
+    return Geometry(p, m_block, blockIdx.y, blockIdx.z);
+  }
+
+  // launch(chunk_params, grid) launches one chunk.
+  template <class Launch>
+  static cudaError_t launch(FwdParams const& p, Launch&& launch) {
+    int const m_tiles = (p.seqlen_q + Config::kBlockM - 1) / Config::kBlockM;
+    return launch_chunked(p, m_tiles, int(sizeof(typename Config::Element)), launch);
+  }
+};
+
+}  // namespace flashcore::sm80
