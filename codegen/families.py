@@ -183,6 +183,8 @@ class PipelinedConfig(_TensorCoreConfig):
         "fc_pipelined_*_d128_*_m128_n64_w4_s1_lean1": "spills 36-44 B; fastest at 1 D128 key, within 3 % at 10",
         "fc_pipelined_*_d64_*_m128_n128_w4_s2_lean1": "spills 20-48 B; fastest at 7 of the 19 D64 keys",
         "fc_pipelined_*_d64_causal_m128_n128_w4_s3_lean1": "spills 24-32 B; fastest at 2 D64 causal keys",
+        "fc_pipelined_*_d64_full_m64_n64_w4_s2_lean0": "spills 20 B since the GQA/causal_offset skeleton (f7e5f95); "
+                                                       "the D64 tile for short query sequences on non-Hopper paths",
     }
 
     def kv_buffers(self) -> int:
@@ -244,11 +246,12 @@ class Sm90Config(KernelConfig):
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
     # cell but one): D64 3 WGs 192x128 (non-causal) and 128x128 (causal, S=1024); D128 128x128
-    # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64, kept as second).
+    # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64 p1, which
+    # since GQA spills 4 B causal and is no longer built by default).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1), (128, 128, 2, 1, 1)],
         128: [(128, 128, 2, 2, 1), (128, 128, 2, 1, 1)],
-        256: [(128, 80, 2, 1, 1), (128, 64, 2, 1, 1)],
+        256: [(128, 80, 2, 1, 1)],
     }
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
     MEASURED_SPILLS: ClassVar[dict] = {

@@ -43,6 +43,13 @@ struct OnlineSoftmax {
   float row_max[kRows];  // running max of raw scores (unscaled)
   float row_sum[kRows];  // this thread's partial sum of exp (quad-reduced at the end)
 
+  // A tile whose rows all precede the first key (bottom-right causal, Sq > Sk) runs no update:
+  // finalize must then see an empty row (O = 0, LSE = +inf), not uninitialised registers.
+  CUTE_DEVICE OnlineSoftmax() {
+    CUTE_UNROLL
+    for (int i = 0; i < kRows; ++i) { row_max[i] = -INFINITY; row_sum[i] = 0.f; }
+  }
+
   // Turn the score tile into probabilities in place and rescale the output accumulator.
   template <bool kFirst, class ScoreTensor, class OutTensor>
   CUTE_DEVICE void update(ScoreTensor& acc_s, OutTensor& acc_o, float scale_log2) {
