@@ -127,5 +127,5 @@ def test_spill_notes_name_default_variants_only():
         for pattern in cls.MEASURED_SPILLS:
             assert any(fnmatch.fnmatchcase(n, pattern) for n in names), f"{pattern} explains no default {cls.family} variant"
     assert spill_note("fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0").startswith("spills")
-    assert spill_note("fc_pipelined_bf16_d64_full_m64_n64_w4_s2_lean0") is None
+    assert spill_note("fc_pipelined_bf16_d128_full_m64_n64_w4_s2_lean0") is None
     assert spill_note("fc_sm90_bf16_d64_causal_m192_n128_s2_sch1_p1").startswith("spills")
