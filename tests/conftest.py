@@ -1,5 +1,5 @@
-"""Shared pytest setup. Fixtures live in the test modules; this only reports, in pytest's
-header, which optional toolchains the run can use (nvcc/CUTLASS for `-m nvcc`, a GPU for `-m gpu`)."""
+"""Shared pytest setup. Fixtures live in the test modules (the GPU modules' runtime fixture in
+tests/flashcore_cutlass/conftest.py); this only reports, in pytest's header, which optional toolchains the run can use (nvcc/CUTLASS for `-m nvcc`, a GPU for `-m gpu`)."""
 
 from __future__ import annotations
 

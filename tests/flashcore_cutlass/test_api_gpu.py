@@ -8,19 +8,9 @@ import torch
 import flashcore_cutlass as fc
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import reference_attention
-from gpu_support import check_against_reference, gpu_skip_reason, sdpa, sdpa_any_scale
+from gpu_support import check_against_reference, sdpa, sdpa_any_scale
 
 pytestmark = pytest.mark.gpu
-SKIP = gpu_skip_reason()
-
-
-@pytest.fixture(scope="module")
-def rt():
-    if SKIP:
-        pytest.skip(SKIP)
-    from flashcore_cutlass.runtime import get_runtime
-
-    return get_runtime()
 
 
 def _qkv(b, h, sq, sk, d, dtype=torch.bfloat16):

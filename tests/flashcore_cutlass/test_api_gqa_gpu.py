@@ -17,15 +17,6 @@ SKIP = gpu_skip_reason()
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-@pytest.fixture(scope="module")
-def rt():
-    if SKIP:
-        pytest.skip(SKIP)
-    from flashcore_cutlass.runtime import get_runtime
-
-    return get_runtime()
-
-
 def _visible(sq, sk, causal, offset, device):
     """(Sq, Sk) bool: which keys each query row sees."""
     visible = torch.ones(sq, sk, dtype=torch.bool, device=device)

@@ -19,15 +19,6 @@ SEQ_PAIRS = [(1, 1), (1, 4096), (17, 17), (17, 1000), (127, 128), (128, 127), (1
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-@pytest.fixture(scope="module")
-def rt():
-    if SKIP:
-        pytest.skip(SKIP)
-    from flashcore_cutlass.runtime import get_runtime
-
-    return get_runtime()
-
-
 def _variants():
     names = built_variants() if not SKIP else []
     return names or [pytest.param(None, marks=pytest.mark.skip(reason=SKIP or "no variants built"))]

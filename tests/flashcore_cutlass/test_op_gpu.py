@@ -8,19 +8,8 @@ import torch
 
 import flashcore_cutlass as fc
 from flashcore_cutlass.reference import random_qkv
-from gpu_support import gpu_skip_reason
 
 pytestmark = pytest.mark.gpu
-SKIP = gpu_skip_reason()
-
-
-@pytest.fixture(scope="module")
-def rt():
-    if SKIP:
-        pytest.skip(SKIP)
-    from flashcore_cutlass.runtime import get_runtime
-
-    return get_runtime()
 
 
 def _qkv(b, h, hkv, sq, sk, d=64, dtype=torch.bfloat16, seed=0):
