@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on the lent H100: install, build, test, tune, benchmark; logs and JSON under $OUT.
-#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [ladder] [sanitize] [buildcost]
+#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [models] [ladder] [sanitize] [buildcost]
 #   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS pass options on.
 # Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
 set -uo pipefail
@@ -18,6 +18,15 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     || exit 1
   export PYTHONPATH=/tmp/site:$PWD:$PWD/tests
 fi
+# transformers and its dependencies (the patch_sdpa model test) from .whl/extra, into a
+# directory at the end of PYTHONPATH (pure-Python dependencies there may shadow older copies in
+# the image; numpy is installed only if the image lacks it).
+if ls .whl/extra/*.whl >/dev/null 2>&1 && ! python3 -c "import transformers" 2>/dev/null; then
+  extra=$(ls .whl/extra/*.whl | grep -v numpy)
+  python3 -c "import numpy" 2>/dev/null || extra="$extra $(ls .whl/extra/numpy*.whl)"
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site_extra $extra >"$LOG/extra.log" 2>&1 \
+    && export PYTHONPATH=${PYTHONPATH:-}:/tmp/site_extra || echo "transformers wheels did not install (see extra.log)"
+fi
 python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >"$LOG/install.log" 2>&1 || { cat "$LOG/install.log"; exit 1; }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv | tee "$LOG/gpu.txt"
 echo "nproc $(nproc)"
@@ -30,6 +39,7 @@ for stage in $STAGES; do
     test)   python3 -m pytest -q -rs ${TEST_ARGS:-tests/flashcore_cutlass/test_kernels_gpu.py tests/flashcore_cutlass/test_api_gpu.py} 2>&1 | tee "$LOG/tests.log" | tail -25 ;;
     tune)   ( time python3 -m flashcore_cutlass tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60 ;;
     bench)  python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
+    models) python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;
     ladder) python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
     sanitize) bash benchmarks/sanitize.sh 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;
     doctor) python3 -m flashcore_cutlass doctor 2>&1 | tee "$LOG/doctor.txt" ;;

@@ -89,6 +89,9 @@ class KernelConfig:
     # The kernels move 16-byte vectors (cp.async, TMA): every base pointer 16-byte aligned and
     # every stride a multiple of 16 bytes. Dispatch skips the family for other inputs.
     REQUIRES_ALIGNED16: ClassVar[bool] = False
+    # The kernels zero-fill head-dim columns past the call's (a multiple of 8): a variant then
+    # runs every head dim above the next smaller HEAD_DIMS entry up to its own (computes_head_dim).
+    PADS_HEAD_DIM: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -175,6 +178,13 @@ class KernelConfig:
         return errors
 
     # -- run time ---------------------------------------------------------------------------
+    def computes_head_dim(self, head_dim: int) -> bool:
+        """Does this variant compute calls of ``head_dim``: its own, or (PADS_HEAD_DIM) a
+        multiple of 8 that pads to it (:func:`padded_head_dim`)?"""
+        if head_dim == self.head_dim:
+            return True
+        return self.PADS_HEAD_DIM and padded_head_dim(head_dim) == self.head_dim
+
     def can_implement(self, problem) -> str | None:
         """Why this variant cannot run ``problem``, or None when it can. ``problem`` is read
         duck-typed (flashcore_cutlass.problem.Problem: dtype, head_dim, causal, sizes,
@@ -209,6 +219,7 @@ class KernelConfig:
             min_cc=self.MIN_CC,
             has_can_implement=self.DEFINES_CAN_IMPLEMENT,
             has_workspace=self.DEFINES_WORKSPACE_BYTES,
+            pads_head_dim=self.PADS_HEAD_DIM,
         )
         return params
 
@@ -220,6 +231,14 @@ class KernelConfig:
         for dtype, head_dim, causal in itertools.product(DTYPES, HEAD_DIMS, (False, True)):
             for values in itertools.product(*(cls.AXES[n] for n in names)):
                 yield cls(dtype=dtype, head_dim=head_dim, causal=causal, **dict(zip(names, values)))
+
+
+def padded_head_dim(head_dim: int) -> int | None:
+    """The variant head dim that runs a call of ``head_dim`` by padding: the smallest HEAD_DIMS
+    entry >= it, for a multiple of 8 up to the largest; None for any other value."""
+    if head_dim < 8 or head_dim % 8:
+        return None
+    return next((d for d in HEAD_DIMS if d >= head_dim), None)
 
 
 class InvalidConfig(ValueError):

@@ -43,7 +43,9 @@ class ScalarConfig(KernelConfig):
     ladder_step: ClassVar[int] = 1
     MIN_CC: ClassVar[int] = 80  # plain FMAs and shuffles; compiled for sm_90a like every family
     HEADERS: ClassVar[tuple] = ("flashcore/api.h",)
-    # Element-wise global loads and stores: any element-aligned input (REQUIRES_ALIGNED16 off).
+    # Element-wise global loads and stores: any element-aligned input (REQUIRES_ALIGNED16 off),
+    # and any head dim that is a multiple of 8 (loads past it are zeros, stores skip it).
+    PADS_HEAD_DIM: ClassVar[bool] = True
     BUILD_SECONDS: ClassVar[float] = 13.8  # one core, H100 host, commit 83b947acafbe (benchmarks/NOTES.md)
     AXES: ClassVar[dict] = {"block_m": (16, 32), "warps": (4,)}
     DEFAULT_TILES: ClassVar[dict] = {d: [(16, 4)] for d in (64, 128, 256)}
@@ -234,6 +236,8 @@ class Sm90Config(KernelConfig):
     # dynamic tile scheduler (FwdKernel::workspace_bytes).
     REQUIRES_ALIGNED16: ClassVar[bool] = True
     DEFINES_CAN_IMPLEMENT: ClassVar[bool] = True
+    # TMA zero-fills the head-dim columns past the call's on load and clips them on store.
+    PADS_HEAD_DIM: ClassVar[bool] = True
     DEFINES_WORKSPACE_BYTES: ClassVar[bool] = True
     BUILD_SECONDS: ClassVar[float] = 66.0  # one job on the 2-core CPU box (90 s for two at -j 2); one H100-host core: not yet timed
     AXES: ClassVar[dict] = {

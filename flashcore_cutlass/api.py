@@ -49,7 +49,9 @@ from .runtime import get_runtime
 from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
 
 SUPPORTED_DTYPES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
-SUPPORTED_HEAD_DIMS = (64, 128, 256)
+SUPPORTED_HEAD_DIMS = (64, 128, 256)  # the variants' head dims; calls may use any multiple of 8 up to 256
+MAX_HEAD_DIM = 256
+NO_WINDOW = (-1, -1)
 ALIGN_BYTES = 16  # what 128-bit vector and TMA copies need (Problem.aligned16)
 FLT_MAX = 3.4028234663852886e38  # the op passes the scale as a float32
 MAX_SEQLEN = 1 << 30  # kMaxSeqlen in templates/include/flashcore/api.h
@@ -107,6 +109,60 @@ def _as_scale(scale) -> float:
     return value
 
 
+def _as_window(window, mask: str) -> tuple[int, int] | None:
+    """``window`` as (left, right) ints >= -1 (-1: unbounded), None for no window (also for
+    (-1, -1)); causal masks take right 0 (or -1, the same there). TypeError/ValueError otherwise."""
+    if window is None:
+        return None
+    if not isinstance(window, (tuple, list)) or len(window) != 2:
+        raise TypeError(f"window must be None or a (left, right) pair of ints, got {_describe(window)}")
+    sides = []
+    for side, value in zip(("left", "right"), window):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"window {side} must be an int (-1: unbounded), got {_describe(value)}")
+        if value < -1:
+            raise ValueError(f"window {side} must be >= 0, or -1 for unbounded, got {value}")
+        sides.append(int(value))
+    left, right = sides
+    if mask != NO_MASK:
+        if right > 0:
+            raise ValueError(f"window right = {right} with causal={mask!r}: a causal mask already ends each row's "
+                             "keys at the diagonal (right = 0); pass causal=False for a two-sided window")
+        right = 0
+    if left == -1 and right == -1:
+        return None
+    if mask != NO_MASK and left == -1:
+        return None  # the causal mask alone
+    return left, right
+
+
+def _as_softcap(softcap) -> float:
+    """0.0 for None/0, else a positive finite float32-representable cap."""
+    if softcap is None:
+        return 0.0
+    if isinstance(softcap, bool) or not isinstance(softcap, numbers.Real):
+        raise TypeError(f"softcap must be None or a positive real number, got {_describe(softcap)}")
+    value = float(softcap)
+    if value == 0.0:
+        return 0.0
+    if not 0.0 < value <= FLT_MAX:  # also False for NaN, inf and negatives
+        raise ValueError(f"softcap must be a positive finite number (0 or None: off), got {softcap!r}")
+    return value
+
+
+def _mask_offsets(mask: str, window, seqlen_q: int, seqlen_k: int) -> tuple[int, int | None]:
+    """(causal_offset, left_offset) of a masked call: row r sees key c iff r + left_offset <= c <=
+    r + causal_offset (left_offset None: no left edge). The window's diagonals follow the causal
+    alignment; without causal, FlashAttention's bottom-right one. Values beyond the sequences are
+    fine: the binding clamps them."""
+    align = seqlen_k - seqlen_q if mask == BOTTOM_RIGHT or (mask == NO_MASK and window is not None) else 0
+    if window is None:
+        return align, None
+    left, right = window
+    right_offset = align + (right if right >= 0 else seqlen_k)  # causal masks have right 0 here
+    return right_offset, (align - left if left >= 0 else None)
+
+
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     _check_tensors(q, k, v)
     # Last, so that shape and dtype errors are reported (and testable) on any device.
@@ -130,8 +186,8 @@ def _check_tensors(q, k, v) -> None:
     if not (q.device == k.device == v.device):
         raise ValueError(f"query, key, value are on different devices: {q.device}, {k.device}, {v.device}")
     d = q.shape[-1]
-    if d not in SUPPORTED_HEAD_DIMS:
-        raise ValueError(f"head_dim {d} is not supported; supported: {SUPPORTED_HEAD_DIMS}")
+    if d % 8 or not 8 <= d <= MAX_HEAD_DIM:
+        raise ValueError(f"head_dim {d} is not supported; supported: multiples of 8 up to {MAX_HEAD_DIM}")
     b, h, sq, _ = q.shape
     if k.shape[0] != b or k.shape[3] != d:
         raise ValueError(f"key shape {tuple(k.shape)} does not match query {tuple(q.shape)} (need (B, Hkv, Sk, D))")
@@ -169,18 +225,28 @@ def _check_grad(q, k, v) -> None:
         )
 
 
-def attention(q, k, v, causal: bool | str = False, scale: float | None = None, return_lse: bool = False):
+def attention(q, k, v, causal: bool | str = False, scale: float | None = None, return_lse: bool = False, *,
+              window: tuple[int, int] | None = None, softcap: float | None = None):
     """Attention forward with torch SDPA's layout and semantics.
 
     q: (B, H, Sq, D), k and v: (B, Hkv, Sk, D) with H a multiple of Hkv (grouped-query
     attention: query head h reads key/value head h // (H // Hkv); no copy of K/V); fp16 or bf16;
-    D in 64/128/256; last dim contiguous, other strides free (e.g. slices of a fused QKV tensor).
+    D any multiple of 8 up to 256 (variants are built for 64/128/256; the sm90 and scalar kernels
+    zero-pad smaller head dims in shared memory, no copy); last dim contiguous, other strides
+    free (e.g. slices of a fused QKV tensor).
 
     ``causal``: False; True or "top_left" (torch's ``is_causal``: query row r sees keys 0..r);
     "bottom_right" (FlashAttention's: row r sees keys 0..r + Sk - Sq, i.e. the last query row
     sees every key: KV-cache decoding with Sq < Sk). With "bottom_right" and Sq > Sk the first
     Sq - Sk rows see no key: out = 0 and lse = +inf there. ``scale`` defaults to 1/sqrt(D); any
     finite value works, negative and zero included.
+
+    ``window=(left, right)``: a sliding window (Mistral, Gemma-2), FlashAttention's semantics:
+    query row r sees keys r + a - left .. r + a + right, a = the causal alignment's offset (0
+    top-left, Sk - Sq bottom-right; without causal, bottom-right as in FlashAttention); -1 =
+    unbounded on that side; with causal, right must be 0 or -1. Key tiles outside every row's
+    window are skipped. ``softcap=c``: scores become c * tanh(scale * q.k / c) before the
+    softmax (Gemma-2's logit softcap); the LSE is of the capped scores.
 
     Returns out (B, H, Sq, D), and with ``return_lse`` (a bool) also the fp32 natural-log
     logsumexp of each query row's scaled scores, (B, H, Sq). Works under torch.compile
@@ -199,24 +265,32 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
         return_lse = _as_bool("return_lse", return_lse)
     if scale is not None and (type(scale) is not float or not -FLT_MAX <= scale <= FLT_MAX):
         scale = _as_scale(scale)
+    if window is not None:
+        window = _as_window(window, mask)
+    if softcap is not None:
+        softcap = _as_softcap(softcap)
     if _is_dynamo_compiling() or (type(q) is not torch.Tensor and isinstance(q, torch.Tensor)):
         # Traced (or a tensor subclass, e.g. FakeTensor): the opaque library op, whose
         # implementation is _forward. Grad is refused here: inside the op it is not visible.
         _check_grad(q, k, v)
-        out, lse = _attention_op(q, k, v, mask, scale)
+        left, right = NO_WINDOW if window is None else window
+        out, lse = _attention_op(q, k, v, mask, scale, left, right, softcap or 0.0)
     else:
-        out, lse = _forward(q, k, v, mask, scale)
+        out, lse = _forward(q, k, v, mask, scale, window=window, softcap=softcap or 0.0)
     return (out, lse) if return_lse else out
 
 
-def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool = False):
-    """(out, lse) of checked arguments (``causal`` as the op spells it): the eager path, and the
-    implementation of the flashcore::attention op. ``heads_must_match``: the SDPA drop-in's rule
-    without enable_gqa (read from the cache key, which holds both head counts anyway)."""
+def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool = False, window=None,
+             softcap: float = 0.0):
+    """(out, lse) of checked arguments (``causal`` as the op spells it, ``window`` as _as_window
+    returns it, ``softcap`` 0.0 for off): the eager path, and the implementation of the
+    flashcore::attention op. ``heads_must_match``: the SDPA drop-in's rule without enable_gqa
+    (read from the cache key, which holds both head counts anyway)."""
+    masked = causal != NO_MASK or window is not None  # windows run on the masked (causal) variants
     # Hot path: a shape seen before skips the Python tensor checks; the op re-checks everything
     # cheaply in C++ (dtypes, shapes, head counts, strides, alignment, devices) before launching.
     try:
-        key = _shape_key(q, k, v, causal)
+        key = _shape_key(q, k, v, masked)
         vid = _dispatch_cache.get(key)
     except (AttributeError, IndexError, TypeError):
         vid = None
@@ -230,18 +304,23 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
             _check_grad(q, k, v)
             return _empty_result(q)
         aligned = _aligned16(q, k, v)
-        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, causal != NO_MASK, b, h, sq, sk, aligned))
-        key = _shape_key(q, k, v, causal)
+        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, masked, b, h, sq, sk, aligned))
+        key = _shape_key(q, k, v, masked)
         _dispatch_cache[key] = vid
     elif heads_must_match and key[_KEY_HEADS_K] != key[_KEY_HEADS] and key[_KEY_HEADS_K] != 1:
         _check_heads_without_gqa(q, k)  # raises
     _check_grad(q, k, v)
     if scale is None:
         scale = key[_KEY_HEAD_DIM] ** -0.5
-    # Row r sees key c iff c <= r + offset (causal variants only; others ignore it).
-    offset = key[_KEY_SEQLEN_K] - key[_KEY_SEQLEN_Q] if causal == BOTTOM_RIGHT else 0
+    if window is None and not softcap:  # the common case: one subtraction at most
+        # Row r sees key c iff c <= r + offset (causal variants only; others ignore it).
+        offset = key[_KEY_SEQLEN_K] - key[_KEY_SEQLEN_Q] if causal == BOTTOM_RIGHT else 0
+        args = (offset,)
+    else:
+        offset, left = _mask_offsets(causal, window, key[_KEY_SEQLEN_Q], key[_KEY_SEQLEN_K])
+        args = (offset, left, softcap)
     try:
-        return _fwd(vid, q, k, v, scale, None, None, offset)
+        return _fwd(vid, q, k, v, scale, None, None, *args)
     except (RuntimeError, NotImplementedError):
         _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
         raise
@@ -277,22 +356,22 @@ def _aligned16(q, k, v) -> bool:
     return True
 
 
-def _shape_key(q, k, v, causal: str) -> tuple:
+def _shape_key(q, k, v, masked: bool) -> tuple:
     """The hot path's cache key: everything the dispatch decision and the skipped Python checks
-    depend on. The key/value head count decides no variant (every variant takes any divisor),
+    depend on (``masked``: causal or windowed, i.e. a masked variant). The key/value head count decides no variant (every variant takes any divisor),
     but a cached decision must not let another count skip the check of its rule."""
     kv_shape = k.shape  # one shape read: each costs ~0.1 us
-    return (q.dtype, causal, *q.shape, kv_shape[1], kv_shape[2], _aligned16(q, k, v))
+    return (q.dtype, masked, *q.shape, kv_shape[1], kv_shape[2], _aligned16(q, k, v))
 
 
 # Where _shape_key puts the sizes that the hot path reads back (each tensor.shape read costs ~0.1 us).
 _KEY_HEADS, _KEY_SEQLEN_Q, _KEY_HEAD_DIM, _KEY_HEADS_K, _KEY_SEQLEN_K = 3, 4, 5, 6, 7
 
 
-def _fwd(vid, q, k, v, scale, out, lse, causal_offset):
+def _fwd(vid, q, k, v, scale, out, lse, *mask_args):
     global _fwd
     _fwd = get_runtime().fwd  # bind the op once; later calls go straight to it
-    return _fwd(vid, q, k, v, scale, out, lse, causal_offset)
+    return _fwd(vid, q, k, v, scale, out, lse, *mask_args)
 
 
 def _check_dropout(dropout_p) -> None:

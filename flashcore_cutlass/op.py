@@ -13,10 +13,12 @@ wraps every call in a Python autograd function, ~40 us a call against ~10 us on 
 measured on; this op has no gradient anyway (Autograd falls through; the implementation refuses
 inputs that require grad, as attention() does).
 
-    flashcore::attention(Tensor q, Tensor k, Tensor v, str causal="none", float? scale=None)
-        -> (Tensor out, Tensor lse)
+    flashcore::attention(Tensor q, Tensor k, Tensor v, str causal="none", float? scale=None,
+        int window_left=-1, int window_right=-1, float softcap=0.0) -> (Tensor out, Tensor lse)
 
-``causal`` is "none", "top_left" or "bottom_right"; ``scale`` None means 1/sqrt(head_dim). out is
+``causal`` is "none", "top_left" or "bottom_right"; ``scale`` None means 1/sqrt(head_dim);
+``window_left/right`` a sliding window (-1: unbounded), ``softcap`` 0.0 = off (see
+:func:`flashcore_cutlass.attention`). out is
 (B, H, Sq, D) in q's dtype and lse (B, H, Sq) fp32, both new contiguous tensors. No autograd.
 """
 
@@ -29,7 +31,10 @@ import torch
 NO_MASK, TOP_LEFT, BOTTOM_RIGHT = "none", "top_left", "bottom_right"
 CAUSAL_MASKS = (NO_MASK, TOP_LEFT, BOTTOM_RIGHT)
 
-SCHEMA = '(Tensor q, Tensor k, Tensor v, str causal="none", float? scale=None) -> (Tensor out, Tensor lse)'
+SCHEMA = (
+    '(Tensor q, Tensor k, Tensor v, str causal="none", float? scale=None, int window_left=-1, int window_right=-1,'
+    " float softcap=0.0) -> (Tensor out, Tensor lse)"
+)
 
 # Kept for the life of the process: the op's registrations go when this object does. A fragment of
 # the "flashcore" namespace, whose TORCH_LIBRARY the binding defines when the extension loads.
@@ -42,12 +47,13 @@ def _check_causal(causal: str) -> None:
         raise ValueError(f"flashcore::attention: causal must be one of {CAUSAL_MASKS}, got {causal!r}")
 
 
-def attention_op(q, k, v, causal=NO_MASK, scale=None):
+def attention_op(q, k, v, causal=NO_MASK, scale=None, window_left=-1, window_right=-1, softcap=0.0):
     """The implementation: attention()'s eager path (any device: a CPU tensor gets its error)."""
     from . import api  # api imports this module; resolved when the op first runs
 
     _check_causal(causal)
-    return api._forward(q, k, v, causal, scale)
+    window = api._as_window((window_left, window_right), causal)
+    return api._forward(q, k, v, causal, scale, window=window, softcap=api._as_softcap(softcap))
 
 
 _lib.impl("attention", attention_op, "CompositeExplicitAutograd")
@@ -55,10 +61,12 @@ _lib.impl("attention", torch.library.fallthrough_kernel, "Autograd")  # no gradi
 
 
 @torch.library.register_fake("flashcore::attention", lib=_lib)
-def _attention_fake(q, k, v, causal=NO_MASK, scale=None):
+def _attention_fake(q, k, v, causal=NO_MASK, scale=None, window_left=-1, window_right=-1, softcap=0.0):
     from . import api
 
     _check_causal(causal)
+    api._as_window((window_left, window_right), causal)
+    api._as_softcap(softcap)
     # The checks that need no data and no device (fake tensors may sit on any device): a traced
     # call with wrong shapes fails when it is traced, with the eager path's message.
     api._check_tensors(q, k, v)

@@ -30,8 +30,24 @@ def alignment_offset(causal, seqlen_q: int, seqlen_k: int) -> int | None:
     raise ValueError(f"causal must be False, True, 'top_left' or 'bottom_right', got {causal!r}")
 
 
+def visible_range(causal, window, seqlen_q: int, seqlen_k: int) -> tuple[int | None, int | None]:
+    """The mask as two offsets (lo, hi): row r sees key c iff r + lo <= c <= r + hi, None for an
+    open side. Written from FlashAttention's window definition, independently of the API's code:
+    ``window = (left, right)``, -1 = unbounded, centred on the diagonal of the causal alignment
+    (bottom-right without causal, as FlashAttention); causal sets right = 0."""
+    offset = alignment_offset(causal, seqlen_q, seqlen_k)
+    if window is None:
+        return None, offset
+    left, right = window
+    align = seqlen_k - seqlen_q if offset is None else offset
+    hi = align if offset is not None else (align + right if right >= 0 else None)
+    lo = align - left if left >= 0 else None
+    return lo, hi
+
+
 def reference_attention(q, k, v, causal=False, scale: float | None = None, rows: torch.Tensor | None = None,
-                        chunk_bytes: int = 1 << 30, causal_offset: int | None = None):
+                        chunk_bytes: int = 1 << 30, causal_offset: int | None = None, window=None,
+                        softcap: float | None = None):
     """Return (out, lse) in fp32 for query rows ``rows`` (all rows if None).
 
     q is (B, H, Sq, D); k and v (B, Hkv, Sk, D) with H a multiple of Hkv (grouped-query
@@ -43,6 +59,9 @@ def reference_attention(q, k, v, causal=False, scale: float | None = None, rows:
     A row that sees no key (e.g. bottom-right with Sq > Sk) gets out = 0 and lse = +inf, the
     kernels' convention; with no keys at all (Sk = 0) every row is an empty sum, out = 0 and
     lse = -inf (the logsumexp of nothing, like torch's math SDPA).
+
+    ``window``: (left, right) sliding window (:func:`visible_range`). ``softcap``: scores become
+    softcap * tanh(scale * q.k / softcap) before the mask (Gemma-2).
 
     The mask is applied after scaling, so any finite scale (negative, zero, subnormal) gives
     softmax(scale * q.k) over the visible keys.
@@ -62,18 +81,24 @@ def reference_attention(q, k, v, causal=False, scale: float | None = None, rows:
     kf = k.float().reshape(b * h, sk, d)
     vf = v.float().reshape(b * h, sk, d)
     mask = no_key = None
-    offset = alignment_offset(causal, sq, sk)
-    if offset is not None and causal_offset is not None:
-        offset = causal_offset
-    if offset is not None:
-        mask = torch.arange(sk, device=q.device)[None, :] > rows[:, None] + offset  # True = hidden
-        if sk > 0:  # Sk = 0 is the empty sum below, not a masked row
-            no_key = mask.all(dim=-1)
+    lo, hi = visible_range(causal, window, sq, sk)
+    if hi is not None and causal_offset is not None and causal is not False:
+        hi = causal_offset
+    cols = torch.arange(sk, device=q.device)[None, :]
+    if hi is not None:
+        mask = cols > rows[:, None] + hi  # True = hidden
+    if lo is not None:
+        left = cols < rows[:, None] + lo
+        mask = left if mask is None else mask | left
+    if mask is not None and sk > 0:  # Sk = 0 is the empty sum below, not a masked row
+        no_key = mask.all(dim=-1)
     out = torch.empty(b * h, len(rows), d, device=q.device, dtype=torch.float32)
     lse = torch.empty(b * h, len(rows), device=q.device, dtype=torch.float32)
     per = max(1, chunk_bytes // max(1, len(rows) * sk * 4))
     for i in range(0, b * h, per):
         s = torch.bmm(qf[i:i + per], kf[i:i + per].transpose(1, 2)) * scale
+        if softcap:
+            s = torch.tanh(s / softcap) * softcap
         if mask is not None:
             s.masked_fill_(mask, float("-inf"))
         lse[i:i + per] = torch.logsumexp(s, dim=-1)

@@ -1,7 +1,9 @@
 """Dispatch: which built variant runs a problem.
 
-A variant is a candidate for a problem when its config has the problem's dtype, head_dim
-and causal flag (every family handles any seqlen >= 1), it was built for a target the device
+A variant is a candidate for a problem when its config has the problem's dtype and causal flag
+(sliding windows run on the causal, i.e. masked, variants) and computes its head_dim (its own, or
+a multiple of 8 its family pads to it: KernelConfig.computes_head_dim); every family handles any
+seqlen >= 1, it was built for a target the device
 runs (its arch and min_cc, as the extension reports them) and it can implement the call
 (:meth:`KernelConfig.can_implement`: e.g. misaligned inputs skip the 16-byte-copy families).
 Among the candidates:
@@ -43,6 +45,7 @@ from typing import Mapping
 
 import flashcore_codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
 from flashcore_codegen import KernelConfig, config_from_name
+from flashcore_codegen.config import padded_head_dim
 
 from .eligibility import Target, cannot_implement_message, runs_on, wrong_device_message
 from .env import Environment
@@ -94,7 +97,8 @@ class Choice:
 def build_command(problem: Problem | ProblemKey) -> str:
     """The CLI command that builds variants able to run ``problem``."""
     causal = "--causal" if problem.causal else "--no-causal"
-    return f"flashcore build --dtype {problem.dtype} --head-dim {problem.head_dim} {causal}"
+    head_dim = padded_head_dim(problem.head_dim) or problem.head_dim  # e.g. 80 runs on the padding d128 variants
+    return f"flashcore build --dtype {problem.dtype} --head-dim {head_dim} {causal}"
 
 
 def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey) -> tuple:
@@ -134,9 +138,14 @@ class Registry:
         self._cache: dict[tuple[ProblemKey, bool], Choice] = {}  # per (key, aligned16)
 
     def computing(self, problem: Problem | ProblemKey) -> list[str]:
-        """Built variants whose config computes ``problem`` (dtype, head_dim, causal)."""
-        want = (problem.dtype, problem.head_dim, problem.causal)
-        return [name for name, c in self.configs.items() if (c.dtype, c.head_dim, c.causal) == want]
+        """Built variants whose config computes ``problem``: its dtype, its causal flag (masked
+        variants also run sliding windows) and its head dim (or one that pads to theirs,
+        KernelConfig.computes_head_dim)."""
+        return [
+            name
+            for name, c in self.configs.items()
+            if c.dtype == problem.dtype and c.causal == problem.causal and c.computes_head_dim(problem.head_dim)
+        ]
 
     def candidates(self, problem: Problem | ProblemKey) -> list[str]:
         """Built variants that compute ``problem``, run on this device and can implement it,

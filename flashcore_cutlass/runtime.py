@@ -97,7 +97,7 @@ def torch_differences(manifest: dict) -> list[str]:
 
 # Arguments of flashcore::fwd this Python passes; a binding built before one of them was added
 # would fail every call with a schema error, so loading it asks for a rebuild instead.
-FWD_ARGUMENTS = ("variant", "q", "k", "v", "scale", "out", "lse", "causal_offset")
+FWD_ARGUMENTS = ("variant", "q", "k", "v", "scale", "out", "lse", "causal_offset", "left_offset", "softcap")
 
 
 def binding_differences(fwd_schema) -> list[str]:
@@ -182,11 +182,14 @@ class Runtime:
     def variant_id(self, problem: Problem) -> int:
         return self.ids[self.registry.choose(problem).variant]
 
-    def run(self, variant: str, q, k, v, scale: float, out=None, lse=None, causal_offset: int = 0):
+    def run(self, variant: str, q, k, v, scale: float, out=None, lse=None, causal_offset: int = 0,
+            left_offset: int | None = None, softcap: float = 0.0):
         """Run one named variant (the tuner and tests use this to bypass dispatch). k/v may have
         fewer heads than q (grouped-query attention); ``causal_offset`` aligns a causal variant's
-        mask: row r sees key c iff c <= r + causal_offset (0: top-left, Sk - Sq: bottom-right)."""
-        return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset)
+        mask: row r sees key c iff c <= r + causal_offset (0: top-left, Sk - Sq: bottom-right),
+        and ``left_offset`` adds a window's left edge: c >= r + left_offset. ``softcap``: 0 =
+        off, else softmax(cap * tanh(scale * s / cap))."""
+        return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset, left_offset, softcap)
 
 
 def get_runtime() -> Runtime:

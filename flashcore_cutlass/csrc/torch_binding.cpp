@@ -179,8 +179,13 @@ void check_operand(at::Tensor const& t, char const* what, VariantInfo const& inf
   TORCH_CHECK_VALUE(t.dim() == 4, what, " must be (batch, heads, seqlen, head_dim), got ", num(t.dim()), " dims");
   TORCH_CHECK_TYPE(t.scalar_type() == scalar_type(info.dtype), what, " has dtype ", t.scalar_type(),
                    " but variant ", info.name, " computes ", scalar_type(info.dtype));
-  TORCH_CHECK_VALUE(t.size(3) == info.head_dim, what, " head_dim ", num(t.size(3)), " but variant ", info.name,
-                    " needs ", num(int64_t(info.head_dim)));
+  // A variant that pads the head dim runs any multiple of 8 up to its own (VariantInfo).
+  bool const dim_ok = info.pads_head_dim ? t.size(3) >= 8 && t.size(3) <= info.head_dim && t.size(3) % 8 == 0
+                                         : t.size(3) == info.head_dim;
+  TORCH_CHECK_VALUE(dim_ok, what, " head_dim ", num(t.size(3)), " but variant ", info.name, " needs ",
+                    info.pads_head_dim ? "a multiple of 8 up to " : "", num(int64_t(info.head_dim)));
+  TORCH_CHECK_VALUE(t.size(3) == q.size(3), what, " head_dim ", num(t.size(3)), " must equal query head_dim ",
+                    num(q.size(3)));
   TORCH_CHECK_VALUE(t.stride(3) == 1, what, " must have a contiguous last dimension, got strides ", dims(t.strides()));
   // Alignment is not checked here: what a variant needs is its can_implement's call (fwd).
 }
@@ -213,7 +218,8 @@ int clamp_causal_offset(int64_t offset, int64_t seqlen_q, int64_t seqlen_k) {
 
 std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k,
                                        at::Tensor const& v, double scale, std::optional<at::Tensor> out_opt,
-                                       std::optional<at::Tensor> lse_opt, int64_t causal_offset) {
+                                       std::optional<at::Tensor> lse_opt, int64_t causal_offset,
+                                       std::optional<int64_t> left_offset, double softcap) {
   auto const& variants = variant_list();
   TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", num(variant));
   VariantInfo const& info = variants[variant].info;
@@ -224,6 +230,10 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   check_arch(variants[variant], q.device().index(), dev);
   TORCH_CHECK_VALUE(std::isfinite(scale) && std::abs(scale) <= double(FLT_MAX),
                     "scale must be a finite float32 value, got ", num(scale));
+  TORCH_CHECK_VALUE(std::isfinite(softcap) && softcap >= 0 && softcap <= double(FLT_MAX),
+                    "softcap must be 0 (off) or a positive finite float32 value, got ", num(softcap));
+  TORCH_CHECK_VALUE(!left_offset.has_value() || info.causal, "flashcore variant ", info.name,
+                    " masks nothing: a sliding window needs a masked (causal) variant");
   int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Hk = k.size(1), Sk = k.size(2);
   TORCH_CHECK_VALUE(v.sizes() == k.sizes(), "value shape ", dims(v.sizes()), " must equal key shape ", dims(k.sizes()));
   TORCH_CHECK_VALUE(k.size(0) == B, "key/value batch ", num(k.size(0)), " must equal query batch ", num(B),
@@ -239,15 +249,15 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   if (out_opt.has_value()) {
     out = *out_opt;
     check_operand(out, "out", info, q);
-    TORCH_CHECK_VALUE(out.size(0) == B && out.size(1) == H && out.size(2) == Sq, "out must be (", num(B), ", ", num(H), ", ",
-                      num(Sq), ", ", num(int64_t(info.head_dim)), ")");
+    TORCH_CHECK_VALUE(out.size(0) == B && out.size(1) == H && out.size(2) == Sq && out.size(3) == q.size(3),
+                      "out must be (", num(B), ", ", num(H), ", ", num(Sq), ", ", num(q.size(3)), ")");
     TORCH_CHECK_VALUE(at::has_internal_overlap(out) != at::MemOverlap::Yes,
                       "out has elements that share memory (an expanded, stride-0 view); pass a dense tensor");
     check_no_overlap(out, "out", q, "query");
     check_no_overlap(out, "out", k, "key");
     check_no_overlap(out, "out", v, "value");
   } else {
-    out = at::empty({B, H, Sq, info.head_dim}, q.options());
+    out = at::empty({B, H, Sq, q.size(3)}, q.options());
   }
   if (lse_opt.has_value()) {
     lse = *lse_opt;
@@ -290,13 +300,21 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   p.o_batch_stride = os[0], p.o_head_stride = os[1], p.o_row_stride = os[2];
   p.batch = int(B), p.heads = int(H), p.seqlen_q = int(Sq), p.seqlen_k = int(Sk);
   p.heads_k = int(Hk);  // = heads for plain multi-head calls
+  p.head_dim = int(q.size(3));
+  // Masked variants: row r sees key c iff r + left_offset <= c <= r + causal_offset (a window's
+  // two diagonals; no left edge = -Sq, below every row's first key). Clamped to [-Sq, Sk].
   p.causal_offset = info.causal ? clamp_causal_offset(causal_offset, Sq, Sk) : 0;  // 0 = top-left, torch's is_causal
-  double const scale_log2 = scale * 1.4426950408889634;
-  p.scale = float(scale);
+  p.left_offset = info.causal && left_offset.has_value() ? clamp_causal_offset(*left_offset, Sq, Sk) : int(-Sq);
+  // Softcap: softmax(cap * tanh(scale * s / cap)): the kernels apply tanh(s * softcap_scale) and
+  // then run their softmax with the cap as the scale (positive: no sign folded into Q).
+  double const softmax_scale = softcap > 0 ? softcap : scale;
+  p.softcap_scale = softcap > 0 ? float(scale / softcap) : 0.f;
+  double const scale_log2 = softmax_scale * 1.4426950408889634;
+  p.scale = float(softmax_scale);
   p.scale_log2 = float(scale_log2);
   // See FwdParams: the sign goes into Q, a zero or subnormal magnitude becomes FLT_MIN (same fp32 result).
   p.scale_log2_abs = std::max(float(std::abs(scale_log2)), FLT_MIN);
-  p.negate_q = scale < 0 ? 1 : 0;
+  p.negate_q = softmax_scale < 0 ? 1 : 0;
   p.num_sms = dev.num_sms;
   // Dispatch skips variants that cannot run a call (KernelConfig.can_implement); a call that
   // names one anyway (runtime.run, a layout Python did not see) gets the variant's reason.
@@ -341,8 +359,10 @@ TORCH_LIBRARY(flashcore, m) {
   // fewer heads than q (a divisor: grouped-query attention). causal_offset (causal variants): query row
   // r sees key c iff c <= r + causal_offset; 0 = top-left (torch's is_causal), seqlen_k - seqlen_q =
   // bottom-right (FlashAttention's).
+  // left_offset (masked variants, a sliding window's left edge): row r sees key c only if
+  // c >= r + left_offset; None = no left edge. softcap: 0 = off, else softmax(cap * tanh(scale * s / cap)).
   m.def("fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
-        " int causal_offset=0) -> (Tensor, Tensor)");
+        " int causal_offset=0, int? left_offset=None, float softcap=0.0) -> (Tensor, Tensor)");
   // A variant's workspace as fwd allocates it (zero-filled, torch's caching allocator), for tests.
   m.def("zeroed_workspace(Tensor like, int bytes) -> Tensor");
 }

@@ -281,6 +281,7 @@ def test_template_params():
         "element": "cutlass::bfloat16_t", "mma_atom": "SM80_16x8x16_F32BF16BF16F32_TN",
         "dtype_id": 1, "smem_bytes": (128 * 128 + 2 * 2 * 64 * 128) * 2, "is_causal": "true",
         "arch": "sm_90a", "min_cc": 80, "has_can_implement": True, "has_workspace": False,
+            "pads_head_dim": False,
     }
     scalar = ScalarConfig("fp16", 64, False, block_m=16, warps=4).template_params()
     assert scalar["element"] == "cutlass::half_t"

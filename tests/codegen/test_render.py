@@ -52,7 +52,8 @@ def test_render_names_symbol_and_registration(config):
     registration = (
         f'flashcore::register_variant(flashcore::VariantInfo{{\n    "{name}", "{src.source_hash}", '
         f'{["fp16", "bf16"].index(config.dtype)}, {config.head_dim}, {"true" if config.causal else "false"}, '
-        f'&{name}_run,\n    "sm_90a", {config.MIN_CC}, nullptr,\n    {can_implement}}})'
+        f'&{name}_run,\n    "sm_90a", {config.MIN_CC}, nullptr,\n    {can_implement}, '
+        f'{"true" if config.PADS_HEAD_DIM else "false"}}})'
     )
     assert registration in src.text
     if config.family != "scalar":  # the SM80 families check 16-byte alignment in C++
@@ -66,7 +67,7 @@ def test_render_names_symbol_and_registration(config):
 def test_sm90_registers_its_hooks():
     src = render(config_from_name(SM90_NAME))
     name = SM90_NAME
-    assert f'&{name}_run,\n    "sm_90a", 90, &{name}_workspace_bytes,\n    &{name}_can_implement}})' in src.text
+    assert f'&{name}_run,\n    "sm_90a", 90, &{name}_workspace_bytes,\n    &{name}_can_implement, true}})' in src.text
     assert f"return {name}_kernel::can_implement(p);" in src.text
     assert f"return {name}_kernel::workspace_bytes(p);" in src.text
     assert "{{" not in src.text and "{%" not in src.text

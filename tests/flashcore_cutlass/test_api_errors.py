@@ -75,9 +75,10 @@ def test_not_a_tensor(fn):
     raises(fn, TypeError, "key must be a torch.Tensor, got list", q, k.tolist(), v)
 
 
-def test_head_dim_96(fn):
-    q, k, v = qkv(d=96)
-    raises(fn, ValueError, "head_dim 96 is not supported; supported: (64, 128, 256)", q, k, v)
+@pytest.mark.parametrize("d", [100, 4, 264])
+def test_head_dim_not_a_multiple_of_8_up_to_256(fn, d):
+    q, k, v = qkv(d=d)
+    raises(fn, ValueError, f"head_dim {d} is not supported; supported: multiples of 8 up to 256", q, k, v)
 
 
 @pytest.mark.parametrize("k_shape", [(2, 2, 8, 64), (1, 2, 8, 128)], ids=["batch", "head_dim"])
@@ -333,14 +334,13 @@ def test_cached_shapes_still_check_the_arguments(monkeypatch):
     q, k, v = qkv(sq=8, sk=13)
     calls = []
 
-    def fake_fwd(vid, q, k, v, scale, out, lse, causal_offset):
-        calls.append((vid, scale, causal_offset))
+    def fake_fwd(vid, q, k, v, scale, out, lse, causal_offset, *window_softcap):
+        calls.append((vid, scale, causal_offset, *window_softcap))
         return q, None
 
     monkeypatch.setattr(api, "_fwd", fake_fwd)
-    api._dispatch_cache[api._shape_key(q, k, v, "top_left")] = 7
-    api._dispatch_cache[api._shape_key(q, k, v, "bottom_right")] = 7
-    api._dispatch_cache[api._shape_key(q, k, v, "none")] = 8
+    api._dispatch_cache[api._shape_key(q, k, v, True)] = 7  # masked: causal or windowed
+    api._dispatch_cache[api._shape_key(q, k, v, False)] = 8
     raises(fc.attention, ValueError, "causal must be False, True, 'top_left' or 'bottom_right', got 'bottom-right'",
            q, k, v, causal="bottom-right")
     raises(fc.attention, TypeError, "causal must be a bool, 'top_left' or 'bottom_right', got int 1", q, k, v,
@@ -357,7 +357,18 @@ def test_cached_shapes_still_check_the_arguments(monkeypatch):
     fc.attention(q, k, v, scale=-0.5)
     fc.attention(q, k, v)
     assert calls == [(7, 2.0, 0), (7, 64 ** -0.5, 0), (7, 0.5, 13 - 8), (8, -0.5, 0), (8, 64 ** -0.5, 0)]
-    assert all(type(s) is float for _, s, _ in calls)
+    assert all(type(c[1]) is float for c in calls)
+    # Windows and softcap: checked on cached shapes too, and passed as the two diagonals.
+    calls.clear()
+    raises(fc.attention, ValueError, "window left must be >= 0, or -1 for unbounded, got -2", q, k, v, window=(-2, 0))
+    raises(fc.attention, ValueError, "softcap must be a positive finite number", q, k, v, softcap=-1.0)
+    assert calls == []
+    fc.attention(q, k, v, window=(3, 2))  # no causal: bottom-right, offset 13 - 8
+    fc.attention(q, k, v, causal=True, window=(3, 0), softcap=30)
+    fc.attention(q, k, v, causal="bottom_right", window=(4, -1))
+    fc.attention(q, k, v, softcap=50.0)
+    assert calls == [(7, 64 ** -0.5, 5 + 2, 5 - 3, 0.0), (7, 64 ** -0.5, 0, -3, 30.0), (7, 64 ** -0.5, 5, 1, 0.0),
+                     (8, 64 ** -0.5, 0, None, 50.0)]
 
 
 def test_a_cached_decision_does_not_skip_the_head_count_check(monkeypatch):
@@ -366,8 +377,8 @@ def test_a_cached_decision_does_not_skip_the_head_count_check(monkeypatch):
     monkeypatch.setattr(api, "_fwd", lambda *args: pytest.fail("the op was reached"))
     q = torch.randn(1, 4, 8, 64, dtype=torch.float16)
     k2, k3 = torch.randn(1, 2, 8, 64, dtype=torch.float16), torch.randn(1, 3, 8, 64, dtype=torch.float16)
-    api._dispatch_cache[api._shape_key(q, k2, k2, "none")] = 1
-    assert api._shape_key(q, k3, k3, "none") not in api._dispatch_cache
+    api._dispatch_cache[api._shape_key(q, k2, k2, False)] = 1
+    assert api._shape_key(q, k3, k3, False) not in api._dispatch_cache
     raises(fc.attention, ValueError, "query has 4 heads and key/value 3", q, k3, k3)
 
 
@@ -405,7 +416,7 @@ def test_no_keys_give_zeros_and_minus_inf_lse_like_sdpa(any_device):
 def test_empty_problems_still_check_arguments_and_grad(any_device):
     q, k, v = qkv(0, 2, 8, 8)
     raises(fc.attention, ValueError, "causal must be False, True, 'top_left' or 'bottom_right'", q, k, v, causal="yes")
-    raises(fc.attention, ValueError, "head_dim 96 is not supported", *qkv(0, 2, 8, 8, d=96))
+    raises(fc.attention, ValueError, "head_dim 100 is not supported", *qkv(0, 2, 8, 8, d=100))
     q.requires_grad_(True)
     raises(fc.attention, NotImplementedError, "forward pass only", q, k, v)
     with torch.no_grad():

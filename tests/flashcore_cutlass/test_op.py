@@ -18,8 +18,8 @@ import flashcore_cutlass as fc
 from flashcore_cutlass import api, op
 from flashcore_cutlass.reference import reference_attention
 
-SCHEMA = ('flashcore::attention(Tensor q, Tensor k, Tensor v, str causal="none", float? scale=None)'
-          " -> (Tensor out, Tensor lse)")
+SCHEMA = ('flashcore::attention(Tensor q, Tensor k, Tensor v, str causal="none", float? scale=None,'
+          " int window_left=-1, int window_right=-1, float softcap=0.) -> (Tensor out, Tensor lse)")
 
 
 class _Runtime:
@@ -135,9 +135,15 @@ def test_fake_implementation_gives_shapes_and_checks_them():
         k3 = torch.empty(2, 3, 70, 128, dtype=torch.float16)
         with pytest.raises(ValueError, match="query has 8 heads and key/value 3"):
             torch.ops.flashcore.attention(q, k3, k3)
-        with pytest.raises(ValueError, match="head_dim 96 is not supported"):
-            q96 = torch.empty(2, 8, 33, 96, dtype=torch.float16)
-            torch.ops.flashcore.attention(q96, q96, q96)
+        with pytest.raises(ValueError, match="head_dim 100 is not supported"):
+            q100 = torch.empty(2, 8, 33, 100, dtype=torch.float16)
+            torch.ops.flashcore.attention(q100, q100, q100)
+        q96 = torch.empty(2, 8, 33, 96, dtype=torch.float16)  # padded to the d128 variants
+        assert torch.ops.flashcore.attention(q96, q96, q96, "top_left", None, 16, 0, 30.0)[0].shape == q96.shape
+        with pytest.raises(ValueError, match="window right = 3 with causal='top_left'"):
+            torch.ops.flashcore.attention(q, k, k, "top_left", None, 16, 3)
+        with pytest.raises(ValueError, match="softcap must be a positive finite number"):
+            torch.ops.flashcore.attention(q, k, k, "none", None, -1, -1, float("inf"))
         with pytest.raises(ValueError, match="causal must be one of"):
             torch.ops.flashcore.attention(q, k, k, "causal")
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from flashcore_cutlass.reference import alignment_offset, random_qkv, reference_attention, sample_rows
+from flashcore_cutlass.reference import alignment_offset, random_qkv, reference_attention, sample_rows, visible_range
 
 
 def _qkv(b, h, sq, sk, d=64, heads_k=None, seed=0):
@@ -127,3 +127,32 @@ def test_head_counts_that_do_not_divide():
     k = torch.randn(1, 4, 4, 64)
     with pytest.raises(ValueError, match="query has 6 heads and key/value 4"):
         reference_attention(q, k, k, False)
+
+
+def test_visible_range_follows_flash_attention_windows():
+    """FlashAttention: row r sees keys [r + Sk - Sq - left, r + Sk - Sq + right], -1 unbounded;
+    causal sets right = 0 and keeps its own alignment."""
+    assert visible_range(False, None, 5, 9) == (None, None)
+    assert visible_range(True, None, 5, 9) == (None, 0)
+    assert visible_range(False, (3, 2), 5, 9) == (4 - 3, 4 + 2)
+    assert visible_range(False, (-1, 2), 5, 9) == (None, 6)
+    assert visible_range(False, (3, -1), 5, 9) == (1, None)
+    assert visible_range(True, (3, 0), 5, 9) == (-3, 0)
+    assert visible_range("bottom_right", (3, 0), 5, 9) == (1, 4)
+
+
+@pytest.mark.parametrize("window,softcap", [((2, 1), None), ((-1, 0), 3.0), ((4, -1), 0.5)])
+def test_window_and_softcap_match_a_float64_definition(window, softcap):
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, 2, n, 16, generator=gen) for n in (7, 11, 11))
+    out, lse = reference_attention(q, k, v, False, scale=0.7, window=window, softcap=softcap)
+    r = torch.arange(7)[:, None] + 4  # bottom-right: Sk - Sq = 4
+    c = torch.arange(11)[None, :]
+    left, right = window
+    visible = (c >= r - left if left >= 0 else True) & (c <= r + right if right >= 0 else True)
+    s = (q.double() @ k.double().transpose(-1, -2)) * 0.7
+    if softcap:
+        s = torch.tanh(s / softcap) * softcap
+    s = s.masked_fill(~torch.as_tensor(visible), float("-inf"))
+    torch.testing.assert_close(out.double(), torch.softmax(s, -1) @ v.double(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(lse.double(), torch.logsumexp(s, -1), atol=1e-5, rtol=1e-5)

@@ -281,3 +281,23 @@ def test_read_only_table_still_dispatches_tuned_without_warning(table, monkeypat
             assert Registry(hashes(mma(), pipelined()), ro, ENV).choose(p) == Choice(mma(), "tuned")
     finally:
         keep_open.close()
+
+
+def test_padding_families_take_smaller_head_dims():
+    """Head dims between the built ones go to the next larger variant of a family that pads
+    (scalar; sm90), never to one that does not (mma, pipelined), and the build command names
+    the head dim to build."""
+    from flashcore_codegen.families import Sm90Config
+
+    sm90 = Sm90Config(**BF16_CAUSAL, block_m=128, block_n=128, stages=2, schedule=1, persistent=1).name
+    sm90_64 = Sm90Config(**(BF16_CAUSAL | {"head_dim": 64}), block_m=128, block_n=128, stages=2, schedule=1,
+                         persistent=1).name
+    reg = Registry(hashes(pipelined(), mma(), scalar(), sm90, sm90_64))
+    assert sorted(reg.computing(problem(head_dim=96))) == sorted([scalar(), sm90])
+    assert sorted(reg.computing(problem(head_dim=72))) == sorted([scalar(), sm90])
+    assert reg.computing(problem(head_dim=64)) == [sm90_64]  # exact only: never a larger padded one
+    assert reg.computing(problem(head_dim=40)) == [sm90_64]
+    assert reg.choose(problem(head_dim=96)).variant == sm90
+    assert reg.computing(problem(head_dim=100)) == []  # not a multiple of 8
+    assert "--head-dim 128" in build_command(problem(head_dim=80))
+    assert "--head-dim 256" in build_command(problem(head_dim=200))

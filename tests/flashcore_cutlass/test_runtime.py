@@ -47,7 +47,7 @@ def test_cached_shape_still_reports_bad_inputs_clearly(monkeypatch):
         raise NotImplementedError("Could not run 'flashcore::fwd' with arguments from the 'CPU' backend")
 
     q = torch.randn(1, 2, 16, 64, dtype=torch.float16)
-    monkeypatch.setattr(api, "_dispatch_cache", {api._shape_key(q, q, q, "none"): 0})
+    monkeypatch.setattr(api, "_dispatch_cache", {api._shape_key(q, q, q, False): 0})
     monkeypatch.setattr(api, "_fwd", op_without_cpu_kernel)
     with pytest.raises(ValueError, match="CUDA devices only"):
         api.attention(q, q, q)
@@ -100,13 +100,13 @@ def test_binding_differences():
     instead of failing every call with a schema error."""
     current = torch._C.parse_schema(
         "flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
-        " int causal_offset=0) -> (Tensor, Tensor)")
+        " int causal_offset=0, int? left_offset=None, float softcap=0.0) -> (Tensor, Tensor)")
     assert runtime.binding_differences(current) == []
     old = torch._C.parse_schema("flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale,"
                                 " Tensor? out=None, Tensor? lse=None) -> (Tensor, Tensor)")
     assert runtime.binding_differences(old) == [
         "its flashcore::fwd takes (variant, q, k, v, scale, out, lse), this flashcore passes"
-        " (variant, q, k, v, scale, out, lse, causal_offset)"]
+        " (variant, q, k, v, scale, out, lse, causal_offset, left_offset, softcap)"]
 
 
 def test_torch_differences():

@@ -35,10 +35,23 @@ struct FwdParams {
   // Grouped-query attention: k and v have heads_k heads (heads % heads_k == 0); query head h reads
   // K/V head h / (heads / heads_k). k/v batch and head strides step over K/V's own heads.
   int heads_k;
-  // Causal variants: query row r sees key c iff c <= r + causal_offset. 0 = top-left alignment
-  // (torch's is_causal), seqlen_k - seqlen_q = bottom-right (FlashAttention's, KV-cache decoding).
-  // Rows that see no key get O = 0 and LSE = +inf. Ignored by non-causal variants.
+  // Masked ("causal") variants: query row r sees key c iff r + left_offset <= c <= r + causal_offset.
+  // Causal: causal_offset 0 = top-left alignment (torch's is_causal), seqlen_k - seqlen_q =
+  // bottom-right (FlashAttention's, KV-cache decoding). A sliding window (left, right) moves the
+  // two diagonals: causal_offset = align + right, left_offset = align - left; no left window is
+  // left_offset = -seqlen_q (below every row's first key). The binding clamps both to
+  // [-seqlen_q, seqlen_k], so r + offset never overflows. Rows that see no key get O = 0 and
+  // LSE = +inf. Ignored by non-causal variants (which mask nothing but the sequence end).
   int causal_offset;
+  int left_offset;
+  // Logit softcap (Gemma-2): 0 = off; else each score s becomes tanh(s * softcap_scale) (that is
+  // tanh(scale * s / cap)) before masking and softmax, and the binding sets scale, scale_log2 and
+  // scale_log2_abs to the cap's (cap, cap * log2 e), negate_q to 0: softmax(cap * tanh(...)).
+  float softcap_scale;
+  // The call's head dim (q/k/v/o's last extent): a multiple of 8, at most the variant's. Smaller
+  // calls run on the next larger variant, whose kernels zero-fill the missing columns on load and
+  // never store them (no copy of the inputs). 0 = the variant's own.
+  int head_dim;
   int num_sms;      // SM count of the device (persistent grids); the binding caches it per device
   void* workspace;  // zero-filled device scratch of the variant's workspace_bytes(), or nullptr
 };
@@ -95,6 +108,59 @@ inline __host__ __device__ int kv_head(FwdParams const& p, int head) {
   return p.heads_k > 0 ? head / (p.heads / p.heads_k) : head;
 }
 
+// What a masked variant's tile loop needs of FwdParams (device code copies it into its own
+// params): row r sees key c iff c < seqlen_k and r + left_offset <= c <= r + causal_offset.
+struct KeyMask {
+  int seqlen_k, causal_offset, left_offset;
+};
+inline __host__ __device__ KeyMask key_mask(FwdParams const& p) { return {p.seqlen_k, p.causal_offset, p.left_offset}; }
+
+// Key tiles [first, end) of kBlockN keys that query rows [row0, row0 + rows) can see (non-masked
+// variants: every tile up to seqlen_k). end <= first: no row sees a key.
+struct KeyTileRange {
+  int first, end;
+  __host__ __device__ int count() const { return end > first ? end - first : 0; }
+};
+template <int kBlockN, bool kMasked>
+inline __host__ __device__ KeyTileRange key_tile_range(KeyMask const& m, int row0, int rows) {
+  int key_end = m.seqlen_k;  // one past the last visible key of the last row
+  int key_begin = 0;         // the first visible key of the first row
+  if (kMasked) {
+    int const last_row_end = row0 + rows + m.causal_offset;
+    key_end = last_row_end < key_end ? last_row_end : key_end;
+    int const first = row0 + m.left_offset;
+    key_begin = first > 0 ? first : 0;
+  }
+  if (key_end <= key_begin) return {0, 0};
+  return {key_begin / kBlockN, (key_end + kBlockN - 1) / kBlockN};
+}
+
+// Does key tile n need the per-element mask for rows [row0, row0 + rows): the sequence end, the
+// causal (right) diagonal or the left window edge crosses it.
+template <int kBlockN, bool kMasked>
+inline __host__ __device__ bool key_tile_needs_mask(KeyMask const& m, int row0, int rows, int n) {
+  int const col0 = n * kBlockN, col_last = col0 + kBlockN - 1;
+  if (col_last >= m.seqlen_k) return true;
+  if (!kMasked) return false;
+  return col_last > row0 + m.causal_offset || col0 < row0 + rows - 1 + m.left_offset;
+}
+
+// The per-element rule: may row `row` see key `col`?
+template <bool kMasked>
+inline __host__ __device__ bool key_visible(KeyMask const& m, int row, int col) {
+  return col < m.seqlen_k && (!kMasked || (col <= row + m.causal_offset && col >= row + m.left_offset));
+}
+
+#if defined(__CUDACC__)
+// tanh for the logit softcap: the SFU's tanh.approx.f32 (max relative error ~2^-11, below the
+// fp16/bf16 rounding of P), one instruction instead of tanhf's ~20.
+__device__ __forceinline__ float tanh_approx(float x) {
+  float y;
+  asm("tanh.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+#endif
+
 // can_implement of kernels that move 16-byte vectors through global memory (cp.async, 128-bit
 // loads and stores): nullptr when q, k, v and o start 16-byte aligned and the stride of every
 // dimension with more than one index is a multiple of 16 bytes (a lone index never applies its
@@ -125,7 +191,7 @@ struct VariantInfo {
   const char* source_hash;  // hash of the generated source and the headers it includes
   int dtype;                // 0 = fp16, 1 = bf16 (codegen.config.DTYPES order)
   int head_dim;
-  bool causal;
+  bool causal;         // a masked variant: causal diagonal and sliding window (FwdParams)
   FwdFn run;
   const char* arch;  // the compile target, e.g. "sm_90a" (an "a" target runs on exactly that capability)
   int min_cc;        // compute capability the code needs, major * 10 + minor: 90, 80
@@ -134,6 +200,9 @@ struct VariantInfo {
   // nullptr when the variant can run the call, else a static string saying why not (e.g. TMA
   // alignment); the binding raises it before launching. A nullptr function = runs every call.
   const char* (*can_implement)(const FwdParams&);
+  // Runs calls with a smaller head dim, any multiple of 8 (FwdParams::head_dim), by zero-filling
+  // the missing columns in the kernel; false: exactly head_dim.
+  bool pads_head_dim;
 };
 
 // Defined in the binding; each generated translation unit calls it from a static initializer.

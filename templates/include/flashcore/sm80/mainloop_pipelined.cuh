@@ -100,16 +100,17 @@ struct MainloopPipelined {
     // Prologue. cp.async groups are committed in the order K0(+Q) V0 K1 V1 ... so that
     // "K_n ready" and "V_n ready" are both "at most 2*kStages-2 groups still in flight".
     load_q();
-    load_k(0);
+    int const n0 = blk.n_first;  // a left window skips the key tiles before it
+    load_k(n0);
     CUTE_UNROLL
     for (int s = 0; s + 1 < kStages; ++s) {
-      load_v(s);
-      load_k(s + 1);
+      load_v(n0 + s);
+      load_k(n0 + s + 1);
     }
     q.negate_if_needed();
 
     CUTE_NO_UNROLL
-    for (int n = 0; n < blk.n_blocks; ++n) {
+    for (int n = n0; n < blk.n_blocks; ++n) {
       int const slot = n % kStages;
       cp_async_wait<2 * kStages - 2>();
       __syncthreads();  // K_n visible; every warp is past PV_{n-1}, so V slot (n-1) is free
@@ -118,15 +119,14 @@ struct MainloopPipelined {
       auto acc_s = partition_fragment_C(mma, typename Config::ShapeS{});
       clear(acc_s);
       gemm_ss<kLean>(acc_s, tSrQ, tSrK, tSsQ, tSsK(_, _, _, slot), mma, copy_q, copy_k, tid);
-      if (blk.needs_mask(n, p.seqlen_k)) {
-        apply_mask<Config::kCausal>(acc_s, tScS, blk.diag0, n * kBlockN, p.seqlen_k);
-      }
+      if (p.softcap_scale != 0.f) apply_softcap(acc_s, p.softcap_scale);
+      if (blk.needs_mask(n)) apply_mask<Config::kCausal>(acc_s, tScS, blk.mask, blk.row0, n * kBlockN);
 
       cp_async_wait<2 * kStages - 2>();
       __syncthreads();  // V_n visible; every warp is past QK_n, so K slot n is free
       load_k(n + kStages);
 
-      softmax.update(n == 0, acc_s, acc_o, p.scale_log2_abs);
+      softmax.update(n == blk.n_first, acc_s, acc_o, p.scale_log2_abs);
       pv_product<Element>(acc_o, acc_s, tOrVt, tOsVt(_, _, _, slot), mma, copy_v, tid);
     }
     cp_async_wait<0>();  // nothing in flight past the mainloop

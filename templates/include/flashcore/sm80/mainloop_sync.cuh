@@ -70,7 +70,7 @@ struct MainloopSync {
     q.negate_if_needed();
 
     CUTE_NO_UNROLL
-    for (int n = 0; n < blk.n_blocks; ++n) {
+    for (int n = blk.n_first; n < blk.n_blocks; ++n) {
       __syncthreads();  // every warp is done with the previous K/V tile
       int const valid_keys = p.seqlen_k - n * kBlockN;
       copy_rows(gmem_copy, gthr.partition_S(gK(_, _, n)), tKsK, tKVc, valid_keys);
@@ -80,10 +80,9 @@ struct MainloopSync {
       auto acc_s = partition_fragment_C(mma, typename Config::ShapeS{});
       clear(acc_s);
       gemm_ss(acc_s, tSrQ, tSrK, tSsQ, tSsK, mma, copy_q, copy_k, tid);
-      if (blk.needs_mask(n, p.seqlen_k)) {
-        apply_mask<Config::kCausal>(acc_s, tScS, blk.diag0, n * kBlockN, p.seqlen_k);
-      }
-      softmax.update(n == 0, acc_s, acc_o, p.scale_log2_abs);
+      if (p.softcap_scale != 0.f) apply_softcap(acc_s, p.softcap_scale);
+      if (blk.needs_mask(n)) apply_mask<Config::kCausal>(acc_s, tScS, blk.mask, blk.row0, n * kBlockN);
+      softmax.update(n == blk.n_first, acc_s, acc_o, p.scale_log2_abs);
       pv_product<Element>(acc_o, acc_s, tOrVt, tOsVt, mma, copy_v, tid);
     }
   }

@@ -5,21 +5,28 @@
 
 namespace flashcore::sm80 {
 
-// Scores of invisible keys (past the sequence end, or above the causal diagonal) become -inf.
-// diag0: the last key the tile's first row sees (row0 + causal_offset; causal only).
+// Scores of invisible keys (past the sequence end, outside the causal diagonal or the window)
+// become -inf. row0, col0: the tile's first query row and key.
 template <bool kCausal, class ScoreTensor, class CoordTensor>
-CUTE_DEVICE void apply_mask(ScoreTensor& acc_s, CoordTensor const& coords, int diag0, int col0, int seqlen_k) {
+CUTE_DEVICE void apply_mask(ScoreTensor& acc_s, CoordTensor const& coords, KeyMask const& mask, int row0, int col0) {
   auto s = rowcol_view(acc_s);
   auto c = rowcol_view(coords);
   CUTE_UNROLL
   for (int i = 0; i < size<0>(s); ++i) {
-    int last_key = diag0 + get<0>(c(i, 0));
+    int const row = row0 + get<0>(c(i, 0));
     CUTE_UNROLL
     for (int j = 0; j < size<1>(s); ++j) {
-      int col = col0 + get<1>(c(i, j));
-      if (col >= seqlen_k || (kCausal && col > last_key)) s(i, j) = -INFINITY;
+      if (!key_visible<kCausal>(mask, row, col0 + get<1>(c(i, j)))) s(i, j) = -INFINITY;
     }
   }
+}
+
+// Logit softcap: raw scores -> tanh(s * softcap_scale) (FwdParams::softcap_scale; the softmax then
+// runs with the cap as its scale). Before the mask, so that masked scores stay -inf.
+template <class ScoreTensor>
+CUTE_DEVICE void apply_softcap(ScoreTensor& acc_s, float softcap_scale) {
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc_s); ++i) acc_s(i) = tanh_approx(acc_s(i) * softcap_scale);
 }
 
 // A row's 8 columns per n8 tile are spread over the 4 threads of a quad, so row reductions

@@ -14,9 +14,10 @@ struct BlockGeometry {
   int batch, head, m_block;
   int row0;       // first query row of the tile
   int rows;       // valid query rows in the tile (<= kBlockM)
-  int n_blocks;   // key tiles to visit (causal: up to the diagonal; 0 when no row sees a key)
-  int diag0;      // causal: the last key row0 sees (row0 + causal_offset); key c is visible to
-                  // row r iff c <= r + causal_offset
+  int n_first;    // first key tile to visit (a left window skips the tiles before it)
+  int n_blocks;   // one past the last key tile to visit (masked: up to the diagonal); no key
+                  // tile when n_blocks <= n_first (no row of the tile sees a key)
+  KeyMask mask;   // seqlen_k and the masked variants' diagonals (api.h)
   int head_kv;    // K/V head of this query head (grouped-query attention)
 
   CUTE_DEVICE BlockGeometry(FwdParams const& p, int m_block_, int head_, int batch_) {
@@ -26,16 +27,14 @@ struct BlockGeometry {
     head_kv = kv_head(p, head);
     row0 = m_block * kBlockM;
     rows = min(kBlockM, p.seqlen_q - row0);
-    diag0 = row0 + p.causal_offset;
-    int key_end = kCausal ? min(p.seqlen_k, diag0 + kBlockM) : p.seqlen_k;
-    n_blocks = key_end > 0 ? (key_end + kBlockN - 1) / kBlockN : 0;
+    mask = key_mask(p);
+    KeyTileRange const tiles = key_tile_range<kBlockN, kCausal>(mask, row0, kBlockM);
+    n_first = tiles.first;
+    n_blocks = tiles.end;
   }
 
-  // Does key tile n need masking (sequence end, or crossing the causal diagonal)?
-  CUTE_DEVICE bool needs_mask(int n, int seqlen_k) const {
-    int col_end = (n + 1) * kBlockN;
-    return col_end > seqlen_k || (kCausal && col_end - 1 > diag0);
-  }
+  // Does key tile n need masking (sequence end, causal diagonal, left window edge)?
+  CUTE_DEVICE bool needs_mask(int n) const { return key_tile_needs_mask<kBlockN, kCausal>(mask, row0, kBlockM, n); }
 };
 
 // One block per work tile on the grid (query tiles, heads, batch). Launched through

@@ -1,7 +1,7 @@
 // Mainloop: the producer's TMA loads (Q once per tile, K/V through a kStages ring of mbarriers)
 // and the consumers' wgmma loop: S = Q K^T (SS), online softmax, O += P V (RS, P in registers).
 // Key tiles are walked from the last to the first, so masked tiles (seqlen_k end, causal
-// diagonal) come first. With kIntraWGOverlap the next QK^T is issued before this tile's PV and
+// diagonal) come first; a left window edge makes the last tiles walked masked as well. With kIntraWGOverlap the next QK^T is issued before this tile's PV and
 // the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2).
 #pragma once
 
@@ -53,21 +53,19 @@ struct MainloopTmaWgmma {
     cute::prefetch_tma_descriptor(p.tma_o.get_tma_descriptor());
   }
 
-  // Number of key tiles a query tile visits (causal: up to the diagonal shifted by causal_offset;
-  // 0 when every row of the tile is before the first key, bottom-right alignment with Sq > Sk).
-  CUTE_DEVICE static int n_blocks(Params const& p, int m_block) {
-    int key_end = kCausal ? min(p.seqlen_k, (m_block + 1) * kBlockM + p.causal_offset) : p.seqlen_k;
-    return key_end > 0 ? (key_end + kBlockN - 1) / kBlockN : 0;
+  // Key tiles a query tile visits: [first, end) (masked variants: between the tile's window
+  // diagonals, api.h key_tile_range; empty when no row of the tile sees a key).
+  CUTE_DEVICE static KeyTileRange key_tiles(Params const& p, int m_block) {
+    return key_tile_range<kBlockN, kCausal>(p.mask, m_block * kBlockM, kBlockM);
   }
   CUTE_DEVICE static bool needs_mask(Params const& p, int m_block, int n) {
-    int col_end = (n + 1) * kBlockN;
-    return col_end > p.seqlen_k || (kCausal && col_end - 1 > m_block * kBlockM + p.causal_offset);
+    return key_tile_needs_mask<kBlockN, kCausal>(p.mask, m_block * kBlockM, kBlockM, n);
   }
 
   // ------------------------------------------------------------------ producer (one thread)
   CUTE_DEVICE static void load(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
                                PipeState& v_state, int tile_iter) {
-    int nb = n_blocks(p, w.m_block);
+    KeyTileRange const tiles = key_tiles(p, w.m_block);
     Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
     Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
     Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
@@ -104,8 +102,9 @@ struct MainloopTmaWgmma {
     };
 
     // Q loads for every tile, even one without keys: the Q barriers' phases count tiles.
-    int n = nb - 1;
-    if (nb > 0) load_k(n);
+    bool const any = tiles.count() > 0;
+    int n = tiles.end - 1;
+    if (any) load_k(n);
     // Q's buffer is free again once the consumers' last QK^T of the previous tile is done, or,
     // when it doubles as the O staging buffer, once the previous tile's O store has read it.
     if (tile_iter > 0) {
@@ -114,13 +113,13 @@ struct MainloopTmaWgmma {
     }
     FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
     copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
-    if (nb == 0) return;
+    if (!any) return;
     // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
-    for (; n > 0; --n) {
+    for (; n > tiles.first; --n) {
       load_k(n - 1);
       load_v(n);
     }
-    load_v(0);
+    load_v(tiles.first);
   }
 
   // ------------------------------------------------------------------ consumers
@@ -147,24 +146,26 @@ struct MainloopTmaWgmma {
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
-    int nb = n_blocks(p, w.m_block);
+    KeyTileRange const tiles = key_tiles(p, w.m_block);
 
     int const row0 = w.m_block * kBlockM;
-    int const seqlen_k = p.seqlen_k;
-    int const causal_offset = p.causal_offset;
+    KeyMask const key_mask = p.mask;
     float const scale_log2 = p.scale_log2;
+    float const softcap_scale = p.softcap_scale;
     bool const wg_leader = (tid % 128) == 0;
     int const wg = tid / 128;
     using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
 
     auto softmax_step = [&](int n, float (&corr)[kRowsPerThread]) {
       Tensor s = rowcol(tSrS);
+      if (softcap_scale != 0.f) {  // uniform: tanh before the mask, so masked scores stay -inf
+        CUTE_UNROLL
+        for (int i = 0; i < size(tSrS); ++i) tSrS(i) = tanh_approx(tSrS(i) * softcap_scale);
+      }
       if (needs_mask(p, w.m_block, n)) {
         int const col0 = n * kBlockN;
         auto mask = [&](int i, int j) {
-          int col = col0 + get<1>(tScS(i, j));
-          int row = row0 + get<0>(tScS(i, j));
-          return col >= seqlen_k || (kCausal && col > row + causal_offset);
+          return !key_visible<kCausal>(key_mask, row0 + get<0>(tScS(i, j)), col0 + get<1>(tScS(i, j)));
         };
         softmax.template step<true>(s, scale_log2, mask, corr);
       } else {
@@ -177,12 +178,12 @@ struct MainloopTmaWgmma {
     };
 
     FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
-    if (nb == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
+    if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
       if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
       return;
     }
     float corr[kRowsPerThread];
-    int n = nb - 1;
+    int n = tiles.end - 1;
 
     if constexpr (Traits::kIntraWGOverlap) {
       // Prologue: S(n_last) and its softmax alone.
@@ -198,7 +199,7 @@ struct MainloopTmaWgmma {
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
       CUTE_NO_UNROLL
-      for (--n; n >= 0; --n) {
+      for (--n; n >= tiles.first; --n) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         Sched::acquire(wg);
@@ -231,7 +232,7 @@ struct MainloopTmaWgmma {
       v_state.advance(kStages);
     } else {
       CUTE_NO_UNROLL
-      for (; n >= 0; --n) {
+      for (; n >= tiles.first; --n) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
         release(&ss.empty_k[k_state.index]);

@@ -108,9 +108,10 @@ struct Traits {
     TmaO tma_o;
     ShapeT shape_q, shape_k;
     float* lse;
-    int seqlen_q, seqlen_k;
-    int head_ratio;     // query heads per K/V head (grouped-query attention; 1 = MHA)
-    int causal_offset;  // causal: row r sees key c iff c <= r + causal_offset
+    int seqlen_q;
+    KeyMask mask;         // seqlen_k and the masked variants' diagonals (api.h)
+    int head_ratio;       // query heads per K/V head (grouped-query attention; 1 = MHA)
+    float softcap_scale;  // 0: no softcap; else scores become tanh(s * softcap_scale) (api.h)
     float scale_log2;
     TileGeometry geo;
     void* workspace;
@@ -118,24 +119,27 @@ struct Traits {
 
   static Params make_params(FwdParams const& p) {
     int const heads_k = p.heads_k > 0 ? p.heads_k : p.heads;  // 0: a caller predating GQA, i.e. MHA
+    // A smaller head dim than the tile's: TMA zero-fills the columns past it on load (zeros add
+    // nothing to Q.K^T and give zero O columns) and clips them on the O store.
+    int const d = p.head_dim > 0 ? p.head_dim : kHeadDim;
     auto mQ = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.q)),
-                          make_shape(p.seqlen_q, int(kHeadDim), p.heads, p.batch),
+                          make_shape(p.seqlen_q, d, p.heads, p.batch),
                           make_stride(p.q_row_stride, _1{}, p.q_head_stride, p.q_batch_stride));
     auto mK = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.k)),
-                          make_shape(p.seqlen_k, int(kHeadDim), heads_k, p.batch),
+                          make_shape(p.seqlen_k, d, heads_k, p.batch),
                           make_stride(p.k_row_stride, _1{}, p.k_head_stride, p.k_batch_stride));
     auto mV = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.v)),
-                          make_shape(p.seqlen_k, int(kHeadDim), heads_k, p.batch),
+                          make_shape(p.seqlen_k, d, heads_k, p.batch),
                           make_stride(p.v_row_stride, _1{}, p.v_head_stride, p.v_batch_stride));
     auto mO = make_tensor(make_gmem_ptr(static_cast<Element*>(p.o)),
-                          make_shape(p.seqlen_q, int(kHeadDim), p.heads, p.batch),
+                          make_shape(p.seqlen_q, d, p.heads, p.batch),
                           make_stride(p.o_row_stride, _1{}, p.o_head_stride, p.o_batch_stride));
     return Params{
         make_tma_copy(SM90_TMA_LOAD{}, mQ, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutO{}, Shape<BM, HD>{}, _1{}),
-        mQ.shape(), mK.shape(), p.lse, p.seqlen_q, p.seqlen_k, p.heads / heads_k, p.causal_offset, p.scale_log2,
+        mQ.shape(), mK.shape(), p.lse, p.seqlen_q, key_mask(p), p.heads / heads_k, p.softcap_scale, p.scale_log2,
         make_tile_geometry<kBlockM>(p), p.workspace};
   }
 };
