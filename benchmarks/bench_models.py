@@ -83,8 +83,8 @@ def bench_case(name, rounds: int, flex: bool) -> dict:
         impls["sdpa_full_causal"] = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                                                            enable_gqa=hkv != hq)
     if flex:
-        fn = flex_fn(name, hq, hkv, s, window, softcap)
-        impls["flex"] = lambda: fn(q, k, v)
+        flex_call = flex_fn(name, hq, hkv, s, window, softcap)
+        impls["flex"] = lambda: flex_call(q, k, v)
     errors = {}
     for impl, fn in impls.items():
         if impl.startswith("sdpa_full"):
