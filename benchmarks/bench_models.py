@@ -7,6 +7,8 @@ backend and FlexAttention in the same run (interleaved rounds of per-call CUDA-e
   tanh score_mod); ours without softcap and SDPA (no softcap possible) for scale.
 - Mistral-7B style: GQA 32/8, D128, S=8192, causal with a 4096-token sliding window (ours and
   FlexAttention with a block mask) against SDPA doing the full causal attention.
+- Packed variable-length sequences (attention_varlen), 8 x 1024 tokens with Llama heads, against
+  the same batch as (B, H, S, D): what packing costs.
 
 Every output is checked against the fp32 reference on sampled rows before timing.
 
@@ -16,7 +18,6 @@ Every output is checked against the fp32 reference on sampled rows before timing
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 
@@ -59,10 +60,10 @@ def flex_fn(case, hq, hkv, s, window, softcap):
         return visible
 
     block_mask = create_block_mask(mask_mod, None, None, s, s, device="cuda")
-    score_mod = None
-    if softcap:
-        def score_mod(score, b, h, q_idx, kv_idx):
-            return softcap * torch.tanh(score / softcap)
+    def capped(score, b, h, q_idx, kv_idx):
+        return softcap * torch.tanh(score / softcap)
+
+    score_mod = capped if softcap else None
     compiled = torch.compile(flex_attention)
     return lambda q, k, v: compiled(q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=hkv != hq)
 
@@ -101,6 +102,28 @@ def bench_case(name, rounds: int, flex: bool) -> dict:
             "max_abs_err": errors}
 
 
+def bench_varlen(rounds: int) -> dict:
+    """Packed sequences against the same work as one (B, H, S, D) batch: 8 sequences of 1024
+    tokens, Llama-3-8B heads (32/8, D128), causal. The issue's bound: varlen costs <= 5 %."""
+    b, s, h, hkv, d = 8, 1024, 32, 8, 128
+    q, k, v = random_qkv(b, h, s, s, d, torch.bfloat16, heads_k=hkv)
+    packed = [t.transpose(1, 2).reshape(b * s, t.shape[1], d).contiguous() for t in (q, k, v)]
+    cu = torch.arange(0, (b + 1) * s, s, dtype=torch.int32, device="cuda")
+    impls = {
+        "batched": lambda: fc.attention(q, k, v, causal=True),
+        "varlen": lambda: fc.attention_varlen(*packed, cu, cu, s, s, causal=True, validate=False),
+    }
+    got = impls["varlen"]().view(b, s, h, d).transpose(1, 2)
+    err = (got.float() - impls["batched"]().float()).abs().max().item()
+    per = {impl: [] for impl in impls}
+    for _ in range(rounds):
+        for impl, fn in impls.items():
+            per[impl].append(time_calls(fn, reps=20, warmup=3, min_ms=50).median_us)
+    us = {impl: statistics.median(ts) for impl, ts in per.items()}
+    return {"case": "varlen-8x1024-llama-heads", "us": us, "rounds_us": per, "max_abs_diff_vs_batched": err,
+            "varlen_cost_vs_batched": us["varlen"] / us["batched"] - 1}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -124,7 +147,9 @@ def main(argv=None) -> int:
         derived["mistral_time_vs_sdpa_full_causal"] = m["flashcore"] / m["sdpa_full_causal"]
         if "flex" in m:
             derived["mistral_speedup_vs_flex"] = m["flex"] / m["flashcore"]
-    payload = {"environment": environment(), "rounds": args.rounds, "rows": rows, "derived": derived}
+    varlen = bench_varlen(args.rounds)
+    derived["varlen_cost_vs_batched"] = varlen["varlen_cost_vs_batched"]
+    payload = {"environment": environment(), "rounds": args.rounds, "rows": rows, "varlen": varlen, "derived": derived}
     path = save("bench_models", payload, args.json)
     def cell(r, impl):
         t = r["us"].get(impl)

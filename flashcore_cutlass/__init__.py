@@ -7,11 +7,12 @@ the tuning table work, and start fast, without importing torch.
 from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = ["attention", "scaled_dot_product_attention", "patch_sdpa", "SdpaPatch", "MissingVariantError"]
+__all__ = ["attention", "attention_varlen", "scaled_dot_product_attention", "patch_sdpa", "SdpaPatch", "MissingVariantError"]
 
 _LAZY = {
     "attention": ".api",
     "scaled_dot_product_attention": ".api",
+    "attention_varlen": ".varlen",
     "patch_sdpa": ".patch",
     "SdpaPatch": ".patch",
     "MissingVariantError": ".registry",

@@ -97,7 +97,8 @@ def torch_differences(manifest: dict) -> list[str]:
 
 # Arguments of flashcore::fwd this Python passes; a binding built before one of them was added
 # would fail every call with a schema error, so loading it asks for a rebuild instead.
-FWD_ARGUMENTS = ("variant", "q", "k", "v", "scale", "out", "lse", "causal_offset", "left_offset", "softcap")
+FWD_ARGUMENTS = ("variant", "q", "k", "v", "scale", "out", "lse", "causal_offset", "left_offset", "softcap",
+                 "cu_seqlens_q", "cu_seqlens_k", "max_seqlen_q", "max_seqlen_k", "bottom_right")
 
 
 def binding_differences(fwd_schema) -> list[str]:

@@ -46,6 +46,15 @@ def representative_variants(per_mask: bool = True, prefer_dtype: str | None = No
     return sorted(rank[-1] for rank in best.values())
 
 
+def representative_params(per_mask: bool = True, prefer_dtype: str | None = None) -> list:
+    """representative_variants() as pytest parameters, or one skipped parameter saying why none."""
+    import pytest
+
+    reason = gpu_skip_reason()
+    names = representative_variants(per_mask, prefer_dtype) if not reason else []
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no variants built"))]
+
+
 def sdpa(q, k, v, causal: bool, scale: float | None = None) -> torch.Tensor:
     """torch SDPA, in chunks of batch*heads that its kernels can launch (any B, H)."""
     b, h, sq, d = q.shape

@@ -210,16 +210,12 @@ std::string layout_facts(at::Tensor const& t, char const* what) {
          ", strides " + dims(t.strides());
 }
 
-// The causal mask's alignment, clamped to [-seqlen_q, seqlen_k]: beyond it nothing changes (every row
-// sees every key, or no row sees any), and inside it row + offset stays in the kernels' int range.
-int clamp_causal_offset(int64_t offset, int64_t seqlen_q, int64_t seqlen_k) {
-  return int(std::min(std::max(offset, -seqlen_q), seqlen_k));
-}
-
 std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k,
                                        at::Tensor const& v, double scale, std::optional<at::Tensor> out_opt,
                                        std::optional<at::Tensor> lse_opt, int64_t causal_offset,
-                                       std::optional<int64_t> left_offset, double softcap) {
+                                       std::optional<int64_t> left_offset, double softcap,
+                                       std::optional<at::Tensor> cu_seqlens_q, std::optional<at::Tensor> cu_seqlens_k,
+                                       int64_t max_seqlen_q, int64_t max_seqlen_k, bool bottom_right) {
   auto const& variants = variant_list();
   TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", num(variant));
   VariantInfo const& info = variants[variant].info;
@@ -234,6 +230,25 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
                     "softcap must be 0 (off) or a positive finite float32 value, got ", num(softcap));
   TORCH_CHECK_VALUE(!left_offset.has_value() || info.causal, "flashcore variant ", info.name,
                     " masks nothing: a sliding window needs a masked (causal) variant");
+  // Packed sequences: q/k/v/out are (1, heads, total rows, D) views of (total, heads, D) tensors.
+  bool const packed = cu_seqlens_q.has_value();
+  TORCH_CHECK_VALUE(packed == cu_seqlens_k.has_value(), "pass both cu_seqlens_q and cu_seqlens_k, or neither");
+  int64_t num_seqs = 0;
+  if (packed) {
+    for (auto const* cu : {&*cu_seqlens_q, &*cu_seqlens_k}) {
+      TORCH_CHECK_VALUE(cu->is_cuda() && cu->device() == q.device() && cu->scalar_type() == at::kInt && cu->dim() == 1 &&
+                            cu->is_contiguous() && cu->numel() >= 1,
+                        "cu_seqlens must be contiguous 1-D int32 tensors on ", q.device().str(),
+                        " (batch + 1 offsets starting at 0)");
+    }
+    TORCH_CHECK_VALUE(cu_seqlens_q->numel() == cu_seqlens_k->numel(), "cu_seqlens_q has ", num(cu_seqlens_q->numel()),
+                      " entries and cu_seqlens_k ", num(cu_seqlens_k->numel()), ": one offset per sequence plus one");
+    TORCH_CHECK_VALUE(q.size(0) == 1 && k.size(0) == 1, "packed sequences come as one batch of total rows");
+    TORCH_CHECK_VALUE(max_seqlen_q >= 0 && max_seqlen_k >= 0 && max_seqlen_q <= q.size(2) && max_seqlen_k <= k.size(2),
+                      "max_seqlen_q = ", num(max_seqlen_q), ", max_seqlen_k = ", num(max_seqlen_k),
+                      " must be within the packed rows (", num(q.size(2)), ", ", num(k.size(2)), ")");
+    num_seqs = cu_seqlens_q->numel() - 1;
+  }
   int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Hk = k.size(1), Sk = k.size(2);
   TORCH_CHECK_VALUE(v.sizes() == k.sizes(), "value shape ", dims(v.sizes()), " must equal key shape ", dims(k.sizes()));
   TORCH_CHECK_VALUE(k.size(0) == B, "key/value batch ", num(k.size(0)), " must equal query batch ", num(B),
@@ -273,14 +288,14 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
     lse = at::empty({B, H, Sq}, q.options().dtype(at::kFloat));
   }
   // Empty results (like torch SDPA): nothing to compute, nothing launched.
-  if (B == 0 || H == 0 || Sq == 0) return {out, lse};
+  if (B == 0 || H == 0 || Sq == 0 || (packed && (num_seqs == 0 || max_seqlen_q == 0))) return {out, lse};
   TORCH_CHECK_VALUE(Sq <= kMaxSeqlen && Sk <= kMaxSeqlen, "seqlen_q = ", num(Sq), ", seqlen_k = ", num(Sk),
                     ": flashcore kernels index sequences with 32-bit ints, at most ", num(kMaxSeqlen), " (2^30) rows");
   TORCH_CHECK_VALUE(B <= INT_MAX / H, "batch * heads = ", num(B), " * ", num(H),
                     " exceeds the kernels' 32-bit range (at most ", num(int64_t(INT_MAX)), ")");
   // No keys (like torch SDPA's math definition): every output row is an empty sum, 0, and the
   // logsumexp of no scores is -inf. Filled on the current stream, nothing launched of ours.
-  if (Sk == 0) {
+  if (Sk == 0 || (packed && max_seqlen_k == 0)) {
     out.zero_();
     lse.fill_(-INFINITY);
     return {out, lse};
@@ -298,13 +313,26 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   p.k_batch_stride = ks[0], p.k_head_stride = ks[1], p.k_row_stride = ks[2];
   p.v_batch_stride = vs[0], p.v_head_stride = vs[1], p.v_row_stride = vs[2];
   p.o_batch_stride = os[0], p.o_head_stride = os[1], p.o_row_stride = os[2];
+  if (packed) p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = p.o_batch_stride = 0;
   p.batch = int(B), p.heads = int(H), p.seqlen_q = int(Sq), p.seqlen_k = int(Sk);
+  if (packed) {
+    TORCH_CHECK_VALUE(num_seqs <= INT_MAX / H, "sequences * heads exceeds the kernels' 32-bit range");
+    // Sequence b's rows come from cu_seqlens; batch strides are never stepped (SeqSpan in api.h).
+    p.batch = int(num_seqs), p.seqlen_q = int(max_seqlen_q), p.seqlen_k = int(max_seqlen_k);
+    p.total_q = int(Sq), p.total_k = int(Sk);
+    p.cu_seqlens_q = cu_seqlens_q->data_ptr<int>();
+    p.cu_seqlens_k = cu_seqlens_k->data_ptr<int>();
+    p.bottom_right = bottom_right ? 1 : 0;
+  }
   p.heads_k = int(Hk);  // = heads for plain multi-head calls
   p.head_dim = int(q.size(3));
   // Masked variants: row r sees key c iff r + left_offset <= c <= r + causal_offset (a window's
   // two diagonals; no left edge = -Sq, below every row's first key). Clamped to [-Sq, Sk].
-  p.causal_offset = info.causal ? clamp_causal_offset(causal_offset, Sq, Sk) : 0;  // 0 = top-left, torch's is_causal
-  p.left_offset = info.causal && left_offset.has_value() ? clamp_causal_offset(*left_offset, Sq, Sk) : int(-Sq);
+  // Packed: relative to each sequence's alignment, which the kernels add and clamp (seq_span);
+  // beyond +-2^30 nothing changes (no sequence is longer), inside it the sums stay in int range.
+  int64_t const lo = packed ? -kMaxSeqlen : -Sq, hi = packed ? kMaxSeqlen : Sk;
+  p.causal_offset = info.causal ? int(std::min(std::max(causal_offset, lo), hi)) : 0;  // 0 = top-left, torch's is_causal
+  p.left_offset = info.causal && left_offset.has_value() ? int(std::min(std::max(*left_offset, lo), hi)) : int(lo);
   // Softcap: softmax(cap * tanh(scale * s / cap)): the kernels apply tanh(s * softcap_scale) and
   // then run their softmax with the cap as the scale (positive: no sign folded into Q).
   double const softmax_scale = softcap > 0 ? softcap : scale;
@@ -361,8 +389,13 @@ TORCH_LIBRARY(flashcore, m) {
   // bottom-right (FlashAttention's).
   // left_offset (masked variants, a sliding window's left edge): row r sees key c only if
   // c >= r + left_offset; None = no left edge. softcap: 0 = off, else softmax(cap * tanh(scale * s / cap)).
+  // cu_seqlens_q/k (int32, batch + 1 offsets): packed variable-length sequences; q/k/v/out are then
+  // (1, heads, total rows, D) views, max_seqlen_q/k the longest lengths, and the causal/window
+  // offsets are relative to each sequence's alignment (bottom_right: + seqlen_k - seqlen_q).
   m.def("fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
-        " int causal_offset=0, int? left_offset=None, float softcap=0.0) -> (Tensor, Tensor)");
+        " int causal_offset=0, int? left_offset=None, float softcap=0.0, Tensor? cu_seqlens_q=None,"
+        " Tensor? cu_seqlens_k=None, int max_seqlen_q=0, int max_seqlen_k=0, bool bottom_right=False)"
+        " -> (Tensor, Tensor)");
   // A variant's workspace as fwd allocates it (zero-filled, torch's caching allocator), for tests.
   m.def("zeroed_workspace(Tensor like, int bytes) -> Tensor");
 }

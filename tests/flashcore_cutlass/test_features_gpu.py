@@ -12,16 +12,11 @@ import torch
 import flashcore_cutlass as fc
 from flashcore_codegen import config_from_name
 from flashcore_cutlass.reference import random_qkv, reference_attention, sample_rows, visible_range
-from gpu_support import gpu_skip_reason, representative_variants
+from gpu_support import representative_params
 
 pytestmark = pytest.mark.gpu
-SKIP = gpu_skip_reason()
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def _representatives():
-    names = representative_variants() if not SKIP else []
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=SKIP or "no variants built"))]
+_representatives = representative_params
 
 
 def rounded_baseline(q, k, v, lo, hi, scale, softcap, rows):

@@ -100,13 +100,16 @@ def test_binding_differences():
     instead of failing every call with a schema error."""
     current = torch._C.parse_schema(
         "flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
-        " int causal_offset=0, int? left_offset=None, float softcap=0.0) -> (Tensor, Tensor)")
+        " int causal_offset=0, int? left_offset=None, float softcap=0.0, Tensor? cu_seqlens_q=None,"
+        " Tensor? cu_seqlens_k=None, int max_seqlen_q=0, int max_seqlen_k=0, bool bottom_right=False)"
+        " -> (Tensor, Tensor)")
     assert runtime.binding_differences(current) == []
     old = torch._C.parse_schema("flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale,"
                                 " Tensor? out=None, Tensor? lse=None) -> (Tensor, Tensor)")
     assert runtime.binding_differences(old) == [
         "its flashcore::fwd takes (variant, q, k, v, scale, out, lse), this flashcore passes"
-        " (variant, q, k, v, scale, out, lse, causal_offset, left_offset, softcap)"]
+        " (variant, q, k, v, scale, out, lse, causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k,"
+        " max_seqlen_q, max_seqlen_k, bottom_right)"]
 
 
 def test_torch_differences():

@@ -52,6 +52,16 @@ struct FwdParams {
   // calls run on the next larger variant, whose kernels zero-fill the missing columns on load and
   // never store them (no copy of the inputs). 0 = the variant's own.
   int head_dim;
+  // Packed variable-length sequences (attention_varlen): nullptr = one length for all. Else
+  // sequence b's query rows are [cu_seqlens_q[b], cu_seqlens_q[b + 1]) of the packed tensors (their
+  // batch strides are 0, row strides step over tokens) and likewise for keys; seqlen_q and
+  // seqlen_k are the longest lengths (the grid); total_q the packed query rows (lse is
+  // (heads, total_q)). causal_offset / left_offset are then relative to each sequence's
+  // alignment: + seqlen_k_b - seqlen_q_b when bottom_right is set (SeqSpan below).
+  const int* cu_seqlens_q;
+  const int* cu_seqlens_k;
+  int total_q, total_k;
+  int bottom_right;
   int num_sms;      // SM count of the device (persistent grids); the binding caches it per device
   void* workspace;  // zero-filled device scratch of the variant's workspace_bytes(), or nullptr
 };
@@ -94,7 +104,14 @@ inline cudaError_t launch_chunked(FwdParams const& p, int m_tiles, int element_b
       c.k = advance(p.k, b0 * p.k_batch_stride + hk0 * p.k_head_stride, element_bytes);
       c.v = advance(p.v, b0 * p.v_batch_stride + hk0 * p.v_head_stride, element_bytes);
       c.o = advance(p.o, b0 * p.o_batch_stride + h0 * p.o_head_stride, element_bytes);
-      c.lse = p.lse + (int64_t(b0) * p.heads + h0) * p.seqlen_q;
+      // Packed sequences: batch strides are 0 and rows come from cu_seqlens (advanced to the
+      // chunk's first sequence); the LSE is (heads, total_q).
+      c.lse = p.cu_seqlens_q != nullptr ? p.lse + int64_t(h0) * p.total_q
+                                        : p.lse + (int64_t(b0) * p.heads + h0) * p.seqlen_q;
+      if (p.cu_seqlens_q != nullptr) {
+        c.cu_seqlens_q = p.cu_seqlens_q + b0;
+        c.cu_seqlens_k = p.cu_seqlens_k + b0;
+      }
       c.batch = nb;
       cudaError_t const err = launch(c, dim3(unsigned(m_tiles), unsigned(nh), unsigned(nb)));
       if (err != cudaSuccess) return err;
@@ -149,6 +166,44 @@ inline __host__ __device__ bool key_tile_needs_mask(KeyMask const& m, int row0, 
 template <bool kMasked>
 inline __host__ __device__ bool key_visible(KeyMask const& m, int row, int col) {
   return col < m.seqlen_k && (!kMasked || (col <= row + m.causal_offset && col >= row + m.left_offset));
+}
+
+// One sequence's place in the inputs: its first query and key rows (relative to the batch's base
+// pointer; 0 unless packed), its lengths, its LSE offset and its mask.
+struct SeqSpan {
+  int q_start, k_start;
+  int seqlen_q;
+  int64_t lse_offset;  // of (this sequence, head) row 0 in FwdParams::lse
+  KeyMask mask;
+};
+
+// What seq_span needs of FwdParams (the sm90 kernels keep a copy in their own params).
+struct SeqLayout {
+  const int* cu_seqlens_q;
+  const int* cu_seqlens_k;
+  int heads, seqlen_q, seqlen_k, total_q;
+  int causal_offset, left_offset, bottom_right;
+  __host__ __device__ bool packed() const { return cu_seqlens_q != nullptr; }
+};
+inline __host__ __device__ SeqLayout seq_layout(FwdParams const& p) {
+  return {p.cu_seqlens_q, p.cu_seqlens_k, p.heads, p.seqlen_q, p.seqlen_k, p.total_q,
+          p.causal_offset, p.left_offset, p.bottom_right};
+}
+
+inline __host__ __device__ int clamp_offset(int x, int seqlen_q, int seqlen_k) {
+  return x < -seqlen_q ? -seqlen_q : (x > seqlen_k ? seqlen_k : x);
+}
+
+inline __host__ __device__ SeqSpan seq_span(SeqLayout const& l, int batch, int head) {
+  if (l.cu_seqlens_q == nullptr) {
+    return {0, 0, l.seqlen_q, (int64_t(batch) * l.heads + head) * l.seqlen_q,
+            {l.seqlen_k, l.causal_offset, l.left_offset}};
+  }
+  int const q0 = l.cu_seqlens_q[batch], k0 = l.cu_seqlens_k[batch];
+  int const sq = l.cu_seqlens_q[batch + 1] - q0, sk = l.cu_seqlens_k[batch + 1] - k0;
+  int const align = l.bottom_right ? sk - sq : 0;  // the binding keeps the offsets within +-2^30
+  return {q0, k0, sq, int64_t(head) * l.total_q + q0,
+          {sk, clamp_offset(l.causal_offset + align, sq, sk), clamp_offset(l.left_offset + align, sq, sk)}};
 }
 
 #if defined(__CUDACC__)

@@ -57,8 +57,8 @@ CUTE_DEVICE int fresh_thread_idx() {
 // (seqlen, head_dim) view of one head of a (B, H, S, D) tensor with arbitrary strides.
 template <int kHeadDim, class Element>
 CUTE_DEVICE auto head_view(Element* base, int64_t batch_stride, int64_t head_stride, int64_t row_stride,
-                           int batch, int head, int seqlen) {
-  Element* ptr = base + batch * batch_stride + head * head_stride;
+                           int batch, int head, int row_start, int seqlen) {
+  Element* ptr = base + batch * batch_stride + head * head_stride + row_start * row_stride;
   return make_tensor(make_gmem_ptr(ptr), make_shape(seqlen, Int<kHeadDim>{}), make_stride(row_stride, _1{}));
 }
 
@@ -75,14 +75,15 @@ template <class Config, class Block>
 CUTE_DEVICE auto global_tiles(FwdParams const& p, Block const& blk) {
   using Element = typename Config::Element;
   constexpr int kHeadDim = Config::kHeadDim;
+  SeqSpan const& seq = blk.seq;
   auto mQ = head_view<kHeadDim>(static_cast<Element const*>(p.q), p.q_batch_stride, p.q_head_stride,
-                                p.q_row_stride, blk.batch, blk.head, p.seqlen_q);
+                                p.q_row_stride, blk.batch, blk.head, seq.q_start, seq.seqlen_q);
   auto mK = head_view<kHeadDim>(static_cast<Element const*>(p.k), p.k_batch_stride, p.k_head_stride,
-                                p.k_row_stride, blk.batch, blk.head_kv, p.seqlen_k);
+                                p.k_row_stride, blk.batch, blk.head_kv, seq.k_start, seq.mask.seqlen_k);
   auto mV = head_view<kHeadDim>(static_cast<Element const*>(p.v), p.v_batch_stride, p.v_head_stride,
-                                p.v_row_stride, blk.batch, blk.head_kv, p.seqlen_k);
+                                p.v_row_stride, blk.batch, blk.head_kv, seq.k_start, seq.mask.seqlen_k);
   auto mO = head_view<kHeadDim>(static_cast<Element*>(p.o), p.o_batch_stride, p.o_head_stride,
-                                p.o_row_stride, blk.batch, blk.head, p.seqlen_q);
+                                p.o_row_stride, blk.batch, blk.head, seq.q_start, seq.seqlen_q);
   auto gQ = local_tile(mQ, typename Config::ShapeQ{}, make_coord(blk.m_block, 0));
   auto gO = local_tile(mO, typename Config::ShapeQ{}, make_coord(blk.m_block, 0));
   auto gK = local_tile(mK, typename Config::ShapeKV{}, make_coord(_, 0));

@@ -56,7 +56,7 @@ struct EpilogueViaSmem {
     softmax.finalize(acc_o, p.scale_log2_abs * float(M_LN2), lse);
     typename Config::TiledMma mma;
     auto tOcO = mma.get_thread_slice(tid).partition_C(make_identity_tensor(typename Config::ShapeQ{}));
-    float* lse_row0 = p.lse + (int64_t(blk.batch) * p.heads + blk.head) * p.seqlen_q + blk.row0;
+    float* lse_row0 = p.lse + blk.seq.lse_offset + blk.row0;
     store_lse(lse, tOcO, lse_row0, blk.rows, tid);
   }
 

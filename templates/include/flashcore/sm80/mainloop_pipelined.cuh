@@ -63,7 +63,7 @@ struct MainloopPipelined {
           if (n < blk.n_blocks) {
             auto thr = gmem_copy.get_thread_slice(fresh_thread_idx());
             copy_rows(gmem_copy, thr.partition_S(gX(_, _, n)), thr.partition_D(sX(_, _, n % kStages)),
-                      thr.partition_S(make_identity_tensor(typename Config::ShapeKV{})), p.seqlen_k - n * kBlockN);
+                      thr.partition_S(make_identity_tensor(typename Config::ShapeKV{})), blk.mask.seqlen_k - n * kBlockN);
           }
           cp_async_fence();
         };
@@ -73,7 +73,7 @@ struct MainloopPipelined {
         auto tXcX = gthr.partition_S(make_identity_tensor(typename Config::ShapeKV{}));
         return [&, tXgX, tXsX, tXcX](int n) {
           if (n < blk.n_blocks) {
-            copy_rows(gmem_copy, tXgX(_, _, _, n), tXsX(_, _, _, n % kStages), tXcX, p.seqlen_k - n * kBlockN);
+            copy_rows(gmem_copy, tXgX(_, _, _, n), tXsX(_, _, _, n % kStages), tXcX, blk.mask.seqlen_k - n * kBlockN);
           }
           cp_async_fence();
         };

@@ -72,7 +72,7 @@ struct MainloopSync {
     CUTE_NO_UNROLL
     for (int n = blk.n_first; n < blk.n_blocks; ++n) {
       __syncthreads();  // every warp is done with the previous K/V tile
-      int const valid_keys = p.seqlen_k - n * kBlockN;
+      int const valid_keys = blk.mask.seqlen_k - n * kBlockN;
       copy_rows(gmem_copy, gthr.partition_S(gK(_, _, n)), tKsK, tKVc, valid_keys);
       copy_rows(gmem_copy, gthr.partition_S(gV(_, _, n)), tVsV, tKVc, valid_keys);
       __syncthreads();  // the tile is in shared memory

@@ -20,15 +20,19 @@ struct BlockGeometry {
   KeyMask mask;   // seqlen_k and the masked variants' diagonals (api.h)
   int head_kv;    // K/V head of this query head (grouped-query attention)
 
+  SeqSpan seq;    // this sequence's rows, lengths, LSE offset (packed sequences: from cu_seqlens)
+
   CUTE_DEVICE BlockGeometry(FwdParams const& p, int m_block_, int head_, int batch_) {
     m_block = m_block_;
     head = head_;
     batch = batch_;
     head_kv = kv_head(p, head);
+    seq = seq_span(seq_layout(p), batch, head);
     row0 = m_block * kBlockM;
-    rows = min(kBlockM, p.seqlen_q - row0);
-    mask = key_mask(p);
-    KeyTileRange const tiles = key_tile_range<kBlockN, kCausal>(mask, row0, kBlockM);
+    rows = min(kBlockM, seq.seqlen_q - row0);  // <= 0: a tile past a short packed sequence
+    mask = seq.mask;
+    KeyTileRange const tiles =
+        rows > 0 ? key_tile_range<kBlockN, kCausal>(mask, row0, kBlockM) : KeyTileRange{0, 0};
     n_first = tiles.first;
     n_blocks = tiles.end;
   }

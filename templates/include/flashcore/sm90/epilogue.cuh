@@ -35,12 +35,13 @@ struct EpilogueTmaStore {
     Tensor cO = make_identity_tensor(Shape<BM, HD>{});
     Tensor tOcO = rowcol(thr_pv.partition_C(cO));
     int const row0 = w.m_block * Traits::kBlockM;
+    SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
     if (get<1>(tOcO(0, 0)) == 0) {
-      float* lse_ptr = p.lse + (int64_t(w.batch) * p.geo.heads + w.head) * p.seqlen_q;
+      float* lse_ptr = p.lse + seq.lse_offset;
       CUTE_UNROLL
       for (int i = 0; i < kRows; ++i) {
         int row = row0 + get<0>(tOcO(i, 0));
-        if (row < p.seqlen_q) lse_ptr[row] = lse[i];
+        if (row < seq.seqlen_q) lse_ptr[row] = lse[i];
       }
     }
 
@@ -61,6 +62,16 @@ struct EpilogueTmaStore {
     cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine
     cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
 
+    if (p.seq.packed()) {
+      // Packed sequences: a TMA store of the whole tile would write past this sequence's last
+      // row into the next one's; the threads store the valid rows (and head-dim columns) instead.
+      store_rows(p, seq, row0, w.head, sO, tid);
+      if constexpr (!Traits::kSeparateO) {
+        cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+        if (tid == 0) cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);  // every thread is done reading sO
+      }
+      return;
+    }
     if (tid == 0) {
       Tensor mO = p.tma_o.get_tma_tensor(p.shape_q);
       Tensor gO = local_tile(mO(_, _, w.head, w.batch), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
@@ -70,6 +81,32 @@ struct EpilogueTmaStore {
       if constexpr (!Traits::kSeparateO) {
         tma_store_wait<0>();  // smem read done: the Q/O buffer may be refilled, the CTA may exit
         cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
+      }
+    }
+  }
+
+  // O rows [row0, seqlen_q) of the tile, columns below the call's head dim, from smem to global
+  // memory in 16-byte vectors (a row is kHeadDim / 8 of them; the head dim is a multiple of 8).
+  template <class SmemO>
+  CUTE_DEVICE static void store_rows(Params const& p, SeqSpan const& seq, int row0, int head, SmemO const& sO, int tid) {
+    constexpr int kVecsPerRow = Traits::kHeadDim / 8;
+    static_assert(Traits::kConsumerThreads % kVecsPerRow == 0 && Traits::kBlockM % (Traits::kConsumerThreads / kVecsPerRow) == 0);
+    using ThreadLayout = Layout<Shape<Int<Traits::kConsumerThreads / kVecsPerRow>, Int<kVecsPerRow>>, Stride<Int<kVecsPerRow>, _1>>;
+    auto gmem_copy = make_tiled_copy(Copy_Atom<UniversalCopy<uint128_t>, Element>{}, ThreadLayout{}, Layout<Shape<_1, _8>>{});
+    Element* base = p.o + int64_t(seq.q_start + row0) * p.o_row_stride + int64_t(head) * p.o_head_stride;
+    Tensor gO = make_tensor(make_gmem_ptr(base), make_layout(Shape<BM, HD>{}, make_stride(p.o_row_stride, _1{})));
+    auto thr = gmem_copy.get_thread_slice(tid);
+    Tensor tOsO = thr.partition_S(sO);
+    Tensor tOgO = thr.partition_D(gO);
+    Tensor tOcO = thr.partition_D(make_identity_tensor(Shape<BM, HD>{}));
+    int const rows = seq.seqlen_q - row0;
+    CUTE_UNROLL
+    for (int m = 0; m < size<1>(tOsO); ++m) {
+      CUTE_UNROLL
+      for (int k = 0; k < size<2>(tOsO); ++k) {
+        if (get<0>(tOcO(0, m, k)) < rows && get<1>(tOcO(0, m, k)) < p.head_dim) {
+          copy(gmem_copy, tOsO(_, m, k), tOgO(_, m, k));
+        }
       }
     }
   }

@@ -55,24 +55,33 @@ struct MainloopTmaWgmma {
 
   // Key tiles a query tile visits: [first, end) (masked variants: between the tile's window
   // diagonals, api.h key_tile_range; empty when no row of the tile sees a key).
-  CUTE_DEVICE static KeyTileRange key_tiles(Params const& p, int m_block) {
-    return key_tile_range<kBlockN, kCausal>(p.mask, m_block * kBlockM, kBlockM);
+  // A tile past the end of a short packed sequence has no rows: no key tile either.
+  CUTE_DEVICE static KeyTileRange key_tiles(SeqSpan const& seq, int m_block) {
+    if (m_block * kBlockM >= seq.seqlen_q) return {0, 0};
+    return key_tile_range<kBlockN, kCausal>(seq.mask, m_block * kBlockM, kBlockM);
   }
-  CUTE_DEVICE static bool needs_mask(Params const& p, int m_block, int n) {
-    return key_tile_needs_mask<kBlockN, kCausal>(p.mask, m_block * kBlockM, kBlockM, n);
+  CUTE_DEVICE static bool needs_mask(KeyMask const& mask, int m_block, int n) {
+    return key_tile_needs_mask<kBlockN, kCausal>(mask, m_block * kBlockM, kBlockM, n);
+  }
+  // The tile's (seqlen, D) views: packed sequences start at their cu_seqlens row of batch 0.
+  template <class Tensor4>
+  CUTE_DEVICE static auto head_rows(Params const& p, Tensor4 const& m, int head, int batch, int row_start) {
+    return domain_offset(make_coord(row_start, _0{}), m(_, _, head, p.seq.packed() ? 0 : batch));
   }
 
   // ------------------------------------------------------------------ producer (one thread)
   CUTE_DEVICE static void load(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
                                PipeState& v_state, int tile_iter) {
-    KeyTileRange const tiles = key_tiles(p, w.m_block);
+    SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
+    KeyTileRange const tiles = key_tiles(seq, w.m_block);
     Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
     Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
     Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
-    Tensor gQ = local_tile(mQ(_, _, w.head, w.batch), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
+    Tensor gQ = local_tile(head_rows(p, mQ, w.head, w.batch, seq.q_start), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
     int const head_kv = w.head / p.head_ratio;  // grouped-query attention: K/V heads are shared
-    Tensor gK = local_tile(mK(_, _, head_kv, w.batch), Shape<BN, HD>{}, make_coord(_, _0{}));  // (BN, D, n)
-    Tensor gV = local_tile(mV(_, _, head_kv, w.batch), Shape<BN, HD>{}, make_coord(_, _0{}));
+    Tensor gK = local_tile(head_rows(p, mK, head_kv, w.batch, seq.k_start), Shape<BN, HD>{},
+                           make_coord(_, _0{}));  // (BN, D, n)
+    Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HD>{}, make_coord(_, _0{}));
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutV{});
@@ -146,10 +155,11 @@ struct MainloopTmaWgmma {
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
-    KeyTileRange const tiles = key_tiles(p, w.m_block);
+    SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
+    KeyTileRange const tiles = key_tiles(seq, w.m_block);
 
     int const row0 = w.m_block * kBlockM;
-    KeyMask const key_mask = p.mask;
+    KeyMask const key_mask = seq.mask;
     float const scale_log2 = p.scale_log2;
     float const softcap_scale = p.softcap_scale;
     bool const wg_leader = (tid % 128) == 0;
@@ -162,7 +172,7 @@ struct MainloopTmaWgmma {
         CUTE_UNROLL
         for (int i = 0; i < size(tSrS); ++i) tSrS(i) = tanh_approx(tSrS(i) * softcap_scale);
       }
-      if (needs_mask(p, w.m_block, n)) {
+      if (needs_mask(key_mask, w.m_block, n)) {
         // Row i sees the tile's columns [lo, lo + width] (api.h key_visible, relative to the
         // tile): one subtraction and one unsigned compare per element. A row that sees none
         // gets lo = -1, width = 0, which no column c >= 0 passes.

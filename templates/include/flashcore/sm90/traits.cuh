@@ -108,8 +108,10 @@ struct Traits {
     TmaO tma_o;
     ShapeT shape_q, shape_k;
     float* lse;
-    int seqlen_q;
-    KeyMask mask;         // seqlen_k and the masked variants' diagonals (api.h)
+    SeqLayout seq;        // lengths, masks, packed sequences (api.h seq_span gives a tile's)
+    Element* o;           // O in global memory, for the packed sequences' predicated stores
+    int64_t o_row_stride, o_head_stride;
+    int head_dim;         // the call's (<= kHeadDim): predicated stores skip the padding
     int head_ratio;       // query heads per K/V head (grouped-query attention; 1 = MHA)
     float softcap_scale;  // 0: no softcap; else scores become tanh(s * softcap_scale) (api.h)
     float scale_log2;
@@ -122,24 +124,30 @@ struct Traits {
     // A smaller head dim than the tile's: TMA zero-fills the columns past it on load (zeros add
     // nothing to Q.K^T and give zero O columns) and clips them on the O store.
     int const d = p.head_dim > 0 ? p.head_dim : kHeadDim;
+    // Packed sequences: one "batch" of total rows; each tile offsets its rows (seq_span). Their
+    // batch stride is 0, which TMA refuses: the lone batch index never steps, any aligned one does.
+    bool const packed = p.cu_seqlens_q != nullptr;
+    int const q_rows = packed ? p.total_q : p.seqlen_q, k_rows = packed ? p.total_k : p.seqlen_k;
+    int const batch = packed ? 1 : p.batch;
     auto mQ = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.q)),
-                          make_shape(p.seqlen_q, d, p.heads, p.batch),
-                          make_stride(p.q_row_stride, _1{}, p.q_head_stride, p.q_batch_stride));
+                          make_shape(q_rows, d, p.heads, batch),
+                          make_stride(p.q_row_stride, _1{}, p.q_head_stride, packed ? p.q_row_stride : p.q_batch_stride));
     auto mK = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.k)),
-                          make_shape(p.seqlen_k, d, heads_k, p.batch),
-                          make_stride(p.k_row_stride, _1{}, p.k_head_stride, p.k_batch_stride));
+                          make_shape(k_rows, d, heads_k, batch),
+                          make_stride(p.k_row_stride, _1{}, p.k_head_stride, packed ? p.k_row_stride : p.k_batch_stride));
     auto mV = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.v)),
-                          make_shape(p.seqlen_k, d, heads_k, p.batch),
-                          make_stride(p.v_row_stride, _1{}, p.v_head_stride, p.v_batch_stride));
+                          make_shape(k_rows, d, heads_k, batch),
+                          make_stride(p.v_row_stride, _1{}, p.v_head_stride, packed ? p.v_row_stride : p.v_batch_stride));
     auto mO = make_tensor(make_gmem_ptr(static_cast<Element*>(p.o)),
-                          make_shape(p.seqlen_q, d, p.heads, p.batch),
-                          make_stride(p.o_row_stride, _1{}, p.o_head_stride, p.o_batch_stride));
+                          make_shape(q_rows, d, p.heads, batch),
+                          make_stride(p.o_row_stride, _1{}, p.o_head_stride, packed ? p.o_row_stride : p.o_batch_stride));
     return Params{
         make_tma_copy(SM90_TMA_LOAD{}, mQ, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutO{}, Shape<BM, HD>{}, _1{}),
-        mQ.shape(), mK.shape(), p.lse, p.seqlen_q, key_mask(p), p.heads / heads_k, p.softcap_scale, p.scale_log2,
+        mQ.shape(), mK.shape(), p.lse, seq_layout(p), static_cast<Element*>(p.o), p.o_row_stride, p.o_head_stride, d,
+        p.heads / heads_k, p.softcap_scale, p.scale_log2,
         make_tile_geometry<kBlockM>(p), p.workspace};
   }
 };

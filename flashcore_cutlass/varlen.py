@@ -1,0 +1,119 @@
+"""Packed variable-length attention (FlashAttention's ``flash_attn_varlen_func`` layout).
+
+Sequences of different lengths are packed along one token axis, without padding:
+q is (total_q, H, D), k and v (total_k, Hkv, D); sequence b owns query rows
+``cu_seqlens_q[b]:cu_seqlens_q[b + 1]`` and key rows ``cu_seqlens_k[b]:cu_seqlens_k[b + 1]``.
+The kernels read each sequence's rows in place (no copy, no padding work: tiles past a short
+sequence's end skip all keys and store nothing). Masks, windows, softcap and grouped-query heads
+work per sequence exactly as in :func:`flashcore_cutlass.attention`; the causal alignment and a
+window's diagonals are per sequence (bottom-right: each sequence's last query sees its last key).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import api
+from .op import BOTTOM_RIGHT, NO_MASK
+from .problem import Problem
+from .runtime import get_runtime
+
+OPEN = 1 << 30  # an unbounded window side: beyond every sequence (the kernels' 32-bit range)
+
+
+def _check_tensors(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k) -> None:
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 3:
+            raise ValueError(f"{name} must be 3-D (total_tokens, heads, head_dim), got shape {tuple(t.shape)}")
+    # The 4-D rules (dtypes, head dims, head counts, strides) on (1, H, total, D) views.
+    api._check_tensors(*(t.unsqueeze(0).transpose(1, 2) for t in (q, k, v)))
+    for name, cu in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        if not isinstance(cu, torch.Tensor) or cu.dtype != torch.int32 or cu.dim() != 1 or cu.numel() < 1:
+            raise TypeError(f"{name} must be a 1-D torch.int32 tensor of batch + 1 offsets, got {api._describe(cu)}")
+        if cu.device != q.device:
+            raise ValueError(f"{name} is on {cu.device} but query is on {q.device}")
+    if cu_seqlens_q.numel() != cu_seqlens_k.numel():
+        raise ValueError(f"cu_seqlens_q has {cu_seqlens_q.numel()} offsets and cu_seqlens_k {cu_seqlens_k.numel()}:"
+                         " one per sequence plus one, the same count")
+    for name, value, rows in (("max_seqlen_q", max_seqlen_q, q.shape[0]), ("max_seqlen_k", max_seqlen_k, k.shape[0])):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {api._describe(value)}")
+        if not 0 <= value <= rows:
+            raise ValueError(f"{name} = {value} must be within 0..{rows} (the packed rows)")
+    api._check_device(q, k, v)
+
+
+def check_offsets(cu_seqlens_q, cu_seqlens_k, total_q: int, total_k: int, max_seqlen_q: int, max_seqlen_k: int):
+    """Validate the offsets' values (one device-to-host copy): start at 0, never decrease, end
+    at the packed totals, no sequence longer than its max_seqlen. The kernels trust them: a
+    wrong offset would read or write other sequences' rows."""
+    for name, cu, total, longest in (("cu_seqlens_q", cu_seqlens_q, total_q, max_seqlen_q),
+                                     ("cu_seqlens_k", cu_seqlens_k, total_k, max_seqlen_k)):
+        values = cu.tolist()
+        if values[0] != 0 or values[-1] != total:
+            raise ValueError(f"{name} must start at 0 and end at the packed rows ({total}), got {values[0]}..{values[-1]}")
+        lengths = [b - a for a, b in zip(values, values[1:])]
+        if any(n < 0 for n in lengths):
+            raise ValueError(f"{name} decreases: offsets must be non-decreasing")
+        if lengths and max(lengths) > longest:
+            raise ValueError(f"{name} has a sequence of {max(lengths)} rows, longer than max_seqlen ({longest})")
+
+
+def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max_seqlen_k: int,
+                     causal: bool | str = False, scale: float | None = None, return_lse: bool = False, *,
+                     window: tuple[int, int] | None = None, softcap: float | None = None,
+                     validate: bool | None = None):
+    """Attention over packed variable-length sequences.
+
+    q: (total_q, H, D); k, v: (total_k, Hkv, D) (H a multiple of Hkv; fp16/bf16; D a multiple of
+    8 up to 256; last dim contiguous). cu_seqlens_q/k: int32 tensors of batch + 1 offsets on the
+    same device; max_seqlen_q/k: the longest sequence of each. ``causal``, ``scale``, ``window``
+    and ``softcap`` as in :func:`flashcore_cutlass.attention`, per sequence: True / "top_left"
+    aligns each sequence's first query with its first key (torch), "bottom_right" its last
+    query with its last key (FlashAttention's causal; what chunked prefill needs).
+
+    Returns out (total_q, H, D), and with ``return_lse`` the fp32 LSE (H, total_q) as
+    FlashAttention lays it out. Rows that see no key: out 0, LSE +inf.
+
+    ``validate`` (default: on, except while a CUDA graph is being captured) checks the offsets'
+    values with one device-to-host copy; the kernels trust them. Eager and CUDA graphs; under
+    torch.compile the validation's host copy is a graph break.
+    """
+    mask = api._as_causal(causal)
+    if return_lse is not True and return_lse is not False:
+        return_lse = api._as_bool("return_lse", return_lse)
+    if scale is not None:
+        scale = api._as_scale(scale)
+    window = api._as_window(window, mask) if window is not None else None
+    softcap = api._as_softcap(softcap)
+    _check_tensors(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    api._check_grad(q, k, v)
+    total_q, h, d = q.shape
+    total_k = k.shape[0]
+    if validate is None:
+        validate = not torch.cuda.is_current_stream_capturing()
+    if validate:
+        check_offsets(cu_seqlens_q, cu_seqlens_k, total_q, total_k, max_seqlen_q, max_seqlen_k)
+    out = q.new_empty((total_q, h, d))
+    lse = torch.empty((1, h, total_q), device=q.device, dtype=torch.float32)
+    batch = cu_seqlens_q.numel() - 1
+    if total_q == 0 or batch == 0 or max_seqlen_q == 0:
+        return (out, lse[0]) if return_lse else out
+    q4, k4, v4, out4 = (t.unsqueeze(0).transpose(1, 2) for t in (q, k, v, out))
+    masked = mask != NO_MASK or window is not None
+    aligned = api._aligned16(q4, k4, v4)
+    # Dispatch on the longest sequences (the registry caches per bucketed key).
+    problem = Problem(api.SUPPORTED_DTYPES[q.dtype], d, masked, batch, h, max_seqlen_q, max(1, max_seqlen_k), aligned)
+    vid = get_runtime().variant_id(problem)
+    # The diagonals relative to each sequence's alignment (the kernels add seqlen_k - seqlen_q
+    # per sequence for bottom-right; FlashAttention's windows align bottom-right without causal).
+    bottom_right = mask == BOTTOM_RIGHT or (mask == NO_MASK and window is not None)
+    right, left = 0, None
+    if window is not None:
+        right = 0 if mask != NO_MASK else (window[1] if window[1] >= 0 else OPEN)
+        left = -window[0] if window[0] >= 0 else None
+    get_runtime().fwd(vid, q4, k4, v4, d ** -0.5 if scale is None else scale, out4, lse, right, left, softcap,
+                      cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, bottom_right)
+    return (out, lse[0]) if return_lse else out

@@ -1,0 +1,130 @@
+"""Packed variable-length attention on the GPU against the fp32 reference run per sequence:
+every family's representative variants (the binding's packed path), and attention_varlen with
+masks, windows, softcap and grouped-query heads. Needs the H100."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import flashcore_cutlass as fc
+from flashcore_codegen import config_from_name
+from flashcore_cutlass.reference import reference_attention
+from gpu_support import representative_params
+
+pytestmark = pytest.mark.gpu
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+_representatives = representative_params
+
+
+def packed(lens_q, lens_k, h, hkv, d, dtype, seed=0):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    tq, tk = sum(lens_q), sum(lens_k)
+    q = torch.randn(tq, h, d, device="cuda", dtype=dtype, generator=gen)
+    k = torch.randn(tk, hkv, d, device="cuda", dtype=dtype, generator=gen)
+    v = torch.randn(tk, hkv, d, device="cuda", dtype=dtype, generator=gen)
+    cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32, device="cuda")  # noqa: E731
+    return q, k, v, cu(lens_q), cu(lens_k)
+
+
+def check_packed(out, lse, q, k, v, cu_q, cu_k, causal, scale, window=None, softcap=None):
+    """Each sequence against the 4-D reference on its own rows; rows that see no key: out 0, lse +inf."""
+    torch.cuda.synchronize()
+    assert not torch.isnan(out).any() and not torch.isnan(lse).any(), "unwritten (NaN-poisoned) results"
+    cq, ck = cu_q.tolist(), cu_k.tolist()
+    for b in range(len(cq) - 1):
+        q0, q1, k0, k1 = cq[b], cq[b + 1], ck[b], ck[b + 1]
+        if q1 == q0:
+            continue
+        as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
+        ref_out, ref_lse = reference_attention(as4(q[q0:q1]), as4(k[k0:k1]), as4(v[k0:k1]), causal, scale=scale,
+                                               window=window, softcap=softcap)
+        ours, ours_lse = as4(out[q0:q1]).float(), lse[:, q0:q1].unsqueeze(0)
+        if k1 == k0:  # no key at all: the rows-without-keys convention
+            assert (ours == 0).all() and torch.isinf(ours_lse).all() and (ours_lse > 0).all()
+            continue
+        empty = torch.isinf(ref_lse)
+        err = (ours - ref_out).abs().max().item()
+        assert err < 0.02, f"sequence {b} ({q1 - q0} x {k1 - k0}): max|out - ref| = {err:.3g}"
+        assert torch.equal(torch.isinf(ours_lse), empty), f"sequence {b}: rows without keys differ"
+        if (~empty).any():
+            rel = ((ours_lse[~empty] - ref_lse[~empty]).abs() / ref_lse[~empty].abs().clamp_min(1)).max().item()
+            assert rel < 1e-3, f"sequence {b}: lse relative error {rel:.3g}"
+
+
+# (lens_q, lens_k): equal, different per sequence, Sq != Sk both ways, one-row and empty query
+# sequences, lengths that are not tile multiples, a sequence longer than a few tiles.
+LENGTHS = [
+    ([300, 17, 128, 1, 0, 700], [300, 17, 128, 1, 5, 700]),
+    ([5, 300, 128, 64], [5, 700, 1000, 64]),
+    ([1000, 33], [200, 513]),
+]
+
+
+@pytest.mark.parametrize("lens", LENGTHS, ids=["mixed", "kv-longer", "q-longer"])
+@pytest.mark.parametrize("variant", _representatives())
+def test_variant_packed(rt, variant, lens):
+    cfg = config_from_name(variant)
+    lens_q, lens_k = lens
+    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, 4, 2, cfg.head_dim, DTYPES[cfg.dtype])
+    scale = 1 / math.sqrt(cfg.head_dim)
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full((4, q.shape[0]), float("nan"), device="cuda")
+    as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
+    align = "bottom_right" if cfg.causal else False
+    rt.fwd(rt.ids[variant], as4(q), as4(k), as4(v), scale, as4(out), lse.unsqueeze(0), 0, None, 0.0, cu_q, cu_k,
+           max(lens_q), max(lens_k), bool(cfg.causal))
+    check_packed(out, lse, q, k, v, cu_q, cu_k, align, scale)
+
+
+CASES = [
+    # (lens_q, lens_k, H, Hkv, D, dtype, causal, window, softcap)
+    ([512, 1000, 3, 257], [512, 1000, 3, 257], 8, 2, 128, "bf16", True, None, None),
+    ([64, 300, 1], [1000, 300, 700], 4, 4, 64, "fp16", "bottom_right", None, None),
+    ([700, 129, 2000], [700, 129, 2000], 8, 1, 128, "bf16", "bottom_right", (256, 0), 30.0),
+    ([300, 400], [500, 400], 6, 3, 96, "bf16", False, (64, 64), None),
+    ([1, 1, 1, 1], [300, 17, 1000, 64], 8, 2, 128, "fp16", "bottom_right", None, 50.0),  # decode steps
+    ([257, 1025], [257, 1025], 2, 2, 256, "bf16", False, None, None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[6]}-w{c[7]}-sc{c[8]}-d{c[4]}-h{c[2]}/{c[3]}")
+def test_attention_varlen(rt, case):
+    lens_q, lens_k, h, hkv, d, dtype, causal, window, softcap = case
+    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, h, hkv, d, DTYPES[dtype], seed=3)
+    out, lse = fc.attention_varlen(q, k, v, cu_q, cu_k, max(lens_q), max(lens_k), causal=causal, return_lse=True,
+                                   window=window, softcap=softcap)
+    assert out.shape == q.shape and out.is_contiguous() and lse.shape == (h, q.shape[0])
+    check_packed(out, lse, q, k, v, cu_q, cu_k, causal, 1 / math.sqrt(d), window, softcap)
+
+
+def test_varlen_equals_the_padded_batch(rt):
+    """Equal lengths: packed and (B, H, S, D) batched give the same result."""
+    b, s, h, d = 3, 384, 8, 128
+    q, k, v, cu_q, cu_k = packed([s] * b, [s] * b, h, h, d, torch.bfloat16, seed=4)
+    out = fc.attention_varlen(q, k, v, cu_q, cu_k, s, s, causal=True)
+    as_batch = lambda t: t.view(b, s, h, d).transpose(1, 2)  # noqa: E731
+    want = fc.attention(as_batch(q), as_batch(k), as_batch(v), causal=True)
+    assert (as_batch(out).float() - want.float()).abs().max().item() < 1e-2
+
+
+def test_varlen_in_a_cuda_graph(rt):
+    q, k, v, cu_q, cu_k = packed([100, 300], [100, 300], 4, 4, 64, torch.float16, seed=5)
+    want = fc.attention_varlen(q, k, v, cu_q, cu_k, 300, 300, causal=True)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        got = fc.attention_varlen(q, k, v, cu_q, cu_k, 300, 300, causal=True)  # offsets not re-validated
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(got, want)
+
+
+def test_varlen_rejects_bad_offsets(rt):
+    q, k, v, cu_q, cu_k = packed([10, 20], [10, 20], 2, 2, 64, torch.float16)
+    bad = torch.tensor([0, 25, 30], dtype=torch.int32, device="cuda")
+    with pytest.raises(ValueError, match="longer than max_seqlen"):
+        fc.attention_varlen(q, k, v, cu_q, cu_k, 10, 20)
+    with pytest.raises(ValueError, match="end at the packed rows"):
+        fc.attention_varlen(q, k, v, bad, cu_k, 25, 20)
