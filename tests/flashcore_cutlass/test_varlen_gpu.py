@@ -123,7 +123,7 @@ def test_varlen_in_a_cuda_graph(rt):
 
 def test_varlen_rejects_bad_offsets(rt):
     q, k, v, cu_q, cu_k = packed([10, 20], [10, 20], 2, 2, 64, torch.float16)
-    bad = torch.tensor([0, 25, 30], dtype=torch.int32, device="cuda")
+    bad = torch.tensor([0, 25, 29], dtype=torch.int32, device="cuda")  # ends before the 30 packed rows
     with pytest.raises(ValueError, match="longer than max_seqlen"):
         fc.attention_varlen(q, k, v, cu_q, cu_k, 10, 20)
     with pytest.raises(ValueError, match="end at the packed rows"):

@@ -181,12 +181,12 @@ struct SeqSpan {
 struct SeqLayout {
   const int* cu_seqlens_q;
   const int* cu_seqlens_k;
-  int heads, seqlen_q, seqlen_k, total_q;
+  int heads, seqlen_q, seqlen_k, total_q, total_k;
   int causal_offset, left_offset, bottom_right;
   __host__ __device__ bool packed() const { return cu_seqlens_q != nullptr; }
 };
 inline __host__ __device__ SeqLayout seq_layout(FwdParams const& p) {
-  return {p.cu_seqlens_q, p.cu_seqlens_k, p.heads, p.seqlen_q, p.seqlen_k, p.total_q,
+  return {p.cu_seqlens_q, p.cu_seqlens_k, p.heads, p.seqlen_q, p.seqlen_k, p.total_q, p.total_k,
           p.causal_offset, p.left_offset, p.bottom_right};
 }
 
@@ -199,8 +199,12 @@ inline __host__ __device__ SeqSpan seq_span(SeqLayout const& l, int batch, int h
     return {0, 0, l.seqlen_q, (int64_t(batch) * l.heads + head) * l.seqlen_q,
             {l.seqlen_k, l.causal_offset, l.left_offset}};
   }
-  int const q0 = l.cu_seqlens_q[batch], k0 = l.cu_seqlens_k[batch];
-  int const sq = l.cu_seqlens_q[batch + 1] - q0, sk = l.cu_seqlens_k[batch + 1] - k0;
+  // Clamped to the packed rows: offsets the caller did not validate may give wrong rows, but
+  // never a read or write outside the tensors.
+  auto clamp = [](int x, int lo, int hi) { return x < lo ? lo : (x > hi ? hi : x); };
+  int const q0 = clamp(l.cu_seqlens_q[batch], 0, l.total_q), k0 = clamp(l.cu_seqlens_k[batch], 0, l.total_k);
+  int const sq = clamp(l.cu_seqlens_q[batch + 1], q0, l.total_q) - q0;
+  int const sk = clamp(l.cu_seqlens_k[batch + 1], k0, l.total_k) - k0;
   int const align = l.bottom_right ? sk - sq : 0;  // the binding keeps the offsets within +-2^30
   return {q0, k0, sq, int64_t(head) * l.total_q + q0,
           {sk, clamp_offset(l.causal_offset + align, sq, sk), clamp_offset(l.left_offset + align, sq, sk)}};

@@ -62,9 +62,10 @@ struct EpilogueTmaStore {
     cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine
     cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
 
-    if (p.seq.packed()) {
-      // Packed sequences: a TMA store of the whole tile would write past this sequence's last
-      // row into the next one's; the threads store the valid rows (and head-dim columns) instead.
+    if (p.seq.packed() && row0 + Traits::kBlockM > seq.seqlen_q) {
+      // The last tile of a packed sequence: a TMA store of the whole tile would write past the
+      // sequence's last row into the next one's; the threads store the valid rows (and head-dim
+      // columns) instead. Full tiles take the TMA store below.
       store_rows(p, seq, row0, w.head, sO, tid);
       if constexpr (!Traits::kSeparateO) {
         cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
@@ -74,7 +75,8 @@ struct EpilogueTmaStore {
     }
     if (tid == 0) {
       Tensor mO = p.tma_o.get_tma_tensor(p.shape_q);
-      Tensor gO = local_tile(mO(_, _, w.head, w.batch), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
+      Tensor gO = local_tile(domain_offset(make_coord(seq.q_start, _0{}), mO(_, _, w.head, p.seq.packed() ? 0 : w.batch)),
+                             Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
       auto cta_tma = p.tma_o.get_slice(_0{});
       copy(p.tma_o, cta_tma.partition_S(sO), cta_tma.partition_D(gO));
       tma_store_arrive();
