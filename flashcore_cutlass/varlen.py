@@ -107,14 +107,14 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
         validate = not torch.cuda.is_current_stream_capturing()
     if validate:
         check_offsets(cu_seqlens_q, cu_seqlens_k, total_q, total_k, max_seqlen_q, max_seqlen_k)
-    out = q.new_empty((total_q, h, d))
-    lse = torch.empty((1, h, total_q), device=q.device, dtype=torch.float32)
     batch = cu_seqlens_q.shape[0] - 1
     if total_q == 0 or batch == 0 or max_seqlen_q == 0:
-        return (out, lse[0]) if return_lse else out
-    q4, k4, v4, out4 = (t.unsqueeze(0).transpose(1, 2) for t in (q, k, v, out))
+        out = q.new_empty((total_q, h, d))
+        lse = torch.empty((h, total_q), device=q.device, dtype=torch.float32)
+        return (out, lse) if return_lse else out
     if vid is None:
         # Dispatch on the longest sequences.
+        q4, k4, v4 = (t.unsqueeze(0).transpose(1, 2) for t in (q, k, v))
         problem = Problem(api.SUPPORTED_DTYPES[q.dtype], d, masked, batch, h, max_seqlen_q, max(1, max_seqlen_k),
                           api._aligned16(q4, k4, v4))
         vid = get_runtime().variant_id(problem)
@@ -127,6 +127,8 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
     if window is not None:
         right = 0 if mask != NO_MASK else (window[1] if window[1] >= 0 else OPEN)
         left = -window[0] if window[0] >= 0 else None
-    get_runtime().fwd(vid, q4, k4, v4, d ** -0.5 if scale is None else scale, out4, lse, right, left, softcap,
-                      cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, bottom_right)
-    return (out, lse[0]) if return_lse else out
+    # The binding takes the packed (total, H, D) tensors as they are and returns out (total, H, D)
+    # and lse (H, total).
+    out, lse = get_runtime().fwd(vid, q, k, v, d ** -0.5 if scale is None else scale, None, None, right, left,
+                                 softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, bottom_right)
+    return (out, lse) if return_lse else out

@@ -210,7 +210,7 @@ std::string layout_facts(at::Tensor const& t, char const* what) {
          ", strides " + dims(t.strides());
 }
 
-std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k,
+std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, at::Tensor const& k,
                                        at::Tensor const& v, double scale, std::optional<at::Tensor> out_opt,
                                        std::optional<at::Tensor> lse_opt, int64_t causal_offset,
                                        std::optional<int64_t> left_offset, double softcap,
@@ -360,6 +360,35 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   cudaError_t err = info.run(p, stream);
   TORCH_CHECK(err == cudaSuccess, "flashcore kernel ", info.name, " failed to launch: ", cudaGetErrorString(err));
   return {out, lse};
+}
+
+// fwd: packed sequences may also come as their own (total, heads, D) tensors (out likewise, lse
+// (heads, total)): viewed as (1, heads, total, D) here, which is cheaper than in Python.
+std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k, at::Tensor const& v,
+                                       double scale, std::optional<at::Tensor> out_opt, std::optional<at::Tensor> lse_opt,
+                                       int64_t causal_offset, std::optional<int64_t> left_offset, double softcap,
+                                       std::optional<at::Tensor> cu_seqlens_q, std::optional<at::Tensor> cu_seqlens_k,
+                                       int64_t max_seqlen_q, int64_t max_seqlen_k, bool bottom_right) {
+  bool const packed3 = cu_seqlens_q.has_value() && q.dim() == 3;
+  if (!packed3) {
+    return fwd_4d(variant, q, k, v, scale, out_opt, lse_opt, causal_offset, left_offset, softcap, cu_seqlens_q,
+                  cu_seqlens_k, max_seqlen_q, max_seqlen_k, bottom_right);
+  }
+  auto as4 = [](at::Tensor const& t, char const* what) {
+    TORCH_CHECK_VALUE(t.dim() == 3, what, " must be (total_tokens, heads, head_dim) like query, got ", num(t.dim()),
+                      " dims");
+    return t.unsqueeze(0).transpose(1, 2);
+  };
+  if (out_opt.has_value()) out_opt = as4(*out_opt, "out");
+  else out_opt = at::empty_like(q, at::MemoryFormat::Contiguous).unsqueeze(0).transpose(1, 2);
+  if (lse_opt.has_value()) {
+    TORCH_CHECK_VALUE(lse_opt->dim() == 2, "lse of packed sequences must be (heads, total_tokens)");
+    lse_opt = lse_opt->unsqueeze(0);
+  }
+  auto [out, lse] = fwd_4d(variant, as4(q, "query"), as4(k, "key"), as4(v, "value"), scale, out_opt, lse_opt,
+                           causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
+                           bottom_right);
+  return {out.transpose(1, 2).squeeze(0), lse.squeeze(0)};
 }
 
 // The test face of zeroed_workspace: `bytes` zero bytes on `like`'s device and current stream

@@ -21,8 +21,8 @@ struct EpilogueTmaStore {
   using HD = typename Traits::HD;
 
   template <class AccO, class Softmax>
-  CUTE_DEVICE static void store(Params const& p, SharedStorage& ss, WorkTile const& w, int tid, AccO& tOrO,
-                                Softmax& softmax) {
+  CUTE_DEVICE static void store(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq, int tid,
+                                AccO& tOrO, Softmax& softmax) {
     typename Traits::TiledMmaPV tiled_mma_pv;
     auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
 
@@ -35,7 +35,6 @@ struct EpilogueTmaStore {
     Tensor cO = make_identity_tensor(Shape<BM, HD>{});
     Tensor tOcO = rowcol(thr_pv.partition_C(cO));
     int const row0 = w.m_block * Traits::kBlockM;
-    SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
     if (get<1>(tOcO(0, 0)) == 0) {
       float* lse_ptr = p.lse + seq.lse_offset;
       CUTE_UNROLL

@@ -62,8 +62,9 @@ struct KernelWS {
       for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
         Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HD>{});
         Softmax softmax;
-        Mainloop::mma(p, ss, w, k_state, v_state, tile_iter, tid, tOrO, softmax);
-        Epilogue::store(p, ss, w, tid, tOrO, softmax);
+        SeqSpan const seq = seq_span(p.seq, w.batch, w.head);  // once per tile for both parts
+        Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax);
+        Epilogue::store(p, ss, w, seq, tid, tOrO, softmax);
         w = scheduler.consumer_next(ss, w, tile_iter);
       }
       Epilogue::finish(tid);

@@ -134,8 +134,9 @@ struct MainloopTmaWgmma {
   // ------------------------------------------------------------------ consumers
   // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
   template <class AccO>
-  CUTE_DEVICE static void mma(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
-                              PipeState& v_state, int tile_iter, int tid, AccO& tOrO, Softmax& softmax) {
+  CUTE_DEVICE static void mma(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,
+                              PipeState& k_state, PipeState& v_state, int tile_iter, int tid, AccO& tOrO,
+                              Softmax& softmax) {
     typename Traits::TiledMmaQK tiled_mma_qk;
     typename Traits::TiledMmaPV tiled_mma_pv;
     auto thr_qk = tiled_mma_qk.get_thread_slice(tid);
@@ -155,7 +156,6 @@ struct MainloopTmaWgmma {
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
-    SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
     KeyTileRange const tiles = key_tiles(seq, w.m_block);
 
     int const row0 = w.m_block * kBlockM;
