@@ -59,13 +59,20 @@ struct KernelWS {
       WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>::init(tid / 128);
       typename Traits::TiledMmaPV tiled_mma_pv;
       int tile_iter = 0;
-      for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
+      WorkTile w = scheduler.initial();
+      SeqSpan seq = seq_span(p.seq, w.batch, w.head);  // once per tile, for mainloop and epilogue
+      for (; scheduler.valid(w); ++tile_iter) {
         Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HD>{});
         Softmax softmax;
-        SeqSpan const seq = seq_span(p.seq, w.batch, w.head);  // once per tile for both parts
         Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax);
+        // The next tile and its span before this epilogue: a packed sequence's span is read from
+        // global memory, and those loads then overlap the epilogue instead of stalling the next
+        // mainloop. (The sentinel past the last tile reads batch 0's, which exists.)
+        WorkTile const next = scheduler.consumer_next(ss, w, tile_iter);
+        SeqSpan const next_seq = seq_span(p.seq, next.batch, next.head);
         Epilogue::store(p, ss, w, seq, tid, tOrO, softmax);
-        w = scheduler.consumer_next(ss, w, tile_iter);
+        w = next;
+        seq = next_seq;
       }
       Epilogue::finish(tid);
     }
