@@ -15,8 +15,9 @@ variant and tool this script starts
 
 where the driver makes inputs on the CPU, runs the variant through
 flashcore_cutlass.runtime.get_runtime().run() at B=2 H=3 with (Sq, Sk) = (17, 129), (127, 1)
-and (1, 1), with the default and a negative scale, and checks each result against the fp32
-reference (exit 3 when wrong). PyTorch's caching allocator is off (PYTORCH_NO_CUDA_MEMORY_CACHING=1)
+and (1, 1), with the default and a negative scale, then a sliding window with softcap (masked
+variants), a smaller head dim (families that pad) and packed variable-length sequences, and
+checks each result against the fp32 reference (exit 3 when wrong). PyTorch's caching allocator is off (PYTORCH_NO_CUDA_MEMORY_CACHING=1)
 so that every tensor is its own allocation and memcheck sees accesses past its end.
 """
 
@@ -70,7 +71,61 @@ def driver(variant: str) -> int:
             wrong += not ok
             print(f"driver: {variant} B{b} H{h} Sq{sq} Sk{sk} scale {scale:+.3f}: max|out-ref| {err:.3g}, "
                   f"max|lse-ref| {lse_err:.3g} {'ok' if ok else 'WRONG'}", flush=True)
+    wrong += features(rt, variant, cfg, dtype)
     return WRONG_EXIT if wrong else 0
+
+
+def features(rt, variant, cfg, dtype) -> int:
+    """The newer memory paths: a sliding window with softcap (masked variants), a head dim below
+    the variant's (families that pad: TMA / predicated zero fill and clipped stores), and packed
+    variable-length sequences (offsets into one tensor, the predicated store of a sequence's
+    last tile, an empty sequence). Returns the count of wrong results."""
+    import torch
+
+    from flashcore_cutlass.reference import reference_attention, visible_range
+
+    def report(what, out, lse, ref_out, ref_lse):
+        err = (out.cpu().float() - ref_out).abs().max().item()
+        finite = torch.isfinite(ref_lse)
+        lse_ok = torch.equal(torch.isinf(lse.cpu()), ~finite) and (
+            not finite.any() or (lse.cpu()[finite] - ref_lse[finite]).abs().max().item() < 1e-2)
+        ok = err < 0.05 and lse_ok
+        print(f"driver: {variant} {what}: max|out-ref| {err:.3g} {'ok' if ok else 'WRONG'}", flush=True)
+        return not ok
+
+    wrong = 0
+    gen = torch.Generator().manual_seed(7)
+    d = cfg.head_dim
+    q, k, v = (torch.randn(2, 3, s, d, generator=gen).to(dtype) for s in (200, 300, 300))
+    if cfg.causal:
+        for window, causal in (((40, 0), True), ((30, 25), False)):
+            lo, hi = visible_range(causal, window, 200, 300)
+            out, lse = rt.run(variant, q.cuda(), k.cuda(), v.cuda(), d ** -0.5, None, None, hi, lo, 30.0)
+            torch.cuda.synchronize()
+            ref = reference_attention(q, k, v, causal, scale=d ** -0.5, window=window, softcap=30.0)
+            wrong += report(f"window {window} causal={causal} softcap 30", out, lse, *ref)
+    if cfg.PADS_HEAD_DIM:
+        dp = d - 24
+        qp, kp, vp = (t[..., :dp].contiguous() for t in (q, k, v))
+        out, lse = rt.run(variant, qp.cuda(), kp.cuda(), vp.cuda(), dp ** -0.5)
+        torch.cuda.synchronize()
+        wrong += report(f"head dim {dp}", out, lse, *reference_attention(qp, kp, vp, cfg.causal, scale=dp ** -0.5))
+    lens_q, lens_k = [17, 0, 130, 1], [129, 5, 130, 64]
+    q3, k3, v3 = (torch.randn(sum(n), 3, d, generator=gen).to(dtype) for n in (lens_q, lens_k, lens_k))
+    cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32)  # noqa: E731
+    out, lse = rt.fwd(rt.ids[variant], q3.cuda(), k3.cuda(), v3.cuda(), d ** -0.5, None, None, 0, None, 0.0,
+                      cu(lens_q).cuda(), cu(lens_k).cuda(), max(lens_q), max(lens_k), cfg.causal)
+    torch.cuda.synchronize()
+    as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
+    q0 = k0 = 0
+    for nq, nk in zip(lens_q, lens_k):
+        if nq:
+            ref_out, ref_lse = reference_attention(as4(q3[q0:q0 + nq]), as4(k3[k0:k0 + nk]), as4(v3[k0:k0 + nk]),
+                                                   "bottom_right" if cfg.causal else False, scale=d ** -0.5)
+            wrong += report(f"packed sequence {nq}x{nk}", as4(out[q0:q0 + nq]), lse[:, q0:q0 + nq].unsqueeze(0),
+                            ref_out, ref_lse)
+        q0, k0 = q0 + nq, k0 + nk
+    return wrong
 
 
 # ------------------------------------------------------------------------------------------------
