@@ -78,8 +78,9 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
     FlashAttention lays it out. Rows that see no key: out 0, LSE +inf.
 
     ``validate`` (default: on, except while a CUDA graph is being captured) checks the offsets'
-    values with one device-to-host copy; the kernels trust them. Eager and CUDA graphs; under
-    torch.compile the validation's host copy is a graph break.
+    values with one device-to-host copy; the kernels clamp them to the packed rows, so wrong
+    offsets give wrong rows but never touch memory outside the tensors. Eager and CUDA graphs;
+    not a traced op yet (torch.compile(fullgraph=True) cannot trace the validation's host copy).
     """
     mask = api._as_causal(causal)
     if return_lse is not True and return_lse is not False:
