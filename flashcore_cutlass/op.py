@@ -72,3 +72,42 @@ def _attention_fake(q, k, v, causal=NO_MASK, scale=None, window_left=-1, window_
     api._check_tensors(q, k, v)
     b, h, sq, d = q.shape
     return q.new_empty((b, h, sq, d)), q.new_empty((b, h, sq), dtype=torch.float32)
+
+
+# flashcore::attention_varlen: attention_varlen() as tracers see it (same design as above).
+VARLEN_SCHEMA = (
+    "(Tensor q, Tensor k, Tensor v, Tensor cu_seqlens_q, Tensor cu_seqlens_k, SymInt max_seqlen_q,"
+    ' SymInt max_seqlen_k, str causal="none", float? scale=None, int window_left=-1, int window_right=-1,'
+    " float softcap=0.0) -> (Tensor out, Tensor lse)"
+)
+_lib.define("attention_varlen" + VARLEN_SCHEMA)
+
+
+def attention_varlen_op(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal=NO_MASK, scale=None,
+                        window_left=-1, window_right=-1, softcap=0.0):
+    """The implementation: attention_varlen()'s eager path, offsets validated unless a CUDA graph
+    is being captured (it runs when the compiled graph runs)."""
+    from . import varlen
+
+    _check_causal(causal)
+    window = None if (window_left, window_right) == (-1, -1) else (window_left, window_right)
+    mask = False if causal == NO_MASK else causal  # attention_varlen's spelling
+    return varlen.attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, int(max_seqlen_q), int(max_seqlen_k), mask,
+                                   scale, True, window=window, softcap=softcap or None)
+
+
+_lib.impl("attention_varlen", attention_varlen_op, "CompositeExplicitAutograd")
+_lib.impl("attention_varlen", torch.library.fallthrough_kernel, "Autograd")
+
+
+@torch.library.register_fake("flashcore::attention_varlen", lib=_lib)
+def _attention_varlen_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, causal=NO_MASK, scale=None,
+                           window_left=-1, window_right=-1, softcap=0.0):
+    from . import api, varlen
+
+    _check_causal(causal)
+    api._as_window((window_left, window_right), causal)
+    api._as_softcap(softcap)
+    varlen._check_shapes(q, k, v, cu_seqlens_q, cu_seqlens_k)
+    total_q, h, d = q.shape
+    return q.new_empty((total_q, h, d)), q.new_empty((h, total_q), dtype=torch.float32)

@@ -14,14 +14,29 @@ from __future__ import annotations
 import torch
 
 from . import api
-from .op import BOTTOM_RIGHT, NO_MASK
+from .op import BOTTOM_RIGHT, NO_MASK  # noqa: F401  (also registers the library ops)
 from .problem import Problem
 from .runtime import get_runtime, shape_cache
 
 OPEN = 1 << 30  # an unbounded window side: beyond every sequence (the kernels' 32-bit range)
+_varlen_op = torch.ops.flashcore.attention_varlen.default  # registered by flashcore_cutlass.op
 
 
 def _check_tensors(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k) -> None:
+    _check_shapes(q, k, v, cu_seqlens_q, cu_seqlens_k)
+    for name, value, rows in (("max_seqlen_q", max_seqlen_q, q.shape[0]), ("max_seqlen_k", max_seqlen_k, k.shape[0])):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {api._describe(value)}")
+        if not 0 <= value <= rows:
+            raise ValueError(f"{name} = {value} must be within 0..{rows} (the packed rows)")
+    for name, cu in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
+        if cu.device != q.device:
+            raise ValueError(f"{name} is on {cu.device} but query is on {q.device}")
+    api._check_device(q, k, v)
+
+
+def _check_shapes(q, k, v, cu_seqlens_q, cu_seqlens_k) -> None:
+    """What needs no data and no device (the op's fake implementation runs it on fake tensors)."""
     for name, t in (("query", q), ("key", k), ("value", v)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -32,17 +47,9 @@ def _check_tensors(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen
     for name, cu in (("cu_seqlens_q", cu_seqlens_q), ("cu_seqlens_k", cu_seqlens_k)):
         if not isinstance(cu, torch.Tensor) or cu.dtype != torch.int32 or cu.dim() != 1 or cu.numel() < 1:
             raise TypeError(f"{name} must be a 1-D torch.int32 tensor of batch + 1 offsets, got {api._describe(cu)}")
-        if cu.device != q.device:
-            raise ValueError(f"{name} is on {cu.device} but query is on {q.device}")
     if cu_seqlens_q.numel() != cu_seqlens_k.numel():
         raise ValueError(f"cu_seqlens_q has {cu_seqlens_q.numel()} offsets and cu_seqlens_k {cu_seqlens_k.numel()}:"
                          " one per sequence plus one, the same count")
-    for name, value, rows in (("max_seqlen_q", max_seqlen_q, q.shape[0]), ("max_seqlen_k", max_seqlen_k, k.shape[0])):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {api._describe(value)}")
-        if not 0 <= value <= rows:
-            raise ValueError(f"{name} = {value} must be within 0..{rows} (the packed rows)")
-    api._check_device(q, k, v)
 
 
 def check_offsets(cu_seqlens_q, cu_seqlens_k, total_q: int, total_k: int, max_seqlen_q: int, max_seqlen_k: int):
@@ -79,8 +86,9 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
 
     ``validate`` (default: on, except while a CUDA graph is being captured) checks the offsets'
     values with one device-to-host copy; the kernels clamp them to the packed rows, so wrong
-    offsets give wrong rows but never touch memory outside the tensors. Eager and CUDA graphs;
-    not a traced op yet (torch.compile(fullgraph=True) cannot trace the validation's host copy).
+    offsets give wrong rows but never touch memory outside the tensors. Eager, CUDA graphs, and
+    under torch.compile the library op flashcore::attention_varlen (fake implementation for the
+    tracer; the offsets are validated when the graph runs).
     """
     mask = api._as_causal(causal)
     if return_lse is not True and return_lse is not False:
@@ -90,6 +98,14 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
     window = api._as_window(window, mask) if window is not None else None
     softcap = api._as_softcap(softcap)
     masked = mask != NO_MASK or window is not None
+    if api._is_dynamo_compiling() or (type(q) is not torch.Tensor and isinstance(q, torch.Tensor)):
+        # Traced (torch.compile, export) or a tensor subclass: the opaque library op
+        # flashcore::attention_varlen, whose implementation is this function, run when the graph runs.
+        api._check_grad(q, k, v)
+        left, right = api.NO_WINDOW if window is None else window
+        out, lse = _varlen_op(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, mask, scale, left,
+                              right, softcap)
+        return (out, lse) if return_lse else out
     # Hot path: a layout seen before skips the tensor checks (the op re-checks in C++) and the
     # dispatch; the key holds everything both read.
     try:
@@ -105,7 +121,7 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
     total_q, h, d = q.shape
     total_k = k.shape[0]
     if validate is None:
-        validate = not torch.cuda.is_current_stream_capturing()
+        validate = not (q.is_cuda and torch.cuda.is_current_stream_capturing())
     if validate:
         check_offsets(cu_seqlens_q, cu_seqlens_k, total_q, total_k, max_seqlen_q, max_seqlen_k)
     batch = cu_seqlens_q.shape[0] - 1

@@ -57,3 +57,74 @@ def test_offsets_are_checked():
         check_offsets(cu(0, 20, 10, 30), cu(0, 1, 2, 7), 30, 7, 30, 5)
     with pytest.raises(ValueError, match="cu_seqlens_k has a sequence of 5 rows, longer than max_seqlen \\(4\\)"):
         check_offsets(cu(0, 10, 30), cu(0, 5, 7), 30, 7, 20, 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# flashcore::attention_varlen, the op tracers see.
+# ---------------------------------------------------------------------------------------------
+
+def _packed(lens, h=4, hkv=2, d=64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    total = sum(lens)
+    q = torch.randn(total, h, d, generator=gen).to(torch.bfloat16)
+    k, v = (torch.randn(total, hkv, d, generator=gen).to(torch.bfloat16) for _ in range(2))
+    cu = torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32)
+    return q, k, v, cu
+
+
+@pytest.fixture
+def cpu_varlen(monkeypatch):
+    """The binding's packed path on CPU: the fp32 reference per sequence (bottom-right when the
+    op says so), returning the binding's layouts: out (total, H, D), lse (H, total)."""
+    from flashcore_cutlass import api, varlen
+    from flashcore_cutlass.reference import reference_attention
+
+    class Runtime:
+        def variant_id(self, problem):
+            return int(problem.causal)
+
+        def fwd(self, vid, q, k, v, scale, out, lse, right, left, softcap, cu_q, cu_k, max_q, max_k, bottom_right):
+            outs, lses = [], []
+            cq, ck = cu_q.tolist(), cu_k.tolist()
+            as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
+            for b in range(len(cq) - 1):
+                causal = ("bottom_right" if bottom_right else "top_left") if vid == 1 else False
+                o, l = reference_attention(as4(q[cq[b]:cq[b + 1]]), as4(k[ck[b]:ck[b + 1]]), as4(v[ck[b]:ck[b + 1]]),
+                                           causal, scale)
+                outs.append(o[0].transpose(0, 1))
+                lses.append(l[0])
+            return torch.cat(outs).to(q.dtype), torch.cat(lses, dim=1)
+
+    monkeypatch.setattr(varlen, "get_runtime", lambda: Runtime())
+    monkeypatch.setattr(api, "_check_device", lambda q, k, v: None)
+
+
+def test_varlen_op_fake_implementation():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        q, k, v = torch.empty(30, 8, 64, dtype=torch.float16), *(torch.empty(50, 2, 64, dtype=torch.float16),) * 2
+        cu = torch.empty(4, dtype=torch.int32)
+        out, lse = torch.ops.flashcore.attention_varlen(q, k, v, cu, cu, 20, 30, "bottom_right", None, 16, 0, 30.0)
+        assert out.shape == (30, 8, 64) and out.dtype == torch.float16 and lse.shape == (8, 30)
+        with pytest.raises(ValueError, match="query must be 3-D"):
+            torch.ops.flashcore.attention_varlen(q[None], k, v, cu, cu, 20, 30)
+
+
+@pytest.mark.parametrize("causal", [False, True, "bottom_right"])
+def test_varlen_compiles_fullgraph_to_the_op(cpu_varlen, causal):
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+
+    def fn(q, k, v, cu, max_len):
+        return fc.attention_varlen(q, k, v, cu, cu, max_len, max_len, causal=causal, return_lse=True)
+
+    compiled = torch.compile(fn, backend=counter, fullgraph=True)
+    q, k, v, cu = _packed([7, 20, 13])
+    out, lse = compiled(q, k, v, cu, 20)
+    want_out, want_lse = fn(q, k, v, cu, 20)
+    assert torch.equal(out, want_out) and torch.equal(lse, want_lse) and lse.shape == (4, 40)
+    op = torch.ops.flashcore.attention_varlen.default
+    assert sum(any(n.target is op for n in g.graph.nodes) for g in counter.graphs) == 1

@@ -128,3 +128,16 @@ def test_varlen_rejects_bad_offsets(rt):
         fc.attention_varlen(q, k, v, cu_q, cu_k, 10, 20)
     with pytest.raises(ValueError, match="end at the packed rows"):
         fc.attention_varlen(q, k, v, bad, cu_k, 25, 20)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_varlen_under_torch_compile(rt, dynamic):
+    """fullgraph=True: flashcore::attention_varlen is one opaque op; with dynamic=True a new
+    packing (other lengths, other total) reuses the graph."""
+    def fn(q, k, v, cq, ck, max_len):
+        return fc.attention_varlen(q, k, v, cq, ck, max_len, max_len, causal=True, window=(64, 0), softcap=30.0)
+
+    compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)
+    for seed, lens in enumerate([[100, 300, 7], [250, 33, 120, 64]]):
+        q, k, v, cu_q, cu_k = packed(lens, lens, 4, 2, 64, torch.float16, seed=6 + seed)
+        assert torch.equal(compiled(q, k, v, cu_q, cu_k, max(lens)), fn(q, k, v, cu_q, cu_k, max(lens)))
