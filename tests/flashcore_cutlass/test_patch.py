@@ -93,3 +93,10 @@ def test_unknown_keyword_goes_to_torch():
         F.scaled_dot_product_attention = ORIGINAL
     assert seen["new_option"] == 3
     assert patch.reasons == {"arguments this flashcore does not know: new_option": 1}
+
+
+def test_an_exception_inside_the_block_still_restores():
+    with pytest.raises(RuntimeError, match="boom"):
+        with fc.patch_sdpa():
+            raise RuntimeError("boom")
+    assert F.scaled_dot_product_attention is ORIGINAL
