@@ -150,17 +150,27 @@ def _as_softcap(softcap) -> float:
     return value
 
 
-def _mask_offsets(mask: str, window, seqlen_q: int, seqlen_k: int) -> tuple[int, int | None]:
-    """(causal_offset, left_offset) of a masked call: row r sees key c iff r + left_offset <= c <=
-    r + causal_offset (left_offset None: no left edge). The window's diagonals follow the causal
-    alignment; without causal, FlashAttention's bottom-right one. Values beyond the sequences are
-    fine: the binding clamps them."""
-    align = seqlen_k - seqlen_q if mask == BOTTOM_RIGHT or (mask == NO_MASK and window is not None) else 0
+OPEN_SIDE = 1 << 30  # a window side without edge: beyond every sequence (the kernels' 32-bit range)
+
+
+def window_diagonals(mask: str, window) -> tuple[bool, int, int | None]:
+    """(bottom_right, right, left) of a masked call: row r sees key c iff r + a + left <= c <=
+    r + a + right, with a = Sk - Sq when ``bottom_right`` else 0 (left None: no left edge). The
+    window's diagonals follow the causal alignment; without causal, FlashAttention's
+    bottom-right one. An open right side is OPEN_SIDE: the binding clamps it to the sequence."""
+    bottom_right = mask == BOTTOM_RIGHT or (mask == NO_MASK and window is not None)
     if window is None:
-        return align, None
-    left, right = window
-    right_offset = align + (right if right >= 0 else seqlen_k)  # causal masks have right 0 here
-    return right_offset, (align - left if left >= 0 else None)
+        return bottom_right, 0, None
+    left, right = window  # causal masks have right 0 here (_as_window)
+    return bottom_right, (right if right >= 0 else OPEN_SIDE), (-left if left >= 0 else None)
+
+
+def _mask_offsets(mask: str, window, seqlen_q: int, seqlen_k: int) -> tuple[int, int | None]:
+    """(causal_offset, left_offset) of a masked call of these lengths: window_diagonals shifted
+    by the alignment (the binding clamps values beyond the sequences)."""
+    bottom_right, right, left = window_diagonals(mask, window)
+    align = seqlen_k - seqlen_q if bottom_right else 0
+    return align + right, (None if left is None else align + left)
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:

@@ -90,10 +90,9 @@ def attention_varlen_op(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_s
     from . import varlen
 
     _check_causal(causal)
-    window = None if (window_left, window_right) == (-1, -1) else (window_left, window_right)
     mask = False if causal == NO_MASK else causal  # attention_varlen's spelling
     return varlen.attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, int(max_seqlen_q), int(max_seqlen_k), mask,
-                                   scale, True, window=window, softcap=softcap or None)
+                                   scale, True, window=(window_left, window_right), softcap=softcap)
 
 
 _lib.impl("attention_varlen", attention_varlen_op, "CompositeExplicitAutograd")

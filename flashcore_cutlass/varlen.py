@@ -14,11 +14,10 @@ from __future__ import annotations
 import torch
 
 from . import api
-from .op import BOTTOM_RIGHT, NO_MASK  # noqa: F401  (also registers the library ops)
+from .op import NO_MASK  # also registers the library ops
 from .problem import Problem
 from .runtime import get_runtime, shape_cache
 
-OPEN = 1 << 30  # an unbounded window side: beyond every sequence (the kernels' 32-bit range)
 _varlen_op = torch.ops.flashcore.attention_varlen.default  # registered by flashcore_cutlass.op
 
 
@@ -137,13 +136,9 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
         vid = get_runtime().variant_id(problem)
         if key is not None:
             shape_cache[("varlen", *key)] = vid
-    # The diagonals relative to each sequence's alignment (the kernels add seqlen_k - seqlen_q
-    # per sequence for bottom-right; FlashAttention's windows align bottom-right without causal).
-    bottom_right = mask == BOTTOM_RIGHT or (mask == NO_MASK and window is not None)
-    right, left = 0, None
-    if window is not None:
-        right = 0 if mask != NO_MASK else (window[1] if window[1] >= 0 else OPEN)
-        left = -window[0] if window[0] >= 0 else None
+    # The diagonals relative to each sequence's alignment: the kernels add seqlen_k - seqlen_q per
+    # sequence for bottom-right.
+    bottom_right, right, left = api.window_diagonals(mask, window)
     # The binding takes the packed (total, H, D) tensors as they are and returns out (total, H, D)
     # and lse (H, total).
     out, lse = get_runtime().fwd(vid, q, k, v, d ** -0.5 if scale is None else scale, None, None, right, left,
