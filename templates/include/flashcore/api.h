@@ -130,7 +130,6 @@ inline __host__ __device__ int kv_head(FwdParams const& p, int head) {
 struct KeyMask {
   int seqlen_k, causal_offset, left_offset;
 };
-inline __host__ __device__ KeyMask key_mask(FwdParams const& p) { return {p.seqlen_k, p.causal_offset, p.left_offset}; }
 
 // Key tiles [first, end) of kBlockN keys that query rows [row0, row0 + rows) can see (non-masked
 // variants: every tile up to seqlen_k). end <= first: no row sees a key.
@@ -168,6 +167,23 @@ inline __host__ __device__ bool key_visible(KeyMask const& m, int row, int col) 
   return col < m.seqlen_k && (!kMasked || (col <= row + m.causal_offset && col >= row + m.left_offset));
 }
 
+// The same rule for one row and a tile of keys from col0, as one unsigned compare per key: key
+// col0 + c is visible iff uint32_t(c - lo) <= width. A row that sees none gets lo = -1, width 0,
+// which no c >= 0 passes.
+struct VisibleColumns {
+  int lo;
+  uint32_t width;
+  __host__ __device__ bool hidden(int c) const { return uint32_t(c - lo) > width; }
+};
+template <bool kMasked>
+inline __host__ __device__ VisibleColumns visible_columns(KeyMask const& m, int row, int col0) {
+  int const right = row + m.causal_offset, left = row + m.left_offset;  // no std::min: g++ sees this header too
+  int const last = kMasked && right < m.seqlen_k - 1 ? right : m.seqlen_k - 1;
+  int const first = kMasked && left > 0 ? left : 0;
+  bool const none = last < first;
+  return {none ? -1 : first - col0, none ? 0u : uint32_t(last - first)};
+}
+
 // One sequence's place in the inputs: its first query and key rows (relative to the batch's base
 // pointer; 0 unless packed), its lengths, its LSE offset and its mask.
 struct SeqSpan {
@@ -190,9 +206,7 @@ inline __host__ __device__ SeqLayout seq_layout(FwdParams const& p) {
           p.causal_offset, p.left_offset, p.bottom_right};
 }
 
-inline __host__ __device__ int clamp_offset(int x, int seqlen_q, int seqlen_k) {
-  return x < -seqlen_q ? -seqlen_q : (x > seqlen_k ? seqlen_k : x);
-}
+inline __host__ __device__ int clamp_int(int x, int lo, int hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
 inline __host__ __device__ SeqSpan seq_span(SeqLayout const& l, int batch, int head) {
   if (l.cu_seqlens_q == nullptr) {
@@ -201,13 +215,12 @@ inline __host__ __device__ SeqSpan seq_span(SeqLayout const& l, int batch, int h
   }
   // Clamped to the packed rows: offsets the caller did not validate may give wrong rows, but
   // never a read or write outside the tensors.
-  auto clamp = [](int x, int lo, int hi) { return x < lo ? lo : (x > hi ? hi : x); };
-  int const q0 = clamp(l.cu_seqlens_q[batch], 0, l.total_q), k0 = clamp(l.cu_seqlens_k[batch], 0, l.total_k);
-  int const sq = clamp(l.cu_seqlens_q[batch + 1], q0, l.total_q) - q0;
-  int const sk = clamp(l.cu_seqlens_k[batch + 1], k0, l.total_k) - k0;
+  int const q0 = clamp_int(l.cu_seqlens_q[batch], 0, l.total_q), k0 = clamp_int(l.cu_seqlens_k[batch], 0, l.total_k);
+  int const sq = clamp_int(l.cu_seqlens_q[batch + 1], q0, l.total_q) - q0;
+  int const sk = clamp_int(l.cu_seqlens_k[batch + 1], k0, l.total_k) - k0;
   int const align = l.bottom_right ? sk - sq : 0;  // the binding keeps the offsets within +-2^30
   return {q0, k0, sq, int64_t(head) * l.total_q + q0,
-          {sk, clamp_offset(l.causal_offset + align, sq, sk), clamp_offset(l.left_offset + align, sq, sk)}};
+          {sk, clamp_int(l.causal_offset + align, -sq, sk), clamp_int(l.left_offset + align, -sq, sk)}};
 }
 
 #if defined(__CUDACC__)

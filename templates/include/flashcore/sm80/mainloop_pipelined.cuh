@@ -63,7 +63,7 @@ struct MainloopPipelined {
           if (n < blk.n_blocks) {
             auto thr = gmem_copy.get_thread_slice(fresh_thread_idx());
             copy_rows(gmem_copy, thr.partition_S(gX(_, _, n)), thr.partition_D(sX(_, _, n % kStages)),
-                      thr.partition_S(make_identity_tensor(typename Config::ShapeKV{})), blk.mask.seqlen_k - n * kBlockN);
+                      thr.partition_S(make_identity_tensor(typename Config::ShapeKV{})), blk.seq.mask.seqlen_k - n * kBlockN);
           }
           cp_async_fence();
         };
@@ -73,7 +73,7 @@ struct MainloopPipelined {
         auto tXcX = gthr.partition_S(make_identity_tensor(typename Config::ShapeKV{}));
         return [&, tXgX, tXsX, tXcX](int n) {
           if (n < blk.n_blocks) {
-            copy_rows(gmem_copy, tXgX(_, _, _, n), tXsX(_, _, _, n % kStages), tXcX, blk.mask.seqlen_k - n * kBlockN);
+            copy_rows(gmem_copy, tXgX(_, _, _, n), tXsX(_, _, _, n % kStages), tXcX, blk.seq.mask.seqlen_k - n * kBlockN);
           }
           cp_async_fence();
         };
@@ -120,7 +120,7 @@ struct MainloopPipelined {
       clear(acc_s);
       gemm_ss<kLean>(acc_s, tSrQ, tSrK, tSsQ, tSsK(_, _, _, slot), mma, copy_q, copy_k, tid);
       if (p.softcap_scale != 0.f) apply_softcap(acc_s, p.softcap_scale);
-      if (blk.needs_mask(n)) apply_mask<Config::kCausal>(acc_s, tScS, blk.mask, blk.row0, n * kBlockN);
+      if (blk.needs_mask(n)) apply_mask<Config::kCausal>(acc_s, tScS, blk.seq.mask, blk.row0, n * kBlockN);
 
       cp_async_wait<2 * kStages - 2>();
       __syncthreads();  // V_n visible; every warp is past QK_n, so K slot n is free

@@ -72,7 +72,7 @@ struct MainloopSync {
     CUTE_NO_UNROLL
     for (int n = blk.n_first; n < blk.n_blocks; ++n) {
       __syncthreads();  // every warp is done with the previous K/V tile
-      int const valid_keys = blk.mask.seqlen_k - n * kBlockN;
+      int const valid_keys = blk.seq.mask.seqlen_k - n * kBlockN;
       copy_rows(gmem_copy, gthr.partition_S(gK(_, _, n)), tKsK, tKVc, valid_keys);
       copy_rows(gmem_copy, gthr.partition_S(gV(_, _, n)), tVsV, tKVc, valid_keys);
       __syncthreads();  // the tile is in shared memory
@@ -81,7 +81,7 @@ struct MainloopSync {
       clear(acc_s);
       gemm_ss(acc_s, tSrQ, tSrK, tSsQ, tSsK, mma, copy_q, copy_k, tid);
       if (p.softcap_scale != 0.f) apply_softcap(acc_s, p.softcap_scale);
-      if (blk.needs_mask(n)) apply_mask<Config::kCausal>(acc_s, tScS, blk.mask, blk.row0, n * kBlockN);
+      if (blk.needs_mask(n)) apply_mask<Config::kCausal>(acc_s, tScS, blk.seq.mask, blk.row0, n * kBlockN);
       softmax.update(n == blk.n_first, acc_s, acc_o, p.scale_log2_abs);
       pv_product<Element>(acc_o, acc_s, tOrVt, tOsVt, mma, copy_v, tid);
     }

@@ -17,10 +17,9 @@ struct BlockGeometry {
   int n_first;    // first key tile to visit (a left window skips the tiles before it)
   int n_blocks;   // one past the last key tile to visit (masked: up to the diagonal); no key
                   // tile when n_blocks <= n_first (no row of the tile sees a key)
-  KeyMask mask;   // seqlen_k and the masked variants' diagonals (api.h)
   int head_kv;    // K/V head of this query head (grouped-query attention)
 
-  SeqSpan seq;    // this sequence's rows, lengths, LSE offset (packed sequences: from cu_seqlens)
+  SeqSpan seq;    // this sequence's rows, lengths, LSE offset and mask (packed: from cu_seqlens)
 
   CUTE_DEVICE BlockGeometry(FwdParams const& p, int m_block_, int head_, int batch_) {
     m_block = m_block_;
@@ -30,15 +29,14 @@ struct BlockGeometry {
     seq = seq_span(seq_layout(p), batch, head);
     row0 = m_block * kBlockM;
     rows = min(kBlockM, seq.seqlen_q - row0);  // <= 0: a tile past a short packed sequence
-    mask = seq.mask;
     KeyTileRange const tiles =
-        rows > 0 ? key_tile_range<kBlockN, kCausal>(mask, row0, kBlockM) : KeyTileRange{0, 0};
+        rows > 0 ? key_tile_range<kBlockN, kCausal>(seq.mask, row0, kBlockM) : KeyTileRange{0, 0};
     n_first = tiles.first;
     n_blocks = tiles.end;
   }
 
   // Does key tile n need masking (sequence end, causal diagonal, left window edge)?
-  CUTE_DEVICE bool needs_mask(int n) const { return key_tile_needs_mask<kBlockN, kCausal>(mask, row0, kBlockM, n); }
+  CUTE_DEVICE bool needs_mask(int n) const { return key_tile_needs_mask<kBlockN, kCausal>(seq.mask, row0, kBlockM, n); }
 };
 
 // One block per work tile on the grid (query tiles, heads, batch). Launched through

@@ -173,22 +173,14 @@ struct MainloopTmaWgmma {
         for (int i = 0; i < size(tSrS); ++i) tSrS(i) = tanh_approx(tSrS(i) * softcap_scale);
       }
       if (needs_mask(key_mask, w.m_block, n)) {
-        // Row i sees the tile's columns [lo, lo + width] (api.h key_visible, relative to the
-        // tile): one subtraction and one unsigned compare per element. A row that sees none
-        // gets lo = -1, width = 0, which no column c >= 0 passes.
+        // Each row's visible columns of the tile, one unsigned compare per element (api.h).
         int const col0 = n * kBlockN;
-        int lo[kRowsPerThread];
-        uint32_t width[kRowsPerThread];
+        VisibleColumns visible[kRowsPerThread];
         CUTE_UNROLL
         for (int i = 0; i < kRowsPerThread; ++i) {
-          int const row = row0 + get<0>(tScS(i, 0));
-          int const last = kCausal ? min(row + key_mask.causal_offset, key_mask.seqlen_k - 1) : key_mask.seqlen_k - 1;
-          int const first = kCausal ? max(row + key_mask.left_offset, 0) : 0;
-          bool const none = last < first;
-          lo[i] = none ? -1 : first - col0;
-          width[i] = none ? 0u : uint32_t(last - first);
+          visible[i] = visible_columns<kCausal>(key_mask, row0 + get<0>(tScS(i, 0)), col0);
         }
-        auto mask = [&](int i, int j) { return uint32_t(get<1>(tScS(i, j)) - lo[i]) > width[i]; };
+        auto mask = [&](int i, int j) { return visible[i].hidden(get<1>(tScS(i, j))); };
         softmax.template step<true>(s, scale_log2, mask, corr);
       } else {
         auto no_mask = [](int, int) { return false; };
