@@ -144,7 +144,8 @@ def find_sanitizer(explicit: str | None) -> str | None:
 
 
 def pick_variants(names: list[str], per_mask: bool) -> list[str]:
-    """One variant per family (and mask): smallest head_dim, lean 0, then the name."""
+    """One variant per family (and mask, and kernel design: sm90 split-KV clusters or single
+    CTAs): smallest head_dim, lean 0, then the name."""
     from flashcore_codegen import config_from_name
 
     best: dict[tuple, tuple] = {}
@@ -154,7 +155,8 @@ def pick_variants(names: list[str], per_mask: bool) -> list[str]:
         except ValueError:
             print(f"note: {name} is not a variant of a known family; skipped", file=sys.stderr)
             continue
-        group = (cfg.family, cfg.causal) if per_mask else (cfg.family,)
+        design = getattr(cfg, "splits", 1) > 1
+        group = (cfg.family, design, cfg.causal) if per_mask else (cfg.family, design)
         rank = (cfg.head_dim, getattr(cfg, "lean", 0), name)
         if group not in best or rank < best[group]:
             best[group] = rank

@@ -202,6 +202,8 @@ WGMMA_M = 64
 # Registers per thread after setmaxnreg, (producer, consumer) by consumer warpgroups: FA3's split
 # (HOPPER_FACTS.md §3); producer*128 + consumer*128*WGs stays within the SM's 64K registers.
 SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
+# Split-KV variants (common.cuh RegisterSplit<WGs, true>): a roomier producer where it spilled.
+SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
 # Registers a consumer thread needs beyond its accumulators (addresses, softmax state, descriptors).
 SM90_REGISTER_OVERHEAD = 32
 SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
@@ -218,7 +220,9 @@ class Sm90Config(KernelConfig):
     O through shared memory and a TMA store. ``schedule``: 0 = QK^T, softmax, PV in sequence;
     1 = intra-warpgroup overlap (the next QK^T is issued before this tile's softmax, FA3
     Algorithm 2); 2 = overlap plus ping-pong between consumer warpgroups. ``persistent`` = 1:
-    grid = SM count, tiles handed out statically.
+    grid = SM count, tiles handed out statically. ``splits`` > 1 (split-KV, for problems with
+    fewer query tiles than SMs): a cluster of that many CTAs per query tile, each walking its share
+    of the key tiles; the cluster combines the partial results through distributed shared memory.
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -226,6 +230,7 @@ class Sm90Config(KernelConfig):
     stages: int = tile("s", "K/V shared-memory ring slots")
     schedule: int = tile("sch", "0 sequential, 1 intra-warpgroup overlap, 2 overlap + ping-pong")
     persistent: int = tile("p", "1: persistent grid of SM-count CTAs")
+    splits: int = tile("kv", "CTAs (one cluster) sharing a query tile's key tiles (split-KV)", default=1)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -246,22 +251,26 @@ class Sm90Config(KernelConfig):
         "stages": (2, 3),
         "schedule": (0, 1, 2),
         "persistent": (0, 1),
+        "splits": (1, 2, 4, 8),
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
     # cell but one): D64 3 WGs 192x128 (non-causal) and 128x128 (causal, S=1024); D128 128x128
     # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64 p1, which
     # since GQA spills 4 B causal and is no longer built by default).
+    # Split-KV, D64, clusters of 2: (1, 8, 1024, 64) (64 query tiles on 132 SMs) 11.7 us a kernel
+    # against 13.8 unsplit; clusters of 4 lost everywhere (a cluster launch costs ~2 us: one CTA
+    # 4.5 us, clusters of 2 / 4 6.7 / 7.3 us; benchmarks/NOTES.md, issue 8 call 2).
     DEFAULT_TILES: ClassVar[dict] = {
-        64: [(192, 128, 2, 1, 1), (128, 128, 2, 1, 1)],
-        128: [(128, 128, 2, 2, 1), (128, 128, 2, 1, 1)],
-        256: [(128, 80, 2, 1, 1)],
+        64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 1, 0, 2)],
+        128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1)],
+        256: [(128, 80, 2, 1, 1, 1)],
     }
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
     MEASURED_SPILLS: ClassVar[dict] = {
-        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1": "spills 32 B (3 WGs at 160 registers); fastest D64 non-causal tile at "
+        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1": "spills 32 B (3 WGs at 160 registers); fastest D64 non-causal tile at "
                                                "S=512, 2048, 4096 (1.03-1.04x SDPA, harness run 5)",
-        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1": "spills 4 B; fastest D256 tile at S=4k-16k, 1.05-1.20x SDPA "
+        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1": "spills 4 B; fastest D256 tile at S=4k-16k, 1.05-1.20x SDPA "
                                                "(harness run 5)",
     }
 
@@ -284,14 +293,16 @@ class Sm90Config(KernelConfig):
         kv = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
         base = q + 2 * kv
         separate_o = self.persistent and base + q + SM90_BARRIER_BYTES <= SMEM_LIMIT_BYTES
-        return base + (q if separate_o else 1024) + 64 + 32 * self.stages
+        lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
+        return base + (q if separate_o else 1024) + 64 + 32 * self.stages + lse_part
 
     def accumulator_registers(self) -> int:
         # Per consumer thread: O (64 x D over 128 threads), S (64 x N), P as packed 16-bit (half of S).
         return self.head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
     def register_budget(self) -> int:
-        split = SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
+        splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
+        split = splits.get(self.consumer_warpgroups) or SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
         return split[1] - SM90_REGISTER_OVERHEAD if split else 0
 
     def validation_errors(self) -> list[str]:
@@ -304,6 +315,13 @@ class Sm90Config(KernelConfig):
             errors.append(f"block_n={self.block_n} not a multiple of 16 (wgmma K of the PV product)")
         if self.schedule == 2 and self.consumer_warpgroups < 2:
             errors.append("ping-pong (schedule=2) needs at least 2 consumer warpgroups (block_m >= 128)")
+        if self.splits > 1:
+            if self.persistent:
+                errors.append("split-KV (splits > 1) runs one query tile per CTA: persistent must be 0")
+            # The combine stages each CTA's fp32 partial O in the K ring (traits.cuh).
+            if self.stages * self.block_n * self.element_bytes < self.block_m * 4:
+                errors.append(f"split-KV stages the fp32 partial O in the K ring: stages * block_n * "
+                              f"{self.element_bytes} must be >= block_m * 4")
         return errors
 
     def template_params(self) -> dict:
@@ -313,4 +331,5 @@ class Sm90Config(KernelConfig):
             "overlap": "true" if self.schedule >= 1 else "false",
             "pingpong": "true" if self.schedule == 2 else "false",
             "is_persistent": "true" if self.persistent else "false",
+            "splits": self.splits,
         }

@@ -24,6 +24,8 @@ Among the candidates:
      else block_m = 128;
    - then block_n = 64, then stages = 2, then warps = 4 (the middle of each axis);
    - then lean = 0 (the plain mainloop: the lean one wins only some tiles, by measurement);
+   - then splits = 1 (one CTA per query tile: split-KV clusters pay for a combine and win only
+     problems with fewer query tiles than SMs, which the tuner measures);
    - then the name, so the choice is deterministic.
 
    Axes a family lacks tie (the ladder step already separates families).
@@ -54,7 +56,7 @@ from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
-PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
+PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0, "splits": 1}
 SMALL_SEQLEN_Q = 64
 
 # One warning per process about an unreadable table: dispatch runs per new shape, and the

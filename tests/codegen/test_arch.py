@@ -89,7 +89,7 @@ class _Problem:
     ("fc_scalar_fp16_d64_full_m16_w4", False),
     ("fc_mma_bf16_d128_causal_m64_n64_w4", True),
     ("fc_pipelined_bf16_d256_full_m64_n32_w4_s2_lean0", True),
-    ("fc_sm90_bf16_d128_full_m128_n128_s2_sch1_p0", True),
+    ("fc_sm90_bf16_d128_full_m128_n128_s2_sch1_p0_kv1", True),
 ])
 def test_can_implement_alignment(name, needs_alignment):
     config = config_from_name(name)

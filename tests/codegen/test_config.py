@@ -17,7 +17,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (3456, 1608)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (13824, 3012)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -45,7 +45,8 @@ def test_tile_fields_per_family():
         "scalar": [("block_m", "m"), ("warps", "w")],
         "mma": [("block_m", "m"), ("block_n", "n"), ("warps", "w")],
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
-        "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p")],
+        "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p"),
+                 ("splits", "kv")],
     }
 
 
@@ -319,6 +320,21 @@ def test_sm90_resource_model():
     assert any("registers" in e for e in Sm90Config("bf16", 128, False, 192, 128, 2, 1, 0).validation_errors())
     assert "ping-pong (schedule=2) needs at least 2 consumer warpgroups (block_m >= 128)" in \
         Sm90Config("bf16", 64, False, 64, 128, 2, 2, 0).validation_errors()
+
+
+def test_sm90_split_kv():
+    from flashcore_codegen.families import Sm90Config
+
+    split = Sm90Config("bf16", 64, False, 128, 128, 2, 1, 0, splits=4)
+    assert split.is_valid and split.name.endswith("_p0_kv4") and split.template_params()["splits"] == 4
+    # Its producer gets 40 registers (24 spilled), its two consumer warpgroups 232 each.
+    assert split.register_budget() == 232 - 32
+    assert split.smem_bytes() == Sm90Config("bf16", 64, False, 128, 128, 2, 1, 0).smem_bytes() + 4 * 128
+    assert "split-KV (splits > 1) runs one query tile per CTA: persistent must be 0" in \
+        Sm90Config("bf16", 64, False, 128, 128, 2, 1, 1, splits=2).validation_errors()
+    # The fp32 partial O (128 rows) is staged in the K ring: 2 stages of 64 keys are too small.
+    assert any("K ring" in e for e in Sm90Config("bf16", 64, False, 128, 64, 2, 1, 0, splits=2).validation_errors())
+    assert Sm90Config("bf16", 64, False, 128, 64, 2, 1, 0).name.endswith("_p0_kv1")  # the axis' default
 
 
 def test_sm90_template_params():

@@ -17,11 +17,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 1608  # SM80 families + sm90
+    assert len(space) == 556 + 3012  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 3456
-    assert sum(not c.is_valid for c in everything) == 356 + 1848
+    assert len(everything) == 912 + 13824
+    assert sum(not c.is_valid for c in everything) == 356 + 10812
 
 
 def test_default_configs_are_valid_and_unique():
@@ -33,14 +33,14 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 48), ("sm90", 20)])
+@pytest.mark.parametrize("family, count", [("pipelined", 48), ("sm90", 24)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
     built = [c for c in default_configs() if c.family == family]
     expected = sum(len(tiles) for tiles in cls.DEFAULT_TILES.values()) * len(DTYPES) * 2
     assert len(built) == expected == count
-    assert len(default_configs()) == 72
+    assert len(default_configs()) == 76
 
 
 @pytest.mark.parametrize("family", ["pipelined", "sm90"])
@@ -128,4 +128,4 @@ def test_spill_notes_name_default_variants_only():
             assert any(fnmatch.fnmatchcase(n, pattern) for n in names), f"{pattern} explains no default {cls.family} variant"
     assert spill_note("fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0").startswith("spills")
     assert spill_note("fc_pipelined_bf16_d128_full_m64_n64_w4_s2_lean0") is None
-    assert spill_note("fc_sm90_bf16_d64_causal_m192_n128_s2_sch1_p1").startswith("spills")
+    assert spill_note("fc_sm90_bf16_d64_causal_m192_n128_s2_sch1_p1_kv1").startswith("spills")

@@ -28,7 +28,7 @@ SCALAR = "fc_scalar_fp16_d64_full_m16_w4"
 MMA = "fc_mma_bf16_d128_full_m64_n64_w4"  # fp16 d64 m64 spills 4 B: see benchmarks/NOTES.md
 PIPELINED = "fc_pipelined_bf16_d64_full_m128_n64_w4_s2_lean0"
 PIPELINED_LEAN = "fc_pipelined_bf16_d64_full_m128_n64_w4_s2_lean1"  # the register-lean mainloop axis
-SM90 = "fc_sm90_bf16_d128_causal_m128_n128_s2_sch1_p0"  # TMA + wgmma + warp specialisation
+SM90 = "fc_sm90_bf16_d128_causal_m128_n128_s2_sch1_p0_kv1"  # TMA + wgmma + warp specialisation
 NAMES = [SCALAR, MMA, PIPELINED, PIPELINED_LEAN, SM90]
 # Built in the same ninja run with "#error boom" prepended: must fail alone.
 BROKEN = "fc_scalar_fp16_d64_causal_m16_w4"

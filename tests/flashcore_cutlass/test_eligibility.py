@@ -16,7 +16,7 @@ from flashcore_cutlass.registry import (
 SCALAR = "fc_scalar_fp16_d64_full_m16_w4"
 MMA = "fc_mma_fp16_d64_full_m64_n64_w4"
 PIPELINED = "fc_pipelined_fp16_d64_full_m128_n64_w4_s2_lean0"
-SM90 = "fc_sm90_fp16_d64_full_m128_n128_s2_sch1_p0"
+SM90 = "fc_sm90_fp16_d64_full_m128_n128_s2_sch1_p0_kv1"
 H100 = (9, 0)
 
 

@@ -62,6 +62,16 @@ def test_heuristic_prefers_highest_ladder_step():
     assert Registry(hashes(scalar())).choose(problem()).variant == scalar()
 
 
+def test_heuristic_prefers_one_cta_per_query_tile():
+    # Split-KV clusters win only what the tuner measures; a name that sorts first must not win.
+    from flashcore_codegen.families import Sm90Config
+
+    split, plain = (Sm90Config(**BF16_CAUSAL, block_m=128, block_n=128, stages=2, schedule=1, persistent=p,
+                               splits=s).name for p, s in ((0, 2), (1, 1)))
+    assert split < plain
+    assert Registry(hashes(split, plain)).choose(problem(seqlen_q=512, seqlen_k=512)).variant == plain
+
+
 def test_heuristic_block_m_follows_seqlen_q():
     names = [pipelined(block_m=64), pipelined(block_m=128)]
     reg = Registry(hashes(*names))
@@ -89,7 +99,7 @@ def test_heuristic_ties_broken_by_name():
     a, b = pipelined(stages=1), pipelined(stages=3)
     assert Registry(hashes(b, a)).choose(problem()).variant == min(a, b) == a
     rank = heuristic_rank(PipelinedConfig(**BF16_CAUSAL, block_m=128, block_n=64, warps=4, stages=2), problem())
-    assert rank == (-3, 0, 0, 0, 0, 0, pipelined())
+    assert rank == (-3, 0, 0, 0, 0, 0, 0, pipelined())
 
 
 def test_candidates_match_dtype_head_dim_and_mask():

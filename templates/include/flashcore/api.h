@@ -2,6 +2,7 @@
 // Kept free of torch (and of CuTe) so kernel sources compile anywhere, fast.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -224,6 +225,22 @@ inline __host__ __device__ SeqSpan seq_span(SeqLayout const& l, int batch, int h
 }
 
 #if defined(__CUDACC__)
+// Opts `kernel` in to `bytes` of dynamic shared memory once per device: the attribute is per
+// device, and setting it on every call cost a driver call per launch (launch-bound calls count
+// microseconds). Devices past the 64 a mask holds are set on every call.
+template <class Kernel>
+inline cudaError_t set_max_dynamic_smem_once(Kernel kernel, int bytes) {
+  static std::atomic<uint64_t> done{0};  // one per kernel: bit d = set on device d
+  int device = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e != cudaSuccess) return e;
+  uint64_t const bit = device >= 0 && device < 64 ? uint64_t(1) << device : 0;
+  if (bit != 0 && (done.load(std::memory_order_acquire) & bit) != 0) return cudaSuccess;
+  e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e == cudaSuccess) done.fetch_or(bit, std::memory_order_release);
+  return e;
+}
+
 // tanh for the logit softcap: the SFU's tanh.approx.f32 (max relative error ~2^-11, below the
 // fp16/bf16 rounding of P), one instruction instead of tanhf's ~20.
 __device__ __forceinline__ float tanh_approx(float x) {

@@ -42,12 +42,15 @@ struct WgScheduler {
   }
 };
 
-// setmaxnreg budgets: producer WG + consumer WGs must fit the 64K-register file.
-template <int kConsumerWGs>
-struct RegisterSplit;
-template <> struct RegisterSplit<1> { static constexpr int kProducer = 56; static constexpr int kConsumer = 256; };
-template <> struct RegisterSplit<2> { static constexpr int kProducer = 24; static constexpr int kConsumer = 240; };
-template <> struct RegisterSplit<3> { static constexpr int kProducer = 32; static constexpr int kConsumer = 160; };
+// setmaxnreg budgets: producer WG + consumer WGs must fit the 64K-register file. A split-KV
+// producer computes its share of the key tiles: at 24 registers it spilled (ptxas, 68 B), so two
+// split-KV consumer WGs give it 8 of theirs each (D64's consumers need far fewer than 232).
+template <int kConsumerWGs, bool kSplitKv = false>
+struct RegisterSplit : RegisterSplit<kConsumerWGs, false> {};
+template <> struct RegisterSplit<1, false> { static constexpr int kProducer = 56; static constexpr int kConsumer = 256; };
+template <> struct RegisterSplit<2, false> { static constexpr int kProducer = 24; static constexpr int kConsumer = 240; };
+template <> struct RegisterSplit<2, true> { static constexpr int kProducer = 40; static constexpr int kConsumer = 232; };
+template <> struct RegisterSplit<3, false> { static constexpr int kProducer = 32; static constexpr int kConsumer = 160; };
 
 // One warpgroup GEMM: C (+)= A * B over all k-blocks, issued async; commit; optionally wait.
 // A is either smem descriptors (SS) or registers (RS); B is always smem descriptors.
@@ -97,6 +100,29 @@ CUTE_DEVICE auto convert_fragment(Tensor_ const& src) {
   CUTE_UNROLL
   for (int i = 0; i < N / 2; ++i) out[i] = conv(in[i]);
   return dst;
+}
+
+// Distributed shared memory (a thread-block cluster's CTAs read each other's shared memory):
+// the address of `addr` (this CTA's shared window) in the CTA of cluster rank `rank`, and loads
+// from such an address. Valid only between cluster barriers that bracket the owner's writes and
+// its exit.
+CUTE_DEVICE uint32_t cluster_shared_address(uint32_t addr, uint32_t rank) {
+  uint32_t out;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(out) : "r"(addr), "r"(rank));
+  return out;
+}
+CUTE_DEVICE float ld_cluster_shared(uint32_t addr) {
+  float v;
+  asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(addr) : "memory");
+  return v;
+}
+CUTE_DEVICE float4 ld_cluster_shared_v4(uint32_t addr) {
+  float4 v;
+  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(addr)
+               : "memory");
+  return v;
 }
 
 }  // namespace flashcore::sm90

@@ -112,6 +112,9 @@ struct EpilogueTmaStore {
     }
   }
 
+  // The producer warpgroup's part in the epilogue: none (see EpilogueSplitCombine).
+  CUTE_DEVICE static void producer_finish() {}
+
   // After the last tile: the CTA may exit only once its last O store has read shared memory.
   CUTE_DEVICE static void finish(int tid) {
     if constexpr (Traits::kSeparateO) {

@@ -1,6 +1,8 @@
 // Warp-specialised sm90 attention forward kernel skeleton.
 //   WG0 (producer): setmaxnreg.dec; one warp, one elected lane issues all TMA loads.
 //   WG1..n (consumers): setmaxnreg.inc; wgmma mainloop + online softmax + epilogue, 64 rows each.
+// Split-KV variants launch clusters of kSplits CTAs per query tile (SplitKvTileScheduler) that
+// combine their partial results in the epilogue (EpilogueSplitCombine).
 // Parts are template parameters: Mainloop, Epilogue, TileScheduler (the softmax type comes with
 // the mainloop, which owns the accumulator layouts).
 #pragma once
@@ -14,6 +16,7 @@
 #include "flashcore/api.h"
 #include "flashcore/sm90/common.cuh"
 #include "flashcore/sm90/epilogue.cuh"
+#include "flashcore/sm90/epilogue_combine.cuh"
 #include "flashcore/sm90/mainloop.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 #include "flashcore/sm90/traits.cuh"
@@ -53,6 +56,7 @@ struct KernelWS {
           w = scheduler.producer_next(ss, w, tile_iter);
         }
       }
+      Epilogue::producer_finish();
     } else {
       cutlass::arch::warpgroup_reg_alloc<Traits::kConsumerRegs>();
       int const tid = int(threadIdx.x) - 128;
@@ -90,16 +94,20 @@ __global__ void __launch_bounds__(Kernel::kThreads, 1)
 
 // The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t.
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
-          bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false>
+          bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
+          int kSplits = 1>
 struct FwdKernel {
   using Traits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                              kPingpong, kPersistent>;
+                              kPingpong, kPersistent, kSplits>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
+  // Split-KV: a cluster of kSplits CTAs per query tile.
   using Scheduler = std::conditional_t<
-      !kPersistent, PlainTileScheduler<kCausal>,
-      std::conditional_t<kCausal, DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
-                         StaticPersistentTileScheduler<kCausal>>>;
-  using Kernel = KernelWS<Traits, MainloopTmaWgmma<Traits>, EpilogueTmaStore<Traits>, Scheduler>;
+      (kSplits > 1), SplitKvTileScheduler<kCausal, kSplits>,
+      std::conditional_t<!kPersistent, PlainTileScheduler<kCausal>,
+                         std::conditional_t<kCausal, DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
+                                            StaticPersistentTileScheduler<kCausal>>>>;
+  using Epilogue = std::conditional_t<(kSplits > 1), EpilogueSplitCombine<Traits>, EpilogueTmaStore<Traits>>;
+  using Kernel = KernelWS<Traits, MainloopTmaWgmma<Traits>, Epilogue, Scheduler>;
 
   // TMA tensor maps need 16-byte aligned base addresses and 16-byte multiple strides.
   static bool tma_compatible(FwdParams const& p) {
@@ -131,8 +139,7 @@ struct FwdKernel {
     auto params = Traits::make_params(p);
     auto kernel = &kernel_entry<Kernel>;
     constexpr int smem = Traits::kSmemBytes;
-    // Set on every call: the attribute is per device, and a cached flag would miss a second GPU.
-    cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    cudaError_t e = set_max_dynamic_smem_once(kernel, smem);
     if (e != cudaSuccess) return e;
     int num_sms = p.num_sms;
     if (kPersistent && num_sms <= 0) {  // callers outside the binding may leave it unset
@@ -141,16 +148,34 @@ struct FwdKernel {
       cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev);
     }
     dim3 grid = Scheduler::grid(params.geo, num_sms);
-    kernel<<<grid, Kernel::kThreads, smem, stream>>>(params);
-    return cudaGetLastError();
+    if constexpr (kSplits > 1) {
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeClusterDimension;
+      dim3 const cluster = Scheduler::cluster();
+      attr[0].val.clusterDim.x = cluster.x;
+      attr[0].val.clusterDim.y = cluster.y;
+      attr[0].val.clusterDim.z = cluster.z;
+      cudaLaunchConfig_t config{};
+      config.gridDim = grid;
+      config.blockDim = dim3(Kernel::kThreads, 1, 1);
+      config.dynamicSmemBytes = smem;
+      config.stream = stream;
+      config.attrs = attr;
+      config.numAttrs = 1;
+      e = cudaLaunchKernelEx(&config, kernel, params);
+      return e != cudaSuccess ? e : cudaGetLastError();
+    } else {
+      kernel<<<grid, Kernel::kThreads, smem, stream>>>(params);
+      return cudaGetLastError();
+    }
   }
 };
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
-          bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false>
+          bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong>::run(p, stream);
+                   kPersistent, kPingpong, kSplits>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

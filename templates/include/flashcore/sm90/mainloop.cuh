@@ -56,9 +56,16 @@ struct MainloopTmaWgmma {
   // Key tiles a query tile visits: [first, end) (masked variants: between the tile's window
   // diagonals, api.h key_tile_range; empty when no row of the tile sees a key).
   // A tile past the end of a short packed sequence has no rows: no key tile either.
-  CUTE_DEVICE static KeyTileRange key_tiles(SeqSpan const& seq, int m_block) {
-    if (m_block * kBlockM >= seq.seqlen_q) return {0, 0};
-    return key_tile_range<kBlockN, kCausal>(seq.mask, m_block * kBlockM, kBlockM);
+  // Split-KV: split r of kSplits walks the r-th of kSplits contiguous shares (maybe none).
+  CUTE_DEVICE static KeyTileRange key_tiles(SeqSpan const& seq, WorkTile const& w) {
+    if (w.m_block * kBlockM >= seq.seqlen_q) return {0, 0};
+    KeyTileRange r = key_tile_range<kBlockN, kCausal>(seq.mask, w.m_block * kBlockM, kBlockM);
+    if constexpr (Traits::kSplits > 1) {
+      int const share = (r.count() + Traits::kSplits - 1) / Traits::kSplits;
+      int const first = r.first + w.split * share;
+      r = {first, min(first + share, r.end)};
+    }
+    return r;
   }
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, int m_block, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, m_block * kBlockM, kBlockM, n);
@@ -73,7 +80,7 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static void load(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
                                PipeState& v_state, int tile_iter) {
     SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
-    KeyTileRange const tiles = key_tiles(seq, w.m_block);
+    KeyTileRange const tiles = key_tiles(seq, w);
     Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
     Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
     Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
@@ -156,7 +163,7 @@ struct MainloopTmaWgmma {
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
-    KeyTileRange const tiles = key_tiles(seq, w.m_block);
+    KeyTileRange const tiles = key_tiles(seq, w);
 
     int const row0 = w.m_block * kBlockM;
     KeyMask const key_mask = seq.mask;

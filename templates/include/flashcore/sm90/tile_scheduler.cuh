@@ -16,7 +16,8 @@ namespace flashcore::sm90 {
 
 struct WorkTile {
   int m_block, head, batch;
-  int linear;  // the linear tile index (>= num_tiles means: no more work)
+  int linear;     // the linear tile index (>= num_tiles means: no more work)
+  int split = 0;  // split-KV: which share of the tile's key tiles this CTA walks (0: all)
 };
 
 struct TileGeometry {
@@ -41,6 +42,7 @@ CUTE_DEVICE WorkTile decode_tile(TileGeometry const& g, int linear) {
   w.m_block = kReverseM ? g.m_tiles - 1 - m : m;
   w.batch = bh / g.heads;
   w.head = bh - w.batch * g.heads;
+  w.split = 0;
   return w;
 }
 
@@ -129,6 +131,24 @@ struct DynamicPersistentTileScheduler {
     __syncwarp();
     if (cute::elect_one_sync()) EmptyBar::arrive(&ss.sched_empty[slot]);
     return decode(l);
+  }
+};
+
+// Split-KV: kSplits CTAs, one thread-block cluster, share each query tile; CTA rank r of the
+// cluster walks the r-th share of the tile's key tiles (the mainloop's key_tiles) and the
+// cluster combines the partial results through distributed shared memory (EpilogueSplitCombine).
+// For problems with fewer tiles than SMs: kSplits times the CTAs, each with 1/kSplits of the
+// serial key loop. grid.x = num_tiles * kSplits, the cluster's CTAs adjacent in x.
+template <bool kReverseM, int kSplits>
+struct SplitKvTileScheduler : PlainTileScheduler<kReverseM> {
+  static_assert(kSplits >= 2 && kSplits <= 8, "a portable cluster holds at most 8 CTAs");
+  using PlainTileScheduler<kReverseM>::PlainTileScheduler;
+  static dim3 grid(TileGeometry const& g, int /*num_sms*/) { return dim3(unsigned(g.num_tiles * kSplits), 1, 1); }
+  static dim3 cluster() { return dim3(unsigned(kSplits), 1, 1); }
+  CUTE_DEVICE WorkTile initial() const {
+    WorkTile w = decode_tile<kReverseM>(this->g, int(blockIdx.x) / kSplits);
+    w.split = int(blockIdx.x) % kSplits;  // = the CTA's rank in its cluster
+    return w;
   }
 };
 

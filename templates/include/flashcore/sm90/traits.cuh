@@ -15,7 +15,8 @@
 namespace flashcore::sm90 {
 
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
-          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false>
+          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false,
+          int kSplits_ = 1>
 struct Traits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -27,15 +28,21 @@ struct Traits {
   static constexpr bool kIntraWGOverlap = kIntraWGOverlap_;
   static constexpr bool kPingpong = kPingpong_ && kConsumerWGs > 1;
   static constexpr bool kPersistent = kPersistent_;
+  static constexpr int kSplits = kSplits_;  // split-KV cluster size (1: one CTA per query tile)
   static_assert(!kPingpong_ || kIntraWGOverlap_, "pingpong is implemented on the overlapped mainloop");
   static_assert(kBlockM == 64 * kConsumerWGs, "each consumer warpgroup owns 64 query rows");
   static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0, "tile shape");
   static_assert(kStages >= 2);
+  static_assert(kSplits == 1 || !kPersistent, "split-KV clusters run one query tile per CTA");
+  // Split-KV: each CTA's normalised partial O (fp32) is staged for the cluster in the K ring,
+  // which no wgmma reads any more once the key loop is done.
+  static_assert(kSplits == 1 || kStages * kBlockN * int(sizeof(Element)) >= kBlockM * int(sizeof(float)),
+                "split-KV stages the fp32 partial O in the K ring: stages * block_n * elem >= block_m * 4");
 
   static constexpr int kConsumerThreads = 128 * kConsumerWGs;
   static constexpr int kThreads = 128 + kConsumerThreads;
-  static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs>::kProducer;
-  static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs>::kConsumer;
+  static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1)>::kProducer;
+  static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1)>::kConsumer;
 
   using BM = Int<kBlockM>;
   using BN = Int<kBlockN>;
@@ -97,6 +104,7 @@ struct Traits {
     uint64_t full_v[kStages], empty_v[kStages];
     uint64_t sched_full[2], sched_empty[2];  // dynamic tile scheduler's next-tile ring
     int next_tile[2];
+    float lse_part[kSplits > 1 ? kBlockM : 1];  // split-KV: this CTA's partial LSE per row
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= 227 * 1024, "shared memory budget");
@@ -109,8 +117,8 @@ struct Traits {
     ShapeT shape_q, shape_k;
     float* lse;
     SeqLayout seq;        // lengths, masks, packed sequences (api.h seq_span gives a tile's)
-    Element* o;           // O in global memory, for the packed sequences' predicated stores
-    int64_t o_row_stride, o_head_stride;
+    Element* o;           // O in global memory, for the thread stores (packed sequences, split-KV)
+    int64_t o_row_stride, o_head_stride, o_batch_stride;
     int head_dim;         // the call's (<= kHeadDim): predicated stores skip the padding
     int head_ratio;       // query heads per K/V head (grouped-query attention; 1 = MHA)
     float softcap_scale;  // 0: no softcap; else scores become tanh(s * softcap_scale) (api.h)
@@ -146,7 +154,8 @@ struct Traits {
         make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutO{}, Shape<BM, HD>{}, _1{}),
-        mQ.shape(), mK.shape(), p.lse, seq_layout(p), static_cast<Element*>(p.o), p.o_row_stride, p.o_head_stride, d,
+        mQ.shape(), mK.shape(), p.lse, seq_layout(p), static_cast<Element*>(p.o), p.o_row_stride, p.o_head_stride,
+        packed ? int64_t(0) : p.o_batch_stride, d,
         p.heads / heads_k, p.softcap_scale, p.scale_log2,
         make_tile_geometry<kBlockM>(p), p.workspace};
   }
