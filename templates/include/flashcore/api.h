@@ -227,10 +227,13 @@ inline __host__ __device__ SeqSpan seq_span(SeqLayout const& l, int batch, int h
 #if defined(__CUDACC__)
 // Opts `kernel` in to `bytes` of dynamic shared memory once per device: the attribute is per
 // device, and setting it on every call cost a driver call per launch (launch-bound calls count
-// microseconds). Devices past the 64 a mask holds are set on every call.
-template <class Kernel>
-inline cudaError_t set_max_dynamic_smem_once(Kernel kernel, int bytes) {
-  static std::atomic<uint64_t> done{0};  // one per kernel: bit d = set on device d
+// microseconds). Devices past the 64 a mask holds are set on every call. `Tag` must name the
+// kernel uniquely (its variant's kernel type): the flag is a static of this inline function, one
+// per instantiation across every translation unit, so a tag two kernels share would let the second
+// skip its own attribute (the kernel pointer's type alone, void(*)(FwdParams), is such a tag).
+template <class Tag, class KernelPtr>
+inline cudaError_t set_max_dynamic_smem_once(KernelPtr kernel, int bytes) {
+  static std::atomic<uint64_t> done{0};  // bit d: set on device d
   int device = 0;
   cudaError_t e = cudaGetDevice(&device);
   if (e != cudaSuccess) return e;

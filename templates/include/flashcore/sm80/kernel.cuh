@@ -95,7 +95,7 @@ cudaError_t run_fwd(void (*kernel)(FwdParams), FwdParams const& p, cudaStream_t 
   if (p.batch <= 0 || p.heads <= 0 || p.seqlen_q <= 0) return cudaSuccess;  // empty output
   return Kernel::TileScheduler::launch(p, [&](FwdParams const& chunk, dim3 grid) {
     if (Kernel::kSmemBytes > 48 * 1024) {
-      cudaError_t err = set_max_dynamic_smem_once(kernel, Kernel::kSmemBytes);
+      cudaError_t err = set_max_dynamic_smem_once<Kernel>(kernel, Kernel::kSmemBytes);
       if (err != cudaSuccess) return err;
     }
     kernel<<<grid, dim3(Kernel::kThreads), Kernel::kSmemBytes, stream>>>(chunk);

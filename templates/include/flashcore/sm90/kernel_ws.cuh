@@ -139,7 +139,7 @@ struct FwdKernel {
     auto params = Traits::make_params(p);
     auto kernel = &kernel_entry<Kernel>;
     constexpr int smem = Traits::kSmemBytes;
-    cudaError_t e = set_max_dynamic_smem_once(kernel, smem);
+    cudaError_t e = set_max_dynamic_smem_once<Kernel>(kernel, smem);
     if (e != cudaSuccess) return e;
     int num_sms = p.num_sms;
     if (kPersistent && num_sms <= 0) {  // callers outside the binding may leave it unset
