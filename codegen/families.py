@@ -258,11 +258,12 @@ class Sm90Config(KernelConfig):
     # cell but one): D64 3 WGs 192x128 (non-causal) and 128x128 (causal, S=1024); D128 128x128
     # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64 p1, which
     # since GQA spills 4 B causal and is no longer built by default).
-    # Split-KV, D64, clusters of 2: (1, 8, 1024, 64) (64 query tiles on 132 SMs) 11.7 us a kernel
-    # against 13.8 unsplit; clusters of 4 lost everywhere (a cluster launch costs ~2 us: one CTA
-    # 4.5 us, clusters of 2 / 4 6.7 / 7.3 us; benchmarks/NOTES.md, issue 8 call 2).
+    # Split-KV, D64, clusters of 2 (benchmarks/NOTES.md, issue 8 calls 2-4): 128 x 128 tiles for
+    # (1, 8, 1024, 64) (11.6 us a kernel against 13.8 unsplit), 64 x 128 for the seed's
+    # (1, 8, 512, 64) (7.0 against 9.1); clusters of 4 lost everywhere (a cluster launch costs
+    # ~2 us: one query tile and one key tile take 4.5 us as one CTA, 6.7-7.3 as a cluster).
     DEFAULT_TILES: ClassVar[dict] = {
-        64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 1, 0, 2)],
+        64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 1, 0, 2), (64, 128, 2, 1, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1)],
     }
