@@ -1,9 +1,10 @@
-"""The roadmap's ladder on the H100: scalar -> mma -> pipelined -> best tile, with SDPA.
+"""The roadmap's ladder on the H100: scalar -> mma -> pipelined -> best tile -> attention(), with SDPA.
 
 At the seed's shape (1, 8, 512, 64) fp16 and at (4, 16, 4096, 128) bf16, non-causal. Each rung
 is the built variant of that family the heuristic would pick; "best tile" is the fastest
 pipelined variant built by GPU time (CUDA-graph replays when launch-bound; timed here, not
-read from the table); gains and ×SDPA use the same GPU times. Each rung is checked against
+read from the table); the last rung is attention() itself, dispatched by the registry (the sm90
+family where the tuning table says it wins); gains and ×SDPA use the same GPU times. Each rung is checked against
 the fp32 reference before it is timed.
 
     python benchmarks/ladder.py [--json out.json]
@@ -17,6 +18,7 @@ import sys
 
 import torch
 
+import flashcore_cutlass as fc
 from flashcore_codegen import config_from_name
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import random_qkv, reference_attention, sample_rows
@@ -64,6 +66,15 @@ def ladder(p: Problem) -> list[dict]:
         # By GPU time: per-call times of launch-bound shapes are mostly Python/launch noise.
         best = min(timed.values(), key=lambda r: r["graph_us"])
         steps.append({"step": "4-5: + best tile (all built pipelined)", **best})
+    # The top of the ladder: what attention() runs for this shape (the registry's tuned choice,
+    # sm90 where it wins), timed through the public API, Python included.
+    chosen = rt.registry.choose(p).variant
+    err = (fc.attention(q, k, v, causal=p.causal)[:, :, rows].float() - ref).abs().max().item()
+    api = lambda: fc.attention(q, k, v, causal=p.causal)  # noqa: E731
+    t = time_calls(api, reps=20, warmup=2, min_ms=50)
+    g = time_graph(api).median_us if t.median_us < 200 else t.median_us
+    steps.append({"step": "6: attention() as dispatched", "variant": chosen, "us": t.median_us, "graph_us": g,
+                  "max_err": err, "tflops": p.flops / g / 1e6})
     sdpa = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=p.causal)  # noqa: E731
     t = time_calls(sdpa, reps=20, warmup=2, min_ms=50)
     g = time_graph(sdpa).median_us if t.median_us < 200 else t.median_us
