@@ -16,8 +16,11 @@ the raw op attention() ends in; and a cProfile of attention() (profiling inflate
 call, so read its numbers as shares, not as costs). Targets (issue 8): the seed shape
 (1, 8, 512, 64) fp16 at <= 6 us eager and <= 4 us graph; every other row at <= 0.7x SDPA's time.
 
+With ``--long-keys`` it also times tune.long_key_shapes() (short queries over long keys: where the
+split-KV clusters pay), which have no issue-8 target.
+
     python benchmarks/bench_small.py [--rounds 3] [--dtype fp16 --dtype bf16] [--shape B,H,S,D ...]
-                                     [--json out.json] [--no-host] [--no-profile]
+                                     [--long-keys] [--json out.json] [--no-host] [--no-profile]
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import random_qkv, reference_attention
 from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import time_graph, time_python_calls
-from flashcore_cutlass.tune import ERR_FACTOR, ERR_FLOOR, LSE_RTOL, TORCH_DTYPES
+from flashcore_cutlass.tune import ERR_FACTOR, ERR_FLOOR, LSE_RTOL, TORCH_DTYPES, long_key_shapes
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import environment, format_table, save  # noqa: E402
@@ -64,21 +67,25 @@ L2_FLUSH_BYTES = 256 * 1024 * 1024  # what triton's do_bench zeroes before each 
 
 # ---- pure helpers (tests/benchmarks/test_bench_small.py runs them on CPU) ----
 
-def parse_shape(text: str) -> tuple[int, int, int, int]:
-    """"B,H,S,D" -> (B, H, S, D), four positive ints (argparse type)."""
+def parse_shape(text: str) -> tuple[int, ...]:
+    """"B,H,S,D" -> (B, H, S, D), or "B,H,Sq,Sk,D" -> (B, H, Sq, Sk, D): positive ints (argparse type)."""
     try:
         dims = tuple(int(x) for x in text.split(","))
     except ValueError:
         dims = ()
-    if len(dims) != 4 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"a shape is B,H,S,D (four positive ints), got {text!r}")
+    if len(dims) not in (4, 5) or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"a shape is B,H,S,D or B,H,Sq,Sk,D (positive ints), got {text!r}")
     return dims
 
 
 def problems(shapes, dtypes) -> list[Problem]:
-    """Non-causal Sq = Sk problems, dtype by dtype, each (shape, dtype) once."""
-    return [Problem(dt, d, False, b, h, s, s)
-            for dt in dict.fromkeys(dtypes) for b, h, s, d in dict.fromkeys(shapes)]
+    """Non-causal problems, dtype by dtype, each (shape, dtype) once; a 4-tuple has Sq = Sk."""
+    out = []
+    for dt in dict.fromkeys(dtypes):
+        for shape in dict.fromkeys(shapes):
+            b, h, sq, sk, d = shape if len(shape) == 5 else (*shape[:3], shape[2], shape[3])
+            out.append(Problem(dt, d, False, b, h, sq, sk))
+    return out
 
 
 def shape_of(row: dict) -> tuple[int, int, int, int]:
@@ -112,7 +119,10 @@ def ratio(ours: float, sdpa: float) -> float:
 
 
 def verdict(row: dict) -> dict:
-    """Issue 8's target of a row and whether it holds; a failed correctness check never meets one."""
+    """Issue 8's target of a row and whether it holds; a failed correctness check never meets one.
+    Rows with Sq != Sk (--long-keys) have no target: met is None."""
+    if row["seqlen_q"] != row["seqlen_k"]:
+        return {"target": None, "eager": None, "graph": None, "check": row["check"]["ok"], "met": None}
     if (row["dtype"], shape_of(row)) == SEED:
         target = f"eager <= {EAGER_TARGET_US:g} us, graph <= {GRAPH_TARGET_US:g} us"
         eager = row["eager_us"]["flashcore"] <= EAGER_TARGET_US
@@ -144,7 +154,9 @@ def table_row(row: dict) -> list[str]:
     def pair(kind):
         return f"{row[kind]['flashcore']:.2f} / {row[kind]['sdpa']:.2f}"
 
-    return [row["dtype"], ",".join(map(str, shape_of(row))), pair("eager_us"), pair("graph_us"), pair("python_us"),
+    b, h, sq, d = shape_of(row)
+    rows = str(sq) if sq == row["seqlen_k"] else f"{sq}/{row['seqlen_k']}"  # Sq/Sk when they differ
+    return [row["dtype"], f"{b},{h},{rows},{d}", pair("eager_us"), pair("graph_us"), pair("python_us"),
             f"{row['ratio_eager']:.3f}", f"{row['ratio_graph']:.3f}", row["variant"].removeprefix("fc_"),
             "ok" if row["check"]["ok"] else "FAIL"]
 
@@ -291,8 +303,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians over them (default 3)")
     ap.add_argument("--dtype", action="extend", nargs="+", choices=DTYPES, help="default: fp16 and bf16")
-    ap.add_argument("--shape", action="extend", nargs="+", type=parse_shape, metavar="B,H,S,D",
+    ap.add_argument("--shape", action="extend", nargs="+", type=parse_shape, metavar="B,H,S,D|B,H,Sq,Sk,D",
                     help="default: issue 8's six shapes")
+    ap.add_argument("--long-keys", action="store_true",
+                    help="also time tune.long_key_shapes() (short queries over long keys; no issue-8 target)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--no-host", action="store_true", help="skip the host-overhead figures")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile of attention()")
@@ -302,7 +316,10 @@ def main(argv=None) -> int:
 
     do_bench, timer_name = eager_timer()
     rows = []
-    for p in problems(args.shape or SHAPES, args.dtype or DTYPES):
+    todo = problems(args.shape or SHAPES, args.dtype or DTYPES)
+    if args.long_keys:
+        todo += [p for p in long_key_shapes() if p.dtype in (args.dtype or DTYPES)]
+    for p in todo:
         rows.append(bench_problem(p, args.rounds, do_bench))
         r = rows[-1]
         print(f"{p}: eager {r['eager_us']['flashcore']:.2f} / {r['eager_us']['sdpa']:.2f} us, graph "
@@ -330,7 +347,8 @@ def main(argv=None) -> int:
               f"{host['attention_minus_raw_op_us']:+.2f} us; attention - sdpa: {host['flashcore_minus_sdpa_us']:+.2f} us")
     print("issue 8 targets:")
     for r in rows:
-        print(f"  {verdict_line(r)}")
+        if r["verdict"]["target"] is not None:
+            print(f"  {verdict_line(r)}")
     print(f"results: {path}")
     failed = [r["problem"] for r in rows if not r["check"]["ok"]]
     if failed:

@@ -40,7 +40,7 @@ for stage in $STAGES; do
     tune)   ( time python3 -m flashcore_cutlass tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60 ;;
     bench)  python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
     models) python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;
-    small)  python3 benchmarks/bench_small.py --json "$LOG/bench_small.json" ${SMALL_ARGS:-} 2>"$LOG/small.err" | tee "$LOG/small.txt" ;;
+    small)  python3 benchmarks/bench_small.py --json "$LOG/bench_small.json" ${SMALL_ARGS:---long-keys} 2>"$LOG/small.err" | tee "$LOG/small.txt" ;;
     ladder) python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
     sanitize) bash benchmarks/sanitize.sh 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;
     doctor) python3 -m flashcore_cutlass doctor 2>&1 | tee "$LOG/doctor.txt" ;;

@@ -258,13 +258,16 @@ class Sm90Config(KernelConfig):
     # cell but one): D64 3 WGs 192x128 (non-causal) and 128x128 (causal, S=1024); D128 128x128
     # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64 p1, which
     # since GQA spills 4 B causal and is no longer built by default).
-    # Split-KV, D64, clusters of 2 (benchmarks/NOTES.md, issue 8 calls 2-4): 128 x 128 tiles for
-    # (1, 8, 1024, 64) (11.6 us a kernel against 13.8 unsplit), 64 x 128 for the seed's
-    # (1, 8, 512, 64) (7.0 against 9.1); clusters of 4 lost everywhere (a cluster launch costs
+    # Few query tiles (benchmarks/NOTES.md, issue 8 calls 2-6; kernel time, fp16): 64-row tiles
+    # without split for (1, 8, 512/1024, 64) (6.6 / 10.3 us, SDPA 8.1 / 12.4); ping-pong 128-row
+    # tiles for (4, 16, 512, 64) and (8, 8, 512, 64) (14.4 / 14.5 us, SDPA 13.9); split-KV
+    # clusters of 2 over 64-row tiles for short queries on long keys ((1, 8, 64, 8192): 37.5 us,
+    # SDPA 72.4, unsplit 61.3). Clusters of 4 lost everywhere measured (a cluster launch costs
     # ~2 us: one query tile and one key tile take 4.5 us as one CTA, 6.7-7.3 as a cluster).
     DEFAULT_TILES: ClassVar[dict] = {
-        64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 1, 0, 2), (64, 128, 2, 1, 0, 2)],
-        128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1)],
+        64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
+             (64, 128, 2, 1, 0, 2)],
+        128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2)],
         256: [(128, 80, 2, 1, 1, 1)],
     }
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).

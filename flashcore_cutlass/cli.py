@@ -171,7 +171,7 @@ def cmd_tune(args) -> int:
     from .problem import Problem
     from .registry import build_command
     from .runtime import get_runtime
-    from .tune import baseline_grid, default_suite, small_shapes, tune
+    from .tune import baseline_grid, default_suite, long_key_shapes, small_shapes, tune
 
     if args.shape:
         dtypes = args.dtype or ["bf16"]
@@ -180,7 +180,8 @@ def cmd_tune(args) -> int:
         problems = [Problem(dt, d, c, b, h, sq, sk) for (b, h, sq, sk) in args.shape
                     for dt in dtypes for d in dims for c in masks]
     else:
-        problems = {"default": default_suite, "grid": baseline_grid, "small": small_shapes}[args.suite]()
+        problems = {"default": default_suite, "grid": baseline_grid, "small": small_shapes,
+                    "long-keys": long_key_shapes}[args.suite]()
         if args.dtype:
             problems = [p for p in problems if p.dtype in args.dtype]
         if args.head_dim:
@@ -358,8 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-causal", dest="causal", action="store_false")
     p.add_argument("--shape", action="append", type=_parse_shape, metavar="B,H,Sq,Sk",
                    help="tune these shapes (with --dtype/--head-dim/--causal; default bf16, D128, both masks)")
-    p.add_argument("--suite", choices=["default", "grid", "small"], default="default",
-                   help="without --shape: the throughput grid + small shapes (default), or one of them")
+    p.add_argument("--suite", choices=["default", "grid", "small", "long-keys"], default="default",
+                   help="without --shape: the throughput grid + small shapes + short queries on long keys "
+                        "(default), or one of them")
     p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)

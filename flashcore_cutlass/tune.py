@@ -57,8 +57,17 @@ def small_shapes() -> list[Problem]:
     return [Problem(dt, d, False, b, h, s, s) for dt in ("fp16", "bf16") for b, h, s, d in shapes]
 
 
+def long_key_shapes() -> list[Problem]:
+    """Few short query tiles over many keys (chunked prefill, speculative decoding against a KV
+    cache), non-causal, fp16 and bf16, D64 and D128: where split-KV clusters pay (too few query
+    tiles to fill the SMs, a long serial key loop each)."""
+    shapes = [(1, 8, 64, 8192), (1, 8, 128, 4096), (1, 32, 64, 4096), (4, 8, 64, 2048)]
+    return [Problem(dt, d, False, b, h, sq, sk) for dt in ("fp16", "bf16") for d in (64, 128)
+            for b, h, sq, sk in shapes]
+
+
 def default_suite() -> list[Problem]:
-    return baseline_grid("bf16") + small_shapes()
+    return baseline_grid("bf16") + small_shapes() + long_key_shapes()
 
 
 @dataclass

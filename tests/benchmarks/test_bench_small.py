@@ -46,9 +46,20 @@ def test_problems_drop_repeated_shapes_and_dtypes():
     assert [str(p) for p in ps] == ["bf16 B1 H8 Sq512 Sk512 D64 full"]
 
 
+def test_long_key_shapes_have_their_own_sq_and_sk_and_no_target():
+    (p,) = bench_small.problems([(1, 8, 64, 8192, 64)], ["fp16"])
+    assert str(p) == "fp16 B1 H8 Sq64 Sk8192 D64 full"
+    r = row(shape=(1, 8, 64, 64))
+    r["seqlen_k"] = 8192
+    v = bench_small.verdict(r)
+    assert v["target"] is None and v["met"] is None and v["check"]
+    assert bench_small.table_row(r)[1] == "1,8,64/8192,64"
+
+
 def test_parse_shape():
     assert bench_small.parse_shape("2,16,1024,128") == (2, 16, 1024, 128)
-    for bad in ("1,8,512", "1,8,512,64,1", "a,8,512,64", "0,8,512,64", "", "1;8;512;64"):
+    assert bench_small.parse_shape("1,8,64,8192,64") == (1, 8, 64, 8192, 64)
+    for bad in ("1,8,512", "1,8,512,64,1,2", "a,8,512,64", "0,8,512,64", "", "1;8;512;64", "1,8,0,512,64"):
         with pytest.raises(ArgumentTypeError, match="B,H,S,D"):
             bench_small.parse_shape(bad)
 
@@ -177,3 +188,8 @@ def test_main_wiring(tmp_path, monkeypatch, capsys):
     bench_small.main(["--no-host", "--no-profile", "--dtype", "bf16"])
     data = json.loads(saved.read_text())
     assert data["host_overhead"] is None and data["profile"] is None and len(data["small"]) == 6
+
+    seen.clear()
+    bench_small.main(["--no-host", "--no-profile", "--dtype", "fp16", "--shape", "1,8,512,64", "--long-keys"])
+    assert seen[0][0] == "fp16 B1 H8 Sq512 Sk512 D64 full" and len(seen) == 1 + 8  # 4 long-key shapes x D64/D128
+    assert all(" Sq" in name and "bf16" not in name for name, _ in seen)
