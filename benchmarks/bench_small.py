@@ -42,16 +42,15 @@ from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import random_qkv, reference_attention
 from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import time_graph, time_python_calls
-from flashcore_cutlass.tune import ERR_FACTOR, ERR_FLOOR, LSE_RTOL, TORCH_DTYPES, long_key_shapes
+from flashcore_cutlass.tune import ERR_FACTOR, ERR_FLOOR, LSE_RTOL, TORCH_DTYPES, long_key_shapes, small_shapes
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import environment, format_table, save  # noqa: E402
 
 F = torch.nn.functional
 
-# Issue 8's shapes (B, H, S, D): tune.small_shapes() without the dtype (the test keeps them equal).
-SHAPES = [(1, 8, 512, 64), (1, 8, 1024, 64), (4, 16, 512, 64), (8, 8, 512, 64), (1, 32, 512, 128),
-          (2, 16, 1024, 128)]
+# Issue 8's shapes (B, H, S, D): tune.small_shapes() without the dtype, one list for tuner and benchmark.
+SHAPES = list(dict.fromkeys((p.batch, p.heads, p.seqlen_q, p.head_dim) for p in small_shapes()))
 DTYPES = ("fp16", "bf16")
 SEED = ("fp16", (1, 8, 512, 64))  # the seed's shape: absolute targets
 EAGER_TARGET_US = 6.0
