@@ -178,12 +178,14 @@ class KernelConfig:
         return errors
 
     # -- run time ---------------------------------------------------------------------------
-    def computes_head_dim(self, head_dim: int) -> bool:
-        """Does this variant compute calls of ``head_dim``: its own, or (PADS_HEAD_DIM) a
-        multiple of 8 that pads to it (:func:`padded_head_dim`)?"""
-        if head_dim == self.head_dim:
+    def computes_head_dim(self, head_dim: int, head_dim_v: int | None = None) -> bool:
+        """Does this variant compute calls of ``head_dim`` (Q/K's) and ``head_dim_v`` (V's; None:
+        the same): its own for both, or (PADS_HEAD_DIM) multiples of 8 whose larger pads to it
+        (:func:`kernel_head_dim`)?"""
+        head_dim_v = head_dim if head_dim_v is None else head_dim_v
+        if head_dim == head_dim_v == self.head_dim:
             return True
-        return self.PADS_HEAD_DIM and padded_head_dim(head_dim) == self.head_dim
+        return self.PADS_HEAD_DIM and kernel_head_dim(head_dim, head_dim_v) == self.head_dim
 
     def can_implement(self, problem) -> str | None:
         """Why this variant cannot run ``problem``, or None when it can. ``problem`` is read
@@ -239,6 +241,16 @@ def padded_head_dim(head_dim: int) -> int | None:
     if head_dim < 8 or head_dim % 8:
         return None
     return next((d for d in HEAD_DIMS if d >= head_dim), None)
+
+
+def kernel_head_dim(head_dim: int, head_dim_v: int | None = None) -> int | None:
+    """The variant head dim that runs a call of Q/K head dim ``head_dim`` and V head dim
+    ``head_dim_v`` (None: the same) by padding both (:func:`padded_head_dim` of the larger);
+    None when either is not a multiple of 8 or the larger exceeds every variant."""
+    head_dim_v = head_dim if head_dim_v is None else head_dim_v
+    if padded_head_dim(head_dim) is None or padded_head_dim(head_dim_v) is None:
+        return None
+    return padded_head_dim(max(head_dim, head_dim_v))
 
 
 class InvalidConfig(ValueError):

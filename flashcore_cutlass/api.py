@@ -16,7 +16,9 @@ raised before anything runs on the GPU):
   for Hkv = 1): query head h reads key/value head h // (H // Hkv), and K/V are never copied or
   repeated. Another count is a ValueError naming both. Like torch SDPA, the drop-in needs
   ``enable_gqa=True`` for Hkv != H, except Hkv = 1, which torch broadcasts (the same result).
-- ``scale``: None (1/sqrt(head_dim)) or a real number (``int``, ``float``, NumPy scalar; not a
+- Head dims: q and k share D, v may have its own Dv (the output's); each a multiple of 8 up to
+  256. Dv != D runs on the padding families (sm90, scalar) at the variant of max(D, Dv).
+- ``scale``: None (1/sqrt(head_dim), Q/K's) or a real number (``int``, ``float``, NumPy scalar; not a
   ``bool``, not a tensor) that is finite and within float32 range. Any sign: a negative or zero
   scale computes ``softmax(scale * Q K^T) V`` exactly like the math definition (every visible key
   weighs the same for 0). NaN and inf are refused.
@@ -195,14 +197,18 @@ def _check_tensors(q, k, v) -> None:
         raise TypeError(f"query, key, value dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}")
     if not (q.device == k.device == v.device):
         raise ValueError(f"query, key, value are on different devices: {q.device}, {k.device}, {v.device}")
-    d = q.shape[-1]
-    if d % 8 or not 8 <= d <= MAX_HEAD_DIM:
-        raise ValueError(f"head_dim {d} is not supported; supported: multiples of 8 up to {MAX_HEAD_DIM}")
+    d, dv = q.shape[-1], v.shape[-1]
+    for name, dim in (("head_dim", d), ("value head_dim", dv)):
+        if dim % 8 or not 8 <= dim <= MAX_HEAD_DIM:
+            raise ValueError(f"{name} {dim} is not supported; supported: multiples of 8 up to {MAX_HEAD_DIM}")
     b, h, sq, _ = q.shape
     if k.shape[0] != b or k.shape[3] != d:
         raise ValueError(f"key shape {tuple(k.shape)} does not match query {tuple(q.shape)} (need (B, Hkv, Sk, D))")
-    if v.shape != k.shape:
-        raise ValueError(f"value shape {tuple(v.shape)} must equal key shape {tuple(k.shape)}")
+    if v.shape[:3] != k.shape[:3]:
+        raise ValueError(
+            f"value shape {tuple(v.shape)} must match key shape {tuple(k.shape)} but for the last dimension "
+            "(value is (B, Hkv, Sk, Dv))"
+        )
     hkv, sk = k.shape[1], k.shape[2]
     if hkv != h and (hkv == 0 or h % hkv != 0):
         raise ValueError(
@@ -239,11 +245,12 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
               window: tuple[int, int] | None = None, softcap: float | None = None):
     """Attention forward with torch SDPA's layout and semantics.
 
-    q: (B, H, Sq, D), k and v: (B, Hkv, Sk, D) with H a multiple of Hkv (grouped-query
-    attention: query head h reads key/value head h // (H // Hkv); no copy of K/V); fp16 or bf16;
-    D any multiple of 8 up to 256 (variants are built for 64/128/256; the sm90 and scalar kernels
-    zero-pad smaller head dims in shared memory, no copy); last dim contiguous, other strides
-    free (e.g. slices of a fused QKV tensor).
+    q: (B, H, Sq, D), k: (B, Hkv, Sk, D), v: (B, Hkv, Sk, Dv) with H a multiple of Hkv
+    (grouped-query attention: query head h reads key/value head h // (H // Hkv); no copy of
+    K/V); fp16 or bf16; D and Dv any multiples of 8 up to 256 (variants are built for
+    64/128/256; the sm90 and scalar kernels zero-pad smaller head dims in shared memory, no copy,
+    and run Dv != D, e.g. 192/128, on the variant of the larger); last dim contiguous, other
+    strides free (e.g. slices of a fused QKV tensor).
 
     ``causal``: False; True or "top_left" (torch's ``is_causal``: query row r sees keys 0..r);
     "bottom_right" (FlashAttention's: row r sees keys 0..r + Sk - Sq, i.e. the last query row
@@ -258,7 +265,7 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
     window are skipped. ``softcap=c``: scores become c * tanh(scale * q.k / c) before the
     softmax (Gemma-2's logit softcap); the LSE is of the capped scores.
 
-    Returns out (B, H, Sq, D), and with ``return_lse`` (a bool) also the fp32 natural-log
+    Returns out (B, H, Sq, Dv), and with ``return_lse`` (a bool) also the fp32 natural-log
     logsumexp of each query row's scaled scores, (B, H, Sq). Works under torch.compile
     (fullgraph, dynamic shapes) and in CUDA graphs. See the module docstring for the argument
     rules and empty inputs.
@@ -309,12 +316,12 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
             _check_heads_without_gqa(q, k)
         _check(q, k, v)
         b, h, sq, d = q.shape
-        sk = k.shape[2]
+        sk, dv = k.shape[2], v.shape[3]
         if not (b and h and sq and sk):  # never cached: nothing to launch
             _check_grad(q, k, v)
-            return _empty_result(q)
+            return _empty_result(q, dv)
         aligned = _aligned16(q, k, v)
-        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, masked, b, h, sq, sk, aligned))
+        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, masked, b, h, sq, sk, aligned, dv))
         key = _shape_key(q, k, v, masked)
         _dispatch_cache[key] = vid
     elif heads_must_match and key[_KEY_HEADS_K] != key[_KEY_HEADS] and key[_KEY_HEADS_K] != 1:
@@ -336,14 +343,15 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
         raise
 
 
-def _empty_result(q):
-    """(out, lse) of a problem with nothing to launch (checked inputs with a zero-size dimension)."""
-    b, h, sq, d = q.shape
+def _empty_result(q, dv: int):
+    """(out, lse) of a problem with nothing to launch (checked inputs with a zero-size dimension;
+    ``dv``: value's head dim, the output's)."""
+    b, h, sq, _ = q.shape
     if b and h and sq:  # no keys: empty sums
-        out = q.new_zeros((b, h, sq, d))
+        out = q.new_zeros((b, h, sq, dv))
         lse = torch.full((b, h, sq), float("-inf"), dtype=torch.float32, device=q.device)
     else:
-        out = q.new_empty((b, h, sq, d))
+        out = q.new_empty((b, h, sq, dv))
         lse = q.new_empty((b, h, sq), dtype=torch.float32)
     return out, lse
 
@@ -371,7 +379,7 @@ def _shape_key(q, k, v, masked: bool) -> tuple:
     depend on (``masked``: causal or windowed, i.e. a masked variant). The key/value head count decides no variant (every variant takes any divisor),
     but a cached decision must not let another count skip the check of its rule."""
     kv_shape = k.shape  # one shape read: each costs ~0.1 us
-    return (q.dtype, masked, *q.shape, kv_shape[1], kv_shape[2], _aligned16(q, k, v))
+    return (q.dtype, masked, *q.shape, kv_shape[1], kv_shape[2], v.shape[3], _aligned16(q, k, v))
 
 
 # Where _shape_key puts the sizes that the hot path reads back (each tensor.shape read costs ~0.1 us).
@@ -397,7 +405,7 @@ def scaled_dot_product_attention(
     query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None, enable_gqa=False
 ):
     """Drop-in for ``torch.nn.functional.scaled_dot_product_attention`` on the supported subset:
-    no attention mask, no dropout, 4-D inputs with equal query/value head dims. ``is_causal`` is
+    no attention mask, no dropout, 4-D inputs (value's head dim may differ, as in torch). ``is_causal`` is
     top-left aligned, like torch's. Key/value with fewer heads than the query need
     ``enable_gqa=True`` (like torch, which refuses them otherwise), except a single key/value
     head, which torch broadcasts (the same result). Arguments are checked like

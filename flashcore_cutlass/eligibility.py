@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Iterable, NamedTuple
 
 from flashcore_codegen import FAMILIES, KernelConfig, arch
+from flashcore_codegen.config import kernel_head_dim
 
 
 class Target(NamedTuple):
@@ -34,7 +35,8 @@ def runs_on(target: Target, capability: tuple[int, int] | None) -> bool:
 
 
 def _matches(config: KernelConfig, problem) -> bool:
-    return (config.dtype, config.head_dim, config.causal) == (problem.dtype, problem.head_dim, problem.causal)
+    return (config.dtype, config.causal) == (problem.dtype, problem.causal) and config.computes_head_dim(
+        problem.head_dim, getattr(problem, "head_dim_v", None))
 
 
 def family_build_command(problem, families: Iterable[str] = ()) -> str:
@@ -46,7 +48,8 @@ def family_build_command(problem, families: Iterable[str] = ()) -> str:
         c.is_default() for f in families for c in FAMILIES[f].space() if _matches(c, problem) and c.is_valid
     )
     parts = ["flashcore build"] + ([] if curated else ["--all"]) + [f"--family {f}" for f in families]
-    return " ".join(parts + [f"--dtype {problem.dtype}", f"--head-dim {problem.head_dim}", causal])
+    head_dim = kernel_head_dim(problem.head_dim, getattr(problem, "head_dim_v", None)) or problem.head_dim
+    return " ".join(parts + [f"--dtype {problem.dtype}", f"--head-dim {head_dim}", causal])
 
 
 def families_for(problem, capability: tuple[int, int] | None) -> list[str]:

@@ -19,7 +19,7 @@ inputs that require grad, as attention() does).
 ``causal`` is "none", "top_left" or "bottom_right"; ``scale`` None means 1/sqrt(head_dim);
 ``window_left/right`` a sliding window (-1: unbounded), ``softcap`` 0.0 = off (see
 :func:`flashcore_cutlass.attention`). out is
-(B, H, Sq, D) in q's dtype and lse (B, H, Sq) fp32, both new contiguous tensors. No autograd.
+(B, H, Sq, Dv) (v's head dim) in q's dtype and lse (B, H, Sq) fp32, both new contiguous tensors. No autograd.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def _attention_fake(q, k, v, causal=NO_MASK, scale=None, window_left=-1, window_
     # The checks that need no data and no device (fake tensors may sit on any device): a traced
     # call with wrong shapes fails when it is traced, with the eager path's message.
     api._check_tensors(q, k, v)
-    b, h, sq, d = q.shape
-    return q.new_empty((b, h, sq, d)), q.new_empty((b, h, sq), dtype=torch.float32)
+    b, h, sq, _ = q.shape
+    return q.new_empty((b, h, sq, v.shape[3])), q.new_empty((b, h, sq), dtype=torch.float32)
 
 
 # flashcore::attention_varlen: attention_varlen() as tracers see it (same design as above).
@@ -108,5 +108,5 @@ def _attention_varlen_fake(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, ma
     api._as_window((window_left, window_right), causal)
     api._as_softcap(softcap)
     varlen._check_shapes(q, k, v, cu_seqlens_q, cu_seqlens_k)
-    total_q, h, d = q.shape
-    return q.new_empty((total_q, h, d)), q.new_empty((h, total_q), dtype=torch.float32)
+    total_q, h, _ = q.shape
+    return q.new_empty((total_q, h, v.shape[2])), q.new_empty((h, total_q), dtype=torch.float32)

@@ -51,15 +51,16 @@ def unsupported_reason(query, key, value, attn_mask=None, dropout_p=0.0, is_caus
         return f"dtype {query.dtype} (flashcore: float16, bfloat16)"
     if not (query.dim() == key.dim() == value.dim() == 4):
         return "inputs are not 4-D (batch, heads, seqlen, head_dim)"
-    d = query.shape[-1]
-    if key.shape[-1] != d or value.shape[-1] != d:
-        return "query, key and value head dims differ"
-    if d % 8 or not 8 <= d <= api.MAX_HEAD_DIM:
-        return f"head_dim {d} (flashcore: multiples of 8 up to {api.MAX_HEAD_DIM})"
+    d, dv = query.shape[-1], value.shape[-1]
+    if key.shape[-1] != d:
+        return "query and key head dims differ"
+    for dim in (d, dv):
+        if dim % 8 or not 8 <= dim <= api.MAX_HEAD_DIM:
+            return f"head_dim {dim} (flashcore: multiples of 8 up to {api.MAX_HEAD_DIM})"
     if any(t.stride(-1) != 1 for t in tensors):
         return "a last dimension is not contiguous"
     hq, hkv = query.shape[1], key.shape[1]
-    if key.shape != value.shape or key.shape[0] != query.shape[0] or hkv == 0 or hq % hkv:
+    if key.shape[:3] != value.shape[:3] or key.shape[0] != query.shape[0] or hkv == 0 or hq % hkv:
         return "shapes that torch itself rejects or broadcasts"
     if hkv not in (hq, 1) and enable_gqa is not True:
         return "different head counts without enable_gqa"

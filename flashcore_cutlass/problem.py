@@ -20,18 +20,27 @@ class ProblemKey:
     seqlen_q: int  # bucketed
     seqlen_k: int  # bucketed
     batch_heads: int  # bucketed batch * heads
+    head_dim_v: int | None = None  # V's (and the output's) head dim where it differs from head_dim
 
     def __str__(self) -> str:
         mask = "causal" if self.causal else "full"
-        return f"{self.dtype}_d{self.head_dim}_{mask}_q{self.seqlen_q}_k{self.seqlen_k}_bh{self.batch_heads}"
+        return f"{self.dtype}_{_dims(self.head_dim, self.head_dim_v)}_{mask}_q{self.seqlen_q}_k{self.seqlen_k}_bh{self.batch_heads}"
 
     @classmethod
     def parse(cls, text: str) -> "ProblemKey":
         try:
             dtype, d, mask, q, k, bh = text.split("_")
-            return cls(dtype, int(d[1:]), mask == "causal", int(q[1:]), int(k[1:]), int(bh[2:]))
+            if not d.startswith("d"):
+                raise ValueError(d)
+            d, _, dv = d[1:].partition("v")
+            return cls(dtype, int(d), mask == "causal", int(q[1:]), int(k[1:]), int(bh[2:]), int(dv) if dv else None)
         except ValueError as exc:
             raise ValueError(f"malformed problem key {text!r}") from exc
+
+
+def _dims(head_dim: int, head_dim_v: int | None) -> str:
+    """"d128", or "d192v128" when V's head dim differs (keys and names of such problems)."""
+    return f"d{head_dim}" if head_dim_v is None else f"d{head_dim}v{head_dim_v}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,17 @@ class Problem:
     # of 16 bytes (what vector and TMA copies need, KernelConfig.REQUIRES_ALIGNED16). Not part of
     # the key: tuning measures aligned inputs, and dispatch keeps its decisions per (key, aligned16).
     aligned16: bool = True
+    # V's (and the output's) head dim where it differs from Q/K's (e.g. 192/128); None = the same.
+    # A value equal to head_dim is stored as None, so that both spellings share one key.
+    head_dim_v: int | None = None
+
+    def __post_init__(self):
+        if self.head_dim_v == self.head_dim:
+            object.__setattr__(self, "head_dim_v", None)
+
+    @property
+    def value_head_dim(self) -> int:
+        return self.head_dim if self.head_dim_v is None else self.head_dim_v
 
     @property
     def key(self) -> ProblemKey:
@@ -57,15 +77,18 @@ class Problem:
             bucket(self.seqlen_q),
             bucket(self.seqlen_k),
             bucket(self.batch * self.heads),
+            self.head_dim_v,
         )
 
     @property
     def flops(self) -> float:
-        """4·B·H·Sq·Sk·D, halved for causal (the convention of BASELINES.md)."""
-        f = 4.0 * self.batch * self.heads * self.seqlen_q * self.seqlen_k * self.head_dim
+        """2·B·H·Sq·Sk·(D + Dv) (4·B·H·Sq·Sk·D for one head dim), halved for causal (the
+        convention of BASELINES.md)."""
+        f = 2.0 * self.batch * self.heads * self.seqlen_q * self.seqlen_k * (self.head_dim + self.value_head_dim)
         return f / 2 if self.causal else f
 
     def __str__(self) -> str:
         mask = "causal" if self.causal else "full"
         layout = "" if self.aligned16 else " unaligned"
-        return f"{self.dtype} B{self.batch} H{self.heads} Sq{self.seqlen_q} Sk{self.seqlen_k} D{self.head_dim} {mask}{layout}"
+        dims = f"D{self.head_dim}" + ("" if self.head_dim_v is None else f" Dv{self.head_dim_v}")
+        return f"{self.dtype} B{self.batch} H{self.heads} Sq{self.seqlen_q} Sk{self.seqlen_k} {dims} {mask}{layout}"

@@ -50,7 +50,7 @@ def reference_attention(q, k, v, causal=False, scale: float | None = None, rows:
                         softcap: float | None = None):
     """Return (out, lse) in fp32 for query rows ``rows`` (all rows if None).
 
-    q is (B, H, Sq, D); k and v (B, Hkv, Sk, D) with H a multiple of Hkv (grouped-query
+    q is (B, H, Sq, D); k (B, Hkv, Sk, D) and v (B, Hkv, Sk, Dv) with H a multiple of Hkv (grouped-query
     attention: query head h reads key/value head h // (H // Hkv); repeated here, in fp32 only).
     ``causal``: False, True / "top_left" (torch's is_causal) or "bottom_right" (see
     :func:`alignment_offset`); with ``causal`` set, ``causal_offset`` replaces the alignment's
@@ -70,7 +70,7 @@ def reference_attention(q, k, v, causal=False, scale: float | None = None, rows:
     Computed in chunks of (batch*heads) to bound the memory of the score matrix.
     """
     b, h, sq, d = q.shape
-    hkv, sk = k.shape[1], k.shape[2]
+    hkv, sk, dv = k.shape[1], k.shape[2], v.shape[3]
     if hkv != h:
         if hkv < 1 or h % hkv:
             raise ValueError(f"query has {h} heads and key/value {hkv}: H must be a multiple of Hkv")
@@ -79,7 +79,7 @@ def reference_attention(q, k, v, causal=False, scale: float | None = None, rows:
     rows = torch.arange(sq, device=q.device) if rows is None else rows.to(q.device)
     qf = q[:, :, rows].float().reshape(b * h, len(rows), d)
     kf = k.float().reshape(b * h, sk, d)
-    vf = v.float().reshape(b * h, sk, d)
+    vf = v.float().reshape(b * h, sk, dv)
     mask = no_key = None
     lo, hi = visible_range(causal, window, sq, sk)
     if hi is not None and causal_offset is not None and causal is not False:
@@ -92,7 +92,7 @@ def reference_attention(q, k, v, causal=False, scale: float | None = None, rows:
         mask = left if mask is None else mask | left
     if mask is not None and sk > 0:  # Sk = 0 is the empty sum below, not a masked row
         no_key = mask.all(dim=-1)
-    out = torch.empty(b * h, len(rows), d, device=q.device, dtype=torch.float32)
+    out = torch.empty(b * h, len(rows), dv, device=q.device, dtype=torch.float32)
     lse = torch.empty(b * h, len(rows), device=q.device, dtype=torch.float32)
     per = max(1, chunk_bytes // max(1, len(rows) * sk * 4))
     for i in range(0, b * h, per):
@@ -106,15 +106,17 @@ def reference_attention(q, k, v, causal=False, scale: float | None = None, rows:
     if no_key is not None:  # softmax over no score is NaN: the convention instead
         out = torch.where(no_key[None, :, None], 0.0, out)
         lse = torch.where(no_key[None, :], float("inf"), lse)
-    return out.reshape(b, h, len(rows), d), lse.reshape(b, h, len(rows))
+    return out.reshape(b, h, len(rows), dv), lse.reshape(b, h, len(rows))
 
 
-def random_qkv(batch, heads, seqlen_q, seqlen_k, head_dim, dtype, device="cuda", generator=None, heads_k=None):
+def random_qkv(batch, heads, seqlen_q, seqlen_k, head_dim, dtype, device="cuda", generator=None, heads_k=None,
+               head_dim_v=None):
     """Fresh random inputs (never zeros: they hide unwritten outputs and bad indexing); k and v
-    get ``heads_k`` heads (default: ``heads``)."""
+    get ``heads_k`` heads (default: ``heads``), v ``head_dim_v`` columns (default: ``head_dim``)."""
     shape_q = (batch, heads, seqlen_q, head_dim)
     shape_kv = (batch, heads if heads_k is None else heads_k, seqlen_k, head_dim)
+    shape_v = shape_kv[:3] + (head_dim if head_dim_v is None else head_dim_v,)
     q = torch.randn(shape_q, device=device, dtype=dtype, generator=generator)
     k = torch.randn(shape_kv, device=device, dtype=dtype, generator=generator)
-    v = torch.randn(shape_kv, device=device, dtype=dtype, generator=generator)
+    v = torch.randn(shape_v, device=device, dtype=dtype, generator=generator)
     return q, k, v

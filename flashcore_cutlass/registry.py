@@ -1,8 +1,9 @@
 """Dispatch: which built variant runs a problem.
 
 A variant is a candidate for a problem when its config has the problem's dtype and causal flag
-(sliding windows run on the causal, i.e. masked, variants) and computes its head_dim (its own, or
-a multiple of 8 its family pads to it: KernelConfig.computes_head_dim); every family handles any
+(sliding windows run on the causal, i.e. masked, variants) and computes its head dims (its own
+for Q/K and V, or multiples of 8 its family pads to it, V's may differ from Q/K's:
+KernelConfig.computes_head_dim); every family handles any
 seqlen >= 1, it was built for a target the device
 runs (its arch and min_cc, as the extension reports them) and it can implement the call
 (:meth:`KernelConfig.can_implement`: e.g. misaligned inputs skip the 16-byte-copy families).
@@ -47,7 +48,7 @@ from typing import Mapping
 
 import flashcore_codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
 from flashcore_codegen import KernelConfig, config_from_name
-from flashcore_codegen.config import padded_head_dim
+from flashcore_codegen.config import kernel_head_dim
 
 from .eligibility import Target, cannot_implement_message, runs_on, wrong_device_message
 from .env import Environment
@@ -64,11 +65,16 @@ SMALL_SEQLEN_Q = 64
 _table_warning_issued = False
 
 
+def _value_dim(problem) -> str:
+    return "" if problem.head_dim_v is None else f", value head_dim {problem.head_dim_v}"
+
+
 class MissingVariantError(RuntimeError):
     def __init__(self, problem: Problem, command: str):
         super().__init__(
             f"no built flashcore variant computes {problem} (dtype {problem.dtype}, head_dim "
-            f"{problem.head_dim}, {'causal' if problem.causal else 'non-causal'}); build one with: {command}"
+            f"{problem.head_dim}{_value_dim(problem)}, {'causal' if problem.causal else 'non-causal'}); "
+            f"build one with: {command}"
         )
         self.problem = problem
         self.command = command
@@ -99,7 +105,8 @@ class Choice:
 def build_command(problem: Problem | ProblemKey) -> str:
     """The CLI command that builds variants able to run ``problem``."""
     causal = "--causal" if problem.causal else "--no-causal"
-    head_dim = padded_head_dim(problem.head_dim) or problem.head_dim  # e.g. 80 runs on the padding d128 variants
+    # e.g. 80 (or Q/K 192 with V 128) runs on the padding d256... variants
+    head_dim = kernel_head_dim(problem.head_dim, problem.head_dim_v) or problem.head_dim
     return f"flashcore build --dtype {problem.dtype} --head-dim {head_dim} {causal}"
 
 
@@ -146,7 +153,7 @@ class Registry:
         return [
             name
             for name, c in self.configs.items()
-            if c.dtype == problem.dtype and c.causal == problem.causal and c.computes_head_dim(problem.head_dim)
+            if c.dtype == problem.dtype and c.causal == problem.causal and c.computes_head_dim(problem.head_dim, problem.head_dim_v)
         ]
 
     def candidates(self, problem: Problem | ProblemKey) -> list[str]:

@@ -108,7 +108,8 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
                  careful_keep: int = 3, careful_ms: float = 60.0, drop_factor: float = 1.5,
                  log=print) -> ProblemResult:
     dtype = TORCH_DTYPES[problem.dtype]
-    q, k, v = random_qkv(problem.batch, problem.heads, problem.seqlen_q, problem.seqlen_k, problem.head_dim, dtype)
+    q, k, v = random_qkv(problem.batch, problem.heads, problem.seqlen_q, problem.seqlen_k, problem.head_dim, dtype,
+                         head_dim_v=problem.head_dim_v)
     rows = sample_rows(problem.seqlen_q, device=q.device)
     ref_out, ref_lse = reference_attention(q, k, v, problem.causal, rows=rows)
     sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=problem.causal)

@@ -73,14 +73,14 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
                      validate: bool | None = None):
     """Attention over packed variable-length sequences.
 
-    q: (total_q, H, D); k, v: (total_k, Hkv, D) (H a multiple of Hkv; fp16/bf16; D a multiple of
-    8 up to 256; last dim contiguous). cu_seqlens_q/k: int32 tensors of batch + 1 offsets on the
+    q: (total_q, H, D); k: (total_k, Hkv, D), v: (total_k, Hkv, Dv) (H a multiple of Hkv;
+    fp16/bf16; D and Dv multiples of 8 up to 256; last dim contiguous). cu_seqlens_q/k: int32 tensors of batch + 1 offsets on the
     same device; max_seqlen_q/k: the longest sequence of each. ``causal``, ``scale``, ``window``
     and ``softcap`` as in :func:`flashcore_cutlass.attention`, per sequence: True / "top_left"
     aligns each sequence's first query with its first key (torch), "bottom_right" its last
     query with its last key (FlashAttention's causal; what chunked prefill needs).
 
-    Returns out (total_q, H, D), and with ``return_lse`` the fp32 LSE (H, total_q) as
+    Returns out (total_q, H, Dv), and with ``return_lse`` the fp32 LSE (H, total_q) as
     FlashAttention lays it out. Rows that see no key: out 0, LSE +inf.
 
     ``validate`` (default: on, except while a CUDA graph is being captured) checks the offsets'
@@ -118,21 +118,21 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
         _check_tensors(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     api._check_grad(q, k, v)
     total_q, h, d = q.shape
-    total_k = k.shape[0]
+    total_k, dv = k.shape[0], v.shape[2]
     if validate is None:
         validate = not (q.is_cuda and torch.cuda.is_current_stream_capturing())
     if validate:
         check_offsets(cu_seqlens_q, cu_seqlens_k, total_q, total_k, max_seqlen_q, max_seqlen_k)
     batch = cu_seqlens_q.shape[0] - 1
     if total_q == 0 or batch == 0 or max_seqlen_q == 0:
-        out = q.new_empty((total_q, h, d))
+        out = q.new_empty((total_q, h, dv))
         lse = torch.empty((h, total_q), device=q.device, dtype=torch.float32)
         return (out, lse) if return_lse else out
     if vid is None:
         # Dispatch on the longest sequences.
         q4, k4, v4 = (t.unsqueeze(0).transpose(1, 2) for t in (q, k, v))
         problem = Problem(api.SUPPORTED_DTYPES[q.dtype], d, masked, batch, h, max_seqlen_q, max(1, max_seqlen_k),
-                          api._aligned16(q4, k4, v4))
+                          api._aligned16(q4, k4, v4), dv)
         vid = get_runtime().variant_id(problem)
         if key is not None:
             shape_cache[("varlen", *key)] = vid

@@ -184,8 +184,6 @@ void check_operand(at::Tensor const& t, char const* what, VariantInfo const& inf
                                          : t.size(3) == info.head_dim;
   TORCH_CHECK_VALUE(dim_ok, what, " head_dim ", num(t.size(3)), " but variant ", info.name, " needs ",
                     info.pads_head_dim ? "a multiple of 8 up to " : "", num(int64_t(info.head_dim)));
-  TORCH_CHECK_VALUE(t.size(3) == q.size(3), what, " head_dim ", num(t.size(3)), " must equal query head_dim ",
-                    num(q.size(3)));
   TORCH_CHECK_VALUE(t.stride(3) == 1, what, " must have a contiguous last dimension, got strides ", dims(t.strides()));
   // Alignment is not checked here: what a variant needs is its can_implement's call (fwd).
 }
@@ -250,7 +248,13 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
     num_seqs = cu_seqlens_q->numel() - 1;
   }
   int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Hk = k.size(1), Sk = k.size(2);
-  TORCH_CHECK_VALUE(v.sizes() == k.sizes(), "value shape ", dims(v.sizes()), " must equal key shape ", dims(k.sizes()));
+  // V (and so out) may have a head dim of its own; a variant that does not pad needs its own for all.
+  int64_t const Dv = v.size(3);
+  TORCH_CHECK_VALUE(k.size(3) == q.size(3), "key head_dim ", num(k.size(3)), " must equal query head_dim ",
+                    num(q.size(3)));
+  TORCH_CHECK_VALUE(v.size(0) == k.size(0) && v.size(1) == k.size(1) && v.size(2) == k.size(2), "value shape ",
+                    dims(v.sizes()), " must match key shape ", dims(k.sizes()),
+                    " but for the head dim (value is (batch, heads_k, seqlen_k, head_dim_v))");
   TORCH_CHECK_VALUE(k.size(0) == B, "key/value batch ", num(k.size(0)), " must equal query batch ", num(B),
                     " (key/value are (batch, heads_k, seqlen_k, head_dim))");
   // Grouped-query attention: query head h reads key/value head h / (H / Hk); Hk = H is plain MHA.
@@ -264,15 +268,15 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
   if (out_opt.has_value()) {
     out = *out_opt;
     check_operand(out, "out", info, q);
-    TORCH_CHECK_VALUE(out.size(0) == B && out.size(1) == H && out.size(2) == Sq && out.size(3) == q.size(3),
-                      "out must be (", num(B), ", ", num(H), ", ", num(Sq), ", ", num(q.size(3)), ")");
+    TORCH_CHECK_VALUE(out.size(0) == B && out.size(1) == H && out.size(2) == Sq && out.size(3) == Dv,
+                      "out must be (", num(B), ", ", num(H), ", ", num(Sq), ", ", num(Dv), ")");
     TORCH_CHECK_VALUE(at::has_internal_overlap(out) != at::MemOverlap::Yes,
                       "out has elements that share memory (an expanded, stride-0 view); pass a dense tensor");
     check_no_overlap(out, "out", q, "query");
     check_no_overlap(out, "out", k, "key");
     check_no_overlap(out, "out", v, "value");
   } else {
-    out = at::empty({B, H, Sq, q.size(3)}, q.options());
+    out = at::empty({B, H, Sq, Dv}, q.options());
   }
   if (lse_opt.has_value()) {
     lse = *lse_opt;
@@ -326,6 +330,7 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
   }
   p.heads_k = int(Hk);  // = heads for plain multi-head calls
   p.head_dim = int(q.size(3));
+  p.head_dim_v = int(Dv);
   // Masked variants: row r sees key c iff r + left_offset <= c <= r + causal_offset (a window's
   // two diagonals; no left edge = -Sq, below every row's first key). Clamped to [-Sq, Sk].
   // Packed: relative to each sequence's alignment, which the kernels add and clamp (seq_span);
@@ -379,13 +384,14 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
                       " dims");
     return t.unsqueeze(0).transpose(1, 2);
   };
+  at::Tensor const q4 = as4(q, "query"), k4 = as4(k, "key"), v4 = as4(v, "value");
   if (out_opt.has_value()) out_opt = as4(*out_opt, "out");
-  else out_opt = at::empty_like(q, at::MemoryFormat::Contiguous).unsqueeze(0).transpose(1, 2);
+  else out_opt = at::empty({q.size(0), q.size(1), v.size(2)}, q.options()).unsqueeze(0).transpose(1, 2);
   if (lse_opt.has_value()) {
     TORCH_CHECK_VALUE(lse_opt->dim() == 2, "lse of packed sequences must be (heads, total_tokens)");
     lse_opt = lse_opt->unsqueeze(0);
   }
-  auto [out, lse] = fwd_4d(variant, as4(q, "query"), as4(k, "key"), as4(v, "value"), scale, out_opt, lse_opt,
+  auto [out, lse] = fwd_4d(variant, q4, k4, v4, scale, out_opt, lse_opt,
                            causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
                            bottom_right);
   return {out.transpose(1, 2).squeeze(0), lse.squeeze(0)};

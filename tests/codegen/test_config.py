@@ -12,6 +12,7 @@ from flashcore_codegen.config import (
     InvalidConfig,
     KernelConfig,
     config_from_name,
+    kernel_head_dim,
 )
 from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
@@ -344,3 +345,22 @@ def test_sm90_template_params():
     assert (params["consumer_warpgroups"], params["overlap"], params["pingpong"], params["is_persistent"]) == \
         (3, "true", "true", "true")
     assert params["threads"] == 512 and "mma_atom" not in params
+
+
+@pytest.mark.parametrize("head_dim,head_dim_v,expected", [
+    (64, None, 64), (72, None, 128), (192, 128, 256), (64, 128, 128), (128, 64, 128), (8, 256, 256),
+    (64, 100, None), (100, 64, None), (264, 64, None), (64, 0, None),
+])
+def test_kernel_head_dim(head_dim, head_dim_v, expected):
+    assert kernel_head_dim(head_dim, head_dim_v) == expected
+
+
+def test_computes_head_dim_with_a_value_head_dim_of_its_own():
+    """A family that pads runs Q/K and V head dims of their own on the variant of the larger;
+    one that does not runs only its own head dim for both."""
+    scalar = ScalarConfig(dtype="bf16", head_dim=128, causal=False, block_m=32, warps=4)
+    mma = MmaConfig(dtype="bf16", head_dim=128, causal=False, block_m=128, block_n=64, warps=4)
+    assert scalar.computes_head_dim(64, 128) and scalar.computes_head_dim(128, 96)
+    assert scalar.computes_head_dim(128, 128) and not scalar.computes_head_dim(192, 128)
+    assert mma.computes_head_dim(128, 128) and mma.computes_head_dim(128)
+    assert not mma.computes_head_dim(128, 64) and not mma.computes_head_dim(64, 128)

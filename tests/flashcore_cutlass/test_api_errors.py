@@ -116,7 +116,8 @@ def test_key_and_value_head_counts_must_match(fn):
     q = torch.randn(1, 8, 8, 64, dtype=torch.float16)
     k, v = torch.randn(1, 2, 8, 64, dtype=torch.float16), torch.randn(1, 4, 8, 64, dtype=torch.float16)
     kwargs = {} if fn is FUNCTIONS["attention"] else {"enable_gqa": True}
-    raises(fn, ValueError, "value shape (1, 4, 8, 64) must equal key shape (1, 2, 8, 64)", q, k, v, **kwargs)
+    raises(fn, ValueError, "value shape (1, 4, 8, 64) must match key shape (1, 2, 8, 64) but for the last dimension",
+           q, k, v, **kwargs)
 
 
 def test_sdpa_needs_enable_gqa_for_other_head_counts_like_torch():
@@ -141,11 +142,28 @@ def test_sdpa_needs_enable_gqa_for_other_head_counts_like_torch():
         raises(sdpa, ValueError, "flashcore runs on CUDA devices only", q, k, k, enable_gqa=True)
 
 
-@pytest.mark.parametrize("v_shape", [(1, 2, 9, 64), (1, 2, 8, 128), (1, 1, 8, 64)])
-def test_value_shape_must_equal_key_shape(fn, v_shape):
+@pytest.mark.parametrize("v_shape", [(1, 2, 9, 64), (2, 2, 8, 64), (1, 1, 8, 64)])
+def test_value_shape_must_match_key_shape(fn, v_shape):
     q, k, _ = qkv()
     v = torch.randn(v_shape, dtype=torch.float16)
-    raises(fn, ValueError, f"value shape {v_shape} must equal key shape (1, 2, 8, 64)", q, k, v)
+    raises(fn, ValueError, f"value shape {v_shape} must match key shape (1, 2, 8, 64) but for the last dimension", q,
+           k, v)
+
+
+@pytest.mark.parametrize("dv", [128, 32, 8, 256])
+def test_value_head_dim_may_differ(fn, dv):
+    """A value head dim of its own (a multiple of 8 up to 256) passes every check; on the CPU
+    the call then stops at the device rule."""
+    q, k, _ = qkv()
+    v = torch.randn(1, 2, 8, dv, dtype=torch.float16)
+    raises(fn, ValueError, "query is on cpu; flashcore runs on CUDA devices only", q, k, v)
+
+
+@pytest.mark.parametrize("dv", [12, 0, 264])
+def test_value_head_dim_rule(fn, dv):
+    q, k, _ = qkv()
+    v = torch.randn(1, 2, 8, dv, dtype=torch.float16)
+    raises(fn, ValueError, f"value head_dim {dv} is not supported; supported: multiples of 8 up to 256", q, k, v)
 
 
 def test_empty_keys_need_a_device_too(fn):

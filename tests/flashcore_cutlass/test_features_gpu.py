@@ -1,4 +1,4 @@
-"""Sliding windows, logit softcap and padded head dims on the GPU, against the fp32 reference:
+"""Sliding windows, logit softcap, padded head dims and a value head dim of its own on the GPU, against the fp32 reference:
 each family's representative variants directly (the binding's raw diagonals), and the public API
 (dispatch, alignments, GQA, combinations, odd lengths). Needs the H100."""
 
@@ -43,8 +43,8 @@ def check(run, q, k, v, causal, scale, window=None, softcap=None):
     """run(out, lse) on NaN-poisoned results vs the reference: max|out - ref| within 2x the
     rounded baseline's error + 1e-3, LSE within 1e-3 relative, and rows that see no key exactly
     out = 0, lse = +inf."""
-    b, h, sq, d = q.shape
-    out = torch.full((b, h, sq, d), float("nan"), device="cuda", dtype=q.dtype)
+    b, h, sq, _ = q.shape
+    out = torch.full((b, h, sq, v.shape[3]), float("nan"), device="cuda", dtype=q.dtype)
     lse = torch.full((b, h, sq), float("nan"), device="cuda", dtype=torch.float32)
     run(out, lse)
     torch.cuda.synchronize()
@@ -156,6 +156,31 @@ def test_variant_padded_head_dim(rt, variant, d):
     check(lambda out, lse: rt.run(variant, q, k, v, scale, out, lse), q, k, v, cfg.causal, scale)
 
 
+# V's head dim against Q/K's, from the variant's head dim D: Q/K wider, V wider, and both below
+# D and different (D=256: DeepSeek's 192/128).
+VALUE_DIM_CASES = {"qk-wider": (1, 2), "v-wider": (2, 1), "both-padded": (4 / 3, 2)}
+
+
+@pytest.mark.parametrize("case", sorted(VALUE_DIM_CASES))
+@pytest.mark.parametrize("variant", _representatives())
+def test_variant_value_head_dim(rt, variant, case):
+    """Families that pad run a V head dim of its own (out has it) up to their head dim; the
+    others refuse it with the rule."""
+    cfg = config_from_name(variant)
+    d, dv = (int(cfg.head_dim / f) for f in VALUE_DIM_CASES[case])
+    gen = torch.Generator("cuda").manual_seed(16)
+    q, k, v = random_qkv(2, 4, 150, 207, d, DTYPES[cfg.dtype], generator=gen, heads_k=2, head_dim_v=dv)
+    scale = 1 / math.sqrt(d)
+    if not cfg.PADS_HEAD_DIM:
+        first_wrong = d if d != cfg.head_dim else dv  # query's is checked first
+        with pytest.raises(ValueError, match=f"head_dim {first_wrong} but variant {variant} needs {cfg.head_dim}"):
+            rt.run(variant, q, k, v, scale)
+        return
+    out, _ = rt.run(variant, q, k, v, scale)
+    assert out.shape == (2, 4, 150, dv)
+    check(lambda out, lse: rt.run(variant, q, k, v, scale, out, lse), q, k, v, cfg.causal, scale)
+
+
 # ---------------------------------------------------------------------------------------------
 # The public API: dispatch of windows to masked variants, alignments, GQA, combinations.
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +215,37 @@ def test_api_features(rt, case):
     q = q * 1.5
     check(_api(q, k, v, causal=causal, window=window, softcap=softcap), q, k, v, causal, 1 / math.sqrt(d),
           window, softcap)
+
+
+VALUE_DIM_API_CASES = [
+    # (B, H, Hkv, Sq, Sk, D, Dv, dtype, causal, window, softcap)
+    (1, 8, 2, 1000, 1000, 192, 128, "bf16", True, (256, 0), None),  # DeepSeek-style
+    (2, 4, 4, 777, 1025, 64, 128, "fp16", "bottom_right", None, 30.0),
+    (1, 4, 1, 300, 900, 128, 64, "bf16", False, None, None),
+    (1, 2, 2, 129, 129, 40, 96, "fp16", False, (-1, 10), 20.0),
+]
+
+
+@pytest.mark.parametrize("case", VALUE_DIM_API_CASES, ids=lambda c: "-".join(map(str, c)))
+def test_api_value_head_dim(rt, case):
+    b, h, hkv, sq, sk, d, dv, dtype, causal, window, softcap = case
+    gen = torch.Generator(device="cuda").manual_seed(17)
+    q, k, v = random_qkv(b, h, sq, sk, d, DTYPES[dtype], generator=gen, heads_k=hkv, head_dim_v=dv)
+    check(_api(q, k, v, causal=causal, window=window, softcap=softcap), q, k, v, causal, 1 / math.sqrt(d),
+          window, softcap)
+
+
+def test_sdpa_drop_in_value_head_dim_matches_torch(rt):
+    """torch SDPA takes a value head dim of its own; so do the drop-in and the patch."""
+    q, k, v = random_qkv(2, 8, 333, 333, 192, torch.bfloat16, generator=torch.Generator("cuda").manual_seed(18),
+                         heads_k=2, head_dim_v=128)
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    got = fc.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    assert got.shape == want.shape == (2, 8, 333, 128)
+    assert (got.float() - want.float()).abs().max().item() < 2e-2
+    with fc.patch_sdpa() as patch:
+        patched = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    assert patch.counts["flashcore"] == 1 and torch.equal(patched, got)
 
 
 def test_api_window_dispatches_to_a_masked_variant(rt, capfd, monkeypatch):

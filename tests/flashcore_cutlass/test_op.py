@@ -53,10 +53,10 @@ def cpu_kernels(monkeypatch):
     return calls
 
 
-def _qkv(b=1, h=4, sq=8, sk=8, d=64, hkv=None, dtype=torch.bfloat16, seed=0):
+def _qkv(b=1, h=4, sq=8, sk=8, d=64, hkv=None, dtype=torch.bfloat16, seed=0, dv=None):
     gen = torch.Generator().manual_seed(seed)
     q = torch.randn(b, h, sq, d, generator=gen).to(dtype)
-    k, v = (torch.randn(b, hkv or h, sk, d, generator=gen).to(dtype) for _ in range(2))
+    k, v = (torch.randn(b, hkv or h, sk, dim, generator=gen).to(dtype) for dim in (d, dv or d))
     return q, k, v
 
 
@@ -82,6 +82,8 @@ OPCHECK_CASES = {
     "gqa_bottom_right_rows_without_keys": ((1, 6, 12, 5, 64, 3), "bottom_right", -0.5),
     "no_keys": ((1, 2, 4, 0, 64, None), "top_left", None),
     "no_queries": ((1, 2, 0, 4, 64, None), "none", None),
+    "value_head_dim_192_128": ((1, 4, 9, 9, 192, 2, 128), "top_left", None),
+    "value_head_dim_no_keys": ((1, 2, 4, 0, 64, None, 32), "top_left", None),
 }
 
 
@@ -90,7 +92,7 @@ def test_opcheck(cpu_kernels, case):
     """torch.library.opcheck: schema, autograd registration, fake tensors against real results,
     AOTAutograd with dynamic shapes."""
     shape, causal, scale = OPCHECK_CASES[case]
-    q, k, v = _qkv(*shape[:5], hkv=shape[5])
+    q, k, v = _qkv(*shape[:5], hkv=shape[5], dv=shape[6] if len(shape) > 6 else None)
     torch.library.opcheck(torch.ops.flashcore.attention.default, (q, k, v, causal, scale))
 
 
@@ -138,6 +140,8 @@ def test_fake_implementation_gives_shapes_and_checks_them():
         with pytest.raises(ValueError, match="head_dim 100 is not supported"):
             q100 = torch.empty(2, 8, 33, 100, dtype=torch.float16)
             torch.ops.flashcore.attention(q100, q100, q100)
+        v64 = torch.empty(2, 2, 70, 64, dtype=torch.float16)  # a value head dim of its own: out's
+        assert torch.ops.flashcore.attention(q, k, v64)[0].shape == (2, 8, 33, 64)
         q96 = torch.empty(2, 8, 33, 96, dtype=torch.float16)  # padded to the d128 variants
         assert torch.ops.flashcore.attention(q96, q96, q96, "top_left", None, 16, 0, 30.0)[0].shape == q96.shape
         with pytest.raises(ValueError, match="window right = 3 with causal='top_left'"):

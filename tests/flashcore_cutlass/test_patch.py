@@ -13,8 +13,9 @@ from flashcore_cutlass.patch import unsupported_reason
 ORIGINAL = F.scaled_dot_product_attention
 
 
-def qkv(h=4, hkv=4, d=64, dtype=torch.float16, s=8):
-    return torch.randn(1, h, s, d, dtype=dtype), torch.randn(1, hkv, s, d, dtype=dtype), torch.randn(1, hkv, s, d, dtype=dtype)
+def qkv(h=4, hkv=4, d=64, dtype=torch.float16, s=8, dv=None):
+    return (torch.randn(1, h, s, d, dtype=dtype), torch.randn(1, hkv, s, d, dtype=dtype),
+            torch.randn(1, hkv, s, dv or d, dtype=dtype))
 
 
 def test_context_manager_installs_and_restores():
@@ -61,9 +62,11 @@ def test_unsupported_calls_go_to_torch_with_their_reason(capfd, monkeypatch):
     (dict(), "an input is not on a CUDA device"),
     (dict(hkv=2, enable_gqa=True), "an input is not on a CUDA device"),
     (dict(hkv=1), "an input is not on a CUDA device"),  # torch broadcasts one key/value head
+    (dict(dv=128), "an input is not on a CUDA device"),  # a value head dim of its own is taken
+    (dict(dv=100), "head_dim 100 (flashcore: multiples of 8 up to 256)"),
 ])
 def test_unsupported_reason(kwargs, reason):
-    shape = {k: kwargs.pop(k) for k in ("hkv", "d") if k in kwargs}
+    shape = {k: kwargs.pop(k) for k in ("hkv", "d", "dv") if k in kwargs}
     q, k, v = qkv(**shape)
     assert unsupported_reason(q, k, v, **kwargs).startswith(reason)
 

@@ -41,3 +41,19 @@ def test_flops_halved_for_causal():
 
 def test_problem_str():
     assert str(Problem("fp16", 64, True, 4, 16, 4096, 4096)) == "fp16 B4 H16 Sq4096 Sk4096 D64 causal"
+
+
+def test_a_value_head_dim_of_its_own_has_its_own_key():
+    """V's head dim enters key and name only when it differs (an equal one is the same problem)."""
+    p = Problem("bf16", 192, True, 2, 16, 1000, 1000, head_dim_v=128)
+    assert p.key == ProblemKey("bf16", 192, True, 1024, 1024, 32, head_dim_v=128)
+    assert str(p.key) == "bf16_d192v128_causal_q1024_k1024_bh32"
+    assert ProblemKey.parse(str(p.key)) == p.key
+    assert str(p) == "bf16 B2 H16 Sq1000 Sk1000 D192 Dv128 causal"
+    same = Problem("bf16", 128, True, 2, 16, 1000, 1000, head_dim_v=128)
+    assert same == Problem("bf16", 128, True, 2, 16, 1000, 1000) and same.head_dim_v is None
+    assert str(same.key) == "bf16_d128_causal_q1024_k1024_bh32" and same.value_head_dim == 128
+    # Two GEMMs of their own widths: 2*B*H*Sq*Sk*(D + Dv), halved for causal.
+    assert p.flops == 2.0 * 2 * 16 * 1000 * 1000 * (192 + 128) / 2
+    with pytest.raises(ValueError, match="malformed problem key"):
+        ProblemKey.parse("bf16_d192vx_causal_q1_k1_bh1")

@@ -21,6 +21,9 @@ def test_valid_cpu_arguments_fail_only_on_the_device():
     q, k, v, cu_q, cu_k = args()
     with pytest.raises(ValueError, match="query is on cpu; flashcore runs on CUDA devices only"):
         fc.attention_varlen(q, k, v, cu_q, cu_k, 20, 20, causal=True, window=(8, 0), softcap=30.0)
+    v128 = torch.randn(30, 4, 128).half()  # a value head dim of its own
+    with pytest.raises(ValueError, match="query is on cpu; flashcore runs on CUDA devices only"):
+        fc.attention_varlen(q, k, v128, cu_q, cu_k, 20, 20)
 
 
 @pytest.mark.parametrize("change,exc,message", [
@@ -107,6 +110,8 @@ def test_varlen_op_fake_implementation():
         cu = torch.empty(4, dtype=torch.int32)
         out, lse = torch.ops.flashcore.attention_varlen(q, k, v, cu, cu, 20, 30, "bottom_right", None, 16, 0, 30.0)
         assert out.shape == (30, 8, 64) and out.dtype == torch.float16 and lse.shape == (8, 30)
+        v32 = torch.empty(50, 2, 32, dtype=torch.float16)  # a value head dim of its own: out's
+        assert torch.ops.flashcore.attention_varlen(q, k, v32, cu, cu, 20, 30)[0].shape == (30, 8, 32)
         with pytest.raises(ValueError, match="query must be 3-D"):
             torch.ops.flashcore.attention_varlen(q[None], k, v, cu, cu, 20, 30)
 

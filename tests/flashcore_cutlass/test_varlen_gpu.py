@@ -100,6 +100,18 @@ def test_attention_varlen(rt, case):
     check_packed(out, lse, q, k, v, cu_q, cu_k, causal, 1 / math.sqrt(d), window, softcap)
 
 
+def test_attention_varlen_value_head_dim(rt):
+    """V with a head dim of its own (DeepSeek-style 192/128) with GQA, bottom-right causal and a
+    window: out is (total_q, H, Dv)."""
+    lens_q, lens_k, h, hkv = [300, 1, 700], [500, 40, 700], 8, 2
+    q, k, _, cu_q, cu_k = packed(lens_q, lens_k, h, hkv, 192, torch.bfloat16, seed=6)
+    v = torch.randn(k.shape[0], hkv, 128, device="cuda", dtype=torch.bfloat16)
+    out, lse = fc.attention_varlen(q, k, v, cu_q, cu_k, max(lens_q), max(lens_k), causal="bottom_right",
+                                   return_lse=True, window=(200, 0))
+    assert out.shape == (q.shape[0], h, 128) and out.is_contiguous()
+    check_packed(out, lse, q, k, v, cu_q, cu_k, "bottom_right", 192 ** -0.5, (200, 0))
+
+
 def test_varlen_equals_the_padded_batch(rt):
     """Equal lengths: packed and (B, H, S, D) batched give the same result."""
     b, s, h, d = 3, 384, 8, 128

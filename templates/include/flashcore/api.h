@@ -53,6 +53,9 @@ struct FwdParams {
   // calls run on the next larger variant, whose kernels zero-fill the missing columns on load and
   // never store them (no copy of the inputs). 0 = the variant's own.
   int head_dim;
+  // V's and O's head dim when it differs from Q/K's (a padding variant computes both padded to
+  // its own: zero V columns past it give zero O columns, never stored). 0 = head_dim.
+  int head_dim_v;
   // Packed variable-length sequences (attention_varlen): nullptr = one length for all. Else
   // sequence b's query rows are [cu_seqlens_q[b], cu_seqlens_q[b + 1]) of the packed tensors (their
   // batch strides are 0, row strides step over tokens) and likewise for keys; seqlen_q and
@@ -292,8 +295,9 @@ struct VariantInfo {
   // nullptr when the variant can run the call, else a static string saying why not (e.g. TMA
   // alignment); the binding raises it before launching. A nullptr function = runs every call.
   const char* (*can_implement)(const FwdParams&);
-  // Runs calls with a smaller head dim, any multiple of 8 (FwdParams::head_dim), by zero-filling
-  // the missing columns in the kernel; false: exactly head_dim.
+  // Runs calls with a smaller head dim, any multiple of 8 (FwdParams::head_dim, and V's own
+  // FwdParams::head_dim_v), by zero-filling the missing columns in the kernel; false: exactly
+  // head_dim for q, k and v.
   bool pads_head_dim;
 };
 

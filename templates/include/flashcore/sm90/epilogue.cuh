@@ -105,7 +105,7 @@ struct EpilogueTmaStore {
     for (int m = 0; m < size<1>(tOsO); ++m) {
       CUTE_UNROLL
       for (int k = 0; k < size<2>(tOsO); ++k) {
-        if (get<0>(tOcO(0, m, k)) < rows && get<1>(tOcO(0, m, k)) < p.head_dim) {
+        if (get<0>(tOcO(0, m, k)) < rows && get<1>(tOcO(0, m, k)) < p.head_dim_v) {
           copy(gmem_copy, tOsO(_, m, k), tOgO(_, m, k));
         }
       }

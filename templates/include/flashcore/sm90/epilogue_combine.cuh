@@ -120,7 +120,7 @@ struct EpilogueSplitCombine {
           acc[4 * h + 3] += ws * v.w;
         }
       }
-      if (c * kChunk < p.head_dim) {
+      if (c * kChunk < p.head_dim_v) {
         cutlass::Array<Element, kChunk> out = convert(acc);
         *reinterpret_cast<uint4*>(o_head + int64_t(row0 + row) * p.o_row_stride + c * kChunk) =
             *reinterpret_cast<uint4 const*>(&out);

@@ -114,12 +114,15 @@ struct Traits {
     TmaK tma_k;
     TmaV tma_v;
     TmaO tma_o;
+    // TMA coordinate shapes of Q (also O's) and K (also V's): their head-dim extent is at most
+    // one tile whichever of d / dv it holds, so V and O share them; the bounds TMA zero-fills
+    // and clips at are the tensor maps'.
     ShapeT shape_q, shape_k;
     float* lse;
     SeqLayout seq;        // lengths, masks, packed sequences (api.h seq_span gives a tile's)
     Element* o;           // O in global memory, for the thread stores (packed sequences, split-KV)
     int64_t o_row_stride, o_head_stride, o_batch_stride;
-    int head_dim;         // the call's (<= kHeadDim): predicated stores skip the padding
+    int head_dim_v;       // the call's V/O head dim (<= kHeadDim): predicated stores skip the padding
     int head_ratio;       // query heads per K/V head (grouped-query attention; 1 = MHA)
     float softcap_scale;  // 0: no softcap; else scores become tanh(s * softcap_scale) (api.h)
     float scale_log2;
@@ -131,7 +134,9 @@ struct Traits {
     int const heads_k = p.heads_k > 0 ? p.heads_k : p.heads;  // 0: a caller predating GQA, i.e. MHA
     // A smaller head dim than the tile's: TMA zero-fills the columns past it on load (zeros add
     // nothing to Q.K^T and give zero O columns) and clips them on the O store.
+    // V (and so O) may have a head dim of its own (DeepSeek-style 192/128): its maps get their own extent.
     int const d = p.head_dim > 0 ? p.head_dim : kHeadDim;
+    int const dv = p.head_dim_v > 0 ? p.head_dim_v : d;
     // Packed sequences: one "batch" of total rows; each tile offsets its rows (seq_span). Their
     // batch stride is 0, which TMA refuses: the lone batch index never steps, any aligned one does.
     bool const packed = p.cu_seqlens_q != nullptr;
@@ -144,10 +149,10 @@ struct Traits {
                           make_shape(k_rows, d, heads_k, batch),
                           make_stride(p.k_row_stride, _1{}, p.k_head_stride, packed ? p.k_row_stride : p.k_batch_stride));
     auto mV = make_tensor(make_gmem_ptr(static_cast<Element const*>(p.v)),
-                          make_shape(k_rows, d, heads_k, batch),
+                          make_shape(k_rows, dv, heads_k, batch),
                           make_stride(p.v_row_stride, _1{}, p.v_head_stride, packed ? p.v_row_stride : p.v_batch_stride));
     auto mO = make_tensor(make_gmem_ptr(static_cast<Element*>(p.o)),
-                          make_shape(q_rows, d, p.heads, batch),
+                          make_shape(q_rows, dv, p.heads, batch),
                           make_stride(p.o_row_stride, _1{}, p.o_head_stride, packed ? p.o_row_stride : p.o_batch_stride));
     return Params{
         make_tma_copy(SM90_TMA_LOAD{}, mQ, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}),
@@ -155,7 +160,7 @@ struct Traits {
         make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutO{}, Shape<BM, HD>{}, _1{}),
         mQ.shape(), mK.shape(), p.lse, seq_layout(p), static_cast<Element*>(p.o), p.o_row_stride, p.o_head_stride,
-        packed ? int64_t(0) : p.o_batch_stride, d,
+        packed ? int64_t(0) : p.o_batch_stride, dv,
         p.heads / heads_k, p.softcap_scale, p.scale_log2,
         make_tile_geometry<kBlockM>(p), p.workspace};
   }
