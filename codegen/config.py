@@ -63,6 +63,10 @@ class KernelConfig:
     # (dtype, head_dim, causal) problems they are built for (None: every problem).
     DEFAULT_TILES: ClassVar[dict[int, list[tuple[int, ...]]]] = {}
     DEFAULT_PROBLEMS: ClassVar[frozenset | None] = None
+    # Problems that get every DEFAULT_TILES tile of their head dim; the others get only the first
+    # (None: every problem gets every tile). Keeps a family that wins nothing on its own device
+    # built for every problem while bounding its build time.
+    DEFAULT_ALL_TILES_FOR: ClassVar[frozenset | None] = None
     # Default variants allowed to spill registers: name glob -> the measurement that keeps them
     # (`flashcore build` warns about any other spill).
     MEASURED_SPILLS: ClassVar[dict[str, str]] = {}
@@ -126,7 +130,10 @@ class KernelConfig:
         if self.DEFAULT_PROBLEMS is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_PROBLEMS:
             return False
         tiles = tuple(getattr(self, f.name) for f in self.tile_fields())
-        return tiles in self.DEFAULT_TILES.get(self.head_dim, ())
+        listed = self.DEFAULT_TILES.get(self.head_dim, [])
+        if self.DEFAULT_ALL_TILES_FOR is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_ALL_TILES_FOR:
+            listed = listed[:1]
+        return tiles in listed
 
     # -- resources ------------------------------------------------------------------
     def build_seconds(self) -> float:

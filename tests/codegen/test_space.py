@@ -33,14 +33,28 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 48), ("sm90", 36)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 36)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
     built = [c for c in default_configs() if c.family == family]
-    expected = sum(len(tiles) for tiles in cls.DEFAULT_TILES.values()) * len(DTYPES) * 2
+    problems = [(dt, d, c) for dt in DTYPES for d in cls.DEFAULT_TILES for c in (False, True)]
+    full = cls.DEFAULT_ALL_TILES_FOR
+    expected = sum(len(cls.DEFAULT_TILES[d]) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 88
+    assert len(default_configs()) == 59
+
+
+def test_pipelined_builds_every_tile_for_the_ladder_only():
+    """The ladder's problems get every pipelined default tile (its best-tile rung); the others
+    the first of their head dim."""
+    pipelined = [c for c in default_configs() if c.family == "pipelined"]
+    per_problem = {}
+    for c in pipelined:
+        per_problem.setdefault((c.dtype, c.head_dim, c.causal), []).append(c)
+    assert len(per_problem[("fp16", 64, False)]) == 6 and len(per_problem[("bf16", 128, False)]) == 3
+    assert len(per_problem[("bf16", 64, False)]) == 1 and len(per_problem[("fp16", 256, True)]) == 1
+    assert per_problem[("bf16", 64, True)][0].name == "fc_pipelined_bf16_d64_causal_m128_n128_w4_s2_lean1"
 
 
 @pytest.mark.parametrize("family", ["pipelined", "sm90"])
@@ -48,7 +62,9 @@ def test_default_tiles_are_all_valid(family, count):
 def test_every_problem_has_default_variants(family, dtype, head_dim, causal):
     found = [c for c in default_configs()
              if (c.family, c.dtype, c.head_dim, c.causal) == (family, dtype, head_dim, causal)]
-    assert len(found) == len(FAMILIES[family].DEFAULT_TILES[head_dim])
+    cls = FAMILIES[family]
+    every = cls.DEFAULT_ALL_TILES_FOR is None or (dtype, head_dim, causal) in cls.DEFAULT_ALL_TILES_FOR
+    assert len(found) == (len(cls.DEFAULT_TILES[head_dim]) if every else 1)
 
 
 def test_default_ladder_rungs():
