@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on the lent H100: install, build, test, tune, benchmark; logs and JSON under $OUT.
 #   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [models] [ladder] [sanitize] [buildcost]
-#   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS/SMALL_ARGS pass options on.
+#   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS/SMALL_ARGS/SANITIZE_ARGS
+#   pass options on.
 # Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +43,7 @@ for stage in $STAGES; do
     models) python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;
     small)  python3 benchmarks/bench_small.py --json "$LOG/bench_small.json" ${SMALL_ARGS:---long-keys} 2>"$LOG/small.err" | tee "$LOG/small.txt" ;;
     ladder) python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
-    sanitize) bash benchmarks/sanitize.sh 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;
+    sanitize) bash benchmarks/sanitize.sh ${SANITIZE_ARGS:-} 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;
     doctor) python3 -m flashcore_cutlass doctor 2>&1 | tee "$LOG/doctor.txt" ;;
     buildcost)  # seconds per variant on one core: one variant per family, one nvcc at a time
             for v in fc_scalar_bf16_d128_full_m16_w4 fc_mma_bf16_d128_full_m64_n64_w4 fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0 fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1 fc_sm90_bf16_d256_causal_m128_n80_s2_sch1_p1_kv1; do

@@ -16,7 +16,8 @@ variant and tool this script starts
 where the driver makes inputs on the CPU, runs the variant through
 flashcore_cutlass.runtime.get_runtime().run() at B=2 H=3 with (Sq, Sk) = (17, 129), (127, 1)
 and (1, 1), with the default and a negative scale, then a sliding window with softcap (masked
-variants), a smaller head dim (families that pad) and packed variable-length sequences, and
+variants), a smaller head dim and a V head dim of its own (families that pad) and packed
+variable-length sequences, and
 checks each result against the fp32 reference (exit 3 when wrong). PyTorch's caching allocator is off (PYTORCH_NO_CUDA_MEMORY_CACHING=1)
 so that every tensor is its own allocation and memcheck sees accesses past its end.
 """
@@ -77,7 +78,8 @@ def driver(variant: str) -> int:
 
 def features(rt, variant, cfg, dtype) -> int:
     """The newer memory paths: a sliding window with softcap (masked variants), a head dim below
-    the variant's (families that pad: TMA / predicated zero fill and clipped stores), and packed
+    the variant's and a V head dim other than Q/K's (families that pad: TMA / predicated zero
+    fill and clipped stores), and packed
     variable-length sequences (offsets into one tensor, the predicated store of a sequence's
     last tile, an empty sequence). Returns the count of wrong results."""
     import torch
@@ -110,6 +112,13 @@ def features(rt, variant, cfg, dtype) -> int:
         out, lse = rt.run(variant, qp.cuda(), kp.cuda(), vp.cuda(), dp ** -0.5)
         torch.cuda.synchronize()
         wrong += report(f"head dim {dp}", out, lse, *reference_attention(qp, kp, vp, cfg.causal, scale=dp ** -0.5))
+        # A V head dim of its own, narrower and wider than Q/K's: V/O tensor maps of their own extent.
+        for dq, dv in ((d, d // 2), (d // 2, d - 8)):
+            qp, kp, vp = q[..., :dq].contiguous(), k[..., :dq].contiguous(), v[..., :dv].contiguous()
+            out, lse = rt.run(variant, qp.cuda(), kp.cuda(), vp.cuda(), dq ** -0.5)
+            torch.cuda.synchronize()
+            wrong += report(f"head dims q/k {dq}, v {dv}", out, lse,
+                            *reference_attention(qp, kp, vp, cfg.causal, scale=dq ** -0.5))
     lens_q, lens_k = [17, 0, 130, 1], [129, 5, 130, 64]
     q3, k3, v3 = (torch.randn(sum(n), 3, d, generator=gen).to(dtype) for n in (lens_q, lens_k, lens_k))
     cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32)  # noqa: E731
