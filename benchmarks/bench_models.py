@@ -9,12 +9,14 @@ backend and FlexAttention in the same run (interleaved rounds of per-call CUDA-e
   and SDPA (no softcap possible) for scale.
 - Mistral-7B style: GQA 32/8, D128, S=8192, causal with a 4096-token sliding window (ours and
   FlexAttention with a block mask) against SDPA doing the full causal attention.
+- DeepSeek-V2-Lite style: 16 heads, Q/K head dim 192 with V head dim 128, S=4096, causal, against
+  SDPA (which takes a V head dim of its own too).
 - Packed variable-length sequences (attention_varlen), 8 x 1024 tokens with Llama heads, against
   the same batch as (B, H, S, D): what packing costs.
 
 Every output is checked against the fp32 reference on sampled rows before timing.
 
-    python benchmarks/bench_models.py [--rounds 5] [--no-flex] [--json PATH]
+    python benchmarks/bench_models.py [--rounds 5] [--no-flex] [--no-varlen] [--only CASE] [--json PATH]
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from flashcore_cutlass.timing import time_calls, time_graph  # noqa: E402
 
 F = torch.nn.functional
 
-# name: (B, Hq, Hkv, S, D, window, softcap); causal everywhere.
+# name: (B, Hq, Hkv, S, D, window, softcap[, Dv]); causal everywhere. Dv: V's head dim where it
+# differs (DeepSeek-V2's attention: Q/K 192 = 128 + 64 rotary, V 128).
 CASES = {
     "llama3-8b": (1, 32, 8, 4096, 128, None, None),
     "gemma2-9b-softcap": (1, 16, 8, 4096, 256, None, 50.0),
     "mistral-7b-window": (1, 32, 8, 8192, 128, (4096, 0), None),
+    "deepseek-v2-lite-dv": (1, 16, 16, 4096, 192, None, None, 128),
 }
 
 
@@ -75,8 +79,10 @@ def check(out, q, k, v, window, softcap) -> float:
 
 
 def bench_case(name, rounds: int, flex: bool) -> dict:
-    b, hq, hkv, s, d, window, softcap = CASES[name]
-    q, k, v = random_qkv(b, hq, s, s, d, torch.bfloat16, heads_k=hkv)
+    b, hq, hkv, s, d, window, softcap, *rest = CASES[name]
+    dv = rest[0] if rest else d
+    q, k, v = random_qkv(b, hq, s, s, d, torch.bfloat16, heads_k=hkv, head_dim_v=dv)
+    flex = flex and dv == d  # FlexAttention is compared on one head dim only
     impls = {"flashcore": lambda: fc.attention(q, k, v, causal=True, window=window, softcap=softcap)}
     if window is None and softcap is None:
         impls["sdpa"] = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=hkv != hq)
@@ -103,10 +109,11 @@ def bench_case(name, rounds: int, flex: bool) -> dict:
         for impl, fn in impls.items():
             per[impl].append(time_calls(fn, reps=20, warmup=3, min_ms=50).median_us)
     us = {impl: statistics.median(ts) for impl, ts in per.items()}
-    flops = 4.0 * b * hq * d * visible_pairs(s, window)
-    full_causal = 4.0 * b * hq * d * visible_pairs(s, None)  # the work SDPA does on the windowed cases
+    flops = 2.0 * b * hq * (d + dv) * visible_pairs(s, window)
+    full_causal = 2.0 * b * hq * (d + dv) * visible_pairs(s, None)  # the work SDPA does on the windowed cases
     tflops = {i: (full_causal if i == "sdpa_full_causal" else flops) / t / 1e6 for i, t in us.items()}
-    return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen": s, "head_dim": d, "window": window,
+    return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen": s, "head_dim": d, "head_dim_v": dv,
+            "window": window,
             "softcap": softcap, "us": us, "rounds_us": per, "tflops": tflops,
             "max_abs_err": errors}
 
@@ -146,6 +153,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-flex", action="store_true", help="skip FlexAttention (its compile takes ~a minute)")
     ap.add_argument("--only", action="append", choices=sorted(CASES))
+    ap.add_argument("--no-varlen", action="store_true", help="skip the packed-sequence comparison")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     rows = [bench_case(name, args.rounds, not args.no_flex) for name in (args.only or CASES)]
@@ -165,10 +173,15 @@ def main(argv=None) -> int:
         derived["mistral_time_vs_sdpa_full_causal"] = m["flashcore"] / m["sdpa_full_causal"]
         if "flex" in m:
             derived["mistral_speedup_vs_flex"] = m["flex"] / m["flashcore"]
-    varlen = bench_varlen(args.rounds)
-    derived["varlen_cost_vs_batched"] = varlen["varlen_cost_vs_batched"]
-    for name in ("varlen_gpu_cost_vs_batched", "varlen_gpu_cost_vs_same_layout", "layout_gpu_cost"):
-        derived[name] = varlen[name]
+    if "deepseek-v2-lite-dv" in by:
+        ds = by["deepseek-v2-lite-dv"]["us"]
+        derived["deepseek_dv_speedup_vs_sdpa"] = ds["sdpa"] / ds["flashcore"]
+    varlen = None
+    if not args.no_varlen:
+        varlen = bench_varlen(args.rounds)
+        derived["varlen_cost_vs_batched"] = varlen["varlen_cost_vs_batched"]
+        for name in ("varlen_gpu_cost_vs_batched", "varlen_gpu_cost_vs_same_layout", "layout_gpu_cost"):
+            derived[name] = varlen[name]
     payload = {"environment": environment(), "rounds": args.rounds, "rows": rows, "varlen": varlen, "derived": derived}
     path = save("bench_models", payload, args.json)
     def cell(r, impl):
