@@ -157,6 +157,14 @@ def cmd_build(args) -> int:
     return 1 if result.failed else 0
 
 
+def _call_head_dim(text: str) -> int:
+    """A call's head dim (tune --shape): any multiple of 8 up to 256, as attention() takes."""
+    value = _positive_int(text)
+    if value % 8 or value > 256:
+        raise argparse.ArgumentTypeError(f"head dims are multiples of 8 up to 256, got {value}")
+    return value
+
+
 def _parse_shape(text: str):
     try:
         b, h, sq, sk = (int(x) for x in text.split(","))
@@ -177,8 +185,11 @@ def cmd_tune(args) -> int:
         dtypes = args.dtype or ["bf16"]
         dims = args.head_dim or [128]
         masks = [args.causal] if args.causal is not None else [False, True]
-        problems = [Problem(dt, d, c, b, h, sq, sk) for (b, h, sq, sk) in args.shape
+        problems = [Problem(dt, d, c, b, h, sq, sk, head_dim_v=args.head_dim_v) for (b, h, sq, sk) in args.shape
                     for dt in dtypes for d in dims for c in masks]
+    elif args.head_dim_v is not None:
+        print("error: --head-dim-v needs --shape (the suites have one head dim)", file=sys.stderr)
+        return 2
     else:
         problems = {"default": default_suite, "grid": baseline_grid, "small": small_shapes,
                     "long-keys": long_key_shapes}[args.suite]()
@@ -354,7 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tune", help="check and time built variants, record the results in the tuning table")
     p.add_argument("--dtype", action="append", choices=DTYPES)
-    p.add_argument("--head-dim", action="append", type=int, choices=HEAD_DIMS)
+    p.add_argument("--head-dim", action="append", type=_call_head_dim,
+                   help="with --shape: any multiple of 8 up to 256 (padded on the variants of the next larger "
+                        "head dim); without: filters the suite (64, 128, 256)")
+    p.add_argument("--head-dim-v", type=_call_head_dim,
+                   help="with --shape: V's head dim where it differs from Q/K's (e.g. --head-dim 192 --head-dim-v 128)")
     p.add_argument("--causal", dest="causal", action="store_true", default=None)
     p.add_argument("--no-causal", dest="causal", action="store_false")
     p.add_argument("--shape", action="append", type=_parse_shape, metavar="B,H,Sq,Sk",

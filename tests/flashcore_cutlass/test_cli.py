@@ -180,6 +180,23 @@ def test_tune_rejects_bad_shape(capsys):
     assert "shape must be B,H,Sq,Sk (e.g. 4,16,4096,4096), got '1,2,3'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag", ["--head-dim", "--head-dim-v"])
+@pytest.mark.parametrize("dim,message", [("100", "head dims are multiples of 8 up to 256, got 100"),
+                                         ("264", "head dims are multiples of 8 up to 256, got 264"),
+                                         ("0", "must be at least 1, got 0")])
+def test_tune_rejects_a_head_dim_attention_does_not_take(capsys, flag, dim, message):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["tune", "--shape", "1,2,64,64", flag, dim])
+    assert excinfo.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_tune_head_dim_v_needs_shapes(capsys):
+    """Checked before anything loads (no runtime, no GPU needed)."""
+    assert main(["tune", "--head-dim-v", "128"]) == 2
+    assert "--head-dim-v needs --shape" in capsys.readouterr().err
+
+
 def test_table_json_on_empty_table_without_gpu(tmp_path, capsys):
     db = tmp_path / "tmp.db"
     assert main(["table", "--db", str(db), "--json"]) == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from flashcore_codegen.families import MmaConfig, PipelinedConfig
+from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 from flashcore_cutlass import tune as tune_module
 from flashcore_cutlass.env import Environment
 from flashcore_cutlass.problem import Problem
@@ -125,6 +125,20 @@ def test_tune_records_every_problem(rt, table):
     assert [r.winner.variant for r in results] == [GOOD, GOOD]
     assert {r.problem_key for r in table.rows()} == {str(PROBLEM.key), str(small.key)}
     assert not math.isnan(results[0].sdpa_err)
+
+
+def test_tune_a_value_head_dim_of_its_own(table, monkeypatch):
+    """A Dv != D problem tunes like any other: its candidates are the padding variants of
+    max(D, Dv), checked against the reference with V's head dim, and its row has its own key."""
+    scalar = ScalarConfig(dtype="bf16", head_dim=128, causal=False, block_m=16, warps=4).name
+    runtime = FakeRuntime(table, variants=(GOOD, scalar))
+    monkeypatch.setattr(tune_module, "time_variant", lambda fn, reps, min_ms=0.0: (fn(), Timing(42.0, 1.0, 10))[1])
+    problem = Problem("bf16", 64, False, 1, 2, 64, 64, head_dim_v=128)
+    result = tune_problem(runtime, table, problem, log=lambda m: None)
+    assert [c.variant for c in result.candidates] == [scalar] and result.winner.ok
+    assert [r.problem_key for r in table.rows()] == ["bf16_d64v128_full_q64_k64_bh2"]
+    runtime.registry.invalidate()
+    assert runtime.registry.choose(problem).reason == "tuned"
 
 
 def test_shape_text():
