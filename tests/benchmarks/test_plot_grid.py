@@ -54,8 +54,13 @@ def test_command_line_writes_a_png_next_to_the_json(tmp_path):
 
 @needs_matplotlib
 def test_the_committed_results_plot():
-    (latest,) = sorted((REPO_ROOT / "benchmarks" / "results").glob("bench_sdpa-*.json"))[-1:]
-    fig = plot_grid.make_figure(json.loads(latest.read_text()))
+    """The plot the README shows exists, and its JSON (next to it) redraws into three panels."""
+    import re
+
+    (png_name,) = re.findall(r"\(benchmarks/results/(bench_sdpa-[^)]+\.png)\)", (REPO_ROOT / "README.md").read_text())
+    png = REPO_ROOT / "benchmarks" / "results" / png_name
+    assert png.read_bytes().startswith(PNG_MAGIC)
+    fig = plot_grid.make_figure(json.loads(png.with_suffix(".json").read_text()))
     assert len(fig.get_axes()) == 3
 
 
