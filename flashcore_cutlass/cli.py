@@ -158,10 +158,10 @@ def cmd_build(args) -> int:
 
 
 def _call_head_dim(text: str) -> int:
-    """A call's head dim (tune --shape): any multiple of 8 up to 256, as attention() takes."""
+    """A call's head dim (tune --shape): any multiple of 8 up to the largest variant's, as attention() takes."""
     value = _positive_int(text)
-    if value % 8 or value > 256:
-        raise argparse.ArgumentTypeError(f"head dims are multiples of 8 up to 256, got {value}")
+    if value % 8 or value > max(HEAD_DIMS):
+        raise argparse.ArgumentTypeError(f"head dims are multiples of 8 up to {max(HEAD_DIMS)}, got {value}")
     return value
 
 

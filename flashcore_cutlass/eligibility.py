@@ -34,9 +34,12 @@ def runs_on(target: Target, capability: tuple[int, int] | None) -> bool:
     return capability is None or arch.runs_on(target.arch, target.min_cc, capability)
 
 
-def _matches(config: KernelConfig, problem) -> bool:
+def computes(config: KernelConfig, problem) -> bool:
+    """Does ``config`` compute ``problem`` (a Problem or ProblemKey): its dtype, its causal flag
+    (masked variants also run sliding windows) and its head dims (its own, or ones that pad to
+    it: KernelConfig.computes_head_dim)?"""
     return (config.dtype, config.causal) == (problem.dtype, problem.causal) and config.computes_head_dim(
-        problem.head_dim, getattr(problem, "head_dim_v", None))
+        problem.head_dim, problem.head_dim_v)
 
 
 def family_build_command(problem, families: Iterable[str] = ()) -> str:
@@ -45,10 +48,10 @@ def family_build_command(problem, families: Iterable[str] = ()) -> str:
     causal = "--causal" if problem.causal else "--no-causal"
     families = sorted(families)
     curated = not families or any(
-        c.is_default() for f in families for c in FAMILIES[f].space() if _matches(c, problem) and c.is_valid
+        c.is_default() for f in families for c in FAMILIES[f].space() if computes(c, problem) and c.is_valid
     )
     parts = ["flashcore build"] + ([] if curated else ["--all"]) + [f"--family {f}" for f in families]
-    head_dim = kernel_head_dim(problem.head_dim, getattr(problem, "head_dim_v", None)) or problem.head_dim
+    head_dim = kernel_head_dim(problem.head_dim, problem.head_dim_v) or problem.head_dim  # e.g. 80 -> 128
     return " ".join(parts + [f"--dtype {problem.dtype}", f"--head-dim {head_dim}", causal])
 
 
@@ -57,7 +60,7 @@ def families_for(problem, capability: tuple[int, int] | None) -> list[str]:
     implement it: what to build when nothing built can."""
     found = []
     for name, cls in sorted(FAMILIES.items()):
-        config = next((c for c in cls.space() if _matches(c, problem) and c.is_valid), None)
+        config = next((c for c in cls.space() if computes(c, problem) and c.is_valid), None)
         if config is not None and runs_on(Target.of(config), capability) and config.can_implement(problem) is None:
             found.append(name)
     return found

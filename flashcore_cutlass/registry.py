@@ -48,9 +48,8 @@ from typing import Mapping
 
 import flashcore_codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
 from flashcore_codegen import KernelConfig, config_from_name
-from flashcore_codegen.config import kernel_head_dim
 
-from .eligibility import Target, cannot_implement_message, runs_on, wrong_device_message
+from .eligibility import Target, cannot_implement_message, computes, family_build_command, runs_on, wrong_device_message
 from .env import Environment
 from .problem import Problem, ProblemKey
 from .shipped import ShippedTable, default_table
@@ -103,11 +102,9 @@ class Choice:
 
 
 def build_command(problem: Problem | ProblemKey) -> str:
-    """The CLI command that builds variants able to run ``problem``."""
-    causal = "--causal" if problem.causal else "--no-causal"
-    # e.g. 80 (or Q/K 192 with V 128) runs on the padding d256... variants
-    head_dim = kernel_head_dim(problem.head_dim, problem.head_dim_v) or problem.head_dim
-    return f"flashcore build --dtype {problem.dtype} --head-dim {head_dim} {causal}"
+    """The CLI command that builds variants able to run ``problem`` (the curated set of every
+    family; e.g. head dim 80, or Q/K 192 with V 128, builds the padding families' larger one)."""
+    return family_build_command(problem)
 
 
 def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey) -> tuple:
@@ -147,14 +144,8 @@ class Registry:
         self._cache: dict[tuple[ProblemKey, bool], Choice] = {}  # per (key, aligned16)
 
     def computing(self, problem: Problem | ProblemKey) -> list[str]:
-        """Built variants whose config computes ``problem``: its dtype, its causal flag (masked
-        variants also run sliding windows) and its head dim (or one that pads to theirs,
-        KernelConfig.computes_head_dim)."""
-        return [
-            name
-            for name, c in self.configs.items()
-            if c.dtype == problem.dtype and c.causal == problem.causal and c.computes_head_dim(problem.head_dim, problem.head_dim_v)
-        ]
+        """Built variants whose config computes ``problem`` (:func:`eligibility.computes`)."""
+        return [name for name, c in self.configs.items() if computes(c, problem)]
 
     def candidates(self, problem: Problem | ProblemKey) -> list[str]:
         """Built variants that compute ``problem``, run on this device and can implement it,
