@@ -240,3 +240,38 @@ def test_family_grouped_heads_beyond_grid_limit(rt, variant):
     scale = cfg.head_dim ** -0.5
     out, lse = rt.run(variant, q, k, v, scale)  # top-left for causal variants
     check_gqa(out, lse, q, k, v, cfg.causal, scale)
+
+
+def _persistent_variants():
+    """Every built sm90 variant with a persistent grid (the cross-tile schedules among them)."""
+    from gpu_support import built_variants
+
+    names = []
+    for name in (built_variants() if not SKIP else []):
+        cfg = config_from_name(name)
+        if cfg.family == "sm90" and cfg.persistent:
+            names.append(name)
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=SKIP or "no persistent sm90 variant built"))]
+
+
+# (batch, heads, heads_k, Sq, Sk): each CTA of the persistent grid (132 on an H100) walks several
+# tiles of different key counts one after the other: the cross-tile pipeline's handoffs, tiles
+# without any key between tiles with keys (bottom-right, Sq > Sk), grouped heads.
+MANY_TILES = [(3, 16, 4, 1000, 1000), (2, 24, 24, 700, 300), (2, 40, 8, 300, 2000), (1, 132, 132, 129, 129)]
+
+
+@pytest.mark.parametrize("shape", MANY_TILES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("variant", _persistent_variants())
+def test_persistent_ctas_walk_many_tiles(rt, variant, shape):
+    cfg = config_from_name(variant)
+    b, h, hkv, sq, sk = shape
+    q, k, v = _qkv(b, h, hkv, sq, sk, cfg.head_dim, DTYPES[cfg.dtype], seed=sq + sk + h)
+    scale = cfg.head_dim ** -0.5
+    for offset in ([0, sk - sq] if cfg.causal else [0]):
+        out = torch.full_like(q, float("nan"))
+        lse = torch.full((b, h, sq), float("nan"), device="cuda")
+        rt.run(variant, q, k, v, scale, out, lse, offset)
+        try:
+            check_gqa(out, lse, q, k, v, cfg.causal, scale, offset=offset if cfg.causal else None)
+        except AssertionError as exc:
+            raise AssertionError(f"{variant} {shape} causal_offset={offset}: {exc}") from None

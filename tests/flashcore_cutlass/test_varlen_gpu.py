@@ -79,6 +79,33 @@ def test_variant_packed(rt, variant, lens):
     check_packed(out, lse, q, k, v, cu_q, cu_k, align, scale)
 
 
+def _persistent_variants():
+    """Every built sm90 variant with a persistent grid (the cross-tile schedules among them)."""
+    from gpu_support import built_variants, gpu_skip_reason
+
+    reason = gpu_skip_reason()
+    names = [n for n in (built_variants() if not reason else [])
+             if config_from_name(n).family == "sm90" and config_from_name(n).persistent]
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no persistent sm90 variant built"))]
+
+
+@pytest.mark.parametrize("variant", _persistent_variants())
+def test_persistent_variant_packed_many_tiles(rt, variant):
+    """Packed sequences of very different lengths on 32 heads: each persistent CTA walks tiles with
+    many keys, few keys and no rows at all (past a short sequence's end) one after the other."""
+    cfg = config_from_name(variant)
+    lens_q, lens_k = [1000, 33, 0, 517, 1, 260, 129], [1000, 700, 5, 517, 300, 260, 1]
+    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, 32, 8, cfg.head_dim, DTYPES[cfg.dtype], seed=4)
+    scale = 1 / math.sqrt(cfg.head_dim)
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full((32, q.shape[0]), float("nan"), device="cuda")
+    as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
+    align = "bottom_right" if cfg.causal else False
+    rt.fwd(rt.ids[variant], as4(q), as4(k), as4(v), scale, as4(out), lse.unsqueeze(0), 0, None, 0.0, cu_q, cu_k,
+           max(lens_q), max(lens_k), bool(cfg.causal))
+    check_packed(out, lse, q, k, v, cu_q, cu_k, align, scale)
+
+
 CASES = [
     # (lens_q, lens_k, H, Hkv, D, dtype, causal, window, softcap)
     ([512, 1000, 3, 257], [512, 1000, 3, 257], 8, 2, 128, "bf16", True, None, None),
