@@ -20,7 +20,7 @@ def test_all_configs(space):
     assert len(space) == 556 + 3396  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 13824
+    assert len(everything) == 912 + 23040
     assert sum(not c.is_valid for c in everything) == 356 + 10812
 
 
