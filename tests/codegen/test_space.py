@@ -21,7 +21,7 @@ def test_all_configs(space):
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
     assert len(everything) == 912 + 23040
-    assert sum(not c.is_valid for c in everything) == 356 + 10812
+    assert sum(not c.is_valid for c in everything) == 356 + 19644
 
 
 def test_default_configs_are_valid_and_unique():
