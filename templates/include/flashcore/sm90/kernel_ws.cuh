@@ -53,8 +53,9 @@ struct KernelWS {
       if (warp_idx == 0 && cute::elect_one_sync()) {
         int tile_iter = 0;
         for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
+          int const claimed = scheduler.claim();
           Mainloop::load(p, ss, w, k_state, v_state, tile_iter);
-          w = scheduler.producer_next(ss, w, tile_iter);
+          w = scheduler.producer_next(ss, w, tile_iter, claimed);
         }
       }
       Epilogue::producer_finish();

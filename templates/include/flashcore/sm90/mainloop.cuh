@@ -151,16 +151,22 @@ struct MainloopTmaWgmma {
     // Q loads for every tile, even one without keys: the Q barriers' phases count tiles.
     bool const any = tiles.count() > 0;
     int n = tiles.end - 1;
-    if (any) load_k(n);
     // A Q slot is free again once the consumers' last QK^T of its previous tile is done, or,
     // when it doubles as the O staging buffer, once the previous tile's O store has read it.
-    int const slot = q_slot(tile_iter);
-    if (tile_iter >= kQStages) {
-      if constexpr (Traits::kSeparateO) EmptyBar::wait(&ss.bar_q_empty[slot], q_phase(tile_iter) ^ 1);
-      else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
-    }
-    FullBar::arrive_and_expect_tx(&ss.bar_q[slot], Traits::kBytesQ);
-    copy(p.tma_q.with(ss.bar_q[slot], 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
+    auto load_q = [&]() {
+      int const slot = q_slot(tile_iter);
+      if (tile_iter >= kQStages) {
+        if constexpr (Traits::kSeparateO) EmptyBar::wait(&ss.bar_q_empty[slot], q_phase(tile_iter) ^ 1);
+        else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
+      }
+      FullBar::arrive_and_expect_tx(&ss.bar_q[slot], Traits::kBytesQ);
+      copy(p.tma_q.with(ss.bar_q[slot], 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
+    };
+    // One Q slot: the first K tile first (its slot frees before Q's does). Two (cross-tile): Q
+    // first, its slot is already free, and Q comes from DRAM while K is often in L2.
+    if constexpr (kQStages > 1) load_q();
+    if (any) load_k(n);
+    if constexpr (kQStages == 1) load_q();
     if (!any) return;
     // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
     for (; n > tiles.first; --n) {
