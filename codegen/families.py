@@ -210,18 +210,10 @@ SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
 SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
 # Registers a consumer thread needs beyond its accumulators (addresses, softmax state, descriptors).
 SM90_REGISTER_OVERHEAD = 32
-SM90_SCHEDULES = ("sequential", "overlap", "pingpong", "overlap across tiles", "pingpong across tiles")
-# Schedules whose pipeline runs across the tiles of a persistent CTA (traits.cuh kCrossTile).
-SM90_CROSS_TILE_SCHEDULES = (3, 4)
-SM90_PINGPONG_SCHEDULES = (2, 4)
+SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
 # Shared memory the sm90 kernel reserves beside its tiles (barriers, scheduler ring, alignment):
 # traits.cuh kBarrierBytes, used to decide whether O gets a buffer of its own.
 SM90_BARRIER_BYTES = 2048
-
-
-def _kb_aligned(n: int) -> int:
-    """Shared-memory bytes of a buffer aligned to 1 KB (the swizzled TMA layouts)."""
-    return -(-n // 1024) * 1024
 
 
 @dataclass(frozen=True)
@@ -231,10 +223,7 @@ class Sm90Config(KernelConfig):
     warpgroup at a lowered register budget issues TMA; ``block_m / 64`` consumer warpgroups),
     O through shared memory and a TMA store. ``schedule``: 0 = QK^T, softmax, PV in sequence;
     1 = intra-warpgroup overlap (the next QK^T is issued before this tile's softmax, FA3
-    Algorithm 2); 2 = overlap plus ping-pong between consumer warpgroups; 3 and 4 = 1 and 2 with
-    the pipeline running across a persistent CTA's tiles (the next tile's first QK^T is issued
-    with this tile's last PV, this tile's epilogue runs after the next tile's first softmax; two
-    Q slots in shared memory). ``persistent`` = 1:
+    Algorithm 2); 2 = overlap plus ping-pong between consumer warpgroups. ``persistent`` = 1:
     grid = SM count, tiles handed out statically. ``splits`` > 1 (split-KV, for problems with
     fewer query tiles than SMs): a cluster of that many CTAs per query tile, each walking its share
     of the key tiles; the cluster combines the partial results through distributed shared memory.
@@ -243,8 +232,7 @@ class Sm90Config(KernelConfig):
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
     block_n: int = tile("n", "keys per tile")
     stages: int = tile("s", "K/V shared-memory ring slots")
-    schedule: int = tile("sch", "0 sequential, 1 intra-warpgroup overlap, 2 overlap + ping-pong, 3/4: 1/2 "
-                              "pipelined across tiles")
+    schedule: int = tile("sch", "0 sequential, 1 intra-warpgroup overlap, 2 overlap + ping-pong")
     persistent: int = tile("p", "1: persistent grid of SM-count CTAs")
     splits: int = tile("kv", "CTAs (one cluster) sharing a query tile's key tiles (split-KV)", default=1)
 
@@ -265,7 +253,7 @@ class Sm90Config(KernelConfig):
         "block_m": (64, 128, 192),
         "block_n": (64, 80, 96, 112, 128, 144, 176, 192),
         "stages": (2, 3),
-        "schedule": (0, 1, 2, 3, 4),
+        "schedule": (0, 1, 2),
         "persistent": (0, 1),
         "splits": (1, 2, 4, 8),
     }
@@ -305,33 +293,20 @@ class Sm90Config(KernelConfig):
     def smem_bytes(self) -> int:
         # Q, K and V rings, each 1 KB aligned for the swizzled TMA layouts, plus barriers; a
         # persistent kernel adds a separate O staging buffer when it fits (traits.cuh kSeparateO),
-        # else O reuses Q's buffer. Cross-tile schedules keep two Q slots (traits.cuh kQStages).
-        q = _kb_aligned(self.block_m * self.head_dim * self.element_bytes)
-        kv = _kb_aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
-        base = q * self.q_slots + 2 * kv
+        # else O reuses Q's buffer.
+        def aligned(n: int) -> int:
+            return -(-n // 1024) * 1024
+
+        q = aligned(self.block_m * self.head_dim * self.element_bytes)
+        kv = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
+        base = q + 2 * kv
+        separate_o = self.persistent and base + q + SM90_BARRIER_BYTES <= SMEM_LIMIT_BYTES
         lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
-        return base + (q if self.separate_o else 1024) + 64 + 32 * self.stages + lse_part
-
-    @property
-    def cross_tile(self) -> bool:
-        return self.schedule in SM90_CROSS_TILE_SCHEDULES
-
-    @property
-    def q_slots(self) -> int:
-        return 2 if self.cross_tile else 1
-
-    @property
-    def separate_o(self) -> bool:
-        """O staged in a buffer of its own (traits.cuh kSeparateO): persistent, and room for it."""
-        q = _kb_aligned(self.block_m * self.head_dim * self.element_bytes)
-        kv = _kb_aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
-        return bool(self.persistent) and q * (self.q_slots + 1) + 2 * kv + SM90_BARRIER_BYTES <= SMEM_LIMIT_BYTES
+        return base + (q if separate_o else 1024) + 64 + 32 * self.stages + lse_part
 
     def accumulator_registers(self) -> int:
         # Per consumer thread: O (64 x D over 128 threads), S (64 x N), P as packed 16-bit (half of S).
-        # Cross-tile: the epilogue's 16-bit copy of O is live beside O and the next tile's S instead of P.
-        p_or_o16 = max(self.block_n, self.head_dim) if self.cross_tile else self.block_n
-        return self.head_dim // 2 + self.block_n // 2 + p_or_o16 // 4
+        return self.head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
     def register_budget(self) -> int:
         splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
@@ -346,15 +321,8 @@ class Sm90Config(KernelConfig):
             errors.append(f"block_m={self.block_m} must be 64, 128 or 192 (64 rows per consumer warpgroup)")
         if self.block_n % 16:
             errors.append(f"block_n={self.block_n} not a multiple of 16 (wgmma K of the PV product)")
-        if self.schedule in SM90_PINGPONG_SCHEDULES and self.consumer_warpgroups < 2:
-            errors.append(f"ping-pong (schedule={self.schedule}) needs at least 2 consumer warpgroups (block_m >= 128)")
-        if self.cross_tile:
-            if not self.persistent or self.splits > 1:
-                errors.append(f"schedule={self.schedule} pipelines across a persistent CTA's tiles: persistent must be "
-                              "1 and splits 1")
-            elif not self.separate_o:
-                errors.append(f"schedule={self.schedule} needs two Q slots and an O buffer in shared memory: "
-                              f"{self.smem_bytes()} B with them exceeds {SMEM_LIMIT_BYTES} B")
+        if self.schedule == 2 and self.consumer_warpgroups < 2:
+            errors.append("ping-pong (schedule=2) needs at least 2 consumer warpgroups (block_m >= 128)")
         if self.splits > 1:
             if self.persistent:
                 errors.append("split-KV (splits > 1) runs one query tile per CTA: persistent must be 0")
@@ -369,8 +337,7 @@ class Sm90Config(KernelConfig):
             "consumer_warpgroups": self.consumer_warpgroups,
             "schedule_name": SM90_SCHEDULES[self.schedule],
             "overlap": "true" if self.schedule >= 1 else "false",
-            "pingpong": "true" if self.schedule in SM90_PINGPONG_SCHEDULES else "false",
-            "cross_tile": "true" if self.cross_tile else "false",
+            "pingpong": "true" if self.schedule == 2 else "false",
             "is_persistent": "true" if self.persistent else "false",
             "splits": self.splits,
         }

@@ -1,7 +1,6 @@
 // Warp-specialised sm90 attention forward kernel skeleton.
 //   WG0 (producer): setmaxnreg.dec; one warp, one elected lane issues all TMA loads.
-//   WG1..n (consumers): setmaxnreg.inc; wgmma mainloop + online softmax + epilogue, 64 rows each
-//   (with kCrossTile the mainloop's pipeline runs on into the next tile before this epilogue).
+//   WG1..n (consumers): setmaxnreg.inc; wgmma mainloop + online softmax + epilogue, 64 rows each.
 // Split-KV variants launch clusters of kSplits CTAs per query tile (SplitKvTileScheduler) that
 // combine their partial results in the epilogue (EpilogueSplitCombine).
 // Parts are template parameters: Mainloop, Epilogue, TileScheduler (the softmax type comes with
@@ -53,9 +52,8 @@ struct KernelWS {
       if (warp_idx == 0 && cute::elect_one_sync()) {
         int tile_iter = 0;
         for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
-          int const claimed = scheduler.claim();
           Mainloop::load(p, ss, w, k_state, v_state, tile_iter);
-          w = scheduler.producer_next(ss, w, tile_iter, claimed);
+          w = scheduler.producer_next(ss, w, tile_iter);
         }
       }
       Epilogue::producer_finish();
@@ -64,33 +62,21 @@ struct KernelWS {
       int const tid = int(threadIdx.x) - 128;
       WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>::init(tid / 128);
       typename Traits::TiledMmaPV tiled_mma_pv;
-      typename Mainloop::Carry carry;  // register state the mainloop hands from one tile to the next
       int tile_iter = 0;
       WorkTile w = scheduler.initial();
       SeqSpan seq = seq_span(p.seq, w.batch, w.head);  // once per tile, for mainloop and epilogue
       for (; scheduler.valid(w); ++tile_iter) {
         Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HD>{});
         Softmax softmax;
-        // The next tile and its span, once: asked for by a cross-tile mainloop before its last PV,
-        // else here, before this epilogue (a packed sequence's span is read from global memory,
-        // and those loads then overlap the epilogue). The sentinel past the last tile reads
-        // batch 0's span, which exists.
-        typename Mainloop::NextTile next{};
-        bool fetched = false;
-        auto next_tile = [&]() {
-          if (!fetched) {
-            next.w = scheduler.consumer_next(ss, w, tile_iter);
-            next.seq = seq_span(p.seq, next.w.batch, next.w.head);
-            next.valid = scheduler.valid(next.w);
-            fetched = true;
-          }
-          return next;
-        };
-        Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax, carry, next_tile);
-        next_tile();
+        Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax);
+        // The next tile and its span before this epilogue: a packed sequence's span is read from
+        // global memory, and those loads then overlap the epilogue instead of stalling the next
+        // mainloop. (The sentinel past the last tile reads batch 0's, which exists.)
+        WorkTile const next = scheduler.consumer_next(ss, w, tile_iter);
+        SeqSpan const next_seq = seq_span(p.seq, next.batch, next.head);
         Epilogue::store(p, ss, w, seq, tid, tOrO, softmax);
-        w = next.w;
-        seq = next.seq;
+        w = next;
+        seq = next_seq;
       }
       Epilogue::finish(tid);
     }
@@ -109,10 +95,10 @@ __global__ void __launch_bounds__(Kernel::kThreads, 1)
 // The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t.
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
-          int kSplits = 1, bool kCrossTile = false>
+          int kSplits = 1>
 struct FwdKernel {
   using Traits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                              kPingpong, kPersistent, kSplits, kCrossTile>;
+                              kPingpong, kPersistent, kSplits>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: a cluster of kSplits CTAs per query tile.
   using Scheduler = std::conditional_t<
@@ -186,11 +172,10 @@ struct FwdKernel {
 };
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
-          bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
-          bool kCrossTile = false>
+          bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong, kSplits, kCrossTile>::run(p, stream);
+                   kPersistent, kPingpong, kSplits>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

@@ -2,10 +2,7 @@
 // and the consumers' wgmma loop: S = Q K^T (SS), online softmax, O += P V (RS, P in registers).
 // Key tiles are walked from the last to the first, so masked tiles (seqlen_k end, causal
 // diagonal) come first; a left window edge makes the last tiles walked masked as well. With kIntraWGOverlap the next QK^T is issued before this tile's PV and
-// the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2). With kCrossTile that
-// pipeline runs on across the tiles of a persistent CTA: the next tile's first QK^T is issued with
-// this tile's last PV and its softmax overlaps that PV; the epilogue of this tile follows, while
-// the next tile's probabilities wait in registers (Carry).
+// the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2).
 #pragma once
 
 #include <cutlass/arch/barrier.h>
@@ -35,31 +32,10 @@ struct MainloopTmaWgmma {
   // Rows each consumer thread owns in a (kBlockM x N) accumulator.
   static constexpr int kRowsPerThread = 2;
   using Softmax = OnlineSoftmax<kRowsPerThread>;
-  static constexpr int kQStages = Traits::kQStages;
-
-  // What a consumer thread carries from one tile to the next (kCrossTile): the next tile's first
-  // S tile, already turned into probabilities, and its softmax state. Also the S accumulator's
-  // home otherwise (a register array either way).
-  using FragS = decltype(partition_fragment_C(std::declval<typename Traits::TiledMmaQK>(), Shape<BM, BN>{}));
-  struct Carry {
-    FragS tSrS;
-    Softmax softmax;
-    bool pending = false;  // tSrS/softmax hold the next tile's first key tile
-  };
-
-  // The next tile as the consumers see it (the skeleton fetches it from the scheduler once).
-  struct NextTile {
-    WorkTile w;
-    SeqSpan seq;
-    bool valid;
-  };
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
-    CUTE_UNROLL
-    for (int s = 0; s < kQStages; ++s) {
-      FullBar::init(&ss.bar_q[s], 1);
-      EmptyBar::init(&ss.bar_q_empty[s], Traits::kConsumerWGs);
-    }
+    FullBar::init(&ss.bar_q, 1);
+    EmptyBar::init(&ss.bar_q_empty, Traits::kConsumerWGs);
     EmptyBar::init(&ss.bar_o, 1);
     CUTE_UNROLL
     for (int s = 0; s < kStages; ++s) {
@@ -94,13 +70,6 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, int m_block, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, m_block * kBlockM, kBlockM, n);
   }
-  // Tile tile_iter's Q slot, and the phase parity of that slot's barriers for this use of it.
-  CUTE_DEVICE static int q_slot(int tile_iter) { return kQStages == 1 ? 0 : tile_iter % kQStages; }
-  CUTE_DEVICE static uint32_t q_phase(int tile_iter) { return uint32_t(tile_iter / kQStages) & 1; }
-  CUTE_DEVICE static Element* q_smem(SharedStorage& ss, int tile_iter) {
-    return ss.q.data() + q_slot(tile_iter) * Traits::kQElems;
-  }
-
   // The tile's (seqlen, D) views: packed sequences start at their cu_seqlens row of batch 0.
   template <class Tensor4>
   CUTE_DEVICE static auto head_rows(Params const& p, Tensor4 const& m, int head, int batch, int row_start) {
@@ -120,7 +89,7 @@ struct MainloopTmaWgmma {
     Tensor gK = local_tile(head_rows(p, mK, head_kv, w.batch, seq.k_start), Shape<BN, HD>{},
                            make_coord(_, _0{}));  // (BN, D, n)
     Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HD>{}, make_coord(_, _0{}));
-    Tensor sQ = make_tensor(make_smem_ptr(q_smem(ss, tile_iter)), typename Traits::SmemLayoutQ{});
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutV{});
     auto tma_q_parts = tma_partition(p.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
@@ -151,22 +120,15 @@ struct MainloopTmaWgmma {
     // Q loads for every tile, even one without keys: the Q barriers' phases count tiles.
     bool const any = tiles.count() > 0;
     int n = tiles.end - 1;
-    // A Q slot is free again once the consumers' last QK^T of its previous tile is done, or,
-    // when it doubles as the O staging buffer, once the previous tile's O store has read it.
-    auto load_q = [&]() {
-      int const slot = q_slot(tile_iter);
-      if (tile_iter >= kQStages) {
-        if constexpr (Traits::kSeparateO) EmptyBar::wait(&ss.bar_q_empty[slot], q_phase(tile_iter) ^ 1);
-        else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
-      }
-      FullBar::arrive_and_expect_tx(&ss.bar_q[slot], Traits::kBytesQ);
-      copy(p.tma_q.with(ss.bar_q[slot], 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
-    };
-    // One Q slot: the first K tile first (its slot frees before Q's does). Two (cross-tile): Q
-    // first, its slot is already free, and Q comes from DRAM while K is often in L2.
-    if constexpr (kQStages > 1) load_q();
     if (any) load_k(n);
-    if constexpr (kQStages == 1) load_q();
+    // Q's buffer is free again once the consumers' last QK^T of the previous tile is done, or,
+    // when it doubles as the O staging buffer, once the previous tile's O store has read it.
+    if (tile_iter > 0) {
+      if constexpr (Traits::kSeparateO) EmptyBar::wait(&ss.bar_q_empty, uint32_t(tile_iter - 1) & 1);
+      else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
+    }
+    FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
+    copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
     if (!any) return;
     // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
     for (; n > tiles.first; --n) {
@@ -178,53 +140,47 @@ struct MainloopTmaWgmma {
 
   // ------------------------------------------------------------------ consumers
   // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
-  // next_tile(): the next tile (NextTile), fetched from the scheduler once; kCrossTile asks for it
-  // before this tile's last PV (the producer has issued all of this tile's loads by then).
-  template <class AccO, class NextTileFn>
+  template <class AccO>
   CUTE_DEVICE static void mma(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,
                               PipeState& k_state, PipeState& v_state, int tile_iter, int tid, AccO& tOrO,
-                              Softmax& softmax, Carry& carry, NextTileFn&& next_tile) {
+                              Softmax& softmax) {
     typename Traits::TiledMmaQK tiled_mma_qk;
     typename Traits::TiledMmaPV tiled_mma_pv;
     auto thr_qk = tiled_mma_qk.get_thread_slice(tid);
     auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
 
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutVt{});
+    Tensor tSrQ = thr_qk.make_fragment_A(thr_qk.partition_A(sQ));   // (MMA, MMA_M, MMA_K)
     Tensor tSrK = thr_qk.make_fragment_B(thr_qk.partition_B(sK));   // (MMA, MMA_N, MMA_K, stages)
     Tensor tOrV = thr_pv.make_fragment_B(thr_pv.partition_B(sVt));  // (MMA, MMA_N, MMA_K, stages)
-    // The A operand (smem descriptors) of a tile's QK^T: its Q slot.
-    auto q_fragment = [&](int iter) {
-      Tensor sQ = make_tensor(make_smem_ptr(q_smem(ss, iter)), typename Traits::SmemLayoutQ{});
-      return thr_qk.make_fragment_A(thr_qk.partition_A(sQ));  // (MMA, MMA_M, MMA_K)
-    };
-    Tensor tSrQ = q_fragment(tile_iter);
 
     Tensor cS = make_identity_tensor(Shape<BM, BN>{});
     Tensor tScS = rowcol(thr_qk.partition_C(cS));
-    FragS& tSrS = carry.tSrS;
+    Tensor tSrS = partition_fragment_C(tiled_mma_qk, Shape<BM, BN>{});
     using LayoutP = decltype(make_layout(partition_shape_A(tiled_mma_pv, Shape<BM, BN>{})));
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
     KeyTileRange const tiles = key_tiles(seq, w);
 
+    int const row0 = w.m_block * kBlockM;
+    KeyMask const key_mask = seq.mask;
     float const scale_log2 = p.scale_log2;
     float const softcap_scale = p.softcap_scale;
     bool const wg_leader = (tid % 128) == 0;
     int const wg = tid / 128;
     using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
 
-    // Key tile n of the query tile at m_block (the tile's mask): S -> probabilities in sm.
-    auto softmax_step = [&](Softmax& sm, int m_block, KeyMask const& key_mask, int n, float (&corr)[kRowsPerThread]) {
+    auto softmax_step = [&](int n, float (&corr)[kRowsPerThread]) {
       Tensor s = rowcol(tSrS);
       if (softcap_scale != 0.f) {  // uniform: tanh before the mask, so masked scores stay -inf
         CUTE_UNROLL
         for (int i = 0; i < size(tSrS); ++i) tSrS(i) = tanh_approx(tSrS(i) * softcap_scale);
       }
-      if (needs_mask(key_mask, m_block, n)) {
+      if (needs_mask(key_mask, w.m_block, n)) {
         // Each row's visible columns of the tile, one unsigned compare per element (api.h).
-        int const row0 = m_block * kBlockM;
         int const col0 = n * kBlockN;
         VisibleColumns visible[kRowsPerThread];
         CUTE_UNROLL
@@ -232,43 +188,35 @@ struct MainloopTmaWgmma {
           visible[i] = visible_columns<kCausal>(key_mask, row0 + get<0>(tScS(i, 0)), col0);
         }
         auto mask = [&](int i, int j) { return visible[i].hidden(get<1>(tScS(i, j))); };
-        sm.template step<true>(s, scale_log2, mask, corr);
+        softmax.template step<true>(s, scale_log2, mask, corr);
       } else {
         auto no_mask = [](int, int) { return false; };
-        sm.template step<false>(s, scale_log2, no_mask, corr);
+        softmax.template step<false>(s, scale_log2, no_mask, corr);
       }
     };
     auto release = [&](uint64_t* bar) {
       if (wg_leader) EmptyBar::arrive(bar);
     };
 
+    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
+    if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
+      return;
+    }
     float corr[kRowsPerThread];
     int n = tiles.end - 1;
-    bool const handed_over = carry.pending;  // the previous tile's handoff did this tile's prologue
-    carry.pending = false;
-    if (handed_over) {
-      softmax = carry.softmax;
-    } else {
-      FullBar::wait(&ss.bar_q[q_slot(tile_iter)], q_phase(tile_iter));
-      if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
-        if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty[q_slot(tile_iter)]);
-        return;
-      }
-    }
 
     if constexpr (Traits::kIntraWGOverlap) {
-      if (!handed_over) {
-        // Prologue: S(n_last) and its softmax alone.
-        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
-        Sched::acquire(wg);
-        wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
-        Sched::pass(wg);
-        warpgroup_wait<0>();
-        warpgroup_fence_operand(tSrS);
-        release(&ss.empty_k[k_state.index]);
-        k_state.advance(kStages);
-        softmax_step(softmax, w.m_block, seq.mask, n, corr);
-      }
+      // Prologue: S(n_last) and its softmax alone.
+      FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+      Sched::acquire(wg);
+      wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
+      Sched::pass(wg);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tSrS);
+      release(&ss.empty_k[k_state.index]);
+      k_state.advance(kStages);
+      softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
       CUTE_NO_UNROLL
@@ -283,7 +231,7 @@ struct MainloopTmaWgmma {
         warpgroup_fence_operand(tSrS);
         release(&ss.empty_k[k_state.index]);
         k_state.advance(kStages);
-        softmax_step(softmax, w.m_block, seq.mask, n, corr);  // overlaps the PV wgmma
+        softmax_step(n, corr);  // overlaps the PV wgmma
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
         release(&ss.empty_v[v_state.index]);
@@ -294,36 +242,7 @@ struct MainloopTmaWgmma {
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
       }
-      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty[q_slot(tile_iter)]);  // every QK^T of this tile is done
-      if constexpr (Traits::kCrossTile) {
-        // Handoff: the next tile's first QK^T goes out with this tile's last PV; its softmax runs
-        // while the PV is in flight, into the carried state. Needs a next tile with keys.
-        NextTile const next = next_tile();
-        KeyTileRange const next_tiles = next.valid ? key_tiles(next.seq, next.w) : KeyTileRange{0, 0};
-        if (next_tiles.count() > 0) {
-          int const next_iter = tile_iter + 1;
-          Tensor tSrQn = q_fragment(next_iter);
-          FullBar::wait(&ss.bar_q[q_slot(next_iter)], q_phase(next_iter));
-          FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
-          FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
-          Sched::acquire(wg);
-          wg_gemm<true, -1>(tiled_mma_qk, tSrQn, tSrK(_, _, _, k_state.index), tSrS);
-          wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
-          Sched::pass(wg);
-          warpgroup_wait<1>();  // the next tile's S ready
-          warpgroup_fence_operand(tSrS);
-          release(&ss.empty_k[k_state.index]);
-          k_state.advance(kStages);
-          carry.softmax = Softmax{};
-          softmax_step(carry.softmax, next.w.m_block, next.seq.mask, next_tiles.end - 1, corr);  // overlaps the PV
-          warpgroup_wait<0>();
-          warpgroup_fence_operand(tOrO);
-          release(&ss.empty_v[v_state.index]);
-          v_state.advance(kStages);
-          carry.pending = true;
-          return;
-        }
-      }
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);  // every QK^T of this tile is done
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
       Sched::acquire(wg);
       wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
@@ -339,7 +258,7 @@ struct MainloopTmaWgmma {
         wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
         release(&ss.empty_k[k_state.index]);
         k_state.advance(kStages);
-        softmax_step(softmax, w.m_block, seq.mask, n, corr);
+        softmax_step(n, corr);
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
         Tensor rP = convert_fragment<Element>(tSrS);
@@ -349,7 +268,7 @@ struct MainloopTmaWgmma {
         release(&ss.empty_v[v_state.index]);
         v_state.advance(kStages);
       }
-      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty[q_slot(tile_iter)]);
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
     }
   }
 };

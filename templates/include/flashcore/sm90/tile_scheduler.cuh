@@ -3,11 +3,9 @@
 // head in L2), then head, then batch. Causal: m_block reversed so the longest tiles go first.
 //
 // Interface used by the kernel skeleton: initial(), valid(w), and the next tile seen from the
-// producer (claim() before it issues a tile's loads, producer_next(.., claim) after them; one
-// elected thread) and from the consumers (consumer_next, every consumer thread). Static
-// schedulers compute both the same way; the dynamic one lets the producer claim tiles from a
-// global counter (the atomic goes out before the tile's loads, its latency hidden behind them)
-// and hands them to the consumers through smem.
+// producer (producer_next, one elected thread) and from the consumers (consumer_next, every
+// consumer thread). Static schedulers compute both the same way; the dynamic one lets the
+// producer claim tiles from a global counter and hands them to the consumers through smem.
 #pragma once
 
 #include <cute/tensor.hpp>
@@ -60,8 +58,7 @@ struct PlainTileScheduler {
   CUTE_DEVICE WorkTile next(WorkTile const& w) const { WorkTile n = w; n.linear = g.num_tiles; return n; }
   static size_t workspace_bytes(TileGeometry const&) { return 0; }
   template <class SS> CUTE_DEVICE static void init(SS&) {}
-  CUTE_DEVICE int claim() const { return 0; }
-  template <class SS> CUTE_DEVICE WorkTile producer_next(SS&, WorkTile const& w, int, int) const { return next(w); }
+  template <class SS> CUTE_DEVICE WorkTile producer_next(SS&, WorkTile const& w, int) const { return next(w); }
   template <class SS> CUTE_DEVICE WorkTile consumer_next(SS&, WorkTile const& w, int) const { return next(w); }
 };
 
@@ -82,15 +79,14 @@ struct StaticPersistentTileScheduler {
   }
   static size_t workspace_bytes(TileGeometry const&) { return 0; }
   template <class SS> CUTE_DEVICE static void init(SS&) {}
-  CUTE_DEVICE int claim() const { return 0; }
-  template <class SS> CUTE_DEVICE WorkTile producer_next(SS&, WorkTile const& w, int, int) const { return next(w); }
+  template <class SS> CUTE_DEVICE WorkTile producer_next(SS&, WorkTile const& w, int) const { return next(w); }
   template <class SS> CUTE_DEVICE WorkTile consumer_next(SS&, WorkTile const& w, int) const { return next(w); }
 };
 
 // Dynamic persistent (causal): grid = min(tiles, SMs); CTA b starts with tile b, then the
-// producer claims the next tile from a zero-filled global counter (workspace) as it starts issuing
-// the loads of its current one (the atomic's latency behind those loads), so an SM that drew
-// short tiles takes more of them (the longest-first order makes this LPT-like). The claimed index travels to the consumers through
+// producer claims the next tile from a zero-filled global counter (workspace) as soon as it has
+// issued the loads of its current one, so an SM that drew short tiles takes more of them (the
+// longest-first order makes this LPT-like). The claimed index travels to the consumers through
 // a 2-slot smem ring guarded by mbarriers: full (1 producer arrival), empty (one per consumer warp).
 template <bool kReverseM, int kConsumerWarps>
 struct DynamicPersistentTileScheduler {
@@ -117,11 +113,10 @@ struct DynamicPersistentTileScheduler {
   CUTE_DEVICE WorkTile decode(int l) const {
     return l < g.num_tiles ? decode_tile<kReverseM>(g, l) : WorkTile{0, 0, 0, g.num_tiles};
   }
-  // The next tile's index from the global counter (the value is read only in producer_next).
-  CUTE_DEVICE int claim() const { return int(gridDim.x) + atomicAdd(counter, 1); }
   // iter: how many tiles this CTA has processed before w (slot iter % 2, phase (iter / 2) % 2).
   template <class SS>
-  CUTE_DEVICE WorkTile producer_next(SS& ss, WorkTile const&, int iter, int l) const {
+  CUTE_DEVICE WorkTile producer_next(SS& ss, WorkTile const&, int iter) const {
+    int l = int(gridDim.x) + atomicAdd(counter, 1);
     int const slot = iter & 1;
     EmptyBar::wait(&ss.sched_empty[slot], uint32_t((iter >> 1) & 1) ^ 1);
     ss.next_tile[slot] = l;

@@ -16,7 +16,7 @@ namespace flashcore::sm90 {
 
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
           bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false,
-          int kSplits_ = 1, bool kCrossTile_ = false>
+          int kSplits_ = 1>
 struct Traits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -29,13 +29,6 @@ struct Traits {
   static constexpr bool kPingpong = kPingpong_ && kConsumerWGs > 1;
   static constexpr bool kPersistent = kPersistent_;
   static constexpr int kSplits = kSplits_;  // split-KV cluster size (1: one CTA per query tile)
-  // The overlapped pipeline runs across tile boundaries (mainloop.cuh): a persistent CTA issues the
-  // next tile's first QK^T with this tile's last PV, so that tile's first softmax overlaps the PV
-  // and this tile's epilogue follows. The next Q must then be in smem before this tile ends: two Q slots.
-  static constexpr bool kCrossTile = kCrossTile_;
-  static constexpr int kQStages = kCrossTile ? 2 : 1;
-  static_assert(!kCrossTile || (kPersistent && kIntraWGOverlap && kSplits == 1),
-                "cross-tile pipelining needs persistent CTAs, the overlapped mainloop and no split-KV");
   static_assert(!kPingpong_ || kIntraWGOverlap_, "pingpong is implemented on the overlapped mainloop");
   static_assert(kBlockM == 64 * kConsumerWGs, "each consumer warpgroup owns 64 query rows");
   static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0, "tile shape");
@@ -93,21 +86,19 @@ struct Traits {
   // Persistent CTAs stage O in a buffer of its own when it fits: the next tile's Q then loads
   // while this tile's O is still being stored (else Q's buffer doubles as O's, and the next Q
   // waits for the store).
-  static constexpr int kQElems = cosize_v<SmemLayoutQ>;  // one Q slot
-  static constexpr int kBytesQKV = int(sizeof(Element)) * (kQStages * kQElems + cosize_v<SmemLayoutK> +
+  static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> +
                                                            cosize_v<SmemLayoutVt>);
   static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
   static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesQ) + kBarrierBytes <= 227 * 1024;
   static constexpr int kOElems = kSeparateO ? cosize_v<SmemLayoutO> : 8;
-  static_assert(!kCrossTile || kSeparateO, "cross-tile pipelining needs two Q slots and O's own buffer in smem");
 
   struct SharedStorage {
-    alignas(1024) cute::array_aligned<Element, kQStages * kQElems> q;  // Q slot(s) (and O unless kSeparateO)
+    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q (and O unless kSeparateO)
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>> k;
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutVt>> v;
     alignas(1024) cute::array_aligned<Element, kOElems> o;  // O staging when kSeparateO
-    alignas(16) uint64_t bar_q[kQStages];  // Q tile landed in slot s (tx barrier)
-    uint64_t bar_q_empty[kQStages];        // consumers done reading slot s (kSeparateO: a later Q may load)
+    alignas(16) uint64_t bar_q;        // Q tile landed (tx barrier)
+    uint64_t bar_q_empty;              // consumers done reading Q (kSeparateO: the next Q may load)
     uint64_t bar_o;                    // O tile stored, smem Q/O free again (persistent, !kSeparateO)
     uint64_t full_k[kStages], empty_k[kStages];
     uint64_t full_v[kStages], empty_v[kStages];
