@@ -36,6 +36,7 @@ def main() -> None:
     kv_gqa = torch.randn(2, 2, 256, 64, dtype=torch.bfloat16)
     results = (torch.empty_like(q), torch.empty(2, 8, 256))
     api._fwd = lambda *a: results
+    api._fwd_dense = lambda *a: results
     api.get_runtime = lambda: _StubRuntime()
     api._check_device = lambda *a: None  # CPU tensors stand in for CUDA ones
     op = torch.ops.flashcore.attention.default

@@ -262,11 +262,13 @@ def host_overhead(calls: int = HOST_CALLS, repeats: int = HOST_REPEATS) -> dict:
     vid = api._dispatch_cache[api._shape_key(q, k, v, False)]
     rt = get_runtime()
     # What api._forward calls for a non-causal call without window or softcap:
-    # _fwd(vid, q, k, v, scale, None, None, offset) with scale = D ** -0.5 and offset 0.
-    raw = (rt.fwd, (vid, q, k, v, q.shape[-1] ** -0.5, None, None, 0))
+    # _fwd_dense(vid, q, k, v, scale, offset) with scale = D ** -0.5 and offset 0; and the same
+    # call through the 15-argument op that windows, softcaps and packed sequences take.
+    scale = q.shape[-1] ** -0.5
     cases = {"torch.neg": (torch.neg, (q,)), "x.view(-1)": (q.view, (-1,)),
              "sdpa": (F.scaled_dot_product_attention, (q, k, v)), "attention": (fc.attention, (q, k, v)),
-             "raw op": raw}
+             "raw op": (rt.fwd_dense, (vid, q, k, v, scale, 0)),
+             "raw op (fwd, 15 arguments)": (rt.fwd, (vid, q, k, v, scale, None, None, 0))}
     for fn, args in cases.values():
         for _ in range(200):
             fn(*args)

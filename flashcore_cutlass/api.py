@@ -329,15 +329,13 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
     _check_grad(q, k, v)
     if scale is None:
         scale = key[_KEY_HEAD_DIM] ** -0.5
-    if window is None and not softcap:  # the common case: one subtraction at most
-        # Row r sees key c iff c <= r + offset (causal variants only; others ignore it).
-        offset = key[_KEY_SEQLEN_K] - key[_KEY_SEQLEN_Q] if causal == BOTTOM_RIGHT else 0
-        args = (offset,)
-    else:
-        offset, left = _mask_offsets(causal, window, key[_KEY_SEQLEN_Q], key[_KEY_SEQLEN_K])
-        args = (offset, left, softcap)
     try:
-        return _fwd(vid, q, k, v, scale, None, None, *args)
+        if window is None and not softcap:  # the common case: one subtraction at most, the short op
+            # Row r sees key c iff c <= r + offset (causal variants only; others ignore it).
+            offset = key[_KEY_SEQLEN_K] - key[_KEY_SEQLEN_Q] if causal == BOTTOM_RIGHT else 0
+            return _fwd_dense(vid, q, k, v, scale, offset)
+        offset, left = _mask_offsets(causal, window, key[_KEY_SEQLEN_Q], key[_KEY_SEQLEN_K])
+        return _fwd(vid, q, k, v, scale, None, None, offset, left, softcap)
     except (RuntimeError, NotImplementedError):
         _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
         raise
@@ -390,6 +388,12 @@ def _fwd(vid, q, k, v, scale, out, lse, *mask_args):
     global _fwd
     _fwd = get_runtime().fwd  # bind the op once; later calls go straight to it
     return _fwd(vid, q, k, v, scale, out, lse, *mask_args)
+
+
+def _fwd_dense(vid, q, k, v, scale, causal_offset):
+    global _fwd_dense
+    _fwd_dense = get_runtime().fwd_dense  # bound once, like _fwd
+    return _fwd_dense(vid, q, k, v, scale, causal_offset)
 
 
 def _check_dropout(dropout_p) -> None:

@@ -397,6 +397,15 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
   return {out.transpose(1, 2).squeeze(0), lse.squeeze(0)};
 }
 
+// The eager hot path (attention() without a window, softcap, preallocated results or packed
+// sequences): fwd with six arguments, which torch's dispatcher parses in about half the time of
+// fwd's fifteen (benchmarks/NOTES.md, issue 8 host overhead).
+std::tuple<at::Tensor, at::Tensor> fwd_dense(int64_t variant, at::Tensor const& q, at::Tensor const& k,
+                                             at::Tensor const& v, double scale, int64_t causal_offset) {
+  return fwd_4d(variant, q, k, v, scale, std::nullopt, std::nullopt, causal_offset, std::nullopt, 0.0, std::nullopt,
+                std::nullopt, 0, 0, false);
+}
+
 // The test face of zeroed_workspace: `bytes` zero bytes on `like`'s device and current stream
 // (an empty tensor for 0), allocated exactly as fwd allocates a variant's workspace.
 at::Tensor zeroed_workspace_op(at::Tensor const& like, int64_t bytes) {
@@ -431,11 +440,14 @@ TORCH_LIBRARY(flashcore, m) {
         " int causal_offset=0, int? left_offset=None, float softcap=0.0, Tensor? cu_seqlens_q=None,"
         " Tensor? cu_seqlens_k=None, int max_seqlen_q=0, int max_seqlen_k=0, bool bottom_right=False)"
         " -> (Tensor, Tensor)");
+  // fwd(variant, q, k, v, scale, causal_offset=causal_offset): new out and lse, no window, softcap or packing.
+  m.def("fwd_dense(int variant, Tensor q, Tensor k, Tensor v, float scale, int causal_offset=0) -> (Tensor, Tensor)");
   // A variant's workspace as fwd allocates it (zero-filled, torch's caching allocator), for tests.
   m.def("zeroed_workspace(Tensor like, int bytes) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(flashcore, CUDA, m) {
   m.impl("fwd", &flashcore::fwd);
+  m.impl("fwd_dense", &flashcore::fwd_dense);
   m.impl("zeroed_workspace", &flashcore::zeroed_workspace_op);
 }

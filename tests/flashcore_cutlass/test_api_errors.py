@@ -357,6 +357,8 @@ def test_cached_shapes_still_check_the_arguments(monkeypatch):
         return q, None
 
     monkeypatch.setattr(api, "_fwd", fake_fwd)
+    monkeypatch.setattr(api, "_fwd_dense", lambda vid, q, k, v, scale, offset: fake_fwd(vid, q, k, v, scale, None,
+                                                                                           None, offset))
     api._dispatch_cache[api._shape_key(q, k, v, True)] = 7  # masked: causal or windowed
     api._dispatch_cache[api._shape_key(q, k, v, False)] = 8
     raises(fc.attention, ValueError, "causal must be False, True, 'top_left' or 'bottom_right', got 'bottom-right'",
@@ -393,6 +395,7 @@ def test_a_cached_decision_does_not_skip_the_head_count_check(monkeypatch):
     """A shape dispatched with 2 key/value heads: the same call with 3 (not a divisor of 4) is
     a new key, so the Python check runs and reports the rule (not a C++ or kernel error)."""
     monkeypatch.setattr(api, "_fwd", lambda *args: pytest.fail("the op was reached"))
+    monkeypatch.setattr(api, "_fwd_dense", lambda *args: pytest.fail("the op was reached"))
     q = torch.randn(1, 4, 8, 64, dtype=torch.float16)
     k2, k3 = torch.randn(1, 2, 8, 64, dtype=torch.float16), torch.randn(1, 3, 8, 64, dtype=torch.float16)
     api._dispatch_cache[api._shape_key(q, k2, k2, False)] = 1

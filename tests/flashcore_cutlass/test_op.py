@@ -48,6 +48,8 @@ def cpu_kernels(monkeypatch):
     rt = _Runtime()
     monkeypatch.setattr(api, "get_runtime", lambda: rt)
     monkeypatch.setattr(api, "_fwd", fwd)
+    monkeypatch.setattr(api, "_fwd_dense", lambda vid, q, k, v, scale, offset: fwd(vid, q, k, v, scale, None, None,
+                                                                                      offset))
     monkeypatch.setattr(api, "_check_device", lambda q, k, v: None)
     monkeypatch.setattr(api, "_dispatch_cache", {})
     return calls

@@ -49,6 +49,7 @@ def test_cached_shape_still_reports_bad_inputs_clearly(monkeypatch):
     q = torch.randn(1, 2, 16, 64, dtype=torch.float16)
     monkeypatch.setattr(api, "_dispatch_cache", {api._shape_key(q, q, q, False): 0})
     monkeypatch.setattr(api, "_fwd", op_without_cpu_kernel)
+    monkeypatch.setattr(api, "_fwd_dense", op_without_cpu_kernel)
     with pytest.raises(ValueError, match="CUDA devices only"):
         api.attention(q, q, q)
 
@@ -96,20 +97,41 @@ def test_variant_differences():
 
 
 def test_binding_differences():
-    """A binding built before fwd took causal_offset (or with other arguments) asks for a rebuild
-    instead of failing every call with a schema error."""
+    """A binding built before fwd took causal_offset (or with other arguments), or before it had
+    fwd_dense, asks for a rebuild instead of failing every call with a schema error."""
     current = torch._C.parse_schema(
         "flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
         " int causal_offset=0, int? left_offset=None, float softcap=0.0, Tensor? cu_seqlens_q=None,"
         " Tensor? cu_seqlens_k=None, int max_seqlen_q=0, int max_seqlen_k=0, bool bottom_right=False)"
         " -> (Tensor, Tensor)")
-    assert runtime.binding_differences(current) == []
+    dense = torch._C.parse_schema("flashcore::fwd_dense(int variant, Tensor q, Tensor k, Tensor v, float scale,"
+                                  " int causal_offset=0) -> (Tensor, Tensor)")
+    assert runtime.binding_differences(current, dense) == []
     old = torch._C.parse_schema("flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale,"
                                 " Tensor? out=None, Tensor? lse=None) -> (Tensor, Tensor)")
-    assert runtime.binding_differences(old) == [
+    assert runtime.binding_differences(old, dense) == [
         "its flashcore::fwd takes (variant, q, k, v, scale, out, lse), this flashcore passes"
         " (variant, q, k, v, scale, out, lse, causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k,"
         " max_seqlen_q, max_seqlen_k, bottom_right)"]
+    assert runtime.binding_differences(current, None) == ["it has no flashcore::fwd_dense"]
+
+
+def test_direct_call_skips_the_overload_frame_only_where_safe():
+    """The hot path calls the C++ op object behind an OpOverload; an overload without one, or
+    one with a Python dispatcher, is called as it is."""
+    overload = torch.ops.aten.neg.default
+    direct = runtime.direct_call(overload)
+    x = torch.tensor([1.0, -2.0])
+    assert torch.equal(direct(x), -x)
+    assert direct is getattr(overload, "_op", overload) or direct is overload
+
+    class Wrapped:
+        _op = object()
+        _pyobj_dispatcher = object()
+
+    wrapped = Wrapped()
+    assert runtime.direct_call(wrapped) is wrapped
+    assert runtime.direct_call(len) is len  # no _op at all
 
 
 def test_torch_differences():
