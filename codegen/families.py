@@ -251,7 +251,7 @@ class Sm90Config(KernelConfig):
     BUILD_SECONDS: ClassVar[float] = 66.0  # one job on the 2-core CPU box (90 s for two at -j 2); one H100-host core: not yet timed
     AXES: ClassVar[dict] = {
         "block_m": (64, 128, 192),
-        "block_n": (64, 80, 96, 112, 128, 144, 176, 192),
+        "block_n": (48, 64, 80, 96, 112, 128, 144, 176, 192),
         "stages": (2, 3),
         "schedule": (0, 1, 2),
         "persistent": (0, 1),

@@ -17,11 +17,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 3012  # SM80 families + sm90
+    assert len(space) == 556 + 3420  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 13824
-    assert sum(not c.is_valid for c in everything) == 356 + 10812
+    assert len(everything) == 912 + 15552
+    assert sum(not c.is_valid for c in everything) == 356 + 12132
 
 
 def test_default_configs_are_valid_and_unique():
