@@ -21,7 +21,10 @@ from . import arch
 from .toolchain import nvcc_flags
 
 DTYPES = ("fp16", "bf16")
-HEAD_DIMS = (64, 128, 256)
+# Every family's variant head dims together (a family builds its own: KernelConfig.HEAD_DIMS).
+HEAD_DIMS = (64, 128, 192, 256)
+# A family's head dims unless it declares others.
+FAMILY_HEAD_DIMS = (64, 128, 256)
 DTYPE_BYTES = {"fp16": 2, "bf16": 2}
 # cutlass element type per dtype.
 CUTLASS_ELEMENT = {"fp16": "cutlass::half_t", "bf16": "cutlass::bfloat16_t"}
@@ -94,8 +97,10 @@ class KernelConfig:
     # every stride a multiple of 16 bytes. Dispatch skips the family for other inputs.
     REQUIRES_ALIGNED16: ClassVar[bool] = False
     # The kernels zero-fill head-dim columns past the call's (a multiple of 8): a variant then
-    # runs every head dim above the next smaller HEAD_DIMS entry up to its own (computes_head_dim).
+    # runs every head dim above the family's next smaller head dim up to its own (computes_head_dim).
     PADS_HEAD_DIM: ClassVar[bool] = False
+    # The head dims the family's variants are built for.
+    HEAD_DIMS: ClassVar[tuple[int, ...]] = FAMILY_HEAD_DIMS
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -165,8 +170,8 @@ class KernelConfig:
         errors = []
         if self.dtype not in DTYPES:
             errors.append(f"dtype {self.dtype!r} not in {DTYPES}")
-        if self.head_dim not in HEAD_DIMS:
-            errors.append(f"head_dim {self.head_dim} not in {HEAD_DIMS}")
+        if self.head_dim not in self.HEAD_DIMS:
+            errors.append(f"head_dim {self.head_dim} not in {self.HEAD_DIMS} (family {self.family})")
         if errors:  # the resource checks below need a known dtype and head dim
             return errors
         for f in self.tile_fields():
@@ -188,11 +193,11 @@ class KernelConfig:
     def computes_head_dim(self, head_dim: int, head_dim_v: int | None = None) -> bool:
         """Does this variant compute calls of ``head_dim`` (Q/K's) and ``head_dim_v`` (V's; None:
         the same): its own for both, or (PADS_HEAD_DIM) multiples of 8 whose larger pads to it
-        (:func:`kernel_head_dim`)?"""
+        among the family's head dims (:func:`kernel_head_dim`)?"""
         head_dim_v = head_dim if head_dim_v is None else head_dim_v
         if head_dim == head_dim_v == self.head_dim:
             return True
-        return self.PADS_HEAD_DIM and kernel_head_dim(head_dim, head_dim_v) == self.head_dim
+        return self.PADS_HEAD_DIM and kernel_head_dim(head_dim, head_dim_v, self.HEAD_DIMS) == self.head_dim
 
     def can_implement(self, problem) -> str | None:
         """Why this variant cannot run ``problem``, or None when it can. ``problem`` is read
@@ -237,27 +242,30 @@ class KernelConfig:
     def space(cls) -> Iterator["KernelConfig"]:
         """Every combination of the family's axes (valid or not) for each dtype/head dim/mask."""
         names = [f.name for f in cls.tile_fields()]
-        for dtype, head_dim, causal in itertools.product(DTYPES, HEAD_DIMS, (False, True)):
+        for dtype, head_dim, causal in itertools.product(DTYPES, cls.HEAD_DIMS, (False, True)):
             for values in itertools.product(*(cls.AXES[n] for n in names)):
                 yield cls(dtype=dtype, head_dim=head_dim, causal=causal, **dict(zip(names, values)))
 
 
-def padded_head_dim(head_dim: int) -> int | None:
-    """The variant head dim that runs a call of ``head_dim`` by padding: the smallest HEAD_DIMS
-    entry >= it, for a multiple of 8 up to the largest; None for any other value."""
+def padded_head_dim(head_dim: int, head_dims: tuple[int, ...] = HEAD_DIMS) -> int | None:
+    """The variant head dim that runs a call of ``head_dim`` by padding: the smallest of
+    ``head_dims`` (a family's; default: all families') >= it, for a multiple of 8 up to the
+    largest; None for any other value."""
     if head_dim < 8 or head_dim % 8:
         return None
-    return next((d for d in HEAD_DIMS if d >= head_dim), None)
+    return next((d for d in sorted(head_dims) if d >= head_dim), None)
 
 
-def kernel_head_dim(head_dim: int, head_dim_v: int | None = None) -> int | None:
-    """The variant head dim that runs a call of Q/K head dim ``head_dim`` and V head dim
-    ``head_dim_v`` (None: the same) by padding both (:func:`padded_head_dim` of the larger);
-    None when either is not a multiple of 8 or the larger exceeds every variant."""
+def kernel_head_dim(head_dim: int, head_dim_v: int | None = None,
+                    head_dims: tuple[int, ...] = HEAD_DIMS) -> int | None:
+    """The variant head dim (among ``head_dims``: a family's, default all families') that runs
+    a call of Q/K head dim ``head_dim`` and V head dim ``head_dim_v`` (None: the same) by padding
+    both (:func:`padded_head_dim` of the larger); None when either is not a multiple of 8 or the
+    larger exceeds every variant."""
     head_dim_v = head_dim if head_dim_v is None else head_dim_v
-    if padded_head_dim(head_dim) is None or padded_head_dim(head_dim_v) is None:
+    if padded_head_dim(head_dim, head_dims) is None or padded_head_dim(head_dim_v, head_dims) is None:
         return None
-    return padded_head_dim(max(head_dim, head_dim_v))
+    return padded_head_dim(max(head_dim, head_dim_v), head_dims)
 
 
 class InvalidConfig(ValueError):

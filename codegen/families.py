@@ -248,6 +248,9 @@ class Sm90Config(KernelConfig):
     # TMA zero-fills the head-dim columns past the call's on load and clips them on store.
     PADS_HEAD_DIM: ClassVar[bool] = True
     DEFINES_WORKSPACE_BYTES: ClassVar[bool] = True
+    # 192 beside 64/128/256: calls of head dim 136-192 (and DeepSeek-style 192/128) would
+    # otherwise pad to 256, a third more GEMM work.
+    HEAD_DIMS: ClassVar[tuple] = (64, 128, 192, 256)
     BUILD_SECONDS: ClassVar[float] = 66.0  # one job on the 2-core CPU box (90 s for two at -j 2); one H100-host core: not yet timed
     AXES: ClassVar[dict] = {
         "block_m": (64, 128, 192),
@@ -274,6 +277,7 @@ class Sm90Config(KernelConfig):
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2)],
+        192: [(128, 80, 2, 1, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1), (128, 48, 2, 1, 1, 1)],
     }
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).

@@ -51,7 +51,6 @@ from .runtime import get_runtime
 from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
 
 SUPPORTED_DTYPES = {torch.float16: "fp16", torch.bfloat16: "bf16"}
-SUPPORTED_HEAD_DIMS = (64, 128, 256)  # the variants' head dims; calls may use any multiple of 8 up to 256
 MAX_HEAD_DIM = 256
 NO_WINDOW = (-1, -1)
 ALIGN_BYTES = 16  # what 128-bit vector and TMA copies need (Problem.aligned16)

@@ -51,8 +51,11 @@ def family_build_command(problem, families: Iterable[str] = ()) -> str:
         c.is_default() for f in families for c in FAMILIES[f].space() if computes(c, problem) and c.is_valid
     )
     parts = ["flashcore build"] + ([] if curated else ["--all"]) + [f"--family {f}" for f in families]
-    head_dim = kernel_head_dim(problem.head_dim, problem.head_dim_v) or problem.head_dim  # e.g. 80 -> 128
-    return " ".join(parts + [f"--dtype {problem.dtype}", f"--head-dim {head_dim}", causal])
+    # The variant head dim each family runs the call on (e.g. 80 -> 128; 160 -> 192 for sm90, 256 for scalar).
+    head_dims = sorted({kernel_head_dim(problem.head_dim, problem.head_dim_v, FAMILIES[f].HEAD_DIMS)
+                        for f in families} - {None}) if families else []
+    head_dims = head_dims or [kernel_head_dim(problem.head_dim, problem.head_dim_v) or problem.head_dim]
+    return " ".join(parts + [f"--dtype {problem.dtype}"] + [f"--head-dim {d}" for d in head_dims] + [causal])
 
 
 def families_for(problem, capability: tuple[int, int] | None) -> list[str]:

@@ -16,9 +16,9 @@ from flashcore_codegen.config import (
 )
 from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
-NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|256)_(full|causal)(_[a-z]+\d+)+$")
+NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (15552, 3420)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (20736, 3924)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def _pipelined(head_dim=64, block_m=128, block_n=64, warps=4, stages=2, dtype="f
     ids=lambda c: c.family,
 )
 def test_rejects_head_dim_96(config):
-    assert config.validation_errors() == ["head_dim 96 not in (64, 128, 256)"]
+    assert config.validation_errors() == [f"head_dim 96 not in {config.HEAD_DIMS} (family {config.family})"]
     assert not config.is_valid
 
 
@@ -348,11 +348,26 @@ def test_sm90_template_params():
 
 
 @pytest.mark.parametrize("head_dim,head_dim_v,expected", [
-    (64, None, 64), (72, None, 128), (192, 128, 256), (64, 128, 128), (128, 64, 128), (8, 256, 256),
-    (64, 100, None), (100, 64, None), (264, 64, None), (64, 0, None),
+    (64, None, 64), (72, None, 128), (192, 128, 192), (160, None, 192), (200, None, 256), (64, 128, 128),
+    (128, 64, 128), (8, 256, 256), (64, 100, None), (100, 64, None), (264, 64, None), (64, 0, None),
 ])
 def test_kernel_head_dim(head_dim, head_dim_v, expected):
     assert kernel_head_dim(head_dim, head_dim_v) == expected
+
+
+def test_kernel_head_dim_of_a_family():
+    """A family pads to its own head dims: sm90 has 192, the others go from 128 to 256."""
+    from flashcore_codegen.families import ScalarConfig, Sm90Config
+
+    assert kernel_head_dim(160, None, Sm90Config.HEAD_DIMS) == 192
+    assert kernel_head_dim(192, 128, Sm90Config.HEAD_DIMS) == 192
+    assert kernel_head_dim(160, None, ScalarConfig.HEAD_DIMS) == 256
+    sm90_192 = Sm90Config("bf16", 192, False, 128, 80, 2, 1, 1)
+    sm90_256 = Sm90Config("bf16", 256, False, 128, 80, 2, 1, 1)
+    scalar_256 = ScalarConfig("bf16", 256, False, block_m=16, warps=4)
+    assert sm90_192.computes_head_dim(160) and not sm90_256.computes_head_dim(160)
+    assert scalar_256.computes_head_dim(160) and scalar_256.computes_head_dim(192, 128)
+    assert sm90_192.is_valid and not ScalarConfig("bf16", 192, False, block_m=16, warps=4).is_valid
 
 
 def test_computes_head_dim_with_a_value_head_dim_of_its_own():

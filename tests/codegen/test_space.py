@@ -17,11 +17,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 3420  # SM80 families + sm90
+    assert len(space) == 556 + 3924  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 15552
-    assert sum(not c.is_valid for c in everything) == 356 + 12132
+    assert len(everything) == 912 + 20736
+    assert sum(not c.is_valid for c in everything) == 356 + 16812
 
 
 def test_default_configs_are_valid_and_unique():
@@ -33,7 +33,7 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 40)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 44)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
@@ -42,7 +42,7 @@ def test_default_tiles_are_all_valid(family, count):
     full = cls.DEFAULT_ALL_TILES_FOR
     expected = sum(len(cls.DEFAULT_TILES[d]) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 63
+    assert len(default_configs()) == 67
 
 
 def test_pipelined_builds_every_tile_for_the_ladder_only():
@@ -57,8 +57,8 @@ def test_pipelined_builds_every_tile_for_the_ladder_only():
     assert per_problem[("bf16", 64, True)][0].name == "fc_pipelined_bf16_d64_causal_m128_n128_w4_s2_lean1"
 
 
-@pytest.mark.parametrize("family", ["pipelined", "sm90"])
-@pytest.mark.parametrize("dtype, head_dim, causal", PROBLEMS)
+@pytest.mark.parametrize("family, dtype, head_dim, causal",
+                         [(f, *p) for f in ("pipelined", "sm90") for p in PROBLEMS if p[1] in FAMILIES[f].HEAD_DIMS])
 def test_every_problem_has_default_variants(family, dtype, head_dim, causal):
     found = [c for c in default_configs()
              if (c.family, c.dtype, c.head_dim, c.causal) == (family, dtype, head_dim, causal)]

@@ -315,20 +315,24 @@ def test_padding_families_take_smaller_head_dims():
 
 def test_a_value_head_dim_of_its_own_runs_on_the_padding_variant_of_the_larger():
     """Q/K 192 with V 128 (DeepSeek-style) or Q/K 64 with V 128: the padding families' variant of
-    the larger head dim; a variant of exactly one of them, or one that does not pad, never."""
+    the larger head dim among the family's own (sm90 has 192); a variant of exactly one of them,
+    of a larger head dim than the family's smallest fit, or one that does not pad, never."""
     from flashcore_codegen.families import Sm90Config
 
     def sm90(d):
         return Sm90Config(**(BF16_CAUSAL | {"head_dim": d}), block_m=128, block_n=128, stages=2, schedule=1,
                           persistent=1).name
 
-    reg = Registry(hashes(pipelined(), mma(), scalar(), sm90(128), sm90(64), sm90(256), pipelined(head_dim=64)))
-    assert reg.computing(problem(head_dim=192, head_dim_v=128)) == [sm90(256)]
+    reg = Registry(hashes(pipelined(), mma(), scalar(), sm90(128), sm90(64), sm90(192), sm90(256),
+                          pipelined(head_dim=64)))
+    assert reg.computing(problem(head_dim=192, head_dim_v=128)) == [sm90(192)]
+    assert reg.computing(problem(head_dim=160)) == [sm90(192)]
+    assert reg.computing(problem(head_dim=200)) == [sm90(256)]
     assert sorted(reg.computing(problem(head_dim=64, head_dim_v=128))) == sorted([scalar(), sm90(128)])
     assert sorted(reg.computing(problem(head_dim=128, head_dim_v=64))) == sorted([scalar(), sm90(128)])
     assert reg.computing(problem(head_dim=64, head_dim_v=64)) == reg.computing(problem(head_dim=64))
     assert reg.computing(problem(head_dim=64, head_dim_v=100)) == []  # not a multiple of 8
-    assert reg.choose(problem(head_dim=192, head_dim_v=128)).variant == sm90(256)
-    assert "--head-dim 256" in build_command(problem(head_dim=192, head_dim_v=128))
-    with pytest.raises(MissingVariantError, match="value head_dim 128.*--head-dim 256"):
-        Registry(hashes(sm90(128))).choose(problem(head_dim=192, head_dim_v=128))
+    assert reg.choose(problem(head_dim=192, head_dim_v=128)).variant == sm90(192)
+    assert "--head-dim 192" in build_command(problem(head_dim=192, head_dim_v=128))
+    with pytest.raises(MissingVariantError, match="value head_dim 128.*--head-dim 192"):
+        Registry(hashes(sm90(128), sm90(256))).choose(problem(head_dim=192, head_dim_v=128))

@@ -88,9 +88,14 @@ struct EpilogueTmaStore {
 
   // O rows [row0, seqlen_q) of the tile, columns below the call's head dim, from smem to global
   // memory in 16-byte vectors (a row is kHeadDim / 8 of them; the head dim is a multiple of 8).
+  // The threads span a whole row where they divide it evenly, else 8 vectors of it (64 columns;
+  // the head dim is a multiple of 64), e.g. 24 vectors a row at D192.
   template <class SmemO>
   CUTE_DEVICE static void store_rows(Params const& p, SeqSpan const& seq, int row0, int head, SmemO const& sO, int tid) {
-    constexpr int kVecsPerRow = Traits::kHeadDim / 8;
+    constexpr int kRowVecs = Traits::kHeadDim / 8;
+    constexpr bool kWholeRow = Traits::kConsumerThreads % kRowVecs == 0 &&
+                               Traits::kBlockM % (Traits::kConsumerThreads / kRowVecs) == 0;
+    constexpr int kVecsPerRow = kWholeRow ? kRowVecs : 8;
     static_assert(Traits::kConsumerThreads % kVecsPerRow == 0 && Traits::kBlockM % (Traits::kConsumerThreads / kVecsPerRow) == 0);
     using ThreadLayout = Layout<Shape<Int<Traits::kConsumerThreads / kVecsPerRow>, Int<kVecsPerRow>>, Stride<Int<kVecsPerRow>, _1>>;
     auto gmem_copy = make_tiled_copy(Copy_Atom<UniversalCopy<uint128_t>, Element>{}, ThreadLayout{}, Layout<Shape<_1, _8>>{});
