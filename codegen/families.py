@@ -266,7 +266,9 @@ class Sm90Config(KernelConfig):
     # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64 p1, which
     # since GQA spills 4 B causal and is no longer built by default), and 128x48, whose O gets a
     # buffer of its own (the next Q loads during the epilogue): causal S=512 114.0 vs 130.7 us
-    # (benchmarks/NOTES.md, 2026-11-26 09:11-, call 5), slower from S=1k on.
+    # (benchmarks/NOTES.md, 2026-11-26 09:11-, call 5), slower from S=1k on. D192 128x80 ping-pong:
+    # the fastest of six D192 tiles at causal 1k/2k (125.5 / 120.6 us), 3.5 % behind 128x112 on
+    # DeepSeek's 192/128 (205.8 vs 198.6 us; call 12).
     # Few query tiles (benchmarks/NOTES.md, issue 8 calls 2-6; kernel time, fp16): 64-row tiles
     # without split for (1, 8, 512/1024, 64) (6.6 / 10.3 us, SDPA 8.1 / 12.4); ping-pong 128-row
     # tiles for (4, 16, 512, 64) and (8, 8, 512, 64) (14.4 / 14.5 us, SDPA 13.9); split-KV
@@ -277,7 +279,7 @@ class Sm90Config(KernelConfig):
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2)],
-        192: [(128, 80, 2, 1, 1, 1)],
+        192: [(128, 80, 2, 2, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1), (128, 48, 2, 1, 1, 1)],
     }
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
