@@ -23,7 +23,8 @@ Among the candidates:
    - the family highest on the roadmap ladder (``ladder_step``);
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding),
      else block_m = 128;
-   - then block_n = 64, then stages = 2, then warps = 4 (the middle of each axis);
+   - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
+     (the middle of each axis);
    - then lean = 0 (the plain mainloop: the lean one wins only some tiles, by measurement);
    - then splits = 1 (one CTA per query tile: split-KV clusters pay for a combine and win only
      problems with fewer query tiles than SMs, which the tuner measures);
@@ -107,6 +108,12 @@ def build_command(problem: Problem | ProblemKey) -> str:
     return family_build_command(problem)
 
 
+def _distance(value: int, want: int, larger_wins: bool) -> float:
+    """How far a tile size is from the preferred one; with ``larger_wins``, below it counts half
+    a step more (so that of two sizes equally far, the larger ranks first)."""
+    return abs(value - want) + (0.5 if larger_wins and value < want else 0.0)
+
+
 def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey) -> tuple:
     """Sort key of a candidate for ``problem``: smaller is better (see the module docstring).
 
@@ -114,9 +121,12 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey) -> tuple
     rank is the same for every problem of one ProblemKey (which is what the cache assumes).
     """
     preferred = {"block_m": 64 if problem.seqlen_q <= SMALL_SEQLEN_Q else 128, **PREFERRED_TILES}
-    # Distance rather than equality: an exact match wins, otherwise the nearest size.
-    # A missing axis is distance 0 for every config of that family, i.e. a tie.
-    distances = tuple(abs(getattr(config, axis, want) - want) for axis, want in preferred.items())
+    # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key
+    # tiles equally near, the wider (a D256 128x80 tile beats 128x48 by 13-37 % from S = 2k on,
+    # benchmarks/NOTES.md 2026-11-26 call 5). A missing axis is distance 0 for every config of
+    # that family, i.e. a tie.
+    distances = tuple(_distance(getattr(config, axis, want), want, larger_wins=axis == "block_n")
+                      for axis, want in preferred.items())
     return (-config.ladder_step, *distances, config.name)
 
 

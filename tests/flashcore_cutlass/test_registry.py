@@ -102,6 +102,17 @@ def test_heuristic_ties_broken_by_name():
     assert rank == (-3, 0, 0, 0, 0, 0, 0, pipelined())
 
 
+def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():
+    """D256 128x48 and 128x80 are both 16 from block_n 64: the wider wins (it is 13-37 % faster
+    from S = 2k on), not the name (n48 sorts first)."""
+    from flashcore_codegen.families import Sm90Config
+
+    narrow, wide = (Sm90Config(**(BF16_CAUSAL | {"head_dim": 256}), block_m=128, block_n=n, stages=2, schedule=1,
+                               persistent=1).name for n in (48, 80))
+    assert narrow < wide
+    assert Registry(hashes(narrow, wide)).choose(problem(head_dim=256)).variant == wide
+
+
 def test_candidates_match_dtype_head_dim_and_mask():
     wanted = pipelined()
     others = [pipelined(dtype="fp16"), pipelined(head_dim=64), pipelined(causal=False)]
