@@ -31,7 +31,6 @@ import importlib
 import pstats
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -41,7 +40,7 @@ from flashcore_cutlass import api
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import random_qkv, reference_attention
 from flashcore_cutlass.runtime import get_runtime
-from flashcore_cutlass.timing import time_graph, time_python_calls
+from flashcore_cutlass.timing import host_us_per_call, time_graph, time_python_calls
 from flashcore_cutlass.tune import ERR_FACTOR, ERR_FLOOR, LSE_RTOL, TORCH_DTYPES, long_key_shapes, small_shapes
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -269,18 +268,7 @@ def host_overhead(calls: int = HOST_CALLS, repeats: int = HOST_REPEATS) -> dict:
              "sdpa": (F.scaled_dot_product_attention, (q, k, v)), "attention": (fc.attention, (q, k, v)),
              "raw op": (rt.fwd_dense, (vid, q, k, v, scale, 0)),
              "raw op (fwd, 15 arguments)": (rt.fwd, (vid, q, k, v, scale, None, None, 0))}
-    for fn, args in cases.values():
-        for _ in range(200):
-            fn(*args)
-    torch.cuda.synchronize()
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(repeats):
-        for name, (fn, args) in cases.items():
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn(*args)
-            torch.cuda.synchronize()
-            best[name] = min(best[name], (time.perf_counter() - t0) / calls * 1e6)
+    best = host_us_per_call(cases, calls, repeats)
     variant = next(name for name, i in rt.ids.items() if i == vid)
     return {"input": list(TINY), "dtype": "fp16", "calls": calls, "repeats": repeats, "variant": variant,
             "us": best, **overhead_summary(best)}

@@ -21,9 +21,7 @@ from . import arch
 from .toolchain import nvcc_flags
 
 DTYPES = ("fp16", "bf16")
-# Every family's variant head dims together (a family builds its own: KernelConfig.HEAD_DIMS).
-HEAD_DIMS = (64, 128, 192, 256)
-# A family's head dims unless it declares others.
+# A family's head dims unless it declares others (KernelConfig.HEAD_DIMS; all_head_dims: every family's).
 FAMILY_HEAD_DIMS = (64, 128, 256)
 DTYPE_BYTES = {"fp16": 2, "bf16": 2}
 # cutlass element type per dtype.
@@ -247,17 +245,22 @@ class KernelConfig:
                 yield cls(dtype=dtype, head_dim=head_dim, causal=causal, **dict(zip(names, values)))
 
 
-def padded_head_dim(head_dim: int, head_dims: tuple[int, ...] = HEAD_DIMS) -> int | None:
+def all_head_dims() -> tuple[int, ...]:
+    """Every registered family's variant head dims together (e.g. the CLI's choices)."""
+    return tuple(sorted({d for cls in FAMILIES.values() for d in cls.HEAD_DIMS}))
+
+
+def padded_head_dim(head_dim: int, head_dims: tuple[int, ...] | None = None) -> int | None:
     """The variant head dim that runs a call of ``head_dim`` by padding: the smallest of
     ``head_dims`` (a family's; default: all families') >= it, for a multiple of 8 up to the
     largest; None for any other value."""
     if head_dim < 8 or head_dim % 8:
         return None
-    return next((d for d in sorted(head_dims) if d >= head_dim), None)
+    return next((d for d in sorted(head_dims or all_head_dims()) if d >= head_dim), None)
 
 
 def kernel_head_dim(head_dim: int, head_dim_v: int | None = None,
-                    head_dims: tuple[int, ...] = HEAD_DIMS) -> int | None:
+                    head_dims: tuple[int, ...] | None = None) -> int | None:
     """The variant head dim (among ``head_dims``: a family's, default all families') that runs
     a call of Q/K head dim ``head_dim`` and V head dim ``head_dim_v`` (None: the same) by padding
     both (:func:`padded_head_dim` of the larger); None when either is not a multiple of 8 or the

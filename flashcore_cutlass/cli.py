@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from flashcore_codegen import families  # noqa: F401  (registers the families)
-from flashcore_codegen.config import DTYPES, FAMILIES, HEAD_DIMS, config_from_name
+from flashcore_codegen.config import DTYPES, FAMILIES, all_head_dims, config_from_name
 from flashcore_codegen.space import all_configs, default_configs, select, spill_note
 
 from . import __version__
@@ -44,7 +44,7 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
         "taken as named")
     g.add_argument("--family", action="append", choices=sorted(FAMILIES), help="kernel family")
     g.add_argument("--dtype", action="append", choices=DTYPES)
-    g.add_argument("--head-dim", action="append", type=int, choices=HEAD_DIMS)
+    g.add_argument("--head-dim", action="append", type=int, choices=all_head_dims())
     g.add_argument("--causal", dest="causal", action="store_true", default=None, help="causal variants only")
     g.add_argument("--no-causal", dest="causal", action="store_false", help="non-causal variants only")
     g.add_argument("--only", action="append", metavar="NAME_OR_GLOB",
@@ -160,8 +160,9 @@ def cmd_build(args) -> int:
 def _call_head_dim(text: str) -> int:
     """A call's head dim (tune --shape): any multiple of 8 up to the largest variant's, as attention() takes."""
     value = _positive_int(text)
-    if value % 8 or value > max(HEAD_DIMS):
-        raise argparse.ArgumentTypeError(f"head dims are multiples of 8 up to {max(HEAD_DIMS)}, got {value}")
+    largest = max(all_head_dims())
+    if value % 8 or value > largest:
+        raise argparse.ArgumentTypeError(f"head dims are multiples of 8 up to {largest}, got {value}")
     return value
 
 

@@ -4,6 +4,7 @@ launch-bound shapes."""
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -78,3 +79,23 @@ def time_python_calls(fn, calls: int = 200, reps: int = 5) -> Timing:
         end.synchronize()
         times.append(start.elapsed_time(end) * 1000.0 / calls)
     return Timing.of(times)
+
+
+def host_us_per_call(cases: dict, calls: int = 2000, repeats: int = 7, warmup: int = 200) -> dict:
+    """Per-call host time of back-to-back calls, for launch-bound work: ``cases`` maps a name to
+    (callable, args); perf_counter around ``calls`` calls and the final synchronize (the GPU work
+    being far shorter than the host's), best of ``repeats`` rounds, the cases interleaved. A
+    bound callable and its arguments cost every case the same loop."""
+    for fn, args in cases.values():
+        for _ in range(warmup):
+            fn(*args)
+    torch.cuda.synchronize()
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(repeats):
+        for name, (fn, args) in cases.items():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn(*args)
+            torch.cuda.synchronize()
+            best[name] = min(best[name], (time.perf_counter() - t0) / calls * 1e6)
+    return best

@@ -48,6 +48,17 @@ def representative_variants(per_mask: bool = True, prefer_dtype: str | None = No
     return sorted(rank[-1] for rank in best.values())
 
 
+def persistent_params() -> list:
+    """Every built variant with a persistent grid (``persistent`` set: CTAs walk tiles in turn) as
+    pytest parameters, or one skipped parameter saying why none."""
+    import pytest
+    from flashcore_codegen import config_from_name
+
+    reason = gpu_skip_reason()
+    names = [n for n in (built_variants() if not reason else []) if getattr(config_from_name(n), "persistent", 0)]
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no persistent variant built"))]
+
+
 def representative_params(per_mask: bool = True, prefer_dtype: str | None = None) -> list:
     """representative_variants() as pytest parameters, or one skipped parameter saying why none."""
     import pytest

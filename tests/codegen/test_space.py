@@ -3,12 +3,12 @@ import itertools
 
 import pytest
 
-from flashcore_codegen.config import DTYPES, HEAD_DIMS
+from flashcore_codegen.config import DTYPES, all_head_dims
 from flashcore_codegen.config import FAMILIES
 from flashcore_codegen.families import LADDER_PROBLEMS
 from flashcore_codegen.space import all_configs, default_configs, select
 
-PROBLEMS = list(itertools.product(DTYPES, HEAD_DIMS, (False, True)))
+PROBLEMS = list(itertools.product(DTYPES, all_head_dims(), (False, True)))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import torch
 import flashcore_cutlass as fc
 from flashcore_codegen import config_from_name
 from flashcore_cutlass.reference import random_qkv, reference_attention, sample_rows
-from gpu_support import gpu_skip_reason, representative_variants, sdpa
+from gpu_support import gpu_skip_reason, persistent_params, representative_variants, sdpa
 
 pytestmark = pytest.mark.gpu
 SKIP = gpu_skip_reason()
@@ -242,18 +242,6 @@ def test_family_grouped_heads_beyond_grid_limit(rt, variant):
     check_gqa(out, lse, q, k, v, cfg.causal, scale)
 
 
-def _persistent_variants():
-    """Every built sm90 variant with a persistent grid (the cross-tile schedules among them)."""
-    from gpu_support import built_variants
-
-    names = []
-    for name in (built_variants() if not SKIP else []):
-        cfg = config_from_name(name)
-        if cfg.family == "sm90" and cfg.persistent:
-            names.append(name)
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=SKIP or "no persistent sm90 variant built"))]
-
-
 # (batch, heads, heads_k, Sq, Sk): each CTA of the persistent grid (132 on an H100) walks several
 # tiles of different key counts one after the other: the cross-tile pipeline's handoffs, tiles
 # without any key between tiles with keys (bottom-right, Sq > Sk), grouped heads.
@@ -261,7 +249,7 @@ MANY_TILES = [(3, 16, 4, 1000, 1000), (2, 24, 24, 700, 300), (2, 40, 8, 300, 200
 
 
 @pytest.mark.parametrize("shape", MANY_TILES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("variant", _persistent_variants())
+@pytest.mark.parametrize("variant", persistent_params())
 def test_persistent_ctas_walk_many_tiles(rt, variant, shape):
     cfg = config_from_name(variant)
     b, h, hkv, sq, sk = shape

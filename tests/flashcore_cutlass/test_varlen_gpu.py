@@ -12,7 +12,7 @@ import torch
 import flashcore_cutlass as fc
 from flashcore_codegen import config_from_name
 from flashcore_cutlass.reference import reference_attention
-from gpu_support import representative_params
+from gpu_support import persistent_params, representative_params
 
 pytestmark = pytest.mark.gpu
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -66,39 +66,25 @@ LENGTHS = [
 @pytest.mark.parametrize("lens", LENGTHS, ids=["mixed", "kv-longer", "q-longer"])
 @pytest.mark.parametrize("variant", _representatives())
 def test_variant_packed(rt, variant, lens):
-    cfg = config_from_name(variant)
-    lens_q, lens_k = lens
-    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, 4, 2, cfg.head_dim, DTYPES[cfg.dtype])
-    scale = 1 / math.sqrt(cfg.head_dim)
-    out = torch.full_like(q, float("nan"))
-    lse = torch.full((4, q.shape[0]), float("nan"), device="cuda")
-    as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
-    align = "bottom_right" if cfg.causal else False
-    rt.fwd(rt.ids[variant], as4(q), as4(k), as4(v), scale, as4(out), lse.unsqueeze(0), 0, None, 0.0, cu_q, cu_k,
-           max(lens_q), max(lens_k), bool(cfg.causal))
-    check_packed(out, lse, q, k, v, cu_q, cu_k, align, scale)
+    check_variant_packed(rt, variant, *lens, heads=4, heads_k=2)
 
 
-def _persistent_variants():
-    """Every built sm90 variant with a persistent grid (the cross-tile schedules among them)."""
-    from gpu_support import built_variants, gpu_skip_reason
-
-    reason = gpu_skip_reason()
-    names = [n for n in (built_variants() if not reason else [])
-             if config_from_name(n).family == "sm90" and config_from_name(n).persistent]
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no persistent sm90 variant built"))]
-
-
-@pytest.mark.parametrize("variant", _persistent_variants())
+@pytest.mark.parametrize("variant", persistent_params())
 def test_persistent_variant_packed_many_tiles(rt, variant):
     """Packed sequences of very different lengths on 32 heads: each persistent CTA walks tiles with
     many keys, few keys and no rows at all (past a short sequence's end) one after the other."""
+    check_variant_packed(rt, variant, [1000, 33, 0, 517, 1, 260, 129], [1000, 700, 5, 517, 300, 260, 1], heads=32,
+                         heads_k=8, seed=4)
+
+
+def check_variant_packed(rt, variant, lens_q, lens_k, heads, heads_k, seed=0):
+    """One variant through the binding's packed path (its own alignment: bottom-right when
+    masked) on NaN-poisoned results, against the reference per sequence."""
     cfg = config_from_name(variant)
-    lens_q, lens_k = [1000, 33, 0, 517, 1, 260, 129], [1000, 700, 5, 517, 300, 260, 1]
-    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, 32, 8, cfg.head_dim, DTYPES[cfg.dtype], seed=4)
+    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, heads, heads_k, cfg.head_dim, DTYPES[cfg.dtype], seed=seed)
     scale = 1 / math.sqrt(cfg.head_dim)
     out = torch.full_like(q, float("nan"))
-    lse = torch.full((32, q.shape[0]), float("nan"), device="cuda")
+    lse = torch.full((heads, q.shape[0]), float("nan"), device="cuda")
     as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
     align = "bottom_right" if cfg.causal else False
     rt.fwd(rt.ids[variant], as4(q), as4(k), as4(v), scale, as4(out), lse.unsqueeze(0), 0, None, 0.0, cu_q, cu_k,

@@ -9,30 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
 from flashcore_codegen import config_from_name
 from flashcore_cutlass.runtime import get_runtime
+from flashcore_cutlass.timing import host_us_per_call
 
 CALLS, REPEATS = 2000, 7
-
-
-def per_call_us(cases: dict) -> dict:
-    for fn, args in cases.values():
-        for _ in range(200):
-            fn(*args)
-    torch.cuda.synchronize()
-    best = dict.fromkeys(cases, float("inf"))
-    for _ in range(REPEATS):  # interleaved rounds, best of each
-        for name, (fn, args) in cases.items():
-            t0 = time.perf_counter()
-            for _ in range(CALLS):
-                fn(*args)
-            torch.cuda.synchronize()
-            best[name] = min(best[name], (time.perf_counter() - t0) / CALLS * 1e6)
-    return best
 
 
 def main() -> int:
@@ -48,7 +32,7 @@ def main() -> int:
         cfg = config_from_name(name)
         if cfg.dtype == "fp16" and cfg.head_dim == 64 and not cfg.causal:
             cases[name] = (rt.fwd_dense, (rt.ids[name], q, q, q, 0.125, 0))
-    us = per_call_us(cases)
+    us = host_us_per_call(cases, CALLS, REPEATS)
     for name, t in us.items():
         print(f"{t:7.2f} us  {name}")
     if args.json:
