@@ -298,26 +298,19 @@ class Sm90Config(KernelConfig):
     def threads(self) -> int:
         return 128 * (1 + self.consumer_warpgroups)
 
-    def q_slots(self) -> int:
-        """Q buffers: a persistent kernel keeps two when they fit, so the next tile's Q loads
-        during this tile (traits.cuh kQSlots); O is staged in its tile's Q slot."""
-        q = self._aligned(self.block_m * self.head_dim * self.element_bytes)
-        kv = self._aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
-        return 2 if self.persistent and 2 * q + 2 * kv + SM90_BARRIER_BYTES <= SMEM_LIMIT_BYTES else 1
-
-    @staticmethod
-    def _aligned(n: int) -> int:  # the swizzled TMA buffers are 1 KB aligned
-        return -(-n // 1024) * 1024
-
     def smem_bytes(self) -> int:
-        # Q slots, K and V rings, then barriers (Q and O per slot, K and V per stage, the
-        # scheduler's ring) and split-KV's partial LSE per row; the struct's 1 KB alignment
-        # rounds the whole up (traits.cuh SharedStorage).
-        q = self._aligned(self.block_m * self.head_dim * self.element_bytes)
-        kv = self._aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
-        slots = self.q_slots()
-        lse_part = 4 * self.block_m if self.splits > 1 else 0
-        return self._aligned(slots * q + 2 * kv + 16 * slots + 32 * self.stages + 40 + lse_part)
+        # Q, K and V rings, each 1 KB aligned for the swizzled TMA layouts, plus barriers; a
+        # persistent kernel adds a separate O staging buffer when it fits (traits.cuh kSeparateO),
+        # else O reuses Q's buffer.
+        def aligned(n: int) -> int:
+            return -(-n // 1024) * 1024
+
+        q = aligned(self.block_m * self.head_dim * self.element_bytes)
+        kv = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
+        base = q + 2 * kv
+        separate_o = self.persistent and base + q + SM90_BARRIER_BYTES <= SMEM_LIMIT_BYTES
+        lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
+        return base + (q if separate_o else 1024) + 64 + 32 * self.stages + lse_part
 
     def accumulator_registers(self) -> int:
         # Per consumer thread: O (64 x D over 128 threads), S (64 x N), P as packed 16-bit (half of S).

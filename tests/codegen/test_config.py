@@ -308,14 +308,12 @@ def test_sm90_resource_model():
     c = Sm90Config("bf16", 128, False, block_m=128, block_n=128, stages=2, schedule=1, persistent=0)
     assert (c.consumer_warpgroups, c.threads) == (2, 384)
     assert c.accumulator_registers() == 64 + 64 + 32 and c.register_budget() == 240 - 32
-    assert c.smem_bytes() == 32768 + 2 * 65536 + 1024 and c.q_slots() == 1
+    assert c.smem_bytes() == 32768 + 2 * 65536 + 1024 + 64 + 64
     assert c.is_valid
-    # Persistent: two Q slots when they fit (traits.cuh kQSlots; O is staged in its tile's slot).
+    # Persistent: O gets a buffer of its own when it fits (traits.cuh kSeparateO), else it shares Q's.
     persistent = Sm90Config("bf16", 128, False, 128, 128, 2, 1, 1)
-    assert persistent.q_slots() == 2 and persistent.smem_bytes() == 2 * 32768 + 2 * 65536 + 1024
-    d256 = Sm90Config("bf16", 256, False, 128, 80, 2, 1, 1)
-    assert d256.q_slots() == 1 and d256.smem_bytes() == 65536 + 2 * 81920 + 1024
-    assert Sm90Config("bf16", 256, False, 128, 48, 2, 1, 1).q_slots() == 2
+    assert persistent.smem_bytes() == 2 * 32768 + 2 * 65536 + 64 + 64
+    assert Sm90Config("bf16", 256, False, 128, 80, 2, 1, 1).smem_bytes() == 65536 + 2 * 81920 + 1024 + 64 + 64
     # FA3's D256 tile sits at the shared-memory limit; one more stage does not fit.
     assert Sm90Config("bf16", 256, False, 128, 80, 2, 1, 0).is_valid
     assert any("shared memory" in e for e in Sm90Config("bf16", 256, False, 128, 80, 3, 1, 0).validation_errors())
@@ -332,8 +330,7 @@ def test_sm90_split_kv():
     assert split.is_valid and split.name.endswith("_p0_kv4") and split.template_params()["splits"] == 4
     # Its producer gets 40 registers (24 spilled), its two consumer warpgroups 232 each.
     assert split.register_budget() == 232 - 32
-    # Its partial LSE per row (4 * 128 B) shares the 1 KB block after the rings with the barriers.
-    assert split.smem_bytes() == Sm90Config("bf16", 64, False, 128, 128, 2, 1, 0).smem_bytes() == 16384 + 2 * 32768 + 1024
+    assert split.smem_bytes() == Sm90Config("bf16", 64, False, 128, 128, 2, 1, 0).smem_bytes() + 4 * 128
     assert "split-KV (splits > 1) runs one query tile per CTA: persistent must be 0" in \
         Sm90Config("bf16", 64, False, 128, 128, 2, 1, 1, splits=2).validation_errors()
     # The fp32 partial O (128 rows) is staged in the K ring: 2 stages of 64 keys are too small.

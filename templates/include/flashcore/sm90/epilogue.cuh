@@ -22,7 +22,7 @@ struct EpilogueTmaStore {
 
   template <class AccO, class Softmax>
   CUTE_DEVICE static void store(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq, int tid,
-                                int tile_iter, AccO& tOrO, Softmax& softmax) {
+                                AccO& tOrO, Softmax& softmax) {
     typename Traits::TiledMmaPV tiled_mma_pv;
     auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
 
@@ -44,10 +44,14 @@ struct EpilogueTmaStore {
       }
     }
 
-    // O -> smem, into this tile's Q slot: free because this WG's QK^T wgmmas, the only readers
-    // of these rows, are done.
-    uint64_t* const slot_done = &ss.bar_o[tile_iter % Traits::kQSlots];
-    Tensor sO = make_tensor(make_smem_ptr(Traits::q_slot(ss, tile_iter)), typename Traits::SmemLayoutO{});
+    // O -> smem: its own buffer, free once the previous tile's store has read it; or Q's buffer,
+    // free because this WG's QK^T wgmmas, the only readers of these rows, are done.
+    Element* o_smem = Traits::kSeparateO ? ss.o.data() : ss.q.data();
+    Tensor sO = make_tensor(make_smem_ptr(o_smem), typename Traits::SmemLayoutO{});
+    if constexpr (Traits::kSeparateO) {
+      if (tid == 0) tma_store_wait<0>();
+      cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+    }
     Tensor rO = convert_fragment<Element>(tOrO);
     auto smem_copy = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, tiled_mma_pv);
     auto thr_copy = smem_copy.get_thread_slice(tid);
@@ -62,9 +66,9 @@ struct EpilogueTmaStore {
       // sequence's last row into the next one's; the threads store the valid rows (and head-dim
       // columns) instead. Full tiles take the TMA store below.
       store_rows(p, seq, row0, w.head, sO, tid);
-      if constexpr (Traits::kPersistent) {  // every thread is done reading sO: the slot may take a Q
+      if constexpr (!Traits::kSeparateO) {
         cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
-        if (Traits::kQSlots == 1 && tid == 0) cutlass::arch::ClusterBarrier::arrive(slot_done);
+        if (tid == 0) cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);  // every thread is done reading sO
       }
       return;
     }
@@ -75,22 +79,9 @@ struct EpilogueTmaStore {
       auto cta_tma = p.tma_o.get_slice(_0{});
       copy(p.tma_o, cta_tma.partition_S(sO), cta_tma.partition_D(gO));
       tma_store_arrive();
-      if constexpr (Traits::kQSlots == 1) {
-        tma_store_wait<0>();  // smem read done: the slot may take the next Q, the CTA may exit
-        cutlass::arch::ClusterBarrier::arrive(slot_done);
-      }
-    }
-  }
-
-  // Two Q slots: the previous tile's slot is released here, once this tile's first wgmma is in
-  // flight (the mainloop's first_issued), so that waiting for the store's smem reads holds up
-  // no GEMM; the producer needs that slot only for the next tile's Q. (With one slot the next Q
-  // waits for the release, so store() releases at once.)
-  CUTE_DEVICE static void release_previous_slot(SharedStorage& ss, int tile_iter, int tid) {
-    if constexpr (Traits::kQSlots == 2) {
-      if (tid == 0 && tile_iter > 0) {
-        tma_store_wait<0>();
-        cutlass::arch::ClusterBarrier::arrive(&ss.bar_o[(tile_iter - 1) % 2]);
+      if constexpr (!Traits::kSeparateO) {
+        tma_store_wait<0>();  // smem read done: the Q/O buffer may be refilled, the CTA may exit
+        cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
       }
     }
   }
@@ -131,7 +122,9 @@ struct EpilogueTmaStore {
 
   // After the last tile: the CTA may exit only once its last O store has read shared memory.
   CUTE_DEVICE static void finish(int tid) {
-    if (tid == 0) tma_store_wait<0>();
+    if constexpr (Traits::kSeparateO) {
+      if (tid == 0) tma_store_wait<0>();
+    }
   }
 };
 

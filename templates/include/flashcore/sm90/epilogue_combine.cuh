@@ -41,7 +41,7 @@ struct EpilogueSplitCombine {
 
   template <class AccO, class Softmax>
   CUTE_DEVICE static void store(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq, int tid,
-                                int /*tile_iter*/, AccO& tOrO, Softmax& softmax) {
+                                AccO& tOrO, Softmax& softmax) {
     typename Traits::TiledMmaPV tiled_mma_pv;
     auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
     constexpr int kRows = decltype(size<0>(rowcol(tOrO)))::value;
@@ -139,8 +139,6 @@ struct EpilogueSplitCombine {
   }
 
   CUTE_DEVICE static void finish(int /*tid*/) {}
-  // One tile per CTA: no Q slot to hand back (EpilogueTmaStore::release_previous_slot).
-  CUTE_DEVICE static void release_previous_slot(SharedStorage&, int, int) {}
 };
 
 }  // namespace flashcore::sm90

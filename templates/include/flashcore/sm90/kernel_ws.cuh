@@ -68,14 +68,13 @@ struct KernelWS {
       for (; scheduler.valid(w); ++tile_iter) {
         Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HD>{});
         Softmax softmax;
-        auto first_issued = [&] { Epilogue::release_previous_slot(ss, tile_iter, tid); };
-        Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax, first_issued);
+        Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax);
         // The next tile and its span before this epilogue: a packed sequence's span is read from
         // global memory, and those loads then overlap the epilogue instead of stalling the next
         // mainloop. (The sentinel past the last tile reads batch 0's, which exists.)
         WorkTile const next = scheduler.consumer_next(ss, w, tile_iter);
         SeqSpan const next_seq = seq_span(p.seq, next.batch, next.head);
-        Epilogue::store(p, ss, w, seq, tid, tile_iter, tOrO, softmax);
+        Epilogue::store(p, ss, w, seq, tid, tOrO, softmax);
         w = next;
         seq = next_seq;
       }

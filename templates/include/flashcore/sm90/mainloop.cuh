@@ -34,11 +34,9 @@ struct MainloopTmaWgmma {
   using Softmax = OnlineSoftmax<kRowsPerThread>;
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
-    CUTE_UNROLL
-    for (int s = 0; s < Traits::kQSlots; ++s) {
-      FullBar::init(&ss.bar_q[s], 1);
-      EmptyBar::init(&ss.bar_o[s], 1);  // the epilogue's one arrival per tile
-    }
+    FullBar::init(&ss.bar_q, 1);
+    EmptyBar::init(&ss.bar_q_empty, Traits::kConsumerWGs);
+    EmptyBar::init(&ss.bar_o, 1);
     CUTE_UNROLL
     for (int s = 0; s < kStages; ++s) {
       FullBar::init(&ss.full_k[s], 1);
@@ -91,7 +89,7 @@ struct MainloopTmaWgmma {
     Tensor gK = local_tile(head_rows(p, mK, head_kv, w.batch, seq.k_start), Shape<BN, HD>{},
                            make_coord(_, _0{}));  // (BN, D, n)
     Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HD>{}, make_coord(_, _0{}));
-    Tensor sQ = make_tensor(make_smem_ptr(Traits::q_slot(ss, tile_iter)), typename Traits::SmemLayoutQ{});
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutV{});
     auto tma_q_parts = tma_partition(p.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
@@ -119,25 +117,18 @@ struct MainloopTmaWgmma {
       v_state.advance(kStages);
     };
 
-    // Q loads for every tile, even one without keys: the Q barriers' phases count tiles. A slot
-    // takes a new Q once the O staged in it (kQSlots tiles ago) has been stored.
-    int const slot = tile_iter % Traits::kQSlots;
-    auto load_q = [&] {
-      if (tile_iter >= Traits::kQSlots) EmptyBar::wait(&ss.bar_o[slot], Traits::slot_phase(tile_iter) ^ 1);
-      FullBar::arrive_and_expect_tx(&ss.bar_q[slot], Traits::kBytesQ);
-      copy(p.tma_q.with(ss.bar_q[slot], 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
-    };
+    // Q loads for every tile, even one without keys: the Q barriers' phases count tiles.
     bool const any = tiles.count() > 0;
     int n = tiles.end - 1;
-    // Two slots: Q first (its slot was freed a tile ago; Q comes from DRAM, the K tile often
-    // from L2). One slot: the first K tile first, since Q waits for the previous tile's O store.
-    if constexpr (Traits::kQSlots == 2) {
-      load_q();
-      if (any) load_k(n);
-    } else {
-      if (any) load_k(n);
-      load_q();
+    if (any) load_k(n);
+    // Q's buffer is free again once the consumers' last QK^T of the previous tile is done, or,
+    // when it doubles as the O staging buffer, once the previous tile's O store has read it.
+    if (tile_iter > 0) {
+      if constexpr (Traits::kSeparateO) EmptyBar::wait(&ss.bar_q_empty, uint32_t(tile_iter - 1) & 1);
+      else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
     }
+    FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
+    copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
     if (!any) return;
     // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
     for (; n > tiles.first; --n) {
@@ -149,18 +140,16 @@ struct MainloopTmaWgmma {
 
   // ------------------------------------------------------------------ consumers
   // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
-  // first_issued(): called once the tile's first wgmma is in flight (or at once when the tile
-  // has no key), for work that may wait without holding up the tensor cores.
-  template <class AccO, class FirstIssued>
+  template <class AccO>
   CUTE_DEVICE static void mma(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,
                               PipeState& k_state, PipeState& v_state, int tile_iter, int tid, AccO& tOrO,
-                              Softmax& softmax, FirstIssued const& first_issued) {
+                              Softmax& softmax) {
     typename Traits::TiledMmaQK tiled_mma_qk;
     typename Traits::TiledMmaPV tiled_mma_pv;
     auto thr_qk = tiled_mma_qk.get_thread_slice(tid);
     auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
 
-    Tensor sQ = make_tensor(make_smem_ptr(Traits::q_slot(ss, tile_iter)), typename Traits::SmemLayoutQ{});
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutVt{});
     Tensor tSrQ = thr_qk.make_fragment_A(thr_qk.partition_A(sQ));   // (MMA, MMA_M, MMA_K)
@@ -209,9 +198,9 @@ struct MainloopTmaWgmma {
       if (wg_leader) EmptyBar::arrive(bar);
     };
 
-    FullBar::wait(&ss.bar_q[tile_iter % Traits::kQSlots], Traits::slot_phase(tile_iter));
+    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
     if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
-      first_issued();
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
       return;
     }
     float corr[kRowsPerThread];
@@ -223,7 +212,6 @@ struct MainloopTmaWgmma {
       Sched::acquire(wg);
       wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
       Sched::pass(wg);
-      first_issued();
       warpgroup_wait<0>();
       warpgroup_fence_operand(tSrS);
       release(&ss.empty_k[k_state.index]);
@@ -254,6 +242,7 @@ struct MainloopTmaWgmma {
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
       }
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);  // every QK^T of this tile is done
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
       Sched::acquire(wg);
       wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
@@ -263,7 +252,6 @@ struct MainloopTmaWgmma {
       release(&ss.empty_v[v_state.index]);
       v_state.advance(kStages);
     } else {
-      first_issued();
       CUTE_NO_UNROLL
       for (; n >= tiles.first; --n) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
@@ -280,6 +268,7 @@ struct MainloopTmaWgmma {
         release(&ss.empty_v[v_state.index]);
         v_state.advance(kStages);
       }
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
     }
   }
 };

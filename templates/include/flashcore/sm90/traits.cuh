@@ -60,7 +60,7 @@ struct Traits {
 
   using SmemAtomQ = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BM, HD>());
   using SmemLayoutQ = decltype(tile_to_shape(SmemAtomQ{}, Shape<BM, HD>{}));
-  using SmemLayoutO = SmemLayoutQ;  // O is staged in its tile's Q slot (see kQSlots)
+  using SmemLayoutO = SmemLayoutQ;  // O's staging layout (in Q's buffer or its own, see kSeparateO)
   using SmemAtomK = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BN, HD>());
   using SmemLayoutK = decltype(tile_to_shape(SmemAtomK{}, Shape<BN, HD, Int<kStages>>{}));
   // V tile is (BN, D) row-major in gmem; the PV wgmma reads it as B = V^T (D, BN), MN-major.
@@ -83,32 +83,29 @@ struct Traits {
   static constexpr uint32_t kBytesQ = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kBytesKV = kBlockN * kHeadDim * sizeof(Element);
 
-  // Persistent CTAs keep two Q slots when they fit: tile i's Q in slot i % 2, so the producer
-  // loads the next tile's Q while this tile runs (it needs Q only after the previous tile's O
-  // store has left the slot), instead of after this tile's last QK^T. O is staged in the tile's
-  // own Q slot: each consumer warpgroup overwrites only the Q rows its own QK^T read.
-  static constexpr int kBytesKVRings = int(sizeof(Element)) * (cosize_v<SmemLayoutK> + cosize_v<SmemLayoutVt>);
+  // Persistent CTAs stage O in a buffer of its own when it fits: the next tile's Q then loads
+  // while this tile's O is still being stored (else Q's buffer doubles as O's, and the next Q
+  // waits for the store).
+  static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> +
+                                                           cosize_v<SmemLayoutVt>);
   static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
-  static constexpr int kQSlots =
-      kPersistent && 2 * int(kBytesQ) + kBytesKVRings + kBarrierBytes <= 227 * 1024 ? 2 : 1;
+  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesQ) + kBarrierBytes <= 227 * 1024;
+  static constexpr int kOElems = kSeparateO ? cosize_v<SmemLayoutO> : 8;
 
   struct SharedStorage {
-    alignas(1024) cute::array_aligned<Element, kQSlots * cute::cosize_v<SmemLayoutQ>> q;  // Q, then O, per slot
+    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q (and O unless kSeparateO)
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>> k;
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutVt>> v;
-    alignas(16) uint64_t bar_q[kQSlots];  // Q tile landed in the slot (tx barrier)
-    uint64_t bar_o[kQSlots];              // the slot's O has been stored: it may take a new Q
+    alignas(1024) cute::array_aligned<Element, kOElems> o;  // O staging when kSeparateO
+    alignas(16) uint64_t bar_q;        // Q tile landed (tx barrier)
+    uint64_t bar_q_empty;              // consumers done reading Q (kSeparateO: the next Q may load)
+    uint64_t bar_o;                    // O tile stored, smem Q/O free again (persistent, !kSeparateO)
     uint64_t full_k[kStages], empty_k[kStages];
     uint64_t full_v[kStages], empty_v[kStages];
     uint64_t sched_full[2], sched_empty[2];  // dynamic tile scheduler's next-tile ring
     int next_tile[2];
     float lse_part[kSplits > 1 ? kBlockM : 1];  // split-KV: this CTA's partial LSE per row
   };
-  // The slot of a CTA's tile_iter-th tile, and the parity its barriers are at for that tile.
-  CUTE_DEVICE static Element* q_slot(SharedStorage& ss, int tile_iter) {
-    return ss.q.data() + (tile_iter % kQSlots) * cosize_v<SmemLayoutQ>;
-  }
-  CUTE_DEVICE static uint32_t slot_phase(int tile_iter) { return uint32_t(tile_iter / kQSlots) & 1; }
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= 227 * 1024, "shared memory budget");
 
