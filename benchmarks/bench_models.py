@@ -135,13 +135,18 @@ def bench_varlen(rounds: int) -> dict:
     }
     got = impls["varlen"]().view(b, s, h, d).transpose(1, 2)
     err = (got.float() - impls["batched"]().float()).abs().max().item()
+    # Eager (events around each call: host time included) and GPU time only (back-to-back calls
+    # in a CUDA graph), both in interleaved rounds: single graph timings drift by several %.
     per = {impl: [] for impl in impls}
+    per_graph = {impl: [] for impl in impls}
     for _ in range(rounds):
         for impl, fn in impls.items():
             per[impl].append(time_calls(fn, reps=20, warmup=3, min_ms=50).median_us)
+            per_graph[impl].append(time_graph(fn, calls_per_graph=10).median_us)
     us = {impl: statistics.median(ts) for impl, ts in per.items()}
-    graph_us = {impl: time_graph(fn, calls_per_graph=10).median_us for impl, fn in impls.items()}  # GPU time only
+    graph_us = {impl: statistics.median(ts) for impl, ts in per_graph.items()}
     return {"case": "varlen-8x1024-llama-heads", "us": us, "rounds_us": per, "graph_us": graph_us,
+            "rounds_graph_us": per_graph,
             "max_abs_diff_vs_batched": err, "varlen_cost_vs_batched": us["varlen"] / us["batched"] - 1,
             "varlen_gpu_cost_vs_batched": graph_us["varlen"] / graph_us["batched"] - 1,
             "varlen_gpu_cost_vs_same_layout": graph_us["varlen"] / graph_us["batched_same_layout"] - 1,
