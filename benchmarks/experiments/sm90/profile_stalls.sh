@@ -18,7 +18,7 @@ prof d64nc512_ours128 kernel_entry python3 $CELL --impl $V128 --d 64 --s 512
 prof d64nc512_cudnn 'cudnn|sdpa|fmha|flash' python3 $CELL --impl sdpa --d 64 --s 512
 prof d64nc4k_ours192 kernel_entry python3 $CELL --impl $V192 --d 64 --s 4096
 prof d64nc4k_cudnn 'cudnn|sdpa|fmha|flash' python3 $CELL --impl sdpa --d 64 --s 4096
-for impl in batched same_layout varlen; do
+for impl in batched batched_same_layout varlen; do
   prof varlen_$impl kernel_entry python3 benchmarks/experiments/sm90/profile_varlen.py --impl $impl
 done
 tar czf $OUT/ncu_stalls.tgz -C $D .
