@@ -26,55 +26,73 @@ struct OnlineSoftmax {
     return x + __shfl_xor_sync(0xffffffff, x, 2);
   }
 
+  // Reductions along a row run as kAcc interleaved partial chains, combined at the end: a serial
+  // chain of kCols dependent FMNMX/FADD (each waiting out the previous one's latency) was the
+  // largest stall of the softmax (ncu "wait" stalls, 2x cuDNN's). Every row of a wgmma
+  // accumulator holds a multiple of 4 columns per thread (block_n % 16 == 0).
+  static constexpr int kAcc = 4;
+  template <class ScoreRC, class Op>
+  CUTE_DEVICE static float row_reduce(ScoreRC const& s, int i, Op op) {
+    constexpr int kCols = decltype(size<1>(s))::value;
+    static_assert(kCols % kAcc == 0);
+    float acc[kAcc];
+    CUTE_UNROLL
+    for (int a = 0; a < kAcc; ++a) acc[a] = s(i, a);
+    CUTE_UNROLL
+    for (int j = kAcc; j < kCols; ++j) acc[j % kAcc] = op(acc[j % kAcc], s(i, j));
+    CUTE_UNROLL
+    for (int w = kAcc / 2; w > 0; w /= 2) {
+      CUTE_UNROLL
+      for (int a = 0; a < w; ++a) acc[a] = op(acc[a], acc[a + w]);
+    }
+    return acc[0];
+  }
+
   // Scores (rows, cols) -> unnormalised probabilities in place; returns in `corr` the factor the
   // output accumulator must be multiplied by. `mask(row, col)` -> true when the element is masked;
-  // kMasked=false skips all masking work (interior key tiles).
+  // kMasked=false skips all masking work (interior key tiles). Each phase runs over all rows
+  // before the next, so the rows' chains and shuffles overlap.
   template <bool kMasked, class ScoreRC, class Mask>
   CUTE_DEVICE void step(ScoreRC& s, float scale_log2, Mask const& mask, float (&corr)[kRows]) {
     static_assert(decltype(size<0>(s))::value == kRows);
     constexpr int kCols = decltype(size<1>(s))::value;
+    auto max_op = [](float a, float b) { return fmaxf(a, b); };
+    float m_cur[kRows];
+    if constexpr (kMasked) {
+      // Scale first, then mask to -inf in the scaled domain (correct for every scale sign).
+      CUTE_UNROLL
+      for (int i = 0; i < kRows; ++i) {
+        CUTE_UNROLL
+        for (int j = 0; j < kCols; ++j) s(i, j) = mask(i, j) ? -INFINITY : s(i, j) * scale_log2;
+      }
+      CUTE_UNROLL
+      for (int i = 0; i < kRows; ++i) m_cur[i] = row_reduce(s, i, max_op);
+    } else {
+      // max over scaled = scale * (scale >= 0 ? max raw : min raw); uniform branch.
+      if (scale_log2 >= 0.f) {
+        CUTE_UNROLL
+        for (int i = 0; i < kRows; ++i) m_cur[i] = row_reduce(s, i, max_op) * scale_log2;
+      } else {
+        auto min_op = [](float a, float b) { return fminf(a, b); };
+        CUTE_UNROLL
+        for (int i = 0; i < kRows; ++i) m_cur[i] = row_reduce(s, i, min_op) * scale_log2;
+      }
+    }
+    float m_use[kRows];
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
-      float m_cur;
-      if constexpr (kMasked) {
-        // Scale first, then mask to -inf in the scaled domain (correct for every scale sign).
-        m_cur = -INFINITY;
-        CUTE_UNROLL
-        for (int j = 0; j < kCols; ++j) {
-          float v = mask(i, j) ? -INFINITY : s(i, j) * scale_log2;
-          s(i, j) = v;
-          m_cur = fmaxf(m_cur, v);
-        }
-      } else {
-        // max over scaled = scale * (scale >= 0 ? max raw : min raw); uniform branch.
-        float r = s(i, 0);
-        if (scale_log2 >= 0.f) {
-          CUTE_UNROLL
-          for (int j = 1; j < kCols; ++j) r = fmaxf(r, s(i, j));
-        } else {
-          CUTE_UNROLL
-          for (int j = 1; j < kCols; ++j) r = fminf(r, s(i, j));
-        }
-        m_cur = r * scale_log2;
-      }
-      m_cur = quad_max(m_cur);
-      float m_new = fmaxf(row_max[i], m_cur);
-      float m_use = m_new == -INFINITY ? 0.f : m_new;  // rows with no key yet: all p = 0, no NaN
-      corr[i] = exp2f(row_max[i] - m_use);             // row_max = -inf -> 0
+      float const m_new = fmaxf(row_max[i], quad_max(m_cur[i]));
+      m_use[i] = m_new == -INFINITY ? 0.f : m_new;  // rows with no key yet: all p = 0, no NaN
+      corr[i] = exp2f(row_max[i] - m_use[i]);       // row_max = -inf -> 0
       row_max[i] = m_new;
-      float sum = 0.f;
-      if constexpr (kMasked) {
-        CUTE_UNROLL
-        for (int j = 0; j < kCols; ++j) { float p = exp2f(s(i, j) - m_use); s(i, j) = p; sum += p; }
-      } else {
-        CUTE_UNROLL
-        for (int j = 0; j < kCols; ++j) {
-          float p = exp2f(fmaf(s(i, j), scale_log2, -m_use));
-          s(i, j) = p;
-          sum += p;
-        }
+    }
+    CUTE_UNROLL
+    for (int i = 0; i < kRows; ++i) {
+      CUTE_UNROLL
+      for (int j = 0; j < kCols; ++j) {
+        s(i, j) = kMasked ? exp2f(s(i, j) - m_use[i]) : exp2f(fmaf(s(i, j), scale_log2, -m_use[i]));
       }
-      row_sum[i] = row_sum[i] * corr[i] + sum;
+      row_sum[i] = row_sum[i] * corr[i] + row_reduce(s, i, [](float a, float b) { return a + b; });
     }
   }
 
