@@ -26,10 +26,12 @@ struct OnlineSoftmax {
     return x + __shfl_xor_sync(0xffffffff, x, 2);
   }
 
-  // Reductions along a row run as kAcc interleaved partial chains, combined at the end: a serial
-  // chain of kCols dependent FMNMX/FADD (each waiting out the previous one's latency) was the
-  // largest stall of the softmax (ncu "wait" stalls, 2x cuDNN's). Every row of a wgmma
-  // accumulator holds a multiple of 4 columns per thread (block_n % 16 == 0).
+  // The row max runs as kAcc interleaved partial chains, combined at the end: as one serial chain
+  // of kCols dependent FMNMX, each waiting out the previous one's latency before any exp could
+  // start, it was the largest stall of the softmax (ncu "wait" stalls, 2x cuDNN's). The row sum
+  // stays one chain: its FADDs follow the exps, which issue no faster (partial sums there only
+  // bunched the exps up: MIO throttle). Every row of a wgmma accumulator holds a multiple of 4
+  // columns per thread (block_n % 16 == 0).
   static constexpr int kAcc = 4;
   template <class ScoreRC, class Op>
   CUTE_DEVICE static float row_reduce(ScoreRC const& s, int i, Op op) {
@@ -88,11 +90,14 @@ struct OnlineSoftmax {
     }
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
+      float sum = 0.f;
       CUTE_UNROLL
       for (int j = 0; j < kCols; ++j) {
-        s(i, j) = kMasked ? exp2f(s(i, j) - m_use[i]) : exp2f(fmaf(s(i, j), scale_log2, -m_use[i]));
+        float const p = kMasked ? exp2f(s(i, j) - m_use[i]) : exp2f(fmaf(s(i, j), scale_log2, -m_use[i]));
+        s(i, j) = p;
+        sum += p;
       }
-      row_sum[i] = row_sum[i] * corr[i] + row_reduce(s, i, [](float a, float b) { return a + b; });
+      row_sum[i] = row_sum[i] * corr[i] + sum;
     }
   }
 

@@ -1,0 +1,45 @@
+# A/B of one sm90 header on the H100 by Nsight Compute kernel times (gpu__time_duration, median
+# of 3 launches; no replay, so ~1 % repeatable): B = the tree as it is, A = the tree with HEADER
+# replaced by ALT. Builds the cells' variants for each in turn (same build cache: only variants
+# whose hash changed rebuild), with cuDNN's kernel on one cell as a control in each phase.
+#   bash benchmarks/experiments/sm90/ab_cells.sh templates/include/flashcore/sm90/softmax.cuh ALT.cuh
+# Writes $OUT/ab_cells.txt (tag, cell, variant, us).
+set -u
+HEADER=$1; ALT=$2
+export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=$PWD/build/cache
+CELLS=(  # variant | d | s | causal flag
+  "fc_sm90_bf16_d64_full_m128_n128_s2_sch1_p1_kv1 64 512 -"
+  "fc_sm90_bf16_d64_full_m192_n128_s2_sch1_p1_kv1 64 512 -"
+  "fc_sm90_bf16_d64_full_m192_n128_s2_sch1_p1_kv1 64 4096 -"
+  "fc_sm90_bf16_d64_causal_m128_n128_s2_sch1_p1_kv1 64 512 --causal"
+  "fc_sm90_bf16_d64_causal_m128_n128_s2_sch1_p1_kv1 64 2048 --causal"
+  "fc_sm90_bf16_d128_full_m128_n128_s2_sch1_p1_kv1 128 512 -"
+  "fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1 128 1024 -"
+  "fc_sm90_bf16_d128_causal_m128_n128_s2_sch2_p1_kv1 128 1024 --causal"
+  "fc_sm90_bf16_d256_full_m128_n80_s2_sch1_p1_kv1 256 4096 -"
+  "fc_sm90_bf16_d256_causal_m128_n48_s2_sch1_p1_kv1 256 512 --causal"
+)
+RES=$OUT/ab_cells.txt
+time_cell() {  # tag variant d s flag
+  local flag=$5; [ "$flag" = "-" ] && flag=""
+  local filter=kernel_entry; [ "$2" = sdpa ] && filter='cudnn|sdpa|fmha|flash'
+  ncu --clock-control none -k regex:"$filter" --launch-skip 2 --launch-count 3 --metrics gpu__time_duration.sum --csv \
+    python3 benchmarks/experiments/sm90/profile_cells.py --impl $2 --d $3 --s $4 $flag --calls 6 2>/dev/null \
+    | python3 -c "
+import csv,sys,statistics
+rows=[r for r in csv.reader(l for l in sys.stdin if l.startswith('\"'))]
+h=rows[0]; i=h.index('Metric Value')
+v=[float(r[i].replace(',',''))/1000 for r in rows[1:]]
+print('$1 d$3 s$4 $5 $2 %.2f' % statistics.median(v) if v else '$1 d$3 s$4 $5 $2 nan')" | tee -a $RES
+}
+phase() {  # tag
+  local only=""; for c in "${CELLS[@]}"; do only="$only --only ${c%% *}"; done
+  python3 -m flashcore_cutlass build -q $only 2>&1 | tail -1
+  time_cell $1 sdpa 64 512 -
+  for c in "${CELLS[@]}"; do time_cell $1 $c; done
+}
+cp $HEADER /tmp/ab_B_header
+phase B
+cp $ALT $HEADER
+phase A
+cp /tmp/ab_B_header $HEADER
