@@ -284,10 +284,11 @@ class Sm90Config(KernelConfig):
     }
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
     MEASURED_SPILLS: ClassVar[dict] = {
-        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1": "spills 32 B (3 WGs at 160 registers); fastest D64 non-causal tile at "
-                                               "S=512, 2048, 4096 (1.03-1.04x SDPA, harness run 5)",
-        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1": "spills 4 B; fastest D256 tile at S=4k-16k, 1.05-1.20x SDPA "
-                                               "(harness run 5)",
+        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1": "spills 24-32 B (3 WGs at 160 registers); fastest D64 non-causal "
+                                               "tile at S >= 2k and causal at >= 8k (grids of 2026-11-26)",
+        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1": "spills 4-68 B (bf16 causal the most since the softmax's split row "
+                                               "max, 2c3fc37); fastest D256 tile at S=1k-16k, 1.03-1.28x SDPA "
+                                               "(grid of 2026-11-26 12:14)",
     }
 
     @property

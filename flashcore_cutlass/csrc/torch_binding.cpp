@@ -171,20 +171,38 @@ void check_no_overlap(at::Tensor const& result, char const* result_name, at::Ten
                     " in memory; flashcore does not compute in place: pass a separate ", result_name, " tensor");
 }
 
+// An operand as the kernels see it, (batch, heads, rows, head_dim), read off the tensor without a
+// view op: packed sequences come as (total, heads, D) tensors, and the unsqueeze/transpose views
+// that made them 4-D (a dozen per call, ~1 us of host time each) were most of a packed call's
+// host time (benchmarks/NOTES.md).
+struct View4 {
+  at::Tensor const& t;
+  std::array<int64_t, 4> size, stride;
+};
+View4 as_view4(at::Tensor const& t, char const* what, bool packed3) {
+  if (packed3) {  // (total, heads, D) as (1, heads, total, D); the lone batch never steps
+    TORCH_CHECK_VALUE(t.dim() == 3, what, " must be (total_tokens, heads, head_dim) like query, got ", num(t.dim()),
+                      " dims");
+    return {t, {1, t.size(1), t.size(0), t.size(2)}, {t.size(0) * t.stride(0), t.stride(1), t.stride(0), t.stride(2)}};
+  }
+  TORCH_CHECK_VALUE(t.dim() == 4, what, " must be (batch, heads, seqlen, head_dim), got ", num(t.dim()), " dims");
+  return {t, {t.size(0), t.size(1), t.size(2), t.size(3)}, {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}};
+}
+
 // TORCH_CHECK_VALUE / _TYPE surface in Python as ValueError / TypeError.
-void check_operand(at::Tensor const& t, char const* what, VariantInfo const& info, at::Tensor const& q) {
+void check_operand(View4 const& o, char const* what, VariantInfo const& info, at::Tensor const& q) {
+  at::Tensor const& t = o.t;
   TORCH_CHECK_VALUE(t.is_cuda(), what, " must be a CUDA tensor, got one on ", t.device().str());
   TORCH_CHECK_VALUE(t.device() == q.device(), what, " is on ", t.device().str(), " but query is on ", q.device().str(),
                     ": all tensors must be on one GPU");
-  TORCH_CHECK_VALUE(t.dim() == 4, what, " must be (batch, heads, seqlen, head_dim), got ", num(t.dim()), " dims");
   TORCH_CHECK_TYPE(t.scalar_type() == scalar_type(info.dtype), what, " has dtype ", t.scalar_type(),
                    " but variant ", info.name, " computes ", scalar_type(info.dtype));
   // A variant that pads the head dim runs any multiple of 8 up to its own (VariantInfo).
-  bool const dim_ok = info.pads_head_dim ? t.size(3) >= 8 && t.size(3) <= info.head_dim && t.size(3) % 8 == 0
-                                         : t.size(3) == info.head_dim;
-  TORCH_CHECK_VALUE(dim_ok, what, " head_dim ", num(t.size(3)), " but variant ", info.name, " needs ",
+  int64_t const d = o.size[3];
+  bool const dim_ok = info.pads_head_dim ? d >= 8 && d <= info.head_dim && d % 8 == 0 : d == info.head_dim;
+  TORCH_CHECK_VALUE(dim_ok, what, " head_dim ", num(d), " but variant ", info.name, " needs ",
                     info.pads_head_dim ? "a multiple of 8 up to " : "", num(int64_t(info.head_dim)));
-  TORCH_CHECK_VALUE(t.stride(3) == 1, what, " must have a contiguous last dimension, got strides ", dims(t.strides()));
+  TORCH_CHECK_VALUE(o.stride[3] == 1, what, " must have a contiguous last dimension, got strides ", dims(t.strides()));
   // Alignment is not checked here: what a variant needs is its can_implement's call (fwd).
 }
 
@@ -192,12 +210,12 @@ void check_operand(at::Tensor const& t, char const* what, VariantInfo const& inf
 // so torch leaves its stride free (a view may carry any value there); it gets the stride a packed
 // tensor would have, so that alignment rules (vector copies', TMA's) judge only strides the kernels
 // use, as Python's Problem.aligned16 does.
-std::array<int64_t, 3> kernel_strides(at::Tensor const& t) {
-  std::array<int64_t, 3> s{t.stride(0), t.stride(1), t.stride(2)};
-  int64_t packed = t.size(3);  // the last dimension is contiguous
+std::array<int64_t, 3> kernel_strides(View4 const& t) {
+  std::array<int64_t, 3> s{t.stride[0], t.stride[1], t.stride[2]};
+  int64_t packed = t.size[3];  // the last dimension is contiguous
   for (int d = 2; d >= 0; --d) {
-    if (t.size(d) == 1) s[d] = packed;
-    packed = s[d] * t.size(d);
+    if (t.size[d] == 1) s[d] = packed;
+    packed = s[d] * t.size[d];
   }
   return s;
 }
@@ -208,20 +226,24 @@ std::string layout_facts(at::Tensor const& t, char const* what) {
          ", strides " + dims(t.strides());
 }
 
-std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, at::Tensor const& k,
-                                       at::Tensor const& v, double scale, std::optional<at::Tensor> out_opt,
-                                       std::optional<at::Tensor> lse_opt, int64_t causal_offset,
-                                       std::optional<int64_t> left_offset, double softcap,
-                                       std::optional<at::Tensor> cu_seqlens_q, std::optional<at::Tensor> cu_seqlens_k,
-                                       int64_t max_seqlen_q, int64_t max_seqlen_k, bool bottom_right) {
+// packed3: packed sequences as their own (total, heads, D) tensors (out likewise, lse (heads,
+// total)), read as (1, heads, total, D) operands (View4), no view made.
+std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, View4 const& k, View4 const& v,
+                                            double scale, std::optional<at::Tensor> out_opt,
+                                            std::optional<at::Tensor> lse_opt, int64_t causal_offset,
+                                            std::optional<int64_t> left_offset, double softcap,
+                                            std::optional<at::Tensor> cu_seqlens_q,
+                                            std::optional<at::Tensor> cu_seqlens_k, int64_t max_seqlen_q,
+                                            int64_t max_seqlen_k, bool bottom_right, bool packed3) {
   auto const& variants = variant_list();
   TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", num(variant));
   VariantInfo const& info = variants[variant].info;
-  check_operand(q, "query", info, q);
-  check_operand(k, "key", info, q);
-  check_operand(v, "value", info, q);
-  DeviceFacts const dev = device_facts(q.device().index());
-  check_arch(variants[variant], q.device().index(), dev);
+  at::Tensor const& qt = q.t;
+  check_operand(q, "query", info, qt);
+  check_operand(k, "key", info, qt);
+  check_operand(v, "value", info, qt);
+  DeviceFacts const dev = device_facts(qt.device().index());
+  check_arch(variants[variant], qt.device().index(), dev);
   TORCH_CHECK_VALUE(std::isfinite(scale) && std::abs(scale) <= double(FLT_MAX),
                     "scale must be a finite float32 value, got ", num(scale));
   TORCH_CHECK_VALUE(std::isfinite(softcap) && softcap >= 0 && softcap <= double(FLT_MAX),
@@ -234,28 +256,29 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
   int64_t num_seqs = 0;
   if (packed) {
     for (auto const* cu : {&*cu_seqlens_q, &*cu_seqlens_k}) {
-      TORCH_CHECK_VALUE(cu->is_cuda() && cu->device() == q.device() && cu->scalar_type() == at::kInt && cu->dim() == 1 &&
+      TORCH_CHECK_VALUE(cu->is_cuda() && cu->device() == qt.device() && cu->scalar_type() == at::kInt && cu->dim() == 1 &&
                             cu->is_contiguous() && cu->numel() >= 1,
-                        "cu_seqlens must be contiguous 1-D int32 tensors on ", q.device().str(),
+                        "cu_seqlens must be contiguous 1-D int32 tensors on ", qt.device().str(),
                         " (batch + 1 offsets starting at 0)");
     }
     TORCH_CHECK_VALUE(cu_seqlens_q->numel() == cu_seqlens_k->numel(), "cu_seqlens_q has ", num(cu_seqlens_q->numel()),
                       " entries and cu_seqlens_k ", num(cu_seqlens_k->numel()), ": one offset per sequence plus one");
-    TORCH_CHECK_VALUE(q.size(0) == 1 && k.size(0) == 1, "packed sequences come as one batch of total rows");
-    TORCH_CHECK_VALUE(max_seqlen_q >= 0 && max_seqlen_k >= 0 && max_seqlen_q <= q.size(2) && max_seqlen_k <= k.size(2),
+    TORCH_CHECK_VALUE(q.size[0] == 1 && k.size[0] == 1, "packed sequences come as one batch of total rows");
+    TORCH_CHECK_VALUE(max_seqlen_q >= 0 && max_seqlen_k >= 0 && max_seqlen_q <= q.size[2] && max_seqlen_k <= k.size[2],
                       "max_seqlen_q = ", num(max_seqlen_q), ", max_seqlen_k = ", num(max_seqlen_k),
-                      " must be within the packed rows (", num(q.size(2)), ", ", num(k.size(2)), ")");
+                      " must be within the packed rows (", num(q.size[2]), ", ", num(k.size[2]), ")");
     num_seqs = cu_seqlens_q->numel() - 1;
   }
-  int64_t const B = q.size(0), H = q.size(1), Sq = q.size(2), Hk = k.size(1), Sk = k.size(2);
+  int64_t const B = q.size[0], H = q.size[1], Sq = q.size[2], Hk = k.size[1], Sk = k.size[2];
   // V (and so out) may have a head dim of its own; a variant that does not pad needs its own for all.
-  int64_t const Dv = v.size(3);
-  TORCH_CHECK_VALUE(k.size(3) == q.size(3), "key head_dim ", num(k.size(3)), " must equal query head_dim ",
-                    num(q.size(3)));
-  TORCH_CHECK_VALUE(v.size(0) == k.size(0) && v.size(1) == k.size(1) && v.size(2) == k.size(2), "value shape ",
-                    dims(v.sizes()), " must match key shape ", dims(k.sizes()),
-                    " but for the head dim (value is (batch, heads_k, seqlen_k, head_dim_v))");
-  TORCH_CHECK_VALUE(k.size(0) == B, "key/value batch ", num(k.size(0)), " must equal query batch ", num(B),
+  int64_t const Dv = v.size[3];
+  TORCH_CHECK_VALUE(k.size[3] == q.size[3], "key head_dim ", num(k.size[3]), " must equal query head_dim ",
+                    num(q.size[3]));
+  TORCH_CHECK_VALUE(v.size[0] == k.size[0] && v.size[1] == k.size[1] && v.size[2] == k.size[2], "value shape ",
+                    dims(v.t.sizes()), " must match key shape ", dims(k.t.sizes()),
+                    packed3 ? " but for the head dim (value is (total_k, heads_k, head_dim_v))"
+                            : " but for the head dim (value is (batch, heads_k, seqlen_k, head_dim_v))");
+  TORCH_CHECK_VALUE(k.size[0] == B, "key/value batch ", num(k.size[0]), " must equal query batch ", num(B),
                     " (key/value are (batch, heads_k, seqlen_k, head_dim))");
   // Grouped-query attention: query head h reads key/value head h / (H / Hk); Hk = H is plain MHA.
   TORCH_CHECK_VALUE(Hk == H || (Hk > 0 && H % Hk == 0), "query has ", num(H), " heads and key/value ", num(Hk),
@@ -263,33 +286,42 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
   // launch_chunked cuts the heads at multiples of the group, at most kMaxGridYZ heads a launch.
   TORCH_CHECK_VALUE(Hk == 0 || H / Hk <= kMaxGridYZ, "query has ", num(H), " heads per key/value head, at most ",
                     num(int64_t(kMaxGridYZ)), " are supported (one launch's grid)");
-  c10::cuda::CUDAGuard guard(q.device());
+  c10::cuda::CUDAGuard guard(qt.device());
+  // Results in the caller's layout: (B, H, Sq, Dv) and (B, H, Sq); packed3: (total, H, Dv) and
+  // (H, total), the same memory as (1, H, total, ..).
   at::Tensor out, lse;
   if (out_opt.has_value()) {
     out = *out_opt;
-    check_operand(out, "out", info, q);
-    TORCH_CHECK_VALUE(out.size(0) == B && out.size(1) == H && out.size(2) == Sq && out.size(3) == Dv,
-                      "out must be (", num(B), ", ", num(H), ", ", num(Sq), ", ", num(Dv), ")");
+    View4 const ov = as_view4(out, "out", packed3);
+    check_operand(ov, "out", info, qt);
+    TORCH_CHECK_VALUE(ov.size == (std::array<int64_t, 4>{B, H, Sq, Dv}), "out must be ",
+                      packed3 ? "(" + num(Sq) + ", " + num(H) + ", " + num(Dv) + ")"
+                              : "(" + num(B) + ", " + num(H) + ", " + num(Sq) + ", " + num(Dv) + ")");
     TORCH_CHECK_VALUE(at::has_internal_overlap(out) != at::MemOverlap::Yes,
                       "out has elements that share memory (an expanded, stride-0 view); pass a dense tensor");
-    check_no_overlap(out, "out", q, "query");
-    check_no_overlap(out, "out", k, "key");
-    check_no_overlap(out, "out", v, "value");
+    check_no_overlap(out, "out", qt, "query");
+    check_no_overlap(out, "out", k.t, "key");
+    check_no_overlap(out, "out", v.t, "value");
   } else {
-    out = at::empty({B, H, Sq, Dv}, q.options());
+    out = packed3 ? at::empty({Sq, H, Dv}, qt.options()) : at::empty({B, H, Sq, Dv}, qt.options());
   }
+  View4 const ov = as_view4(out, "out", packed3);
   if (lse_opt.has_value()) {
     lse = *lse_opt;
-    TORCH_CHECK_VALUE(lse.is_cuda() && lse.device() == q.device() && lse.scalar_type() == at::kFloat &&
-                    lse.is_contiguous() && lse.dim() == 3 && lse.size(0) == B && lse.size(1) == H && lse.size(2) == Sq,
-                "lse must be a contiguous float32 CUDA tensor of shape (", num(B), ", ", num(H), ", ", num(Sq), ") on ",
-                q.device().str());
-    check_no_overlap(lse, "lse", q, "query");
-    check_no_overlap(lse, "lse", k, "key");
-    check_no_overlap(lse, "lse", v, "value");
+    bool const shape_ok = packed3 ? lse.dim() == 2 && lse.size(0) == H && lse.size(1) == Sq
+                                  : lse.dim() == 3 && lse.size(0) == B && lse.size(1) == H && lse.size(2) == Sq;
+    TORCH_CHECK_VALUE(lse.is_cuda() && lse.device() == qt.device() && lse.scalar_type() == at::kFloat &&
+                          lse.is_contiguous() && shape_ok,
+                      "lse must be a contiguous float32 CUDA tensor of shape ",
+                      packed3 ? "(" + num(H) + ", " + num(Sq) + ") (heads, total_tokens)"
+                              : "(" + num(B) + ", " + num(H) + ", " + num(Sq) + ")",
+                      " on ", qt.device().str());
+    check_no_overlap(lse, "lse", qt, "query");
+    check_no_overlap(lse, "lse", k.t, "key");
+    check_no_overlap(lse, "lse", v.t, "value");
     check_no_overlap(lse, "lse", out, "out");
   } else {
-    lse = at::empty({B, H, Sq}, q.options().dtype(at::kFloat));
+    lse = packed3 ? at::empty({H, Sq}, qt.options().dtype(at::kFloat)) : at::empty({B, H, Sq}, qt.options().dtype(at::kFloat));
   }
   // Empty results (like torch SDPA): nothing to compute, nothing launched.
   if (B == 0 || H == 0 || Sq == 0 || (packed && (num_seqs == 0 || max_seqlen_q == 0))) return {out, lse};
@@ -306,13 +338,13 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
   }
 
   FwdParams p{};
-  p.q = q.data_ptr();
-  p.k = k.data_ptr();
-  p.v = v.data_ptr();
+  p.q = qt.data_ptr();
+  p.k = k.t.data_ptr();
+  p.v = v.t.data_ptr();
   p.o = out.data_ptr();
   p.lse = lse.data_ptr<float>();
   std::array<int64_t, 3> const qs = kernel_strides(q), ks = kernel_strides(k), vs = kernel_strides(v),
-                                os = kernel_strides(out);
+                                os = kernel_strides(ov);
   p.q_batch_stride = qs[0], p.q_head_stride = qs[1], p.q_row_stride = qs[2];
   p.k_batch_stride = ks[0], p.k_head_stride = ks[1], p.k_row_stride = ks[2];
   p.v_batch_stride = vs[0], p.v_head_stride = vs[1], p.v_row_stride = vs[2];
@@ -329,7 +361,7 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
     p.bottom_right = bottom_right ? 1 : 0;
   }
   p.heads_k = int(Hk);  // = heads for plain multi-head calls
-  p.head_dim = int(q.size(3));
+  p.head_dim = int(q.size[3]);
   p.head_dim_v = int(Dv);
   // Masked variants: row r sees key c iff r + left_offset <= c <= r + causal_offset (a window's
   // two diagonals; no left edge = -Sq, below every row's first key). Clamped to [-Sq, Sk].
@@ -354,13 +386,13 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
   if (info.can_implement != nullptr) {
     char const* why = info.can_implement(p);
     TORCH_CHECK_VALUE(why == nullptr, "flashcore variant ", info.name, " cannot run this call: ", why, " (",
-                      layout_facts(q, "query"), "; ", layout_facts(k, "key"), "; ", layout_facts(v, "value"), "; ",
+                      layout_facts(qt, "query"), "; ", layout_facts(k.t, "key"), "; ", layout_facts(v.t, "value"), "; ",
                       layout_facts(out, "out"), "); pass contiguous tensors, or let flashcore dispatch pick a variant");
   }
   cudaStream_t const stream = c10::cuda::getCurrentCUDAStream();
   // Kept alive until after the launch; its memory is reused only by later work on this stream.
   at::Tensor const workspace =
-      zeroed_workspace(info.workspace_bytes != nullptr ? int64_t(info.workspace_bytes(p)) : 0, q.device(), stream);
+      zeroed_workspace(info.workspace_bytes != nullptr ? int64_t(info.workspace_bytes(p)) : 0, qt.device(), stream);
   p.workspace = workspace.defined() ? workspace.data_ptr() : nullptr;
   cudaError_t err = info.run(p, stream);
   TORCH_CHECK(err == cudaSuccess, "flashcore kernel ", info.name, " failed to launch: ", cudaGetErrorString(err));
@@ -368,33 +400,16 @@ std::tuple<at::Tensor, at::Tensor> fwd_4d(int64_t variant, at::Tensor const& q, 
 }
 
 // fwd: packed sequences may also come as their own (total, heads, D) tensors (out likewise, lse
-// (heads, total)): viewed as (1, heads, total, D) here, which is cheaper than in Python.
+// (heads, total)).
 std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at::Tensor const& k, at::Tensor const& v,
                                        double scale, std::optional<at::Tensor> out_opt, std::optional<at::Tensor> lse_opt,
                                        int64_t causal_offset, std::optional<int64_t> left_offset, double softcap,
                                        std::optional<at::Tensor> cu_seqlens_q, std::optional<at::Tensor> cu_seqlens_k,
                                        int64_t max_seqlen_q, int64_t max_seqlen_k, bool bottom_right) {
   bool const packed3 = cu_seqlens_q.has_value() && q.dim() == 3;
-  if (!packed3) {
-    return fwd_4d(variant, q, k, v, scale, out_opt, lse_opt, causal_offset, left_offset, softcap, cu_seqlens_q,
-                  cu_seqlens_k, max_seqlen_q, max_seqlen_k, bottom_right);
-  }
-  auto as4 = [](at::Tensor const& t, char const* what) {
-    TORCH_CHECK_VALUE(t.dim() == 3, what, " must be (total_tokens, heads, head_dim) like query, got ", num(t.dim()),
-                      " dims");
-    return t.unsqueeze(0).transpose(1, 2);
-  };
-  at::Tensor const q4 = as4(q, "query"), k4 = as4(k, "key"), v4 = as4(v, "value");
-  if (out_opt.has_value()) out_opt = as4(*out_opt, "out");
-  else out_opt = at::empty({q.size(0), q.size(1), v.size(2)}, q.options()).unsqueeze(0).transpose(1, 2);
-  if (lse_opt.has_value()) {
-    TORCH_CHECK_VALUE(lse_opt->dim() == 2, "lse of packed sequences must be (heads, total_tokens)");
-    lse_opt = lse_opt->unsqueeze(0);
-  }
-  auto [out, lse] = fwd_4d(variant, q4, k4, v4, scale, out_opt, lse_opt,
-                           causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k,
-                           bottom_right);
-  return {out.transpose(1, 2).squeeze(0), lse.squeeze(0)};
+  return fwd_impl(variant, as_view4(q, "query", packed3), as_view4(k, "key", packed3), as_view4(v, "value", packed3),
+                  scale, out_opt, lse_opt, causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+                  max_seqlen_k, bottom_right, packed3);
 }
 
 // The eager hot path (attention() without a window, softcap, preallocated results or packed
@@ -402,8 +417,9 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
 // fwd's fifteen (benchmarks/NOTES.md, issue 8 host overhead).
 std::tuple<at::Tensor, at::Tensor> fwd_dense(int64_t variant, at::Tensor const& q, at::Tensor const& k,
                                              at::Tensor const& v, double scale, int64_t causal_offset) {
-  return fwd_4d(variant, q, k, v, scale, std::nullopt, std::nullopt, causal_offset, std::nullopt, 0.0, std::nullopt,
-                std::nullopt, 0, 0, false);
+  return fwd_impl(variant, as_view4(q, "query", false), as_view4(k, "key", false), as_view4(v, "value", false), scale,
+                  std::nullopt, std::nullopt, causal_offset, std::nullopt, 0.0, std::nullopt, std::nullopt, 0, 0, false,
+                  false);
 }
 
 // The test face of zeroed_workspace: `bytes` zero bytes on `like`'s device and current stream
