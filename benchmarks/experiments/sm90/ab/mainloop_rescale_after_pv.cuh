@@ -1,0 +1,276 @@
+// Mainloop: the producer's TMA loads (Q once per tile, K/V through a kStages ring of mbarriers)
+// and the consumers' wgmma loop: S = Q K^T (SS), online softmax, O += P V (RS, P in registers).
+// Key tiles are walked from the last to the first, so masked tiles (seqlen_k end, causal
+// diagonal) come first; a left window edge makes the last tiles walked masked as well. With kIntraWGOverlap the next QK^T is issued before this tile's PV and
+// the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2).
+#pragma once
+
+#include <cutlass/arch/barrier.h>
+
+#include "flashcore/sm90/common.cuh"
+#include "flashcore/sm90/softmax.cuh"
+#include "flashcore/sm90/tile_scheduler.cuh"
+#include "flashcore/sm90/traits.cuh"
+
+namespace flashcore::sm90 {
+
+template <class Traits>
+struct MainloopTmaWgmma {
+  using Element = typename Traits::Element;
+  using Params = typename Traits::Params;
+  using SharedStorage = typename Traits::SharedStorage;
+  using BM = typename Traits::BM;
+  using BN = typename Traits::BN;
+  using HD = typename Traits::HD;
+  static constexpr int kBlockM = Traits::kBlockM;
+  static constexpr int kBlockN = Traits::kBlockN;
+  static constexpr int kStages = Traits::kStages;
+  static constexpr bool kCausal = Traits::kCausal;
+  using FullBar = cutlass::arch::ClusterTransactionBarrier;
+  using EmptyBar = cutlass::arch::ClusterBarrier;
+
+  // Rows each consumer thread owns in a (kBlockM x N) accumulator.
+  static constexpr int kRowsPerThread = 2;
+  using Softmax = OnlineSoftmax<kRowsPerThread>;
+
+  CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
+    FullBar::init(&ss.bar_q, 1);
+    EmptyBar::init(&ss.bar_q_empty, Traits::kConsumerWGs);
+    EmptyBar::init(&ss.bar_o, 1);
+    CUTE_UNROLL
+    for (int s = 0; s < kStages; ++s) {
+      FullBar::init(&ss.full_k[s], 1);
+      FullBar::init(&ss.full_v[s], 1);
+      EmptyBar::init(&ss.empty_k[s], Traits::kConsumerWGs);  // one arrival per consumer WG
+      EmptyBar::init(&ss.empty_v[s], Traits::kConsumerWGs);
+    }
+  }
+
+  CUTE_DEVICE static void prefetch_descriptors(Params const& p) {
+    cute::prefetch_tma_descriptor(p.tma_q.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(p.tma_k.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(p.tma_v.get_tma_descriptor());
+    cute::prefetch_tma_descriptor(p.tma_o.get_tma_descriptor());
+  }
+
+  // Key tiles a query tile visits: [first, end) (masked variants: between the tile's window
+  // diagonals, api.h key_tile_range; empty when no row of the tile sees a key).
+  // A tile past the end of a short packed sequence has no rows: no key tile either.
+  // Split-KV: split r of kSplits walks the r-th of kSplits contiguous shares (maybe none).
+  CUTE_DEVICE static KeyTileRange key_tiles(SeqSpan const& seq, WorkTile const& w) {
+    if (w.m_block * kBlockM >= seq.seqlen_q) return {0, 0};
+    KeyTileRange r = key_tile_range<kBlockN, kCausal>(seq.mask, w.m_block * kBlockM, kBlockM);
+    if constexpr (Traits::kSplits > 1) {
+      int const share = (r.count() + Traits::kSplits - 1) / Traits::kSplits;
+      int const first = r.first + w.split * share;
+      r = {first, min(first + share, r.end)};
+    }
+    return r;
+  }
+  CUTE_DEVICE static bool needs_mask(KeyMask const& mask, int m_block, int n) {
+    return key_tile_needs_mask<kBlockN, kCausal>(mask, m_block * kBlockM, kBlockM, n);
+  }
+  // The tile's (seqlen, D) views: packed sequences start at their cu_seqlens row of batch 0.
+  template <class Tensor4>
+  CUTE_DEVICE static auto head_rows(Params const& p, Tensor4 const& m, int head, int batch, int row_start) {
+    return domain_offset(make_coord(row_start, _0{}), m(_, _, head, p.seq.packed() ? 0 : batch));
+  }
+
+  // ------------------------------------------------------------------ producer (one thread)
+  CUTE_DEVICE static void load(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
+                               PipeState& v_state, int tile_iter) {
+    SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
+    KeyTileRange const tiles = key_tiles(seq, w);
+    Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
+    Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
+    Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
+    Tensor gQ = local_tile(head_rows(p, mQ, w.head, w.batch, seq.q_start), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
+    int const head_kv = w.head / p.head_ratio;  // grouped-query attention: K/V heads are shared
+    Tensor gK = local_tile(head_rows(p, mK, head_kv, w.batch, seq.k_start), Shape<BN, HD>{},
+                           make_coord(_, _0{}));  // (BN, D, n)
+    Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HD>{}, make_coord(_, _0{}));
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
+    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
+    Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutV{});
+    auto tma_q_parts = tma_partition(p.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
+    Tensor tQgQ = get<0>(tma_q_parts);
+    Tensor tQsQ = get<1>(tma_q_parts);
+    auto tma_k_parts = tma_partition(p.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
+    Tensor tKgK = get<0>(tma_k_parts);
+    Tensor tKsK = get<1>(tma_k_parts);
+    auto tma_v_parts = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
+    Tensor tVgV = get<0>(tma_v_parts);
+    Tensor tVsV = get<1>(tma_v_parts);
+
+    auto load_k = [&](int n) {
+      EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
+      FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesKV);
+      copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
+           tKsK(_, k_state.index));
+      k_state.advance(kStages);
+    };
+    auto load_v = [&](int n) {
+      EmptyBar::wait(&ss.empty_v[v_state.index], v_state.phase ^ 1);
+      FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesKV);
+      copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
+           tVsV(_, v_state.index));
+      v_state.advance(kStages);
+    };
+
+    // Q loads for every tile, even one without keys: the Q barriers' phases count tiles.
+    bool const any = tiles.count() > 0;
+    int n = tiles.end - 1;
+    if (any) load_k(n);
+    // Q's buffer is free again once the consumers' last QK^T of the previous tile is done, or,
+    // when it doubles as the O staging buffer, once the previous tile's O store has read it.
+    if (tile_iter > 0) {
+      if constexpr (Traits::kSeparateO) EmptyBar::wait(&ss.bar_q_empty, uint32_t(tile_iter - 1) & 1);
+      else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
+    }
+    FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
+    copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
+    if (!any) return;
+    // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
+    for (; n > tiles.first; --n) {
+      load_k(n - 1);
+      load_v(n);
+    }
+    load_v(tiles.first);
+  }
+
+  // ------------------------------------------------------------------ consumers
+  // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
+  template <class AccO>
+  CUTE_DEVICE static void mma(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,
+                              PipeState& k_state, PipeState& v_state, int tile_iter, int tid, AccO& tOrO,
+                              Softmax& softmax) {
+    typename Traits::TiledMmaQK tiled_mma_qk;
+    typename Traits::TiledMmaPV tiled_mma_pv;
+    auto thr_qk = tiled_mma_qk.get_thread_slice(tid);
+    auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
+
+    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
+    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
+    Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutVt{});
+    Tensor tSrQ = thr_qk.make_fragment_A(thr_qk.partition_A(sQ));   // (MMA, MMA_M, MMA_K)
+    Tensor tSrK = thr_qk.make_fragment_B(thr_qk.partition_B(sK));   // (MMA, MMA_N, MMA_K, stages)
+    Tensor tOrV = thr_pv.make_fragment_B(thr_pv.partition_B(sVt));  // (MMA, MMA_N, MMA_K, stages)
+
+    Tensor cS = make_identity_tensor(Shape<BM, BN>{});
+    Tensor tScS = rowcol(thr_qk.partition_C(cS));
+    Tensor tSrS = partition_fragment_C(tiled_mma_qk, Shape<BM, BN>{});
+    using LayoutP = decltype(make_layout(partition_shape_A(tiled_mma_pv, Shape<BM, BN>{})));
+    static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
+
+    clear(tOrO);
+    KeyTileRange const tiles = key_tiles(seq, w);
+
+    int const row0 = w.m_block * kBlockM;
+    KeyMask const key_mask = seq.mask;
+    float const scale_log2 = p.scale_log2;
+    float const softcap_scale = p.softcap_scale;
+    bool const wg_leader = (tid % 128) == 0;
+    int const wg = tid / 128;
+    using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
+
+    auto softmax_step = [&](int n, float (&corr)[kRowsPerThread]) {
+      Tensor s = rowcol(tSrS);
+      if (softcap_scale != 0.f) {  // uniform: tanh before the mask, so masked scores stay -inf
+        CUTE_UNROLL
+        for (int i = 0; i < size(tSrS); ++i) tSrS(i) = tanh_approx(tSrS(i) * softcap_scale);
+      }
+      if (needs_mask(key_mask, w.m_block, n)) {
+        // Each row's visible columns of the tile, one unsigned compare per element (api.h).
+        int const col0 = n * kBlockN;
+        VisibleColumns visible[kRowsPerThread];
+        CUTE_UNROLL
+        for (int i = 0; i < kRowsPerThread; ++i) {
+          visible[i] = visible_columns<kCausal>(key_mask, row0 + get<0>(tScS(i, 0)), col0);
+        }
+        auto mask = [&](int i, int j) { return visible[i].hidden(get<1>(tScS(i, j))); };
+        softmax.template step<true>(s, scale_log2, mask, corr);
+      } else {
+        auto no_mask = [](int, int) { return false; };
+        softmax.template step<false>(s, scale_log2, no_mask, corr);
+      }
+    };
+    auto release = [&](uint64_t* bar) {
+      if (wg_leader) EmptyBar::arrive(bar);
+    };
+
+    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
+    if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
+      return;
+    }
+    float corr[kRowsPerThread];
+    int n = tiles.end - 1;
+
+    if constexpr (Traits::kIntraWGOverlap) {
+      // Prologue: S(n_last) and its softmax alone.
+      FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+      Sched::acquire(wg);
+      wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
+      Sched::pass(wg);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tSrS);
+      release(&ss.empty_k[k_state.index]);
+      k_state.advance(kStages);
+      softmax_step(n, corr);
+      Tensor rP = convert_fragment<Element>(tSrS);
+      Tensor tOrP = make_tensor(rP.data(), LayoutP{});
+      CUTE_NO_UNROLL
+      for (--n; n >= tiles.first; --n) {
+        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+        FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
+        Sched::acquire(wg);
+        wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
+        wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
+        Sched::pass(wg);
+        warpgroup_wait<1>();  // S ready
+        warpgroup_fence_operand(tSrS);
+        release(&ss.empty_k[k_state.index]);
+        k_state.advance(kStages);
+        softmax_step(n, corr);  // overlaps the PV wgmma
+        warpgroup_wait<0>();
+        warpgroup_fence_operand(tOrO);
+        release(&ss.empty_v[v_state.index]);
+        v_state.advance(kStages);
+        Tensor o = rowcol(tOrO);
+        Softmax::rescale(o, corr);
+        Tensor rPn = convert_fragment<Element>(tSrS);
+        CUTE_UNROLL
+        for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
+      }
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);  // every QK^T of this tile is done
+      FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
+      Sched::acquire(wg);
+      wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
+      Sched::pass(wg);
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(tOrO);
+      release(&ss.empty_v[v_state.index]);
+      v_state.advance(kStages);
+    } else {
+      CUTE_NO_UNROLL
+      for (; n >= tiles.first; --n) {
+        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+        wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
+        release(&ss.empty_k[k_state.index]);
+        k_state.advance(kStages);
+        softmax_step(n, corr);
+        Tensor o = rowcol(tOrO);
+        Softmax::rescale(o, corr);
+        Tensor rP = convert_fragment<Element>(tSrS);
+        Tensor tOrP = make_tensor(rP.data(), LayoutP{});
+        FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
+        wg_gemm<false, 0>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
+        release(&ss.empty_v[v_state.index]);
+        v_state.advance(kStages);
+      }
+      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
+    }
+  }
+};
+
+}  // namespace flashcore::sm90
