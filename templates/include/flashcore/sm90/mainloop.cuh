@@ -225,10 +225,6 @@ struct MainloopTmaWgmma {
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         Sched::acquire(wg);
         wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
-        // O *= the previous softmax's correction while this QK^T runs (FA3's order: the last PV is
-        // done, the next not yet issued), not between the PV's completion and the next issue.
-        Tensor o = rowcol(tOrO);
-        Softmax::rescale(o, corr);
         wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
         Sched::pass(wg);
         warpgroup_wait<1>();  // S ready
@@ -240,13 +236,13 @@ struct MainloopTmaWgmma {
         warpgroup_fence_operand(tOrO);
         release(&ss.empty_v[v_state.index]);
         v_state.advance(kStages);
+        Tensor o = rowcol(tOrO);
+        Softmax::rescale(o, corr);
         Tensor rPn = convert_fragment<Element>(tSrS);
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
       }
       if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);  // every QK^T of this tile is done
-      Tensor o = rowcol(tOrO);
-      Softmax::rescale(o, corr);  // the last softmax's correction (the prologue's: O is still 0)
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
       Sched::acquire(wg);
       wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
