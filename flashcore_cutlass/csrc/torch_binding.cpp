@@ -289,10 +289,12 @@ std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, Vie
   c10::cuda::CUDAGuard guard(qt.device());
   // Results in the caller's layout: (B, H, Sq, Dv) and (B, H, Sq); packed3: (total, H, Dv) and
   // (H, total), the same memory as (1, H, total, ..).
-  at::Tensor out, lse;
+  at::Tensor const out = out_opt.has_value() ? *out_opt
+                         : packed3            ? at::empty({Sq, H, Dv}, qt.options())
+                                              : at::empty({B, H, Sq, Dv}, qt.options());
+  View4 const ov = as_view4(out, "out", packed3);
+  at::Tensor lse;
   if (out_opt.has_value()) {
-    out = *out_opt;
-    View4 const ov = as_view4(out, "out", packed3);
     check_operand(ov, "out", info, qt);
     TORCH_CHECK_VALUE(ov.size == (std::array<int64_t, 4>{B, H, Sq, Dv}), "out must be ",
                       packed3 ? "(" + num(Sq) + ", " + num(H) + ", " + num(Dv) + ")"
@@ -302,10 +304,7 @@ std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, Vie
     check_no_overlap(out, "out", qt, "query");
     check_no_overlap(out, "out", k.t, "key");
     check_no_overlap(out, "out", v.t, "value");
-  } else {
-    out = packed3 ? at::empty({Sq, H, Dv}, qt.options()) : at::empty({B, H, Sq, Dv}, qt.options());
   }
-  View4 const ov = as_view4(out, "out", packed3);
   if (lse_opt.has_value()) {
     lse = *lse_opt;
     bool const shape_ok = packed3 ? lse.dim() == 2 && lse.size(0) == H && lse.size(1) == Sq

@@ -2,7 +2,8 @@
 # of 3 launches; no replay, so ~1 % repeatable): B = the tree as it is, A = the tree with HEADER
 # replaced by ALT. Builds the cells' variants for each in turn (same build cache: only variants
 # whose hash changed rebuild), with cuDNN's kernel on one cell as a control in each phase.
-#   bash benchmarks/experiments/sm90/ab_cells.sh templates/include/flashcore/sm90/softmax.cuh ALT.cuh
+#   git show REF:templates/include/flashcore/sm90/softmax.cuh > alt.cuh   (in the repo root: untracked files travel)
+#   bash benchmarks/experiments/sm90/ab_cells.sh templates/include/flashcore/sm90/softmax.cuh alt.cuh
 # Writes $OUT/ab_cells.txt (tag, cell, variant, us).
 set -u
 HEADER=$1; ALT=$2
