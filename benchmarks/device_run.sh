@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on the lent H100: install, build, test, tune, benchmark; logs and JSON under $OUT.
-#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [models] [ladder] [sanitize] [buildcost]
+#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [models] [ladder] [timing] [sanitize] [buildcost]
 #   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS/SMALL_ARGS/SANITIZE_ARGS
 #   pass options on.
 # Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
@@ -42,6 +42,7 @@ for stage in $STAGES; do
     bench)  python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
     models) python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;
     small)  python3 benchmarks/bench_small.py --json "$LOG/bench_small.json" ${SMALL_ARGS:---long-keys} 2>"$LOG/small.err" | tee "$LOG/small.txt" ;;
+    timing) python3 benchmarks/grid_timing_methods.py --json "$LOG/grid_timing.json" ${TIMING_ARGS:-} 2>"$LOG/timing.err" | tee "$LOG/timing.txt" ;;
     ladder) python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
     sanitize) bash benchmarks/sanitize.sh ${SANITIZE_ARGS:-} 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;
     doctor) python3 -m flashcore_cutlass doctor 2>&1 | tee "$LOG/doctor.txt" ;;

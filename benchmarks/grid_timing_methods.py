@@ -2,7 +2,10 @@
 
 - ``event``: CUDA events around one call from Python (what bench_sdpa.py reports): the GPU idles
   while the host prepares the launch, so host time per call is inside the interval;
-- ``graph``: per call of 20 calls replayed from one CUDA graph: GPU time only.
+- ``queued``: CUDA events around each of 20 calls queued back to back from Python (the host runs
+  ahead, as in a model's forward pass): GPU time, the kernels' own start-up included;
+- ``graph``: per call of 20 calls replayed from one CUDA graph: GPU time only;
+- ``host``: the host time of one call issued to an idle GPU (what ``event`` waits for).
 
 If a cell's ratio to SDPA differs between the two, host overhead (not the kernel) explains that
 part of it.
@@ -21,7 +24,7 @@ import torch
 import flashcore_cutlass as fc
 from flashcore_cutlass.reference import random_qkv
 from flashcore_cutlass.runtime import get_runtime
-from flashcore_cutlass.timing import time_calls, time_graph
+from flashcore_cutlass.timing import host_us_isolated, time_calls, time_graph, time_queued
 from flashcore_cutlass.tune import TORCH_DTYPES, baseline_grid
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -46,23 +49,28 @@ def main(argv=None) -> int:
         if p.seqlen_q > args.max_s:
             continue
         q, k, v = random_qkv(p.batch, p.heads, p.seqlen_q, p.seqlen_k, p.head_dim, TORCH_DTYPES[p.dtype])
-        times = {(m, n): [] for m in ("event", "graph") for n in IMPLS}
+        times = {(m, n): [] for m in ("event", "queued", "graph", "host") for n in IMPLS}
         for _ in range(args.rounds):
             for name, fn in IMPLS.items():
                 call = lambda: fn(q, k, v, p.causal)  # noqa: E731
                 times[("event", name)].append(time_calls(call, reps=20, warmup=3, min_ms=30).median_us)
+                times[("queued", name)].append(time_queued(call).median_us)
                 times[("graph", name)].append(time_graph(call).median_us)
+                times[("host", name)].append(host_us_isolated(call).median_us)
         med = {f"{m}_{n}": statistics.median(t) for (m, n), t in times.items()}
         row = {"problem": str(p), "head_dim": p.head_dim, "seqlen": p.seqlen_q, "causal": p.causal,
                "variant": rt.registry.choose(p).variant, "us": med,
                "ratio_event": med["event_sdpa"] / med["event_flashcore"],
+               "ratio_queued": med["queued_sdpa"] / med["queued_flashcore"],
                "ratio_graph": med["graph_sdpa"] / med["graph_flashcore"]}
         rows.append(row)
         table.append([p.head_dim, "yes" if p.causal else "no", p.seqlen_q, f"{med['event_flashcore']:.1f}",
-                      f"{med['event_sdpa']:.1f}", f"{row['ratio_event']:.3f}", f"{med['graph_flashcore']:.1f}",
-                      f"{med['graph_sdpa']:.1f}", f"{row['ratio_graph']:.3f}"])
-    print(format_table(["D", "causal", "S", "ours ev", "sdpa ev", "x sdpa ev", "ours graph", "sdpa graph",
-                        "x sdpa graph"], table))
+                      f"{med['event_sdpa']:.1f}", f"{row['ratio_event']:.3f}", f"{med['queued_flashcore']:.1f}",
+                      f"{med['queued_sdpa']:.1f}", f"{row['ratio_queued']:.3f}", f"{med['graph_flashcore']:.1f}",
+                      f"{med['graph_sdpa']:.1f}", f"{row['ratio_graph']:.3f}", f"{med['host_flashcore']:.1f}",
+                      f"{med['host_sdpa']:.1f}"])
+    print(format_table(["D", "causal", "S", "ours ev", "sdpa ev", "x ev", "ours q", "sdpa q", "x queued",
+                        "ours graph", "sdpa graph", "x graph", "host ours", "host sdpa"], table))
     path = save("grid_timing_methods", {"environment": environment(), "rows": rows}, args.json)
     print(f"results: {path}")
     return 0

@@ -46,6 +46,40 @@ def time_calls(fn, reps: int = 30, warmup: int = 3, min_ms: float = 0.0) -> Timi
     return Timing.of(times)
 
 
+def time_queued(fn, calls: int = 20, reps: int = 5) -> Timing:
+    """Per-call GPU time of calls queued back to back (one event pair per call, one synchronize per
+    ``calls``): the host runs ahead, so for calls longer than their host time the intervals hold
+    the kernels alone, as in a model's forward pass; the median over every call."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(calls)]
+        for start, end in events:
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize()
+        times += [start.elapsed_time(end) * 1000.0 for start, end in events]
+    return Timing.of(times)
+
+
+def host_us_isolated(fn, reps: int = 20) -> Timing:
+    """Host time of one call issued to an idle GPU (synchronised before each): how long the GPU
+    waits for the launch in a one-call-at-a-time timing such as time_calls."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e6)
+    torch.cuda.synchronize()
+    return Timing.of(times)
+
+
 def time_graph(fn, calls_per_graph: int = 20, reps: int = 20) -> Timing:
     """Per-call time of ``calls_per_graph`` back-to-back calls captured in one CUDA graph."""
     stream = torch.cuda.Stream()
