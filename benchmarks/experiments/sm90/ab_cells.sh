@@ -1,14 +1,15 @@
-# A/B of one sm90 header on the H100 by Nsight Compute kernel times (gpu__time_duration, median
-# of 3 launches; no replay, so ~1 % repeatable): B = the tree as it is, A = the tree with HEADER
-# replaced by ALT. Builds the cells' variants for each in turn (same build cache: only variants
-# whose hash changed rebuild), with cuDNN's kernel on one cell as a control in each phase.
+# A/B of sm90 headers on the H100 by Nsight Compute kernel times (gpu__time_duration, median
+# of 3 launches; no replay, so ~1 % repeatable): B = the tree as it is, A = the tree with each
+# HEADER replaced by its ALT. Builds the cells' variants for each in turn (same build cache: only
+# variants whose hash changed rebuild), with cuDNN's kernel on one cell as a control in each phase.
 #   git show REF:templates/include/flashcore/sm90/softmax.cuh > alt.cuh   (in the repo root: untracked files travel)
-#   bash benchmarks/experiments/sm90/ab_cells.sh templates/include/flashcore/sm90/softmax.cuh alt.cuh
+#   bash benchmarks/experiments/sm90/ab_cells.sh templates/include/flashcore/sm90/softmax.cuh alt.cuh [HEADER2 ALT2 ...]
+# AB_CELLS (lines of "variant d s causal-flag") replaces the default cells.
 # Writes $OUT/ab_cells.txt (tag, cell, variant, us).
 set -u
-HEADER=$1; ALT=$2
+PAIRS=("$@")
 export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=$PWD/build/cache
-CELLS=(  # variant | d | s | causal flag
+DEFAULT_CELLS=(  # variant | d | s | causal flag
   "fc_sm90_bf16_d64_full_m128_n128_s2_sch1_p1_kv1 64 512 -"
   "fc_sm90_bf16_d64_full_m192_n128_s2_sch1_p1_kv1 64 512 -"
   "fc_sm90_bf16_d64_full_m192_n128_s2_sch1_p1_kv1 64 4096 -"
@@ -20,6 +21,8 @@ CELLS=(  # variant | d | s | causal flag
   "fc_sm90_bf16_d256_full_m128_n80_s2_sch1_p1_kv1 256 4096 -"
   "fc_sm90_bf16_d256_causal_m128_n48_s2_sch1_p1_kv1 256 512 --causal"
 )
+CELLS=("${DEFAULT_CELLS[@]}")
+if [ -n "${AB_CELLS:-}" ]; then mapfile -t CELLS <<< "$AB_CELLS"; fi
 RES=$OUT/ab_cells.txt
 time_cell() {  # tag variant d s flag
   local flag=$5; [ "$flag" = "-" ] && flag=""
@@ -39,8 +42,7 @@ phase() {  # tag
   time_cell $1 sdpa 64 512 -
   for c in "${CELLS[@]}"; do time_cell $1 $c; done
 }
-cp $HEADER /tmp/ab_B_header
 phase B
-cp $ALT $HEADER
+for ((i = 0; i < ${#PAIRS[@]}; i += 2)); do cp "${PAIRS[i]}" "/tmp/ab_B_$((i / 2))"; cp "${PAIRS[i + 1]}" "${PAIRS[i]}"; done
 phase A
-cp /tmp/ab_B_header $HEADER
+for ((i = 0; i < ${#PAIRS[@]}; i += 2)); do cp "/tmp/ab_B_$((i / 2))" "${PAIRS[i]}"; done

@@ -44,12 +44,16 @@ struct EpilogueTmaStore {
       }
     }
 
-    // O -> smem: its own buffer, free once the previous tile's store has read it; or Q's buffer,
-    // free because this WG's QK^T wgmmas, the only readers of these rows, are done.
-    Element* o_smem = Traits::kSeparateO ? ss.o.data() : ss.q.data();
+    // O -> smem: its own buffer, free once the previous tile's store has read it; or the V ring,
+    // free once every consumer WG's last PV is done (the producer loads no V of the next tile
+    // before bar_o); or Q's buffer, free because this WG's QK^T wgmmas, the only readers of these
+    // rows, are done.
+    Element* o_smem = Traits::kSeparateO ? ss.o.data() : Traits::kOInV ? ss.v.data() : ss.q.data();
     Tensor sO = make_tensor(make_smem_ptr(o_smem), typename Traits::SmemLayoutO{});
     if constexpr (Traits::kSeparateO) {
       if (tid == 0) tma_store_wait<0>();
+    }
+    if constexpr (Traits::kQHoldsOnlyQ) {
       cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
     }
     Tensor rO = convert_fragment<Element>(tOrO);
@@ -66,7 +70,7 @@ struct EpilogueTmaStore {
       // sequence's last row into the next one's; the threads store the valid rows (and head-dim
       // columns) instead. Full tiles take the TMA store below.
       store_rows(p, seq, row0, w.head, sO, tid);
-      if constexpr (!Traits::kSeparateO) {
+      if constexpr (!Traits::kSeparateO) {  // the staging buffer (Q's or V's) may be refilled
         cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
         if (tid == 0) cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);  // every thread is done reading sO
       }
@@ -80,7 +84,7 @@ struct EpilogueTmaStore {
       copy(p.tma_o, cta_tma.partition_S(sO), cta_tma.partition_D(gO));
       tma_store_arrive();
       if constexpr (!Traits::kSeparateO) {
-        tma_store_wait<0>();  // smem read done: the Q/O buffer may be refilled, the CTA may exit
+        tma_store_wait<0>();  // smem read done: the Q or V buffer may be refilled, the CTA may exit
         cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
       }
     }

@@ -124,16 +124,29 @@ struct MainloopTmaWgmma {
     // Q's buffer is free again once the consumers' last QK^T of the previous tile is done, or,
     // when it doubles as the O staging buffer, once the previous tile's O store has read it.
     if (tile_iter > 0) {
-      if constexpr (Traits::kSeparateO) EmptyBar::wait(&ss.bar_q_empty, uint32_t(tile_iter - 1) & 1);
+      if constexpr (Traits::kQHoldsOnlyQ) EmptyBar::wait(&ss.bar_q_empty, uint32_t(tile_iter - 1) & 1);
       else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
     }
     FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
     copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
-    if (!any) return;
+    // O staged in the V ring: this tile's first V load waits until the previous tile's O store has
+    // read it. Every tile waits once, empty ones too: a skipped wait would let the parity run two
+    // phases behind and pass early.
+    auto wait_o_stored = [&] {
+      if constexpr (Traits::kOInV) {
+        if (tile_iter > 0) EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
+      }
+    };
+    if (!any) {
+      wait_o_stored();
+      return;
+    }
     // V lags K by one tile: the consumer needs K(n-1) before V(n) when it overlaps.
+    if (n > tiles.first) load_k(n - 1);  // K goes ahead of the wait for the O store
+    wait_o_stored();
     for (; n > tiles.first; --n) {
-      load_k(n - 1);
       load_v(n);
+      if (n - 1 > tiles.first) load_k(n - 2);
     }
     load_v(tiles.first);
   }
@@ -200,7 +213,7 @@ struct MainloopTmaWgmma {
 
     FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
     if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
-      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
+      if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
       return;
     }
     float corr[kRowsPerThread];
@@ -242,7 +255,7 @@ struct MainloopTmaWgmma {
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
       }
-      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);  // every QK^T of this tile is done
+      if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);  // every QK^T of this tile is done
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
       Sched::acquire(wg);
       wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
@@ -268,7 +281,7 @@ struct MainloopTmaWgmma {
         release(&ss.empty_v[v_state.index]);
         v_state.advance(kStages);
       }
-      if constexpr (Traits::kSeparateO) release(&ss.bar_q_empty);
+      if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
     }
   }
 };

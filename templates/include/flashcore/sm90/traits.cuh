@@ -90,16 +90,21 @@ struct Traits {
                                                            cosize_v<SmemLayoutVt>);
   static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
   static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesQ) + kBarrierBytes <= 227 * 1024;
+  // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
+  // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
+  // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
+  static constexpr bool kOInV = kPersistent && !kSeparateO && cosize_v<SmemLayoutO> <= cosize_v<SmemLayoutVt>;
+  static constexpr bool kQHoldsOnlyQ = kSeparateO || kOInV;  // Q's buffer frees after the last QK^T
   static constexpr int kOElems = kSeparateO ? cosize_v<SmemLayoutO> : 8;
 
   struct SharedStorage {
-    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q (and O unless kSeparateO)
+    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q (and O unless kQHoldsOnlyQ)
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>> k;
-    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutVt>> v;
+    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutVt>> v;  // V ring (and O if kOInV)
     alignas(1024) cute::array_aligned<Element, kOElems> o;  // O staging when kSeparateO
     alignas(16) uint64_t bar_q;        // Q tile landed (tx barrier)
-    uint64_t bar_q_empty;              // consumers done reading Q (kSeparateO: the next Q may load)
-    uint64_t bar_o;                    // O tile stored, smem Q/O free again (persistent, !kSeparateO)
+    uint64_t bar_q_empty;              // consumers done reading Q (kQHoldsOnlyQ: the next Q may load)
+    uint64_t bar_o;                    // O tile stored: its staging buffer (Q's or V's) free again
     uint64_t full_k[kStages], empty_k[kStages];
     uint64_t full_v[kStages], empty_v[kStages];
     uint64_t sched_full[2], sched_empty[2];  // dynamic tile scheduler's next-tile ring
