@@ -20,6 +20,7 @@ using namespace cute;
 enum class NamedBarriers : uint32_t {
   kEpilogue = 0,  // all consumer threads: O tile fully written to smem before the TMA store
   kWgScheduler0 = 1,  // pingpong token of consumer WG w: id kWgScheduler0 + w (w < 3)
+  kEpilogueWg0 = 4,   // one consumer WG's threads: its O rows in smem (id kEpilogueWg0 + w, w < 3)
 };
 
 // Pingpong between consumer warpgroups (FA3 section 3.1): a token passes round the consumer WGs;

@@ -50,11 +50,20 @@ struct EpilogueTmaStore {
     // rows, are done.
     Element* o_smem = Traits::kSeparateO ? ss.o.data() : Traits::kOInV ? ss.v.data() : ss.q.data();
     Tensor sO = make_tensor(make_smem_ptr(o_smem), typename Traits::SmemLayoutO{});
-    if constexpr (Traits::kSeparateO) {
-      if (tid == 0) tma_store_wait<0>();
-    }
-    if constexpr (Traits::kQHoldsOnlyQ) {
-      cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+    int const wg = tid / 128, wg_tid = tid % 128;
+    // Per-WG stores synchronise one WG's threads, else all consumer threads.
+    auto sync_writers = [&] {
+      if constexpr (Traits::kStorePerWG) {
+        cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
+      } else {
+        cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+      }
+    };
+    if constexpr (Traits::kStorePerWG) {
+      if (wg_tid == 0) tma_store_wait<0>();  // this WG's previous store has read its rows
+      sync_writers();
+    } else if constexpr (Traits::kOInV) {
+      sync_writers();
     }
     Tensor rO = convert_fragment<Element>(tOrO);
     auto smem_copy = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, tiled_mma_pv);
@@ -63,25 +72,32 @@ struct EpilogueTmaStore {
     Tensor tRsO = thr_copy.partition_D(sO);
     copy(smem_copy, tRrO, tRsO);
     cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine
-    cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+    sync_writers();
 
-    if (p.seq.packed() && row0 + Traits::kBlockM > seq.seqlen_q) {
+    // What one store covers: a WG's 64 rows, or the whole tile.
+    constexpr int kStoreRows = Traits::kStorePerWG ? 64 : Traits::kBlockM;
+    int const store_row0 = row0 + (Traits::kStorePerWG ? 64 * wg : 0);
+    int const store_tid = Traits::kStorePerWG ? wg_tid : tid;
+    Tensor sO_store = make_tensor(make_smem_ptr(o_smem + (Traits::kStorePerWG ? 64 * Traits::kHeadDim * wg : 0)),
+                                  typename Traits::SmemLayoutOStore{});
+    if (p.seq.packed() && store_row0 + kStoreRows > seq.seqlen_q) {
       // The last tile of a packed sequence: a TMA store of the whole tile would write past the
       // sequence's last row into the next one's; the threads store the valid rows (and head-dim
       // columns) instead. Full tiles take the TMA store below.
-      store_rows(p, seq, row0, w.head, sO, tid);
+      store_rows<kStoreRows>(p, seq, store_row0, w.head, sO_store, store_tid);
       if constexpr (!Traits::kSeparateO) {  // the staging buffer (Q's or V's) may be refilled
-        cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+        sync_writers();
         if (tid == 0) cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);  // every thread is done reading sO
       }
       return;
     }
-    if (tid == 0) {
+    if (store_tid == 0) {
       Tensor mO = p.tma_o.get_tma_tensor(p.shape_q);
       Tensor gO = local_tile(domain_offset(make_coord(seq.q_start, _0{}), mO(_, _, w.head, p.seq.packed() ? 0 : w.batch)),
-                             Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
+                             Shape<Int<kStoreRows>, typename Traits::HD>{},
+                             make_coord(w.m_block * (Traits::kBlockM / kStoreRows) + (Traits::kStorePerWG ? wg : 0), _0{}));
       auto cta_tma = p.tma_o.get_slice(_0{});
-      copy(p.tma_o, cta_tma.partition_S(sO), cta_tma.partition_D(gO));
+      copy(p.tma_o, cta_tma.partition_S(sO_store), cta_tma.partition_D(gO));
       tma_store_arrive();
       if constexpr (!Traits::kSeparateO) {
         tma_store_wait<0>();  // smem read done: the Q or V buffer may be refilled, the CTA may exit
@@ -94,21 +110,23 @@ struct EpilogueTmaStore {
   // memory in 16-byte vectors (a row is kHeadDim / 8 of them; the head dim is a multiple of 8).
   // The threads span a whole row where they divide it evenly, else 8 vectors of it (64 columns;
   // the head dim is a multiple of 64), e.g. 24 vectors a row at D192.
-  template <class SmemO>
+  // kRows: the rows sO holds (a WG's 64 or the tile's), stored by as many threads as rows / 2
+  // (tid: 0 .. kRows / 2 - 1), i.e. by that WG or by every consumer thread.
+  template <int kRows, class SmemO>
   CUTE_DEVICE static void store_rows(Params const& p, SeqSpan const& seq, int row0, int head, SmemO const& sO, int tid) {
+    constexpr int kThreads = kRows * 2;
     constexpr int kRowVecs = Traits::kHeadDim / 8;
-    constexpr bool kWholeRow = Traits::kConsumerThreads % kRowVecs == 0 &&
-                               Traits::kBlockM % (Traits::kConsumerThreads / kRowVecs) == 0;
+    constexpr bool kWholeRow = kThreads % kRowVecs == 0 && kRows % (kThreads / kRowVecs) == 0;
     constexpr int kVecsPerRow = kWholeRow ? kRowVecs : 8;
-    static_assert(Traits::kConsumerThreads % kVecsPerRow == 0 && Traits::kBlockM % (Traits::kConsumerThreads / kVecsPerRow) == 0);
-    using ThreadLayout = Layout<Shape<Int<Traits::kConsumerThreads / kVecsPerRow>, Int<kVecsPerRow>>, Stride<Int<kVecsPerRow>, _1>>;
+    static_assert(kThreads % kVecsPerRow == 0 && kRows % (kThreads / kVecsPerRow) == 0);
+    using ThreadLayout = Layout<Shape<Int<kThreads / kVecsPerRow>, Int<kVecsPerRow>>, Stride<Int<kVecsPerRow>, _1>>;
     auto gmem_copy = make_tiled_copy(Copy_Atom<UniversalCopy<uint128_t>, Element>{}, ThreadLayout{}, Layout<Shape<_1, _8>>{});
     Element* base = p.o + int64_t(seq.q_start + row0) * p.o_row_stride + int64_t(head) * p.o_head_stride;
-    Tensor gO = make_tensor(make_gmem_ptr(base), make_layout(Shape<BM, HD>{}, make_stride(p.o_row_stride, _1{})));
+    Tensor gO = make_tensor(make_gmem_ptr(base), make_layout(Shape<Int<kRows>, HD>{}, make_stride(p.o_row_stride, _1{})));
     auto thr = gmem_copy.get_thread_slice(tid);
     Tensor tOsO = thr.partition_S(sO);
     Tensor tOgO = thr.partition_D(gO);
-    Tensor tOcO = thr.partition_D(make_identity_tensor(Shape<BM, HD>{}));
+    Tensor tOcO = thr.partition_D(make_identity_tensor(Shape<Int<kRows>, HD>{}));
     int const rows = seq.seqlen_q - row0;
     CUTE_UNROLL
     for (int m = 0; m < size<1>(tOsO); ++m) {
@@ -127,7 +145,7 @@ struct EpilogueTmaStore {
   // After the last tile: the CTA may exit only once its last O store has read shared memory.
   CUTE_DEVICE static void finish(int tid) {
     if constexpr (Traits::kSeparateO) {
-      if (tid == 0) tma_store_wait<0>();
+      if (tid % 128 == 0) tma_store_wait<0>();  // each WG's leader issued its own stores
     }
   }
 };

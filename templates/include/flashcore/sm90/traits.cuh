@@ -60,7 +60,6 @@ struct Traits {
 
   using SmemAtomQ = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BM, HD>());
   using SmemLayoutQ = decltype(tile_to_shape(SmemAtomQ{}, Shape<BM, HD>{}));
-  using SmemLayoutO = SmemLayoutQ;  // O's staging layout (in Q's buffer or its own, see kSeparateO)
   using SmemAtomK = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BN, HD>());
   using SmemLayoutK = decltype(tile_to_shape(SmemAtomK{}, Shape<BN, HD, Int<kStages>>{}));
   // V tile is (BN, D) row-major in gmem; the PV wgmma reads it as B = V^T (D, BN), MN-major.
@@ -78,7 +77,6 @@ struct Traits {
   using TmaQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}));
   using TmaK = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}));
   using TmaV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}));
-  using TmaO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemOut{}, SmemLayoutO{}, Shape<BM, HD>{}, _1{}));
 
   static constexpr uint32_t kBytesQ = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kBytesKV = kBlockN * kHeadDim * sizeof(Element);
@@ -93,8 +91,20 @@ struct Traits {
   // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
   // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
   // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
-  static constexpr bool kOInV = kPersistent && !kSeparateO && cosize_v<SmemLayoutO> <= cosize_v<SmemLayoutVt>;
+  static constexpr bool kOInV = kPersistent && !kSeparateO && kBlockM * kHeadDim <= cosize_v<SmemLayoutVt>;
   static constexpr bool kQHoldsOnlyQ = kSeparateO || kOInV;  // Q's buffer frees after the last QK^T
+  // O in a buffer of its own is stored per consumer WG: each WG's 64 rows by its own TMA store, so
+  // no WG waits for another at the end of a tile (a ping-pong schedule keeps its stagger). In the V
+  // ring every WG's last PV must be done first, and in Q's buffer O keeps Q's layout: one store.
+  // Not with 3 consumer WGs: at 160 registers a thread the per-WG store's bookkeeping spilled in
+  // their key loop (D64 192x128: 4 STL / 10 LDL there instead of 0 / 3).
+  static constexpr bool kStorePerWG = kSeparateO && kConsumerWGs < 3;
+  using SmemLayoutOWg = decltype(tile_to_shape(SmemAtomQ{}, Shape<_64, HD>{}));  // one WG's rows
+  using SmemLayoutO = std::conditional_t<kStorePerWG, decltype(tile_to_shape(SmemLayoutOWg{}, Shape<BM, HD>{})),
+                                         SmemLayoutQ>;  // per WG: WG w's rows at w * 64 * HD
+  using SmemLayoutOStore = std::conditional_t<kStorePerWG, SmemLayoutOWg, SmemLayoutO>;  // one TMA store's
+  using OStoreRows = std::conditional_t<kStorePerWG, _64, BM>;
+  using TmaO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemOut{}, SmemLayoutOStore{}, Shape<OStoreRows, HD>{}, _1{}));
   static constexpr int kOElems = kSeparateO ? cosize_v<SmemLayoutO> : 8;
 
   struct SharedStorage {
@@ -163,7 +173,7 @@ struct Traits {
         make_tma_copy(SM90_TMA_LOAD{}, mQ, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
-        make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutO{}, Shape<BM, HD>{}, _1{}),
+        make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutOStore{}, Shape<OStoreRows, HD>{}, _1{}),
         mQ.shape(), mK.shape(), p.lse, seq_layout(p), static_cast<Element*>(p.o), p.o_row_stride, p.o_head_stride,
         packed ? int64_t(0) : p.o_batch_stride, dv,
         p.heads / heads_k, p.softcap_scale, p.scale_log2,
