@@ -263,10 +263,11 @@ class Sm90Config(KernelConfig):
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
     # cell but one): D64 3 WGs 192x128 (non-causal) and 128x128 (causal, S=1024); D128 128x128
-    # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64 p1, which
-    # since GQA spills 4 B causal and is no longer built by default), and 128x48, whose O gets a
-    # buffer of its own (the next Q loads during the epilogue): causal S=512 114.0 vs 130.7 us
-    # (benchmarks/NOTES.md, 2026-11-26 09:11-, call 5), slower from S=1k on. D192 128x80 ping-pong:
+    # ping-pong (non-causal) and overlap (causal); D256 128x80 (4-10 % over 128x64 p1 before O
+    # moved to the V ring) and, since O moved there (benchmarks/NOTES.md, 2026-11-26 13:42-, call 6),
+    # 128x64 again: causal S=512 / 1k 110.8-111.5 / 159.9 us against 128x80's 115.6 / 167.4 and
+    # 128x48's 113.1 / 167.9 (128x48, whose O has a buffer of its own, won causal S=512 before:
+    # 114.0 vs 130.7 us, 2026-11-26 09:11-, call 5; it left the defaults), no spill. D192 128x80 ping-pong:
     # the fastest of six D192 tiles at causal 1k/2k (125.5 / 120.6 us), 3.5 % behind 128x112 on
     # DeepSeek's 192/128 (205.8 vs 198.6 us; call 12).
     # Few query tiles (benchmarks/NOTES.md, issue 8 calls 2-6; kernel time, fp16): 64-row tiles
@@ -280,7 +281,7 @@ class Sm90Config(KernelConfig):
              (64, 128, 2, 1, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2)],
         192: [(128, 80, 2, 2, 1, 1)],
-        256: [(128, 80, 2, 1, 1, 1), (128, 48, 2, 1, 1, 1)],
+        256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1)],
     }
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
     MEASURED_SPILLS: ClassVar[dict] = {
