@@ -283,6 +283,11 @@ class Sm90Config(KernelConfig):
         192: [(128, 80, 2, 2, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1)],
     }
+    # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
+    # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
+    # (GQA 16/8, S 4096, softcap) 128x64 took 342 us against SDPA's 310 without softcap, 128x80
+    # 297 against 283 the run before (benchmarks/NOTES.md, 2026-11-26 13:42-, call 7).
+    HEURISTIC_TILES: ClassVar[dict] = {256: {"block_n": 80}}
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
     MEASURED_SPILLS: ClassVar[dict] = {
         "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1": "spills 24-64 B (3 WGs at 160 registers); fastest D64 non-causal "

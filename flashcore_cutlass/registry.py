@@ -24,7 +24,8 @@ Among the candidates:
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding),
      else block_m = 128;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
-     (the middle of each axis);
+     (the middle of each axis), unless the family names other sizes for the head dim
+     (``HEURISTIC_TILES``, each with its measurement);
    - then lean = 0 (the plain mainloop: the lean one wins only some tiles, by measurement);
    - then splits = 1 (one CTA per query tile: split-KV clusters pay for a combine and win only
      problems with fewer query tiles than SMs, which the tuner measures);
@@ -120,7 +121,8 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey) -> tuple
     Only ``seqlen_q <= 64`` is read from the problem, and bucketing preserves it, so the
     rank is the same for every problem of one ProblemKey (which is what the cache assumes).
     """
-    preferred = {"block_m": 64 if problem.seqlen_q <= SMALL_SEQLEN_Q else 128, **PREFERRED_TILES}
+    preferred = {"block_m": 64 if problem.seqlen_q <= SMALL_SEQLEN_Q else 128, **PREFERRED_TILES,
+                 **config.HEURISTIC_TILES.get(config.head_dim, {})}
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key
     # tiles equally near, the wider (a D256 128x80 tile beats 128x48 by 13-37 % from S = 2k on,
     # benchmarks/NOTES.md 2026-11-26 call 5). A missing axis is distance 0 for every config of

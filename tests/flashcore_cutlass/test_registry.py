@@ -103,14 +103,28 @@ def test_heuristic_ties_broken_by_name():
 
 
 def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():
-    """D256 128x48 and 128x80 are both 16 from block_n 64: the wider wins (it is 13-37 % faster
-    from S = 2k on), not the name (n48 sorts first)."""
+    """128x48 and 128x80 are both 16 from block_n 64: the wider wins (at D256 it was 13-37 % faster
+    from S = 2k on), not the name (n48 sorts first). D128: the family names no preference there."""
     from flashcore_codegen.families import Sm90Config
 
-    narrow, wide = (Sm90Config(**(BF16_CAUSAL | {"head_dim": 256}), block_m=128, block_n=n, stages=2, schedule=1,
+    narrow, wide = (Sm90Config(**(BF16_CAUSAL | {"head_dim": 128}), block_m=128, block_n=n, stages=2, schedule=1,
                                persistent=1).name for n in (48, 80))
-    assert narrow < wide
-    assert Registry(hashes(narrow, wide)).choose(problem(head_dim=256)).variant == wide
+    assert narrow < wide and 128 not in Sm90Config.HEURISTIC_TILES
+    assert Registry(hashes(narrow, wide)).choose(problem(head_dim=128)).variant == wide
+
+
+def test_family_heuristic_tiles_override_the_generic_ones():
+    """sm90 names block_n 80 for D256 (HEURISTIC_TILES): an untuned D256 call takes 128x80 over the
+    128x64 tile the generic block_n 64 would pick; other head dims keep the generic preference."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(head_dim, n):
+        return Sm90Config(**(BF16_CAUSAL | {"head_dim": head_dim}), block_m=128, block_n=n, stages=2, schedule=1,
+                          persistent=1).name
+
+    assert Sm90Config.HEURISTIC_TILES[256] == {"block_n": 80}
+    assert Registry(hashes(sm90(256, 64), sm90(256, 80))).choose(problem(head_dim=256)).variant == sm90(256, 80)
+    assert Registry(hashes(sm90(128, 64), sm90(128, 80))).choose(problem(head_dim=128)).variant == sm90(128, 64)
 
 
 def test_candidates_match_dtype_head_dim_and_mask():
