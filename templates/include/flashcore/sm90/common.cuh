@@ -53,19 +53,17 @@ template <> struct RegisterSplit<2, false> { static constexpr int kProducer = 24
 template <> struct RegisterSplit<2, true> { static constexpr int kProducer = 40; static constexpr int kConsumer = 232; };
 template <> struct RegisterSplit<3, false> { static constexpr int kProducer = 32; static constexpr int kConsumer = 160; };
 
-// One warpgroup GEMM: C (+)= A * B over all k-blocks (or the first kKBlocks), issued async;
-// commit; optionally wait. A is either smem descriptors (SS) or registers (RS); B is always smem
-// descriptors.
-template <bool kZeroInit, int kWait = -1, int kKBlocks = 0, class TiledMma, class TA, class TB, class TC>
+// One warpgroup GEMM: C (+)= A * B over all k-blocks, issued async; commit; optionally wait.
+// A is either smem descriptors (SS) or registers (RS); B is always smem descriptors.
+template <bool kZeroInit, int kWait = -1, class TiledMma, class TA, class TB, class TC>
 CUTE_DEVICE void wg_gemm(TiledMma& tiled_mma, TA const& tCrA, TB const& tCrB, TC& tCrC) {
-  constexpr int kK = kKBlocks > 0 ? kKBlocks : int(decltype(size<2>(tCrA))::value);
   constexpr bool kIsRS = !is_base_of<GMMA::DescriptorIterator, typename TA::engine_type::iterator>::value;
   if constexpr (kIsRS) warpgroup_fence_operand(const_cast<TA&>(tCrA));
   warpgroup_fence_operand(tCrC);
   warpgroup_arrive();
   if constexpr (kZeroInit) tiled_mma.accumulate_ = GMMA::ScaleOut::Zero;
   CUTE_UNROLL
-  for (int k = 0; k < kK; ++k) {
+  for (int k = 0; k < size<2>(tCrA); ++k) {
     cute::gemm(tiled_mma, tCrA(_, _, k), tCrB(_, _, k), tCrC);
     tiled_mma.accumulate_ = GMMA::ScaleOut::One;
   }

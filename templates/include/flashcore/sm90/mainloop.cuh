@@ -175,19 +175,6 @@ struct MainloopTmaWgmma {
     using LayoutP = decltype(make_layout(partition_shape_A(tiled_mma_pv, Shape<BM, BN>{})));
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
-    // Half-width S and P V for a WG whose rows see none of the key tile's right half (kHalfDiagonal):
-    // S's left half is the first half of its accumulator registers (the N repeats are outermost),
-    // K's left half the tile's first rows; the right half keeps stale values, which the mask
-    // (always on in such a tile) turns into -inf before anything reads them.
-    using BNHalf = typename Traits::BNHalf;
-    typename Traits::TiledMmaQKHalf tiled_mma_qk_half;
-    auto thr_qk_half = tiled_mma_qk_half.get_thread_slice(tid);
-    Tensor tSrQh = thr_qk_half.make_fragment_A(thr_qk_half.partition_A(sQ));
-    Tensor tSrKh = thr_qk_half.make_fragment_B(
-        thr_qk_half.partition_B(local_tile(sK, Shape<BNHalf, HD, Int<kStages>>{}, make_coord(_0{}, _0{}, _0{}))));
-    Tensor tSrSh = make_tensor(tSrS.data(), partition_fragment_C(tiled_mma_qk_half, Shape<BM, BNHalf>{}).layout());
-    constexpr int kPVHalfBlocks = kBlockN / 32;  // P V's k-blocks (16 keys each) over the left half
-
     clear(tOrO);
     KeyTileRange const tiles = key_tiles(seq, w);
 
@@ -223,29 +210,6 @@ struct MainloopTmaWgmma {
     auto release = [&](uint64_t* bar) {
       if (wg_leader) EmptyBar::arrive(bar);
     };
-    // Does this WG see nothing of key tile n's right half? (Its last row sees the most keys.)
-    auto left_half_only = [&](int n) {
-      if constexpr (!Traits::kHalfDiagonal) {
-        return false;
-      } else {
-        VisibleColumns const v = visible_columns<true>(key_mask, row0 + 64 * wg + 63, n * kBlockN);
-        return v.lo + int(v.width) < kBlockN / 2;
-      }
-    };
-    auto issue_qk = [&](bool half) {
-      if (Traits::kHalfDiagonal && half) {
-        wg_gemm<true, -1>(tiled_mma_qk_half, tSrQh, tSrKh(_, _, _, k_state.index), tSrSh);
-      } else {
-        wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
-      }
-    };
-    auto issue_pv = [&](auto const& tOrP, bool half) {
-      if (Traits::kHalfDiagonal && half) {
-        wg_gemm<false, -1, kPVHalfBlocks>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
-      } else {
-        wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
-      }
-    };
 
     FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
     if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
@@ -257,10 +221,9 @@ struct MainloopTmaWgmma {
 
     if constexpr (Traits::kIntraWGOverlap) {
       // Prologue: S(n_last) and its softmax alone.
-      bool half_p = left_half_only(n);  // of the P the next PV multiplies
       FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
       Sched::acquire(wg);
-      issue_qk(half_p);
+      wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
       Sched::pass(wg);
       warpgroup_wait<0>();
       warpgroup_fence_operand(tSrS);
@@ -271,12 +234,11 @@ struct MainloopTmaWgmma {
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
       CUTE_NO_UNROLL
       for (--n; n >= tiles.first; --n) {
-        bool const half_s = left_half_only(n);
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         Sched::acquire(wg);
-        issue_qk(half_s);
-        issue_pv(tOrP, half_p);
+        wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
+        wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
         Sched::pass(wg);
         warpgroup_wait<1>();  // S ready
         warpgroup_fence_operand(tSrS);
@@ -292,12 +254,11 @@ struct MainloopTmaWgmma {
         Tensor rPn = convert_fragment<Element>(tSrS);
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
-        half_p = half_s;
       }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);  // every QK^T of this tile is done
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
       Sched::acquire(wg);
-      issue_pv(tOrP, half_p);
+      wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
       Sched::pass(wg);
       warpgroup_wait<0>();
       warpgroup_fence_operand(tOrO);

@@ -54,12 +54,6 @@ struct Traits {
   // S = Q K^T: both operands K-major in smem (SS). O += P V: P from registers, V MN-major (RS).
   using TiledMmaQK = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float, TileShapeQK>(),
                                              AtomLayout{}));
-  // Causal 2-WG tiles: where a WG's rows see none of a key tile's right half (the diagonal tile
-  // of WG 0), that WG computes S over the left half only and skips P V's right half.
-  static constexpr bool kHalfDiagonal = kCausal && kConsumerWGs == 2 && kBlockN % 32 == 0;
-  using BNHalf = Int<kHalfDiagonal ? kBlockN / 2 : kBlockN>;  // (unused where off: the full width)
-  using TiledMmaQKHalf = decltype(make_tiled_mma(
-      GMMA::ss_op_selector<Element, Element, float, Shape<BM, BNHalf, HD>>(), AtomLayout{}));
   using TiledMmaPV = decltype(make_tiled_mma(
       GMMA::rs_op_selector<Element, Element, float, TileShapePV, GMMA::Major::K, GMMA::Major::MN>(),
       AtomLayout{}));
