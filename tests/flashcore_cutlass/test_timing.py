@@ -17,3 +17,42 @@ def test_host_us_per_call_times_every_case_interleaved(monkeypatch):
     best = timing.host_us_per_call({"a": (count, ("a",)), "b": (count, ("b",))}, calls=10, repeats=3, warmup=5)
     assert set(best) == {"a", "b"} and all(0 < us < 1e6 for us in best.values())
     assert calls == {"a": 5 + 3 * 10, "b": 5 + 3 * 10}
+
+
+class _FakeEvent:
+    """A CUDA event on a fake clock (ms): each record() ticks it by 1 us."""
+
+    clock = [0.0]
+
+    def __init__(self, enable_timing=True):
+        self.t = None
+
+    def record(self):
+        _FakeEvent.clock[0] += 0.001
+        self.t = _FakeEvent.clock[0]
+
+    def elapsed_time(self, end):
+        return end.t - self.t
+
+
+def test_time_queued_times_each_call_between_its_own_events(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    calls = []
+
+    def call():  # a 10 us "kernel"
+        calls.append(1)
+        _FakeEvent.clock[0] += 0.010
+
+    t = timing.time_queued(call, calls=7, reps=3)
+    assert len(calls) == 3 + 7 * 3 and t.samples == 7 * 3
+    assert abs(t.median_us - 11.0) < 1e-6 and abs(t.spread_us) < 1e-6  # the call + the end event's tick
+
+
+def test_host_us_isolated_synchronises_before_every_call(monkeypatch):
+    order = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: order.append("sync"))
+    t = timing.host_us_isolated(lambda: order.append("call"), reps=4)
+    assert t.samples == 4 and t.median_us >= 0
+    assert order[:3] == ["call"] * 3  # warm-up
+    assert order[3:] == ["sync", "call"] * 4 + ["sync"]
