@@ -154,6 +154,25 @@ def _as_softcap(softcap) -> float:
 OPEN_SIDE = 1 << 30  # a window side without edge: beyond every sequence (the kernels' 32-bit range)
 
 
+def _checked_args(causal, return_lse, scale, window, softcap) -> tuple:
+    """attention()'s and attention_varlen()'s scalar arguments, checked on every call (the
+    per-shape caches must not skip them): (mask, return_lse, scale, window, softcap as a float).
+    For the usual values a few identity tests and one chained comparison."""
+    if causal is False:
+        mask = NO_MASK
+    elif causal is True:
+        mask = TOP_LEFT
+    else:
+        mask = _as_causal(causal)
+    if return_lse is not True and return_lse is not False:
+        return_lse = _as_bool("return_lse", return_lse)
+    if scale is not None and (type(scale) is not float or not -FLT_MAX <= scale <= FLT_MAX):
+        scale = _as_scale(scale)
+    if window is not None:
+        window = _as_window(window, mask)
+    return mask, return_lse, scale, window, 0.0 if softcap is None else _as_softcap(softcap)
+
+
 def window_diagonals(mask: str, window) -> tuple[bool, int, int | None]:
     """(bottom_right, right, left) of a masked call: row r sees key c iff r + a + left <= c <=
     r + a + right, with a = Sk - Sq when ``bottom_right`` else 0 (left None: no left edge). The
@@ -269,30 +288,15 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
     (fullgraph, dynamic shapes) and in CUDA graphs. See the module docstring for the argument
     rules and empty inputs.
     """
-    # Argument checks first, on every call (the per-shape cache must not skip them): for the usual
-    # values they are a few identity tests and one chained comparison.
-    if causal is False:
-        mask = NO_MASK
-    elif causal is True:
-        mask = TOP_LEFT
-    else:
-        mask = _as_causal(causal)
-    if return_lse is not True and return_lse is not False:
-        return_lse = _as_bool("return_lse", return_lse)
-    if scale is not None and (type(scale) is not float or not -FLT_MAX <= scale <= FLT_MAX):
-        scale = _as_scale(scale)
-    if window is not None:
-        window = _as_window(window, mask)
-    if softcap is not None:
-        softcap = _as_softcap(softcap)
+    mask, return_lse, scale, window, softcap = _checked_args(causal, return_lse, scale, window, softcap)
     if _is_dynamo_compiling() or (type(q) is not torch.Tensor and isinstance(q, torch.Tensor)):
         # Traced (or a tensor subclass, e.g. FakeTensor): the opaque library op, whose
         # implementation is _forward. Grad is refused here: inside the op it is not visible.
         _check_grad(q, k, v)
         left, right = NO_WINDOW if window is None else window
-        out, lse = _attention_op(q, k, v, mask, scale, left, right, softcap or 0.0)
+        out, lse = _attention_op(q, k, v, mask, scale, left, right, softcap)
     else:
-        out, lse = _forward(q, k, v, mask, scale, window=window, softcap=softcap or 0.0)
+        out, lse = _forward(q, k, v, mask, scale, window=window, softcap=softcap)
     return (out, lse) if return_lse else out
 
 

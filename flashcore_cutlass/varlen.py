@@ -89,20 +89,7 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
     under torch.compile the library op flashcore::attention_varlen (fake implementation for the
     tracer; the offsets are validated when the graph runs).
     """
-    # Argument checks on every call, the usual values by identity tests (as attention() does).
-    if causal is False:
-        mask = NO_MASK
-    elif causal is True:
-        mask = api.TOP_LEFT
-    else:
-        mask = api._as_causal(causal)
-    if return_lse is not True and return_lse is not False:
-        return_lse = api._as_bool("return_lse", return_lse)
-    if scale is not None and (type(scale) is not float or not -api.FLT_MAX <= scale <= api.FLT_MAX):
-        scale = api._as_scale(scale)
-    if window is not None:
-        window = api._as_window(window, mask)
-    softcap = 0.0 if softcap is None else api._as_softcap(softcap)
+    mask, return_lse, scale, window, softcap = api._checked_args(causal, return_lse, scale, window, softcap)
     masked = mask != NO_MASK or window is not None
     if api._is_dynamo_compiling() or (type(q) is not torch.Tensor and isinstance(q, torch.Tensor)):
         # Traced (torch.compile, export) or a tensor subclass: the opaque library op
@@ -145,10 +132,7 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
             shape_cache[("varlen", *key)] = vid
     # The diagonals relative to each sequence's alignment: the kernels add seqlen_k - seqlen_q per
     # sequence for bottom-right.
-    if window is None:
-        bottom_right, right, left = mask == api.BOTTOM_RIGHT, 0, None
-    else:
-        bottom_right, right, left = api.window_diagonals(mask, window)
+    bottom_right, right, left = api.window_diagonals(mask, window)
     # The binding takes the packed (total, H, D) tensors as they are and returns out (total, H, D)
     # and lse (H, total).
     out, lse = get_runtime().fwd(vid, q, k, v, d ** -0.5 if scale is None else scale, None, None, right, left,
