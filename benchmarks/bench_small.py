@@ -55,7 +55,9 @@ SEED = ("fp16", (1, 8, 512, 64))  # the seed's shape: absolute targets
 EAGER_TARGET_US = 6.0
 GRAPH_TARGET_US = 4.0
 RATIO_TARGET = 0.7  # ours / SDPA time, every other row
-IMPLS = ("flashcore", "sdpa")
+# flashcore_nopdl: the same calls with programmatic dependent launch off (FLASHCORE_PDL=0), to
+# show what PDL gives (graph and Python loops: a call's prologue overlaps the previous call's end).
+IMPLS = ("flashcore", "flashcore_nopdl", "sdpa")
 GRAPH_CALLS = 100
 TINY = (1, 1, 16, 64)
 HOST_CALLS, HOST_REPEATS = 2000, 7
@@ -145,7 +147,7 @@ def verdict_line(row: dict) -> str:
 
 
 TABLE_HEADERS = ["dtype", "B,H,S,D", "eager us ours/sdpa", "graph us ours/sdpa", "python us ours/sdpa",
-                 "ratio eager", "ratio graph", "variant", "check"]
+                 "ratio eager", "ratio graph", "graph no-PDL", "variant", "check"]
 
 
 def table_row(row: dict) -> list[str]:
@@ -155,7 +157,8 @@ def table_row(row: dict) -> list[str]:
     b, h, sq, d = shape_of(row)
     rows = str(sq) if sq == row["seqlen_k"] else f"{sq}/{row['seqlen_k']}"  # Sq/Sk when they differ
     return [row["dtype"], f"{b},{h},{rows},{d}", pair("eager_us"), pair("graph_us"), pair("python_us"),
-            f"{row['ratio_eager']:.3f}", f"{row['ratio_graph']:.3f}", row["variant"].removeprefix("fc_"),
+            f"{row['ratio_eager']:.3f}", f"{row['ratio_graph']:.3f}",
+            f"{row['graph_us']['flashcore_nopdl']:.2f} ({row['ratio_graph_nopdl']:.3f})", row["variant"].removeprefix("fc_"),
             "ok" if row["check"]["ok"] else "FAIL"]
 
 
@@ -228,7 +231,8 @@ def bench_problem(p: Problem, rounds: int, do_bench) -> dict:
     check = check_problem(q, k, v)
     if not check["ok"]:
         print(f"{p}: CORRECTNESS CHECK FAILED: {check}", file=sys.stderr)
-    fns = {"flashcore": lambda: fc.attention(q, k, v), "sdpa": lambda: F.scaled_dot_product_attention(q, k, v)}
+    fns = {"flashcore": lambda: fc.attention(q, k, v), "flashcore_nopdl": without_pdl(lambda: fc.attention(q, k, v)),
+           "sdpa": lambda: F.scaled_dot_product_attention(q, k, v)}
     per = {kind: {name: [] for name in IMPLS} for kind in ("eager", "graph", "python")}
     for _ in range(rounds):  # interleaved: clock and thermal drift hit both implementations alike
         for name in IMPLS:
@@ -242,8 +246,25 @@ def bench_problem(p: Problem, rounds: int, do_bench) -> dict:
     for kind, times in per.items():
         row[f"{kind}_us"] = {name: statistics.median(ts) for name, ts in times.items()}
         row[f"ratio_{kind}"] = ratio(row[f"{kind}_us"]["flashcore"], row[f"{kind}_us"]["sdpa"])
+        row[f"ratio_{kind}_nopdl"] = ratio(row[f"{kind}_us"]["flashcore_nopdl"], row[f"{kind}_us"]["sdpa"])
     row["verdict"] = verdict(row)
     return row
+
+
+def without_pdl(fn):
+    """fn with the sm90 kernels launched without programmatic dependent launch (the setting is
+    read at launch, so a graph captured from this keeps it). Costs the wrapper's two op calls of
+    host time: read its python_us as an upper bound."""
+    rt = get_runtime()
+
+    def call():
+        previous = rt.set_programmatic_launch(False)
+        try:
+            return fn()
+        finally:
+            rt.set_programmatic_launch(previous)
+
+    return call
 
 
 def tiny_inputs():

@@ -102,6 +102,9 @@ class KernelConfig:
     PADS_HEAD_DIM: ClassVar[bool] = False
     # The head dims the family's variants are built for.
     HEAD_DIMS: ClassVar[tuple[int, ...]] = FAMILY_HEAD_DIMS
+    # The kernels honour FwdParams::programmatic_launch (PDL: launched as programmatic dependents,
+    # they wait for the previous kernel's results before touching global memory).
+    PROGRAMMATIC_LAUNCH: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -248,6 +248,7 @@ class Sm90Config(KernelConfig):
     # TMA zero-fills the head-dim columns past the call's on load and clips them on store.
     PADS_HEAD_DIM: ClassVar[bool] = True
     DEFINES_WORKSPACE_BYTES: ClassVar[bool] = True
+    PROGRAMMATIC_LAUNCH: ClassVar[bool] = True  # griddepcontrol (kernel_ws.cuh)
     # 192 beside 64/128/256: calls of head dim 136-192 (and DeepSeek-style 192/128) would
     # otherwise pad to 256, a third more GEMM work.
     HEAD_DIMS: ClassVar[tuple] = (64, 128, 192, 256)

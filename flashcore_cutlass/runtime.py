@@ -20,6 +20,7 @@ another device of another capability is refused by the op's own per-variant chec
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -120,6 +121,15 @@ def binding_differences(fwd_schema, fwd_dense_schema=None) -> list[str]:
     return differences
 
 
+def programmatic_launch_from_env(environ) -> bool:
+    """FLASHCORE_PDL: 1 (default) launches the sm90 kernels as programmatic dependents, 0 does not."""
+    value = environ.get("FLASHCORE_PDL", "1").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"FLASHCORE_PDL must be 0 or 1, got {value!r}: unset it, or set 0 to launch the sm90 "
+                         "kernels without programmatic dependent launch")
+    return value == "1"
+
+
 def direct_call(overload):
     """The C++ callable behind a torch OpOverload: the same call without OpOverload.__call__'s
     Python frame (~1.5 us a call on the CPU box). Only where torch routes no call of this op
@@ -185,6 +195,8 @@ class Runtime:
         fwd_dense = getattr(torch.ops.flashcore, "fwd_dense", None)
         differences = binding_differences(torch.ops.flashcore.fwd.default._schema,
                                           fwd_dense.default._schema if fwd_dense is not None else None)
+        if not hasattr(torch.ops.flashcore, "set_programmatic_launch"):
+            differences.append("it has no flashcore::set_programmatic_launch")
         differences += variant_differences(reported, manifest)
         if differences:
             raise StaleExtension(stale_message(self.build_dir, differences))
@@ -200,9 +212,20 @@ class Runtime:
         self.env = Environment.current()
         self.table = table if table is not None else TuningTable()
         self.registry = Registry(self.hashes, self.table, self.env, capability=self.capability, targets=self.targets)
+        # Programmatic dependent launch of the sm90 kernels (on in the binding by default).
+        torch.ops.flashcore.set_programmatic_launch(programmatic_launch_from_env(os.environ))
         self.fwd = direct_call(torch.ops.flashcore.fwd.default)
         # The eager hot path's call: no window, softcap, preallocated results or packing.
         self.fwd_dense = direct_call(torch.ops.flashcore.fwd_dense.default)
+
+    @staticmethod
+    def set_programmatic_launch(enabled: bool) -> bool:
+        """Launch the sm90 kernels as programmatic dependents (PDL: a kernel's prologue overlaps the
+        end of the previous kernel on the stream, whose results it waits for before reading
+        anything) or not; returns the previous setting. On unless FLASHCORE_PDL=0."""
+        import torch
+
+        return bool(torch.ops.flashcore.set_programmatic_launch(bool(enabled)))
 
     def variant_id(self, problem: Problem) -> int:
         return self.ids[self.registry.choose(problem).variant]

@@ -115,6 +115,13 @@ constexpr int kMaxDevices = 64;
 std::atomic<int> g_device_cc[kMaxDevices];   // major * 10 + minor; 0 = not read yet (static storage: zeroed)
 std::atomic<int> g_device_sms[kMaxDevices];
 
+// Whether sm90 kernels launch as programmatic dependents (FwdParams::programmatic_launch): on by
+// default; set_programmatic_launch switches it for the process (A/B timing, a profiler that
+// mishandles it).
+std::atomic<bool> g_programmatic_launch{true};
+
+bool set_programmatic_launch(bool enabled) { return g_programmatic_launch.exchange(enabled); }
+
 struct DeviceFacts {
   int major, minor, num_sms;
 };
@@ -380,6 +387,7 @@ std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, Vie
   p.scale_log2_abs = std::max(float(std::abs(scale_log2)), FLT_MIN);
   p.negate_q = softmax_scale < 0 ? 1 : 0;
   p.num_sms = dev.num_sms;
+  p.programmatic_launch = g_programmatic_launch.load(std::memory_order_relaxed) ? 1 : 0;
   // Dispatch skips variants that cannot run a call (KernelConfig.can_implement); a call that
   // names one anyway (runtime.run, a layout Python did not see) gets the variant's reason.
   if (info.can_implement != nullptr) {
@@ -457,6 +465,8 @@ TORCH_LIBRARY(flashcore, m) {
         " -> (Tensor, Tensor)");
   // fwd(variant, q, k, v, scale, causal_offset=causal_offset): new out and lse, no window, softcap or packing.
   m.def("fwd_dense(int variant, Tensor q, Tensor k, Tensor v, float scale, int causal_offset=0) -> (Tensor, Tensor)");
+  // Launch sm90 kernels as programmatic dependents (on by default); returns the previous setting.
+  m.def("set_programmatic_launch(bool enabled) -> bool", &flashcore::set_programmatic_launch);
   // A variant's workspace as fwd allocates it (zero-filled, torch's caching allocator), for tests.
   m.def("zeroed_workspace(Tensor like, int bytes) -> Tensor");
 }

@@ -20,14 +20,17 @@ import bench_small  # noqa: E402
 from flashcore_cutlass.tune import LSE_RTOL, small_shapes  # noqa: E402
 
 
-def row(dtype="fp16", shape=(1, 8, 512, 64), eager=(5.0, 10.0), graph=(3.0, 9.0), python=(12.0, 15.0), ok=True):
-    """A row as bench_problem builds it, from (ours, sdpa) medians."""
+def row(dtype="fp16", shape=(1, 8, 512, 64), eager=(5.0, 10.0), graph=(3.0, 9.0), python=(12.0, 15.0), ok=True,
+        nopdl=1.2):
+    """A row as bench_problem builds it, from (ours, sdpa) medians; ours without PDL takes
+    ``nopdl`` times ours."""
     b, h, s, d = shape
     r = {"problem": f"{dtype} {shape}", "dtype": dtype, "batch": b, "heads": h, "seqlen_q": s, "seqlen_k": s,
          "head_dim": d, "causal": False, "variant": "fc_sm90_x", "dispatch": "shipped", "check": {"ok": ok}}
     for kind, (ours, sdpa) in (("eager", eager), ("graph", graph), ("python", python)):
-        r[f"{kind}_us"] = {"flashcore": ours, "sdpa": sdpa}
+        r[f"{kind}_us"] = {"flashcore": ours, "flashcore_nopdl": ours * nopdl, "sdpa": sdpa}
         r[f"ratio_{kind}"] = bench_small.ratio(ours, sdpa)
+        r[f"ratio_{kind}_nopdl"] = bench_small.ratio(ours * nopdl, sdpa)
     r["verdict"] = bench_small.verdict(r)
     return r
 
@@ -124,7 +127,7 @@ def test_a_failed_check_never_meets_a_target():
 def test_table_row():
     r = row(shape=(2, 16, 1024, 128), eager=(40.0, 50.0), graph=(30.0, 40.0), python=(45.0, 55.0))
     assert bench_small.table_row(r) == ["fp16", "2,16,1024,128", "40.00 / 50.00", "30.00 / 40.00", "45.00 / 55.00",
-                                        "0.800", "0.750", "sm90_x", "ok"]
+                                        "0.800", "0.750", "36.00 (0.900)", "sm90_x", "ok"]
     assert len(bench_small.TABLE_HEADERS) == len(bench_small.table_row(r))
 
 

@@ -290,3 +290,11 @@ def test_runtime_refuses_a_device_no_built_variant_runs(linked_build, sm90, monk
                        r"H100/H200\); the current device \(NVIDIA A10\) is sm_86: .*no kernel family compiles for"
                        r" sm_86 yet"):
         runtime.Runtime(build_dir=linked_build.build_dir)
+
+
+def test_programmatic_launch_from_env():
+    assert runtime.programmatic_launch_from_env({}) is True
+    assert runtime.programmatic_launch_from_env({"FLASHCORE_PDL": "1"}) is True
+    assert runtime.programmatic_launch_from_env({"FLASHCORE_PDL": " 0 "}) is False
+    with pytest.raises(ValueError, match="FLASHCORE_PDL must be 0 or 1, got 'yes'"):
+        runtime.programmatic_launch_from_env({"FLASHCORE_PDL": "yes"})

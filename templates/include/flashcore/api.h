@@ -68,6 +68,10 @@ struct FwdParams {
   int bottom_right;
   int num_sms;      // SM count of the device (persistent grids); the binding caches it per device
   void* workspace;  // zero-filled device scratch of the variant's workspace_bytes(), or nullptr
+  // Programmatic dependent launch (sm90 kernels; others ignore it): 1 = launch so that this kernel's
+  // prologue may run while the previous kernel on the stream finishes (every thread waits for that
+  // kernel's results before it touches global memory), and let the next kernel do the same.
+  int programmatic_launch;
 };
 
 // Longest sequence the kernels index with 32-bit ints (with headroom for tile ends and sums).

@@ -43,6 +43,23 @@ struct WgScheduler {
   }
 };
 
+// Programmatic dependent launch (PDL): a kernel launched with the programmatic stream
+// serialisation attribute may start while the previous kernel on its stream still runs.
+// griddepcontrol.wait returns once that kernel has completed and its writes are visible (at once
+// when there is none), so nothing before it may touch global memory; launch_dependents lets the
+// next such kernel start its prologue (it takes effect once every CTA of this grid issued it or
+// exited). Both are no-ops for a kernel launched without the attribute.
+CUTE_DEVICE void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+CUTE_DEVICE void allow_next_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // setmaxnreg budgets: producer WG + consumer WGs must fit the 64K-register file. A split-KV
 // producer computes its share of the key tiles: at 24 registers it spilled (ptxas, 68 B), so two
 // split-KV consumer WGs give it 8 of theirs each (D64's consumers need far fewer than 232).

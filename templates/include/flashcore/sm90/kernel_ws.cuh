@@ -43,6 +43,11 @@ struct KernelWS {
       cutlass::arch::fence_barrier_init();
     }
     __syncthreads();
+    // Launched as a programmatic dependent (FwdParams::programmatic_launch), the prologue above may
+    // have run while the previous kernel finished; from here on global memory is read and written.
+    // The next kernel may then start its own prologue on SMs this grid leaves free.
+    wait_for_previous_grid();
+    allow_next_grid();
 
     TileScheduler scheduler(p.geo, p.workspace);
     PipeState k_state, v_state;
@@ -148,26 +153,30 @@ struct FwdKernel {
       cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev);
     }
     dim3 grid = Scheduler::grid(params.geo, num_sms);
+    cudaLaunchAttribute attr[2];
+    unsigned num_attrs = 0;
     if constexpr (kSplits > 1) {
-      cudaLaunchAttribute attr[1];
-      attr[0].id = cudaLaunchAttributeClusterDimension;
       dim3 const cluster = Scheduler::cluster();
-      attr[0].val.clusterDim.x = cluster.x;
-      attr[0].val.clusterDim.y = cluster.y;
-      attr[0].val.clusterDim.z = cluster.z;
-      cudaLaunchConfig_t config{};
-      config.gridDim = grid;
-      config.blockDim = dim3(Kernel::kThreads, 1, 1);
-      config.dynamicSmemBytes = smem;
-      config.stream = stream;
-      config.attrs = attr;
-      config.numAttrs = 1;
-      e = cudaLaunchKernelEx(&config, kernel, params);
-      return e != cudaSuccess ? e : cudaGetLastError();
-    } else {
-      kernel<<<grid, Kernel::kThreads, smem, stream>>>(params);
-      return cudaGetLastError();
+      attr[num_attrs].id = cudaLaunchAttributeClusterDimension;
+      attr[num_attrs].val.clusterDim.x = cluster.x;
+      attr[num_attrs].val.clusterDim.y = cluster.y;
+      attr[num_attrs].val.clusterDim.z = cluster.z;
+      ++num_attrs;
     }
+    if (p.programmatic_launch) {
+      attr[num_attrs].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[num_attrs].val.programmaticStreamSerializationAllowed = 1;
+      ++num_attrs;
+    }
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = dim3(Kernel::kThreads, 1, 1);
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    config.attrs = attr;
+    config.numAttrs = num_attrs;
+    e = cudaLaunchKernelEx(&config, kernel, params);
+    return e != cudaSuccess ? e : cudaGetLastError();
   }
 };
 
