@@ -2,7 +2,7 @@
 # One call on the lent H100: install, build, test, tune, benchmark; logs and JSON under $OUT.
 #   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [models] [ladder] [timing] [sanitize] [buildcost]
 #   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS/SMALL_ARGS/SANITIZE_ARGS
-#   pass options on.
+#   pass options on; KEEP_BUILD=1 returns the built extension (see the end).
 # Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,4 +61,9 @@ python3 -m flashcore_cutlass table --json > "$LOG/table.json" 2>/dev/null || tru
 python3 -m flashcore_cutlass table --export-shipped "$LOG/tuned_h100.json" || true
 cp "$FLASHCORE_CACHE_DIR/build/obj/"*.log "$LOG/" 2>/dev/null
 tar czf "$OUT/logs.tgz" -C "$LOG" . && cp "$LOG"/*.json "$OUT/" 2>/dev/null
+# KEEP_BUILD=1: the extension and its manifest come back too (a later call carries them in
+# build/cache/build/ and skips the build stage; same torch there, or the runtime calls it stale).
+if [ "${KEEP_BUILD:-0}" = 1 ]; then
+  cp "$FLASHCORE_CACHE_DIR/build/flashcore_ext.so" "$OUT/" && cp "$FLASHCORE_CACHE_DIR/build/manifest.json" "$OUT/build_manifest.json"
+fi
 ls "$OUT"
