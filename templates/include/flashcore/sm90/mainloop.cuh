@@ -31,7 +31,7 @@ struct MainloopTmaWgmma {
 
   // Rows each consumer thread owns in a (kBlockM x N) accumulator.
   static constexpr int kRowsPerThread = 2;
-  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kFmaExpEvery>;
+  using Softmax = OnlineSoftmax<kRowsPerThread>;
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
     FullBar::init(&ss.bar_q, 1);

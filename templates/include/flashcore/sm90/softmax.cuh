@@ -7,27 +7,7 @@
 
 namespace flashcore::sm90 {
 
-// exp2(x) for x <= 0 (or -inf, or NaN) on the FMA pipe instead of the MUFU: x = i + f with i =
-// round(x), f in [-0.5, 0.5]; 2^f by a degree-4 polynomial (relative error < 1e-5, far below
-// the bf16/fp16 rounding of P), 2^i as float bits. -inf and x < -126 give exactly 0 (masked keys
-// must weigh nothing, even where V is not finite); NaN stays NaN (through the polynomial).
-// Costs ~12 issue slots where MUFU.EX2 costs one, but the MUFU takes 8 cycles a warp (16 exps a
-// clock per SM): at head dim 64 its exps take as long as the two GEMMs, so moving a share of them
-// here shortens the softmax (FlashAttention-4's trick).
-CUTE_DEVICE float exp2_fma(float x) {
-  constexpr float kRound = 12582912.f;  // 1.5 * 2^23: x + kRound keeps round(x) in its low mantissa bits
-  float const t = __fadd_rn(x, kRound);
-  float const f = __fsub_rn(x, __fsub_rn(t, kRound));
-  float p = fmaf(0.009560858f, f, 0.055802904f);
-  p = fmaf(p, f, 0.24023946f);
-  p = fmaf(p, f, 0.6931374f);
-  p = fmaf(p, f, 1.f);
-  float const two_i = __int_as_float((__float_as_int(t) + 127) << 23);  // 2^round(x) for round(x) >= -126
-  return x < -126.f ? 0.f : p * two_i;
-}
-
-// kFmaExpEvery > 0: every kFmaExpEvery-th score of a row takes exp2_fma instead of the MUFU.
-template <int kRows, int kFmaExpEvery = 0>
+template <int kRows>
 struct OnlineSoftmax {
   float row_max[kRows];  // running max of scaled scores (log2 domain); -inf before any key
   float row_sum[kRows];  // per-thread partial sums of exp2(s - row_max)
@@ -113,8 +93,7 @@ struct OnlineSoftmax {
       float sum = 0.f;
       CUTE_UNROLL
       for (int j = 0; j < kCols; ++j) {
-        float const x = kMasked ? s(i, j) - m_use[i] : fmaf(s(i, j), scale_log2, -m_use[i]);
-        float const p = (kFmaExpEvery > 0 && j % kFmaExpEvery == kFmaExpEvery - 1) ? exp2_fma(x) : exp2f(x);
+        float const p = kMasked ? exp2f(s(i, j) - m_use[i]) : exp2f(fmaf(s(i, j), scale_log2, -m_use[i]));
         s(i, j) = p;
         sum += p;
       }

@@ -91,9 +91,6 @@ struct Traits {
   // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
   // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
   // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
-  // Share of the softmax's exps computed on the FMA pipe (OnlineSoftmax's kFmaExpEvery): at head
-  // dim 64 the MUFU's exps take as long as both GEMMs; from 128 on the GEMMs dominate.
-  static constexpr int kFmaExpEvery = kHeadDim == 64 ? 8 : 0;
   static constexpr bool kOInV = kPersistent && !kSeparateO && kBlockM * kHeadDim <= cosize_v<SmemLayoutVt>;
   static constexpr bool kQHoldsOnlyQ = kSeparateO || kOInV;  // Q's buffer frees after the last QK^T
   // O in a buffer of its own is stored per consumer WG: each WG's 64 rows by its own TMA store, so
