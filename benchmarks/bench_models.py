@@ -35,6 +35,8 @@ from common import environment, format_table, save  # noqa: E402
 from flashcore_cutlass.timing import time_calls, time_graph  # noqa: E402
 
 F = torch.nn.functional
+# Each implementation runs this long before it is timed (bench_sdpa.WARMUP_MS says why).
+WARMUP_MS = 100.0
 
 # name: (B, Hq, Hkv, S, D, window, softcap[, Dv]); causal everywhere. Dv: V's head dim where it
 # differs (DeepSeek-V2's attention: Q/K 192 = 128 + 64 rotary, V 128).
@@ -78,7 +80,7 @@ def check(out, q, k, v, window, softcap) -> float:
     return (out[:, :, rows].float() - ref).abs().max().item()
 
 
-def bench_case(name, rounds: int, flex: bool) -> dict:
+def bench_case(name, rounds: int, flex: bool, warmup_ms: float = 0.0) -> dict:
     b, hq, hkv, s, d, window, softcap, *rest = CASES[name]
     dv = rest[0] if rest else d
     q, k, v = random_qkv(b, hq, s, s, d, torch.bfloat16, heads_k=hkv, head_dim_v=dv)
@@ -107,7 +109,7 @@ def bench_case(name, rounds: int, flex: bool) -> dict:
     per = {impl: [] for impl in impls}
     for _ in range(rounds):
         for impl, fn in impls.items():
-            per[impl].append(time_calls(fn, reps=20, warmup=3, min_ms=50).median_us)
+            per[impl].append(time_calls(fn, reps=20, warmup=3, min_ms=50, warmup_ms=warmup_ms).median_us)
     us = {impl: statistics.median(ts) for impl, ts in per.items()}
     flops = 2.0 * b * hq * (d + dv) * visible_pairs(s, window)
     full_causal = 2.0 * b * hq * (d + dv) * visible_pairs(s, None)  # the work SDPA does on the windowed cases
@@ -166,9 +168,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-flex", action="store_true", help="skip FlexAttention (its compile takes ~a minute)")
     ap.add_argument("--only", action="append", choices=sorted(CASES))
     ap.add_argument("--no-varlen", action="store_true", help="skip the packed-sequence comparison")
+    ap.add_argument("--warmup-ms", type=float, default=WARMUP_MS,
+                    help="run each implementation this long before timing it, so that the clocks settle to its "
+                         f"own power draw (default {WARMUP_MS:g}; 0 = three calls only)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    rows = [bench_case(name, args.rounds, not args.no_flex) for name in (args.only or CASES)]
+    rows = [bench_case(name, args.rounds, not args.no_flex, args.warmup_ms) for name in (args.only or CASES)]
     by = {r["case"]: r for r in rows}
     derived = {}
     if "llama3-8b" in by:
@@ -194,7 +199,7 @@ def main(argv=None) -> int:
         derived["varlen_cost_vs_batched"] = varlen["varlen_cost_vs_batched"]
         for name in ("varlen_gpu_cost_vs_batched", "varlen_gpu_cost_vs_same_layout", "layout_gpu_cost"):
             derived[name] = varlen[name]
-    payload = {"environment": environment(), "rounds": args.rounds, "rows": rows, "varlen": varlen, "derived": derived}
+    payload = {"environment": environment(), "rounds": args.rounds, "warmup_ms": args.warmup_ms, "rows": rows, "varlen": varlen, "derived": derived}
     path = save("bench_models", payload, args.json)
     def cell(r, impl):
         t = r["us"].get(impl)

@@ -48,17 +48,21 @@ def _ours(q, k, v, causal):
     return fc.attention(q, k, v, causal=causal)
 
 
+# Before each timing, the implementation runs this long alone: the card's clocks follow the power
+# drawn in the last tens of milliseconds, and a call timed right after a slower, cooler kernel
+# (SDPA's FA2 backend, FlexAttention) ran a few % faster (benchmarks/NOTES.md, 2026-11-26 16:55).
+WARMUP_MS = 100.0
 IMPLS = {"flashcore": _ours, "sdpa": _default, "sdpa_flash": _sdpa(SDPBackend.FLASH_ATTENTION)}
 
 
-def bench_problem(p: Problem, rounds: int, graphs: bool) -> dict:
+def bench_problem(p: Problem, rounds: int, graphs: bool, warmup_ms: float = 0.0) -> dict:
     q, k, v = random_qkv(p.batch, p.heads, p.seqlen_q, p.seqlen_k, p.head_dim, TORCH_DTYPES[p.dtype])
     rt = get_runtime()
     chosen = rt.registry.choose(p)
     per = {name: [] for name in IMPLS}
     for _ in range(rounds):  # interleaved: clock drift hits all implementations alike
         for name, fn in IMPLS.items():
-            t = time_calls(lambda: fn(q, k, v, p.causal), reps=20, warmup=3, min_ms=30)
+            t = time_calls(lambda: fn(q, k, v, p.causal), reps=20, warmup=3, min_ms=30, warmup_ms=warmup_ms)
             per[name].append(t.median_us)
     row = {
         "problem": str(p), "dtype": p.dtype, "batch": p.batch, "heads": p.heads, "seqlen_q": p.seqlen_q,
@@ -81,6 +85,9 @@ def main(argv=None) -> int:
     ap.add_argument("--small", action="store_true", help="the launch-bound small shapes")
     ap.add_argument("--d", type=int, action="append", help="head dims of the grid (default all)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--warmup-ms", type=float, default=WARMUP_MS,
+                    help="run each implementation this long before timing it, so that the clocks settle to its "
+                         f"own power draw (default {WARMUP_MS:g}; 0 = three calls only)")
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--plot", nargs="?", const="", metavar="PNG",
                     help="plot TFLOP/s against S per head dim (needs matplotlib); default path: the results "
@@ -93,14 +100,15 @@ def main(argv=None) -> int:
     if do_grid:
         for p in baseline_grid("bf16"):
             if not args.d or p.head_dim in args.d:
-                rows.append(bench_problem(p, args.rounds, graphs=False))
+                rows.append(bench_problem(p, args.rounds, graphs=False, warmup_ms=args.warmup_ms))
                 print(f"{p}: {rows[-1]['speedup_vs_sdpa']:.3f}x SDPA", file=sys.stderr)
     small = []
     if do_small:
         for p in small_shapes():
             small.append(bench_problem(p, args.rounds, graphs=True))
 
-    payload = {"environment": environment(), "grid": rows, "small": small}
+    payload = {"environment": environment(), "rounds": args.rounds, "warmup_ms": args.warmup_ms, "grid": rows,
+               "small": small}
     path = save("bench_sdpa", payload, args.json)
 
     if rows:

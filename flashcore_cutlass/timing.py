@@ -24,12 +24,27 @@ class Timing:
 
 
 
-def time_calls(fn, reps: int = 30, warmup: int = 3, min_ms: float = 0.0) -> Timing:
+def run_for(fn, ms: float, clock=time.perf_counter) -> int:
+    """Call fn() back to back (synchronised after each) for about ``ms`` milliseconds of wall
+    time; returns the number of calls."""
+    calls = 0
+    start = clock()
+    while (clock() - start) * 1e3 < ms:
+        fn()
+        torch.cuda.synchronize()
+        calls += 1
+    return calls
+
+
+def time_calls(fn, reps: int = 30, warmup: int = 3, min_ms: float = 0.0, warmup_ms: float = 0.0) -> Timing:
     """Time fn() one call at a time with events; repeat at least ``reps`` times (and at least
-    ``min_ms`` of GPU time)."""
+    ``min_ms`` of GPU time). ``warmup_ms``: run fn for that long first, so that the card's clocks
+    settle to fn's own power draw instead of carrying over the previous call's (benchmarks that
+    interleave implementations: a call timed right after a slower, cooler kernel ran faster)."""
     for _ in range(warmup):
         fn()
     torch.cuda.synchronize()
+    run_for(fn, warmup_ms)
     times = []
     total = 0.0
     while len(times) < reps or total < min_ms:

@@ -88,7 +88,7 @@ def test_bench_sdpa_plot_option_writes_the_json_and_the_plot(tmp_path, monkeypat
     pytest.importorskip("torch")
     import bench_sdpa
 
-    def fake_bench(p, rounds, graphs):  # the row bench_problem returns, without a GPU
+    def fake_bench(p, rounds, graphs, warmup_ms=0.0):  # the row bench_problem returns, without a GPU
         us = {"flashcore": 100.0, "sdpa": 110.0, "sdpa_flash": 150.0}
         return {"dtype": p.dtype, "batch": p.batch, "heads": p.heads, "seqlen_q": p.seqlen_q, "seqlen_k": p.seqlen_k,
                 "head_dim": p.head_dim, "causal": p.causal, "variant": "fc_x", "dispatch": "shipped", "us": us,

@@ -56,3 +56,18 @@ def test_host_us_isolated_synchronises_before_every_call(monkeypatch):
     assert t.samples == 4 and t.median_us >= 0
     assert order[:3] == ["call"] * 3  # warm-up
     assert order[3:] == ["sync", "call"] * 4 + ["sync"]
+
+
+def test_run_for_calls_until_the_time_is_spent(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    def call():
+        now[0] += 0.25  # each call takes 250 ms of wall time (exact in binary)
+
+    assert timing.run_for(call, 1000.0, clock=clock) == 4
+    assert timing.run_for(call, 1100.0, clock=clock) == 5
+    assert timing.run_for(call, 0.0, clock=clock) == 0
