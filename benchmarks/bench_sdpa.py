@@ -26,7 +26,7 @@ from flashcore_cutlass.timing import time_calls, time_graph, time_python_calls
 from flashcore_cutlass.tune import TORCH_DTYPES, baseline_grid, small_shapes
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import environment, format_table, save  # noqa: E402
+from common import environment, format_table, gpu_state, save  # noqa: E402
 from plot_grid import plot_or_explain  # noqa: E402  (imports matplotlib only when plotting)
 
 F = torch.nn.functional
@@ -60,15 +60,17 @@ def bench_problem(p: Problem, rounds: int, graphs: bool, warmup_ms: float = 0.0)
     rt = get_runtime()
     chosen = rt.registry.choose(p)
     per = {name: [] for name in IMPLS}
+    states = {name: [] for name in IMPLS}  # the card's clock and power right after each timing
     for _ in range(rounds):  # interleaved: clock drift hits all implementations alike
         for name, fn in IMPLS.items():
             t = time_calls(lambda: fn(q, k, v, p.causal), reps=20, warmup=3, min_ms=30, warmup_ms=warmup_ms)
             per[name].append(t.median_us)
+            states[name].append(gpu_state())
     row = {
         "problem": str(p), "dtype": p.dtype, "batch": p.batch, "heads": p.heads, "seqlen_q": p.seqlen_q,
         "seqlen_k": p.seqlen_k, "head_dim": p.head_dim, "causal": p.causal, "variant": chosen.variant,
         "dispatch": chosen.reason, "us": {n: statistics.median(v) for n, v in per.items()},
-        "rounds_us": per,
+        "rounds_us": per, "rounds_gpu_state": states,
     }
     row["tflops"] = {n: p.flops / us / 1e6 for n, us in row["us"].items()}
     row["speedup_vs_sdpa"] = row["us"]["sdpa"] / row["us"]["flashcore"]

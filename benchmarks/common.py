@@ -57,6 +57,19 @@ def save(kind: str, payload: dict, json_path: str | None = None) -> Path:
     return path
 
 
+def gpu_state(run=subprocess.run) -> dict:
+    """The card's SM clock (MHz), power draw (W) and temperature (C) now, from nvidia-smi (empty
+    when it cannot be read). Sampled right after a timing: what the clocks did during it."""
+    try:
+        out = run(["nvidia-smi", "-i", os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0],
+                   "--query-gpu=clocks.sm,power.draw,temperature.gpu", "--format=csv,noheader,nounits"],
+                  capture_output=True, text=True, timeout=10, check=True).stdout
+        clock, power, temp = (x.strip() for x in out.strip().splitlines()[0].split(","))
+        return {"sm_clock_mhz": float(clock), "power_w": float(power), "temp_c": float(temp)}
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return {}
+
+
 def format_table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
