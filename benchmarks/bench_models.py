@@ -36,7 +36,7 @@ from flashcore_cutlass.timing import time_calls, time_graph  # noqa: E402
 
 F = torch.nn.functional
 # Each implementation runs this long before it is timed (bench_sdpa.WARMUP_MS says why).
-WARMUP_MS = 100.0
+WARMUP_MS = 500.0
 
 # name: (B, Hq, Hkv, S, D, window, softcap[, Dv]); causal everywhere. Dv: V's head dim where it
 # differs (DeepSeek-V2's attention: Q/K 192 = 128 + 64 rotary, V 128).

@@ -48,10 +48,12 @@ def _ours(q, k, v, causal):
     return fc.attention(q, k, v, causal=causal)
 
 
-# Before each timing, the implementation runs this long alone: the card's clocks follow the power
-# drawn in the last tens of milliseconds, and a call timed right after a slower, cooler kernel
-# (SDPA's FA2 backend, FlexAttention) ran a few % faster (benchmarks/NOTES.md, 2026-11-26 16:55).
-WARMUP_MS = 100.0
+# Before each timing, the implementation runs this long alone, so that it is timed at the power
+# cap (~690 W read after the timings) and at the clocks its own draw gives. Without it, the call
+# after a slower, cooler kernel (SDPA's FA2 backend, FlexAttention) ran at the clocks that one left:
+# ours, timed after FA2 in every round, gained up to ~10 % at long S (benchmarks/NOTES.md, session of
+# 2026-11-26 15:50: geo-mean over D128/D256 1.039x at 0 ms, 1.024x at 100 ms, 1.016x at 500 ms).
+WARMUP_MS = 500.0
 IMPLS = {"flashcore": _ours, "sdpa": _default, "sdpa_flash": _sdpa(SDPBackend.FLASH_ATTENTION)}
 
 
