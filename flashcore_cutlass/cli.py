@@ -37,6 +37,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
+    return value
+
+
 def _add_filters(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "variant filters (repeatable; a variant must match every filter given). They narrow the "
@@ -205,7 +215,7 @@ def cmd_tune(args) -> int:
     for p in missing:
         print(f"skip {p}: no built variant ({build_command(p)})", file=sys.stderr)
     results = tune(rt, [p for p in problems if p not in missing], progress=not args.quiet,
-                   careful_keep=args.careful)
+                   careful_keep=args.careful, warmup_ms=args.warmup_ms)
     failed = [r for r in results if r.winner is None]
     rejected = sum(1 for r in results for c in r.candidates if not c.ok)
     print(f"tuned {len(results)} problems; {rejected} candidate results rejected by the correctness check; "
@@ -379,6 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --shape: the throughput grid + small shapes + short queries on long keys "
                         "(default), or one of them")
     p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape")
+    p.add_argument("--warmup-ms", type=_nonnegative_float, default=0.0,
+                   help="run each finalist alone this long before its careful timing (calls timed with events), "
+                        "so that it is ranked at the clocks its own power draw gives (e.g. 500, as "
+                        "benchmarks/bench_sdpa.py times; default 0)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)
 

@@ -31,13 +31,15 @@ LSE_RTOL = 1e-3
 GRAPH_BELOW_US = 300.0
 
 
-def time_variant(fn, reps: int, min_ms: float = 0.0) -> Timing:
+def time_variant(fn, reps: int, min_ms: float = 0.0, warmup_ms: float = 0.0) -> Timing:
     """Time fn with the method that fits its size: a short probe picks graph replays for
-    launch-bound calls, so the full event-timed run is only spent where it is the measurement."""
+    launch-bound calls, so the full event-timed run is only spent where it is the measurement.
+    ``warmup_ms``: event-timed calls first run alone that long (the card's clocks settle to
+    their own power draw: benchmarks/bench_sdpa.py's protocol)."""
     probe = time_calls(fn, reps=3, warmup=2)
     if probe.median_us < GRAPH_BELOW_US:
         return time_graph(fn, calls_per_graph=20, reps=max(reps, 5))
-    return time_calls(fn, reps=reps, warmup=0, min_ms=min_ms)
+    return time_calls(fn, reps=reps, warmup=0, min_ms=min_ms, warmup_ms=warmup_ms)
 
 
 def baseline_grid(dtype: str = "bf16") -> list[Problem]:
@@ -106,7 +108,7 @@ def check_candidate(rt: Runtime, variant: str, q, k, v, problem: Problem, rows, 
 
 def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: int = 8,
                  careful_keep: int = 3, careful_ms: float = 60.0, drop_factor: float = 1.5,
-                 log=print) -> ProblemResult:
+                 log=print, warmup_ms: float = 0.0) -> ProblemResult:
     dtype = TORCH_DTYPES[problem.dtype]
     q, k, v = random_qkv(problem.batch, problem.heads, problem.seqlen_q, problem.seqlen_k, problem.head_dim, dtype,
                          head_dim_v=problem.head_dim_v)
@@ -137,7 +139,8 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
         finalists = [c for c in ok[:careful_keep] if c.median_us <= drop_factor * ok[0].median_us]
         for _round in range(3):  # interleaved rounds: drift hits every finalist alike
             for cand in finalists:
-                t = time_variant(lambda: rt.run(cand.variant, q, k, v, scale), reps=10, min_ms=careful_ms / 3)
+                t = time_variant(lambda: rt.run(cand.variant, q, k, v, scale), reps=10, min_ms=careful_ms / 3,
+                                 warmup_ms=warmup_ms)
                 cand.careful_times.append(t.median_us)
                 cand.spread_us = max(cand.spread_us if cand.careful else 0.0, t.spread_us)
                 cand.careful = True

@@ -191,6 +191,14 @@ def test_tune_rejects_a_head_dim_attention_does_not_take(capsys, flag, dim, mess
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["-1", "nan", "soon"])
+def test_tune_rejects_a_bad_warmup(capsys, value):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["tune", "--warmup-ms", value])
+    assert excinfo.value.code == 2
+    assert "--warmup-ms" in capsys.readouterr().err
+
+
 def test_tune_head_dim_v_needs_shapes(capsys):
     """Checked before anything loads (no runtime, no GPU needed)."""
     assert main(["tune", "--head-dim-v", "128"]) == 2

@@ -35,6 +35,7 @@ class FakeRuntime:
         self.table = table
         self.registry = Registry(self.hashes, table, ENV)
         self.calls: list[str] = []
+        self.warmups: list[float] = []  # warmup_ms of each time_variant call (the rt fixture's fake timer)
 
     def run(self, variant, q, k, v, scale, out=None, lse=None):
         self.calls.append(variant)
@@ -59,8 +60,9 @@ def table(tmp_path):
 def rt(table, monkeypatch):
     runtime = FakeRuntime(table)
 
-    def fixed_time(fn, reps, min_ms=0.0):
+    def fixed_time(fn, reps, min_ms=0.0, warmup_ms=0.0):
         fn()  # runs one variant: its name is the runtime's last call
+        runtime.warmups.append(warmup_ms)
         return Timing(TIMES_US[runtime.calls[-1]], 1.0, 10)
 
     monkeypatch.setattr(tune_module, "time_variant", fixed_time)
@@ -77,6 +79,12 @@ def test_tune_problem_records_passing_and_rejects_wrong(rt, table):
     assert [(r.variant, r.shape, r.median_us) for r in rows] == [(GOOD, shape_text(PROBLEM), 50.0)]
     assert rows[0].tflops == pytest.approx(PROBLEM.flops / 50.0 / 1e6)
     assert rows[0].source_hash == rt.hashes[GOOD] and rows[0].env == ENV
+
+
+def test_warmup_applies_to_the_careful_timings_only(rt, table):
+    tune_problem(rt, table, PROBLEM, log=lambda msg: None, warmup_ms=500.0)
+    # One quick timing of the passing candidate without a warm-up, then three careful rounds with it.
+    assert rt.warmups == [0.0, 500.0, 500.0, 500.0]
 
 
 def test_rejected_candidate_loses_its_older_passing_row(rt, table):
@@ -132,7 +140,7 @@ def test_tune_a_value_head_dim_of_its_own(table, monkeypatch):
     max(D, Dv), checked against the reference with V's head dim, and its row has its own key."""
     scalar = ScalarConfig(dtype="bf16", head_dim=128, causal=False, block_m=16, warps=4).name
     runtime = FakeRuntime(table, variants=(GOOD, scalar))
-    monkeypatch.setattr(tune_module, "time_variant", lambda fn, reps, min_ms=0.0: (fn(), Timing(42.0, 1.0, 10))[1])
+    monkeypatch.setattr(tune_module, "time_variant", lambda fn, reps, min_ms=0.0, warmup_ms=0.0: (fn(), Timing(42.0, 1.0, 10))[1])
     problem = Problem("bf16", 64, False, 1, 2, 64, 64, head_dim_v=128)
     result = tune_problem(runtime, table, problem, log=lambda m: None)
     assert [c.variant for c in result.candidates] == [scalar] and result.winner.ok
