@@ -362,3 +362,20 @@ def test_runs_on_the_current_stream(rt):
     assert (api_out.float() - ref_out).abs().max().item() < 0.05
     lse_rel = ((lse - ref_lse).abs() / ref_lse.abs().clamp_min(1.0)).max().item()
     assert lse_rel < 1e-3
+
+
+@pytest.mark.parametrize("env_value,expected", [(None, "True"), ("1", "True"), ("0", "False")])
+def test_flashcore_pdl_sets_programmatic_launch_at_load(rt, env_value, expected):
+    """FLASHCORE_PDL is read when the runtime loads the extension (a fresh process): the setting it
+    leaves is what set_programmatic_launch returns as the previous one."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "FLASHCORE_PDL"}
+    if env_value is not None:
+        env["FLASHCORE_PDL"] = env_value
+    code = "from flashcore_cutlass.runtime import get_runtime; print(get_runtime().set_programmatic_launch(True))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == expected
