@@ -117,10 +117,25 @@ def _shipped_lines() -> Iterator[str]:
     yield f"shipped rows usable here: {usable} of {len(shipped)} (same GPU, SM count and source hash)"
 
 
+def _launch_lines(environ=None) -> Iterator[str]:
+    import os
+
+    from .runtime import programmatic_launch_from_env
+
+    environ = os.environ if environ is None else environ
+    source = f"FLASHCORE_PDL={environ['FLASHCORE_PDL']}" if "FLASHCORE_PDL" in environ else "FLASHCORE_PDL unset"
+    try:
+        state = "on" if programmatic_launch_from_env(environ) else "off"
+    except ValueError as exc:
+        yield f"programmatic dependent launch (sm90): {exc}"
+        return
+    yield f"programmatic dependent launch (sm90): {state} ({source})"
+
+
 def report(build_dir: Path) -> list[str]:
     lines = [f"flashcore-cutlass {__version__}"]
     for section in (_gpu_lines, lambda: _toolchain_lines(build_dir), lambda: _build_lines(build_dir), _table_lines,
-                    _shipped_lines):
+                    _shipped_lines, _launch_lines):
         try:
             lines.extend(section())
         except Exception as exc:  # a report must finish: say what failed and go on

@@ -343,3 +343,15 @@ def test_doctor_reports_without_gpu(tmp_path):
     for needle in ("torch:", "nvcc", "CUTLASS", "build dir:", "variants built: 0", "tuning table:"):
         assert needle in out, (needle, out)
     assert "section failed" not in out, out
+
+
+@pytest.mark.parametrize("environ,line", [
+    ({}, "programmatic dependent launch (sm90): on (FLASHCORE_PDL unset)"),
+    ({"FLASHCORE_PDL": "0"}, "programmatic dependent launch (sm90): off (FLASHCORE_PDL=0)"),
+    ({"FLASHCORE_PDL": "yes"}, "programmatic dependent launch (sm90): FLASHCORE_PDL must be 0 or 1, got 'yes'"),
+])
+def test_doctor_reports_programmatic_launch(environ, line):
+    from flashcore_cutlass import doctor
+
+    (got,) = doctor._launch_lines(environ)
+    assert got.startswith(line)
