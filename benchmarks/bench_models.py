@@ -31,12 +31,10 @@ import flashcore_cutlass as fc
 from flashcore_cutlass.reference import random_qkv, reference_attention, sample_rows
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from common import environment, format_table, save  # noqa: E402
+from common import add_warmup_argument, environment, format_table, save  # noqa: E402
 from flashcore_cutlass.timing import time_calls, time_graph  # noqa: E402
 
 F = torch.nn.functional
-# Each implementation runs this long before it is timed (bench_sdpa.WARMUP_MS says why).
-WARMUP_MS = 500.0
 
 # name: (B, Hq, Hkv, S, D, window, softcap[, Dv]); causal everywhere. Dv: V's head dim where it
 # differs (DeepSeek-V2's attention: Q/K 192 = 128 + 64 rotary, V 128).
@@ -168,9 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-flex", action="store_true", help="skip FlexAttention (its compile takes ~a minute)")
     ap.add_argument("--only", action="append", choices=sorted(CASES))
     ap.add_argument("--no-varlen", action="store_true", help="skip the packed-sequence comparison")
-    ap.add_argument("--warmup-ms", type=float, default=WARMUP_MS,
-                    help="run each implementation this long before timing it, so that the clocks settle to its "
-                         f"own power draw (default {WARMUP_MS:g}; 0 = three calls only)")
+    add_warmup_argument(ap)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     rows = [bench_case(name, args.rounds, not args.no_flex, args.warmup_ms) for name in (args.only or CASES)]

@@ -26,7 +26,7 @@ from flashcore_cutlass.timing import time_calls, time_graph, time_python_calls
 from flashcore_cutlass.tune import TORCH_DTYPES, baseline_grid, small_shapes
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import environment, format_table, gpu_state, save  # noqa: E402
+from common import add_warmup_argument, environment, format_table, gpu_state, save  # noqa: E402
 from plot_grid import plot_or_explain  # noqa: E402  (imports matplotlib only when plotting)
 
 F = torch.nn.functional
@@ -48,12 +48,6 @@ def _ours(q, k, v, causal):
     return fc.attention(q, k, v, causal=causal)
 
 
-# Before each timing, the implementation runs this long alone, so that it is timed at the power
-# cap (~690 W read after the timings) and at the clocks its own draw gives. Without it, the call
-# after a slower, cooler kernel (SDPA's FA2 backend, FlexAttention) ran at the clocks that one left:
-# ours, timed after FA2 in every round, gained up to ~10 % at long S (benchmarks/NOTES.md, session of
-# 2026-11-26 15:50: geo-mean over D128/D256 1.039x at 0 ms, 1.024x at 100 ms, 1.016x at 500 ms).
-WARMUP_MS = 500.0
 IMPLS = {"flashcore": _ours, "sdpa": _default, "sdpa_flash": _sdpa(SDPBackend.FLASH_ATTENTION)}
 
 
@@ -89,9 +83,7 @@ def main(argv=None) -> int:
     ap.add_argument("--small", action="store_true", help="the launch-bound small shapes")
     ap.add_argument("--d", type=int, action="append", help="head dims of the grid (default all)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--warmup-ms", type=float, default=WARMUP_MS,
-                    help="run each implementation this long before timing it, so that the clocks settle to its "
-                         f"own power draw (default {WARMUP_MS:g}; 0 = three calls only)")
+    add_warmup_argument(ap)
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--plot", nargs="?", const="", metavar="PNG",
                     help="plot TFLOP/s against S per head dim (needs matplotlib); default path: the results "

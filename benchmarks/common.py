@@ -57,6 +57,22 @@ def save(kind: str, payload: dict, json_path: str | None = None) -> Path:
     return path
 
 
+# Benchmarks that compare implementations run each alone this long before timing it, so that it is
+# timed at the power cap (~690 W read after the timings) and at the clocks its own draw gives.
+# Without it, the call after a slower, cooler kernel (SDPA's FA2 backend, FlexAttention) ran at the
+# clocks that one left: ours, timed after FA2 in every round, gained up to ~10 % at long S
+# (benchmarks/NOTES.md, session of 2026-11-26 15:50: geo-mean over D128/D256 1.039x at 0 ms, 1.024x
+# at 100 ms, 1.016x at 500 ms).
+WARMUP_MS = 500.0
+
+
+def add_warmup_argument(ap) -> None:
+    """The --warmup-ms option of the comparing benchmarks (default WARMUP_MS)."""
+    ap.add_argument("--warmup-ms", type=float, default=WARMUP_MS,
+                    help="run each implementation this long before timing it, so that the clocks settle to its "
+                         f"own power draw (default {WARMUP_MS:g}; 0 = three calls only)")
+
+
 def gpu_state(run=subprocess.run) -> dict:
     """The card's SM clock (MHz), power draw (W) and temperature (C) now, from nvidia-smi (empty
     when it cannot be read). Sampled right after a timing: what the clocks did during it."""

@@ -213,7 +213,7 @@ class Runtime:
         self.table = table if table is not None else TuningTable()
         self.registry = Registry(self.hashes, self.table, self.env, capability=self.capability, targets=self.targets)
         # Programmatic dependent launch of the sm90 kernels (on in the binding by default).
-        torch.ops.flashcore.set_programmatic_launch(programmatic_launch_from_env(os.environ))
+        self.set_programmatic_launch(programmatic_launch_from_env(os.environ))
         self.fwd = direct_call(torch.ops.flashcore.fwd.default)
         # The eager hot path's call: no window, softcap, preallocated results or packing.
         self.fwd_dense = direct_call(torch.ops.flashcore.fwd_dense.default)
