@@ -50,17 +50,21 @@ struct EpilogueTmaStore {
     // rows, are done.
     Element* o_smem = Traits::kSeparateO ? ss.o.data() : Traits::kOInV ? ss.v.data() : ss.q.data();
     Tensor sO = make_tensor(make_smem_ptr(o_smem), typename Traits::SmemLayoutO{});
-    int const wg = tid / 128, wg_tid = tid % 128;
-    // Per-WG stores synchronise one WG's threads, else all consumer threads.
+    // One store covers a slice of kStoreRows rows: a WG's 64 (slice = its index), or the whole
+    // tile (one slice). Its threads: store_tid 0 .. kStoreRows * 2 - 1; thread 0 issues the TMA store.
+    constexpr int kStoreRows = Traits::kStorePerWG ? 64 : Traits::kBlockM;
+    int const slice = Traits::kStorePerWG ? tid / 128 : 0;
+    int const store_tid = tid - slice * 2 * kStoreRows;
     auto sync_writers = [&] {
       if constexpr (Traits::kStorePerWG) {
-        cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
+        cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(slice));
       } else {
         cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
       }
     };
-    if constexpr (Traits::kStorePerWG) {
-      if (wg_tid == 0) tma_store_wait<0>();  // this WG's previous store has read its rows
+    if constexpr (Traits::kSeparateO) {
+      // The previous tile's store of this slice must have read it before it is overwritten.
+      if (store_tid == 0) tma_store_wait<0>();
       sync_writers();
     } else if constexpr (Traits::kOInV) {
       sync_writers();
@@ -74,11 +78,8 @@ struct EpilogueTmaStore {
     cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine
     sync_writers();
 
-    // What one store covers: a WG's 64 rows, or the whole tile.
-    constexpr int kStoreRows = Traits::kStorePerWG ? 64 : Traits::kBlockM;
-    int const store_row0 = row0 + (Traits::kStorePerWG ? 64 * wg : 0);
-    int const store_tid = Traits::kStorePerWG ? wg_tid : tid;
-    Tensor sO_store = make_tensor(make_smem_ptr(o_smem + (Traits::kStorePerWG ? 64 * Traits::kHeadDim * wg : 0)),
+    int const store_row0 = row0 + slice * kStoreRows;
+    Tensor sO_store = make_tensor(make_smem_ptr(o_smem + slice * kStoreRows * Traits::kHeadDim),
                                   typename Traits::SmemLayoutOStore{});
     if (p.seq.packed() && store_row0 + kStoreRows > seq.seqlen_q) {
       // The last tile of a packed sequence: a TMA store of the whole tile would write past the
@@ -95,7 +96,7 @@ struct EpilogueTmaStore {
       Tensor mO = p.tma_o.get_tma_tensor(p.shape_q);
       Tensor gO = local_tile(domain_offset(make_coord(seq.q_start, _0{}), mO(_, _, w.head, p.seq.packed() ? 0 : w.batch)),
                              Shape<Int<kStoreRows>, typename Traits::HD>{},
-                             make_coord(w.m_block * (Traits::kBlockM / kStoreRows) + (Traits::kStorePerWG ? wg : 0), _0{}));
+                             make_coord(w.m_block * (Traits::kBlockM / kStoreRows) + slice, _0{}));
       auto cta_tma = p.tma_o.get_slice(_0{});
       copy(p.tma_o, cta_tma.partition_S(sO_store), cta_tma.partition_D(gO));
       tma_store_arrive();
