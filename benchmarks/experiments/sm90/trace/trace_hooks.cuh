@@ -4,7 +4,7 @@
 #include <cstdint>
 
 namespace fc_trace {
-constexpr int kEvents = 16, kTiles = 64, kSlots = 4;
+constexpr int kEvents = 32, kTiles = 64, kSlots = 4;
 __device__ uint64_t* buf;
 __device__ __forceinline__ uint64_t now() {
   uint64_t t;

@@ -50,10 +50,29 @@ PATCHES = [
      "      release(&ss.empty_v[v_state.index]);\n      v_state.advance(kStages);\n      FC_T(5);\n"
      "      FC_V(7, fc_kv); FC_V(8, fc_sched); FC_V(9, fc_s); FC_V(10, fc_pv); FC_V(11, tiles.count());\n"
      "      FC_V(12, fc_smax);\n    } else {\n"),
+    # Prologue: QK^T landed (its softmax follows).
+    ("sm90/mainloop.cuh",
+     "      Sched::pass(wg);\n      warpgroup_wait<0>();\n      warpgroup_fence_operand(tSrS);\n",
+     "      Sched::pass(wg);\n      warpgroup_wait<0>();\n      warpgroup_fence_operand(tSrS);\n      FC_T(13);\n"),
+    # Epilogue steps (the store gets the tile index as an extra argument).
+    ("sm90/epilogue.cuh", "                                AccO& tOrO, Softmax& softmax) {\n",
+     "                                AccO& tOrO, Softmax& softmax, int tile_iter = 0) {\n"
+     "    bool const wg_leader = tid % 128 == 0;\n    int const wg = tid / 128;\n"),
+    ("sm90/epilogue.cuh", "    softmax.finalize(o_rc, lse);\n", "    softmax.finalize(o_rc, lse);\n    FC_T(16);\n"),
+    ("sm90/epilogue.cuh", "    // O -> smem: its own buffer", "    FC_T(17);\n    // O -> smem: its own buffer"),
+    ("sm90/epilogue.cuh", "    Tensor rO = convert_fragment<Element>(tOrO);\n",
+     "    FC_T(18);\n    Tensor rO = convert_fragment<Element>(tOrO);\n"),
+    ("sm90/epilogue.cuh", "    cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine\n    sync_writers();\n",
+     "    cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine\n    FC_T(19);\n"
+     "    sync_writers();\n    FC_T(20);\n"),
+    ("sm90/epilogue.cuh", "      tma_store_arrive();\n", "      tma_store_arrive();\n      FC_T(21);\n"),
+    ("sm90/kernel_ws.cuh", "        SeqSpan const next_seq = seq_span(p.seq, next.batch, next.head);\n",
+     "        SeqSpan const next_seq = seq_span(p.seq, next.batch, next.head);\n"
+     "        if (tid % 128 == 0) fc_trace::put(1 + tid / 128, tile_iter, 22, fc_trace::now());\n"),
     # Skeleton: epilogue end (consumers); the producer's loads; CTA entry.
     ("sm90/kernel_ws.cuh",
      "        Epilogue::store(p, ss, w, seq, tid, tOrO, softmax);\n",
-     "        Epilogue::store(p, ss, w, seq, tid, tOrO, softmax);\n"
+     "        Epilogue::store(p, ss, w, seq, tid, tOrO, softmax, tile_iter);\n"
      "        if (tid % 128 == 0) fc_trace::put(1 + tid / 128, tile_iter, 6, fc_trace::now());\n"),
     ("sm90/kernel_ws.cuh",
      "          Mainloop::load(p, ss, w, k_state, v_state, tile_iter);\n",

@@ -29,7 +29,7 @@ static const Variant kVariants[] = {
     {"d128_nc_pp", d128_nc_pp, d128_nc_pp_base, 128, 2},
     {"d256_c_n64", d256_c_n64, d256_c_n64_base, 256, 2},
 };
-constexpr int kEvents = 16, kTiles = 64, kSlots = 4;
+constexpr int kEvents = 32, kTiles = 64, kSlots = 4;
 
 #define CK(x)                                                                          \
   do {                                                                                 \
@@ -104,6 +104,15 @@ int main(int argc, char** argv) {
   // Per-tile phases, summed over every (CTA, WG, tile); per-iteration waits over every loop iteration.
   enum { QW, K0, PRO, LOOP, LASTPV, EPI, GAP, TOTAL, NPH };
   const char* ph_names[NPH] = {"q_wait", "k0_wait", "prologue", "loop", "last_pv", "epilogue", "to_next", "tile"};
+  // Sub-phases: prologue = K landed -> QK^T done -> softmax; epilogue = mma end -> next tile known
+  // -> finalize -> LSE written -> pre-write sync -> O in smem + fence -> sync -> store issued.
+  const int sub_from[] = {2, 13, 5, 22, 16, 17, 18, 19, 20};
+  const int sub_to[] = {13, 3, 22, 16, 17, 18, 19, 20, 6};
+  const char* sub_names[] = {"pro.qk", "pro.softmax", "epi.next_tile", "epi.finalize", "epi.lse", "epi.wait_sync",
+                             "epi.stsm_fence", "epi.sync", "epi.tma_issue"};
+  constexpr int NSUB = 9;
+  double sub[NSUB] = {};
+  long anomalies = 0;
   double ph[NPH] = {}, it_kv = 0, it_sched = 0, it_s = 0, it_pv = 0, it_smax = 0;
   long tiles = 0, loop_iters = 0, total_tiles_with_next = 0;
   double cta_pro = 0, cta_tail = 0, mhz_sum = 0;
@@ -124,9 +133,18 @@ int main(int argc, char** argv) {
         ph[LOOP] += double(e[4] - e[3]); ph[LASTPV] += double(e[5] - e[4]); ph[EPI] += double(e[6] - e[5]);
         it_kv += double(e[7]); it_sched += double(e[8]); it_s += double(e[9]); it_pv += double(e[10]);
         it_smax += double(e[12]);
+        for (int i = 0; i < NSUB; ++i) sub[i] += double(int64_t(e[sub_to[i]] - e[sub_from[i]]));
         loop_iters += long(e[11]) - 1;
         ++tiles;
-        if (t + 1 < kTiles && at(c, w, t + 1, 0)) {
+        if (t + 1 < kTiles && at(c, w, t + 1, 0) && at(c, w, t + 1, 0) < e[6]) {
+          if (anomalies++ == 0) {
+            printf("  anomaly: CTA %d WG %d tile %d ends after tile %d starts; events:", c, w, t, t + 1);
+            for (int i = 0; i < kEvents; ++i) printf(" %llu", (unsigned long long)e[i]);
+            printf("\n  next:");
+            for (int i = 0; i < kEvents; ++i) printf(" %llu", (unsigned long long)at(c, w, t + 1, i));
+            printf("\n");
+          }
+        } else if (t + 1 < kTiles && at(c, w, t + 1, 0)) {
           ph[GAP] += double(at(c, w, t + 1, 0) - e[6]);
           ph[TOTAL] += double(at(c, w, t + 1, 0) - e[0]);
           ++total_tiles_with_next;
@@ -154,6 +172,14 @@ int main(int argc, char** argv) {
          "PV wgmma %.0f; softmax %.0f\n",
          ph[LOOP] / std::max(loop_iters, 1L), it_kv / std::max(loop_iters, 1L), it_sched / std::max(loop_iters, 1L),
          it_s / std::max(loop_iters, 1L), it_pv / std::max(loop_iters, 1L), it_smax / std::max(loop_iters, 1L));
+  printf("  sub-phases (cycles per tile):");
+  for (int i = 0; i < NSUB; ++i) printf(" %s %.0f", sub_names[i], sub[i] / std::max(tiles, 1L));
+  printf("\n");
+  if (anomalies) printf("  %ld tiles ended after the next one started (left out of to_next)\n", anomalies);
+  if (getenv("FC_TRACE_DUMP")) {  // the raw buffer, for a closer look
+    std::string path = std::string(getenv("FC_TRACE_DUMP")) + "/trace_" + var->name + "_s" + std::to_string(S) + ".bin";
+    if (FILE* f = fopen(path.c_str(), "wb")) { fwrite(h.data(), 8, h.size(), f); fclose(f); }
+  }
   printf("  per CTA: entry to first tile %.0f cycles, last epilogue to exit %.0f cycles\n", cta_pro / std::max(ctas, 1),
          cta_tail / std::max(ctas, 1));
   return 0;
