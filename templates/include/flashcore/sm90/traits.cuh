@@ -81,12 +81,23 @@ struct Traits {
   static constexpr uint32_t kBytesQ = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kBytesKV = kBlockN * kHeadDim * sizeof(Element);
 
-  // O goes from registers straight to global memory (epilogue.cuh): it needs no shared memory, and
-  // Q's buffer frees once the tile's last QK^T is done, so a persistent CTA's next Q loads during
-  // this tile's last PV and epilogue.
-  static constexpr bool kSeparateO = false;
-  static constexpr bool kOInV = false;
-  static constexpr bool kQHoldsOnlyQ = true;
+  // Persistent CTAs stage O in a buffer of its own when it fits: the next tile's Q then loads
+  // while this tile's O is still being stored (else Q's buffer doubles as O's, and the next Q
+  // waits for the store).
+  static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> +
+                                                           cosize_v<SmemLayoutVt>);
+  static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
+  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesQ) + kBarrierBytes <= 227 * 1024;
+  // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
+  // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
+  // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
+  static constexpr bool kOInV = kPersistent && !kSeparateO && kBlockM * kHeadDim <= cosize_v<SmemLayoutVt>;
+  static constexpr bool kQHoldsOnlyQ = kSeparateO || kOInV;  // Q's buffer frees after the last QK^T
+  // O in a buffer of its own is stored per consumer WG: each WG's 64 rows by its own TMA store, so
+  // no WG waits for another at the end of a tile (a ping-pong schedule keeps its stagger). In the V
+  // ring every WG's last PV must be done first, and in Q's buffer O keeps Q's layout: one store.
+  // Not with 3 consumer WGs: at 160 registers a thread the per-WG store's bookkeeping spilled in
+  // their key loop (D64 192x128: 4 STL / 10 LDL there instead of 0 / 3).
   static constexpr bool kStorePerWG = kSeparateO && kConsumerWGs < 3;
   using SmemLayoutOWg = decltype(tile_to_shape(SmemAtomQ{}, Shape<_64, HD>{}));  // one WG's rows
   using SmemLayoutO = std::conditional_t<kStorePerWG, decltype(tile_to_shape(SmemLayoutOWg{}, Shape<BM, HD>{})),
