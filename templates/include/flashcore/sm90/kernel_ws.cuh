@@ -59,7 +59,6 @@ struct KernelWS {
         for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
           Mainloop::load(p, ss, w, k_state, v_state, tile_iter);
           w = scheduler.producer_next(ss, w, tile_iter);
-          if (scheduler.valid(w)) Mainloop::prefetch_tile(p, ss, w);  // the next tile's first loads into L2
         }
       }
       Epilogue::producer_finish();

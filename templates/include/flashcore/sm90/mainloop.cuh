@@ -151,39 +151,6 @@ struct MainloopTmaWgmma {
     load_v(tiles.first);
   }
 
-  // L2 prefetch of a tile's Q and its first two K/V tiles, issued by the producer as soon as it
-  // knows the tile (a tile ahead). At short sequences every SM starts its next tile at about the
-  // same time, and the Q loads (first touch: DRAM) of all of them queued behind each other: the
-  // consumers waited 400-1800 cycles a tile for Q (trace_tiles, benchmarks/NOTES.md 2026-11-26
-  // 17:44-). The loads themselves stay where they are, now from L2.
-  CUTE_DEVICE static void prefetch_tile(Params const& p, SharedStorage& ss, WorkTile const& w) {
-    SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
-    KeyTileRange const tiles = key_tiles(seq, w);
-    if (tiles.count() == 0) return;
-    Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
-    Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
-    Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
-    Tensor gQ = local_tile(head_rows(p, mQ, w.head, w.batch, seq.q_start), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
-    int const head_kv = w.head / p.head_ratio;
-    Tensor gK = local_tile(head_rows(p, mK, head_kv, w.batch, seq.k_start), Shape<BN, HD>{}, make_coord(_, _0{}));
-    Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HD>{}, make_coord(_, _0{}));
-    Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
-    Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
-    Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutV{});
-    Tensor tQgQ = get<0>(tma_partition(p.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ)));
-    Tensor tKgK = get<0>(tma_partition(p.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK)));
-    Tensor tVgV = get<0>(tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV)));
-    prefetch(p.tma_q, tQgQ);
-    CUTE_UNROLL
-    for (int i = 1; i <= 2; ++i) {
-      int const n = tiles.end - i;
-      if (n >= tiles.first) {
-        prefetch(p.tma_k, tKgK(_, n));
-        prefetch(p.tma_v, tVgV(_, n));
-      }
-    }
-  }
-
   // ------------------------------------------------------------------ consumers
   // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
   template <class AccO>
