@@ -5,6 +5,7 @@ fixed anchors; a header edit that moves an anchor would otherwise surface only o
 """
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,12 +39,7 @@ def test_every_anchor_occurs_once_and_the_hooks_go_in(tmp_path):
 def test_a_moved_anchor_fails_loudly(tmp_path):
     trace_patch = _load()
     src = tmp_path / "src"
-    (src / "flashcore" / "sm90").mkdir(parents=True)
-    for path in (ROOT / "templates" / "include" / "flashcore").rglob("*"):
-        if path.is_file():
-            out = src / "flashcore" / path.relative_to(ROOT / "templates" / "include" / "flashcore")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(path.read_text())
+    shutil.copytree(ROOT / "templates" / "include", src)
     mainloop = src / "flashcore" / "sm90" / "mainloop.cuh"
     mainloop.write_text(mainloop.read_text().replace("FullBar::wait(&ss.bar_q,", "FullBar::wait(&ss.bar_q ,"))
     with pytest.raises(SystemExit, match="anchor found 0 times"):
