@@ -40,11 +40,13 @@ FAMILIES: dict[str, type["KernelConfig"]] = {}
 ALIGNED16_REASON = "needs 16-byte aligned q/k/v with strides that are multiples of 16 bytes"
 
 
-def tile(abbr: str, doc: str, default=dataclasses.MISSING):
+def tile(abbr: str, doc: str, default=dataclasses.MISSING, spell_default: bool = True):
     """A tile axis: a dataclass field whose value appears in the name as ``<abbr><value>``.
 
-    ``default`` is for axes added after the others (the name still spells the value)."""
-    return field(default=default, metadata={"abbr": abbr, "doc": doc})
+    ``default`` is for axes added after the others (the name still spells the value unless
+    ``spell_default`` is False: then a trailing axis at its default leaves the name as it was
+    before the axis existed, so tuned rows and scripts naming those variants stay valid)."""
+    return field(default=default, metadata={"abbr": abbr, "doc": doc, "spell_default": spell_default})
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,10 @@ class KernelConfig:
                     f"kernel family {cls.family!r} compiles for {cls.ARCH} but its NVCC_FLAGS lack {gencode}:"
                     f" set NVCC_FLAGS = nvcc_flags({cls.ARCH!r}, ...)"
                 )
+            spelled = [f.metadata["spell_default"] for f in cls.tile_fields()]
+            if any(spelled[i] and not spelled[i - 1] for i in range(1, len(spelled))):
+                raise TypeError(f"kernel family {cls.family!r}: only trailing tile axes may leave their default "
+                                "out of the name (spell_default=False)")
             FAMILIES[cls.family] = cls
 
     # -- naming ---------------------------------------------------------------------
@@ -127,7 +133,8 @@ class KernelConfig:
     @property
     def name(self) -> str:
         mask = "causal" if self.causal else "full"
-        tiles = "_".join(f"{f.metadata['abbr']}{getattr(self, f.name)}" for f in self.tile_fields())
+        tiles = "_".join(f"{f.metadata['abbr']}{getattr(self, f.name)}" for f in self.tile_fields()
+                         if f.metadata["spell_default"] or getattr(self, f.name) != f.default)
         return f"fc_{self.family}_{self.dtype}_d{self.head_dim}_{mask}_{tiles}"
 
     @property
@@ -138,8 +145,11 @@ class KernelConfig:
         """Is this variant in the curated default set (what `flashcore build` builds)?"""
         if self.DEFAULT_PROBLEMS is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_PROBLEMS:
             return False
-        tiles = tuple(getattr(self, f.name) for f in self.tile_fields())
-        listed = self.DEFAULT_TILES.get(self.head_dim, [])
+        fields = self.tile_fields()
+        tiles = tuple(getattr(self, f.name) for f in fields)
+        # A listed tuple may stop before axes added later: those take their defaults.
+        listed = [tuple(t) + tuple(f.default for f in fields[len(t):])
+                  for t in self.DEFAULT_TILES.get(self.head_dim, [])]
         if self.DEFAULT_ALL_TILES_FOR is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_ALL_TILES_FOR:
             listed = listed[:1]
         return tiles in listed
@@ -296,8 +306,13 @@ def config_from_name(name: str) -> KernelConfig:
     if not dim.startswith("d") or not dim[1:].isdecimal() or mask not in ("causal", "full"):
         raise ValueError(f"malformed variant name {name!r} (expected fc_<family>_<dtype>_d<head_dim>_<full|causal>_<tiles>)")
     fields = cls.tile_fields()
-    if len(tiles) != len(fields):
-        raise ValueError(f"variant name {name!r} has {len(tiles)} tile tokens, family {family} needs {len(fields)}")
+    # Trailing axes whose default the name leaves out may be missing (KernelConfig.name).
+    required = len(fields)
+    while required > 0 and not fields[required - 1].metadata["spell_default"]:
+        required -= 1
+    if not required <= len(tiles) <= len(fields):
+        expected = f"{required}-{len(fields)}" if required < len(fields) else f"{len(fields)}"
+        raise ValueError(f"variant name {name!r} has {len(tiles)} tile tokens, family {family} needs {expected}")
     kwargs = {}
     for f, token in zip(fields, tiles):
         abbr = f.metadata["abbr"]

@@ -208,6 +208,11 @@ WGMMA_M = 64
 SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
 # Split-KV variants (common.cuh RegisterSplit<WGs, true>): a roomier producer where it spilled.
 SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
+# Two CTAs per SM (common.cuh RegisterSplit<1, false, 2>): each launches at 128 registers a thread.
+SM90_REGISTER_SPLIT_2CTA = {1: (24, 232)}
+# The SM's shared memory (two co-resident CTAs share it; the driver reserves 1 KB per CTA).
+SM90_SMEM_PER_SM = 228 * 1024
+SM90_SMEM_RESERVED_PER_CTA = 1024
 # Registers a consumer thread needs beyond its accumulators (addresses, softmax state, descriptors).
 SM90_REGISTER_OVERHEAD = 32
 SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
@@ -227,6 +232,9 @@ class Sm90Config(KernelConfig):
     grid = SM count, tiles handed out statically. ``splits`` > 1 (split-KV, for problems with
     fewer query tiles than SMs): a cluster of that many CTAs per query tile, each walking its share
     of the key tiles; the cluster combines the partial results through distributed shared memory.
+    ``ctas_per_sm`` = 2 (one consumer warpgroup, half the SM's shared memory and registers each):
+    two CTAs share an SM, so one's tile edges (Q wait, first QK^T and softmax, epilogue) overlap
+    the other's key loop; a persistent grid is then twice the SM count.
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -235,6 +243,8 @@ class Sm90Config(KernelConfig):
     schedule: int = tile("sch", "0 sequential, 1 intra-warpgroup overlap, 2 overlap + ping-pong")
     persistent: int = tile("p", "1: persistent grid of SM-count CTAs")
     splits: int = tile("kv", "CTAs (one cluster) sharing a query tile's key tiles (split-KV)", default=1)
+    ctas_per_sm: int = tile("c", "CTAs resident per SM (2: two one-warpgroup CTAs interleave their tiles)",
+                            default=1, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -260,6 +270,7 @@ class Sm90Config(KernelConfig):
         "schedule": (0, 1, 2),
         "persistent": (0, 1),
         "splits": (1, 2, 4, 8),
+        "ctas_per_sm": (1, 2),
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -316,15 +327,23 @@ class Sm90Config(KernelConfig):
         q = aligned(self.block_m * self.head_dim * self.element_bytes)
         kv = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
         base = q + 2 * kv
-        separate_o = self.persistent and base + q + SM90_BARRIER_BYTES <= SMEM_LIMIT_BYTES
+        separate_o = self.persistent and base + q + SM90_BARRIER_BYTES <= self.smem_limit()
         lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
         return base + (q if separate_o else 1024) + 64 + 32 * self.stages + lse_part
+
+    def smem_limit(self) -> int:
+        """Shared memory one CTA may take (traits.cuh kSmemLimit)."""
+        if self.ctas_per_sm == 1:
+            return SMEM_LIMIT_BYTES
+        return SM90_SMEM_PER_SM // self.ctas_per_sm - SM90_SMEM_RESERVED_PER_CTA
 
     def accumulator_registers(self) -> int:
         # Per consumer thread: O (64 x D over 128 threads), S (64 x N), P as packed 16-bit (half of S).
         return self.head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
     def register_budget(self) -> int:
+        if self.ctas_per_sm > 1 and self.consumer_warpgroups in SM90_REGISTER_SPLIT_2CTA:
+            return SM90_REGISTER_SPLIT_2CTA[self.consumer_warpgroups][1] - SM90_REGISTER_OVERHEAD
         splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
         split = splits.get(self.consumer_warpgroups) or SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
         return split[1] - SM90_REGISTER_OVERHEAD if split else 0
@@ -346,6 +365,13 @@ class Sm90Config(KernelConfig):
             if self.stages * self.block_n * self.element_bytes < self.block_m * 4:
                 errors.append(f"split-KV stages the fp32 partial O in the K ring: stages * block_n * "
                               f"{self.element_bytes} must be >= block_m * 4")
+        if self.ctas_per_sm > 1:
+            if self.consumer_warpgroups != 1 or self.splits > 1:
+                errors.append("two CTAs per SM (ctas_per_sm=2) need one consumer warpgroup (block_m=64) and no "
+                              "split-KV: each CTA gets half the SM's registers")
+            elif self.smem_bytes() > self.smem_limit():
+                errors.append(f"shared memory {self.smem_bytes()} B > {self.smem_limit()} B, what each of "
+                              f"{self.ctas_per_sm} CTAs on one SM may take")
         return errors
 
     def template_params(self) -> dict:
@@ -356,4 +382,5 @@ class Sm90Config(KernelConfig):
             "pingpong": "true" if self.schedule == 2 else "false",
             "is_persistent": "true" if self.persistent else "false",
             "splits": self.splits,
+            "ctas_per_sm": self.ctas_per_sm,
         }

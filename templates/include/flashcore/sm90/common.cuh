@@ -63,12 +63,15 @@ CUTE_DEVICE void allow_next_grid() {
 // setmaxnreg budgets: producer WG + consumer WGs must fit the 64K-register file. A split-KV
 // producer computes its share of the key tiles: at 24 registers it spilled (ptxas, 68 B), so two
 // split-KV consumer WGs give it 8 of theirs each (D64's consumers need far fewer than 232).
-template <int kConsumerWGs, bool kSplitKv = false>
-struct RegisterSplit : RegisterSplit<kConsumerWGs, false> {};
-template <> struct RegisterSplit<1, false> { static constexpr int kProducer = 56; static constexpr int kConsumer = 256; };
-template <> struct RegisterSplit<2, false> { static constexpr int kProducer = 24; static constexpr int kConsumer = 240; };
-template <> struct RegisterSplit<2, true> { static constexpr int kProducer = 40; static constexpr int kConsumer = 232; };
-template <> struct RegisterSplit<3, false> { static constexpr int kProducer = 32; static constexpr int kConsumer = 160; };
+// Two CTAs per SM: each CTA launches with 128 registers a thread (__launch_bounds__(256, 2)) and
+// setmaxnreg moves registers only within a CTA's pool: 24 + 232 = 2 x 128.
+template <int kConsumerWGs, bool kSplitKv = false, int kCtasPerSm = 1>
+struct RegisterSplit : RegisterSplit<kConsumerWGs, false, 1> {};
+template <> struct RegisterSplit<1, false, 1> { static constexpr int kProducer = 56; static constexpr int kConsumer = 256; };
+template <> struct RegisterSplit<2, false, 1> { static constexpr int kProducer = 24; static constexpr int kConsumer = 240; };
+template <> struct RegisterSplit<2, true, 1> { static constexpr int kProducer = 40; static constexpr int kConsumer = 232; };
+template <> struct RegisterSplit<3, false, 1> { static constexpr int kProducer = 32; static constexpr int kConsumer = 160; };
+template <> struct RegisterSplit<1, false, 2> { static constexpr int kProducer = 24; static constexpr int kConsumer = 232; };
 
 // One warpgroup GEMM: C (+)= A * B over all k-blocks, issued async; commit; optionally wait.
 // A is either smem descriptors (SS) or registers (RS); B is always smem descriptors.

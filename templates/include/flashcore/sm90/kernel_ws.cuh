@@ -89,7 +89,7 @@ struct KernelWS {
 };
 
 template <class Kernel>
-__global__ void __launch_bounds__(Kernel::kThreads, 1)
+__global__ void __launch_bounds__(Kernel::kThreads, Kernel::Traits::kCtasPerSm)
     kernel_entry(__grid_constant__ typename Kernel::Params const params) {
 #if defined(__CUDA_ARCH__)  // the host pass only needs the launch stub: skip instantiating the body there
   extern __shared__ __align__(1024) char smem[];
@@ -100,10 +100,10 @@ __global__ void __launch_bounds__(Kernel::kThreads, 1)
 // The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t.
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
-          int kSplits = 1>
+          int kSplits = 1, int kCtasPerSm = 1>
 struct FwdKernel {
   using Traits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                              kPingpong, kPersistent, kSplits>;
+                              kPingpong, kPersistent, kSplits, kCtasPerSm>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: a cluster of kSplits CTAs per query tile.
   using Scheduler = std::conditional_t<
@@ -146,13 +146,18 @@ struct FwdKernel {
     constexpr int smem = Traits::kSmemBytes;
     cudaError_t e = set_max_dynamic_smem_once<Kernel>(kernel, smem);
     if (e != cudaSuccess) return e;
+    if constexpr (kCtasPerSm > 1) {  // the whole unified L1/smem as smem, or the driver may fit only one CTA
+      static cudaError_t const carveout =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, int(cudaSharedmemCarveoutMaxShared));
+      if (carveout != cudaSuccess) return carveout;
+    }
     int num_sms = p.num_sms;
     if (kPersistent && num_sms <= 0) {  // callers outside the binding may leave it unset
       int dev = 0;
       cudaGetDevice(&dev);
       cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev);
     }
-    dim3 grid = Scheduler::grid(params.geo, num_sms);
+    dim3 grid = Scheduler::grid(params.geo, num_sms * kCtasPerSm);  // persistent: every resident CTA
     cudaLaunchAttribute attr[2];
     unsigned num_attrs = 0;
     if constexpr (kSplits > 1) {
@@ -181,10 +186,11 @@ struct FwdKernel {
 };
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
-          bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1>
+          bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
+          int kCtasPerSm = 1>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong, kSplits>::run(p, stream);
+                   kPersistent, kPingpong, kSplits, kCtasPerSm>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

@@ -16,7 +16,7 @@ namespace flashcore::sm90 {
 
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
           bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false,
-          int kSplits_ = 1>
+          int kSplits_ = 1, int kCtasPerSm_ = 1>
 struct Traits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -29,6 +29,13 @@ struct Traits {
   static constexpr bool kPingpong = kPingpong_ && kConsumerWGs > 1;
   static constexpr bool kPersistent = kPersistent_;
   static constexpr int kSplits = kSplits_;  // split-KV cluster size (1: one CTA per query tile)
+  // CTAs resident on one SM (2: two one-WG CTAs, so one CTA's tile edges -- Q wait, first
+  // QK^T and softmax, epilogue -- overlap the other's key loop; the hardware interleaves them).
+  static constexpr int kCtasPerSm = kCtasPerSm_;
+  static_assert(kCtasPerSm == 1 || (kCtasPerSm == 2 && kConsumerWGs == 1 && kSplits == 1),
+                "two CTAs per SM: one consumer warpgroup each, no split-KV cluster");
+  // Shared memory one CTA may take: 227 KB alone; two CTAs share the SM's 228 KB, 1 KB each reserved.
+  static constexpr int kSmemLimit = kCtasPerSm == 1 ? 227 * 1024 : 228 * 1024 / kCtasPerSm - 1024;
   static_assert(!kPingpong_ || kIntraWGOverlap_, "pingpong is implemented on the overlapped mainloop");
   static_assert(kBlockM == 64 * kConsumerWGs, "each consumer warpgroup owns 64 query rows");
   static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0, "tile shape");
@@ -41,8 +48,8 @@ struct Traits {
 
   static constexpr int kConsumerThreads = 128 * kConsumerWGs;
   static constexpr int kThreads = 128 + kConsumerThreads;
-  static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1)>::kProducer;
-  static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1)>::kConsumer;
+  static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
+  static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
 
   using BM = Int<kBlockM>;
   using BN = Int<kBlockN>;
@@ -87,7 +94,7 @@ struct Traits {
   static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> +
                                                            cosize_v<SmemLayoutVt>);
   static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
-  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesQ) + kBarrierBytes <= 227 * 1024;
+  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesQ) + kBarrierBytes <= kSmemLimit;
   // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
   // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
   // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
@@ -122,7 +129,7 @@ struct Traits {
     float lse_part[kSplits > 1 ? kBlockM : 1];  // split-KV: this CTA's partial LSE per row
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
-  static_assert(kSmemBytes <= 227 * 1024, "shared memory budget");
+  static_assert(kSmemBytes <= kSmemLimit, "shared memory budget");
 
   struct Params {
     TmaQ tma_q;
