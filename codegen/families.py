@@ -288,10 +288,13 @@ class Sm90Config(KernelConfig):
     # clusters of 2 over 64-row tiles for short queries on long keys ((1, 8, 64, 8192): 37.5 us,
     # SDPA 72.4, unsplit 61.3). Clusters of 4 lost everywhere measured (a cluster launch costs
     # ~2 us: one query tile and one key tile take 4.5 us as one CTA, 6.7-7.3 as a cluster).
+    # Two one-WG CTAs per SM (ctas_per_sm = 2; benchmarks/NOTES.md, 2026-11-26 20:02-, call 2,
+    # tuner medians): D64 64x128 causal S=512 143.6 us against 153.9 (128x128), D128 64x64 causal
+    # S=512 112.4 against 115.8; 1-20 % behind elsewhere (each CTA streams its own K/V).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
-             (64, 128, 2, 1, 0, 2)],
-        128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2)],
+             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2)],
+        128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2)],
         192: [(128, 80, 2, 2, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1)],
     }

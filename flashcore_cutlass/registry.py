@@ -23,6 +23,8 @@ Among the candidates:
    - the family highest on the roadmap ladder (``ladder_step``);
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding),
      else block_m = 128;
+   - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
+     measurement: benchmarks/NOTES.md, 2026-11-26 20:02-);
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
      (the middle of each axis), unless the family names other sizes for the head dim
      (``HEURISTIC_TILES``, each with its measurement);
@@ -58,7 +60,7 @@ from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
-PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0, "splits": 1}
+PREFERRED_TILES = {"ctas_per_sm": 1, "block_n": 64, "stages": 2, "warps": 4, "lean": 0, "splits": 1}
 SMALL_SEQLEN_Q = 64
 
 # One warning per process about an unreadable table: dispatch runs per new shape, and the

@@ -379,3 +379,37 @@ def test_computes_head_dim_with_a_value_head_dim_of_its_own():
     assert scalar.computes_head_dim(128, 128) and not scalar.computes_head_dim(192, 128)
     assert mma.computes_head_dim(128, 128) and mma.computes_head_dim(128)
     assert not mma.computes_head_dim(128, 64) and not mma.computes_head_dim(64, 128)
+
+
+def test_axis_that_leaves_its_default_out_of_the_name():
+    """sm90's ctas_per_sm came after the shipped table: at 1 the names stay as they were, at 2 they
+    end in _c2, and spelling the default (_c1) is not canonical."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(dtype="bf16", head_dim=64, causal=True, block_m=64, block_n=128, stages=2, schedule=1, persistent=1,
+                splits=1)
+    one, two = Sm90Config(**base), Sm90Config(**base, ctas_per_sm=2)
+    assert one.name == "fc_sm90_bf16_d64_causal_m64_n128_s2_sch1_p1_kv1"
+    assert two.name == one.name + "_c2"
+    assert config_from_name(one.name) == one and config_from_name(two.name) == two
+    with pytest.raises(ValueError, match="not canonical"):
+        config_from_name(one.name + "_c1")
+    with pytest.raises(ValueError, match="tile tokens"):
+        config_from_name(one.name + "_c2_c2")
+
+
+def test_two_ctas_per_sm_validation():
+    from flashcore_codegen.families import Sm90Config
+
+    def errors(**kw):
+        base = dict(dtype="bf16", head_dim=64, causal=False, block_m=64, block_n=128, stages=2, schedule=1,
+                    persistent=1, splits=1, ctas_per_sm=2)
+        return Sm90Config(**(base | kw)).validation_errors()
+
+    assert errors() == []
+    assert any("one consumer warpgroup" in e for e in errors(block_m=128))
+    assert any("split-KV" in e for e in errors(persistent=0, splits=2))
+    # D128 64x128: Q + two 2-slot K/V rings = 144 KB, over half the SM's 228 KB.
+    assert any("2 CTAs on one SM" in e for e in errors(head_dim=128))
+    assert Sm90Config(dtype="bf16", head_dim=64, causal=False, block_m=64, block_n=128, stages=2, schedule=1,
+                      persistent=1, ctas_per_sm=2).smem_limit() == 228 * 1024 // 2 - 1024

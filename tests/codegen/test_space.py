@@ -33,7 +33,7 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 44)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 52)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
@@ -42,7 +42,7 @@ def test_default_tiles_are_all_valid(family, count):
     full = cls.DEFAULT_ALL_TILES_FOR
     expected = sum(len(cls.DEFAULT_TILES[d]) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 67
+    assert len(default_configs()) == 75
 
 
 def test_pipelined_builds_every_tile_for_the_ladder_only():

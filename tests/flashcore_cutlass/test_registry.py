@@ -99,7 +99,7 @@ def test_heuristic_ties_broken_by_name():
     a, b = pipelined(stages=1), pipelined(stages=3)
     assert Registry(hashes(b, a)).choose(problem()).variant == min(a, b) == a
     rank = heuristic_rank(PipelinedConfig(**BF16_CAUSAL, block_m=128, block_n=64, warps=4, stages=2), problem())
-    assert rank == (-3, 0, 0, 0, 0, 0, 0, pipelined())
+    assert rank == (-3, 0, 0, 0, 0, 0, 0, 0, pipelined())
 
 
 def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():
@@ -111,6 +111,21 @@ def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():
                                persistent=1).name for n in (48, 80))
     assert narrow < wide and 128 not in Sm90Config.HEURISTIC_TILES
     assert Registry(hashes(narrow, wide)).choose(problem(head_dim=128)).variant == wide
+
+
+def test_heuristic_prefers_one_cta_per_sm_over_a_nearer_key_tile():
+    """Short queries at D128: the 64-row candidates are 64x128 split-KV (one CTA per SM) and 64x64
+    with two CTAs per SM, whose block_n is the preferred 64; one CTA per SM ranks first (two won
+    only the shortest causal grid cells when measured)."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(n, persistent, splits, ctas):
+        return Sm90Config(**(BF16_CAUSAL | {"head_dim": 128}), block_m=64, block_n=n, stages=2, schedule=1,
+                          persistent=persistent, splits=splits, ctas_per_sm=ctas).name
+
+    split_kv, two_ctas = sm90(128, 0, 2, 1), sm90(64, 1, 1, 2)
+    assert two_ctas.endswith("_c2") and not split_kv.endswith("_c1")
+    assert Registry(hashes(two_ctas, split_kv)).choose(problem(seqlen_q=64, head_dim=128)).variant == split_kv
 
 
 def test_family_heuristic_tiles_override_the_generic_ones():

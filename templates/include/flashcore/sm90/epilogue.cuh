@@ -1,6 +1,7 @@
 // Epilogue: normalise O, write LSE (fp32, natural log, (B, H, Sq)) for valid rows straight from
-// registers, stage O (bf16/fp16) in smem with STSM, then one thread TMA-stores the tile. TMA
-// clips rows >= seqlen_q, so they are never written.
+// registers, stage O (bf16/fp16) in smem with STSM, then one thread TMA-stores it: the whole tile,
+// or with kStorePerWG each consumer WG's own 64 rows (its leader thread, after a WG-local sync).
+// TMA clips rows >= seqlen_q, so they are never written.
 #pragma once
 
 #include <cute/arch/copy_sm90.hpp>
