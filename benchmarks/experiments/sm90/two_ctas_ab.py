@@ -4,6 +4,7 @@ short grid cells they won in the tuner, timed as the grid times (one call at a t
 in the same rounds. Needs the variants built (device_run.sh build, or a carried build).
 
     python benchmarks/experiments/sm90/two_ctas_ab.py [--rounds 3] [--json PATH]
+        [--cell D,S,causal|full,TILE,TILE,...]...   (default: CELLS below)
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json")
+    ap.add_argument("--cell", action="append", default=[],
+                    help="D,S,causal|full,tile,tile,... (tile: the name after the mask, e.g. m64_n128_s2_sch1_p1_kv1_c2)")
     args = ap.parse_args()
+    cells = [(int(d), int(s), m == "causal", tiles) for d, s, m, *tiles in (c.split(",") for c in args.cell)] or CELLS
     rt = get_runtime()
     results = []
-    for d, s, causal, tiles in CELLS:
+    for d, s, causal, tiles in cells:
         b, h = 16384 // s, 2048 // d
         q, k, v = random_qkv(b, h, s, s, d, torch.bfloat16)
         mask = "causal" if causal else "full"
