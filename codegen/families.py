@@ -209,7 +209,7 @@ SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
 # Split-KV variants (common.cuh RegisterSplit<WGs, true>): a roomier producer where it spilled.
 SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
 # Two CTAs per SM (common.cuh RegisterSplit<1, false, 2>): each launches at 128 registers a thread.
-SM90_REGISTER_SPLIT_2CTA = {1: (24, 232), 2: (24, 112)}
+SM90_REGISTER_SPLIT_2CTA = {1: (24, 232)}
 # The SM's shared memory (two co-resident CTAs share it; the driver reserves 1 KB per CTA).
 SM90_SMEM_PER_SM = 228 * 1024
 SM90_SMEM_RESERVED_PER_CTA = 1024
@@ -369,9 +369,9 @@ class Sm90Config(KernelConfig):
                 errors.append(f"split-KV stages the fp32 partial O in the K ring: stages * block_n * "
                               f"{self.element_bytes} must be >= block_m * 4")
         if self.ctas_per_sm > 1:
-            if self.consumer_warpgroups not in SM90_REGISTER_SPLIT_2CTA or self.splits > 1:
-                errors.append("two CTAs per SM (ctas_per_sm=2) need one or two consumer warpgroups (block_m 64 or "
-                              "128) and no split-KV: each CTA gets half the SM's registers")
+            if self.consumer_warpgroups != 1 or self.splits > 1:
+                errors.append("two CTAs per SM (ctas_per_sm=2) need one consumer warpgroup (block_m=64) and no "
+                              "split-KV: each CTA gets half the SM's registers")
             elif self.smem_bytes() > self.smem_limit():
                 errors.append(f"shared memory {self.smem_bytes()} B > {self.smem_limit()} B, what each of "
                               f"{self.ctas_per_sm} CTAs on one SM may take")

@@ -1,6 +1,8 @@
 # Two CTAs per SM of two consumer WGs (D64 128x64 / 128x48 "_c2": 4 consumer WGs per SM, K/V
 # shared by 128 rows) against one-WG c2 tiles and the shipped winners, D64 grid keys: build, tune
 # (tuner medians, 500 ms warm-up), then the short cells timed as the grid does and queued.
+# Runs at commit 78d613e only: those tiles were measured slower (benchmarks/NOTES.md, 2026-11-26
+# 20:02-, call 6) and their register split (common.cuh RegisterSplit<2, false, 2>) was removed.
 set -u
 V=""
 for m in full causal; do

@@ -72,9 +72,6 @@ template <> struct RegisterSplit<2, false, 1> { static constexpr int kProducer =
 template <> struct RegisterSplit<2, true, 1> { static constexpr int kProducer = 40; static constexpr int kConsumer = 232; };
 template <> struct RegisterSplit<3, false, 1> { static constexpr int kProducer = 32; static constexpr int kConsumer = 160; };
 template <> struct RegisterSplit<1, false, 2> { static constexpr int kProducer = 24; static constexpr int kConsumer = 232; };
-// Two CTAs of two consumer WGs: 384 threads launch at 80 registers (65536 / 768, rounded down to
-// 8); the producer's 56 spare ones give each consumer 24 more.
-template <> struct RegisterSplit<2, false, 2> { static constexpr int kProducer = 24; static constexpr int kConsumer = 104; };
 
 // One warpgroup GEMM: C (+)= A * B over all k-blocks, issued async; commit; optionally wait.
 // A is either smem descriptors (SS) or registers (RS); B is always smem descriptors.

@@ -32,8 +32,8 @@ struct Traits {
   // CTAs resident on one SM (2: two one-WG CTAs, so one CTA's tile edges -- Q wait, first
   // QK^T and softmax, epilogue -- overlap the other's key loop; the hardware interleaves them).
   static constexpr int kCtasPerSm = kCtasPerSm_;
-  static_assert(kCtasPerSm == 1 || (kCtasPerSm == 2 && kConsumerWGs <= 2 && kSplits == 1),
-                "two CTAs per SM: one or two consumer warpgroups each, no split-KV cluster");
+  static_assert(kCtasPerSm == 1 || (kCtasPerSm == 2 && kConsumerWGs == 1 && kSplits == 1),
+                "two CTAs per SM: one consumer warpgroup each, no split-KV cluster");
   // Shared memory one CTA may take: 227 KB alone; two CTAs share the SM's 228 KB, 1 KB each reserved.
   static constexpr int kSmemLimit = kCtasPerSm == 1 ? 227 * 1024 : 228 * 1024 / kCtasPerSm - 1024;
   static_assert(!kPingpong_ || kIntraWGOverlap_, "pingpong is implemented on the overlapped mainloop");
