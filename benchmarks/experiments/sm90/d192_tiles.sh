@@ -4,10 +4,4 @@ export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=$PWD/build/cache
 python3 -m flashcore_cutlass tune --shape 1,16,4096,4096 --dtype bf16 --head-dim 192 --head-dim-v 128 --causal 2>&1 | tail -3
 python3 -m flashcore_cutlass tune --shape 2,16,2048,2048 --shape 8,16,1024,1024 --dtype bf16 --head-dim 192 --causal 2>&1 | tail -4
 python3 -m flashcore_cutlass table --json > $OUT/table_d192.json
-python3 - <<'P'
-import json,collections,os
-rows=json.load(open(os.environ['OUT']+'/table_d192.json'))
-by=collections.defaultdict(list)
-for r in rows: by[r['problem_key']].append((round(r['median_us'],1), r['variant'].replace('fc_sm90_bf16_d192_causal_','')))
-for k,v in by.items(): print(k, sorted(v))
-P
+python3 benchmarks/experiments/sm90/table_by_key.py $OUT/table_d192.json

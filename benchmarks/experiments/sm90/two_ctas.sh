@@ -23,14 +23,5 @@ for d in 64 128; do
   python3 -m flashcore_cutlass tune -q --suite grid --head-dim $d --careful ${CAREFUL:-5} --warmup-ms 500 2>&1 | tail -2
 done
 python3 -m flashcore_cutlass table --json > $OUT/table_two_ctas.json
-python3 - <<'P'
-import json, collections, os
-rows = json.load(open(os.environ['OUT'] + '/table_two_ctas.json'))
-by = collections.defaultdict(list)
-for r in rows:
-    if r['problem_key'].startswith('bf16_d') and '_bh' in r['problem_key']:
-        by[r['problem_key']].append((round(r['median_us'], 1), r['variant'].split('_', 5)[5]))
-for k in sorted(by):
-    print(k, sorted(by[k])[:6])
-P
+python3 benchmarks/experiments/sm90/table_by_key.py $OUT/table_two_ctas.json --prefix bf16_d --top 6
 timeout ${TEST_TIMEOUT:-150} python3 -m pytest -q tests/flashcore_cutlass/test_kernels_gpu.py tests/flashcore_cutlass/test_features_gpu.py -k "c2" 2>&1 | tail -4

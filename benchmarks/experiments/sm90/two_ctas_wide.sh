@@ -15,16 +15,7 @@ BUILD_ARGS="$V" bash benchmarks/device_run.sh build > /tmp/b.log 2>&1; grep -E '
 export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=$PWD/build/cache
 python3 -m flashcore_cutlass tune -q --suite grid --head-dim 64 --careful ${CAREFUL:-6} --warmup-ms 500 2>&1 | tail -1
 python3 -m flashcore_cutlass table --json > $OUT/table_two_ctas_wide.json
-python3 - <<'P'
-import json, collections, os
-rows = json.load(open(os.environ['OUT'] + '/table_two_ctas_wide.json'))
-by = collections.defaultdict(list)
-for r in rows:
-    if r['problem_key'].startswith('bf16_d64') and '_bh' in r['problem_key']:
-        by[r['problem_key']].append((round(r['median_us'], 1), r['variant'].split('_', 5)[5]))
-for k in sorted(by):
-    print(k, sorted(by[k])[:5])
-P
+python3 benchmarks/experiments/sm90/table_by_key.py $OUT/table_two_ctas_wide.json --prefix bf16_d64 --top 5
 A=m128_n64_s2_sch1_p1_kv1_c2; B=m128_n48_s2_sch1_p1_kv1_c2; C=m64_n128_s2_sch1_p1_kv1_c2
 python3 benchmarks/experiments/sm90/two_ctas_ab.py --json $OUT/two_ctas_wide_ab.json \
   --cell 64,512,causal,$A,$B,$C,m128_n128_s2_sch2_p1_kv1 --cell 64,1024,causal,$A,$B,$C,m128_n128_s2_sch2_p1_kv1 \
