@@ -314,22 +314,11 @@ def config_from_name(name: str) -> KernelConfig:
         expected = f"{required}-{len(fields)}" if required < len(fields) else f"{len(fields)}"
         raise ValueError(f"variant name {name!r} has {len(tiles)} tile tokens, family {family} needs {expected}")
     kwargs = {}
-    for f, token in zip(fields[:required], tiles):
+    for f, token in zip(fields, tiles):
         abbr = f.metadata["abbr"]
         if not token.startswith(abbr) or not token[len(abbr):].isdecimal():
             raise ValueError(f"malformed tile token {token!r} in {name!r} (expected {abbr}<int>)")
         kwargs[f.name] = int(token[len(abbr):])
-    # The elidable trailing axes: each present token names its axis by abbreviation, in field order.
-    optional = list(fields[required:])
-    for token in tiles[required:]:
-        while optional and not (token.startswith(optional[0].metadata["abbr"])
-                                and token[len(optional[0].metadata["abbr"]):].isdecimal()):
-            optional.pop(0)
-        if not optional:
-            raise ValueError(f"malformed tile token {token!r} in {name!r} (expected one of "
-                             f"{[f.metadata['abbr'] + '<int>' for f in fields[required:]]} in that order)")
-        f = optional.pop(0)
-        kwargs[f.name] = int(token[len(f.metadata["abbr"]):])
     config = cls(dtype=dtype, head_dim=int(dim[1:]), causal=mask == "causal", **kwargs)
     if config.name != name:
         raise ValueError(f"variant name {name!r} is not canonical (expected {config.name!r})")

@@ -72,23 +72,6 @@ class ScalarConfig(KernelConfig):
             errors.append(f"block_m={self.block_m} not divisible by warps={self.warps}")
         return errors
 
-    def _key_split_errors(self) -> list[str]:
-        errors = []
-        if self.block_m != WGMMA_M:
-            errors.append("key-split warpgroups (key_split_wgs > 1) share one 64-row query tile: block_m must be 64")
-        if self.persistent or self.splits > 1 or self.ctas_per_sm > 1 or self.schedule == 2:
-            errors.append("key-split warpgroups run one query tile per CTA: persistent 0, splits 1, ctas_per_sm 1, "
-                          "no ping-pong")
-        if self.stages < self.key_split_wgs:
-            errors.append(f"stages={self.stages} < key_split_wgs={self.key_split_wgs}: each warpgroup's key tile "
-                          "needs a ring slot of its own (traits.cuh)")
-        # Partials staged in the K and V rings (traits.cuh kKeySplitFloats).
-        staging = (self.key_split_wgs - 1) * 128 * (self.head_dim // 2 + 4) * 4
-        rings = 2 * self.stages * self.block_n * self.head_dim * self.element_bytes
-        if staging > rings:
-            errors.append(f"key-split partials ({staging} B) do not fit the K/V rings ({rings} B)")
-        return errors
-
     def template_params(self) -> dict:
         return super().template_params() | {"block_n": self.block_n, "rows_per_warp": self.rows_per_warp}
 
@@ -112,23 +95,6 @@ class _TensorCoreConfig(KernelConfig):
 
     def accumulator_registers(self) -> int:
         return (self.block_m * self.head_dim + self.block_m * self.block_n) // self.threads
-
-    def _key_split_errors(self) -> list[str]:
-        errors = []
-        if self.block_m != WGMMA_M:
-            errors.append("key-split warpgroups (key_split_wgs > 1) share one 64-row query tile: block_m must be 64")
-        if self.persistent or self.splits > 1 or self.ctas_per_sm > 1 or self.schedule == 2:
-            errors.append("key-split warpgroups run one query tile per CTA: persistent 0, splits 1, ctas_per_sm 1, "
-                          "no ping-pong")
-        if self.stages < self.key_split_wgs:
-            errors.append(f"stages={self.stages} < key_split_wgs={self.key_split_wgs}: each warpgroup's key tile "
-                          "needs a ring slot of its own (traits.cuh)")
-        # Partials staged in the K and V rings (traits.cuh kKeySplitFloats).
-        staging = (self.key_split_wgs - 1) * 128 * (self.head_dim // 2 + 4) * 4
-        rings = 2 * self.stages * self.block_n * self.head_dim * self.element_bytes
-        if staging > rings:
-            errors.append(f"key-split partials ({staging} B) do not fit the K/V rings ({rings} B)")
-        return errors
 
     def template_params(self) -> dict:
         return super().template_params() | {"mma_atom": SM80_MMA_ATOM[self.dtype]}
@@ -240,9 +206,6 @@ WGMMA_M = 64
 # Registers per thread after setmaxnreg, (producer, consumer) by consumer warpgroups: FA3's split
 # (HOPPER_FACTS.md §3); producer*128 + consumer*128*WGs stays within the SM's 64K registers.
 SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
-# Four consumer warpgroups (key-split only: common.cuh RegisterSplit<4>): 640 threads launch at 96
-# registers each, a per-CTA pool that 24 x 128 + 112 x 512 fits.
-SM90_REGISTER_SPLIT_4WG = (24, 112)
 # Split-KV variants (common.cuh RegisterSplit<WGs, true>): a roomier producer where it spilled.
 SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
 # Two CTAs per SM (common.cuh RegisterSplit<1, false, 2>): each launches at 128 registers a thread.
@@ -271,10 +234,7 @@ class Sm90Config(KernelConfig):
     of the key tiles; the cluster combines the partial results through distributed shared memory.
     ``ctas_per_sm`` = 2 (one consumer warpgroup, half the SM's shared memory and registers each):
     two CTAs share an SM, so one's tile edges (Q wait, first QK^T and softmax, epilogue) overlap
-    the other's key loop; a persistent grid is then twice the SM count. ``key_split_wgs`` > 1
-    (few query tiles, no cluster): that many consumer warpgroups share each 64-row query tile, WG w
-    walking key tiles w, w + key_split_wgs, ...; they combine their partial results in shared
-    memory before one warpgroup's epilogue (one tile per CTA, ``stages`` >= ``key_split_wgs``).
+    the other's key loop; a persistent grid is then twice the SM count.
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -285,8 +245,6 @@ class Sm90Config(KernelConfig):
     splits: int = tile("kv", "CTAs (one cluster) sharing a query tile's key tiles (split-KV)", default=1)
     ctas_per_sm: int = tile("c", "CTAs resident per SM (2: two one-warpgroup CTAs interleave their tiles)",
                             default=1, spell_default=False)
-    key_split_wgs: int = tile("ks", "consumer warpgroups sharing one 64-row query tile's key tiles",
-                              default=1, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -308,12 +266,11 @@ class Sm90Config(KernelConfig):
     AXES: ClassVar[dict] = {
         "block_m": (64, 128, 192),
         "block_n": (48, 64, 80, 96, 112, 128, 144, 176, 192),
-        "stages": (2, 3, 4),
+        "stages": (2, 3),
         "schedule": (0, 1, 2),
         "persistent": (0, 1),
         "splits": (1, 2, 4, 8),
         "ctas_per_sm": (1, 2),
-        "key_split_wgs": (1, 2, 3, 4),
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -357,7 +314,7 @@ class Sm90Config(KernelConfig):
 
     @property
     def consumer_warpgroups(self) -> int:
-        return self.block_m // WGMMA_M * self.key_split_wgs
+        return self.block_m // WGMMA_M
 
     @property
     def threads(self) -> int:
@@ -391,8 +348,6 @@ class Sm90Config(KernelConfig):
         if self.ctas_per_sm > 1 and self.consumer_warpgroups in SM90_REGISTER_SPLIT_2CTA:
             return SM90_REGISTER_SPLIT_2CTA[self.consumer_warpgroups][1] - SM90_REGISTER_OVERHEAD
         splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
-        if self.consumer_warpgroups == 4:
-            splits = {4: SM90_REGISTER_SPLIT_4WG}
         split = splits.get(self.consumer_warpgroups) or SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
         return split[1] - SM90_REGISTER_OVERHEAD if split else 0
 
@@ -400,10 +355,8 @@ class Sm90Config(KernelConfig):
         errors = super().validation_errors()
         if errors:
             return errors
-        if self.block_m % WGMMA_M or self.block_m // WGMMA_M not in SM90_REGISTER_SPLIT:
+        if self.block_m % WGMMA_M or self.consumer_warpgroups not in SM90_REGISTER_SPLIT:
             errors.append(f"block_m={self.block_m} must be 64, 128 or 192 (64 rows per consumer warpgroup)")
-        if self.key_split_wgs > 1:
-            errors.extend(self._key_split_errors())
         if self.block_n % 16:
             errors.append(f"block_n={self.block_n} not a multiple of 16 (wgmma K of the PV product)")
         if self.schedule == 2 and self.consumer_warpgroups < 2:
@@ -424,23 +377,6 @@ class Sm90Config(KernelConfig):
                               f"{self.ctas_per_sm} CTAs on one SM may take")
         return errors
 
-    def _key_split_errors(self) -> list[str]:
-        errors = []
-        if self.block_m != WGMMA_M:
-            errors.append("key-split warpgroups (key_split_wgs > 1) share one 64-row query tile: block_m must be 64")
-        if self.persistent or self.splits > 1 or self.ctas_per_sm > 1 or self.schedule == 2:
-            errors.append("key-split warpgroups run one query tile per CTA: persistent 0, splits 1, ctas_per_sm 1, "
-                          "no ping-pong")
-        if self.stages < self.key_split_wgs:
-            errors.append(f"stages={self.stages} < key_split_wgs={self.key_split_wgs}: each warpgroup's key tile "
-                          "needs a ring slot of its own (traits.cuh)")
-        # Partials staged in the K and V rings (traits.cuh kKeySplitFloats).
-        staging = (self.key_split_wgs - 1) * 128 * (self.head_dim // 2 + 4) * 4
-        rings = 2 * self.stages * self.block_n * self.head_dim * self.element_bytes
-        if staging > rings:
-            errors.append(f"key-split partials ({staging} B) do not fit the K/V rings ({rings} B)")
-        return errors
-
     def template_params(self) -> dict:
         return super().template_params() | {
             "consumer_warpgroups": self.consumer_warpgroups,
@@ -450,5 +386,4 @@ class Sm90Config(KernelConfig):
             "is_persistent": "true" if self.persistent else "false",
             "splits": self.splits,
             "ctas_per_sm": self.ctas_per_sm,
-            "key_split_wgs": self.key_split_wgs,
         }

@@ -60,7 +60,7 @@ from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
-PREFERRED_TILES = {"ctas_per_sm": 1, "key_split_wgs": 1, "block_n": 64, "stages": 2, "warps": 4, "lean": 0, "splits": 1}
+PREFERRED_TILES = {"ctas_per_sm": 1, "block_n": 64, "stages": 2, "warps": 4, "lean": 0, "splits": 1}
 SMALL_SEQLEN_Q = 64
 
 # One warning per process about an unreadable table: dispatch runs per new shape, and the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Needs commit cad985e (the key-split kernel, reverted after this experiment: slower everywhere measured).
 # Key-split warpgroups (sm90 axis key_split_wgs) against the few-CTA winners: build the variants
 # below, run the kernel and feature GPU tests over them, then kernel times on the issue-8 shapes,
 # a tune of the small and long-key suites and bench_small from that table. Logs under $OUT.

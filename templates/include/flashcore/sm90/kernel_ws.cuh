@@ -2,8 +2,7 @@
 //   WG0 (producer): setmaxnreg.dec; one warp, one elected lane issues all TMA loads.
 //   WG1..n (consumers): setmaxnreg.inc; wgmma mainloop + online softmax + epilogue, 64 rows each.
 // Split-KV variants launch clusters of kSplits CTAs per query tile (SplitKvTileScheduler) that
-// combine their partial results in the epilogue (EpilogueSplitCombine); key-split variants split a
-// tile's key tiles among the CTA's consumer WGs and combine in shared memory (EpilogueKeySplit).
+// combine their partial results in the epilogue (EpilogueSplitCombine).
 // Parts are template parameters: Mainloop, Epilogue, TileScheduler (the softmax type comes with
 // the mainloop, which owns the accumulator layouts).
 #pragma once
@@ -18,7 +17,6 @@
 #include "flashcore/sm90/common.cuh"
 #include "flashcore/sm90/epilogue.cuh"
 #include "flashcore/sm90/epilogue_combine.cuh"
-#include "flashcore/sm90/epilogue_key_split.cuh"
 #include "flashcore/sm90/mainloop.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 #include "flashcore/sm90/traits.cuh"
@@ -102,10 +100,10 @@ __global__ void __launch_bounds__(Kernel::kThreads, Kernel::Traits::kCtasPerSm)
 // The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t.
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
-          int kSplits = 1, int kCtasPerSm = 1, int kKeyWGs = 1>
+          int kSplits = 1, int kCtasPerSm = 1>
 struct FwdKernel {
   using Traits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                              kPingpong, kPersistent, kSplits, kCtasPerSm, kKeyWGs>;
+                              kPingpong, kPersistent, kSplits, kCtasPerSm>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: a cluster of kSplits CTAs per query tile.
   using Scheduler = std::conditional_t<
@@ -113,8 +111,7 @@ struct FwdKernel {
       std::conditional_t<!kPersistent, PlainTileScheduler<kCausal>,
                          std::conditional_t<kCausal, DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
                                             StaticPersistentTileScheduler<kCausal>>>>;
-  using Epilogue = std::conditional_t<(kSplits > 1), EpilogueSplitCombine<Traits>,
-                                      std::conditional_t<(kKeyWGs > 1), EpilogueKeySplit<Traits>, EpilogueTmaStore<Traits>>>;
+  using Epilogue = std::conditional_t<(kSplits > 1), EpilogueSplitCombine<Traits>, EpilogueTmaStore<Traits>>;
   using Kernel = KernelWS<Traits, MainloopTmaWgmma<Traits>, Epilogue, Scheduler>;
 
   // TMA tensor maps need 16-byte aligned base addresses and 16-byte multiple strides.
@@ -190,10 +187,10 @@ struct FwdKernel {
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
-          int kCtasPerSm = 1, int kKeyWGs = 1>
+          int kCtasPerSm = 1>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong, kSplits, kCtasPerSm, kKeyWGs>::run(p, stream);
+                   kPersistent, kPingpong, kSplits, kCtasPerSm>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

@@ -32,9 +32,6 @@ struct MainloopTmaWgmma {
   // Rows each consumer thread owns in a (kBlockM x N) accumulator.
   static constexpr int kRowsPerThread = 2;
   using Softmax = OnlineSoftmax<kRowsPerThread>;
-  // Key-split WGs (Traits::kKeyWGs > 1): WG w walks every kKeyWGs-th key tile from the w-th.
-  static constexpr int kKeyWGs = Traits::kKeyWGs;
-  static constexpr int kSlotConsumers = kKeyWGs > 1 ? 1 : Traits::kConsumerWGs;
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
     FullBar::init(&ss.bar_q, 1);
@@ -44,9 +41,8 @@ struct MainloopTmaWgmma {
     for (int s = 0; s < kStages; ++s) {
       FullBar::init(&ss.full_k[s], 1);
       FullBar::init(&ss.full_v[s], 1);
-      // One arrival per consumer WG; with key-split WGs each slot's tile has one consumer WG.
-      EmptyBar::init(&ss.empty_k[s], kSlotConsumers);
-      EmptyBar::init(&ss.empty_v[s], kSlotConsumers);
+      EmptyBar::init(&ss.empty_k[s], Traits::kConsumerWGs);  // one arrival per consumer WG
+      EmptyBar::init(&ss.empty_v[s], Traits::kConsumerWGs);
     }
   }
 
@@ -163,11 +159,8 @@ struct MainloopTmaWgmma {
                               Softmax& softmax) {
     typename Traits::TiledMmaQK tiled_mma_qk;
     typename Traits::TiledMmaPV tiled_mma_pv;
-    // Key-split WGs hold the same rows: each is a whole 64-row MMA of its own.
-    int const mma_tid = tid % Traits::kEpilogueThreads;
-    int const key_wg = tid / Traits::kEpilogueThreads;  // 0 unless key-split
-    auto thr_qk = tiled_mma_qk.get_thread_slice(mma_tid);
-    auto thr_pv = tiled_mma_pv.get_thread_slice(mma_tid);
+    auto thr_qk = tiled_mma_qk.get_thread_slice(tid);
+    auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
 
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
@@ -224,14 +217,7 @@ struct MainloopTmaWgmma {
       return;
     }
     float corr[kRowsPerThread];
-    int n = tiles.end - 1 - key_wg;
-    if constexpr (kKeyWGs > 1) {
-      if (n < tiles.first) return;  // fewer key tiles than WGs: an empty partial (combined as such)
-      k_state.advance(kStages, key_wg);  // one tile per CTA: the ring starts at slot 0, phase 0
-      v_state.advance(kStages, key_wg);
-    }
-    auto next_k = [&] { k_state.advance(kStages, kKeyWGs); };
-    auto next_v = [&] { v_state.advance(kStages, kKeyWGs); };
+    int n = tiles.end - 1;
 
     if constexpr (Traits::kIntraWGOverlap) {
       // Prologue: S(n_last) and its softmax alone.
@@ -242,12 +228,12 @@ struct MainloopTmaWgmma {
       warpgroup_wait<0>();
       warpgroup_fence_operand(tSrS);
       release(&ss.empty_k[k_state.index]);
-      next_k();
+      k_state.advance(kStages);
       softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
       CUTE_NO_UNROLL
-      for (n -= kKeyWGs; n >= tiles.first; n -= kKeyWGs) {
+      for (--n; n >= tiles.first; --n) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         Sched::acquire(wg);
@@ -257,12 +243,12 @@ struct MainloopTmaWgmma {
         warpgroup_wait<1>();  // S ready
         warpgroup_fence_operand(tSrS);
         release(&ss.empty_k[k_state.index]);
-        next_k();
+        k_state.advance(kStages);
         softmax_step(n, corr);  // overlaps the PV wgmma
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
         release(&ss.empty_v[v_state.index]);
-        next_v();
+        v_state.advance(kStages);
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
         Tensor rPn = convert_fragment<Element>(tSrS);
@@ -277,14 +263,14 @@ struct MainloopTmaWgmma {
       warpgroup_wait<0>();
       warpgroup_fence_operand(tOrO);
       release(&ss.empty_v[v_state.index]);
-      next_v();
+      v_state.advance(kStages);
     } else {
       CUTE_NO_UNROLL
-      for (; n >= tiles.first; n -= kKeyWGs) {
+      for (; n >= tiles.first; --n) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
         release(&ss.empty_k[k_state.index]);
-        next_k();
+        k_state.advance(kStages);
         softmax_step(n, corr);
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
@@ -293,7 +279,7 @@ struct MainloopTmaWgmma {
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         wg_gemm<false, 0>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
         release(&ss.empty_v[v_state.index]);
-        next_v();
+        v_state.advance(kStages);
       }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
     }

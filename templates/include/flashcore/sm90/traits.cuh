@@ -16,20 +16,14 @@ namespace flashcore::sm90 {
 
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
           bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false,
-          int kSplits_ = 1, int kCtasPerSm_ = 1, int kKeyWGs_ = 1>
+          int kSplits_ = 1, int kCtasPerSm_ = 1>
 struct Traits {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockM = kBlockM_;
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
-  static constexpr int kConsumerWGs = kConsumerWGs_;  // every consumer warpgroup of the CTA
-  // Key split inside the CTA: kKeyWGs consumer WGs share one 64-row query tile, WG w walking key
-  // tiles w, w + kKeyWGs, ... of it; they combine their partial (O, row max, row sum) through
-  // shared memory before one WG's epilogue (EpilogueKeySplit). No cluster, so none of a cluster
-  // launch's cost: for problems with fewer query tiles than SMs (the few-CTA shapes of issue 8).
-  static constexpr int kKeyWGs = kKeyWGs_;
-  static constexpr int kRowWGs = kConsumerWGs / kKeyWGs;  // WGs owning distinct query rows
+  static constexpr int kConsumerWGs = kConsumerWGs_;
   static constexpr bool kCausal = kCausal_;
   static constexpr bool kIntraWGOverlap = kIntraWGOverlap_;
   static constexpr bool kPingpong = kPingpong_ && kConsumerWGs > 1;
@@ -43,14 +37,7 @@ struct Traits {
   // Shared memory one CTA may take: 227 KB alone; two CTAs share the SM's 228 KB, 1 KB each reserved.
   static constexpr int kSmemLimit = kCtasPerSm == 1 ? 227 * 1024 : 228 * 1024 / kCtasPerSm - 1024;
   static_assert(!kPingpong_ || kIntraWGOverlap_, "pingpong is implemented on the overlapped mainloop");
-  static_assert(kBlockM == 64 * kRowWGs && kConsumerWGs % kKeyWGs == 0, "each consumer warpgroup owns 64 query rows");
-  // Key-split WGs: one 64-row tile per CTA (no persistent loop, cluster or ping-pong), and a ring
-  // slot per WG at least: WG w waits on the full barrier of its walk index t only after its own
-  // tile t - kKeyWGs landed, so with kStages >= kKeyWGs the slot's previous phase has completed
-  // and a parity wait cannot pass a phase early.
-  static_assert(kKeyWGs == 1 || (kRowWGs == 1 && !kPersistent_ && kSplits_ == 1 && kCtasPerSm_ == 1 &&
-                                  !kPingpong_ && kStages_ >= kKeyWGs),
-                "key-split warpgroups: block_m 64, one tile per CTA, stages >= key-split WGs");
+  static_assert(kBlockM == 64 * kConsumerWGs, "each consumer warpgroup owns 64 query rows");
   static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0, "tile shape");
   static_assert(kStages >= 2);
   static_assert(kSplits == 1 || !kPersistent, "split-KV clusters run one query tile per CTA");
@@ -60,7 +47,6 @@ struct Traits {
                 "split-KV stages the fp32 partial O in the K ring: stages * block_n * elem >= block_m * 4");
 
   static constexpr int kConsumerThreads = 128 * kConsumerWGs;
-  static constexpr int kEpilogueThreads = 128 * kRowWGs;  // the consumer threads that store O
   static constexpr int kThreads = 128 + kConsumerThreads;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
   static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
@@ -70,7 +56,7 @@ struct Traits {
   using HD = Int<kHeadDim>;
   using TileShapeQK = Shape<BM, BN, HD>;
   using TileShapePV = Shape<BM, HD, BN>;
-  using AtomLayout = Layout<Shape<Int<kRowWGs>, _1, _1>>;
+  using AtomLayout = Layout<Shape<Int<kConsumerWGs>, _1, _1>>;
 
   // S = Q K^T: both operands K-major in smem (SS). O += P V: P from registers, V MN-major (RS).
   using TiledMmaQK = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float, TileShapeQK>(),
@@ -143,12 +129,6 @@ struct Traits {
     float lse_part[kSplits > 1 ? kBlockM : 1];  // split-KV: this CTA's partial LSE per row
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
-  // Key-split WGs stage their partials (fp32 O fragment, row max and row sum per thread) in the K
-  // and V rings, which every wgmma has finished reading by then; V follows K directly (1 KB multiples).
-  static constexpr int kKeySplitFloats = kHeadDim / 2 + 4;  // per thread: 64 x D / 128 + 2 rows x 2
-  static_assert(kKeyWGs == 1 || (sizeof(SharedStorage::k) % 1024 == 0 &&
-                                 (kKeyWGs - 1) * 128 * kKeySplitFloats * 4 <= int(sizeof(SharedStorage::k) + sizeof(SharedStorage::v))),
-                "key-split partials must fit the K and V rings");
   static_assert(kSmemBytes <= kSmemLimit, "shared memory budget");
 
   struct Params {
@@ -214,11 +194,6 @@ struct PipeState {
   uint32_t phase = 0;
   CUTE_DEVICE void advance(int stages) {
     if (++index == stages) { index = 0; phase ^= 1; }
-  }
-  // `step` (<= stages) slots on: a key-split WG's next tile in the ring.
-  CUTE_DEVICE void advance(int stages, int step) {
-    index += step;
-    if (index >= stages) { index -= stages; phase ^= 1; }
   }
 };
 
