@@ -2,7 +2,7 @@
 next to the per-call time of 20 calls replayed from one CUDA graph, SDPA's and a trivial op's:
 where a small call's microseconds go (kernel vs launch gaps).
 
-    python benchmarks/experiments/small/kernel_times.py [--shape B,H,S,D ...] [--dtype fp16]
+    python benchmarks/experiments/small/kernel_times.py [--shape B,H,S,D | B,H,Sq,Sk,D ...] [--dtype fp16]
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ def main() -> int:
     ap.add_argument("--json")
     args = ap.parse_args()
     shapes = [tuple(map(int, s.split(","))) for s in (args.shape or ["1,1,128,64", "1,8,512,64", "1,8,1024,64"])]
+    shapes = [(b, h, s, s, d) if len(rest) == 0 else (b, h, s, *rest, d) for b, h, s, *rest, d in shapes]
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     rt = get_runtime()
     rows = []
-    for b, h, s, d in shapes:
-        q, k, v = random_qkv(b, h, s, s, d, dtype)
+    for b, h, sq, sk, d in shapes:
+        q, k, v = random_qkv(b, h, sq, sk, d, dtype)
         x = torch.randn(16, device="cuda")
         cases = {"torch.neg(16)": lambda: torch.neg(x), "sdpa": lambda: F.scaled_dot_product_attention(q, k, v)}
         for name in sorted(rt.ids):
@@ -58,8 +59,8 @@ def main() -> int:
         for name, fn in cases.items():
             kern = statistics.median(kernel_us(fn) for _ in range(3))
             graph = time_graph(fn, calls_per_graph=20, reps=20).median_us
-            rows.append({"shape": [b, h, s, d], "case": name, "kernel_us": kern, "graph_us": graph})
-            print(f"{b},{h},{s},{d}  {name.removeprefix('fc_'):52s} kernel {kern:7.2f} us  graph/call {graph:7.2f} us",
+            rows.append({"shape": [b, h, sq, sk, d], "case": name, "kernel_us": kern, "graph_us": graph})
+            print(f"{b},{h},{sq},{sk},{d}  {name.removeprefix('fc_'):52s} kernel {kern:7.2f} us  graph/call {graph:7.2f} us",
                   flush=True)
     if args.json:
         with open(args.json, "w") as f:
