@@ -266,7 +266,7 @@ class Sm90Config(KernelConfig):
     AXES: ClassVar[dict] = {
         "block_m": (64, 128, 192),
         "block_n": (48, 64, 80, 96, 112, 128, 144, 176, 192),
-        "stages": (2, 3, 4),
+        "stages": (2, 3),
         "schedule": (0, 1, 2),
         "persistent": (0, 1),
         "splits": (1, 2, 4, 8),

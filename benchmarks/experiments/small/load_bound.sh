@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Is a short call's key loop bound by its loads? Kernel time (CUPTI) of the seed's tile (fp16 D64
-# 64x128, one CTA per tile) with 2, 3 and 4 ring slots (4: all of a 512-key row's K/V in flight at
+# Is a short call's key loop bound by its loads? Needs commit 84b9b80 (the stages axis with 4).
+# Kernel time (CUPTI) of the seed's tile (fp16 D64 64x128, one CTA per tile) with 2, 3 and 4 ring slots (4: all of a 512-key row's K/V in flight at
 # once) and 64-key tiles, on one CTA with 1 / 4 / 16 key tiles, and at 512 keys on 8 CTAs that
 # share one head's K/V, 8 and 64 CTAs that each read their own head, and the seed's 64 CTAs.
 # Writes $OUT/load_bound.tgz.
