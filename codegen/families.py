@@ -291,13 +291,22 @@ class Sm90Config(KernelConfig):
     # Two one-WG CTAs per SM (ctas_per_sm = 2; benchmarks/NOTES.md, 2026-11-26 20:02-, call 2,
     # tuner medians): D64 64x128 causal S=512 143.6 us against 153.9 (128x128), D128 64x64 causal
     # S=512 112.4 against 115.8; 1-20 % behind elsewhere (each CTA streams its own K/V).
+    # Split-KV clusters of 8 over 64-row tiles (non-causal only: the tuner's long-key shapes are
+    # unmasked; benchmarks/NOTES.md, 2026-11-26 21:48-, call 4, graph us per call): (1, 8, 64, 8192)
+    # 12.5 against kv2's 32.4 at D64 and 16.9 against 39.8 at D128 (SDPA 74.6 / 97.5); (1, 8, 128,
+    # 4096) 16.2 / 21.8 against kv2's 18.5 / 22.9 (kv4 12.3 / 15.4, not built by default: the build
+    # bound); kv2 stays ahead where the query tiles already fill more SMs ((1, 32, 64, 4096), (4, 8,
+    # 64, 2048)). The one-CTA 64x128 D64 tile is built for non-causal problems only: it won no
+    # causal key of the shipped table.
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
-             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2)],
-        128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2)],
+             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8)],
+        128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
+              (64, 128, 2, 1, 0, 8)],
         192: [(128, 80, 2, 2, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1)],
     }
+    DEFAULT_NONCAUSAL_ONLY: ClassVar[frozenset] = frozenset({(64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 1)})
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
     # (GQA 16/8, S 4096, softcap) 128x64 took 342 us against SDPA's 310 without softcap, 128x80
