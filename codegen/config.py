@@ -70,9 +70,9 @@ class KernelConfig:
     # (None: every problem gets every tile). Keeps a family that wins nothing on its own device
     # built for every problem while bounding its build time.
     DEFAULT_ALL_TILES_FOR: ClassVar[frozenset | None] = None
-    # DEFAULT_TILES tuples (as listed) built for non-causal problems only: tiles for shapes the
-    # tuner measures without a mask (e.g. short queries over long keys).
-    DEFAULT_NONCAUSAL_ONLY: ClassVar[frozenset] = frozenset()
+    # DEFAULT_TILES entries built for one mask only: (head_dim, tile tuple as listed) -> the causal
+    # value of the problems that get it (e.g. tiles that win only non-causal keys, or only causal ones).
+    DEFAULT_MASK_ONLY: ClassVar[dict[tuple, bool]] = {}
     # Default variants allowed to spill registers: name glob -> the measurement that keeps them
     # (`flashcore build` warns about any other spill).
     MEASURED_SPILLS: ClassVar[dict[str, str]] = {}
@@ -153,7 +153,7 @@ class KernelConfig:
         # A listed tuple may stop before axes added later: those take their defaults.
         listed = [tuple(t) + tuple(f.default for f in fields[len(t):])
                   for t in self.DEFAULT_TILES.get(self.head_dim, [])
-                  if not (self.causal and tuple(t) in self.DEFAULT_NONCAUSAL_ONLY)]
+                  if self.DEFAULT_MASK_ONLY.get((self.head_dim, tuple(t)), self.causal) == self.causal]
         if self.DEFAULT_ALL_TILES_FOR is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_ALL_TILES_FOR:
             listed = listed[:1]
         return tiles in listed

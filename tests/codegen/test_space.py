@@ -33,7 +33,7 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 54)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 50)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
@@ -42,16 +42,16 @@ def test_default_tiles_are_all_valid(family, count):
     full = cls.DEFAULT_ALL_TILES_FOR
 
     def tiles(d, causal):
-        return [t for t in cls.DEFAULT_TILES[d] if not (causal and tuple(t) in cls.DEFAULT_NONCAUSAL_ONLY)]
+        return [t for t in cls.DEFAULT_TILES[d] if cls.DEFAULT_MASK_ONLY.get((d, tuple(t)), causal) == causal]
 
     expected = sum(len(tiles(d, c)) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 77
+    assert len(default_configs()) == 73
 
 
-def test_noncausal_only_default_tiles_skip_causal_problems():
+def test_mask_only_default_tiles():
     """sm90's split-KV clusters of 8 (short queries over long keys, tuned unmasked) and its one-CTA
-    64-row D64 tile are built for non-causal problems only."""
+    64-row D64 tile are built for non-causal problems only, its D64 128x128 tiles for causal ones only."""
     names = {c.name for c in default_configs()}
     for dtype in DTYPES:
         for d in (64, 128):
@@ -59,8 +59,13 @@ def test_noncausal_only_default_tiles_skip_causal_problems():
             assert f"fc_sm90_{dtype}_d{d}_causal_m64_n128_s2_sch1_p0_kv8" not in names
         assert f"fc_sm90_{dtype}_d64_full_m64_n128_s2_sch1_p0_kv1" in names
         assert f"fc_sm90_{dtype}_d64_causal_m64_n128_s2_sch1_p0_kv1" not in names
-    listed = {tuple(t) for tiles in FAMILIES["sm90"].DEFAULT_TILES.values() for t in tiles}
-    assert FAMILIES["sm90"].DEFAULT_NONCAUSAL_ONLY <= listed  # a typo there would restrict nothing
+        for sch in (1, 2):
+            assert f"fc_sm90_{dtype}_d64_causal_m128_n128_s2_sch{sch}_p1_kv1" in names
+            assert f"fc_sm90_{dtype}_d64_full_m128_n128_s2_sch{sch}_p1_kv1" not in names
+            assert f"fc_sm90_{dtype}_d128_full_m128_n128_s2_sch{sch}_p1_kv1" in names
+    cls = FAMILIES["sm90"]
+    listed = {(d, tuple(t)) for d, tiles in cls.DEFAULT_TILES.items() for t in tiles}
+    assert set(cls.DEFAULT_MASK_ONLY) <= listed  # a typo there would restrict nothing
 
 
 def test_pipelined_builds_every_tile_for_the_ladder_only():
@@ -82,7 +87,8 @@ def test_every_problem_has_default_variants(family, dtype, head_dim, causal):
              if (c.family, c.dtype, c.head_dim, c.causal) == (family, dtype, head_dim, causal)]
     cls = FAMILIES[family]
     every = cls.DEFAULT_ALL_TILES_FOR is None or (dtype, head_dim, causal) in cls.DEFAULT_ALL_TILES_FOR
-    tiles = [t for t in cls.DEFAULT_TILES[head_dim] if not (causal and tuple(t) in cls.DEFAULT_NONCAUSAL_ONLY)]
+    tiles = [t for t in cls.DEFAULT_TILES[head_dim]
+             if cls.DEFAULT_MASK_ONLY.get((head_dim, tuple(t)), causal) == causal]
     assert len(found) == (len(tiles) if every else 1)
 
 
