@@ -88,6 +88,19 @@ def test_ninja_compiles_each_family_with_its_flags(tmp_path, monkeypatch):
     assert "$nvcc $flags -c $in" in ninja
 
 
+def test_compile_order_is_longest_first(tmp_path):
+    # sm90 (66 s a variant) before pipelined (46.5; lean 35.2) before mma before scalar; by name within.
+    names = [SCALAR, PIPELINED_LEAN, SM90, PIPELINED, "fc_mma_bf16_d64_full_m64_n64_w4"]
+    assert build_module.compile_order(names) == [SM90, PIPELINED, PIPELINED_LEAN, "fc_mma_bf16_d64_full_m64_n64_w4",
+                                                  SCALAR]
+    if _toolchain_missing():
+        return
+    build_module.write_ninja(tmp_path, names, link_objects=None)
+    edges = [line.split(":")[0][len("build obj/"):-2] for line in (tmp_path / "build.ninja").read_text().splitlines()
+             if line.startswith("build obj/fc_")]
+    assert edges == build_module.compile_order(names)
+
+
 def test_default_jobs_is_positive():
     assert 1 <= build_module.default_jobs() <= (os.cpu_count() or 1)
 
