@@ -144,6 +144,13 @@ class KernelConfig:
     def template(self) -> str:
         return f"{self.family}.cu.j2"
 
+    @classmethod
+    def default_tiles(cls, head_dim: int, causal: bool) -> list[tuple]:
+        """The DEFAULT_TILES tuples (as listed) of a head dim that problems of this mask get
+        (DEFAULT_MASK_ONLY restricts some to one mask)."""
+        return [tuple(t) for t in cls.DEFAULT_TILES.get(head_dim, [])
+                if cls.DEFAULT_MASK_ONLY.get((head_dim, tuple(t)), causal) == causal]
+
     def is_default(self) -> bool:
         """Is this variant in the curated default set (what `flashcore build` builds)?"""
         if self.DEFAULT_PROBLEMS is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_PROBLEMS:
@@ -152,8 +159,7 @@ class KernelConfig:
         tiles = tuple(getattr(self, f.name) for f in fields)
         # A listed tuple may stop before axes added later: those take their defaults.
         listed = [tuple(t) + tuple(f.default for f in fields[len(t):])
-                  for t in self.DEFAULT_TILES.get(self.head_dim, [])
-                  if self.DEFAULT_MASK_ONLY.get((self.head_dim, tuple(t)), self.causal) == self.causal]
+                  for t in self.default_tiles(self.head_dim, self.causal)]
         if self.DEFAULT_ALL_TILES_FOR is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_ALL_TILES_FOR:
             listed = listed[:1]
         return tiles in listed

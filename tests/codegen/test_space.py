@@ -40,11 +40,7 @@ def test_default_tiles_are_all_valid(family, count):
     built = [c for c in default_configs() if c.family == family]
     problems = [(dt, d, c) for dt in DTYPES for d in cls.DEFAULT_TILES for c in (False, True)]
     full = cls.DEFAULT_ALL_TILES_FOR
-
-    def tiles(d, causal):
-        return [t for t in cls.DEFAULT_TILES[d] if cls.DEFAULT_MASK_ONLY.get((d, tuple(t)), causal) == causal]
-
-    expected = sum(len(tiles(d, c)) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
+    expected = sum(len(cls.default_tiles(d, c)) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
     assert len(default_configs()) == 73
 
@@ -87,9 +83,7 @@ def test_every_problem_has_default_variants(family, dtype, head_dim, causal):
              if (c.family, c.dtype, c.head_dim, c.causal) == (family, dtype, head_dim, causal)]
     cls = FAMILIES[family]
     every = cls.DEFAULT_ALL_TILES_FOR is None or (dtype, head_dim, causal) in cls.DEFAULT_ALL_TILES_FOR
-    tiles = [t for t in cls.DEFAULT_TILES[head_dim]
-             if cls.DEFAULT_MASK_ONLY.get((head_dim, tuple(t)), causal) == causal]
-    assert len(found) == (len(tiles) if every else 1)
+    assert len(found) == (len(cls.default_tiles(head_dim, causal)) if every else 1)
 
 
 def test_default_ladder_rungs():

@@ -19,28 +19,10 @@ prof() { tag=$1; filter=$2; shift 2
 prof kv1 kernel_entry --impl fc_sm90_fp16_d64_full_m64_n128_s2_sch1_p0_kv1
 prof ks4 kernel_entry --impl fc_sm90_fp16_d64_full_m64_n64_s4_sch1_p0_kv1_ks4
 prof cudnn 'cudnn|sdpa|fmha|flash' --impl sdpa
-python3 - "$D" <<'P'
-import csv, glob, os, sys
-want = ["gpu__time_duration.sum", "sm__throughput.avg.pct_of_peak_sustained_elapsed",
-        "gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed", "lts__t_sectors_srcunit_tex_op_read.sum",
-        "lts__t_sector_hit_rate.pct", "l1tex__m_xbar2l1tex_read_bytes.sum", "dram__bytes_read.sum",
-        "lts__throughput.avg.pct_of_peak_sustained_elapsed", "smsp__inst_executed.sum", "sm__cycles_active.avg",
-        "smsp__average_warp_latency_per_inst_issued.ratio", "launch__grid_size", "launch__registers_per_thread"]
-for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv"))):
-    rows = list(csv.reader(open(f)))
-    h = next((i for i, r in enumerate(rows) if "ID" in r), None)
-    if h is None:
-        print(os.path.basename(f), "no data"); continue
-    d = dict(zip(rows[h], rows[h + 2]))
-    stalls = sorted(((float(v.replace(",", "")), k) for k, v in d.items()
-                     if k.startswith("smsp__average_warps_issue_stalled_") and k.endswith("_per_issue_active.ratio")
-                     and v.replace(",", "").replace(".", "").isdigit()), reverse=True)[:6]
-    print("==", os.path.basename(f)[:-4])
-    for k in want:
-        print(f"   {k}: {d.get(k)}")
-    print("   stalls:", [(k.replace("smsp__average_warps_issue_stalled_", "").replace("_per_issue_active.ratio", ""), v)
-                         for v, k in stalls])
-P
+python3 benchmarks/experiments/sm90/ncu_summary.py "$D" gpu__time_duration.sum \
+  sm__throughput.avg.pct_of_peak_sustained_elapsed gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed \
+  lts__t_sector_hit_rate.pct lts__throughput.avg.pct_of_peak_sustained_elapsed sm__cycles_active.avg \
+  smsp__average_warp_latency_per_inst_issued.ratio launch__grid_size launch__registers_per_thread
 python3 benchmarks/experiments/small/kernel_times.py --dtype fp16 --shape 1,1,512,64 --shape 1,2,512,64 --shape 1,4,512,64 \
   --shape 1,8,512,64 --shape 1,16,512,64 --shape 1,8,128,64 --shape 1,8,256,64 --shape 1,8,1024,64 \
   --json $D/kernel_times_ctas.json 2>&1 | grep -v Warn | tee $D/kernel_times_ctas.txt
