@@ -166,7 +166,8 @@ class KernelConfig:
 
     # -- resources ------------------------------------------------------------------
     def build_seconds(self) -> float:
-        """Measured compile time of one variant on one core (the H100 host's CPU)."""
+        """Measured compile time of one variant, one nvcc on one core (the CPU box; the H100 host's
+        cores are slower: see ScalarConfig.BUILD_SECONDS)."""
         return self.BUILD_SECONDS
 
     @property

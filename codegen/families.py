@@ -46,7 +46,10 @@ class ScalarConfig(KernelConfig):
     # Element-wise global loads and stores: any element-aligned input (REQUIRES_ALIGNED16 off),
     # and any head dim that is a multiple of 8 (loads past it are zeros, stores skip it).
     PADS_HEAD_DIM: ClassVar[bool] = True
-    BUILD_SECONDS: ClassVar[float] = 13.8  # one core, H100 host, commit 83b947acafbe (benchmarks/NOTES.md)
+    # Seconds to compile one variant, one nvcc on one core of the 2-core CPU box (nvcc 13.0; benchmarks/
+    # NOTES.md, 2026-11-26 23:12-): what the build's longest-first order compares across families.
+    # The H100 host's cores took 1.2-1.4x these (83b947acafbe: scalar 13.8, mma 31.8, pipelined 46.5 s).
+    BUILD_SECONDS: ClassVar[float] = 9.4
     AXES: ClassVar[dict] = {"block_m": (16, 32), "warps": (4,)}
     DEFAULT_TILES: ClassVar[dict] = {d: [(16, 4)] for d in (64, 128, 256)}
     DEFAULT_PROBLEMS: ClassVar[frozenset] = LADDER_PROBLEMS
@@ -131,7 +134,7 @@ class MmaConfig(_TensorCoreConfig):
 
     family: ClassVar[str] = "mma"
     ladder_step: ClassVar[int] = 2
-    BUILD_SECONDS: ClassVar[float] = 31.8  # one core, H100 host, commit 83b947acafbe
+    BUILD_SECONDS: ClassVar[float] = 24.1  # one core of the CPU box (see ScalarConfig)
     AXES: ClassVar[dict] = {"block_m": (64, 128), "block_n": (64,), "warps": (4,)}
     DEFAULT_TILES: ClassVar[dict] = {d: [(64, 64, 4)] for d in (64, 128, 256)}
     DEFAULT_PROBLEMS: ClassVar[frozenset] = LADDER_PROBLEMS
@@ -158,7 +161,7 @@ class PipelinedConfig(_TensorCoreConfig):
 
     family: ClassVar[str] = "pipelined"
     ladder_step: ClassVar[int] = 3
-    BUILD_SECONDS: ClassVar[float] = 46.5  # one core, H100 host, commit 83b947acafbe; lean: 35.2
+    BUILD_SECONDS: ClassVar[float] = 37.9  # one core of the CPU box (see ScalarConfig); lean: 36.5
     AXES: ClassVar[dict] = {
         "block_m": (64, 128),
         "block_n": (32, 64, 128),
@@ -197,7 +200,7 @@ class PipelinedConfig(_TensorCoreConfig):
         return self.stages
 
     def build_seconds(self) -> float:
-        return 35.2 if self.lean else self.BUILD_SECONDS
+        return 36.5 if self.lean else self.BUILD_SECONDS
 
 
 # -- Hopper ----------------------------------------------------------------------------------
@@ -216,6 +219,11 @@ SM90_SMEM_RESERVED_PER_CTA = 1024
 # Registers a consumer thread needs beyond its accumulators (addresses, softmax state, descriptors).
 SM90_REGISTER_OVERHEAD = 32
 SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
+# wgmma N sizes CuTe declares without CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED (cute/arch/mma_sm90_gmma.hpp).
+# The define pulls in ~77k more header lines (mma_sm90_gmma_ext.hpp and its traits): ~21 s of a
+# variant's compile on one core (cudafe++ 13.6 s, cicc 6.4 s, gcc 1 s; nvcc --time, benchmarks/NOTES.md
+# 2026-11-26 23:12-), so a variant asks for it only when one of its GEMMs needs another N.
+SM90_BASE_WGMMA_N = (8, 16, 32, 64, 96, 128, 192, 256)
 # Shared memory the sm90 kernel reserves beside its tiles (barriers, scheduler ring, alignment):
 # traits.cuh kBarrierBytes, used to decide whether O gets a buffer of its own.
 SM90_BARRIER_BYTES = 2048
@@ -262,7 +270,11 @@ class Sm90Config(KernelConfig):
     # 192 beside 64/128/256: calls of head dim 136-192 (and DeepSeek-style 192/128) would
     # otherwise pad to 256, a third more GEMM work.
     HEAD_DIMS: ClassVar[tuple] = (64, 128, 192, 256)
-    BUILD_SECONDS: ClassVar[float] = 66.0  # one job on the 2-core CPU box (90 s for two at -j 2); one H100-host core: not yet timed
+    # One core of the CPU box (see ScalarConfig): 28.7 s (a split-KV 64-row tile 22.7), and 60.9 s
+    # for a tile that needs CuTe's extended wgmma shapes (block_n 80), which every variant included
+    # before 2026-11-26 23:12- (66 s then).
+    BUILD_SECONDS: ClassVar[float] = 28.7
+    BUILD_SECONDS_EXTENDED_SHAPES: ClassVar[float] = 60.9
     AXES: ClassVar[dict] = {
         "block_m": (64, 128, 192),
         "block_n": (48, 64, 80, 96, 112, 128, 144, 176, 192),
@@ -294,22 +306,24 @@ class Sm90Config(KernelConfig):
     # Split-KV clusters of 8 over 64-row tiles (non-causal only: the tuner's long-key shapes are
     # unmasked; benchmarks/NOTES.md, 2026-11-26 21:48-, call 4, graph us per call): (1, 8, 64, 8192)
     # 12.5 against kv2's 32.4 at D64 and 16.9 against 39.8 at D128 (SDPA 74.6 / 97.5); (1, 8, 128,
-    # 4096) 16.2 / 21.8 against kv2's 18.5 / 22.9 (kv4 12.3 / 15.4, not built by default: the build
-    # bound); kv2 stays ahead where the query tiles already fill more SMs ((1, 32, 64, 4096), (4, 8,
-    # 64, 2048)). Mask-specific (DEFAULT_MASK_ONLY), against the 5-minute build bound (77 variants took
-    # 312 s on the 16-core host, call 5; these 73 then 346 s on another host of that kind, call 6): the
-    # one-CTA 64x128 D64 tile and the clusters of 8 for non-causal problems only, the D64 128x128
-    # tiles for causal ones only (neither won a key of the other mask in the shipped table of d29b68f).
+    # 4096) 16.2 / 21.8 against kv2's 18.5 / 22.9 and kv4's 12.3 / 15.4 (clusters of 4 joined once
+    # the tiles with CuTe's base wgmma shapes compiled in half the time, 2026-11-26 23:12-); kv2 stays
+    # ahead where the query tiles already fill more SMs ((1, 32, 64, 4096), (4, 8, 64, 2048)).
+    # Mask-specific (DEFAULT_MASK_ONLY), against the 5-minute build bound (73 variants took 346 s on
+    # the 16-core host before that): the one-CTA 64x128 D64 tile and the split-KV clusters of 4 and 8
+    # for non-causal problems only, the D64 128x128 tiles for causal ones only (neither won a key of
+    # the other mask in the shipped table of d29b68f).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
-             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8)],
+             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
-              (64, 128, 2, 1, 0, 8)],
+              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
         192: [(128, 80, 2, 2, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 8)): False, (128, (64, 128, 2, 1, 0, 8)): False, (64, (64, 128, 2, 1, 0, 1)): False,
+        (64, (64, 128, 2, 1, 0, 4)): False, (128, (64, 128, 2, 1, 0, 4)): False,
         (64, (128, 128, 2, 1, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1)): True,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
@@ -391,8 +405,18 @@ class Sm90Config(KernelConfig):
                               f"{self.ctas_per_sm} CTAs on one SM may take")
         return errors
 
+    def build_seconds(self) -> float:
+        return self.BUILD_SECONDS_EXTENDED_SHAPES if self.extended_wgmma_shapes else self.BUILD_SECONDS
+
+    @property
+    def extended_wgmma_shapes(self) -> bool:
+        """Does a GEMM of this tile need a wgmma N outside CuTe's base set? (QK^T's N is block_n,
+        PV's the head dim.)"""
+        return any(n not in SM90_BASE_WGMMA_N for n in (self.block_n, self.head_dim))
+
     def template_params(self) -> dict:
         return super().template_params() | {
+            "extended_wgmma_shapes": self.extended_wgmma_shapes,
             "consumer_warpgroups": self.consumer_warpgroups,
             "schedule_name": SM90_SCHEDULES[self.schedule],
             "overlap": "true" if self.schedule >= 1 else "false",

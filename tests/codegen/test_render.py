@@ -384,3 +384,19 @@ def test_rendering_sixty_variants_is_fast():
     for c in configs:
         render(c, toolchain_id="t")
     assert time.perf_counter() - t0 < 0.5
+
+
+@pytest.mark.parametrize("name, extended", [
+    (SM90_NAME, False),                                          # block_n 128, head dim 128
+    ("fc_sm90_fp16_d192_causal_m128_n80_s2_sch2_p1_kv1", True),  # block_n 80
+    ("fc_sm90_bf16_d64_full_m64_n48_s2_sch1_p1_kv1", True),      # block_n 48
+    ("fc_sm90_bf16_d64_full_m128_n96_s2_sch1_p1_kv1", False),    # 96 is a base shape
+])
+def test_sm90_asks_for_extended_wgmma_shapes_only_when_a_gemm_needs_them(name, extended):
+    # The define pulls ~77k header lines into a translation unit (about 40 % of a variant's
+    # compile): only a tile whose block_n is not a base wgmma N may pay for it.
+    config = config_from_name(name)
+    text = render(config).text
+    assert ("#define CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED" in text) == extended
+    assert config.extended_wgmma_shapes == extended
+    assert config.build_seconds() == (config.BUILD_SECONDS_EXTENDED_SHAPES if extended else config.BUILD_SECONDS)
