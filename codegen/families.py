@@ -298,8 +298,9 @@ class Sm90Config(KernelConfig):
     # without split for (1, 8, 512/1024, 64) (6.6 / 10.3 us, SDPA 8.1 / 12.4); ping-pong 128-row
     # tiles for (4, 16, 512, 64) and (8, 8, 512, 64) (14.4 / 14.5 us, SDPA 13.9); split-KV
     # clusters of 2 over 64-row tiles for short queries on long keys ((1, 8, 64, 8192): 37.5 us,
-    # SDPA 72.4, unsplit 61.3). Clusters of 4 lost everywhere measured (a cluster launch costs
-    # ~2 us: one query tile and one key tile take 4.5 us as one CTA, 6.7-7.3 as a cluster).
+    # SDPA 72.4, unsplit 61.3). Clusters of 4 lost on the shapes measured then (a cluster costs
+    # ~1.65-2 us: one query tile and one key tile take 3.5-4.5 us as one CTA, 5.1-7.3 as a
+    # cluster); they win (1, 8, 128, 4096) (below).
     # Two one-WG CTAs per SM (ctas_per_sm = 2; benchmarks/NOTES.md, 2026-11-26 20:02-, call 2,
     # tuner medians): D64 64x128 causal S=512 143.6 us against 153.9 (128x128), D128 64x64 causal
     # S=512 112.4 against 115.8; 1-20 % behind elsewhere (each CTA streams its own K/V).
