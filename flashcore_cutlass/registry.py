@@ -21,16 +21,18 @@ Among the candidates:
    the candidate with the smallest :func:`heuristic_rank`, i.e.
 
    - the family highest on the roadmap ladder (``ladder_step``);
-   - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding),
-     else block_m = 128;
+   - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding) or when
+     split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128;
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
      measurement: benchmarks/NOTES.md, 2026-11-26 20:02-);
+   - then the split-KV cluster size nearest :func:`preferred_splits`: 1 (one CTA per query
+     tile) unless a non-causal problem has so few query tiles and so many keys that clusters of
+     2, 4 or 8 CTAs per query tile still fit half the SMs with >= 4 key tiles each (the rule
+     picks the measured winner of every long-key shape the tuner knows);
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
      (the middle of each axis), unless the family names other sizes for the head dim
      (``HEURISTIC_TILES``, each with its measurement);
    - then lean = 0 (the plain mainloop: the lean one wins only some tiles, by measurement);
-   - then splits = 1 (one CTA per query tile: split-KV clusters pay for a combine and win only
-     problems with fewer query tiles than SMs, which the tuner measures);
    - then the name, so the choice is deterministic.
 
    Axes a family lacks tie (the ladder step already separates families).
@@ -60,8 +62,35 @@ from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
-PREFERRED_TILES = {"ctas_per_sm": 1, "block_n": 64, "stages": 2, "warps": 4, "lean": 0, "splits": 1}
+# (block_m, then ctas_per_sm = 1, then splits rank first: heuristic_rank; the order is the ranking's.)
+PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
 SMALL_SEQLEN_Q = 64
+# The split-KV preference, from the tuned long-key shapes (benchmarks/NOTES.md, 2026-11-26 21:48-
+# and 23:12-; graph us, H100): a cluster costs ~1.65 us over one CTA, about two 128-key tiles, and
+# the winners were clusters of 8 at (1, 8, 64, 8192) (8 query tiles: 64 CTAs of 8 key tiles), of 4
+# at (1, 8, 128, 4096) (16: 64 CTAs of 8), of 2 at (1, 32, 64, 4096) and (4, 8, 64, 2048) (32: 64
+# CTAs of 16 and 8), none at (1, 8, 512, 512) or (1, 8, 1024, 1024) (64 and 128 query tiles).
+SPLIT_KV_SIZES = (2, 4, 8)  # the cluster sizes of the splits axis
+SPLIT_KV_MIN_KEY_TILES = 4  # 128-key tiles each CTA of a cluster keeps at least
+# SM count assumed where dispatch has no environment (CPU tools): the H100 SXM's.
+DEFAULT_SM_COUNT = 132
+
+
+def preferred_splits(key: ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> int:
+    """CTAs per query tile the heuristic prefers for ``key`` (1: no split-KV): the largest
+    cluster size whose grid of 64-row query tiles stays within half the SMs while each CTA keeps
+    at least SPLIT_KV_MIN_KEY_TILES tiles of 128 keys. Causal problems (and windows, which run
+    on the masked variants) keep 1: how many keys a row sees depends on the alignment, which the
+    key does not hold."""
+    if key.causal:
+        return 1
+    query_tiles = key.batch_heads * -(-key.seqlen_q // 64)
+    key_tiles = -(-key.seqlen_k // 128)
+    best = 1
+    for splits in SPLIT_KV_SIZES:
+        if query_tiles * splits <= sm_count // 2 and key_tiles // splits >= SPLIT_KV_MIN_KEY_TILES:
+            best = splits
+    return best
 
 # One warning per process about an unreadable table: dispatch runs per new shape, and the
 # cause (and its fix) is the same each time.
@@ -117,13 +146,16 @@ def _distance(value: int, want: int, larger_wins: bool) -> float:
     return abs(value - want) + (0.5 if larger_wins and value < want else 0.0)
 
 
-def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey) -> tuple:
+def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> tuple:
     """Sort key of a candidate for ``problem``: smaller is better (see the module docstring).
 
-    Only ``seqlen_q <= 64`` is read from the problem, and bucketing preserves it, so the
-    rank is the same for every problem of one ProblemKey (which is what the cache assumes).
+    Only the problem's key (bucketed sizes) is read, so the rank is the same for every problem
+    of one ProblemKey (which is what the cache assumes).
     """
-    preferred = {"block_m": 64 if problem.seqlen_q <= SMALL_SEQLEN_Q else 128, **PREFERRED_TILES,
+    key = problem.key if isinstance(problem, Problem) else problem
+    splits = preferred_splits(key, sm_count)
+    preferred = {"block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
+                 "ctas_per_sm": 1, "splits": splits, **PREFERRED_TILES,
                  **config.HEURISTIC_TILES.get(config.head_dim, {})}
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key
     # tiles equally near, the wider (a D256 128x80 tile beats 128x48 by 13-37 % from S = 2k on,
@@ -169,7 +201,8 @@ class Registry:
             for name in self.computing(problem)
             if runs_on(self.targets[name], self.capability) and self.configs[name].can_implement(problem) is None
         ]
-        return sorted(names, key=lambda n: heuristic_rank(self.configs[n], problem))
+        sm_count = self.env.sm_count if self.env is not None else DEFAULT_SM_COUNT
+        return sorted(names, key=lambda n: heuristic_rank(self.configs[n], problem, sm_count))
 
     def choose(self, problem: Problem) -> Choice:
         key = problem.key

@@ -376,3 +376,46 @@ def test_a_value_head_dim_of_its_own_runs_on_the_padding_variant_of_the_larger()
     assert "--head-dim 192" in build_command(problem(head_dim=192, head_dim_v=128))
     with pytest.raises(MissingVariantError, match="value head_dim 128.*--head-dim 192"):
         Registry(hashes(sm90(128), sm90(256))).choose(problem(head_dim=192, head_dim_v=128))
+
+
+@pytest.mark.parametrize("shape, splits", [
+    # The tuned long-key shapes (B, H, Sq, Sk) and their measured winners (non-causal, H100).
+    ((1, 8, 64, 8192), 8), ((1, 8, 128, 4096), 4), ((1, 32, 64, 4096), 2), ((4, 8, 64, 2048), 2),
+    # Enough query tiles, or too few keys: no split.
+    ((1, 8, 512, 512), 1), ((1, 8, 1024, 1024), 1), ((4, 16, 4096, 4096), 1), ((1, 8, 64, 256), 1),
+    # Untuned: clusters only while each CTA keeps >= 4 key tiles and the grid half the SMs.
+    ((1, 8, 64, 2048), 4), ((1, 1, 64, 65536), 8), ((2, 16, 64, 8192), 2),
+])
+def test_preferred_splits_follows_query_tiles_and_keys(shape, splits):
+    b, h, sq, sk = shape
+    p = Problem("bf16", 128, False, b, h, sq, sk)
+    assert registry_module.preferred_splits(p.key) == splits
+    assert registry_module.preferred_splits(Problem("bf16", 128, True, b, h, sq, sk).key) == 1  # causal: never
+
+
+def test_preferred_splits_scales_with_the_sm_count():
+    key = Problem("bf16", 128, False, 1, 8, 64, 8192).key
+    assert [registry_module.preferred_splits(key, sms) for sms in (16, 32, 66, 132)] == [1, 2, 4, 8]
+
+
+def test_heuristic_picks_split_kv_for_short_queries_over_long_keys():
+    """The untuned heuristic takes the cluster size preferred_splits names, before block_n (a
+    64x64 one-CTA tile must not win by its nearer key tile), with the SM count of the registry's
+    environment; the 64-row tiles even where Sq > 64."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(m, n, splits, persistent=0):
+        return Sm90Config(dtype="bf16", head_dim=128, causal=False, block_m=m, block_n=n, stages=2, schedule=1,
+                          persistent=persistent, splits=splits).name
+
+    names = [sm90(64, 128, s) for s in (1, 2, 4, 8)] + [sm90(64, 64, 1), sm90(128, 128, 1, persistent=1)]
+    reg = Registry(hashes(*names))
+    short = dict(dtype="bf16", head_dim=128, causal=False, batch=1, heads=8)
+    assert reg.choose(Problem(**short, seqlen_q=64, seqlen_k=8192)).variant == sm90(64, 128, 8)
+    assert reg.choose(Problem(**short, seqlen_q=128, seqlen_k=4096)).variant == sm90(64, 128, 4)
+    assert reg.choose(Problem(**short, seqlen_q=1024, seqlen_k=1024)).variant == sm90(128, 128, 1, persistent=1)
+    causal = Problem(**(short | {"causal": True}), seqlen_q=64, seqlen_k=8192)
+    assert registry_module.preferred_splits(causal.key) == 1
+    small_gpu = Environment("a GPU of 32 SMs", 32, "12.8", "2.8.0", "4.2.0.0")
+    p = Problem(**short, seqlen_q=64, seqlen_k=8192)
+    assert Registry(hashes(*names), env=small_gpu).choose(p).variant == sm90(64, 128, 2)
