@@ -27,8 +27,9 @@ Among the candidates:
      measurement: benchmarks/NOTES.md, 2026-11-26 20:02-);
    - then the split-KV cluster size nearest :func:`preferred_splits`: 1 (one CTA per query
      tile) unless a non-causal problem has so few query tiles and so many keys that clusters of
-     2, 4 or 8 CTAs per query tile still fit half the SMs with >= 4 key tiles each (the rule
-     picks the measured winner of every long-key shape the tuner knows);
+     2, 4 or 8 CTAs per query tile still fit half the SMs with >= 2 key tiles each (the rule
+     picks the measured winner of every long-key shape the tuner knows, and came within 10 %
+     of the best cluster size at 14 untuned ones: benchmarks/NOTES.md, 2026-11-26 23:12-);
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
      (the middle of each axis), unless the family names other sizes for the head dim
      (``HEURISTIC_TILES``, each with its measurement);
@@ -69,9 +70,12 @@ SMALL_SEQLEN_Q = 64
 # and 23:12-; graph us, H100): a cluster costs ~1.65 us over one CTA, about two 128-key tiles, and
 # the winners were clusters of 8 at (1, 8, 64, 8192) (8 query tiles: 64 CTAs of 8 key tiles), of 4
 # at (1, 8, 128, 4096) (16: 64 CTAs of 8), of 2 at (1, 32, 64, 4096) and (4, 8, 64, 2048) (32: 64
-# CTAs of 16 and 8), none at (1, 8, 512, 512) or (1, 8, 1024, 1024) (64 and 128 query tiles).
+# CTAs of 16 and 8), none at (1, 8, 512, 512) or (1, 8, 1024, 1024) (64 and 128 query tiles). At
+# untuned shapes (23:12- session) a CTA with 2 key tiles still gained (D64 (1, 8, 64, 2048): kv8 7.3
+# against kv4 8.4 us), with 1 it gained at D64 and lost at D128 ((1, 8, 64, 1024): kv8 6.2 / 8.5 us
+# against kv4 6.8 / 8.2).
 SPLIT_KV_SIZES = (2, 4, 8)  # the cluster sizes of the splits axis
-SPLIT_KV_MIN_KEY_TILES = 4  # 128-key tiles each CTA of a cluster keeps at least
+SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a cluster keeps at least (a cluster costs about two)
 # SM count assumed where dispatch has no environment (CPU tools): the H100 SXM's.
 DEFAULT_SM_COUNT = 132
 

@@ -383,8 +383,9 @@ def test_a_value_head_dim_of_its_own_runs_on_the_padding_variant_of_the_larger()
     ((1, 8, 64, 8192), 8), ((1, 8, 128, 4096), 4), ((1, 32, 64, 4096), 2), ((4, 8, 64, 2048), 2),
     # Enough query tiles, or too few keys: no split.
     ((1, 8, 512, 512), 1), ((1, 8, 1024, 1024), 1), ((4, 16, 4096, 4096), 1), ((1, 8, 64, 256), 1),
-    # Untuned: clusters only while each CTA keeps >= 4 key tiles and the grid half the SMs.
-    ((1, 8, 64, 2048), 4), ((1, 1, 64, 65536), 8), ((2, 16, 64, 8192), 2),
+    # Untuned: clusters only while each CTA keeps >= 2 key tiles and the grid half the SMs.
+    ((1, 8, 64, 2048), 8), ((1, 8, 64, 1024), 4), ((1, 1, 64, 65536), 8), ((2, 16, 64, 8192), 2),
+    ((1, 16, 128, 16384), 2),
 ])
 def test_preferred_splits_follows_query_tiles_and_keys(shape, splits):
     b, h, sq, sk = shape
