@@ -307,10 +307,11 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
     flashcore::attention op. ``heads_must_match``: the SDPA drop-in's rule without enable_gqa
     (read from the cache key, which holds both head counts anyway)."""
     masked = causal != NO_MASK or window is not None  # windows run on the masked (causal) variants
+    mask_key = _mask_key(causal, window, softcap)
     # Hot path: a shape seen before skips the Python tensor checks; the op re-checks everything
     # cheaply in C++ (dtypes, shapes, head counts, strides, alignment, devices) before launching.
     try:
-        key = _shape_key(q, k, v, masked)
+        key = _shape_key(q, k, v, mask_key)
         vid = _dispatch_cache.get(key)
     except (AttributeError, IndexError, TypeError):
         vid = None
@@ -324,8 +325,10 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
             _check_grad(q, k, v)
             return _empty_result(q, dv)
         aligned = _aligned16(q, k, v)
-        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, masked, b, h, sq, sk, aligned, dv))
-        key = _shape_key(q, k, v, masked)
+        bottom_right = window_diagonals(causal, window)[0] and masked
+        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, masked, b, h, sq, sk, aligned, dv,
+                                               bottom_right, window, softcap or 0.0))
+        key = _shape_key(q, k, v, mask_key)
         _dispatch_cache[key] = vid
     elif heads_must_match and key[_KEY_HEADS_K] != key[_KEY_HEADS] and key[_KEY_HEADS_K] != 1:
         _check_heads_without_gqa(q, k)  # raises
@@ -375,12 +378,22 @@ def _aligned16(q, k, v) -> bool:
     return True
 
 
-def _shape_key(q, k, v, masked: bool) -> tuple:
+def _mask_key(causal: str, window, softcap: float):
+    """What of the mask a dispatch decision depends on (the problem key's mask part is derived
+    from it): the common cases cost one comparison and give a bool (masked or not) or the
+    bottom-right alignment; windows and softcap a tuple."""
+    if window is None and not softcap:
+        return causal if causal == BOTTOM_RIGHT else causal != NO_MASK
+    return causal, window, softcap > 0
+
+
+def _shape_key(q, k, v, mask_key) -> tuple:
     """The hot path's cache key: everything the dispatch decision and the skipped Python checks
-    depend on (``masked``: causal or windowed, i.e. a masked variant). The key/value head count decides no variant (every variant takes any divisor),
+    depend on (``mask_key``: whether the call is masked, i.e. runs a masked variant, and the mask
+    parameters the problem key holds: alignment, window, softcap). The key/value head count decides no variant (every variant takes any divisor),
     but a cached decision must not let another count skip the check of its rule."""
     kv_shape = k.shape  # one shape read: each costs ~0.1 us
-    return (q.dtype, masked, *q.shape, kv_shape[1], kv_shape[2], v.shape[3], _aligned16(q, k, v))
+    return (q.dtype, mask_key, *q.shape, kv_shape[1], kv_shape[2], v.shape[3], _aligned16(q, k, v))
 
 
 # Where _shape_key puts the sizes that the hot path reads back (each tensor.shape read costs ~0.1 us).

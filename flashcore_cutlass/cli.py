@@ -37,6 +37,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not (value > 0 and value < float("inf")):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
 def _nonnegative_float(text: str) -> float:
     try:
         value = float(text)
@@ -195,11 +215,20 @@ def cmd_tune(args) -> int:
     if args.shape:
         dtypes = args.dtype or ["bf16"]
         dims = args.head_dim or [128]
-        masks = [args.causal] if args.causal is not None else [False, True]
-        problems = [Problem(dt, d, c, b, h, sq, sk, head_dim_v=args.head_dim_v) for (b, h, sq, sk) in args.shape
-                    for dt in dtypes for d in dims for c in masks]
-    elif args.head_dim_v is not None:
-        print("error: --head-dim-v needs --shape (the suites have one head dim)", file=sys.stderr)
+        masked_only = args.bottom_right or args.window is not None or args.softcap
+        if masked_only and args.causal is False:
+            print("error: --bottom-right, --window and --softcap tune masked problems: drop --no-causal",
+                  file=sys.stderr)
+            return 2
+        masks = [True] if masked_only else [args.causal] if args.causal is not None else [False, True]
+        # A causal window ends at the diagonal (right 0), as attention() applies it.
+        window = None if args.window is None else (args.window, 0)
+        problems = [Problem(dt, d, c, b, h, sq, sk, head_dim_v=args.head_dim_v, bottom_right=args.bottom_right and c,
+                            window=window if c else None, softcap=args.softcap or 0.0)
+                    for (b, h, sq, sk) in args.shape for dt in dtypes for d in dims for c in masks]
+    elif args.head_dim_v is not None or args.bottom_right or args.window is not None or args.softcap:
+        print("error: --head-dim-v, --bottom-right, --window and --softcap need --shape (the suites have none)",
+              file=sys.stderr)
         return 2
     else:
         problems = {"default": default_suite, "grid": baseline_grid, "small": small_shapes,
@@ -385,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-causal", dest="causal", action="store_false")
     p.add_argument("--shape", action="append", type=_parse_shape, metavar="B,H,Sq,Sk",
                    help="tune these shapes (with --dtype/--head-dim/--causal; default bf16, D128, both masks)")
+    p.add_argument("--bottom-right", action="store_true",
+                   help="with --shape: causal aligned bottom-right (FlashAttention's, KV-cache decoding)")
+    p.add_argument("--window", type=_nonnegative_int, metavar="LEFT",
+                   help="with --shape: a causal sliding window of LEFT keys before the diagonal")
+    p.add_argument("--softcap", type=_positive_float, help="with --shape: a logit softcap (e.g. 30)")
     p.add_argument("--suite", choices=["default", "grid", "small", "long-keys"], default="default",
                    help="without --shape: the throughput grid + small shapes + short queries on long keys "
                         "(default), or one of them")

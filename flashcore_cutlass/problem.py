@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# The mask part of a key: "full" or "causal" (any masked variant: causal and/or a window), then
+# "br" for a bottom-right alignment with Sq != Sk (where the alignments differ), "w<N>" for a
+# window of N keys a row sees at most (bucketed), "sc" for a logit softcap. E.g. "causalbrw4096".
+_MASK = re.compile(r"(full|causal)(br)?(?:w(\d+))?(sc)?")
 
 
 def bucket(n: int) -> int:
@@ -21,9 +27,16 @@ class ProblemKey:
     seqlen_k: int  # bucketed
     batch_heads: int  # bucketed batch * heads
     head_dim_v: int | None = None  # V's (and the output's) head dim where it differs from head_dim
+    # Run-time mask parameters that change which variant is fastest (a masked problem only):
+    # bottom-right alignment with Sq != Sk (a row sees Sk - Sq more keys than top-left), the
+    # window's span (bucketed keys a row sees at most; None: no window), a logit softcap.
+    bottom_right: bool = False
+    window: int | None = None
+    softcap: bool = False
 
     def __str__(self) -> str:
-        mask = "causal" if self.causal else "full"
+        mask = ("causal" if self.causal else "full") + ("br" if self.bottom_right else "") + \
+            (f"w{self.window}" if self.window is not None else "") + ("sc" if self.softcap else "")
         return f"{self.dtype}_{_dims(self.head_dim, self.head_dim_v)}_{mask}_q{self.seqlen_q}_k{self.seqlen_k}_bh{self.batch_heads}"
 
     @classmethod
@@ -33,9 +46,21 @@ class ProblemKey:
             if not d.startswith("d"):
                 raise ValueError(d)
             d, _, dv = d[1:].partition("v")
-            return cls(dtype, int(d), mask == "causal", int(q[1:]), int(k[1:]), int(bh[2:]), int(dv) if dv else None)
+            m = _MASK.fullmatch(mask)
+            if m is None:
+                raise ValueError(mask)
+            base, br, window, softcap = m.groups()
+            return cls(dtype, int(d), base == "causal", int(q[1:]), int(k[1:]), int(bh[2:]), int(dv) if dv else None,
+                       bool(br), int(window) if window else None, bool(softcap))
         except ValueError as exc:
             raise ValueError(f"malformed problem key {text!r}") from exc
+
+    @property
+    def visible_keys(self) -> int:
+        """Keys a query row of this key's shape sees at most (the bucketed sizes): all of them
+        unmasked or bottom-right, at most Sq causal top-left, at most the window's span."""
+        keys = self.seqlen_k if not self.causal or self.bottom_right else min(self.seqlen_q, self.seqlen_k)
+        return keys if self.window is None else min(keys, self.window)
 
 
 def _dims(head_dim: int, head_dim_v: int | None) -> str:
@@ -59,10 +84,42 @@ class Problem:
     # V's (and the output's) head dim where it differs from Q/K's (e.g. 192/128); None = the same.
     # A value equal to head_dim is stored as None, so that both spellings share one key.
     head_dim_v: int | None = None
+    # The mask's run-time parameters (a masked problem: causal True). bottom_right: FlashAttention's
+    # alignment (also that of a window without causal); window: (left, right) as the kernel applies
+    # it, -1 unbounded (attention() makes a causal call's right side 0); softcap: 0.0 off. The
+    # runtime arguments they become: mask_arguments.
+    bottom_right: bool = False
+    window: tuple[int, int] | None = None
+    softcap: float = 0.0
 
     def __post_init__(self):
         if self.head_dim_v == self.head_dim:
             object.__setattr__(self, "head_dim_v", None)
+        if self.window is not None:
+            object.__setattr__(self, "window", tuple(self.window))
+            if not self.causal:
+                raise ValueError("a windowed problem runs on the masked variants: causal must be True")
+        if self.bottom_right and not self.causal:
+            raise ValueError("bottom_right aligns a mask: causal must be True")
+
+    @property
+    def window_span(self) -> int | None:
+        """Keys a row of a windowed problem sees at most (left + right + 1, an unbounded side
+        counting Sk); None without a window."""
+        if self.window is None:
+            return None
+        left, right = self.window
+        return min(self.seqlen_k, (left if left >= 0 else self.seqlen_k) + (right if right >= 0 else self.seqlen_k) + 1)
+
+    def mask_arguments(self) -> tuple[int, int | None]:
+        """(causal_offset, left_offset) of this problem for Runtime.run: row r sees key c iff
+        r + left_offset <= c <= r + causal_offset (left None: unbounded)."""
+        align = self.seqlen_k - self.seqlen_q if self.bottom_right else 0
+        if self.window is None:
+            return align, None
+        left, right = self.window
+        # An open right side: Sk, past the last key for every row r >= 0 (the binding clamps it).
+        return (align + right if right >= 0 else self.seqlen_k), (None if left < 0 else align - left)
 
     @property
     def value_head_dim(self) -> int:
@@ -78,6 +135,9 @@ class Problem:
             bucket(self.seqlen_k),
             bucket(self.batch * self.heads),
             self.head_dim_v,
+            self.bottom_right and self.seqlen_q != self.seqlen_k,
+            None if self.window is None else bucket(self.window_span),
+            self.softcap > 0,
         )
 
     @property
@@ -89,6 +149,12 @@ class Problem:
 
     def __str__(self) -> str:
         mask = "causal" if self.causal else "full"
+        if self.bottom_right:
+            mask += " bottom-right"
+        if self.window is not None:
+            mask += f" window {self.window}"
+        if self.softcap:
+            mask += f" softcap {self.softcap:g}"
         layout = "" if self.aligned16 else " unaligned"
         dims = f"D{self.head_dim}" + ("" if self.head_dim_v is None else f" Dv{self.head_dim_v}")
         return f"{self.dtype} B{self.batch} H{self.heads} Sq{self.seqlen_q} Sk{self.seqlen_k} {dims} {mask}{layout}"

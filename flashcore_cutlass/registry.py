@@ -26,7 +26,7 @@ Among the candidates:
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
      measurement: benchmarks/NOTES.md, 2026-11-26 20:02-);
    - then the split-KV cluster size nearest :func:`preferred_splits`: 1 (one CTA per query
-     tile) unless a non-causal problem has so few query tiles and so many keys that clusters of
+     tile) unless a problem has so few query tiles and rows see so many keys that clusters of
      2, 4 or 8 CTAs per query tile still fit half the SMs with >= 2 key tiles each (the rule
      picks the measured winner of every long-key shape the tuner knows, and came within 10 %
      of the best cluster size at 14 untuned ones: benchmarks/NOTES.md, 2026-11-26 23:12-);
@@ -83,13 +83,11 @@ DEFAULT_SM_COUNT = 132
 def preferred_splits(key: ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> int:
     """CTAs per query tile the heuristic prefers for ``key`` (1: no split-KV): the largest
     cluster size whose grid of 64-row query tiles stays within half the SMs while each CTA keeps
-    at least SPLIT_KV_MIN_KEY_TILES tiles of 128 keys. Causal problems (and windows, which run
-    on the masked variants) keep 1: how many keys a row sees depends on the alignment, which the
-    key does not hold."""
-    if key.causal:
-        return 1
+    at least SPLIT_KV_MIN_KEY_TILES tiles of 128 keys, counting the keys a row sees
+    (ProblemKey.visible_keys: all of them unmasked or bottom-right, at most Sq causal top-left,
+    at most the window's span)."""
     query_tiles = key.batch_heads * -(-key.seqlen_q // 64)
-    key_tiles = -(-key.seqlen_k // 128)
+    key_tiles = -(-key.visible_keys // 128)
     best = 1
     for splits in SPLIT_KV_SIZES:
         if query_tiles * splits <= sm_count // 2 and key_tiles // splits >= SPLIT_KV_MIN_KEY_TILES:

@@ -97,8 +97,27 @@ class ProblemResult:
         return min(ok, key=lambda c: c.median_us) if ok else None
 
 
+def mask_runner(rt: Runtime, problem: Problem):
+    """run(variant, q, k, v, scale): Runtime.run with the problem's mask parameters (alignment,
+    window, softcap) as attention() would pass them."""
+    causal_offset, left_offset = problem.mask_arguments()
+    if causal_offset == 0 and left_offset is None and not problem.softcap:
+        return rt.run
+    return lambda name, q, k, v, scale: rt.run(name, q, k, v, scale, causal_offset=causal_offset,
+                                               left_offset=left_offset, softcap=problem.softcap)
+
+
+def reference_mask(problem: Problem) -> dict:
+    """The problem's mask as reference_attention's arguments (written from its own definition:
+    a window with right > 0 or open is the unmasked, bottom-right-centred one)."""
+    if problem.window is not None and problem.window[1] != 0:
+        return {"causal": False, "window": problem.window}
+    causal = ("bottom_right" if problem.bottom_right else True) if problem.causal else False
+    return {"causal": causal, "window": problem.window}
+
+
 def check_candidate(rt: Runtime, variant: str, q, k, v, problem: Problem, rows, ref_out, ref_lse, tol: float):
-    out, lse = rt.run(variant, q, k, v, 1.0 / math.sqrt(problem.head_dim))
+    out, lse = mask_runner(rt, problem)(variant, q, k, v, 1.0 / math.sqrt(problem.head_dim))
     out_rows = out[:, :, rows].float()
     err = (out_rows - ref_out).abs().max().item()
     lse_rel = ((lse[:, :, rows] - ref_lse).abs() / ref_lse.abs().clamp_min(1.0)).max().item()
@@ -113,12 +132,19 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
     q, k, v = random_qkv(problem.batch, problem.heads, problem.seqlen_q, problem.seqlen_k, problem.head_dim, dtype,
                          head_dim_v=problem.head_dim_v)
     rows = sample_rows(problem.seqlen_q, device=q.device)
-    ref_out, ref_lse = reference_attention(q, k, v, problem.causal, rows=rows)
-    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=problem.causal)
-    sdpa_err = (sdpa[:, :, rows].float() - ref_out).abs().max().item()
+    ref_out, ref_lse = reference_attention(q, k, v, rows=rows, softcap=problem.softcap or None, **reference_mask(problem))
+    # The tolerance's scale: SDPA's error on the same inputs (without the window or softcap, which
+    # it does not take; the error of the low-precision math is of the same size).
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=problem.causal and not problem.bottom_right)
+    if problem.window is not None or problem.softcap or problem.bottom_right:
+        ref_out_sdpa, _ = reference_attention(q, k, v, problem.causal and not problem.bottom_right, rows=rows)
+    else:
+        ref_out_sdpa = ref_out
+    sdpa_err = (sdpa[:, :, rows].float() - ref_out_sdpa).abs().max().item()
     tol = ERR_FACTOR * sdpa_err + ERR_FLOOR
     result = ProblemResult(problem, sdpa_err)
     scale = 1.0 / math.sqrt(problem.head_dim)
+    run = mask_runner(rt, problem)
 
     # Pass 1: correctness, then a quick timing of each correct candidate.
     for name in rt.registry.candidates(problem):
@@ -130,7 +156,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
             # At once, not with the records at the end: a crash later must not leave it winning.
             table.forget(name, problem.key, rt.env, rt.hashes[name])
             continue
-        t = time_variant(lambda: rt.run(name, q, k, v, scale), reps=quick_reps)
+        t = time_variant(lambda: run(name, q, k, v, scale), reps=quick_reps)
         cand.median_us, cand.spread_us, cand.samples = t.median_us, t.spread_us, t.samples
 
     # Pass 2: careful timing of the best few; the rest keep their quick numbers.
@@ -139,7 +165,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
         finalists = [c for c in ok[:careful_keep] if c.median_us <= drop_factor * ok[0].median_us]
         for _round in range(3):  # interleaved rounds: drift hits every finalist alike
             for cand in finalists:
-                t = time_variant(lambda: rt.run(cand.variant, q, k, v, scale), reps=10, min_ms=careful_ms / 3,
+                t = time_variant(lambda: run(cand.variant, q, k, v, scale), reps=10, min_ms=careful_ms / 3,
                                  warmup_ms=warmup_ms)
                 cand.careful_times.append(t.median_us)
                 cand.spread_us = max(cand.spread_us if cand.careful else 0.0, t.spread_us)

@@ -104,7 +104,8 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
     try:
         key = (q.dtype, q.device, q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), cu_seqlens_q.dtype,
                cu_seqlens_q.shape, cu_seqlens_k.dtype, cu_seqlens_k.shape, cu_seqlens_q.device, cu_seqlens_k.device,
-               max_seqlen_q, max_seqlen_k, masked, (q.data_ptr() | k.data_ptr() | v.data_ptr()) & 15 == 0)
+               max_seqlen_q, max_seqlen_k, mask, window, softcap,
+               (q.data_ptr() | k.data_ptr() | v.data_ptr()) & 15 == 0)
         vid = shape_cache.get(("varlen", *key))
     except (AttributeError, TypeError):
         key, vid = None, None
@@ -126,7 +127,8 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
         # Dispatch on the longest sequences.
         q4, k4, v4 = (t.unsqueeze(0).transpose(1, 2) for t in (q, k, v))
         problem = Problem(api.SUPPORTED_DTYPES[q.dtype], d, masked, batch, h, max_seqlen_q, max(1, max_seqlen_k),
-                          api._aligned16(q4, k4, v4), dv)
+                          api._aligned16(q4, k4, v4), dv, api.window_diagonals(mask, window)[0] and masked, window,
+                          softcap or 0.0)
         vid = get_runtime().variant_id(problem)
         if key is not None:
             shape_cache[("varlen", *key)] = vid

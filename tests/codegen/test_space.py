@@ -33,7 +33,7 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 54)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 62)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
@@ -42,17 +42,18 @@ def test_default_tiles_are_all_valid(family, count):
     full = cls.DEFAULT_ALL_TILES_FOR
     expected = sum(len(cls.default_tiles(d, c)) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 77
+    assert len(default_configs()) == 85
 
 
 def test_mask_only_default_tiles():
-    """sm90's split-KV clusters of 8 (short queries over long keys, tuned unmasked) and its one-CTA
-    64-row D64 tile are built for non-causal problems only, its D64 128x128 tiles for causal ones only."""
+    """sm90's one-CTA 64-row D64 tile is built for non-causal problems only, its D64 128x128 tiles
+    for causal ones only; the split-KV clusters for both (bottom-right decoding is causal)."""
     names = {c.name for c in default_configs()}
     for dtype in DTYPES:
         for d in (64, 128):
-            assert f"fc_sm90_{dtype}_d{d}_full_m64_n128_s2_sch1_p0_kv8" in names
-            assert f"fc_sm90_{dtype}_d{d}_causal_m64_n128_s2_sch1_p0_kv8" not in names
+            for splits in (2, 4, 8):
+                for mask in ("full", "causal"):
+                    assert f"fc_sm90_{dtype}_d{d}_{mask}_m64_n128_s2_sch1_p0_kv{splits}" in names
         assert f"fc_sm90_{dtype}_d64_full_m64_n128_s2_sch1_p0_kv1" in names
         assert f"fc_sm90_{dtype}_d64_causal_m64_n128_s2_sch1_p0_kv1" not in names
         for sch in (1, 2):

@@ -359,8 +359,12 @@ def test_cached_shapes_still_check_the_arguments(monkeypatch):
     monkeypatch.setattr(api, "_fwd", fake_fwd)
     monkeypatch.setattr(api, "_fwd_dense", lambda vid, q, k, v, scale, offset: fake_fwd(vid, q, k, v, scale, None,
                                                                                            None, offset))
-    api._dispatch_cache[api._shape_key(q, k, v, True)] = 7  # masked: causal or windowed
-    api._dispatch_cache[api._shape_key(q, k, v, False)] = 8
+    # The cache keeps decisions per mask key: masked or not, the alignment, window and softcap.
+    for causal, window, softcap, vid in (("top_left", None, 0.0, 7), ("bottom_right", None, 0.0, 7),
+                                         ("none", None, 0.0, 8), ("none", None, 50.0, 8),
+                                         ("none", (3, 2), 0.0, 7), ("top_left", (3, 0), 30.0, 7),
+                                         ("bottom_right", (4, 0), 0.0, 7)):
+        api._dispatch_cache[api._shape_key(q, k, v, api._mask_key(causal, window, softcap))] = vid
     raises(fc.attention, ValueError, "causal must be False, True, 'top_left' or 'bottom_right', got 'bottom-right'",
            q, k, v, causal="bottom-right")
     raises(fc.attention, TypeError, "causal must be a bool, 'top_left' or 'bottom_right', got int 1", q, k, v,

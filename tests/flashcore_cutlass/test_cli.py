@@ -202,7 +202,12 @@ def test_tune_rejects_a_bad_warmup(capsys, value):
 def test_tune_head_dim_v_needs_shapes(capsys):
     """Checked before anything loads (no runtime, no GPU needed)."""
     assert main(["tune", "--head-dim-v", "128"]) == 2
-    assert "--head-dim-v needs --shape" in capsys.readouterr().err
+    assert "--head-dim-v, --bottom-right, --window and --softcap need --shape" in capsys.readouterr().err
+    for flags in (["--bottom-right"], ["--window", "4096"], ["--softcap", "30"]):
+        assert main(["tune", *flags]) == 2
+        assert "need --shape" in capsys.readouterr().err
+    assert main(["tune", "--shape", "1,8,64,8192", "--bottom-right", "--no-causal"]) == 2
+    assert "drop --no-causal" in capsys.readouterr().err
 
 
 def test_table_json_on_empty_table_without_gpu(tmp_path, capsys):

@@ -57,3 +57,62 @@ def test_a_value_head_dim_of_its_own_has_its_own_key():
     assert p.flops == 2.0 * 2 * 16 * 1000 * 1000 * (192 + 128) / 2
     with pytest.raises(ValueError, match="malformed problem key"):
         ProblemKey.parse("bf16_d192vx_causal_q1_k1_bh1")
+
+
+# -- the mask's run-time parameters in the key ------------------------------------------------
+
+def test_key_holds_alignment_window_and_softcap_and_round_trips():
+    base = dict(dtype="bf16", head_dim=128, causal=True, batch=1, heads=32, seqlen_q=64, seqlen_k=8192)
+    cases = {
+        "bf16_d128_causal_q64_k8192_bh32": Problem(**base),
+        "bf16_d128_causalbr_q64_k8192_bh32": Problem(**base, bottom_right=True),
+        "bf16_d128_causalbrw4096_q64_k8192_bh32": Problem(**base, bottom_right=True, window=(4095, 0)),
+        "bf16_d128_causalw8192sc_q64_k8192_bh32": Problem(**base, window=(-1, -1), softcap=30.0),
+        "bf16_d128_causalsc_q64_k8192_bh32": Problem(**base, softcap=50.0),
+    }
+    for text, p in cases.items():
+        assert str(p.key) == text
+        assert ProblemKey.parse(text) == p.key
+    # Where the alignments agree (Sq == Sk), bottom-right shares top-left's key.
+    square = dict(base, seqlen_q=4096, seqlen_k=4096)
+    assert Problem(**square, bottom_right=True).key == Problem(**square).key
+    # Keys without mask parameters read as before (the shipped table's).
+    assert str(ProblemKey.parse("bf16_d128_full_q4096_k4096_bh64")) == "bf16_d128_full_q4096_k4096_bh64"
+    for bad in ("bf16_d128_causalx_q64_k64_bh1", "bf16_d128_fullbrsc_q64_k64_bh1x", "bf16_d128_causalw_q64_k64_bh1"):
+        with pytest.raises(ValueError, match="malformed problem key"):
+            ProblemKey.parse(bad)
+
+
+def test_mask_parameters_need_a_masked_problem():
+    with pytest.raises(ValueError, match="causal must be True"):
+        Problem("bf16", 128, False, 1, 8, 64, 8192, bottom_right=True)
+    with pytest.raises(ValueError, match="causal must be True"):
+        Problem("bf16", 128, False, 1, 8, 64, 8192, window=(64, 0))
+
+
+@pytest.mark.parametrize("causal, window, sq, sk", [
+    ("top_left", None, 64, 8192), ("bottom_right", None, 64, 8192), ("bottom_right", None, 300, 100),
+    ("top_left", (100, 0), 512, 512), ("bottom_right", (4095, 0), 64, 8192), ("none", (3, 2), 8, 13),
+    ("none", (-1, 5), 8, 13), ("none", (7, -1), 20, 13),
+])
+def test_mask_arguments_match_what_attention_passes(causal, window, sq, sk):
+    """Problem.mask_arguments (what the tuner runs) against api._mask_offsets (what attention()
+    runs), for the problems attention() builds; open right sides may differ in how far past the
+    last key they reach (both are clamped to the sequence by the binding)."""
+    from flashcore_cutlass import api
+
+    masked = causal != "none" or window is not None
+    bottom_right = api.window_diagonals(causal, window)[0] and masked
+    p = Problem("bf16", 128, masked, 1, 8, sq, sk, bottom_right=bottom_right, window=window)
+    want = api._mask_offsets(causal, window, sq, sk)
+    got = p.mask_arguments()
+    assert got[1] == want[1]
+    assert got[0] == want[0] or min(got[0], want[0]) >= sk - 1  # both past the last key: the same mask
+
+
+def test_visible_keys_of_a_key():
+    kw = dict(dtype="bf16", head_dim=128, batch=1, heads=8, seqlen_q=64, seqlen_k=8192)
+    assert Problem(**kw, causal=False).key.visible_keys == 8192
+    assert Problem(**kw, causal=True).key.visible_keys == 64
+    assert Problem(**kw, causal=True, bottom_right=True).key.visible_keys == 8192
+    assert Problem(**kw, causal=True, bottom_right=True, window=(1000, 0)).key.visible_keys == 1024

@@ -391,7 +391,10 @@ def test_preferred_splits_follows_query_tiles_and_keys(shape, splits):
     b, h, sq, sk = shape
     p = Problem("bf16", 128, False, b, h, sq, sk)
     assert registry_module.preferred_splits(p.key) == splits
-    assert registry_module.preferred_splits(Problem("bf16", 128, True, b, h, sq, sk).key) == 1  # causal: never
+    # Causal: bottom-right rows see the keys an unmasked row sees, top-left ones at most Sq.
+    assert registry_module.preferred_splits(Problem("bf16", 128, True, b, h, sq, sk, bottom_right=True).key) == splits
+    top_left = Problem("bf16", 128, True, b, h, sq, sk).key
+    assert registry_module.preferred_splits(top_left) == (splits if sq == sk else 1)
 
 
 def test_preferred_splits_scales_with_the_sm_count():
@@ -416,7 +419,11 @@ def test_heuristic_picks_split_kv_for_short_queries_over_long_keys():
     assert reg.choose(Problem(**short, seqlen_q=128, seqlen_k=4096)).variant == sm90(64, 128, 4)
     assert reg.choose(Problem(**short, seqlen_q=1024, seqlen_k=1024)).variant == sm90(128, 128, 1, persistent=1)
     causal = Problem(**(short | {"causal": True}), seqlen_q=64, seqlen_k=8192)
-    assert registry_module.preferred_splits(causal.key) == 1
+    assert registry_module.preferred_splits(causal.key) == 1  # top-left: a row sees at most 64 keys
+    decode = Problem(**(short | {"causal": True}), seqlen_q=64, seqlen_k=8192, bottom_right=True)
+    assert registry_module.preferred_splits(decode.key) == 8
+    windowed = Problem(**(short | {"causal": True}), seqlen_q=64, seqlen_k=8192, bottom_right=True, window=(511, 0))
+    assert windowed.key.window == 512 and registry_module.preferred_splits(windowed.key) == 2
     small_gpu = Environment("a GPU of 32 SMs", 32, "12.8", "2.8.0", "4.2.0.0")
     p = Problem(**short, seqlen_q=64, seqlen_k=8192)
     assert Registry(hashes(*names), env=small_gpu).choose(p).variant == sm90(64, 128, 2)
