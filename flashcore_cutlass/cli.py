@@ -27,44 +27,25 @@ class CliError(Exception):
     """A failure the user can fix: printed as one message, exit status 1."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _number_at_least(kind, minimum, strict: bool = False):
+    """An argparse type: ``kind`` (int or float) >= ``minimum`` (> with ``strict``), finite."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if not (value > minimum if strict else value >= minimum) or value == float("inf"):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"must be {'above' if strict else 'at least'} {minimum}"
+                                             f"{' and finite' if kind is float else ''}, got {text}")
+        return value
+    return parse
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not (value > 0 and value < float("inf")):  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {text}")
-    return value
+_positive_int = _number_at_least(int, 1)
+_nonnegative_int = _number_at_least(int, 0)
+_positive_float = _number_at_least(float, 0, strict=True)
+_nonnegative_float = _number_at_least(float, 0)
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:

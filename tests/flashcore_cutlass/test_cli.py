@@ -360,3 +360,15 @@ def test_doctor_reports_programmatic_launch(environ, line):
 
     (got,) = doctor._launch_lines(environ)
     assert got.startswith(line)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--softcap", "0"], "must be above 0 and finite, got 0"), (["--softcap", "inf"], "must be above 0 and finite"),
+    (["--softcap", "nan"], "must be above 0 and finite"), (["--softcap", "x"], "expected a number, got 'x'"),
+    (["--window", "-1"], "must be at least 0, got -1"), (["--window", "1.5"], "expected a whole number, got '1.5'"),
+])
+def test_tune_rejects_bad_mask_parameters(capsys, flags, message):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["tune", "--shape", "1,8,64,8192", *flags])
+    assert excinfo.value.code == 2
+    assert message in capsys.readouterr().err

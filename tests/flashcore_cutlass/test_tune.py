@@ -152,3 +152,26 @@ def test_tune_a_value_head_dim_of_its_own(table, monkeypatch):
 def test_shape_text():
     assert shape_text(Problem("fp16", 128, True, 4, 16, 4096, 2048)) == "B4 H16 Sq4096 Sk2048"
     assert torch.float16 in tune_module.TORCH_DTYPES.values()
+
+
+def test_tuning_runs_a_problem_with_its_mask_parameters():
+    """mask_runner passes the problem's alignment, window and softcap as attention() would; the
+    plain problems call Runtime.run as before. reference_mask gives the reference the same mask."""
+    from flashcore_cutlass.problem import Problem
+    from flashcore_cutlass.tune import mask_runner, reference_mask
+
+    calls = []
+
+    class FakeRuntime:
+        def run(self, name, q, k, v, scale, **kw):
+            calls.append((name, kw))
+
+    rt = FakeRuntime()
+    plain = Problem("bf16", 128, True, 1, 8, 4096, 4096)
+    assert mask_runner(rt, plain) == rt.run and reference_mask(plain) == {"causal": True, "window": None}
+    decode = Problem("bf16", 128, True, 1, 8, 64, 8192, bottom_right=True, window=(1023, 0), softcap=30.0)
+    mask_runner(rt, decode)("v", None, None, None, 0.1)
+    assert calls == [("v", {"causal_offset": 8128, "left_offset": 8128 - 1023, "softcap": 30.0})]
+    assert reference_mask(decode) == {"causal": "bottom_right", "window": (1023, 0)}
+    two_sided = Problem("bf16", 128, True, 1, 8, 64, 8192, bottom_right=True, window=(16, 16))
+    assert reference_mask(two_sided) == {"causal": False, "window": (16, 16)}
