@@ -68,8 +68,16 @@ def long_key_shapes() -> list[Problem]:
             for b, h, sq, sk in shapes]
 
 
+def decode_shapes() -> list[Problem]:
+    """Short queries over a KV cache with the bottom-right causal alignment (decoding, chunked
+    prefill), fp16 and bf16, D64 and D128: one query row, 16, 64, 128 and 256 over 4k-8k keys."""
+    shapes = [(1, 32, 1, 8192), (1, 32, 64, 8192), (1, 8, 128, 8192), (4, 8, 16, 4096), (1, 32, 256, 4096)]
+    return [Problem(dt, d, True, b, h, sq, sk, bottom_right=True) for dt in ("fp16", "bf16") for d in (64, 128)
+            for b, h, sq, sk in shapes]
+
+
 def default_suite() -> list[Problem]:
-    return baseline_grid("bf16") + small_shapes() + long_key_shapes()
+    return baseline_grid("bf16") + small_shapes() + long_key_shapes() + decode_shapes()
 
 
 @dataclass

@@ -175,3 +175,15 @@ def test_tuning_runs_a_problem_with_its_mask_parameters():
     assert reference_mask(decode) == {"causal": "bottom_right", "window": (1023, 0)}
     two_sided = Problem("bf16", 128, True, 1, 8, 64, 8192, bottom_right=True, window=(16, 16))
     assert reference_mask(two_sided) == {"causal": False, "window": (16, 16)}
+
+
+def test_default_suite_covers_decoding_with_its_alignment():
+    from flashcore_cutlass.tune import decode_shapes, default_suite
+
+    decode = decode_shapes()
+    assert len(decode) == 20 and all(p.causal and p.bottom_right and p.seqlen_q < p.seqlen_k for p in decode)
+    assert all("causalbr" in str(p.key) for p in decode)
+    decode_keys = {p.key for p in decode}
+    others = [p.key for p in default_suite() if p not in decode]
+    assert len(decode_keys) == 20 and not decode_keys & set(others)  # keys of their own
+    assert len(default_suite()) == len(others) + 20
