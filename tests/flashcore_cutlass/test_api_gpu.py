@@ -85,6 +85,30 @@ def test_tune_records_and_dispatch_uses_it(rt, tmp_path):
     assert choice.reason == "tuned" and choice.variant == result.winner.variant
 
 
+def test_tune_runs_and_files_a_problem_with_its_mask_parameters(rt, tmp_path):
+    """A bottom-right, windowed, softcapped problem: every candidate is checked against the
+    reference of that mask (had the tuner run them top-left or without the window or cap, all
+    would be rejected), the rows go under the problem's own key (none under the plain causal
+    key), and dispatch from that table picks the winner for the problem."""
+    from flashcore_cutlass.registry import Registry
+    from flashcore_cutlass.table import TuningTable
+    from flashcore_cutlass.tune import tune_problem
+
+    table = TuningTable(tmp_path / "tuning.db")
+    problem = Problem("bf16", 128, True, 1, 8, 64, 2048, bottom_right=True, window=(1023, 0), softcap=30.0)
+    if not Registry(rt.hashes).candidates(problem):
+        pytest.skip("no built bf16 D128 causal variant")
+    result = tune_problem(rt, table, problem, careful_ms=10, log=lambda m: None)
+    assert result.candidates and all(c.ok for c in result.candidates), \
+        [(c.variant, c.max_err, c.lse_err) for c in result.candidates]
+    assert str(problem.key) == "bf16_d128_causalbrw1024sc_q64_k2048_bh8"
+    assert len(table.rows(problem_key=problem.key, env=rt.env, valid_hashes=rt.hashes)) == len(result.candidates)
+    plain = Problem("bf16", 128, True, 1, 8, 64, 2048)
+    assert table.rows(problem_key=plain.key, env=rt.env, valid_hashes=rt.hashes) == []
+    choice = Registry(rt.hashes, table, rt.env).choose(problem)
+    assert choice.reason == "tuned" and choice.variant == result.winner.variant
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad and edge input on the device.
 # ---------------------------------------------------------------------------------------------
