@@ -76,6 +76,8 @@ def test_tune_records_and_dispatch_uses_it(rt, tmp_path):
 
     table = TuningTable(tmp_path / "tuning.db")
     problem = Problem("bf16", 128, False, 2, 8, 1024, 1024)
+    if not Registry(rt.hashes).candidates(problem):
+        pytest.skip("no built bf16 D128 non-causal variant")
     result = tune_problem(rt, table, problem, careful_ms=10, log=lambda m: None)
     assert result.winner is not None, [(c.variant, c.max_err) for c in result.candidates]
     rows = table.rows(problem_key=problem.key, env=rt.env, valid_hashes=rt.hashes)
