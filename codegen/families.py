@@ -220,7 +220,7 @@ SM90_SMEM_RESERVED_PER_CTA = 1024
 SM90_REGISTER_OVERHEAD = 32
 SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
 # wgmma N sizes CuTe declares without CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED (cute/arch/mma_sm90_gmma.hpp).
-# The define pulls in ~77k more header lines (mma_sm90_gmma_ext.hpp and its traits): ~21 s of a
+# The define pulls in ~130k more lines (the dense and sparse extended shapes and their traits): ~21 s of a
 # variant's compile on one core (cudafe++ 13.6 s, cicc 6.4 s, gcc 1 s; nvcc --time, benchmarks/NOTES.md
 # 2026-11-26 23:12-), so a variant asks for it only when one of its GEMMs needs another N.
 SM90_BASE_WGMMA_N = (8, 16, 32, 64, 96, 128, 192, 256)

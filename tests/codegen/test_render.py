@@ -393,7 +393,7 @@ def test_rendering_sixty_variants_is_fast():
     ("fc_sm90_bf16_d64_full_m128_n96_s2_sch1_p1_kv1", False),    # 96 is a base shape
 ])
 def test_sm90_asks_for_extended_wgmma_shapes_only_when_a_gemm_needs_them(name, extended):
-    # The define pulls ~77k header lines into a translation unit (about 40 % of a variant's
+    # The define pulls ~130k lines into a translation unit (about 40 % of a variant's
     # compile): only a tile whose block_n is not a base wgmma N may pay for it.
     config = config_from_name(name)
     text = render(config).text
