@@ -46,7 +46,7 @@ import numbers
 import torch
 
 from .op import BOTTOM_RIGHT, NO_MASK, TOP_LEFT
-from .problem import Problem
+from .problem import OPEN_SIDE, Problem, mask_offsets
 from .runtime import get_runtime
 from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
 
@@ -151,9 +151,6 @@ def _as_softcap(softcap) -> float:
     return value
 
 
-OPEN_SIDE = 1 << 30  # a window side without edge: beyond every sequence (the kernels' 32-bit range)
-
-
 def _checked_args(causal, return_lse, scale, window, softcap) -> tuple:
     """attention()'s and attention_varlen()'s scalar arguments, checked on every call (the
     per-shape caches must not skip them): (mask, return_lse, scale, window, softcap as a float).
@@ -186,11 +183,9 @@ def window_diagonals(mask: str, window) -> tuple[bool, int, int | None]:
 
 
 def _mask_offsets(mask: str, window, seqlen_q: int, seqlen_k: int) -> tuple[int, int | None]:
-    """(causal_offset, left_offset) of a masked call of these lengths: window_diagonals shifted
-    by the alignment (the binding clamps values beyond the sequences)."""
-    bottom_right, right, left = window_diagonals(mask, window)
-    align = seqlen_k - seqlen_q if bottom_right else 0
-    return align + right, (None if left is None else align + left)
+    """(causal_offset, left_offset) of a masked call of these lengths (the binding clamps values
+    beyond the sequences)."""
+    return mask_offsets(window_diagonals(mask, window)[0], window, seqlen_q, seqlen_k)
 
 
 def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
@@ -325,9 +320,8 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
             _check_grad(q, k, v)
             return _empty_result(q, dv)
         aligned = _aligned16(q, k, v)
-        bottom_right = window_diagonals(causal, window)[0] and masked
         vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, masked, b, h, sq, sk, aligned, dv,
-                                               bottom_right, window, softcap or 0.0))
+                                               window_diagonals(causal, window)[0], window, softcap or 0.0))
         key = _shape_key(q, k, v, mask_key)
         _dispatch_cache[key] = vid
     elif heads_must_match and key[_KEY_HEADS_K] != key[_KEY_HEADS] and key[_KEY_HEADS_K] != 1:

@@ -204,8 +204,8 @@ def cmd_tune(args) -> int:
         masks = [True] if masked_only else [args.causal] if args.causal is not None else [False, True]
         # A causal window ends at the diagonal (right 0), as attention() applies it.
         window = None if args.window is None else (args.window, 0)
-        problems = [Problem(dt, d, c, b, h, sq, sk, head_dim_v=args.head_dim_v, bottom_right=args.bottom_right and c,
-                            window=window if c else None, softcap=args.softcap or 0.0)
+        problems = [Problem(dt, d, c, b, h, sq, sk, head_dim_v=args.head_dim_v, bottom_right=args.bottom_right,
+                            window=window, softcap=args.softcap or 0.0)
                     for (b, h, sq, sk) in args.shape for dt in dtypes for d in dims for c in masks]
     elif args.head_dim_v is not None or args.bottom_right or args.window is not None or args.softcap:
         print("error: --head-dim-v, --bottom-right, --window and --softcap need --shape (the suites have none)",

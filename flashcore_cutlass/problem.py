@@ -11,6 +11,21 @@ from dataclasses import dataclass
 _MASK = re.compile(r"(full|causal)(br)?(?:w(\d+))?(sc)?")
 
 
+OPEN_SIDE = 1 << 30  # a window side without edge: beyond every sequence (the kernels' 32-bit range)
+
+
+def mask_offsets(bottom_right: bool, window, seqlen_q: int, seqlen_k: int) -> tuple[int, int | None]:
+    """(causal_offset, left_offset) of a masked problem: row r sees key c iff r + left_offset <=
+    c <= r + causal_offset (left None: no left edge). ``window``: (left, right) as the kernel
+    applies it (a causal call's right is 0), -1 unbounded, centred on the diagonal of the
+    alignment; an open right side is OPEN_SIDE, which the binding clamps to the sequence."""
+    align = seqlen_k - seqlen_q if bottom_right else 0
+    if window is None:
+        return align, None
+    left, right = window
+    return align + (right if right >= 0 else OPEN_SIDE), (None if left < 0 else align - left)
+
+
 def bucket(n: int) -> int:
     """Round a size up to a power of two: problems in one bucket share a tuned winner."""
     if n < 1:
@@ -112,14 +127,8 @@ class Problem:
         return min(self.seqlen_k, (left if left >= 0 else self.seqlen_k) + (right if right >= 0 else self.seqlen_k) + 1)
 
     def mask_arguments(self) -> tuple[int, int | None]:
-        """(causal_offset, left_offset) of this problem for Runtime.run: row r sees key c iff
-        r + left_offset <= c <= r + causal_offset (left None: unbounded)."""
-        align = self.seqlen_k - self.seqlen_q if self.bottom_right else 0
-        if self.window is None:
-            return align, None
-        left, right = self.window
-        # An open right side: Sk, past the last key for every row r >= 0 (the binding clamps it).
-        return (align + right if right >= 0 else self.seqlen_k), (None if left < 0 else align - left)
+        """(causal_offset, left_offset) of this problem for Runtime.run (:func:`mask_offsets`)."""
+        return mask_offsets(self.bottom_right, self.window, self.seqlen_q, self.seqlen_k)
 
     @property
     def value_head_dim(self) -> int:

@@ -124,8 +124,9 @@ def reference_mask(problem: Problem) -> dict:
     return {"causal": causal, "window": problem.window}
 
 
-def check_candidate(rt: Runtime, variant: str, q, k, v, problem: Problem, rows, ref_out, ref_lse, tol: float):
-    out, lse = mask_runner(rt, problem)(variant, q, k, v, 1.0 / math.sqrt(problem.head_dim))
+def check_candidate(run, variant: str, q, k, v, problem: Problem, rows, ref_out, ref_lse, tol: float):
+    """``run``: mask_runner's call of the problem's variants."""
+    out, lse = run(variant, q, k, v, 1.0 / math.sqrt(problem.head_dim))
     out_rows = out[:, :, rows].float()
     err = (out_rows - ref_out).abs().max().item()
     lse_rel = ((lse[:, :, rows] - ref_lse).abs() / ref_lse.abs().clamp_min(1.0)).max().item()
@@ -157,7 +158,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
     # Pass 1: correctness, then a quick timing of each correct candidate.
     for name in rt.registry.candidates(problem):
         cand = Candidate(name)
-        cand.max_err, cand.lse_err, cand.ok = check_candidate(rt, name, q, k, v, problem, rows, ref_out, ref_lse, tol)
+        cand.max_err, cand.lse_err, cand.ok = check_candidate(run, name, q, k, v, problem, rows, ref_out, ref_lse, tol)
         result.candidates.append(cand)
         if not cand.ok:
             log(f"  REJECTED {name}: max|err| {cand.max_err:.3g} (tol {tol:.3g}), lse rel err {cand.lse_err:.3g}")
