@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on the lent H100: install, build, test, tune, benchmark; logs and JSON under $OUT.
-#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [models] [ladder] [timing] [sanitize] [buildcost]
+#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [decode] [models] [ladder] [timing] [sanitize] [buildcost]
 #   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS/SMALL_ARGS/SANITIZE_ARGS
 #   pass options on; KEEP_BUILD=1 returns the built extension (see the end).
 # Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
@@ -40,6 +40,7 @@ for stage in $STAGES; do
     test)   python3 -m pytest -q -rs ${TEST_ARGS:-tests/flashcore_cutlass/test_kernels_gpu.py tests/flashcore_cutlass/test_api_gpu.py} 2>&1 | tee "$LOG/tests.log" | tail -25 ;;
     tune)   ( time python3 -m flashcore_cutlass tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60 ;;
     bench)  python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
+    decode) python3 benchmarks/bench_decode.py --json "$LOG/bench_decode.json" ${DECODE_ARGS:-} 2>"$LOG/decode.err" | tee "$LOG/decode.txt" ;;
     models) python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;
     small)  python3 benchmarks/bench_small.py --json "$LOG/bench_small.json" ${SMALL_ARGS:---long-keys} 2>"$LOG/small.err" | tee "$LOG/small.txt" ;;
     timing) python3 benchmarks/grid_timing_methods.py --json "$LOG/grid_timing.json" ${TIMING_ARGS:-} 2>"$LOG/timing.err" | tee "$LOG/timing.txt" ;;

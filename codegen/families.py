@@ -310,6 +310,9 @@ class Sm90Config(KernelConfig):
     # 4096) 16.2 / 21.8 against kv2's 18.5 / 22.9 and kv4's 12.3 / 15.4 (clusters of 4 joined once
     # the tiles with CuTe's base wgmma shapes compiled in half the time, 2026-11-26 23:12-); kv2 stays
     # ahead where the query tiles already fill more SMs ((1, 32, 64, 4096), (4, 8, 64, 2048)).
+    # D256 clusters of 4 over 64x64 tiles, non-causal: GQA decoding packs a group's query heads into
+    # the rows of one unmasked problem (Gemma-2: 2 rows of 16 heads on 8 over 8k keys), which the
+    # 128-row D256 tiles ran as B x Hkv CTAs with a serial loop over every key.
     # The clusters serve causal problems too since the problem key holds the alignment (KV-cache
     # decoding: bottom-right rows see every key). Mask-specific (DEFAULT_MASK_ONLY), against the
     # 5-minute build bound: the one-CTA 64x128 D64 tile for non-causal problems only, the D64
@@ -321,10 +324,10 @@ class Sm90Config(KernelConfig):
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
               (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
         192: [(128, 80, 2, 2, 1, 1)],
-        256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1)],
+        256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
-        (64, (64, 128, 2, 1, 0, 1)): False,
+        (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (128, 128, 2, 1, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1)): True,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal

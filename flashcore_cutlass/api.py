@@ -46,7 +46,7 @@ import numbers
 import torch
 
 from .op import BOTTOM_RIGHT, NO_MASK, TOP_LEFT
-from .problem import OPEN_SIDE, Problem, mask_offsets
+from .problem import OPEN_SIDE, Problem, gqa_key_range, mask_offsets
 from .runtime import get_runtime
 from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
 
@@ -319,9 +319,8 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
         if not (b and h and sq and sk):  # never cached: nothing to launch
             _check_grad(q, k, v)
             return _empty_result(q, dv)
-        aligned = _aligned16(q, k, v)
-        vid = get_runtime().variant_id(Problem(SUPPORTED_DTYPES[q.dtype], d, masked, b, h, sq, sk, aligned, dv,
-                                               window_diagonals(causal, window)[0], window, softcap or 0.0))
+        vid = _dispatch(SUPPORTED_DTYPES[q.dtype], d, dv, masked, b, h, k.shape[1], sq, sk, _aligned16(q, k, v),
+                        window_diagonals(causal, window)[0], window, softcap)
         key = _shape_key(q, k, v, mask_key)
         _dispatch_cache[key] = vid
     elif heads_must_match and key[_KEY_HEADS_K] != key[_KEY_HEADS] and key[_KEY_HEADS_K] != 1:
@@ -330,6 +329,9 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
     if scale is None:
         scale = key[_KEY_HEAD_DIM] ** -0.5
     try:
+        if type(vid) is tuple:  # decoding with GQA, a group's query heads packed as rows (_dispatch)
+            vid, key_begin, key_end = vid
+            return _fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap)
         if window is None and not softcap:  # the common case: one subtraction at most, the short op
             # Row r sees key c iff c <= r + offset (causal variants only; others ignore it).
             offset = key[_KEY_SEQLEN_K] - key[_KEY_SEQLEN_Q] if causal == BOTTOM_RIGHT else 0
@@ -339,6 +341,21 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
     except (RuntimeError, NotImplementedError):
         _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
         raise
+
+
+def _dispatch(dtype: str, d: int, dv: int, masked: bool, b: int, h: int, hkv: int, sq: int, sk: int, aligned: bool,
+              bottom_right: bool, window, softcap: float):
+    """The dispatch decision _forward caches per shape: a variant id, or for a decoding call with
+    grouped-query attention (problem.gqa_key_range) (variant id, key_begin, key_end), the variant
+    chosen for the packed problem: B x Hkv heads of G = H / Hkv query rows over the key range,
+    unmasked (its mask is the key range), as the kernels run it."""
+    key_range = gqa_key_range(h, hkv, sq, sk, masked, bottom_right, window)
+    if key_range is None:
+        return get_runtime().variant_id(Problem(dtype, d, masked, b, h, sq, sk, aligned, dv, bottom_right, window,
+                                                softcap or 0.0))
+    begin, end = key_range
+    packed = Problem(dtype, d, False, b, hkv, h // hkv, end - begin, aligned, dv, softcap=softcap or 0.0)
+    return get_runtime().variant_id(packed), begin, end
 
 
 def _empty_result(q, dv: int):
@@ -404,6 +421,12 @@ def _fwd_dense(vid, q, k, v, scale, causal_offset):
     global _fwd_dense
     _fwd_dense = get_runtime().fwd_dense  # bound once, like _fwd
     return _fwd_dense(vid, q, k, v, scale, causal_offset)
+
+
+def _fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap):
+    global _fwd_pack_gqa
+    _fwd_pack_gqa = get_runtime().fwd_pack_gqa  # bound once, like _fwd
+    return _fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap)
 
 
 def _check_dropout(dropout_p) -> None:

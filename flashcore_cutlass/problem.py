@@ -26,6 +26,26 @@ def mask_offsets(bottom_right: bool, window, seqlen_q: int, seqlen_k: int) -> tu
     return align + (right if right >= 0 else OPEN_SIDE), (None if left < 0 else align - left)
 
 
+def gqa_key_range(heads: int, heads_k: int, seqlen_q: int, seqlen_k: int, masked: bool, bottom_right: bool,
+                  window) -> tuple[int, int] | None:
+    """Keys [begin, end) that a decoding call with grouped-query attention reads when each key/value
+    head's group of query heads is packed into the rows of one problem (FlashAttention-3's PackGQA;
+    here a stride view in the binding, fwd_pack_gqa): with one query row per head (Sq = 1), the G
+    query heads of a group are G rows that see the same keys, so one tile holds them instead of one
+    row and 63 of padding, each K/V head is read once instead of G times, and any mask becomes this
+    key range of an unmasked problem. None where it does not apply: no group (H == Hkv), Sq > 1
+    (rows of a group would see different keys under a mask; left to the per-head kernels), or a row
+    that sees no key. ``bottom_right``/``window``: as :func:`mask_offsets` takes them."""
+    if heads_k >= heads or seqlen_q != 1 or seqlen_k < 1:
+        return None
+    if not masked:
+        return 0, seqlen_k
+    causal_offset, left_offset = mask_offsets(bottom_right, window, 1, seqlen_k)
+    begin = max(0, left_offset if left_offset is not None else 0)
+    end = min(seqlen_k, causal_offset + 1)
+    return (begin, end) if begin < end else None
+
+
 def bucket(n: int) -> int:
     """Round a size up to a power of two: problems in one bucket share a tuned winner."""
     if n < 1:

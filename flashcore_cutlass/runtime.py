@@ -105,12 +105,18 @@ FWD_ARGUMENTS = ("variant", "q", "k", "v", "scale", "out", "lse", "causal_offset
 FWD_DENSE_ARGUMENTS = ("variant", "q", "k", "v", "scale", "causal_offset")
 
 
-def binding_differences(fwd_schema, fwd_dense_schema=None) -> list[str]:
-    """How the loaded binding's flashcore::fwd and flashcore::fwd_dense (torch FunctionSchemas;
-    None: the binding has no fwd_dense) differ from the ones this Python calls."""
+FWD_PACK_GQA_ARGUMENTS = ("variant", "q", "k", "v", "scale", "key_begin", "key_end", "softcap")
+
+# The binding's ops that this Python calls, with the arguments it passes.
+BINDING_OPS = {"fwd": FWD_ARGUMENTS, "fwd_dense": FWD_DENSE_ARGUMENTS, "fwd_pack_gqa": FWD_PACK_GQA_ARGUMENTS}
+
+
+def binding_differences(schemas: dict) -> list[str]:
+    """How the loaded binding's ops (``schemas``: op name -> torch FunctionSchema, or None where
+    the binding lacks the op) differ from the ones this Python calls (BINDING_OPS)."""
     differences = []
-    for op, schema, expected in (("fwd", fwd_schema, FWD_ARGUMENTS), ("fwd_dense", fwd_dense_schema,
-                                                                       FWD_DENSE_ARGUMENTS)):
+    for op, expected in BINDING_OPS.items():
+        schema = schemas.get(op)
         if schema is None:
             differences.append(f"it has no flashcore::{op}")
             continue
@@ -192,9 +198,8 @@ class Runtime:
         except (OSError, RuntimeError) as exc:
             raise StaleExtension(stale_message(self.build_dir, [f"it does not load: {exc}"])) from exc
         reported = list(torch.ops.flashcore.variants())
-        fwd_dense = getattr(torch.ops.flashcore, "fwd_dense", None)
-        differences = binding_differences(torch.ops.flashcore.fwd.default._schema,
-                                          fwd_dense.default._schema if fwd_dense is not None else None)
+        differences = binding_differences({op: getattr(torch.ops.flashcore, op).default._schema
+                                           for op in BINDING_OPS if hasattr(torch.ops.flashcore, op)})
         if not hasattr(torch.ops.flashcore, "set_programmatic_launch"):
             differences.append("it has no flashcore::set_programmatic_launch")
         differences += variant_differences(reported, manifest)
@@ -217,6 +222,8 @@ class Runtime:
         self.fwd = direct_call(torch.ops.flashcore.fwd.default)
         # The eager hot path's call: no window, softcap, preallocated results or packing.
         self.fwd_dense = direct_call(torch.ops.flashcore.fwd_dense.default)
+        # Decoding with GQA: a group's query heads as the rows of one tile (api: problem.gqa_key_range).
+        self.fwd_pack_gqa = direct_call(torch.ops.flashcore.fwd_pack_gqa.default)
 
     @staticmethod
     def set_programmatic_launch(enabled: bool) -> bool:
@@ -239,6 +246,12 @@ class Runtime:
         off, else softmax(cap * tanh(scale * s / cap))."""
         return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset, left_offset, softcap)
 
+    def run_pack_gqa(self, variant: str, q, k, v, scale: float, key_begin: int, key_end: int, softcap: float = 0.0):
+        """Run one named unmasked variant on a decoding call with grouped-query attention (one
+        query row per head) as attention() does (:func:`problem.gqa_key_range`): each key/value
+        head's group of query heads as the rows of one problem, over keys [key_begin, key_end)."""
+        return self.fwd_pack_gqa(self.ids[variant], q, k, v, scale, key_begin, key_end, softcap)
+
 
 def get_runtime() -> Runtime:
     global _runtime
@@ -250,9 +263,10 @@ def get_runtime() -> Runtime:
 
 
 # Dispatch decisions per exact shape (api._shape_key: dtype, mask, B, H, Sq, D, Hkv, Sk, aligned16)
-# -> variant id, filled by the API's hot path (one dict lookup per call). Owned here with the
+# -> variant id, or (variant id, key_begin, key_end) for a decoding call with GQA packed into rows
+# (api._dispatch), filled by the API's hot path (one dict lookup per call). Owned here with the
 # registry's per-key cache, so that forgetting decisions needs no import of the API.
-shape_cache: dict[tuple, int] = {}
+shape_cache: dict[tuple, int | tuple[int, int, int]] = {}
 
 
 def forget_decisions(rt: "Runtime | None" = None) -> None:

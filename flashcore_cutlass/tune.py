@@ -76,8 +76,18 @@ def decode_shapes() -> list[Problem]:
             for b, h, sq, sk in shapes]
 
 
+def gqa_decode_shapes() -> list[Problem]:
+    """Decoding with grouped-query attention as dispatch runs it (problem.gqa_key_range): each
+    key/value head's group of query heads as the rows of one unmasked problem over the keys the
+    row sees, (B, Hkv, G rows, keys): Llama-3 / Mistral (32/8 heads) at batch 1 and 8 over 8k and
+    32k keys, Mistral's 4096-key window, Qwen2 (28/4), Gemma-2 (16/8, D256); fp16 and bf16."""
+    shapes = [(128, 1, 8, 4, 8192), (128, 8, 8, 4, 8192), (128, 1, 8, 4, 32768), (128, 4, 8, 4, 4097),
+              (128, 4, 4, 7, 4096), (256, 2, 8, 2, 8192)]
+    return [Problem(dt, d, False, b, h, sq, sk) for dt in ("fp16", "bf16") for d, b, h, sq, sk in shapes]
+
+
 def default_suite() -> list[Problem]:
-    return baseline_grid("bf16") + small_shapes() + long_key_shapes() + decode_shapes()
+    return baseline_grid("bf16") + small_shapes() + long_key_shapes() + decode_shapes() + gqa_decode_shapes()
 
 
 @dataclass

@@ -185,6 +185,8 @@ void check_no_overlap(at::Tensor const& result, char const* result_name, at::Ten
 struct View4 {
   at::Tensor const& t;
   std::array<int64_t, 4> size, stride;
+  int64_t offset = 0;  // elements from t's data pointer to the view's first (a key range's first row)
+  void* data() const { return static_cast<char*>(t.data_ptr()) + offset * int64_t(t.element_size()); }
 };
 View4 as_view4(at::Tensor const& t, char const* what, bool packed3) {
   if (packed3) {  // (total, heads, D) as (1, heads, total, D); the lone batch never steps
@@ -241,7 +243,8 @@ std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, Vie
                                             std::optional<int64_t> left_offset, double softcap,
                                             std::optional<at::Tensor> cu_seqlens_q,
                                             std::optional<at::Tensor> cu_seqlens_k, int64_t max_seqlen_q,
-                                            int64_t max_seqlen_k, bool bottom_right, bool packed3) {
+                                            int64_t max_seqlen_k, bool bottom_right, bool packed3,
+                                            bool pack_gqa = false) {
   auto const& variants = variant_list();
   TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", num(variant));
   VariantInfo const& info = variants[variant].info;
@@ -343,20 +346,36 @@ std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, Vie
     return {out, lse};
   }
 
+  // GQA packing (fwd_pack_gqa): one query row per head, so the G = H / Hk query heads of a group
+  // become the G rows of one (batch, key/value head) problem: (B, H, 1, D) read as (B, Hk, G, D)
+  // with the head stride as the row stride (out likewise; the LSE's (B, H, 1) is (B, Hk, G)
+  // row-major already). A tile then holds a group's rows instead of 1 row and 63 of padding, and
+  // each K/V head is read by one CTA (or cluster) instead of G. The kernels see plain MHA.
+  TORCH_CHECK_VALUE(!pack_gqa || (!packed && !info.causal && Sq == 1 && Hk > 0 && H % Hk == 0),
+                    "packing a GQA group's query heads into rows takes one query row, no packed sequences and an "
+                    "unmasked variant (the mask becomes a key range)");
+  int64_t const group = pack_gqa ? H / Hk : 1;
+  auto rows_of_group = [&](View4 const& x) {
+    return View4{x.t, {x.size[0], Hk, group, x.size[3]}, {x.stride[0], group * x.stride[1], x.stride[1], 1}, x.offset};
+  };
+  View4 const qp = pack_gqa ? rows_of_group(q) : q;
+  View4 const op = pack_gqa ? rows_of_group(ov) : ov;
+  int64_t const problem_heads = pack_gqa ? Hk : H, problem_rows = pack_gqa ? group : Sq;
+
   FwdParams p{};
-  p.q = qt.data_ptr();
-  p.k = k.t.data_ptr();
-  p.v = v.t.data_ptr();
+  p.q = qp.data();
+  p.k = k.data();
+  p.v = v.data();
   p.o = out.data_ptr();
   p.lse = lse.data_ptr<float>();
-  std::array<int64_t, 3> const qs = kernel_strides(q), ks = kernel_strides(k), vs = kernel_strides(v),
-                                os = kernel_strides(ov);
+  std::array<int64_t, 3> const qs = kernel_strides(qp), ks = kernel_strides(k), vs = kernel_strides(v),
+                                os = kernel_strides(op);
   p.q_batch_stride = qs[0], p.q_head_stride = qs[1], p.q_row_stride = qs[2];
   p.k_batch_stride = ks[0], p.k_head_stride = ks[1], p.k_row_stride = ks[2];
   p.v_batch_stride = vs[0], p.v_head_stride = vs[1], p.v_row_stride = vs[2];
   p.o_batch_stride = os[0], p.o_head_stride = os[1], p.o_row_stride = os[2];
   if (packed) p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = p.o_batch_stride = 0;
-  p.batch = int(B), p.heads = int(H), p.seqlen_q = int(Sq), p.seqlen_k = int(Sk);
+  p.batch = int(B), p.heads = int(problem_heads), p.seqlen_q = int(problem_rows), p.seqlen_k = int(Sk);
   if (packed) {
     TORCH_CHECK_VALUE(num_seqs <= INT_MAX / H, "sequences * heads exceeds the kernels' 32-bit range");
     // Sequence b's rows come from cu_seqlens; batch strides are never stepped (SeqSpan in api.h).
@@ -429,6 +448,23 @@ std::tuple<at::Tensor, at::Tensor> fwd_dense(int64_t variant, at::Tensor const& 
                   false);
 }
 
+// Decoding with grouped-query attention (one query row, H = G * Hk heads): the G query heads of a
+// group packed into the rows of one tile (fwd_impl's pack_gqa), attending to keys [key_begin,
+// key_end) of k/v (the key range a masked row sees; [0, Sk) unmasked) on an unmasked variant.
+std::tuple<at::Tensor, at::Tensor> fwd_pack_gqa(int64_t variant, at::Tensor const& q, at::Tensor const& k,
+                                                at::Tensor const& v, double scale, int64_t key_begin, int64_t key_end,
+                                                double softcap) {
+  View4 kv = as_view4(k, "key", false), vv = as_view4(v, "value", false);
+  TORCH_CHECK_VALUE(0 <= key_begin && key_begin < key_end && key_end <= kv.size[2], "key range [", num(key_begin), ", ",
+                    num(key_end), ") is not a non-empty range of the ", num(kv.size[2]), " keys");
+  for (View4* x : {&kv, &vv}) {
+    x->offset = key_begin * x->stride[2];
+    x->size[2] = key_end - key_begin;
+  }
+  return fwd_impl(variant, as_view4(q, "query", false), kv, vv, scale, std::nullopt, std::nullopt, 0, std::nullopt,
+                  softcap, std::nullopt, std::nullopt, 0, 0, false, false, /*pack_gqa=*/true);
+}
+
 // The test face of zeroed_workspace: `bytes` zero bytes on `like`'s device and current stream
 // (an empty tensor for 0), allocated exactly as fwd allocates a variant's workspace.
 at::Tensor zeroed_workspace_op(at::Tensor const& like, int64_t bytes) {
@@ -465,6 +501,10 @@ TORCH_LIBRARY(flashcore, m) {
         " -> (Tensor, Tensor)");
   // fwd(variant, q, k, v, scale, causal_offset=causal_offset): new out and lse, no window, softcap or packing.
   m.def("fwd_dense(int variant, Tensor q, Tensor k, Tensor v, float scale, int causal_offset=0) -> (Tensor, Tensor)");
+  // Decoding with GQA: one query row per head, the query heads of a key/value head's group computed as
+  // the rows of one tile, over keys [key_begin, key_end) (an unmasked variant; the mask as a key range).
+  m.def("fwd_pack_gqa(int variant, Tensor q, Tensor k, Tensor v, float scale, int key_begin, int key_end,"
+        " float softcap=0.0) -> (Tensor, Tensor)");
   // Launch sm90 kernels as programmatic dependents (on by default); returns the previous setting.
   m.def("set_programmatic_launch(bool enabled) -> bool", &flashcore::set_programmatic_launch);
   // A variant's workspace as fwd allocates it (zero-filled, torch's caching allocator), for tests.
@@ -474,5 +514,6 @@ TORCH_LIBRARY(flashcore, m) {
 TORCH_LIBRARY_IMPL(flashcore, CUDA, m) {
   m.impl("fwd", &flashcore::fwd);
   m.impl("fwd_dense", &flashcore::fwd_dense);
+  m.impl("fwd_pack_gqa", &flashcore::fwd_pack_gqa);
   m.impl("zeroed_workspace", &flashcore::zeroed_workspace_op);
 }

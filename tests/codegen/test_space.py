@@ -33,7 +33,7 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 62)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 64)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
@@ -42,7 +42,7 @@ def test_default_tiles_are_all_valid(family, count):
     full = cls.DEFAULT_ALL_TILES_FOR
     expected = sum(len(cls.default_tiles(d, c)) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 85
+    assert len(default_configs()) == 87
 
 
 def test_mask_only_default_tiles():
@@ -55,6 +55,9 @@ def test_mask_only_default_tiles():
                 for mask in ("full", "causal"):
                     assert f"fc_sm90_{dtype}_d{d}_{mask}_m64_n128_s2_sch1_p0_kv{splits}" in names
         assert f"fc_sm90_{dtype}_d64_full_m64_n128_s2_sch1_p0_kv1" in names
+        # D256 clusters for GQA decoding's packed (unmasked) problems only.
+        assert f"fc_sm90_{dtype}_d256_full_m64_n64_s2_sch1_p0_kv4" in names
+        assert f"fc_sm90_{dtype}_d256_causal_m64_n64_s2_sch1_p0_kv4" not in names
         assert f"fc_sm90_{dtype}_d64_causal_m64_n128_s2_sch1_p0_kv1" not in names
         for sch in (1, 2):
             assert f"fc_sm90_{dtype}_d64_causal_m128_n128_s2_sch{sch}_p1_kv1" in names

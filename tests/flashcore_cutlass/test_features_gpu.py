@@ -287,3 +287,86 @@ def test_api_window_under_compile_and_graphs(rt):
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(static_out, want)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding with grouped-query attention: a group's query heads packed into the rows of one
+# problem (problem.gqa_key_range, the binding's fwd_pack_gqa).
+# ---------------------------------------------------------------------------------------------
+
+PACKED_DECODE_CASES = [
+    # (B, H, Hkv, Sk, D, Dv, dtype, causal, window, softcap)
+    (1, 32, 8, 8192, 128, None, "bf16", "bottom_right", None, None),  # Llama-3-8B decoding
+    (4, 32, 8, 4999, 128, None, "fp16", "bottom_right", (4096, 0), None),  # Mistral's window
+    (2, 16, 8, 3001, 256, None, "bf16", "bottom_right", None, 50.0),  # Gemma-2: D256, softcap
+    (3, 8, 1, 777, 64, None, "fp16", False, None, None),  # MQA
+    (1, 28, 4, 1000, 128, None, "bf16", True, None, None),  # top-left: key 0 alone
+    (2, 8, 2, 513, 64, None, "bf16", False, (100, 20), None),  # a two-sided window
+    (1, 16, 2, 2048, 192, 128, "bf16", "bottom_right", None, None),  # a value head dim of its own
+    (1, 96, 1, 300, 96, None, "fp16", "bottom_right", (200, 0), 30.0),  # 96 rows: more than a 64-row tile
+]
+
+
+@pytest.mark.parametrize("case", PACKED_DECODE_CASES, ids=lambda c: "-".join(map(str, c)))
+def test_api_gqa_decoding_packs_query_heads(rt, case):
+    """One query row per head: dispatch takes the packed path (its cached decision names the
+    key range) and the result is the per-head reference's, for every mask, softcap and head dim;
+    q as a slice of a fused (B, 1, H + 2 Hkv, D) decoding projection (head stride D)."""
+    from flashcore_cutlass import api
+
+    b, h, hkv, sk, d, dv, dtype, causal, window, softcap = case
+    gen = torch.Generator(device="cuda").manual_seed(19)
+    _, k, v = random_qkv(b, hkv, 1, sk, d, DTYPES[dtype], generator=gen, head_dim_v=dv)
+    fused = torch.randn(b, 1, h + 2 * hkv, d, device="cuda", dtype=DTYPES[dtype], generator=gen) * 1.5
+    q = fused[:, :, :h].transpose(1, 2)
+    assert q.shape == (b, h, 1, d) and not q.is_contiguous()
+    api._dispatch_cache.clear()
+    check(_api(q, k, v, causal=causal, window=window, softcap=softcap), q, k, v, causal, 1 / math.sqrt(d),
+          window, softcap)
+    decisions = list(api._dispatch_cache.values())
+    assert len(decisions) == 1 and type(decisions[0]) is tuple, f"not the packed path: {decisions}"
+
+
+@pytest.mark.parametrize("variant", _representatives())
+def test_variant_pack_gqa(rt, variant):
+    """Every family's unmasked representative on a packed decoding call: 8 query heads on 2
+    key/value heads, keys [100, 613) of 700 (the binding offsets K/V to the range)."""
+    cfg = config_from_name(variant)
+    if cfg.causal:
+        pytest.skip("a packed call runs on an unmasked variant (its mask is the key range)")
+    gen = torch.Generator(device="cuda").manual_seed(20)
+    q, k, v = random_qkv(2, 8, 1, 700, cfg.head_dim, DTYPES[cfg.dtype], generator=gen, heads_k=2)
+    scale = 1 / math.sqrt(cfg.head_dim)
+
+    def run(out, lse):
+        o, l = rt.run_pack_gqa(variant, q, k, v, scale, 100, 613)
+        out.copy_(o)
+        lse.copy_(l)
+
+    check(run, q, k[:, :, 100:613], v[:, :, 100:613], False, scale)
+
+
+def test_pack_gqa_refuses_what_it_cannot_pack(rt):
+    """The binding's own checks: one query row, an unmasked variant, a non-empty key range within
+    the keys; one clear message each."""
+    names = sorted(rt.ids)
+    plain = next(n for n in names if not config_from_name(n).causal)
+    cfg = config_from_name(plain)
+    masked = [n for n in names if config_from_name(n).causal and config_from_name(n).dtype == cfg.dtype
+              and config_from_name(n).head_dim == cfg.head_dim]
+    dtype, d = DTYPES[cfg.dtype], cfg.head_dim
+    q = torch.randn(1, 8, 1, d, device="cuda", dtype=dtype)
+    k = torch.randn(1, 2, 50, d, device="cuda", dtype=dtype)
+    refusal = "takes one query row, no packed sequences and an unmasked variant"
+    with pytest.raises(ValueError, match=refusal):
+        rt.run_pack_gqa(plain, torch.randn(1, 8, 2, d, device="cuda", dtype=dtype), k, k, 0.1, 0, 50)
+    for name in masked[:1]:
+        with pytest.raises(ValueError, match=refusal):
+            rt.run_pack_gqa(name, q, k, k, 0.1, 0, 50)
+    with pytest.raises(ValueError, match=r"key range \[40, 60\) is not a non-empty range of the 50 keys"):
+        rt.run_pack_gqa(plain, q, k, k, 0.1, 40, 60)
+    with pytest.raises(ValueError, match=r"key range \[7, 7\)"):
+        rt.run_pack_gqa(plain, q, k, k, 0.1, 7, 7)
+    out, lse = rt.run_pack_gqa(plain, q, k, k, 0.1, 0, 50)
+    torch.cuda.synchronize()
+    assert out.shape == (1, 8, 1, d) and lse.shape == (1, 8, 1) and torch.isfinite(lse).all()

@@ -45,9 +45,22 @@ def cpu_kernels(monkeypatch):
         ref_out, ref_lse = reference_attention(q, k, v, vid == 1, scale, causal_offset=causal_offset)
         return ref_out.to(q.dtype).contiguous(), ref_lse.contiguous()
 
+    def fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap):
+        """The binding's packing, as views: (B, H, 1, D) as (B, Hkv, G, D) rows, keys
+        [key_begin, key_end), the unmasked reference; results in the caller's layout."""
+        assert vid == 0 and type(scale) is float and softcap == 0.0  # the packed problem is unmasked
+        b, h, sq, _ = q.shape
+        hkv = k.shape[1]
+        assert sq == 1 and h % hkv == 0 and hkv < h
+        calls.append(("pack_gqa", tuple(q.shape), tuple(k.shape), key_begin, key_end))
+        rows = q.reshape(b, hkv, h // hkv, q.shape[3])
+        ref_out, ref_lse = reference_attention(rows, k[:, :, key_begin:key_end], v[:, :, key_begin:key_end], False, scale)
+        return ref_out.to(q.dtype).reshape(b, h, 1, v.shape[3]), ref_lse.reshape(b, h, 1)
+
     rt = _Runtime()
     monkeypatch.setattr(api, "get_runtime", lambda: rt)
     monkeypatch.setattr(api, "_fwd", fwd)
+    monkeypatch.setattr(api, "_fwd_pack_gqa", fwd_pack_gqa)
     monkeypatch.setattr(api, "_fwd_dense", lambda vid, q, k, v, scale, offset: fwd(vid, q, k, v, scale, None, None,
                                                                                       offset))
     monkeypatch.setattr(api, "_check_device", lambda q, k, v: None)
@@ -105,6 +118,34 @@ def test_op_computes_what_attention_computes(cpu_kernels):
     assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
     assert (lse[:, :, :7] == float("inf")).all() and not out[:, :, :7].any()  # Sq - Sk rows see no key
     assert cpu_kernels[-1] == (1, (1, 6, 12, 64), (1, 2, 5, 64), 5 - 12)
+
+
+@pytest.mark.parametrize("hkv", [1, 2, 4])
+@pytest.mark.parametrize("causal, window", [(False, None), ("bottom_right", None), (True, None),
+                                            ("bottom_right", (5, 0)), (False, (3, 2))])
+def test_gqa_decoding_dispatches_the_packed_problem(cpu_kernels, hkv, causal, window):
+    """One query row per head with grouped-query attention: dispatch asks for the packed problem
+    (B x Hkv heads of G rows, unmasked, over the key range the mask leaves) and the call computes
+    what the per-head reference computes, for every mask; cached shapes take the same path."""
+    q, k, v = _qkv(2, 8, 1, 13, hkv=hkv)
+    for _ in range(2):  # dispatched, then from the shape cache
+        out, lse = fc.attention(q, k, v, causal=causal, window=window, return_lse=True)
+        ref = {False: False, True: "top_left"}[causal] if causal in (False, True) else causal
+        ref_out, ref_lse = reference_attention(q, k, v, ref, window=window)
+        assert torch.allclose(out.float(), ref_out, atol=2e-2) and torch.allclose(lse, ref_lse, atol=1e-4)
+    begin, end = {(False, None): (0, 13), ("bottom_right", None): (0, 13), (True, None): (0, 1),
+                  ("bottom_right", (5, 0)): (7, 13), (False, (3, 2)): (9, 13)}[(causal, window)]
+    assert cpu_kernels[-2:] == [("pack_gqa", (2, 8, 1, 64), (2, hkv, 13, 64), begin, end)] * 2
+    packed = api.get_runtime().problems[-1]
+    assert (packed.causal, packed.batch, packed.heads, packed.seqlen_q, packed.seqlen_k) == (False, 2, hkv, 8 // hkv,
+                                                                                             end - begin)
+    assert len(api.get_runtime().problems) == 1  # the second call came from the cache
+
+
+def test_mha_decoding_and_longer_queries_are_not_packed(cpu_kernels):
+    for q, k, v in (_qkv(1, 4, 1, 9), _qkv(1, 8, 2, 9, hkv=2)):
+        fc.attention(q, k, v, causal="bottom_right")
+        assert cpu_kernels[-1][0] == 1  # the causal variant, per head
 
 
 def test_op_rejects_an_unknown_mask(cpu_kernels):

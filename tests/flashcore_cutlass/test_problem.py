@@ -1,6 +1,6 @@
 import pytest
 
-from flashcore_cutlass.problem import Problem, ProblemKey, bucket
+from flashcore_cutlass.problem import Problem, ProblemKey, bucket, gqa_key_range
 
 
 @pytest.mark.parametrize("n, expected", [(1, 1), (2, 2), (3, 4), (64, 64), (65, 128), (4096, 4096), (4097, 8192)])
@@ -116,3 +116,22 @@ def test_visible_keys_of_a_key():
     assert Problem(**kw, causal=True).key.visible_keys == 64
     assert Problem(**kw, causal=True, bottom_right=True).key.visible_keys == 8192
     assert Problem(**kw, causal=True, bottom_right=True, window=(1000, 0)).key.visible_keys == 1024
+
+
+@pytest.mark.parametrize("heads, heads_k, sq, sk, masked, bottom_right, window, expected", [
+    (32, 8, 1, 8192, False, False, None, (0, 8192)),        # decoding, unmasked
+    (32, 8, 1, 8192, True, True, None, (0, 8192)),          # bottom-right: the one row sees every key
+    (32, 8, 1, 8192, True, False, None, (0, 1)),            # top-left: row 0 sees key 0
+    (32, 8, 1, 8192, True, True, (4096, 0), (4095, 8192)),  # Mistral's window at the cache's end
+    (32, 8, 1, 10, True, True, (2, 1), (7, 10)),            # a two-sided window: right clamped to the keys
+    (32, 8, 1, 10, True, True, (-1, 0), (0, 10)),           # an unbounded left side
+    (32, 8, 1, 10, True, False, (3, 0), (0, 1)),            # top-left window: key 0
+    (32, 1, 1, 5, False, False, None, (0, 5)),              # MQA
+    (32, 32, 1, 8192, False, False, None, None),            # MHA: no group to pack
+    (32, 8, 2, 8192, False, False, None, None),             # two query rows per head
+    (32, 8, 1, 0, False, False, None, None),                # no keys
+])
+def test_gqa_key_range(heads, heads_k, sq, sk, masked, bottom_right, window, expected):
+    """Packing a group's query heads into rows applies to one query row per head, and turns the
+    mask into the keys that row sees (api._mask_offsets's diagonals at Sq = 1)."""
+    assert gqa_key_range(heads, heads_k, sq, sk, masked, bottom_right, window) == expected

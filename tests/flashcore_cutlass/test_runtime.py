@@ -98,7 +98,7 @@ def test_variant_differences():
 
 def test_binding_differences():
     """A binding built before fwd took causal_offset (or with other arguments), or before it had
-    fwd_dense, asks for a rebuild instead of failing every call with a schema error."""
+    fwd_dense or fwd_pack_gqa, asks for a rebuild instead of failing every call with a schema error."""
     current = torch._C.parse_schema(
         "flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
         " int causal_offset=0, int? left_offset=None, float softcap=0.0, Tensor? cu_seqlens_q=None,"
@@ -106,14 +106,17 @@ def test_binding_differences():
         " -> (Tensor, Tensor)")
     dense = torch._C.parse_schema("flashcore::fwd_dense(int variant, Tensor q, Tensor k, Tensor v, float scale,"
                                   " int causal_offset=0) -> (Tensor, Tensor)")
-    assert runtime.binding_differences(current, dense) == []
+    pack = torch._C.parse_schema("flashcore::fwd_pack_gqa(int variant, Tensor q, Tensor k, Tensor v, float scale,"
+                                 " int key_begin, int key_end, float softcap=0.0) -> (Tensor, Tensor)")
+    assert runtime.binding_differences({"fwd": current, "fwd_dense": dense, "fwd_pack_gqa": pack}) == []
     old = torch._C.parse_schema("flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale,"
                                 " Tensor? out=None, Tensor? lse=None) -> (Tensor, Tensor)")
-    assert runtime.binding_differences(old, dense) == [
+    assert runtime.binding_differences({"fwd": old, "fwd_dense": dense, "fwd_pack_gqa": pack}) == [
         "its flashcore::fwd takes (variant, q, k, v, scale, out, lse), this flashcore passes"
         " (variant, q, k, v, scale, out, lse, causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k,"
         " max_seqlen_q, max_seqlen_k, bottom_right)"]
-    assert runtime.binding_differences(current, None) == ["it has no flashcore::fwd_dense"]
+    assert runtime.binding_differences({"fwd": current, "fwd_pack_gqa": pack}) == ["it has no flashcore::fwd_dense"]
+    assert runtime.binding_differences({"fwd": current, "fwd_dense": dense}) == ["it has no flashcore::fwd_pack_gqa"]
 
 
 def test_direct_call_skips_the_overload_frame_only_where_safe():

@@ -1,0 +1,158 @@
+"""Decoding against a KV cache with grouped-query attention: one query row per head, the model
+shapes of four public GQA families, ours against SDPA's default backend, same run.
+
+Implementations, timed interleaved round by round (medians over rounds):
+
+- ``flashcore``: attention(q, k, v, causal="bottom_right", window=..., softcap=...): dispatch
+  packs each key/value head's group of query heads into the rows of one problem
+  (problem.gqa_key_range; the binding's fwd_pack_gqa);
+- ``per_head``: the same call the way it ran before packing: the variant dispatch picks for the
+  per-head (masked, bottom-right) problem, one 64-row tile per query head holding one row;
+- ``sdpa``: F.scaled_dot_product_attention(q, k, v, enable_gqa=True); a window as a boolean
+  attn_mask of the keys the row sees; without softcap (SDPA has none: its time is of the
+  uncapped problem).
+
+Times are per call of calls replayed from one CUDA graph. Each call reads a KV cache of its own
+(copies rotate, at least 200 MB in all, more than the 50 MB L2), as the layers of a model do: a
+decoding step reads every layer's cache once. The bandwidth column is the K/V bytes a call must
+read (the keys its row sees) over its time.
+
+    python benchmarks/bench_decode.py [--rounds 3] [--only NAME ...] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import torch
+
+import flashcore_cutlass as fc
+from flashcore_cutlass.api import SUPPORTED_DTYPES
+from flashcore_cutlass.problem import Problem, gqa_key_range
+from flashcore_cutlass.reference import random_qkv, reference_attention
+from flashcore_cutlass.runtime import get_runtime
+from flashcore_cutlass.timing import time_graph
+from flashcore_cutlass.tune import mask_runner
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from common import environment, format_table, save  # noqa: E402
+
+F = torch.nn.functional
+
+# name: (B, Hq, Hkv, Sk, D, window, softcap), bf16, one query row per head, bottom-right.
+CASES = {
+    "llama3-8b-b1-8k": (1, 32, 8, 8192, 128, None, None),
+    "llama3-8b-b8-8k": (8, 32, 8, 8192, 128, None, None),
+    "llama3-8b-b1-32k": (1, 32, 8, 32768, 128, None, None),
+    "qwen2-7b-b4-4k": (4, 28, 4, 4096, 128, None, None),
+    "mistral-7b-window-b4-16k": (4, 32, 8, 16384, 128, (4096, 0), None),
+    "gemma2-9b-softcap-b2-8k": (2, 16, 8, 8192, 256, None, 50.0),
+}
+IMPLS = ("flashcore", "per_head", "sdpa")
+COLD_BYTES = 200 * 1024 * 1024  # K/V copies rotate until this many bytes: beyond the L2 (50 MB)
+GRAPH_CALLS = 24
+
+
+# ---- pure helpers (tests/benchmarks/test_bench_decode.py runs them on CPU) ----
+
+def cache_copies(kv_bytes: int, cold_bytes: int = COLD_BYTES, most: int = GRAPH_CALLS) -> int:
+    """KV caches to rotate through so that consecutive calls do not find theirs in L2."""
+    return max(1, min(most, -(-cold_bytes // max(kv_bytes, 1))))
+
+
+def read_bytes(b: int, hkv: int, keys: int, d: int, dv: int, element_bytes: int = 2) -> int:
+    """K/V bytes a decoding call must read: every key/value head's visible keys, once."""
+    return b * hkv * keys * (d + dv) * element_bytes
+
+
+def visible_mask(sk: int, key_range: tuple[int, int], device) -> torch.Tensor:
+    """(1, Sk) bool: the keys the one query row sees (SDPA's attn_mask for a window)."""
+    cols = torch.arange(sk, device=device)
+    return ((cols >= key_range[0]) & (cols < key_range[1]))[None, :]
+
+
+# ---- GPU measurements ----
+
+def bench_case(name: str, rounds: int) -> dict:
+    b, hq, hkv, sk, d, window, softcap = CASES[name]
+    dtype = torch.bfloat16
+    rt = get_runtime()
+    key_range = gqa_key_range(hq, hkv, 1, sk, True, True, window)
+    kv_bytes = read_bytes(b, hkv, sk, d, d)
+    caches = [random_qkv(b, hq, 1, sk, d, dtype, heads_k=hkv) for _ in range(cache_copies(kv_bytes))]
+    q, k, v = caches[0]
+    per_head = Problem(SUPPORTED_DTYPES[dtype], d, True, b, hq, 1, sk, bottom_right=True, window=window,
+                       softcap=softcap or 0.0)
+    per_head_choice = rt.registry.choose(per_head)
+    run_per_head = mask_runner(rt, per_head)
+    mask = visible_mask(sk, key_range, q.device) if window is not None else None
+
+    def ours(q, k, v):
+        return fc.attention(q, k, v, causal="bottom_right", window=window, softcap=softcap)
+
+    def head_by_head(q, k, v):
+        return run_per_head(per_head_choice.variant, q, k, v, d ** -0.5)[0]
+
+    def sdpa(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+
+    fns = {"flashcore": ours, "per_head": head_by_head, "sdpa": sdpa}
+    ref, _ = reference_attention(q, k, v, "bottom_right", window=window, softcap=softcap)
+    errors = {impl: (fn(q, k, v).float() - ref).abs().max().item() for impl, fn in fns.items()}
+    # Tolerance: twice the per-head kernel's error (SDPA computes another problem under softcap).
+    tol = 2 * max(errors["per_head"], errors["sdpa"] if not softcap else 0.0) + 1e-3
+    ok = errors["flashcore"] <= tol
+    if not ok:
+        print(f"{name}: CORRECTNESS CHECK FAILED: {errors} > {tol}", file=sys.stderr)
+
+    def rotating(fn):
+        state = {"i": 0}
+
+        def call():
+            qc, kc, vc = caches[state["i"] % len(caches)]
+            state["i"] += 1
+            return fn(qc, kc, vc)
+        return call
+
+    per = {impl: [] for impl in IMPLS}
+    for _ in range(rounds):  # interleaved: drift hits every implementation alike
+        for impl in IMPLS:
+            per[impl].append(time_graph(rotating(fns[impl]), calls_per_graph=GRAPH_CALLS, reps=10).median_us)
+    us = {impl: statistics.median(ts) for impl, ts in per.items()}
+    needed = read_bytes(b, hkv, key_range[1] - key_range[0], d, d)
+    return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen_k": sk, "head_dim": d, "window": window,
+            "softcap": softcap, "key_range": key_range, "cache_copies": len(caches),
+            "per_head_variant": per_head_choice.variant, "per_head_dispatch": per_head_choice.reason,
+            "packed_key": str(Problem(SUPPORTED_DTYPES[dtype], d, False, b, hkv, hq // hkv,
+                                      key_range[1] - key_range[0], softcap=softcap or 0.0).key),
+            "max_abs_err": errors, "tol": tol, "ok": ok, "rounds_us": per, "graph_us": us,
+            "ratio_vs_sdpa": us["flashcore"] / us["sdpa"], "ratio_vs_per_head": us["flashcore"] / us["per_head"],
+            "read_gb_per_s": {impl: needed / (t * 1e-6) / 1e9 for impl, t in us.items()}}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", action="append", choices=sorted(CASES))
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    rows = []
+    for name in args.only or CASES:
+        row = bench_case(name, args.rounds)
+        rows.append(row)
+        print(f"{name}: ours {row['graph_us']['flashcore']:.1f} us, per head {row['graph_us']['per_head']:.1f}, "
+              f"SDPA {row['graph_us']['sdpa']:.1f} ({row['ratio_vs_sdpa']:.2f}x SDPA's time)", flush=True)
+    path = save("bench_decode", {"environment": environment(), "rounds": args.rounds, "graph_calls": GRAPH_CALLS,
+                                 "rows": rows}, args.json)
+    headers = ["case", "ours us", "per-head us", "SDPA us", "x SDPA", "x per-head", "ours GB/s", "check"]
+    table = [[r["case"], f"{r['graph_us']['flashcore']:.1f}", f"{r['graph_us']['per_head']:.1f}",
+              f"{r['graph_us']['sdpa']:.1f}", f"{r['ratio_vs_sdpa']:.2f}", f"{r['ratio_vs_per_head']:.2f}",
+              f"{r['read_gb_per_s']['flashcore']:.0f}", "ok" if r["ok"] else "FAIL"] for r in rows]
+    print(f"\nresults: {path}\n" + format_table(headers, table))
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

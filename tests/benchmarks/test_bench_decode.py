@@ -1,0 +1,39 @@
+"""benchmarks/bench_decode.py on CPU: its pure helpers (how many KV caches rotate, the bytes a
+call must read, SDPA's mask of a window) and its cases (every one packs)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import bench_decode  # noqa: E402
+from flashcore_cutlass.problem import gqa_key_range  # noqa: E402
+
+
+def test_cache_copies_exceed_the_l2():
+    assert bench_decode.cache_copies(33_554_432) == 7  # 32 MiB each: 7 x 32 MiB >= 200 MiB
+    assert bench_decode.cache_copies(300 * 2**20) == 1
+    assert bench_decode.cache_copies(1) == bench_decode.GRAPH_CALLS  # capped at the calls of one graph
+    assert bench_decode.cache_copies(0) == bench_decode.GRAPH_CALLS
+
+
+def test_read_bytes_counts_each_key_value_head_once():
+    # Llama-3-8B decoding, 8k cache: 8 K/V heads x 8192 keys x (128 + 128) x 2 bytes.
+    assert bench_decode.read_bytes(1, 8, 8192, 128, 128) == 33_554_432
+    assert bench_decode.read_bytes(2, 8, 4097, 256, 128, 2) == 2 * 8 * 4097 * 384 * 2
+
+
+def test_visible_mask_is_the_key_range():
+    mask = bench_decode.visible_mask(10, (6, 10), "cpu")
+    assert mask.shape == (1, 10) and mask.tolist() == [[False] * 6 + [True] * 4]
+
+
+@pytest.mark.parametrize("name", sorted(bench_decode.CASES))
+def test_every_case_is_a_packed_decoding_call(name):
+    b, hq, hkv, sk, d, window, softcap = bench_decode.CASES[name]
+    assert hq % hkv == 0 and hq > hkv
+    begin, end = gqa_key_range(hq, hkv, 1, sk, True, True, window)
+    assert end == sk and (begin == 0 if window is None else begin == sk - 1 - window[0])
