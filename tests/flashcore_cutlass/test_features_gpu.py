@@ -319,7 +319,7 @@ def test_api_gqa_decoding_packs_query_heads(rt, case):
     _, k, v = random_qkv(b, hkv, 1, sk, d, DTYPES[dtype], generator=gen, head_dim_v=dv)
     fused = torch.randn(b, 1, h + 2 * hkv, d, device="cuda", dtype=DTYPES[dtype], generator=gen) * 1.5
     q = fused[:, :, :h].transpose(1, 2)
-    assert q.shape == (b, h, 1, d) and not q.is_contiguous()
+    assert q.shape == (b, h, 1, d) and q.stride()[1:] == (d, (h + 2 * hkv) * d, 1)
     api._dispatch_cache.clear()
     check(_api(q, k, v, causal=causal, window=window, softcap=softcap), q, k, v, causal, 1 / math.sqrt(d),
           window, softcap)
