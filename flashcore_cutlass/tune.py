@@ -86,8 +86,28 @@ def gqa_decode_shapes() -> list[Problem]:
     return [Problem(dt, d, False, b, h, sq, sk) for dt in ("fp16", "bf16") for d, b, h, sq, sk in shapes]
 
 
+# Prefill attention of public model families (benchmarks/bench_models.py times them against SDPA):
+# name -> (B, Hq, Hkv, S, D, window, softcap, Dv); causal, bf16. Dv: V's head dim where it differs
+# (DeepSeek-V2's attention: Q/K 192 = 128 + 64 rotary, V 128).
+MODEL_PREFILL = {
+    "llama3-8b": (1, 32, 8, 4096, 128, None, None, None),
+    "gemma2-9b-softcap": (1, 16, 8, 4096, 256, None, 50.0, None),
+    "mistral-7b-window": (1, 32, 8, 8192, 128, (4096, 0), None, None),
+    "deepseek-v2-lite-dv": (1, 16, 16, 4096, 192, None, None, 128),
+}
+
+
+def model_shapes() -> list[Problem]:
+    """MODEL_PREFILL as the problems dispatch keys them (query heads count: B*H is B*Hq; the key
+    holds the window's span and the softcap), so the shipped table names measured winners for
+    them instead of the heuristic's pick."""
+    return [Problem("bf16", d, True, b, hq, s, s, head_dim_v=dv, window=window, softcap=softcap or 0.0)
+            for b, hq, _hkv, s, d, window, softcap, dv in MODEL_PREFILL.values()]
+
+
 def default_suite() -> list[Problem]:
-    return baseline_grid("bf16") + small_shapes() + long_key_shapes() + decode_shapes() + gqa_decode_shapes()
+    return (baseline_grid("bf16") + small_shapes() + long_key_shapes() + decode_shapes() + gqa_decode_shapes()
+            + model_shapes())
 
 
 @dataclass

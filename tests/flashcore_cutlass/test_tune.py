@@ -203,3 +203,12 @@ def test_default_suite_covers_gqa_decoding_as_dispatch_runs_it():
     assert mistral in packed and gqa_key_range(32, 8, 1, 16384, True, True, (4096, 0)) == (16384 - 4097, 16384)
     suite = default_suite()
     assert all(p in suite for p in packed) and len({p.key for p in packed}) == 12
+
+
+def test_model_shapes_are_the_benchmarked_models_as_dispatch_keys_them():
+    from flashcore_cutlass.tune import MODEL_PREFILL, default_suite, model_shapes
+
+    keys = [str(p.key) for p in model_shapes()]
+    assert keys == ["bf16_d128_causal_q4096_k4096_bh32", "bf16_d256_causalsc_q4096_k4096_bh16",
+                    "bf16_d128_causalw8192_q8192_k8192_bh32", "bf16_d192v128_causal_q4096_k4096_bh16"]
+    assert len(MODEL_PREFILL) == 4 and all(p in default_suite() for p in model_shapes())
