@@ -5,7 +5,7 @@ Implementations, timed interleaved round by round (medians over rounds):
 
 - ``flashcore``: attention(q, k, v, causal="bottom_right", window=..., softcap=...): dispatch
   packs each key/value head's group of query heads into the rows of one problem
-  (problem.gqa_key_range; the binding's fwd_pack_gqa);
+  (problem.gqa_packed; the binding's fwd_pack_gqa);
 - ``per_head``: the same call the way it ran before packing: the variant dispatch picks for the
   per-head (masked, bottom-right) problem, one 64-row tile per query head holding one row;
 - ``sdpa``: F.scaled_dot_product_attention(q, k, v, enable_gqa=True); a window as a boolean
@@ -30,7 +30,7 @@ import torch
 
 import flashcore_cutlass as fc
 from flashcore_cutlass.api import SUPPORTED_DTYPES
-from flashcore_cutlass.problem import Problem, gqa_key_range
+from flashcore_cutlass.problem import Problem, gqa_packed
 from flashcore_cutlass.reference import random_qkv, reference_attention
 from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import time_graph
@@ -79,12 +79,12 @@ def bench_case(name: str, rounds: int) -> dict:
     b, hq, hkv, sk, d, window, softcap = CASES[name]
     dtype = torch.bfloat16
     rt = get_runtime()
-    key_range = gqa_key_range(hq, hkv, 1, sk, True, True, window)
+    per_head = Problem(SUPPORTED_DTYPES[dtype], d, True, b, hq, 1, sk, bottom_right=True, window=window,
+                       softcap=softcap or 0.0)
+    packed, *key_range = gqa_packed(per_head, hkv)
     kv_bytes = read_bytes(b, hkv, sk, d, d)
     caches = [random_qkv(b, hq, 1, sk, d, dtype, heads_k=hkv) for _ in range(cache_copies(kv_bytes))]
     q, k, v = caches[0]
-    per_head = Problem(SUPPORTED_DTYPES[dtype], d, True, b, hq, 1, sk, bottom_right=True, window=window,
-                       softcap=softcap or 0.0)
     per_head_choice = rt.registry.choose(per_head)
     run_per_head = mask_runner(rt, per_head)
     mask = visible_mask(sk, key_range, q.device) if window is not None else None
@@ -125,8 +125,7 @@ def bench_case(name: str, rounds: int) -> dict:
     return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen_k": sk, "head_dim": d, "window": window,
             "softcap": softcap, "key_range": key_range, "cache_copies": len(caches),
             "per_head_variant": per_head_choice.variant, "per_head_dispatch": per_head_choice.reason,
-            "packed_key": str(Problem(SUPPORTED_DTYPES[dtype], d, False, b, hkv, hq // hkv,
-                                      key_range[1] - key_range[0], softcap=softcap or 0.0).key),
+            "packed_key": str(packed.key),
             "max_abs_err": errors, "tol": tol, "ok": ok, "rounds_us": per, "graph_us": us,
             "ratio_vs_sdpa": us["flashcore"] / us["sdpa"], "ratio_vs_per_head": us["flashcore"] / us["per_head"],
             "read_gb_per_s": {impl: needed / (t * 1e-6) / 1e9 for impl, t in us.items()}}

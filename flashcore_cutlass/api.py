@@ -46,7 +46,7 @@ import numbers
 import torch
 
 from .op import BOTTOM_RIGHT, NO_MASK, TOP_LEFT
-from .problem import OPEN_SIDE, Problem, gqa_key_range, mask_offsets
+from .problem import OPEN_SIDE, Problem, gqa_packed, mask_offsets
 from .runtime import get_runtime
 from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
 
@@ -346,16 +346,14 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
 def _dispatch(dtype: str, d: int, dv: int, masked: bool, b: int, h: int, hkv: int, sq: int, sk: int, aligned: bool,
               bottom_right: bool, window, softcap: float):
     """The dispatch decision _forward caches per shape: a variant id, or for a decoding call with
-    grouped-query attention (problem.gqa_key_range) (variant id, key_begin, key_end), the variant
-    chosen for the packed problem: B x Hkv heads of G = H / Hkv query rows over the key range,
-    unmasked (its mask is the key range), as the kernels run it."""
-    key_range = gqa_key_range(h, hkv, sq, sk, masked, bottom_right, window)
-    if key_range is None:
-        return get_runtime().variant_id(Problem(dtype, d, masked, b, h, sq, sk, aligned, dv, bottom_right, window,
-                                                softcap or 0.0))
-    begin, end = key_range
-    packed = Problem(dtype, d, False, b, hkv, h // hkv, end - begin, aligned, dv, softcap=softcap or 0.0)
-    return get_runtime().variant_id(packed), begin, end
+    grouped-query attention (problem.gqa_packed) (variant id, key_begin, key_end), the variant
+    chosen for the packed problem as the kernels run it."""
+    problem = Problem(dtype, d, masked, b, h, sq, sk, aligned, dv, bottom_right, window, softcap or 0.0)
+    packed = gqa_packed(problem, hkv)
+    if packed is None:
+        return get_runtime().variant_id(problem)
+    packed_problem, begin, end = packed
+    return get_runtime().variant_id(packed_problem), begin, end
 
 
 def _empty_result(q, dv: int):

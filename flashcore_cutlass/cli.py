@@ -187,6 +187,20 @@ def _parse_shape(text: str):
     return b, h, sq, sk
 
 
+def _as_dispatched(problem, heads_k: int):
+    """The problem dispatch runs for ``problem`` with ``heads_k`` key/value heads: decoding (one
+    query row per head) with grouped-query heads runs packed (problem.gqa_packed), with a key of its
+    own; other problems are keyed by their query heads alone."""
+    from .problem import gqa_packed
+
+    packed = gqa_packed(problem, heads_k)
+    if packed is None:
+        return problem
+    print(f"{problem} with {heads_k} key/value heads runs packed: tuning {packed[0]} (key {packed[0].key})",
+          file=sys.stderr)
+    return packed[0]
+
+
 def cmd_tune(args) -> int:
     from .problem import Problem
     from .registry import build_command
@@ -208,6 +222,16 @@ def cmd_tune(args) -> int:
         problems = [Problem(dt, d, c, b, h, sq, sk, head_dim_v=args.head_dim_v, bottom_right=args.bottom_right,
                             window=window, softcap=args.softcap or 0.0)
                     for (b, h, sq, sk) in args.shape for dt in dtypes for d in dims for c in masks]
+        if args.heads_k is not None:
+            bad = sorted({p.heads for p in problems if p.heads % args.heads_k})
+            if bad:
+                print(f"error: --heads-k {args.heads_k} must divide the query heads H of every --shape, "
+                      f"not {', '.join(map(str, bad))}", file=sys.stderr)
+                return 2
+            problems = [_as_dispatched(p, args.heads_k) for p in problems]
+    elif args.heads_k is not None:
+        print("error: --heads-k needs --shape (the suites hold problems as dispatch keys them)", file=sys.stderr)
+        return 2
     elif args.head_dim_v is not None or args.bottom_right or args.window is not None or args.softcap:
         print("error: --head-dim-v, --bottom-right, --window and --softcap need --shape (the suites have none)",
               file=sys.stderr)
@@ -391,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head-dim", action="append", type=_call_head_dim,
                    help="with --shape: any multiple of 8 up to 256 (padded on the variants of the next larger "
                         "head dim); without: filters the suite (64, 128, 256)")
+    p.add_argument("--heads-k", type=_positive_int, metavar="HKV",
+                   help="with --shape: key/value heads (grouped-query attention); one-query-row shapes are then "
+                        "tuned as the packed problem dispatch runs for them (H / HKV rows over the keys a row sees)")
     p.add_argument("--head-dim-v", type=_call_head_dim,
                    help="with --shape: V's head dim where it differs from Q/K's (e.g. --head-dim 192 --head-dim-v 128)")
     p.add_argument("--causal", dest="causal", action="store_true", default=None)

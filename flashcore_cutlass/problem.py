@@ -46,6 +46,20 @@ def gqa_key_range(heads: int, heads_k: int, seqlen_q: int, seqlen_k: int, masked
     return (begin, end) if begin < end else None
 
 
+def gqa_packed(problem: "Problem", heads_k: int) -> "tuple[Problem, int, int] | None":
+    """(packed problem, key_begin, key_end) that dispatch runs for ``problem`` with ``heads_k``
+    key/value heads (:func:`gqa_key_range`): B x Hkv heads of G = H / Hkv rows over the keys the
+    row sees, unmasked (the mask is the key range); None where packing does not apply."""
+    key_range = gqa_key_range(problem.heads, heads_k, problem.seqlen_q, problem.seqlen_k, problem.causal,
+                              problem.bottom_right, problem.window)
+    if key_range is None:
+        return None
+    begin, end = key_range
+    packed = Problem(problem.dtype, problem.head_dim, False, problem.batch, heads_k, problem.heads // heads_k,
+                     end - begin, problem.aligned16, problem.head_dim_v, softcap=problem.softcap)
+    return packed, begin, end
+
+
 def bucket(n: int) -> int:
     """Round a size up to a power of two: problems in one bucket share a tuned winner."""
     if n < 1:

@@ -222,7 +222,7 @@ class Runtime:
         self.fwd = direct_call(torch.ops.flashcore.fwd.default)
         # The eager hot path's call: no window, softcap, preallocated results or packing.
         self.fwd_dense = direct_call(torch.ops.flashcore.fwd_dense.default)
-        # Decoding with GQA: a group's query heads as the rows of one tile (api: problem.gqa_key_range).
+        # Decoding with GQA: a group's query heads as the rows of one tile (api: problem.gqa_packed).
         self.fwd_pack_gqa = direct_call(torch.ops.flashcore.fwd_pack_gqa.default)
 
     @staticmethod
@@ -248,7 +248,7 @@ class Runtime:
 
     def run_pack_gqa(self, variant: str, q, k, v, scale: float, key_begin: int, key_end: int, softcap: float = 0.0):
         """Run one named unmasked variant on a decoding call with grouped-query attention (one
-        query row per head) as attention() does (:func:`problem.gqa_key_range`): each key/value
+        query row per head) as attention() does (:func:`problem.gqa_packed`): each key/value
         head's group of query heads as the rows of one problem, over keys [key_begin, key_end)."""
         return self.fwd_pack_gqa(self.ids[variant], q, k, v, scale, key_begin, key_end, softcap)
 

@@ -77,13 +77,16 @@ def decode_shapes() -> list[Problem]:
 
 
 def gqa_decode_shapes() -> list[Problem]:
-    """Decoding with grouped-query attention as dispatch runs it (problem.gqa_key_range): each
+    """Decoding with grouped-query attention as dispatch runs it (problem.gqa_packed): each
     key/value head's group of query heads as the rows of one unmasked problem over the keys the
     row sees, (B, Hkv, G rows, keys): Llama-3 / Mistral (32/8 heads) at batch 1 and 8 over 8k and
-    32k keys, Mistral's 4096-key window, Qwen2 (28/4), Gemma-2 (16/8, D256); fp16 and bf16."""
-    shapes = [(128, 1, 8, 4, 8192), (128, 8, 8, 4, 8192), (128, 1, 8, 4, 32768), (128, 4, 8, 4, 4097),
-              (128, 4, 4, 7, 4096), (256, 2, 8, 2, 8192)]
-    return [Problem(dt, d, False, b, h, sq, sk) for dt in ("fp16", "bf16") for d, b, h, sq, sk in shapes]
+    32k keys, Mistral's 4096-key window, Qwen2 (28/4), 16/8 heads at D256 with (Gemma-2) and
+    without a softcap; fp16 and bf16."""
+    shapes = [(128, 1, 8, 4, 8192, 0.0), (128, 8, 8, 4, 8192, 0.0), (128, 1, 8, 4, 32768, 0.0),
+              (128, 4, 8, 4, 4097, 0.0), (128, 4, 4, 7, 4096, 0.0), (256, 2, 8, 2, 8192, 0.0),
+              (256, 2, 8, 2, 8192, 50.0)]
+    return [Problem(dt, d, False, b, h, sq, sk, softcap=cap) for dt in ("fp16", "bf16")
+            for d, b, h, sq, sk, cap in shapes]
 
 
 # Prefill attention of public model families (benchmarks/bench_models.py times them against SDPA):

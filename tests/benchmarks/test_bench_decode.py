@@ -10,7 +10,8 @@ torch = pytest.importorskip("torch")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import bench_decode  # noqa: E402
-from flashcore_cutlass.problem import gqa_key_range  # noqa: E402
+from flashcore_cutlass.problem import Problem, gqa_packed  # noqa: E402
+from flashcore_cutlass.tune import gqa_decode_shapes  # noqa: E402
 
 
 def test_cache_copies_exceed_the_l2():
@@ -32,8 +33,9 @@ def test_visible_mask_is_the_key_range():
 
 
 @pytest.mark.parametrize("name", sorted(bench_decode.CASES))
-def test_every_case_is_a_packed_decoding_call(name):
+def test_every_case_is_a_packed_decoding_call_the_tune_suite_holds(name):
     b, hq, hkv, sk, d, window, softcap = bench_decode.CASES[name]
-    assert hq % hkv == 0 and hq > hkv
-    begin, end = gqa_key_range(hq, hkv, 1, sk, True, True, window)
+    per_head = Problem("bf16", d, True, b, hq, 1, sk, bottom_right=True, window=window, softcap=softcap or 0.0)
+    packed, begin, end = gqa_packed(per_head, hkv)
     assert end == sk and (begin == 0 if window is None else begin == sk - 1 - window[0])
+    assert packed.key in {p.key for p in gqa_decode_shapes()}  # the shipped table has a measured winner

@@ -372,3 +372,24 @@ def test_tune_rejects_bad_mask_parameters(capsys, flags, message):
         main(["tune", "--shape", "1,8,64,8192", *flags])
     assert excinfo.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_tune_heads_k_needs_shapes_it_divides(capsys):
+    """Checked before anything loads (no runtime, no GPU needed)."""
+    assert main(["tune", "--heads-k", "8"]) == 2
+    assert "--heads-k needs --shape" in capsys.readouterr().err
+    assert main(["tune", "--shape", "1,32,1,8192", "--shape", "1,12,1,8192", "--heads-k", "8"]) == 2
+    assert "--heads-k 8 must divide the query heads H of every --shape, not 12" in capsys.readouterr().err
+
+
+def test_tune_heads_k_tunes_decoding_as_dispatch_packs_it(capsys):
+    from flashcore_cutlass.cli import _as_dispatched
+    from flashcore_cutlass.problem import Problem
+
+    decoding = Problem("bf16", 128, True, 1, 32, 1, 8192, bottom_right=True, window=(4096, 0))
+    packed = _as_dispatched(decoding, 8)
+    assert packed == Problem("bf16", 128, False, 1, 8, 4, 4097)
+    assert "runs packed: tuning bf16 B1 H8 Sq4 Sk4097 D128 full (key bf16_d128_full_q4_k8192_bh8)" in \
+        capsys.readouterr().err
+    prefill = Problem("bf16", 128, True, 1, 32, 4096, 4096)
+    assert _as_dispatched(prefill, 8) is prefill  # the key counts query heads; nothing to pack

@@ -135,3 +135,16 @@ def test_gqa_key_range(heads, heads_k, sq, sk, masked, bottom_right, window, exp
     """Packing a group's query heads into rows applies to one query row per head, and turns the
     mask into the keys that row sees (api._mask_offsets's diagonals at Sq = 1)."""
     assert gqa_key_range(heads, heads_k, sq, sk, masked, bottom_right, window) == expected
+
+
+def test_gqa_packed_is_the_problem_the_kernels_run():
+    from flashcore_cutlass.problem import gqa_packed
+
+    gemma = Problem("bf16", 256, True, 2, 16, 1, 8192, bottom_right=True, softcap=50.0, head_dim_v=128)
+    packed, begin, end = gqa_packed(gemma, 8)
+    assert (begin, end) == (0, 8192)
+    assert packed == Problem("bf16", 256, False, 2, 8, 2, 8192, head_dim_v=128, softcap=50.0)
+    assert str(packed.key) == "bf16_d256v128_fullsc_q2_k8192_bh16"
+    assert gqa_packed(gemma, 16) is None  # MHA
+    unaligned = Problem("fp16", 64, False, 1, 8, 1, 100, aligned16=False)
+    assert gqa_packed(unaligned, 1)[0].aligned16 is False  # the layout's dispatch constraint carries over

@@ -196,13 +196,13 @@ def test_default_suite_covers_gqa_decoding_as_dispatch_runs_it():
     from flashcore_cutlass.tune import default_suite, gqa_decode_shapes
 
     packed = gqa_decode_shapes()
-    assert len(packed) == 12 and all(not p.causal and p.seqlen_q < 64 for p in packed)
+    assert len(packed) == 14 and all(not p.causal and p.seqlen_q < 64 for p in packed)
     llama = Problem("bf16", 128, False, 1, 8, 4, 8192)
     assert llama in packed and gqa_key_range(32, 8, 1, 8192, True, True, None) == (0, 8192)
     mistral = Problem("bf16", 128, False, 4, 8, 4, 4097)
     assert mistral in packed and gqa_key_range(32, 8, 1, 16384, True, True, (4096, 0)) == (16384 - 4097, 16384)
     suite = default_suite()
-    assert all(p in suite for p in packed) and len({p.key for p in packed}) == 12
+    assert all(p in suite for p in packed) and len({p.key for p in packed}) == 14
 
 
 def test_model_shapes_are_the_benchmarked_models_as_dispatch_keys_them():
