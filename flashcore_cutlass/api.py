@@ -42,6 +42,8 @@ runs. Eager calls run the same code without the op's dispatcher round trip.
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 
 import torch
 
@@ -353,6 +355,9 @@ def _dispatch(dtype: str, d: int, dv: int, masked: bool, b: int, h: int, hkv: in
     if packed is None:
         return get_runtime().variant_id(problem)
     packed_problem, begin, end = packed
+    if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":  # the registry's line names the packed problem
+        print(f"flashcore dispatch: {problem} with {hkv} key/value heads runs packed: {packed_problem} over keys "
+              f"[{begin}, {end})", file=sys.stderr)
     return get_runtime().variant_id(packed_problem), begin, end
 
 

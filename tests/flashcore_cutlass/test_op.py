@@ -142,6 +142,13 @@ def test_gqa_decoding_dispatches_the_packed_problem(cpu_kernels, hkv, causal, wi
     assert len(api.get_runtime().problems) == 1  # the second call came from the cache
 
 
+def test_print_dispatch_says_a_call_runs_packed(cpu_kernels, monkeypatch, capfd):
+    monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
+    fc.attention(*_qkv(1, 8, 1, 13, hkv=2), causal="bottom_right", window=(5, 0))
+    assert ("flashcore dispatch: bf16 B1 H8 Sq1 Sk13 D64 causal bottom-right window (5, 0) with 2 key/value heads "
+            "runs packed: bf16 B1 H2 Sq4 Sk6 D64 full over keys [7, 13)") in capfd.readouterr().err
+
+
 def test_mha_decoding_and_longer_queries_are_not_packed(cpu_kernels):
     for q, k, v in (_qkv(1, 4, 1, 9), _qkv(1, 8, 2, 9, hkv=2)):
         fc.attention(q, k, v, causal="bottom_right")
