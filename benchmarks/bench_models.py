@@ -1,4 +1,4 @@
-"""The attention shapes of three public model families (prefill), ours against SDPA's default
+"""The attention shapes of four public model families (prefill; tune.MODEL_PREFILL), ours against SDPA's default
 backend and FlexAttention in the same run (interleaved rounds of per-call CUDA-event medians):
 
 - Llama-3-8B style: GQA 32/8 heads, D128, S=4096, causal; plus ours on the same shape as MHA
