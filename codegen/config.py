@@ -325,7 +325,19 @@ def config_from_name(name: str) -> KernelConfig:
         expected = f"{required}-{len(fields)}" if required < len(fields) else f"{len(fields)}"
         raise ValueError(f"variant name {name!r} has {len(tiles)} tile tokens, family {family} needs {expected}")
     kwargs = {}
-    for f, token in zip(fields, tiles):
+    # The required tokens in field order; then each optional axis spelled (at most once, in
+    # field order), found by its abbreviation: a later one may be spelled while an earlier is not.
+    optional = list(fields[required:])
+    for i, token in enumerate(tiles):
+        if i < required:
+            f = fields[i]
+        else:
+            while optional and not token.startswith(optional[0].metadata["abbr"]):
+                optional.pop(0)
+            if not optional:
+                raise ValueError(f"malformed tile token {token!r} in {name!r} (expected one of "
+                                 f"{[o.metadata['abbr'] + '<int>' for o in fields[required:]]})")
+            f = optional.pop(0)
         abbr = f.metadata["abbr"]
         if not token.startswith(abbr) or not token[len(abbr):].isdecimal():
             raise ValueError(f"malformed tile token {token!r} in {name!r} (expected {abbr}<int>)")

@@ -224,6 +224,8 @@ SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
 # variant's compile on one core (cudafe++ 13.6 s, cicc 6.4 s, gcc 1 s; nvcc --time, benchmarks/NOTES.md
 # 2026-11-26 23:12-), so a variant asks for it only when one of its GEMMs needs another N.
 SM90_BASE_WGMMA_N = (8, 16, 32, 64, 96, 128, 192, 256)
+# The most CTAs a portable thread-block cluster holds (split-KV through a cluster).
+SM90_MAX_CLUSTER = 8
 # Shared memory the sm90 kernel reserves beside its tiles (barriers, scheduler ring, alignment):
 # traits.cuh kBarrierBytes, used to decide whether O gets a buffer of its own.
 SM90_BARRIER_BYTES = 2048
@@ -238,8 +240,10 @@ class Sm90Config(KernelConfig):
     1 = intra-warpgroup overlap (the next QK^T is issued before this tile's softmax, FA3
     Algorithm 2); 2 = overlap plus ping-pong between consumer warpgroups. ``persistent`` = 1:
     grid = SM count, tiles handed out statically. ``splits`` > 1 (split-KV, for problems with
-    fewer query tiles than SMs): a cluster of that many CTAs per query tile, each walking its share
-    of the key tiles; the cluster combines the partial results through distributed shared memory.
+    fewer query tiles than SMs): that many CTAs per query tile, each walking its share of the key
+    tiles. ``combine`` = 0: they form a cluster and combine the partial results through distributed
+    shared memory (at most 8, the portable cluster size); 1: no cluster, each writes its partial to
+    global scratch and the last to finish combines them (any split count, no gang launch).
     ``ctas_per_sm`` = 2 (one consumer warpgroup, half the SM's shared memory and registers each):
     two CTAs share an SM, so one's tile edges (Q wait, first QK^T and softmax, epilogue) overlap
     the other's key loop; a persistent grid is then twice the SM count.
@@ -253,6 +257,8 @@ class Sm90Config(KernelConfig):
     splits: int = tile("kv", "CTAs (one cluster) sharing a query tile's key tiles (split-KV)", default=1)
     ctas_per_sm: int = tile("c", "CTAs resident per SM (2: two one-warpgroup CTAs interleave their tiles)",
                             default=1, spell_default=False)
+    combine: int = tile("g", "split-KV combine: 0 through the cluster's shared memory, 1 through global memory "
+                             "(no cluster: any split count)", default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -281,8 +287,9 @@ class Sm90Config(KernelConfig):
         "stages": (2, 3),
         "schedule": (0, 1, 2),
         "persistent": (0, 1),
-        "splits": (1, 2, 4, 8),
+        "splits": (1, 2, 4, 8, 16),
         "ctas_per_sm": (1, 2),
+        "combine": (0, 1),
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -393,6 +400,11 @@ class Sm90Config(KernelConfig):
             errors.append(f"block_n={self.block_n} not a multiple of 16 (wgmma K of the PV product)")
         if self.schedule == 2 and self.consumer_warpgroups < 2:
             errors.append("ping-pong (schedule=2) needs at least 2 consumer warpgroups (block_m >= 128)")
+        if self.combine and self.splits == 1:
+            errors.append("combine=1 (through global memory) is a split-KV combine: it needs splits > 1")
+        if self.splits > SM90_MAX_CLUSTER and not self.combine:
+            errors.append(f"splits={self.splits} > {SM90_MAX_CLUSTER}, the portable cluster size: combine through "
+                          "global memory (combine=1)")
         if self.splits > 1:
             if self.persistent:
                 errors.append("split-KV (splits > 1) runs one query tile per CTA: persistent must be 0")
@@ -428,4 +440,5 @@ class Sm90Config(KernelConfig):
             "is_persistent": "true" if self.persistent else "false",
             "splits": self.splits,
             "ctas_per_sm": self.ctas_per_sm,
+            "split_global": "true" if self.combine else "false",
         }

@@ -149,14 +149,14 @@ void check_arch(Variant const& v, c10::DeviceIndex index, DeviceFacts const& dev
               arch_error(v.info.arch, v.info.min_cc, dev.major, dev.minor), " (device cuda:", num(int64_t(index)), ")");
 }
 
-// Zero-filled device scratch of `bytes` bytes on `stream`, or an undefined tensor when 0. From
-// torch's caching allocator (no cudaMalloc per call); freed when the tensor goes, which is safe
-// on the stream it was used on. Exposed as flashcore::zeroed_workspace for tests.
-at::Tensor zeroed_workspace(int64_t bytes, at::Device device, cudaStream_t stream) {
+// Device scratch of `bytes` bytes, or an undefined tensor when 0. From torch's caching allocator
+// (no cudaMalloc per call); freed when the tensor goes, which is safe on the current stream, the
+// one it is used on. Uninitialised: a variant's run zeroes what must start at zero (a counter),
+// so a call never clears megabytes of partial results it overwrites anyway. Exposed as
+// flashcore::workspace for tests.
+at::Tensor variant_workspace(int64_t bytes, at::Device device) {
   if (bytes <= 0) return at::Tensor();
-  at::Tensor ws = at::empty({bytes}, at::TensorOptions().dtype(at::kByte).device(device));
-  C10_CUDA_CHECK(cudaMemsetAsync(ws.data_ptr(), 0, size_t(bytes), stream));
-  return ws;
+  return at::empty({bytes}, at::TensorOptions().dtype(at::kByte).device(device));
 }
 
 // [first byte, one past the last byte] spanned by a non-empty tensor (torch strides are >= 0).
@@ -418,7 +418,7 @@ std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, Vie
   cudaStream_t const stream = c10::cuda::getCurrentCUDAStream();
   // Kept alive until after the launch; its memory is reused only by later work on this stream.
   at::Tensor const workspace =
-      zeroed_workspace(info.workspace_bytes != nullptr ? int64_t(info.workspace_bytes(p)) : 0, qt.device(), stream);
+      variant_workspace(info.workspace_bytes != nullptr ? int64_t(info.workspace_bytes(p)) : 0, qt.device());
   p.workspace = workspace.defined() ? workspace.data_ptr() : nullptr;
   cudaError_t err = info.run(p, stream);
   TORCH_CHECK(err == cudaSuccess, "flashcore kernel ", info.name, " failed to launch: ", cudaGetErrorString(err));
@@ -465,12 +465,12 @@ std::tuple<at::Tensor, at::Tensor> fwd_pack_gqa(int64_t variant, at::Tensor cons
                   softcap, std::nullopt, std::nullopt, 0, 0, false, false, /*pack_gqa=*/true);
 }
 
-// The test face of zeroed_workspace: `bytes` zero bytes on `like`'s device and current stream
-// (an empty tensor for 0), allocated exactly as fwd allocates a variant's workspace.
-at::Tensor zeroed_workspace_op(at::Tensor const& like, int64_t bytes) {
-  TORCH_CHECK_VALUE(like.is_cuda(), "zeroed_workspace needs a CUDA tensor to name the device");
+// The test face of variant_workspace: `bytes` bytes on `like`'s device (an empty tensor for 0),
+// allocated exactly as fwd allocates a variant's workspace.
+at::Tensor workspace_op(at::Tensor const& like, int64_t bytes) {
+  TORCH_CHECK_VALUE(like.is_cuda(), "workspace needs a CUDA tensor to name the device");
   c10::cuda::CUDAGuard guard(like.device());
-  at::Tensor ws = zeroed_workspace(bytes, like.device(), c10::cuda::getCurrentCUDAStream());
+  at::Tensor ws = variant_workspace(bytes, like.device());
   return ws.defined() ? ws : at::empty({0}, like.options().dtype(at::kByte));
 }
 }  // namespace
@@ -507,13 +507,13 @@ TORCH_LIBRARY(flashcore, m) {
         " float softcap=0.0) -> (Tensor, Tensor)");
   // Launch sm90 kernels as programmatic dependents (on by default); returns the previous setting.
   m.def("set_programmatic_launch(bool enabled) -> bool", &flashcore::set_programmatic_launch);
-  // A variant's workspace as fwd allocates it (zero-filled, torch's caching allocator), for tests.
-  m.def("zeroed_workspace(Tensor like, int bytes) -> Tensor");
+  // A variant's workspace as fwd allocates it (uninitialised, torch's caching allocator), for tests.
+  m.def("workspace(Tensor like, int bytes) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(flashcore, CUDA, m) {
   m.impl("fwd", &flashcore::fwd);
   m.impl("fwd_dense", &flashcore::fwd_dense);
   m.impl("fwd_pack_gqa", &flashcore::fwd_pack_gqa);
-  m.impl("zeroed_workspace", &flashcore::zeroed_workspace_op);
+  m.impl("workspace", &flashcore::workspace_op);
 }

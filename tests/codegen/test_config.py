@@ -18,7 +18,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (41472, 4244)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (103680, 6468)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -47,7 +47,7 @@ def test_tile_fields_per_family():
         "mma": [("block_m", "m"), ("block_n", "n"), ("warps", "w")],
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
         "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p"),
-                 ("splits", "kv"), ("ctas_per_sm", "c")],
+                 ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g")],
     }
 
 
@@ -394,8 +394,35 @@ def test_axis_that_leaves_its_default_out_of_the_name():
     assert config_from_name(one.name) == one and config_from_name(two.name) == two
     with pytest.raises(ValueError, match="not canonical"):
         config_from_name(one.name + "_c1")
-    with pytest.raises(ValueError, match="tile tokens"):
+    with pytest.raises(ValueError, match="malformed tile token 'c2'"):
         config_from_name(one.name + "_c2_c2")
+
+
+def test_split_kv_through_global_memory():
+    """combine=1 came after ctas_per_sm: its names end in _g1 (spelled without _c1), it needs a
+    split, and only it goes past the portable cluster size of 8."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(dtype="bf16", head_dim=128, causal=False, block_m=64, block_n=128, stages=2, schedule=1,
+                persistent=0)
+    cluster, global_ = Sm90Config(**base, splits=8), Sm90Config(**base, splits=8, combine=1)
+    assert global_.name == cluster.name + "_g1" == "fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8_g1"
+    assert config_from_name(global_.name) == global_ and config_from_name(cluster.name) == cluster
+    assert global_.template_params()["split_global"] == "true" and cluster.template_params()["split_global"] == "false"
+    sixteen = Sm90Config(**base, splits=16, combine=1)
+    assert sixteen.is_valid and config_from_name(sixteen.name) == sixteen
+    assert Sm90Config(**base, splits=16).validation_errors() == [
+        "splits=16 > 8, the portable cluster size: combine through global memory (combine=1)"]
+    assert Sm90Config(**base, splits=1, combine=1).validation_errors() == [
+        "combine=1 (through global memory) is a split-KV combine: it needs splits > 1"]
+    # Both optional axes spelled, in field order; out of order or spelled twice is refused.
+    both = "fc_sm90_bf16_d64_full_m64_n128_s2_sch1_p0_kv2_c2_g1"
+    assert config_from_name(both).ctas_per_sm == 2 and config_from_name(both).combine == 1
+    for bad in ("fc_sm90_bf16_d64_full_m64_n128_s2_sch1_p0_kv2_g1_c2", "fc_sm90_bf16_d64_full_m64_n128_s2_sch1_p0_kv2_g1_g1"):
+        with pytest.raises(ValueError, match="malformed tile token"):
+            config_from_name(bad)
+    with pytest.raises(ValueError, match="not canonical"):
+        config_from_name(cluster.name + "_g0")
 
 
 def test_two_ctas_per_sm_validation():

@@ -17,11 +17,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 4244  # SM80 families + sm90
+    assert len(space) == 556 + 6468  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 41472
-    assert sum(not c.is_valid for c in everything) == 356 + 37228
+    assert len(everything) == 912 + 103680
+    assert sum(not c.is_valid for c in everything) == 356 + 97212
 
 
 def test_default_configs_are_valid_and_unique():

@@ -67,7 +67,7 @@ struct FwdParams {
   int total_q, total_k;
   int bottom_right;
   int num_sms;      // SM count of the device (persistent grids); the binding caches it per device
-  void* workspace;  // zero-filled device scratch of the variant's workspace_bytes(), or nullptr
+  void* workspace;  // device scratch of the variant's workspace_bytes() (uninitialised), or nullptr
   // Programmatic dependent launch (sm90 kernels; others ignore it): 1 = launch so that this kernel's
   // prologue may run while the previous kernel on the stream finishes (every thread waits for that
   // kernel's results before it touches global memory), and let the next kernel do the same.
@@ -294,7 +294,8 @@ struct VariantInfo {
   FwdFn run;
   const char* arch;  // the compile target, e.g. "sm_90a" (an "a" target runs on exactly that capability)
   int min_cc;        // compute capability the code needs, major * 10 + minor: 90, 80
-  // Bytes of zero-filled device scratch a call needs (FwdParams::workspace); nullptr = none.
+  // Bytes of device scratch a call needs (FwdParams::workspace), uninitialised: the variant's run
+  // zeroes what must start at zero. nullptr = none.
   size_t (*workspace_bytes)(const FwdParams&);
   // nullptr when the variant can run the call, else a static string saying why not (e.g. TMA
   // alignment); the binding raises it before launching. A nullptr function = runs every call.

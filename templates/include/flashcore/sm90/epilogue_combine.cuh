@@ -18,6 +18,48 @@
 
 namespace flashcore::sm90 {
 
+// One row's combine over kSplits partials, kChunk (8) columns of it: with the partial LSEs
+// (natural log; -inf: a share without keys) and normalised partial O,
+//   LSE = log sum_s exp(LSE_s),   O = sum_s exp(LSE_s - LSE) * O_s.
+// lse(s) reads share s's LSE of the row, o4(s, col) its 4 floats from chunk column col (0 or 4).
+// Returns LSE (+inf when no share saw a key: O = 0 then, as unsplit).
+template <int kSplits, int kChunk, class LoadLse, class LoadO4>
+CUTE_DEVICE float combine_partials(LoadLse const& lse, LoadO4 const& o4, cutlass::Array<float, kChunk>& acc) {
+  static_assert(kChunk == 8, "two 4-float vectors per chunk");
+  float weight[kSplits];
+  float m = -INFINITY;
+  CUTE_UNROLL
+  for (int s = 0; s < kSplits; ++s) {
+    weight[s] = lse(s);
+    m = fmaxf(m, weight[s]);
+  }
+  // Every share is added, also at weight 0: a NaN in a partial O (a NaN value the row sees) must
+  // reach the output, as the unsplit kernel's P.V passes it on.
+  float total_lse = INFINITY;
+  float sum = 0.f;
+  CUTE_UNROLL
+  for (int s = 0; s < kSplits; ++s) {
+    weight[s] = m == -INFINITY ? 0.f : __expf(weight[s] - m);
+    sum += weight[s];
+  }
+  float const inv = sum > 0.f ? 1.f / sum : 0.f;
+  if (sum > 0.f) total_lse = m + __logf(sum);
+  acc.fill(0.f);
+  CUTE_UNROLL
+  for (int s = 0; s < kSplits; ++s) {
+    float const ws = weight[s] * inv;
+    CUTE_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      float4 const v = o4(s, 4 * h);
+      acc[4 * h + 0] += ws * v.x;
+      acc[4 * h + 1] += ws * v.y;
+      acc[4 * h + 2] += ws * v.z;
+      acc[4 * h + 3] += ws * v.w;
+    }
+  }
+  return total_lse;
+}
+
 template <class Traits>
 struct EpilogueSplitCombine {
   using Element = typename Traits::Element;
@@ -87,39 +129,11 @@ struct EpilogueSplitCombine {
       int const row = w.split * kRowsPerCta + item / kChunks;  // in the tile
       int const c = item % kChunks;
       if (row0 + row >= seq.seqlen_q) continue;
-      float weight[kSplits];
-      float m = -INFINITY;
-      CUTE_UNROLL
-      for (int s = 0; s < kSplits; ++s) {
-        weight[s] = ld_cluster_shared(lse_addr[s] + uint32_t(row) * 4u);
-        m = fmaxf(m, weight[s]);
-      }
-      // No key in any share: O = 0, LSE = +inf (as unsplit). Every share is added, also at
-      // weight 0: a NaN in a partial O (a NaN value the row sees) must reach the output, as the
-      // unsplit kernel's P.V passes it on.
-      float total_lse = INFINITY;
-      float sum = 0.f;
-      CUTE_UNROLL
-      for (int s = 0; s < kSplits; ++s) {
-        weight[s] = m == -INFINITY ? 0.f : __expf(weight[s] - m);
-        sum += weight[s];
-      }
-      float const inv = sum > 0.f ? 1.f / sum : 0.f;
-      if (sum > 0.f) total_lse = m + __logf(sum);
       cutlass::Array<float, kChunk> acc;
-      acc.fill(0.f);
-      CUTE_UNROLL
-      for (int s = 0; s < kSplits; ++s) {
-        float const ws = weight[s] * inv;
-        CUTE_UNROLL
-        for (int h = 0; h < 2; ++h) {
-          float4 const v = ld_cluster_shared_v4(o_addr[s] + uint32_t(o_index(row, c * kChunk + 4 * h)) * 4u);
-          acc[4 * h + 0] += ws * v.x;
-          acc[4 * h + 1] += ws * v.y;
-          acc[4 * h + 2] += ws * v.z;
-          acc[4 * h + 3] += ws * v.w;
-        }
-      }
+      float const total_lse = combine_partials<kSplits>(
+          [&](int s) { return ld_cluster_shared(lse_addr[s] + uint32_t(row) * 4u); },
+          [&](int s, int col) { return ld_cluster_shared_v4(o_addr[s] + uint32_t(o_index(row, c * kChunk + col)) * 4u); },
+          acc);
       if (c * kChunk < p.head_dim_v) {
         cutlass::Array<Element, kChunk> out = convert(acc);
         *reinterpret_cast<uint4*>(o_head + int64_t(row0 + row) * p.o_row_stride + c * kChunk) =

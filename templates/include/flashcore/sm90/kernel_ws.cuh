@@ -1,8 +1,9 @@
 // Warp-specialised sm90 attention forward kernel skeleton.
 //   WG0 (producer): setmaxnreg.dec; one warp, one elected lane issues all TMA loads.
 //   WG1..n (consumers): setmaxnreg.inc; wgmma mainloop + online softmax + epilogue, 64 rows each.
-// Split-KV variants launch clusters of kSplits CTAs per query tile (SplitKvTileScheduler) that
-// combine their partial results in the epilogue (EpilogueSplitCombine).
+// Split-KV variants launch kSplits CTAs per query tile that combine their partial results in the
+// epilogue: as a cluster, through distributed shared memory (SplitKvTileScheduler,
+// EpilogueSplitCombine), or through global scratch (SplitKvGlobalTileScheduler, EpilogueSplitGlobal).
 // Parts are template parameters: Mainloop, Epilogue, TileScheduler (the softmax type comes with
 // the mainloop, which owns the accumulator layouts).
 #pragma once
@@ -17,6 +18,7 @@
 #include "flashcore/sm90/common.cuh"
 #include "flashcore/sm90/epilogue.cuh"
 #include "flashcore/sm90/epilogue_combine.cuh"
+#include "flashcore/sm90/epilogue_split_global.cuh"
 #include "flashcore/sm90/mainloop.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 #include "flashcore/sm90/traits.cuh"
@@ -100,18 +102,25 @@ __global__ void __launch_bounds__(Kernel::kThreads, Kernel::Traits::kCtasPerSm)
 // The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t.
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
-          int kSplits = 1, int kCtasPerSm = 1>
+          int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false>
 struct FwdKernel {
   using Traits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
                               kPingpong, kPersistent, kSplits, kCtasPerSm>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
-  // Split-KV: a cluster of kSplits CTAs per query tile.
+  // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
+  static_assert(!kSplitGlobal || kSplits > 1, "a global combine is a split-KV combine");
+  static constexpr bool kCluster = kSplits > 1 && !kSplitGlobal;
   using Scheduler = std::conditional_t<
-      (kSplits > 1), SplitKvTileScheduler<kCausal, kSplits>,
+      kSplitGlobal, SplitKvGlobalTileScheduler<kCausal, kSplits>,
+      std::conditional_t<kCluster, SplitKvTileScheduler<kCausal, kSplits>,
       std::conditional_t<!kPersistent, PlainTileScheduler<kCausal>,
                          std::conditional_t<kCausal, DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
-                                            StaticPersistentTileScheduler<kCausal>>>>;
-  using Epilogue = std::conditional_t<(kSplits > 1), EpilogueSplitCombine<Traits>, EpilogueTmaStore<Traits>>;
+                                            StaticPersistentTileScheduler<kCausal>>>>>;
+  using Epilogue = std::conditional_t<kSplitGlobal, EpilogueSplitGlobal<Traits>,
+                                      std::conditional_t<kCluster, EpilogueSplitCombine<Traits>, EpilogueTmaStore<Traits>>>;
+  using SplitWorkspace = SplitGlobalWorkspace<kSplits, kBlockM, kHeadDim>;
+  // The global combine's scratch grows with the query tiles; it serves problems of few of them.
+  static constexpr size_t kMaxSplitWorkspace = size_t(512) << 20;
   using Kernel = KernelWS<Traits, MainloopTmaWgmma<Traits>, Epilogue, Scheduler>;
 
   // TMA tensor maps need 16-byte aligned base addresses and 16-byte multiple strides.
@@ -127,20 +136,36 @@ struct FwdKernel {
 
   // Why this variant cannot run a call (nullptr: it can).
   static char const* can_implement(FwdParams const& p) {
-    return tma_compatible(p) ? nullptr
-                             : "the sm90 kernels load through TMA, which needs 16-byte aligned q/k/v/o pointers and "
-                               "strides that are multiples of 16 bytes";
+    if (!tma_compatible(p))
+      return "the sm90 kernels load through TMA, which needs 16-byte aligned q/k/v/o pointers and strides that are "
+             "multiples of 16 bytes";
+    if (kSplitGlobal && workspace_bytes(p) > kMaxSplitWorkspace)
+      return "this split-KV variant combines through global scratch, which would exceed 512 MB for the call's query "
+             "tiles: it serves problems with few query tiles";
+    return nullptr;
   }
 
-  // Device scratch the call needs, zero-filled by the caller (the dynamic scheduler's tile counter).
+  // Device scratch the call needs (uninitialised; run() zeroes what must start at zero): the
+  // dynamic scheduler's tile counter, or the global split-KV combine's counters and partials.
   static size_t workspace_bytes(FwdParams const& p) {
-    return Scheduler::workspace_bytes(make_tile_geometry<kBlockM>(p));
+    TileGeometry const g = make_tile_geometry<kBlockM>(p);
+    if constexpr (kSplitGlobal) return SplitWorkspace::bytes(g);
+    else return Scheduler::workspace_bytes(g);
+  }
+  static size_t zeroed_workspace_bytes(FwdParams const& p) {
+    TileGeometry const g = make_tile_geometry<kBlockM>(p);
+    if constexpr (kSplitGlobal) return SplitWorkspace::zeroed_bytes(g);
+    else return Scheduler::workspace_bytes(g);
   }
 
   static cudaError_t run(FwdParams const& p, cudaStream_t stream) {
     if (p.batch <= 0 || p.heads <= 0 || p.seqlen_q <= 0) return cudaSuccess;
     if (!tma_compatible(p)) return cudaErrorInvalidValue;
     if (workspace_bytes(p) > 0 && p.workspace == nullptr) return cudaErrorInvalidValue;
+    if (size_t const zeroed = zeroed_workspace_bytes(p); zeroed > 0) {
+      cudaError_t const z = cudaMemsetAsync(p.workspace, 0, zeroed, stream);
+      if (z != cudaSuccess) return z;
+    }
     auto params = Traits::make_params(p);
     auto kernel = &kernel_entry<Kernel>;
     constexpr int smem = Traits::kSmemBytes;
@@ -160,7 +185,7 @@ struct FwdKernel {
     dim3 grid = Scheduler::grid(params.geo, num_sms * kCtasPerSm);  // persistent: every resident CTA
     cudaLaunchAttribute attr[2];
     unsigned num_attrs = 0;
-    if constexpr (kSplits > 1) {
+    if constexpr (kCluster) {
       dim3 const cluster = Scheduler::cluster();
       attr[num_attrs].id = cudaLaunchAttributeClusterDimension;
       attr[num_attrs].val.clusterDim.x = cluster.x;
@@ -187,10 +212,10 @@ struct FwdKernel {
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
-          int kCtasPerSm = 1>
+          int kCtasPerSm = 1, bool kSplitGlobal = false>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong, kSplits, kCtasPerSm>::run(p, stream);
+                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

@@ -84,7 +84,7 @@ struct StaticPersistentTileScheduler {
 };
 
 // Dynamic persistent (causal): grid = min(tiles, SMs); CTA b starts with tile b, then the
-// producer claims the next tile from a zero-filled global counter (workspace) as soon as it has
+// producer claims the next tile from a global counter (workspace, zeroed at launch) as soon as it has
 // issued the loads of its current one, so an SM that drew short tiles takes more of them (the
 // longest-first order makes this LPT-like). The claimed index travels to the consumers through
 // a 2-slot smem ring guarded by mbarriers: full (1 producer arrival), empty (one per consumer warp).
@@ -148,6 +148,21 @@ struct SplitKvTileScheduler : PlainTileScheduler<kReverseM> {
   CUTE_DEVICE WorkTile initial() const {
     WorkTile w = decode_tile<kReverseM>(this->g, int(blockIdx.x) / kSplits);
     w.split = int(blockIdx.x) % kSplits;  // = the CTA's rank in its cluster
+    return w;
+  }
+};
+
+// Split-KV without a cluster: kSplits CTAs per query tile, adjacent in x, each walking its share
+// of the tile's key tiles; they combine through global memory (EpilogueSplitGlobal), so any
+// split count works and the CTAs need not be co-scheduled.
+template <bool kReverseM, int kSplits>
+struct SplitKvGlobalTileScheduler : PlainTileScheduler<kReverseM> {
+  static_assert(kSplits >= 2);
+  using PlainTileScheduler<kReverseM>::PlainTileScheduler;
+  static dim3 grid(TileGeometry const& g, int /*num_sms*/) { return dim3(unsigned(g.num_tiles * kSplits), 1, 1); }
+  CUTE_DEVICE WorkTile initial() const {
+    WorkTile w = decode_tile<kReverseM>(this->g, int(blockIdx.x) / kSplits);
+    w.split = int(blockIdx.x) % kSplits;
     return w;
   }
 };
