@@ -226,6 +226,12 @@ SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
 SM90_BASE_WGMMA_N = (8, 16, 32, 64, 96, 128, 192, 256)
 # The most CTAs a portable thread-block cluster holds (split-KV through a cluster).
 SM90_MAX_CLUSTER = 8
+# Split-KV through global memory: its scratch (fp32 partial O and LSE per share of every query
+# tile) grows with the query tiles; past this the variant refuses the call (kernel_ws.cuh
+# kMaxSplitWorkspace, the same words), so dispatch keeps it to problems with few query tiles.
+SM90_MAX_SPLIT_WORKSPACE = 2 << 30
+SM90_SPLIT_WORKSPACE_REASON = ("this split-KV variant combines through global scratch, which would exceed 2 GB for "
+                               "the call's query tiles: it serves problems with few query tiles")
 # Shared memory the sm90 kernel reserves beside its tiles (barriers, scheduler ring, alignment):
 # traits.cuh kBarrierBytes, used to decide whether O gets a buffer of its own.
 SM90_BARRIER_BYTES = 2048
@@ -325,17 +331,26 @@ class Sm90Config(KernelConfig):
     # 5-minute build bound: the one-CTA 64x128 D64 tile for non-causal problems only, the D64
     # 128x128 tiles for causal ones only (neither won a key of the other mask in the shipped table
     # of d29b68f).
+    # Split-KV through global memory (combine = 1; benchmarks/NOTES.md, 2026-11-27 02:22-, call 1,
+    # tuner us, bf16): 8 CTAs a query tile without a cluster beat the cluster of 8 on the packed GQA
+    # decoding problems with the fewest query tiles: Llama-3 (1, 8, 4 rows, 32768 keys) 52.0 against
+    # 58.8, Qwen2's (4, 4, 7, 4096) 12.9 against 18.4, (4, 8, 4, 8192) 32.3 against 36.6, Gemma-2's
+    # D256 (2, 8, 2, 8192) 51.5 against the cluster of 4's 59.1; 16 CTAs (past the cluster limit)
+    # won (1, 8, 4, 8192): 13.3 against 14.5. Non-causal (the packed problems are unmasked).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
-             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
+             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4),
+             (64, 128, 2, 1, 0, 8, 1, 1)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
-              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
+              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1), (64, 128, 2, 1, 0, 16, 1, 1)],
         192: [(128, 80, 2, 2, 1, 1)],
-        256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4)],
+        256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4), (64, 64, 2, 1, 0, 8, 1, 1)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (128, 128, 2, 1, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1)): True,
+        (64, (64, 128, 2, 1, 0, 8, 1, 1)): False, (128, (64, 128, 2, 1, 0, 8, 1, 1)): False,
+        (128, (64, 128, 2, 1, 0, 16, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
@@ -423,6 +438,25 @@ class Sm90Config(KernelConfig):
 
     def build_seconds(self) -> float:
         return self.BUILD_SECONDS_EXTENDED_SHAPES if self.extended_wgmma_shapes else self.BUILD_SECONDS
+
+    def workspace_bytes(self, batch: int, heads: int, seqlen_q: int) -> int:
+        """Device scratch of a call (kernel_ws.cuh workspace_bytes): the split-KV global combine's
+        counters and partials (SplitGlobalWorkspace), the dynamic scheduler's counter, or none."""
+        tiles = -(-seqlen_q // self.block_m) * heads * batch
+        if self.combine:
+            def aligned(n: int) -> int:
+                return -(-n // 256) * 256
+
+            return aligned(4 * tiles) + aligned(4 * tiles * self.splits * self.block_m) + \
+                4 * tiles * self.splits * self.block_m * self.head_dim
+        return 4 if self.persistent and self.causal else 0
+
+    def can_implement(self, problem) -> str | None:
+        why = super().can_implement(problem)
+        if why is None and self.combine and \
+                self.workspace_bytes(problem.batch, problem.heads, problem.seqlen_q) > SM90_MAX_SPLIT_WORKSPACE:
+            return SM90_SPLIT_WORKSPACE_REASON
+        return why
 
     @property
     def extended_wgmma_shapes(self) -> bool:

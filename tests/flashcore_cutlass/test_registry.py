@@ -99,7 +99,7 @@ def test_heuristic_ties_broken_by_name():
     a, b = pipelined(stages=1), pipelined(stages=3)
     assert Registry(hashes(b, a)).choose(problem()).variant == min(a, b) == a
     rank = heuristic_rank(PipelinedConfig(**BF16_CAUSAL, block_m=128, block_n=64, warps=4, stages=2), problem())
-    assert rank == (-3, 0, 0, 0, 0, 0, 0, 0, pipelined())
+    assert rank == (-3, 0, 0, 0, 0, 0, 0, 0, 0, pipelined())
 
 
 def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():
@@ -427,3 +427,39 @@ def test_heuristic_picks_split_kv_for_short_queries_over_long_keys():
     small_gpu = Environment("a GPU of 32 SMs", 32, "12.8", "2.8.0", "4.2.0.0")
     p = Problem(**short, seqlen_q=64, seqlen_k=8192)
     assert Registry(hashes(*names), env=small_gpu).choose(p).variant == sm90(64, 128, 2)
+
+
+def test_heuristic_prefers_the_global_combine_among_splits_of_one_size():
+    """Of two split variants of the preferred size, the one combining through global memory; it
+    does not pull a problem that wants fewer splits (or none) to its larger size."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(splits, combine=0, m=64, persistent=0):
+        return Sm90Config(dtype="bf16", head_dim=128, causal=False, block_m=m, block_n=128, stages=2, schedule=1,
+                          persistent=persistent, splits=splits, combine=combine).name
+
+    names = [sm90(2), sm90(4), sm90(8), sm90(8, 1), sm90(16, 1), sm90(1, m=128, persistent=1)]
+    reg = Registry(hashes(*names))
+    short = dict(dtype="bf16", head_dim=128, causal=False, batch=1, heads=8)
+    assert reg.choose(Problem(**short, seqlen_q=64, seqlen_k=8192)).variant == sm90(8, 1)
+    assert reg.choose(Problem(**short, seqlen_q=128, seqlen_k=4096)).variant == sm90(4)
+    assert reg.choose(Problem(**short, seqlen_q=1024, seqlen_k=1024)).variant == sm90(1, m=128, persistent=1)
+
+
+def test_global_combine_refuses_calls_whose_scratch_is_too_large():
+    """Its scratch (fp32 partial O per share of every query tile) is bounded: past 2 GB dispatch
+    skips the variant, with the kernel's own reason."""
+    from flashcore_codegen.families import SM90_SPLIT_WORKSPACE_REASON, Sm90Config
+
+    cfg = Sm90Config(dtype="bf16", head_dim=128, causal=False, block_m=64, block_n=128, stages=2, schedule=1,
+                     persistent=0, splits=16, combine=1)
+    # (1, 8, 4 rows, 32768 keys): 8 query tiles of 16 shares of 64 x 128 floats, counters and LSEs.
+    assert cfg.workspace_bytes(1, 8, 4) == 256 + 8 * 16 * 64 * 4 + 8 * 16 * 64 * 128 * 4
+    assert cfg.can_implement(Problem("bf16", 128, False, 1, 8, 4, 32768)) is None
+    big = Problem("bf16", 128, False, 4, 32, 4096, 4096)  # 8192 query tiles: 4.3 GB
+    assert cfg.can_implement(big) == SM90_SPLIT_WORKSPACE_REASON
+    names = [cfg.name, Sm90Config(dtype="bf16", head_dim=128, causal=False, block_m=128, block_n=128, stages=2,
+                                  schedule=1, persistent=1, splits=1).name]
+    assert Registry(hashes(*names)).choose(big).variant == names[1]
+    assert Sm90Config(dtype="bf16", head_dim=128, causal=True, block_m=128, block_n=128, stages=2, schedule=1,
+                      persistent=1, splits=1).workspace_bytes(4, 32, 4096) == 4

@@ -119,8 +119,9 @@ struct FwdKernel {
   using Epilogue = std::conditional_t<kSplitGlobal, EpilogueSplitGlobal<Traits>,
                                       std::conditional_t<kCluster, EpilogueSplitCombine<Traits>, EpilogueTmaStore<Traits>>>;
   using SplitWorkspace = SplitGlobalWorkspace<kSplits, kBlockM, kHeadDim>;
-  // The global combine's scratch grows with the query tiles; it serves problems of few of them.
-  static constexpr size_t kMaxSplitWorkspace = size_t(512) << 20;
+  // The global combine's scratch grows with the query tiles; it serves problems of few of them
+  // (codegen/families.py SM90_MAX_SPLIT_WORKSPACE and its reason mirror this for dispatch).
+  static constexpr size_t kMaxSplitWorkspace = size_t(2) << 30;
   using Kernel = KernelWS<Traits, MainloopTmaWgmma<Traits>, Epilogue, Scheduler>;
 
   // TMA tensor maps need 16-byte aligned base addresses and 16-byte multiple strides.
@@ -140,7 +141,7 @@ struct FwdKernel {
       return "the sm90 kernels load through TMA, which needs 16-byte aligned q/k/v/o pointers and strides that are "
              "multiples of 16 bytes";
     if (kSplitGlobal && workspace_bytes(p) > kMaxSplitWorkspace)
-      return "this split-KV variant combines through global scratch, which would exceed 512 MB for the call's query "
+      return "this split-KV variant combines through global scratch, which would exceed 2 GB for the call's query "
              "tiles: it serves problems with few query tiles";
     return nullptr;
   }
