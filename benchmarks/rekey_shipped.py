@@ -1,0 +1,107 @@
+"""Carry the shipped table's rows over a source change that leaves the kernels' machine code as it was.
+
+A row is valid only against the source hash it was measured with; a header edit that changes no
+kernel (a new part used by new variants only, a comment, host code) changes every hash of the
+family all the same. When the SASS of every kernel in the build the rows were measured on is
+byte-identical in a build of the current source, the rows measured the same binaries, and this
+script moves them to the current hashes (refusing otherwise, naming the kernels that differ):
+
+    python benchmarks/rekey_shipped.py OLD_BUILD_DIR NEW_BUILD_DIR --commit $(git rev-parse --short=12 HEAD)
+
+Each build dir holds flashcore_ext.so and its manifest (manifest.json or build_manifest.json, as
+`device_run.sh` with KEEP_BUILD=1 returns them). Needs cuobjdump (CUDA's, or the copy triton ships).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = ROOT / "flashcore_cutlass" / "data" / "tuned_h100.json"
+
+
+def cuobjdump() -> str:
+    found = shutil.which("cuobjdump")
+    if found:
+        return found
+    try:
+        import triton  # its NVIDIA backend ships cuobjdump
+
+        path = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+        if path.exists():
+            return str(path)
+    except ImportError:
+        pass
+    sys.exit("error: cuobjdump not found (install the CUDA toolkit, or triton, which ships a copy)")
+
+
+def kernels(so: Path) -> dict[str, str]:
+    """Kernel name -> its SASS text, from `cuobjdump -sass`."""
+    text = subprocess.run([cuobjdump(), "-sass", str(so)], check=True, capture_output=True, text=True).stdout
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines(keepends=True):
+        m = re.match(r"\s*Function : (\S+)", line)
+        if m:
+            current = m.group(1)
+            if current in out:
+                sys.exit(f"error: kernel {current} appears twice in {so}")
+            out[current] = []
+        elif current is not None:
+            out[current].append(line)
+    return {name: "".join(lines) for name, lines in out.items()}
+
+
+def manifest(build: Path) -> dict[str, dict]:
+    for name in ("manifest.json", "build_manifest.json"):
+        if (build / name).exists():
+            return json.loads((build / name).read_text())["variants"]
+    sys.exit(f"error: no manifest.json or build_manifest.json in {build}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("old_build", type=Path, help="the build the shipped rows were measured on")
+    ap.add_argument("new_build", type=Path, help="a build of the current source")
+    ap.add_argument("--commit", required=True, help="the commit of the current source (recorded in the provenance)")
+    args = ap.parse_args()
+
+    old, new = kernels(args.old_build / "flashcore_ext.so"), kernels(args.new_build / "flashcore_ext.so")
+    differ = sorted(n for n in old if new.get(n) != old[n])
+    if differ:
+        print(f"{len(differ)} of {len(old)} kernels differ or are gone; nothing re-keyed:", *differ[:20], sep="\n  ")
+        return 1
+    old_hashes, new_hashes = manifest(args.old_build), manifest(args.new_build)
+    table = json.loads(TABLE.read_text())
+    moved = 0
+    for row in table["rows"]:
+        variant = row["variant"]
+        if old_hashes.get(variant, {}).get("source_hash") != row["source_hash"]:
+            print(f"error: row {variant} @ {row['problem_key']} was not measured on the old build (hash "
+                  f"{row['source_hash']})", file=sys.stderr)
+            return 1
+        if variant not in new_hashes:
+            print(f"error: {variant} is not in the new build", file=sys.stderr)
+            return 1
+        if new_hashes[variant]["source_hash"] != row["source_hash"]:
+            row["source_hash"] = new_hashes[variant]["source_hash"]
+            moved += 1
+    table["provenance"]["rekeyed_at"] = args.commit
+    table["provenance"]["rekeyed_because"] = (f"the SASS of all {len(old)} kernels of the build the rows were measured "
+                                              f"on is byte-identical in the build of {args.commit}")
+    lines = [json.dumps(r) for r in sorted(table["rows"], key=lambda r: (r["variant"], r["problem_key"]))]
+    head = {k: v for k, v in table.items() if k != "rows"}
+    body = json.dumps(head, indent=1)[:-2] + ',\n "rows": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
+    TABLE.write_text(body)
+    print(f"{len(old)} kernels identical; {moved} of {len(table['rows'])} rows moved to the current source hashes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
