@@ -31,7 +31,8 @@ Among the candidates:
      picks the measured winner of every long-key shape the tuner knows, and came within 10 %
      of the best cluster size at 14 untuned ones: benchmarks/NOTES.md, 2026-11-26 23:12-);
      of split variants of that size, the one combining through global memory rather than a
-     cluster (``SPLIT_KV_COMBINE``);
+     cluster where Sq <= ``SPLIT_KV_GLOBAL_MAX_ROWS`` (the last CTA combines every row), else
+     the cluster;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
      (the middle of each axis), unless the family names other sizes for the head dim
      (``HEURISTIC_TILES``, each with its measurement);
@@ -78,10 +79,12 @@ SMALL_SEQLEN_Q = 64
 # against kv4 6.8 / 8.2).
 SPLIT_KV_SIZES = (2, 4, 8)  # the cluster sizes of the splits axis
 SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a cluster keeps at least (a cluster costs about two)
-# Of split variants of one size, those combining through global memory (combine = 1, no cluster):
-# at 8 CTAs a query tile they beat the cluster on 4 of the 5 packed GQA decoding problems tuned
-# (9-30 % faster; 11 % slower at (1, 8, 4 rows, 8192 keys); benchmarks/NOTES.md, 2026-11-27 02:22-).
-SPLIT_KV_COMBINE = 1
+# Of split variants of one size, those combining through global memory (combine = 1, no cluster)
+# where a query tile holds few rows (a packed GQA decoding problem): at 8 CTAs a query tile they beat
+# the cluster on 4 of the 5 such problems tuned with 2-8 rows (10-30 % faster; 14 % slower at
+# (1, 8, 4 rows, 8192 keys)), while with whole 64-row tiles the last CTA's serial combine lost by
+# 35-45 % ((1, 8, 64, 8192): benchmarks/NOTES.md, 2026-11-27 02:22-, calls 1 and 3).
+SPLIT_KV_GLOBAL_MAX_ROWS = 8
 # SM count assumed where dispatch has no environment (CPU tools): the H100 SXM's.
 DEFAULT_SM_COUNT = 132
 
@@ -163,7 +166,8 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     key = problem.key if isinstance(problem, Problem) else problem
     splits = preferred_splits(key, sm_count)
     preferred = {"block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
-                 "ctas_per_sm": 1, "splits": splits, "combine": SPLIT_KV_COMBINE if splits > 1 else 0,
+                 "ctas_per_sm": 1, "splits": splits,
+                 "combine": int(splits > 1 and key.seqlen_q <= SPLIT_KV_GLOBAL_MAX_ROWS),
                  **PREFERRED_TILES,
                  **config.HEURISTIC_TILES.get(config.head_dim, {})}
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key

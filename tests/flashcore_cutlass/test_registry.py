@@ -429,8 +429,9 @@ def test_heuristic_picks_split_kv_for_short_queries_over_long_keys():
     assert Registry(hashes(*names), env=small_gpu).choose(p).variant == sm90(64, 128, 2)
 
 
-def test_heuristic_prefers_the_global_combine_among_splits_of_one_size():
-    """Of two split variants of the preferred size, the one combining through global memory; it
+def test_heuristic_prefers_the_global_combine_for_few_rows():
+    """Of two split variants of the preferred size, the one combining through global memory where
+    a query tile holds few rows (its last CTA combines every row), the cluster for whole tiles; it
     does not pull a problem that wants fewer splits (or none) to its larger size."""
     from flashcore_codegen.families import Sm90Config
 
@@ -441,7 +442,9 @@ def test_heuristic_prefers_the_global_combine_among_splits_of_one_size():
     names = [sm90(2), sm90(4), sm90(8), sm90(8, 1), sm90(16, 1), sm90(1, m=128, persistent=1)]
     reg = Registry(hashes(*names))
     short = dict(dtype="bf16", head_dim=128, causal=False, batch=1, heads=8)
-    assert reg.choose(Problem(**short, seqlen_q=64, seqlen_k=8192)).variant == sm90(8, 1)
+    assert reg.choose(Problem(**short, seqlen_q=4, seqlen_k=8192)).variant == sm90(8, 1)
+    assert reg.choose(Problem(**short, seqlen_q=8, seqlen_k=8192)).variant == sm90(8, 1)
+    assert reg.choose(Problem(**short, seqlen_q=64, seqlen_k=8192)).variant == sm90(8)
     assert reg.choose(Problem(**short, seqlen_q=128, seqlen_k=4096)).variant == sm90(4)
     assert reg.choose(Problem(**short, seqlen_q=1024, seqlen_k=1024)).variant == sm90(1, m=128, persistent=1)
 
