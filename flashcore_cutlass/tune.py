@@ -7,6 +7,7 @@ variant that is wrong on one of them must not keep winning on an older passing r
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from dataclasses import dataclass, field
@@ -29,6 +30,26 @@ LSE_RTOL = 1e-3
 # Below this, one call's GPU time is comparable to the launch overhead from Python: time
 # CUDA-graph replays instead, so the table ranks kernels rather than host jitter.
 GRAPH_BELOW_US = 300.0
+
+
+# Decoding problems (at most this many query rows per head, or per packed GQA group) read their K/V
+# from HBM in a model: the KV cache of every layer is far beyond the 50 MB L2. Timed on one K/V that
+# stays in L2 they favour variants that pay a fixed cost per call to read faster from L2: the global
+# split-KV combine won (1, 8, 4 rows, 8192 keys) by 1.1 us warm and lost it by 0.6 us from HBM
+# (benchmarks/NOTES.md, 2026-11-27 02:22-, calls 3-4). Their calls cycle through copies of K/V
+# spanning at least COLD_KV_BYTES, as benchmarks/bench_decode.py times them.
+COLD_KV_MAX_ROWS = 16
+COLD_KV_BYTES = 200 << 20
+
+
+def cold_kv_copies(problem: Problem) -> int:
+    """How many K/V copies the tuner's timed calls cycle through: 1 (warm) unless ``problem`` is
+    decoding-like (seqlen_q <= COLD_KV_MAX_ROWS), then enough to span COLD_KV_BYTES (at least 2)."""
+    if problem.seqlen_q > COLD_KV_MAX_ROWS:
+        return 1
+    elem = 2  # fp16 / bf16
+    kv_bytes = problem.batch * problem.heads * problem.seqlen_k * elem * (problem.head_dim + problem.value_head_dim)
+    return max(2, -(-COLD_KV_BYTES // max(kv_bytes, 1)))
 
 
 def time_variant(fn, reps: int, min_ms: float = 0.0, warmup_ms: float = 0.0) -> Timing:
@@ -187,6 +208,12 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
     result = ProblemResult(problem, sdpa_err)
     scale = 1.0 / math.sqrt(problem.head_dim)
     run = mask_runner(rt, problem)
+    # K/V copies the timed calls cycle through (cold_kv_copies; the check above used the first).
+    kvs = [(k, v)] + [(k.clone(), v.clone()) for _ in range(cold_kv_copies(problem) - 1)]
+
+    def timed(name):
+        turn = itertools.count()
+        return lambda: run(name, q, *kvs[next(turn) % len(kvs)], scale)
 
     # Pass 1: correctness, then a quick timing of each correct candidate.
     for name in rt.registry.candidates(problem):
@@ -198,7 +225,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
             # At once, not with the records at the end: a crash later must not leave it winning.
             table.forget(name, problem.key, rt.env, rt.hashes[name])
             continue
-        t = time_variant(lambda: run(name, q, k, v, scale), reps=quick_reps)
+        t = time_variant(timed(name), reps=quick_reps)
         cand.median_us, cand.spread_us, cand.samples = t.median_us, t.spread_us, t.samples
 
     # Pass 2: careful timing of the best few; the rest keep their quick numbers.
@@ -207,8 +234,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
         finalists = [c for c in ok[:careful_keep] if c.median_us <= drop_factor * ok[0].median_us]
         for _round in range(3):  # interleaved rounds: drift hits every finalist alike
             for cand in finalists:
-                t = time_variant(lambda: run(cand.variant, q, k, v, scale), reps=10, min_ms=careful_ms / 3,
-                                 warmup_ms=warmup_ms)
+                t = time_variant(timed(cand.variant), reps=10, min_ms=careful_ms / 3, warmup_ms=warmup_ms)
                 cand.careful_times.append(t.median_us)
                 cand.spread_us = max(cand.spread_us if cand.careful else 0.0, t.spread_us)
                 cand.careful = True

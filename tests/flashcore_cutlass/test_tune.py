@@ -87,6 +87,42 @@ def test_warmup_applies_to_the_careful_timings_only(rt, table):
     assert rt.warmups == [0.0, 500.0, 500.0, 500.0]
 
 
+def test_decoding_problems_are_timed_on_rotating_kv_copies(rt, table, monkeypatch):
+    """Few query rows (decoding): the timed calls cycle through K/V copies spanning 200 MB, so each
+    reads its K/V from HBM as in a model; the correctness check and other problems use one K/V."""
+    from flashcore_cutlass.tune import COLD_KV_BYTES, cold_kv_copies
+
+    llama = Problem("bf16", 128, False, 1, 8, 4, 8192)  # 33.5 MB of K/V: 7 copies
+    assert cold_kv_copies(llama) == -(-COLD_KV_BYTES // (8 * 8192 * 2 * 256)) == 7
+    assert cold_kv_copies(Problem("bf16", 128, False, 1, 8, 4, 32768 * 4)) == 2  # one copy is past 200 MB
+    assert cold_kv_copies(Problem("bf16", 128, False, 1, 8, 17, 8192)) == 1
+    assert cold_kv_copies(PROBLEM) == 1  # 64 rows
+
+    seen = []
+    real_run = rt.run
+
+    def run(variant, q, k, v, scale, out=None, lse=None):
+        seen.append(k.data_ptr())
+        return real_run(variant, q, k, v, scale)
+
+    monkeypatch.setattr(rt, "run", run)
+
+    def three_calls(fn, reps, min_ms=0.0, warmup_ms=0.0):
+        for _ in range(3):
+            fn()
+        return Timing(TIMES_US[rt.calls[-1]], 1.0, 10)
+
+    monkeypatch.setattr(tune_module, "time_variant", three_calls)
+    decode = Problem("bf16", 64, False, 1, 2, 4, 64)  # tiny: max(2, ...) copies would be thousands
+    monkeypatch.setattr(tune_module, "COLD_KV_BYTES", 3 * 2 * 64 * 2 * 128)  # 3 copies of its K/V
+    assert tune_module.cold_kv_copies(decode) == 3
+    tune_problem(rt, table, decode, log=lambda m: None)
+    # GOOD's check on the K/V it was made with, then its quick timing's three calls on copies 0 (that
+    # K/V), 1 and 2; then BAD's check (rejected); then GOOD's careful rounds, cycling on.
+    assert seen[1] == seen[0] and len(set(seen[1:4])) == 3 and seen[4] == seen[0]
+    assert len(seen) == 5 + 3 * 3 and set(seen[5:]) == set(seen[1:4])
+
+
 def test_rejected_candidate_loses_its_older_passing_row(rt, table):
     key = PROBLEM.key
     # An older build of BAD (same hash: same source) once passed on another shape of the key.
