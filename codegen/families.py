@@ -331,27 +331,28 @@ class Sm90Config(KernelConfig):
     # 5-minute build bound: the one-CTA 64x128 D64 tile for non-causal problems only, the D64
     # 128x128 tiles for causal ones only (neither won a key of the other mask in the shipped table
     # of d29b68f).
-    # Split-KV through global memory (combine = 1; benchmarks/NOTES.md, 2026-11-27 02:22-, calls 1 and
-    # 3, tuner us, bf16): 8 CTAs a query tile without a cluster beat the cluster of 8 on the packed GQA
-    # decoding problems, whose tiles hold 2-8 rows: Llama-3 (1, 8, 4 rows, 32768 keys) 51.5 against
-    # 57.2, Qwen2's (4, 4, 7, 4096) 12.9 against 18.4, Gemma-2's D256 (2, 8, 2, 8192) 51.6 against the
-    # cluster of 4's 59.1; 16 CTAs (past the cluster limit) won (1, 8, 4, 8192): 13.0 against 14.1.
-    # With whole 64-row tiles the last CTA's serial combine of every row costs more than the cluster
-    # saves ((1, 8, 64, 8192): 23.7 against 16.5 at D128, 16.6 against 12.1 at D64), so not for D64,
-    # whose packed problems are rare, and non-causal only (the packed problems are unmasked).
+    # Split-KV through global memory (combine = 1; benchmarks/NOTES.md, 2026-11-27 02:22-, calls 1-5,
+    # tuner us, bf16, K/V from HBM as decoding reads it): 8 CTAs a query tile without a cluster beat
+    # the cluster of 8 on the packed GQA decoding problems with the fewest query tiles, whose tiles hold
+    # 2-8 rows: Llama-3 (1, 8, 4 rows, 32768 keys) 52.0 against 57.8, (4, 8, 4, 8192) 32.4 against 38.1,
+    # Qwen2's (4, 4, 7, 4096) 19.3 against 23.3 (the cluster of 4: 17.9), Gemma-2's D256 (2, 8, 2, 8192)
+    # 51.5 against the cluster of 4's 59.1; 1-4 % behind at (1, 8, 4, 8192) and (8, 8, 4, 8192). 16
+    # CTAs tied 8 at 32k keys and won only with the K/V in L2, so they are not built by default. With
+    # whole 64-row tiles the last CTA's serial combine of every row costs more than the cluster saves
+    # ((1, 8, 64, 8192): 23.7 against 16.5 at D128, 16.6 against 12.1 at D64), so not for D64, whose
+    # packed problems are rare, and non-causal only (the packed problems are unmasked).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
-              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1), (64, 128, 2, 1, 0, 16, 1, 1)],
+              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1)],
         192: [(128, 80, 2, 2, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4), (64, 64, 2, 1, 0, 8, 1, 1)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (128, 128, 2, 1, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1)): True,
-        (128, (64, 128, 2, 1, 0, 8, 1, 1)): False,
-        (128, (64, 128, 2, 1, 0, 16, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
+        (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape

@@ -33,7 +33,7 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 70)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 68)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
@@ -42,7 +42,7 @@ def test_default_tiles_are_all_valid(family, count):
     full = cls.DEFAULT_ALL_TILES_FOR
     expected = sum(len(cls.default_tiles(d, c)) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 93
+    assert len(default_configs()) == 91
 
 
 def test_mask_only_default_tiles():
@@ -60,11 +60,11 @@ def test_mask_only_default_tiles():
         assert f"fc_sm90_{dtype}_d256_causal_m64_n64_s2_sch1_p0_kv4" not in names
         assert f"fc_sm90_{dtype}_d64_causal_m64_n128_s2_sch1_p0_kv1" not in names
         # Split-KV through global memory, for the same packed (unmasked) problems.
-        for d, tile in ((128, "m64_n128_s2_sch1_p0_kv8"), (128, "m64_n128_s2_sch1_p0_kv16"),
-                        (256, "m64_n64_s2_sch1_p0_kv8")):
+        for d, tile in ((128, "m64_n128_s2_sch1_p0_kv8"), (256, "m64_n64_s2_sch1_p0_kv8")):
             assert f"fc_sm90_{dtype}_d{d}_full_{tile}_g1" in names
             assert f"fc_sm90_{dtype}_d{d}_causal_{tile}_g1" not in names
         assert f"fc_sm90_{dtype}_d64_full_m64_n128_s2_sch1_p0_kv8_g1" not in names  # lost every D64 key
+        assert f"fc_sm90_{dtype}_d128_full_m64_n128_s2_sch1_p0_kv16_g1" not in names  # tied 8 from HBM
         for sch in (1, 2):
             assert f"fc_sm90_{dtype}_d64_causal_m128_n128_s2_sch{sch}_p1_kv1" in names
             assert f"fc_sm90_{dtype}_d64_full_m128_n128_s2_sch{sch}_p1_kv1" not in names
