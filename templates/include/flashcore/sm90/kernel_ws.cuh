@@ -99,6 +99,17 @@ __global__ void __launch_bounds__(Kernel::kThreads, Kernel::Traits::kCtasPerSm)
 #endif
 }
 
+// Zeroes the global split-KV combine's per-tile counters (`n` ints) before the attention kernel,
+// which launches as its programmatic dependent when PDL is on: the attention kernel's launch and
+// prologue then overlap this one (a cudaMemsetAsync is a graph node the next kernel waits for in
+// full). It lets its dependent launch at once; the dependent's wait_for_previous_grid still waits
+// for these stores. Launched without the attribute itself, so it runs after all earlier work.
+template <class Kernel>
+__global__ void zero_split_counters(int* counters, int n) {
+  allow_next_grid();
+  for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += int(gridDim.x * blockDim.x)) counters[i] = 0;
+}
+
 // The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t.
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
@@ -164,8 +175,15 @@ struct FwdKernel {
     if (!tma_compatible(p)) return cudaErrorInvalidValue;
     if (workspace_bytes(p) > 0 && p.workspace == nullptr) return cudaErrorInvalidValue;
     if (size_t const zeroed = zeroed_workspace_bytes(p); zeroed > 0) {
-      cudaError_t const z = cudaMemsetAsync(p.workspace, 0, zeroed, stream);
-      if (z != cudaSuccess) return z;
+      if constexpr (kSplitGlobal) {
+        int const n = int(zeroed / sizeof(int));
+        zero_split_counters<Kernel><<<(n + 255) / 256 < 132 ? (n + 255) / 256 : 132, 256, 0, stream>>>(
+            static_cast<int*>(p.workspace), n);
+        if (cudaError_t const z = cudaGetLastError(); z != cudaSuccess) return z;
+      } else {
+        cudaError_t const z = cudaMemsetAsync(p.workspace, 0, zeroed, stream);
+        if (z != cudaSuccess) return z;
+      }
     }
     auto params = Traits::make_params(p);
     auto kernel = &kernel_entry<Kernel>;
