@@ -4,7 +4,8 @@ A row is valid only against the source hash it was measured with; a header edit 
 kernel (a new part used by new variants only, a comment, host code) changes every hash of the
 family all the same. When the SASS of every kernel in the build the rows were measured on is
 byte-identical in a build of the current source, the rows measured the same binaries, and this
-script moves them to the current hashes (refusing otherwise, naming the kernels that differ):
+script moves each row whose kernel (found by the variant's config in its mangled sm90 name) is
+byte-identical to the current hash, and names the rows whose kernel changed (they stay stale):
 
     python benchmarks/rekey_shipped.py OLD_BUILD_DIR NEW_BUILD_DIR --commit $(git rev-parse --short=12 HEAD)
 
@@ -65,6 +66,25 @@ def manifest(build: Path) -> dict[str, dict]:
     sys.exit(f"error: no manifest.json or build_manifest.json in {build}")
 
 
+# An sm90 kernel's mangled name holds its variant's config: kernel_entry<KernelWS<Traits<Element, D,
+# block_m, block_n, stages, consumer WGs, causal, overlap, pingpong, persistent, splits, CTAs per SM>,
+# Mainloop, Epilogue, Scheduler>> (kernel_ws.cuh, traits.cuh).
+_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_6TraitsIN7cutlass\d+(bfloat16_t|half_t)E"
+                          r"Li(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELb([01])ELb([01])ELb([01])ELb([01])ELi(\d+)ELi(\d+)E")
+
+
+def sm90_variant(kernel: str) -> str | None:
+    """The sm90 variant whose attention kernel ``kernel`` is (None for other kernels)."""
+    m = _SM90_TRAITS.search(kernel)
+    if m is None:
+        return None
+    elem, d, bm, bn, stages, _wgs, causal, overlap, pingpong, persistent, splits, ctas = m.groups()
+    schedule = 2 if pingpong == "1" else 1 if overlap == "1" else 0
+    name = (f"fc_sm90_{'bf16' if elem == 'bfloat16_t' else 'fp16'}_d{d}_{'causal' if causal == '1' else 'full'}"
+            f"_m{bm}_n{bn}_s{stages}_sch{schedule}_p{persistent}_kv{splits}")
+    return name + ("_c" + ctas if ctas != "1" else "") + ("_g1" if "EpilogueSplitGlobal" in kernel else "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("old_build", type=Path, help="the build the shipped rows were measured on")
@@ -72,34 +92,39 @@ def main() -> int:
     ap.add_argument("--commit", required=True, help="the commit of the current source (recorded in the provenance)")
     args = ap.parse_args()
 
-    old, new = kernels(args.old_build / "flashcore_ext.so"), kernels(args.new_build / "flashcore_ext.so")
-    differ = sorted(n for n in old if new.get(n) != old[n])
-    if differ:
-        print(f"{len(differ)} of {len(old)} kernels differ or are gone; nothing re-keyed:", *differ[:20], sep="\n  ")
-        return 1
+    by_variant = []
+    for build in (args.old_build, args.new_build):
+        code = kernels(build / "flashcore_ext.so")
+        by_variant.append({v: text for name, text in code.items() if (v := sm90_variant(name)) is not None})
+    old_code, new_code = by_variant
     old_hashes, new_hashes = manifest(args.old_build), manifest(args.new_build)
     table = json.loads(TABLE.read_text())
-    moved = 0
+    moved, changed = 0, []
     for row in table["rows"]:
         variant = row["variant"]
         if old_hashes.get(variant, {}).get("source_hash") != row["source_hash"]:
             print(f"error: row {variant} @ {row['problem_key']} was not measured on the old build (hash "
                   f"{row['source_hash']})", file=sys.stderr)
             return 1
-        if variant not in new_hashes:
-            print(f"error: {variant} is not in the new build", file=sys.stderr)
+        if variant not in new_hashes or variant not in new_code or variant not in old_code:
+            print(f"error: {variant}'s kernel is not in both builds", file=sys.stderr)
             return 1
-        if new_hashes[variant]["source_hash"] != row["source_hash"]:
+        if old_code[variant] != new_code[variant]:
+            changed.append(f"{variant} @ {row['problem_key']}")
+        elif new_hashes[variant]["source_hash"] != row["source_hash"]:
             row["source_hash"] = new_hashes[variant]["source_hash"]
             moved += 1
     table["provenance"]["rekeyed_at"] = args.commit
-    table["provenance"]["rekeyed_because"] = (f"the SASS of all {len(old)} kernels of the build the rows were measured "
-                                              f"on is byte-identical in the build of {args.commit}")
+    table["provenance"]["rekeyed_because"] = (f"the SASS of each moved row's kernel is byte-identical in the build of "
+                                              f"{args.commit} and in the build the row was measured on")
     lines = [json.dumps(r) for r in sorted(table["rows"], key=lambda r: (r["variant"], r["problem_key"]))]
     head = {k: v for k, v in table.items() if k != "rows"}
     body = json.dumps(head, indent=1)[:-2] + ',\n "rows": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
     TABLE.write_text(body)
-    print(f"{len(old)} kernels identical; {moved} of {len(table['rows'])} rows moved to the current source hashes")
+    print(f"{moved} of {len(table['rows'])} rows moved to the current source hashes (kernels byte-identical)")
+    if changed:
+        print(f"{len(changed)} rows kept their old hash (stale: their kernel changed; tune them again):",
+              *changed, sep="\n  ")
     return 0
 
 

@@ -331,16 +331,16 @@ class Sm90Config(KernelConfig):
     # 5-minute build bound: the one-CTA 64x128 D64 tile for non-causal problems only, the D64
     # 128x128 tiles for causal ones only (neither won a key of the other mask in the shipped table
     # of d29b68f).
-    # Split-KV through global memory (combine = 1; benchmarks/NOTES.md, 2026-11-27 02:22-, calls 1-5,
+    # Split-KV through global memory (combine = 1; benchmarks/NOTES.md, 2026-11-27 02:22-, calls 1-6,
     # tuner us, bf16, K/V from HBM as decoding reads it): 8 CTAs a query tile without a cluster beat
     # the cluster of 8 on the packed GQA decoding problems with the fewest query tiles, whose tiles hold
-    # 2-8 rows: Llama-3 (1, 8, 4 rows, 32768 keys) 52.0 against 57.8, (4, 8, 4, 8192) 32.4 against 38.1,
-    # Qwen2's (4, 4, 7, 4096) 19.3 against 23.3 (the cluster of 4: 17.9), Gemma-2's D256 (2, 8, 2, 8192)
-    # 51.5 against the cluster of 4's 59.1; 1-4 % behind at (1, 8, 4, 8192) and (8, 8, 4, 8192). 16
-    # CTAs tied 8 at 32k keys and won only with the K/V in L2, so they are not built by default. With
-    # whole 64-row tiles the last CTA's serial combine of every row costs more than the cluster saves
-    # ((1, 8, 64, 8192): 23.7 against 16.5 at D128, 16.6 against 12.1 at D64), so not for D64, whose
-    # packed problems are rare, and non-causal only (the packed problems are unmasked).
+    # 2-8 rows: Llama-3 (1, 8, 4 rows, 32768 keys) 52.0 against 59.0, (4, 8, 4, 8192) 31.7 against 36.4,
+    # Qwen2's (4, 4, 7, 4096) 18.4 against 23.0 (the cluster of 4: 18.1), Gemma-2's D256 (2, 8, 2, 8192)
+    # 50.8 against the cluster of 4's 59.4; tied at (1, 8, 4, 8192) (18.3 / 18.4). 16 CTAs tied 8 at
+    # 32k keys and won only with the K/V in L2, so they are not built by default. With whole 64-row
+    # tiles the last CTA's serial combine of every row costs more than the cluster saves ((1, 8, 64,
+    # 8192): 23.7 against 16.5 at D128, 16.6 against 12.1 at D64), so not for D64, whose packed
+    # problems are rare, and non-causal only (the packed problems are unmasked).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],

@@ -81,9 +81,9 @@ SPLIT_KV_SIZES = (2, 4, 8)  # the cluster sizes of the splits axis
 SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a cluster keeps at least (a cluster costs about two)
 # Of split variants of one size, those combining through global memory (combine = 1, no cluster)
 # where a query tile holds few rows (a packed GQA decoding problem): at 8 CTAs a query tile they beat
-# the cluster on 3 of the 5 such problems tuned with 4-8 rows by 10-17 %, and were 1-4 % behind on
-# the other two (K/V from HBM); with whole 64-row tiles the last CTA's serial combine lost by
-# 35-45 % ((1, 8, 64, 8192); benchmarks/NOTES.md, 2026-11-27 02:22-, calls 3 and 5).
+# the cluster on 3 of the 5 such problems tuned with 4-8 rows by 12-20 %, tied (1, 8, 4 rows, 8192
+# keys) and were 0.5 % behind at batch 8 (K/V from HBM); with whole 64-row tiles the last CTA's serial
+# combine lost by 35-45 % ((1, 8, 64, 8192); benchmarks/NOTES.md, 2026-11-27 02:22-, calls 3 and 6).
 SPLIT_KV_GLOBAL_MAX_ROWS = 8
 # SM count assumed where dispatch has no environment (CPU tools): the H100 SXM's.
 DEFAULT_SM_COUNT = 132

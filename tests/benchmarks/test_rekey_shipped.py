@@ -1,0 +1,73 @@
+"""benchmarks/rekey_shipped.py on CPU: which variant a mangled sm90 kernel name is, and which shipped
+rows move to the current hash (their kernel's SASS unchanged) or stay stale (it changed)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import rekey_shipped  # noqa: E402
+from flashcore_codegen import config_from_name  # noqa: E402
+
+# Kernel names as `cuobjdump -sass` printed them for builds of 2026-11-27.
+GLOBAL_COMBINE = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_6TraitsIN7cutlass10bfloat16_tELi128ELi64ELi128"
+                  "ELi2ELi1ELb0ELb1ELb0ELb0ELi8ELi1EEENS0_16MainloopTmaWgmmaIS6_EENS0_19EpilogueSplitGlobalIS6_EENS0_26"
+                  "SplitKvGlobalTileSchedulerILb0ELi8EEEEEEEvNT_6ParamsE")
+ZERO_COUNTERS = GLOBAL_COMBINE.replace("12kernel_entry", "19zero_split_counters")
+
+
+def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, epilogue="EpilogueTmaStore"):
+    traits = (f"TraitsIN7cutlass{len(elem)}{elem}ELi{d}ELi{bm}ELi{bn}ELi2ELi{bm // 64}ELb{causal}ELb{overlap}"
+              f"ELb{pingpong}ELb{persistent}ELi{splits}ELi{ctas}EE")
+    return f"_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_6{traits}ENS0_16MainloopTmaWgmmaIS6_EENS0_X{epilogue}"
+
+
+@pytest.mark.parametrize("kernel, variant", [
+    (GLOBAL_COMBINE, "fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8_g1"),
+    (_name("half_t", 64, 128, 128, 1, 1, 1, 1, 1, 1), "fc_sm90_fp16_d64_causal_m128_n128_s2_sch2_p1_kv1"),
+    (_name("bfloat16_t", 64, 64, 128, 0, 1, 0, 1, 1, 2), "fc_sm90_bf16_d64_full_m64_n128_s2_sch1_p1_kv1_c2"),
+    (_name("bfloat16_t", 256, 64, 64, 0, 1, 0, 0, 4, 1, "EpilogueSplitCombine"),
+     "fc_sm90_bf16_d256_full_m64_n64_s2_sch1_p0_kv4"),
+    (_name("half_t", 128, 128, 64, 0, 0, 0, 0, 1, 1), "fc_sm90_fp16_d128_full_m128_n64_s2_sch0_p0_kv1"),
+])
+def test_sm90_variant_of_a_kernel_name(kernel, variant):
+    assert rekey_shipped.sm90_variant(kernel) == variant
+    assert config_from_name(variant).name == variant
+
+
+def test_other_kernels_name_no_variant():
+    assert rekey_shipped.sm90_variant(ZERO_COUNTERS) is None
+    assert rekey_shipped.sm90_variant("_ZN9flashcore4sm8011fwd_kernelIfEEvv") is None
+
+
+def test_rows_move_where_their_kernel_is_unchanged(tmp_path, monkeypatch, capsys):
+    same, changed = "fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8", "fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8_g1"
+    same_kernel = _name("bfloat16_t", 128, 64, 128, 0, 1, 0, 0, 8, 1, "EpilogueSplitCombine")
+    code = {"old": {same_kernel: "A", GLOBAL_COMBINE: "B"},
+            "new": {same_kernel: "A", GLOBAL_COMBINE: "B2", ZERO_COUNTERS: "Z"}}
+    hashes = {"old": {same: {"source_hash": "o1"}, changed: {"source_hash": "o2"}},
+              "new": {same: {"source_hash": "n1"}, changed: {"source_hash": "n2"}}}
+    monkeypatch.setattr(rekey_shipped, "kernels", lambda so: code[so.parent.name])
+    monkeypatch.setattr(rekey_shipped, "manifest", lambda build: hashes[build.name])
+    table = tmp_path / "tuned.json"
+    rows = [{"variant": same, "problem_key": "k1", "source_hash": "o1"},
+            {"variant": changed, "problem_key": "k2", "source_hash": "o2"}]
+    table.write_text(json.dumps({"format": "flashcore-shipped-table", "version": 1, "provenance": {}, "rows": rows}))
+    monkeypatch.setattr(rekey_shipped, "TABLE", table)
+    monkeypatch.setattr(sys, "argv", ["rekey_shipped.py", str(tmp_path / "old"), str(tmp_path / "new"),
+                                      "--commit", "abc"])
+    assert rekey_shipped.main() == 0
+    out = json.loads(table.read_text())
+    assert {r["variant"]: r["source_hash"] for r in out["rows"]} == {same: "n1", changed: "o2"}
+    assert out["provenance"]["rekeyed_at"] == "abc"
+    assert f"{changed} @ k2" in capsys.readouterr().out
+
+    # A row measured on another build than the one named as old: refused, nothing written.
+    table.write_text(json.dumps({"format": "f", "version": 1, "provenance": {},
+                                 "rows": [{"variant": same, "problem_key": "k1", "source_hash": "elsewhere"}]}))
+    before = table.read_text()
+    assert rekey_shipped.main() == 1
+    assert table.read_text() == before
