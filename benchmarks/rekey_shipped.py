@@ -2,10 +2,10 @@
 
 A row is valid only against the source hash it was measured with; a header edit that changes no
 kernel (a new part used by new variants only, a comment, host code) changes every hash of the
-family all the same. When the SASS of every kernel in the build the rows were measured on is
-byte-identical in a build of the current source, the rows measured the same binaries, and this
-script moves each row whose kernel (found by the variant's config in its mangled sm90 name) is
-byte-identical to the current hash, and names the rows whose kernel changed (they stay stale):
+family all the same. A row whose kernel's SASS is byte-identical in the build it was measured on
+and in a build of the current source measured the same binary: this script finds each row's kernel
+(by the variant's config in its mangled sm90 name), moves the row to the current hash where the
+SASS is identical, and names the rows whose kernel changed (they stay stale; tune them again):
 
     python benchmarks/rekey_shipped.py OLD_BUILD_DIR NEW_BUILD_DIR --commit $(git rev-parse --short=12 HEAD)
 

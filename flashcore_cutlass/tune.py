@@ -35,8 +35,8 @@ GRAPH_BELOW_US = 300.0
 # Decoding problems (at most this many query rows per head, or per packed GQA group) read their K/V
 # from HBM in a model: the KV cache of every layer is far beyond the 50 MB L2. Timed on one K/V that
 # stays in L2 they favour variants that pay a fixed cost per call to read faster from L2: the global
-# split-KV combine won (1, 8, 4 rows, 8192 keys) by 1.1 us warm and lost it by 0.6 us from HBM
-# (benchmarks/NOTES.md, 2026-11-27 02:22-, calls 3-4). Their calls cycle through copies of K/V
+# split-KV combine won (1, 8, 4 rows, 8192 keys) by 1.1 us warm and lost it by 0.8 us from HBM
+# (benchmarks/NOTES.md, 2026-11-27 02:22-, calls 3 and 5). Their calls cycle through copies of K/V
 # spanning at least COLD_KV_BYTES, as benchmarks/bench_decode.py times them.
 COLD_KV_MAX_ROWS = 16
 COLD_KV_BYTES = 200 << 20
