@@ -34,7 +34,7 @@ from flashcore_cutlass.problem import Problem, gqa_packed
 from flashcore_cutlass.reference import random_qkv, reference_attention
 from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import time_graph
-from flashcore_cutlass.tune import mask_runner
+from flashcore_cutlass.tune import COLD_KV_BYTES, mask_runner
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from common import environment, format_table, save  # noqa: E402
@@ -51,7 +51,7 @@ CASES = {
     "gemma2-9b-softcap-b2-8k": (2, 16, 8, 8192, 256, None, 50.0),
 }
 IMPLS = ("flashcore", "per_head", "sdpa")
-COLD_BYTES = 200 * 1024 * 1024  # K/V copies rotate until this many bytes: beyond the L2 (50 MB)
+COLD_BYTES = COLD_KV_BYTES  # K/V copies rotate until this many bytes (beyond the 50 MB L2), as the tuner's
 GRAPH_CALLS = 24
 
 
