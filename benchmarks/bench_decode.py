@@ -1,21 +1,23 @@
-"""Decoding against a KV cache with grouped-query attention: one query row per head, the model
-shapes of four public GQA families, ours against SDPA's default backend, same run.
+"""Decoding against a KV cache with grouped-query attention: one query row per head, and
+speculative decoding (a few draft tokens per sequence, bottom-right causal), the model shapes of
+four public GQA families, ours against SDPA's default backend, same run.
 
 Implementations, timed interleaved round by round (medians over rounds):
 
 - ``flashcore``: attention(q, k, v, causal="bottom_right", window=..., softcap=...): dispatch
-  packs each key/value head's group of query heads into the rows of one problem
-  (problem.gqa_packed; the binding's fwd_pack_gqa);
-- ``per_head``: the same call the way it ran before packing: the variant dispatch picks for the
-  per-head (masked, bottom-right) problem, one 64-row tile per query head holding one row;
-- ``sdpa``: F.scaled_dot_product_attention(q, k, v, enable_gqa=True); a window as a boolean
-  attn_mask of the keys the row sees; without softcap (SDPA has none: its time is of the
-  uncapped problem).
+  packs each key/value head's group of query heads into rows: with one query row per head as the
+  rows of one unmasked problem (problem.gqa_packed; the binding's fwd_pack_gqa), with a few as the
+  rows of a packing variant's tiles, each keeping its query position (problem.gqa_row_packed);
+- ``per_head``: the same call the way it runs unpacked: the variant dispatch picks for the
+  per-head (masked, bottom-right) problem, one 64-row tile per query head holding its rows;
+- ``sdpa``: F.scaled_dot_product_attention(q, k, v, enable_gqa=True); a window, or with several
+  query rows the bottom-right mask, as a boolean attn_mask of the keys each row sees; without
+  softcap (SDPA has none: its time is of the uncapped problem).
 
 Times are per call of calls replayed from one CUDA graph. Each call reads a KV cache of its own
 (copies rotate, at least 200 MB in all, more than the 50 MB L2), as the layers of a model do: a
 decoding step reads every layer's cache once. The bandwidth column is the K/V bytes a call must
-read (the keys its row sees) over its time.
+read (the keys its rows see) over its time.
 
     python benchmarks/bench_decode.py [--rounds 3] [--only NAME ...] [--json out.json]
 """
@@ -30,8 +32,8 @@ import torch
 
 import flashcore_cutlass as fc
 from flashcore_cutlass.api import SUPPORTED_DTYPES
-from flashcore_cutlass.problem import Problem, gqa_packed
-from flashcore_cutlass.reference import random_qkv, reference_attention
+from flashcore_cutlass.problem import Problem, gqa_packed, gqa_row_packed
+from flashcore_cutlass.reference import random_qkv, reference_attention, visible_range
 from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import time_graph
 from flashcore_cutlass.tune import COLD_KV_BYTES, mask_runner
@@ -41,14 +43,19 @@ from common import environment, format_table, save  # noqa: E402
 
 F = torch.nn.functional
 
-# name: (B, Hq, Hkv, Sk, D, window, softcap), bf16, one query row per head, bottom-right.
+# name: (B, Hq, Hkv, Sk, D, window, softcap, Sq), bf16, bottom-right: one query row per head, or
+# (speculative decoding) a few.
 CASES = {
-    "llama3-8b-b1-8k": (1, 32, 8, 8192, 128, None, None),
-    "llama3-8b-b8-8k": (8, 32, 8, 8192, 128, None, None),
-    "llama3-8b-b1-32k": (1, 32, 8, 32768, 128, None, None),
-    "qwen2-7b-b4-4k": (4, 28, 4, 4096, 128, None, None),
-    "mistral-7b-window-b4-16k": (4, 32, 8, 16384, 128, (4096, 0), None),
-    "gemma2-9b-softcap-b2-8k": (2, 16, 8, 8192, 256, None, 50.0),
+    "llama3-8b-b1-8k": (1, 32, 8, 8192, 128, None, None, 1),
+    "llama3-8b-b8-8k": (8, 32, 8, 8192, 128, None, None, 1),
+    "llama3-8b-b1-32k": (1, 32, 8, 32768, 128, None, None, 1),
+    "qwen2-7b-b4-4k": (4, 28, 4, 4096, 128, None, None, 1),
+    "mistral-7b-window-b4-16k": (4, 32, 8, 16384, 128, (4096, 0), None, 1),
+    "gemma2-9b-softcap-b2-8k": (2, 16, 8, 8192, 256, None, 50.0, 1),
+    "llama3-8b-spec4-b1-8k": (1, 32, 8, 8192, 128, None, None, 4),
+    "llama3-8b-spec8-b4-4k": (4, 32, 8, 4096, 128, None, None, 8),
+    "qwen2-7b-spec4-b1-4k": (1, 28, 4, 4096, 128, None, None, 4),
+    "gemma2-9b-softcap-spec4-b2-8k": (2, 16, 8, 8192, 256, None, 50.0, 4),
 }
 IMPLS = ("flashcore", "per_head", "sdpa")
 COLD_BYTES = COLD_KV_BYTES  # K/V copies rotate until this many bytes (beyond the 50 MB L2), as the tuner's
@@ -73,21 +80,47 @@ def visible_mask(sk: int, key_range: tuple[int, int], device) -> torch.Tensor:
     return ((cols >= key_range[0]) & (cols < key_range[1]))[None, :]
 
 
+def rows_mask(sq: int, sk: int, window, device) -> torch.Tensor:
+    """(Sq, Sk) bool: the keys each query row sees, bottom-right causal with the window if any."""
+    lo, hi = visible_range("bottom_right", window, sq, sk)
+    rows, cols = torch.arange(sq, device=device)[:, None], torch.arange(sk, device=device)[None, :]
+    visible = cols <= rows + hi
+    return visible & (cols >= rows + lo) if lo is not None else visible
+
+
+def key_span(sq: int, sk: int, window) -> tuple[int, int]:
+    """[first, end) of the keys any of the Sq bottom-right rows sees."""
+    lo, hi = visible_range("bottom_right", window, sq, sk)
+    return max(0, lo if lo is not None else 0), min(sk, sq - 1 + hi + 1)
+
+
 # ---- GPU measurements ----
 
+def packed_problem(per_head: Problem, hkv: int) -> Problem | None:
+    """The problem dispatch runs a case as (where a packing variant is built for several rows)."""
+    if per_head.seqlen_q == 1:
+        return gqa_packed(per_head, hkv)[0]
+    return gqa_row_packed(per_head, hkv)
+
+
 def bench_case(name: str, rounds: int) -> dict:
-    b, hq, hkv, sk, d, window, softcap = CASES[name]
+    b, hq, hkv, sk, d, window, softcap, sq = CASES[name]
     dtype = torch.bfloat16
     rt = get_runtime()
-    per_head = Problem(SUPPORTED_DTYPES[dtype], d, True, b, hq, 1, sk, bottom_right=True, window=window,
+    per_head = Problem(SUPPORTED_DTYPES[dtype], d, True, b, hq, sq, sk, bottom_right=True, window=window,
                        softcap=softcap or 0.0)
-    packed, *key_range = gqa_packed(per_head, hkv)
+    packed = packed_problem(per_head, hkv)
+    packed_choice = rt.registry.choose(packed) if sq == 1 or rt.registry.candidates(packed) else None
+    key_range = key_span(sq, sk, window)
     kv_bytes = read_bytes(b, hkv, sk, d, d)
-    caches = [random_qkv(b, hq, 1, sk, d, dtype, heads_k=hkv) for _ in range(cache_copies(kv_bytes))]
+    caches = [random_qkv(b, hq, sq, sk, d, dtype, heads_k=hkv) for _ in range(cache_copies(kv_bytes))]
     q, k, v = caches[0]
     per_head_choice = rt.registry.choose(per_head)
     run_per_head = mask_runner(rt, per_head)
-    mask = visible_mask(sk, key_range, q.device) if window is not None else None
+    if sq > 1:
+        mask = rows_mask(sq, sk, window, q.device)
+    else:
+        mask = visible_mask(sk, key_range, q.device) if window is not None else None
 
     def ours(q, k, v):
         return fc.attention(q, k, v, causal="bottom_right", window=window, softcap=softcap)
@@ -122,10 +155,11 @@ def bench_case(name: str, rounds: int) -> dict:
             per[impl].append(time_graph(rotating(fns[impl]), calls_per_graph=GRAPH_CALLS, reps=10).median_us)
     us = {impl: statistics.median(ts) for impl, ts in per.items()}
     needed = read_bytes(b, hkv, key_range[1] - key_range[0], d, d)
-    return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen_k": sk, "head_dim": d, "window": window,
-            "softcap": softcap, "key_range": key_range, "cache_copies": len(caches),
+    return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen_q": sq, "seqlen_k": sk, "head_dim": d,
+            "window": window, "softcap": softcap, "key_range": key_range, "cache_copies": len(caches),
             "per_head_variant": per_head_choice.variant, "per_head_dispatch": per_head_choice.reason,
-            "packed_key": str(packed.key),
+            "packed_key": str(packed.key), "packed_variant": packed_choice and packed_choice.variant,
+            "packed_dispatch": packed_choice and packed_choice.reason,
             "max_abs_err": errors, "tol": tol, "ok": ok, "rounds_us": per, "graph_us": us,
             "ratio_vs_sdpa": us["flashcore"] / us["sdpa"], "ratio_vs_per_head": us["flashcore"] / us["per_head"],
             "read_gb_per_s": {impl: needed / (t * 1e-6) / 1e9 for impl, t in us.items()}}

@@ -10,7 +10,9 @@ SASS is identical, and names the rows whose kernel changed (they stay stale; tun
     python benchmarks/rekey_shipped.py OLD_BUILD_DIR NEW_BUILD_DIR --commit $(git rev-parse --short=12 HEAD)
 
 Each build dir holds flashcore_ext.so and its manifest (manifest.json or build_manifest.json, as
-`device_run.sh` with KEEP_BUILD=1 returns them). Needs cuobjdump (CUDA's, or the copy triton ships).
+`device_run.sh` with KEEP_BUILD=1 returns them), or is a `flashcore build --no-link` directory (its
+kernel objects under obj/ and its manifest.json: both builds can be made on a machine without a GPU,
+nvcc and CUTLASS being those of the GPU host's). Needs cuobjdump (CUDA's, or the copy triton ships).
 """
 
 from __future__ import annotations
@@ -59,6 +61,20 @@ def kernels(so: Path) -> dict[str, str]:
     return {name: "".join(lines) for name, lines in out.items()}
 
 
+def build_kernels(build: Path) -> dict[str, str]:
+    """kernels() of a build: its extension, or (a --no-link build) every kernel object under obj/."""
+    objects = sorted((build / "obj").glob("*.o")) if (build / "obj").is_dir() else []
+    if (build / "flashcore_ext.so").exists() or not objects:
+        return kernels(build / "flashcore_ext.so")
+    out: dict[str, str] = {}
+    for obj in objects:
+        for name, text in kernels(obj).items():
+            if name in out and out[name] != text:
+                sys.exit(f"error: kernel {name} differs between objects of {build}")
+            out[name] = text
+    return out
+
+
 def manifest(build: Path) -> dict[str, dict]:
     for name in ("manifest.json", "build_manifest.json"):
         if (build / name).exists():
@@ -68,8 +84,9 @@ def manifest(build: Path) -> dict[str, dict]:
 
 # An sm90 kernel's mangled name holds its variant's config: kernel_entry<KernelWS<Traits<Element, D,
 # block_m, block_n, stages, consumer WGs, causal, overlap, pingpong, persistent, splits, CTAs per SM>,
-# Mainloop, Epilogue, Scheduler>> (kernel_ws.cuh, traits.cuh).
-_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_6TraitsIN7cutlass\d+(bfloat16_t|half_t)E"
+# Mainloop, Epilogue, Scheduler>> (kernel_ws.cuh, traits.cuh); a GQA-packing variant's Traits are
+# wrapped in PackGqaTraits<...> (pack_gqa.cuh).
+_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:13PackGqaTraitsINS0_)?6TraitsIN7cutlass\d+(bfloat16_t|half_t)E"
                           r"Li(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELb([01])ELb([01])ELb([01])ELb([01])ELi(\d+)ELi(\d+)E")
 
 
@@ -82,7 +99,8 @@ def sm90_variant(kernel: str) -> str | None:
     schedule = 2 if pingpong == "1" else 1 if overlap == "1" else 0
     name = (f"fc_sm90_{'bf16' if elem == 'bfloat16_t' else 'fp16'}_d{d}_{'causal' if causal == '1' else 'full'}"
             f"_m{bm}_n{bn}_s{stages}_sch{schedule}_p{persistent}_kv{splits}")
-    return name + ("_c" + ctas if ctas != "1" else "") + ("_g1" if "EpilogueSplitGlobal" in kernel else "")
+    return name + ("_c" + ctas if ctas != "1" else "") + ("_g1" if "EpilogueSplitGlobal" in kernel else "") + \
+        ("_pq1" if "PackGqaTraits" in kernel else "")
 
 
 def main() -> int:
@@ -94,7 +112,7 @@ def main() -> int:
 
     by_variant = []
     for build in (args.old_build, args.new_build):
-        code = kernels(build / "flashcore_ext.so")
+        code = build_kernels(build)
         by_variant.append({v: text for name, text in code.items() if (v := sm90_variant(name)) is not None})
     old_code, new_code = by_variant
     old_hashes, new_hashes = manifest(args.old_build), manifest(args.new_build)

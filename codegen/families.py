@@ -265,6 +265,8 @@ class Sm90Config(KernelConfig):
                             default=1, spell_default=False)
     combine: int = tile("g", "split-KV combine: 0 through the cluster's shared memory, 1 through global memory "
                              "(no cluster: any split count)", default=0, spell_default=False)
+    pack_gqa: int = tile("pq", "1: the query heads of a GQA group packed into the rows of one 64-row tile",
+                         default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -296,6 +298,7 @@ class Sm90Config(KernelConfig):
         "splits": (1, 2, 4, 8, 16),
         "ctas_per_sm": (1, 2),
         "combine": (0, 1),
+        "pack_gqa": (0, 1),
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -341,18 +344,27 @@ class Sm90Config(KernelConfig):
     # tiles the last CTA's serial combine of every row costs more than the cluster saves ((1, 8, 64,
     # 8192): 23.7 against 16.5 at D128, 16.6 against 12.1 at D64), so not for D64, whose packed
     # problems are rare, and non-causal only (the packed problems are unmasked).
+    # GQA packing into rows (pack_gqa = 1, pack_gqa.cuh) for 1 < Sq < 64 under a mask (speculative
+    # decoding: a few draft tokens per sequence, bottom-right causal): each K/V head's G query heads
+    # share its tiles, so a K/V head is read by one tile (per split) instead of G. Masked only, D128
+    # (Llama-3, Mistral, Qwen2) and D256 (Gemma-2), with the split-KV shapes of the unpacked
+    # decoding rows (clusters of 2 at batch >= 4, 8 through global memory at batch 1, 4 at D256).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
-              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1)],
+              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
+              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1)],
         192: [(128, 80, 2, 2, 1, 1)],
-        256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4), (64, 64, 2, 1, 0, 8, 1, 1)],
+        256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4), (64, 64, 2, 1, 0, 8, 1, 1),
+              (64, 64, 2, 1, 0, 4, 1, 0, 1)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (128, 128, 2, 1, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1)): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
+        (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 1, 1)): True,
+        (256, (64, 64, 2, 1, 0, 4, 1, 0, 1)): True,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
@@ -429,6 +441,9 @@ class Sm90Config(KernelConfig):
             if self.stages * self.block_n * self.element_bytes < self.block_m * 4:
                 errors.append(f"split-KV stages the fp32 partial O in the K ring: stages * block_n * "
                               f"{self.element_bytes} must be >= block_m * 4")
+        if self.pack_gqa and (self.block_m != WGMMA_M or self.persistent or self.ctas_per_sm > 1):
+            errors.append("GQA packing (pack_gqa=1) fills one 64-row tile per CTA: block_m=64, persistent=0, "
+                          "ctas_per_sm=1")
         if self.ctas_per_sm > 1:
             if self.consumer_warpgroups != 1 or self.splits > 1:
                 errors.append("two CTAs per SM (ctas_per_sm=2) need one consumer warpgroup (block_m=64) and no "
@@ -441,10 +456,16 @@ class Sm90Config(KernelConfig):
     def build_seconds(self) -> float:
         return self.BUILD_SECONDS_EXTENDED_SHAPES if self.extended_wgmma_shapes else self.BUILD_SECONDS
 
-    def workspace_bytes(self, batch: int, heads: int, seqlen_q: int) -> int:
+    def workspace_bytes(self, batch: int, heads: int, seqlen_q: int, group: int = 1) -> int:
         """Device scratch of a call (kernel_ws.cuh workspace_bytes): the split-KV global combine's
-        counters and partials (SplitGlobalWorkspace), the dynamic scheduler's counter, or none."""
-        tiles = -(-seqlen_q // self.block_m) * heads * batch
+        counters and partials (SplitGlobalWorkspace), the dynamic scheduler's counter, or none.
+        ``group``: query heads per K/V head, which a packing variant puts in one tile's rows
+        (its tiles: a K/V head's, of block_m / Gp queries each; pack_gqa.cuh)."""
+        if self.pack_gqa:
+            slots = 1 << (group - 1).bit_length()
+            tiles = -(-seqlen_q // (self.block_m // slots)) * (heads // group) * batch
+        else:
+            tiles = -(-seqlen_q // self.block_m) * heads * batch
         if self.combine:
             def aligned(n: int) -> int:
                 return -(-n // 256) * 256
@@ -456,7 +477,8 @@ class Sm90Config(KernelConfig):
     def can_implement(self, problem) -> str | None:
         why = super().can_implement(problem)
         if why is None and self.combine and \
-                self.workspace_bytes(problem.batch, problem.heads, problem.seqlen_q) > SM90_MAX_SPLIT_WORKSPACE:
+                self.workspace_bytes(problem.batch, problem.heads, problem.seqlen_q,
+                                     getattr(problem, "group", 1)) > SM90_MAX_SPLIT_WORKSPACE:
             return SM90_SPLIT_WORKSPACE_REASON
         return why
 
@@ -477,4 +499,5 @@ class Sm90Config(KernelConfig):
             "splits": self.splits,
             "ctas_per_sm": self.ctas_per_sm,
             "split_global": "true" if self.combine else "false",
+            "pack_gqa": "true" if self.pack_gqa else "false",
         }

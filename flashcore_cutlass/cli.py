@@ -190,11 +190,18 @@ def _parse_shape(text: str):
 def _as_dispatched(problem, heads_k: int):
     """The problem dispatch runs for ``problem`` with ``heads_k`` key/value heads: decoding (one
     query row per head) with grouped-query heads runs packed (problem.gqa_packed), with a key of its
-    own; other problems are keyed by their query heads alone."""
-    from .problem import gqa_packed
+    own; 1 < Sq < 64 runs with each group's heads packed into rows where a variant that packs is
+    built (problem.gqa_row_packed); other problems are keyed by their query heads alone."""
+    from .problem import gqa_packed, gqa_row_packed
+    from .runtime import get_runtime
 
     packed = gqa_packed(problem, heads_k)
     if packed is None:
+        row_packed = gqa_row_packed(problem, heads_k)
+        if row_packed is not None and get_runtime().registry.candidates(row_packed):
+            print(f"{problem} with {heads_k} key/value heads runs with each group's query heads packed into "
+                  f"rows (key {row_packed.key})", file=sys.stderr)
+            return row_packed
         return problem
     print(f"{problem} with {heads_k} key/value heads runs packed: tuning {packed[0]} (key {packed[0].key})",
           file=sys.stderr)
@@ -206,7 +213,7 @@ def cmd_tune(args) -> int:
     from .registry import build_command
     from .runtime import get_runtime
     from .tune import (baseline_grid, decode_shapes, default_suite, gqa_decode_shapes, long_key_shapes, model_shapes,
-                       small_shapes, tune)
+                       small_shapes, spec_decode_shapes, tune)
 
     if args.shape:
         dtypes = args.dtype or ["bf16"]
@@ -239,7 +246,7 @@ def cmd_tune(args) -> int:
     else:
         problems = {"default": default_suite, "grid": baseline_grid, "small": small_shapes,
                     "long-keys": long_key_shapes, "decode": decode_shapes, "gqa-decode": gqa_decode_shapes,
-                    "models": model_shapes}[args.suite]()
+                    "spec-decode": spec_decode_shapes, "models": model_shapes}[args.suite]()
         if args.dtype:
             problems = [p for p in problems if p.dtype in args.dtype]
         if args.head_dim:
@@ -429,10 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_nonnegative_int, metavar="LEFT",
                    help="with --shape: a causal sliding window of LEFT keys before the diagonal")
     p.add_argument("--softcap", type=_positive_float, help="with --shape: a logit softcap (e.g. 30)")
-    p.add_argument("--suite", choices=["default", "grid", "small", "long-keys", "decode", "gqa-decode", "models"],
+    p.add_argument("--suite", choices=["default", "grid", "small", "long-keys", "decode", "gqa-decode", "spec-decode",
+                                       "models"],
                    default="default",
                    help="without --shape: the throughput grid + small shapes + short queries on long keys + "
-                        "bottom-right decoding shapes + GQA decoding as packed problems + model prefill shapes "
+                        "bottom-right decoding shapes + GQA decoding as packed problems + GQA speculative decoding "
+                        "(query heads packed into rows) + model prefill shapes "
                         "(default), or one of them")
     p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape")
     p.add_argument("--warmup-ms", type=_nonnegative_float, default=0.0,

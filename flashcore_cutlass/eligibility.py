@@ -36,10 +36,12 @@ def runs_on(target: Target, capability: tuple[int, int] | None) -> bool:
 
 def computes(config: KernelConfig, problem) -> bool:
     """Does ``config`` compute ``problem`` (a Problem or ProblemKey): its dtype, its causal flag
-    (masked variants also run sliding windows) and its head dims (its own, or ones that pad to
-    it: KernelConfig.computes_head_dim)?"""
+    (masked variants also run sliding windows), its head dims (its own, or ones that pad to
+    it: KernelConfig.computes_head_dim), and a GQA group packed into rows exactly when the
+    variant packs (Sm90Config.pack_gqa; problem.gqa_row_packed)?"""
+    packs = getattr(config, "pack_gqa", 0) == 1
     return (config.dtype, config.causal) == (problem.dtype, problem.causal) and config.computes_head_dim(
-        problem.head_dim, problem.head_dim_v)
+        problem.head_dim, problem.head_dim_v) and packs == (getattr(problem, "group", 1) > 1)
 
 
 def family_build_command(problem, families: Iterable[str] = ()) -> str:

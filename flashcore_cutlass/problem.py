@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
 # The mask part of a key: "full" or "causal" (any masked variant: causal and/or a window), then
 # "br" for a bottom-right alignment with Sq != Sk (where the alignments differ), "w<N>" for a
-# window of N keys a row sees at most (bucketed), "sc" for a logit softcap. E.g. "causalbrw4096".
-_MASK = re.compile(r"(full|causal)(br)?(?:w(\d+))?(sc)?")
+# window of N keys a row sees at most (bucketed), "sc" for a logit softcap, "g<G>" for G query heads
+# of a GQA group packed into rows (gqa_row_packed). E.g. "causalbrw4096", "causalbrg4".
+_MASK = re.compile(r"(full|causal)(br)?(?:w(\d+))?(sc)?(?:g(\d+))?")
 
 
 OPEN_SIDE = 1 << 30  # a window side without edge: beyond every sequence (the kernels' 32-bit range)
@@ -60,6 +62,35 @@ def gqa_packed(problem: "Problem", heads_k: int) -> "tuple[Problem, int, int] | 
     return packed, begin, end
 
 
+# GQA row packing for Sq > 1 (the kernel packs; sm90 variants with pack_gqa = 1): below this many
+# query rows a head's 64-row tiles hold padding, which packing the group's heads into the rows fills.
+PACK_GQA_MAX_SEQLEN_Q = 63
+PACK_GQA_MAX_GROUP = 64  # a group's heads fit the rows of one 64-row tile
+
+
+def packed_row_slots(group: int) -> int:
+    """Rows a query takes in a packed tile: ``group`` rounded up to a power of two (pack_gqa.cuh)."""
+    return 1 << (group - 1).bit_length()
+
+
+def gqa_row_packed(problem: "Problem", heads_k: int) -> "Problem | None":
+    """The problem a GQA call with 1 < Sq < 64 dispatches as when the kernel packs each key/value
+    head's G query heads into the rows of its tiles (FlashAttention-3's PackGQA, for any mask: each
+    row keeps its query position): ``problem`` with ``group`` = G, where that gives fewer 64-row
+    tiles than one head per tile (so each K/V head is read by fewer tiles). None otherwise (no
+    group, Sq = 1 (gqa_packed's stride view), Sq >= 64 or a group wider than a tile)."""
+    heads, sq = problem.heads, problem.seqlen_q
+    if heads_k >= heads or heads % heads_k or problem.group != 1 or not 1 < sq <= PACK_GQA_MAX_SEQLEN_Q:
+        return None
+    group = heads // heads_k
+    if group > PACK_GQA_MAX_GROUP:
+        return None
+    packed_tiles = heads_k * -(-sq * packed_row_slots(group) // 64)
+    if packed_tiles >= heads * -(-sq // 64):
+        return None
+    return dataclasses.replace(problem, group=group)
+
+
 def bucket(n: int) -> int:
     """Round a size up to a power of two: problems in one bucket share a tuned winner."""
     if n < 1:
@@ -82,10 +113,13 @@ class ProblemKey:
     bottom_right: bool = False
     window: int | None = None
     softcap: bool = False
+    # Query heads per key/value head packed into rows (a packing variant's problem; 1: unpacked).
+    group: int = 1
 
     def __str__(self) -> str:
         mask = ("causal" if self.causal else "full") + ("br" if self.bottom_right else "") + \
-            (f"w{self.window}" if self.window is not None else "") + ("sc" if self.softcap else "")
+            (f"w{self.window}" if self.window is not None else "") + ("sc" if self.softcap else "") + \
+            (f"g{self.group}" if self.group > 1 else "")
         return f"{self.dtype}_{_dims(self.head_dim, self.head_dim_v)}_{mask}_q{self.seqlen_q}_k{self.seqlen_k}_bh{self.batch_heads}"
 
     @classmethod
@@ -98,9 +132,9 @@ class ProblemKey:
             m = _MASK.fullmatch(mask)
             if m is None:
                 raise ValueError(mask)
-            base, br, window, softcap = m.groups()
+            base, br, window, softcap, group = m.groups()
             return cls(dtype, int(d), base == "causal", int(q[1:]), int(k[1:]), int(bh[2:]), int(dv) if dv else None,
-                       bool(br), int(window) if window else None, bool(softcap))
+                       bool(br), int(window) if window else None, bool(softcap), int(group) if group else 1)
         except ValueError as exc:
             raise ValueError(f"malformed problem key {text!r}") from exc
 
@@ -140,8 +174,19 @@ class Problem:
     bottom_right: bool = False
     window: tuple[int, int] | None = None
     softcap: float = 0.0
+    # Grouped-query attention run packed (gqa_row_packed): ``heads`` query heads on heads // group
+    # key/value heads, each group's query heads as rows of one tile (variants with pack_gqa = 1 only).
+    # 1: not packed (a GQA problem may still have fewer K/V heads; the kernels map the heads).
+    group: int = 1
+
+    @property
+    def heads_k(self) -> int:
+        """Key/value heads of a packed problem (``heads`` otherwise)."""
+        return self.heads // self.group
 
     def __post_init__(self):
+        if self.group < 1 or self.heads % self.group:
+            raise ValueError(f"group {self.group} must divide the {self.heads} query heads")
         if self.head_dim_v == self.head_dim:
             object.__setattr__(self, "head_dim_v", None)
         if self.window is not None:
@@ -181,6 +226,7 @@ class Problem:
             self.bottom_right and self.seqlen_q != self.seqlen_k,
             None if self.window is None else bucket(self.window_span),
             self.softcap > 0,
+            self.group,
         )
 
     @property
@@ -198,6 +244,8 @@ class Problem:
             mask += f" window {self.window}"
         if self.softcap:
             mask += f" softcap {self.softcap:g}"
+        if self.group > 1:
+            mask += f" GQA {self.heads}/{self.heads_k} packed"
         layout = "" if self.aligned16 else " unaligned"
         dims = f"D{self.head_dim}" + ("" if self.head_dim_v is None else f" Dv{self.head_dim_v}")
         return f"{self.dtype} B{self.batch} H{self.heads} Sq{self.seqlen_q} Sk{self.seqlen_k} {dims} {mask}{layout}"

@@ -61,7 +61,7 @@ from flashcore_codegen import KernelConfig, config_from_name
 
 from .eligibility import Target, cannot_implement_message, computes, family_build_command, runs_on, wrong_device_message
 from .env import Environment
-from .problem import Problem, ProblemKey
+from .problem import Problem, ProblemKey, packed_row_slots
 from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
 
@@ -89,13 +89,26 @@ SPLIT_KV_GLOBAL_MAX_ROWS = 8
 DEFAULT_SM_COUNT = 132
 
 
+def query_tiles_of(key: ProblemKey) -> int:
+    """64-row query tiles of ``key``'s problem: a head's ceil(Sq / 64), or with a GQA group packed
+    into rows (key.group > 1) a key/value head's ceil(Sq * Gp / 64)."""
+    if key.group > 1:
+        return max(1, key.batch_heads // key.group) * -(-key.seqlen_q * packed_row_slots(key.group) // 64)
+    return key.batch_heads * -(-key.seqlen_q // 64)
+
+
+def rows_per_tile(key: ProblemKey) -> int:
+    """Rows of a 64-row query tile that hold queries (at most): Sq, or G per query when packed."""
+    return min(64, key.seqlen_q * key.group)
+
+
 def preferred_splits(key: ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> int:
     """CTAs per query tile the heuristic prefers for ``key`` (1: no split-KV): the largest
     cluster size whose grid of 64-row query tiles stays within half the SMs while each CTA keeps
     at least SPLIT_KV_MIN_KEY_TILES tiles of 128 keys, counting the keys a row sees
     (ProblemKey.visible_keys: all of them unmasked or bottom-right, at most Sq causal top-left,
     at most the window's span)."""
-    query_tiles = key.batch_heads * -(-key.seqlen_q // 64)
+    query_tiles = query_tiles_of(key)
     key_tiles = -(-key.visible_keys // 128)
     best = 1
     for splits in SPLIT_KV_SIZES:
@@ -167,7 +180,7 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     splits = preferred_splits(key, sm_count)
     preferred = {"block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
                  "ctas_per_sm": 1, "splits": splits,
-                 "combine": int(splits > 1 and key.seqlen_q <= SPLIT_KV_GLOBAL_MAX_ROWS),
+                 "combine": int(splits > 1 and rows_per_tile(key) <= SPLIT_KV_GLOBAL_MAX_ROWS),
                  **PREFERRED_TILES,
                  **config.HEURISTIC_TILES.get(config.head_dim, {})}
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key

@@ -48,7 +48,7 @@ def cold_kv_copies(problem: Problem) -> int:
     if problem.seqlen_q > COLD_KV_MAX_ROWS:
         return 1
     elem = 2  # fp16 / bf16
-    kv_bytes = problem.batch * problem.heads * problem.seqlen_k * elem * (problem.head_dim + problem.value_head_dim)
+    kv_bytes = problem.batch * problem.heads_k * problem.seqlen_k * elem * (problem.head_dim + problem.value_head_dim)
     return max(2, -(-COLD_KV_BYTES // max(kv_bytes, 1)))
 
 
@@ -97,6 +97,18 @@ def decode_shapes() -> list[Problem]:
             for b, h, sq, sk in shapes]
 
 
+def spec_decode_shapes() -> list[Problem]:
+    """Speculative decoding (a few draft tokens per sequence against a KV cache, bottom-right causal)
+    with grouped-query attention, as dispatch runs it where a packing variant is built
+    (problem.gqa_row_packed: each K/V head's query heads as the rows of its tiles): Llama-3-8B
+    (32/8 heads) with 4 and 8 query rows at batch 1 and 4, Qwen2-7B (28/4) with 4, Gemma-2 (16/8,
+    D256, softcap) with 4; fp16 and bf16."""
+    shapes = [(128, 1, 32, 4, 4, 8192, 0.0), (128, 4, 32, 4, 8, 4096, 0.0), (128, 1, 28, 7, 4, 4096, 0.0),
+              (256, 2, 16, 2, 4, 8192, 50.0)]
+    return [Problem(dt, d, True, b, h, sq, sk, bottom_right=True, softcap=cap, group=g) for dt in ("fp16", "bf16")
+            for d, b, h, g, sq, sk, cap in shapes]
+
+
 def gqa_decode_shapes() -> list[Problem]:
     """Decoding with grouped-query attention as dispatch runs it (problem.gqa_packed): each
     key/value head's group of query heads as the rows of one unmasked problem over the keys the
@@ -131,7 +143,7 @@ def model_shapes() -> list[Problem]:
 
 def default_suite() -> list[Problem]:
     return (baseline_grid("bf16") + small_shapes() + long_key_shapes() + decode_shapes() + gqa_decode_shapes()
-            + model_shapes())
+            + spec_decode_shapes() + model_shapes())
 
 
 @dataclass
@@ -193,12 +205,13 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
                  log=print, warmup_ms: float = 0.0) -> ProblemResult:
     dtype = TORCH_DTYPES[problem.dtype]
     q, k, v = random_qkv(problem.batch, problem.heads, problem.seqlen_q, problem.seqlen_k, problem.head_dim, dtype,
-                         head_dim_v=problem.head_dim_v)
+                         head_dim_v=problem.head_dim_v, heads_k=problem.heads_k)
     rows = sample_rows(problem.seqlen_q, device=q.device)
     ref_out, ref_lse = reference_attention(q, k, v, rows=rows, softcap=problem.softcap or None, **reference_mask(problem))
     # The tolerance's scale: SDPA's error on the same inputs (without the window or softcap, which
     # it does not take; the error of the low-precision math is of the same size).
-    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=problem.causal and not problem.bottom_right)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=problem.causal and not problem.bottom_right,
+                                                            enable_gqa=problem.group > 1)
     if problem.window is not None or problem.softcap or problem.bottom_right:
         ref_out_sdpa, _ = reference_attention(q, k, v, problem.causal and not problem.bottom_right, rows=rows)
     else:

@@ -59,6 +59,17 @@ def persistent_params() -> list:
     return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no persistent variant built"))]
 
 
+def pack_gqa_params() -> list:
+    """Every built variant that packs a GQA group's query heads into rows (``pack_gqa`` set) as
+    pytest parameters, or one skipped parameter saying why none."""
+    import pytest
+    from flashcore_codegen import config_from_name
+
+    reason = gpu_skip_reason()
+    names = [n for n in (built_variants() if not reason else []) if getattr(config_from_name(n), "pack_gqa", 0)]
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no GQA-packing variant built"))]
+
+
 def representative_params(per_mask: bool = True, prefer_dtype: str | None = None) -> list:
     """representative_variants() as pytest parameters, or one skipped parameter saying why none."""
     import pytest

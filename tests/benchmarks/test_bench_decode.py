@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 import bench_decode  # noqa: E402
 from flashcore_cutlass.problem import Problem, gqa_packed  # noqa: E402
-from flashcore_cutlass.tune import gqa_decode_shapes  # noqa: E402
+from flashcore_cutlass.tune import gqa_decode_shapes, spec_decode_shapes  # noqa: E402
 
 
 def test_cache_copies_exceed_the_l2():
@@ -32,10 +32,22 @@ def test_visible_mask_is_the_key_range():
     assert mask.shape == (1, 10) and mask.tolist() == [[False] * 6 + [True] * 4]
 
 
+def test_rows_mask_is_the_bottom_right_window():
+    mask = bench_decode.rows_mask(2, 6, None, "cpu")
+    assert mask.tolist() == [[True] * 5 + [False], [True] * 6]
+    assert bench_decode.rows_mask(2, 6, (1, 0), "cpu").tolist() == [[False] * 3 + [True] * 2 + [False],
+                                                                      [False] * 4 + [True] * 2]
+    assert bench_decode.key_span(2, 6, (1, 0)) == (3, 6) and bench_decode.key_span(4, 8192, None) == (0, 8192)
+
+
 @pytest.mark.parametrize("name", sorted(bench_decode.CASES))
 def test_every_case_is_a_packed_decoding_call_the_tune_suite_holds(name):
-    b, hq, hkv, sk, d, window, softcap = bench_decode.CASES[name]
-    per_head = Problem("bf16", d, True, b, hq, 1, sk, bottom_right=True, window=window, softcap=softcap or 0.0)
-    packed, begin, end = gqa_packed(per_head, hkv)
-    assert end == sk and (begin == 0 if window is None else begin == sk - 1 - window[0])
-    assert packed.key in {p.key for p in gqa_decode_shapes()}  # the shipped table has a measured winner
+    b, hq, hkv, sk, d, window, softcap, sq = bench_decode.CASES[name]
+    per_head = Problem("bf16", d, True, b, hq, sq, sk, bottom_right=True, window=window, softcap=softcap or 0.0)
+    packed = bench_decode.packed_problem(per_head, hkv)
+    if sq == 1:
+        _, begin, end = gqa_packed(per_head, hkv)
+        assert end == sk and (begin == 0 if window is None else begin == sk - 1 - window[0])
+        assert packed.key in {p.key for p in gqa_decode_shapes()}  # the shipped table has a measured winner
+    else:
+        assert packed.group == hq // hkv and packed.key in {p.key for p in spec_decode_shapes()}

@@ -17,6 +17,9 @@ GLOBAL_COMBINE = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_6TraitsIN7
                   "ELi2ELi1ELb0ELb1ELb0ELb0ELi8ELi1EEENS0_16MainloopTmaWgmmaIS6_EENS0_19EpilogueSplitGlobalIS6_EENS0_26"
                   "SplitKvGlobalTileSchedulerILb0ELi8EEEEEEEvNT_6ParamsE")
 ZERO_COUNTERS = GLOBAL_COMBINE.replace("12kernel_entry", "19zero_split_counters")
+PACKED_GLOBAL_COMBINE = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_13PackGqaTraitsINS0_6TraitsIN7cutlass10"
+                         "bfloat16_tELi128ELi64ELi128ELi2ELi1ELb1ELb1ELb0ELb0ELi8ELi1EEEEENS0_16MainloopTmaWgmmaIS8_EENS0"
+                         "_19EpilogueSplitGlobalIS8_EENS0_26SplitKvGlobalTileSchedulerILb1ELi8EEEEEEEvNT_6ParamsE")
 
 
 def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, epilogue="EpilogueTmaStore"):
@@ -27,6 +30,7 @@ def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, 
 
 @pytest.mark.parametrize("kernel, variant", [
     (GLOBAL_COMBINE, "fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8_g1"),
+    (PACKED_GLOBAL_COMBINE, "fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv8_g1_pq1"),
     (_name("half_t", 64, 128, 128, 1, 1, 1, 1, 1, 1), "fc_sm90_fp16_d64_causal_m128_n128_s2_sch2_p1_kv1"),
     (_name("bfloat16_t", 64, 64, 128, 0, 1, 0, 1, 1, 2), "fc_sm90_bf16_d64_full_m64_n128_s2_sch1_p1_kv1_c2"),
     (_name("bfloat16_t", 256, 64, 64, 0, 1, 0, 0, 4, 1, "EpilogueSplitCombine"),
@@ -71,3 +75,14 @@ def test_rows_move_where_their_kernel_is_unchanged(tmp_path, monkeypatch, capsys
     before = table.read_text()
     assert rekey_shipped.main() == 1
     assert table.read_text() == before
+
+
+def test_a_no_link_build_reads_its_kernel_objects(tmp_path, monkeypatch):
+    """A `flashcore build --no-link` directory has no extension: its kernels are its objects'."""
+    (tmp_path / "obj").mkdir()
+    for name in ("a.o", "b.o"):
+        (tmp_path / "obj" / name).write_bytes(b"")
+    monkeypatch.setattr(rekey_shipped, "kernels", lambda path: {f"k_{path.stem}": path.stem})
+    assert rekey_shipped.build_kernels(tmp_path) == {"k_a": "a", "k_b": "b"}
+    (tmp_path / "flashcore_ext.so").write_bytes(b"")
+    assert rekey_shipped.build_kernels(tmp_path) == {"k_flashcore_ext": "flashcore_ext"}

@@ -18,7 +18,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (103680, 6468)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (207360, 9316)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -47,7 +47,7 @@ def test_tile_fields_per_family():
         "mma": [("block_m", "m"), ("block_n", "n"), ("warps", "w")],
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
         "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p"),
-                 ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g")],
+                 ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g"), ("pack_gqa", "pq")],
     }
 
 
@@ -423,6 +423,30 @@ def test_split_kv_through_global_memory():
             config_from_name(bad)
     with pytest.raises(ValueError, match="not canonical"):
         config_from_name(cluster.name + "_g0")
+
+
+def test_gqa_packing_axis():
+    """pack_gqa=1 came after combine: its names end in _pq1 (after _g1 where both are set), it needs
+    one 64-row query tile per CTA, and the template passes it on."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(dtype="bf16", head_dim=128, causal=True, block_m=64, block_n=128, stages=2, schedule=1, persistent=0)
+    plain, packing = Sm90Config(**base, splits=8, combine=1), Sm90Config(**base, splits=8, combine=1, pack_gqa=1)
+    assert packing.name == plain.name + "_pq1" == "fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv8_g1_pq1"
+    assert config_from_name(packing.name) == packing and config_from_name(plain.name) == plain
+    assert packing.template_params()["pack_gqa"] == "true" and plain.template_params()["pack_gqa"] == "false"
+    assert config_from_name("fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv2_pq1").splits == 2
+    with pytest.raises(ValueError, match="not canonical"):
+        config_from_name(plain.name + "_pq0")
+    with pytest.raises(ValueError, match="malformed tile token"):
+        config_from_name("fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv8_pq1_g1")
+    for bad in (dict(block_m=128), dict(persistent=1, splits=1), dict(ctas_per_sm=2, persistent=1, splits=1)):
+        errors = Sm90Config(**(base | dict(splits=2, pack_gqa=1) | bad)).validation_errors()
+        assert any("GQA packing" in e for e in errors), (bad, errors)
+    # Its scratch counts a K/V head's tiles of 64 / Gp queries: (1, 32 heads on 8, 4 queries) = 8 tiles.
+    one_tile_each = Sm90Config(**base, splits=8, combine=1, pack_gqa=1).workspace_bytes(1, 32, 4, group=4)
+    assert one_tile_each == 256 + 8 * 8 * 64 * 4 + 8 * 8 * 64 * 128 * 4
+    assert plain.workspace_bytes(1, 32, 4) == 256 + 32 * 8 * 64 * 4 + 32 * 8 * 64 * 128 * 4
 
 
 def test_two_ctas_per_sm_validation():

@@ -79,8 +79,10 @@ def test_sm90_split_kv_combine_reaches_the_kernel():
     cluster = render(config_from_name("fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8")).text
     global_ = render(config_from_name("fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv16_g1")).text
     assert "{{ splits }}" not in global_
-    assert "8, 1, false>(p, stream);" in cluster and "clusters of 8 CTAs per query tile" in cluster
-    assert "16, 1, true>(p, stream);" in global_ and "16 CTAs per query tile combined through global memory" in global_
+    assert "8, 1, false, false>(p, stream);" in cluster and "clusters of 8 CTAs per query tile" in cluster
+    assert "16, 1, true, false>(p, stream);" in global_ and "16 CTAs per query tile combined through global memory" in global_
+    packing = render(config_from_name("fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv8_g1_pq1")).text
+    assert "8, 1, true, true>(p, stream);" in packing and "GQA groups packed into rows" in packing
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
@@ -95,7 +97,7 @@ def test_source_hash_is_source_plus_headers(config):
 
 def test_every_valid_config_has_its_own_hash():
     sources = [render(c) for c in all_configs()]
-    assert len(sources) == 556 + 6468
+    assert len(sources) == 556 + 9316
     assert len({s.source_hash for s in sources}) == len(sources)
     assert len({s.text for s in sources}) == len(sources)
 

@@ -112,3 +112,16 @@ def test_the_build_command_adds_all_when_the_default_set_lacks_the_problem():
 def test_missing_variant_error_is_unchanged_when_nothing_computes_the_problem():
     with pytest.raises(MissingVariantError, match="build one with: flashcore build --dtype bf16 --head-dim 64"):
         registry(SCALAR).choose(problem(dtype="bf16"))
+
+
+def test_packing_variants_compute_exactly_the_packed_problems():
+    from flashcore_cutlass.eligibility import computes
+    from flashcore_cutlass.problem import Problem
+
+    packing = config_from_name("fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv2_pq1")
+    plain = config_from_name("fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv2")
+    packed = Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True, group=4)
+    unpacked = Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True)
+    assert computes(packing, packed) and computes(packing, packed.key)
+    assert not computes(packing, unpacked) and not computes(plain, packed)
+    assert computes(plain, unpacked)

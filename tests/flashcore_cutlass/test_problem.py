@@ -148,3 +148,28 @@ def test_gqa_packed_is_the_problem_the_kernels_run():
     assert gqa_packed(gemma, 16) is None  # MHA
     unaligned = Problem("fp16", 64, False, 1, 8, 1, 100, aligned16=False)
     assert gqa_packed(unaligned, 1)[0].aligned16 is False  # the layout's dispatch constraint carries over
+
+
+def test_gqa_row_packed_for_a_few_query_rows_under_any_mask():
+    """1 < Sq < 64 with a group: the group's query heads go into the rows of the kernel's tiles
+    where that gives fewer 64-row tiles; the key says so (g<G>) and round-trips."""
+    from flashcore_cutlass.problem import gqa_row_packed, packed_row_slots
+
+    spec = Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True)
+    packed = gqa_row_packed(spec, 8)
+    assert packed == Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True, group=4)
+    assert packed.heads_k == 8 and "GQA 32/8 packed" in str(packed)
+    assert str(packed.key) == "bf16_d128_causalbrg4_q4_k8192_bh32"
+    assert ProblemKey.parse(str(packed.key)) == packed.key
+    windowed = Problem("fp16", 256, True, 2, 16, 5, 4000, bottom_right=True, window=(1024, 0), softcap=30.0)
+    assert str(gqa_row_packed(windowed, 8).key) == "fp16_d256_causalbrw2048scg2_q8_k4096_bh32"
+    assert gqa_row_packed(spec, 32) is None  # MHA
+    assert gqa_row_packed(Problem("bf16", 128, True, 1, 32, 1, 8192), 8) is None  # Sq = 1: gqa_packed's view
+    assert gqa_row_packed(Problem("bf16", 128, True, 1, 32, 64, 8192), 8) is None  # full tiles per head
+    assert gqa_row_packed(Problem("bf16", 128, True, 1, 128, 4, 100), 1) is None  # 128 heads: wider than a tile
+    # Packing must give fewer tiles: 48 queries of 4 heads take 3 tiles packed, 4 unpacked; 63 of 2 take 2 either way.
+    assert gqa_row_packed(Problem("bf16", 128, True, 1, 4, 48, 100), 1) is not None
+    assert gqa_row_packed(Problem("bf16", 128, True, 1, 2, 63, 100), 1) is None
+    assert [packed_row_slots(g) for g in (1, 2, 3, 4, 7, 8, 9, 64)] == [1, 2, 4, 4, 8, 8, 16, 64]
+    with pytest.raises(ValueError, match="group 3 must divide"):
+        Problem("bf16", 128, True, 1, 32, 4, 100, group=3)

@@ -466,3 +466,25 @@ def test_global_combine_refuses_calls_whose_scratch_is_too_large():
     assert Registry(hashes(*names)).choose(big).variant == names[1]
     assert Sm90Config(dtype="bf16", head_dim=128, causal=True, block_m=128, block_n=128, stages=2, schedule=1,
                       persistent=1, splits=1).workspace_bytes(4, 32, 4096) == 4
+
+
+def test_packed_gqa_problems_count_a_key_value_heads_tiles():
+    """A problem whose GQA group is packed into rows has B x Hkv x ceil(Sq x Gp / 64) query tiles
+    of Sq x G real rows: the split-KV size and the global combine are judged on those, and only the
+    packing variants are candidates."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(splits, combine=0, pack=0):
+        return Sm90Config(dtype="bf16", head_dim=128, causal=True, block_m=64, block_n=128, stages=2, schedule=1,
+                          persistent=0, splits=splits, combine=combine, pack_gqa=pack).name
+
+    spec = Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True, group=4)  # 8 tiles of 16 rows
+    assert registry_module.query_tiles_of(spec.key) == 8 and registry_module.rows_per_tile(spec.key) == 16
+    assert registry_module.preferred_splits(spec.key) == 8
+    two_rows = Problem("bf16", 128, True, 1, 32, 2, 8192, bottom_right=True, group=4)  # 8 rows a tile
+    names = [sm90(2), sm90(8), sm90(2, pack=1), sm90(8, pack=1), sm90(8, 1, pack=1)]
+    reg = Registry(hashes(*names))
+    assert set(reg.candidates(spec)) == {sm90(2, pack=1), sm90(8, pack=1), sm90(8, 1, pack=1)}
+    assert reg.choose(spec).variant == sm90(8, pack=1)
+    assert reg.choose(two_rows).variant == sm90(8, 1, pack=1)
+    assert sm90(2, pack=1) not in reg.candidates(Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True))

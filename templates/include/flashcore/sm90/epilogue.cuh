@@ -9,6 +9,7 @@
 #include <cutlass/arch/barrier.h>
 
 #include "flashcore/sm90/common.cuh"
+#include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/traits.cuh"
 
 namespace flashcore::sm90 {
@@ -37,11 +38,21 @@ struct EpilogueTmaStore {
     Tensor tOcO = rowcol(thr_pv.partition_C(cO));
     int const row0 = w.m_block * Traits::kBlockM;
     if (get<1>(tOcO(0, 0)) == 0) {
-      float* lse_ptr = p.lse + seq.lse_offset;
-      CUTE_UNROLL
-      for (int i = 0; i < kRows; ++i) {
-        int row = row0 + get<0>(tOcO(i, 0));
-        if (row < seq.seqlen_q) lse_ptr[row] = lse[i];
+      if constexpr (Traits::kPackGqa) {
+        PackedRows const rows(p.head_ratio, w.m_block, Traits::kBlockM);
+        float* lse_group = packed_lse(p, w, seq, rows);
+        CUTE_UNROLL
+        for (int i = 0; i < kRows; ++i) {
+          int const r = get<0>(tOcO(i, 0));
+          if (rows.valid(r, seq.seqlen_q)) lse_group[rows.head_in_group(r) * seq.seqlen_q + rows.query(r)] = lse[i];
+        }
+      } else {
+        float* lse_ptr = p.lse + seq.lse_offset;
+        CUTE_UNROLL
+        for (int i = 0; i < kRows; ++i) {
+          int row = row0 + get<0>(tOcO(i, 0));
+          if (row < seq.seqlen_q) lse_ptr[row] = lse[i];
+        }
       }
     }
 
@@ -82,7 +93,7 @@ struct EpilogueTmaStore {
     int const store_row0 = row0 + slice * kStoreRows;
     Tensor sO_store = make_tensor(make_smem_ptr(o_smem + slice * kStoreRows * Traits::kHeadDim),
                                   typename Traits::SmemLayoutOStore{});
-    if (p.seq.packed() && store_row0 + kStoreRows > seq.seqlen_q) {
+    if (!Traits::kPackGqa && p.seq.packed() && store_row0 + kStoreRows > seq.seqlen_q) {
       // The last tile of a packed sequence: a TMA store of the whole tile would write past the
       // sequence's last row into the next one's; the threads store the valid rows (and head-dim
       // columns) instead. Full tiles take the TMA store below.
@@ -90,6 +101,20 @@ struct EpilogueTmaStore {
       if constexpr (!Traits::kSeparateO) {  // the staging buffer (Q's or V's) may be refilled
         sync_writers();
         if (tid == 0) cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);  // every thread is done reading sO
+      }
+      return;
+    }
+    if constexpr (Traits::kPackGqa) {  // the group's rows: one 5-D box per 64 columns (pack_gqa.cuh)
+      if (store_tid == 0) {
+        int const s_first = PackedRows(p.head_ratio, w.m_block, Traits::kBlockM).s_first;
+        CUTE_UNROLL
+        for (int j = 0; j < Traits::kHeadDim / 64; ++j) {
+          SM90_TMA_STORE_5D::copy(p.tma_o.get_tma_descriptor(), o_smem + j * Traits::kBlockM * 64, j * 64, 0, s_first,
+                                  w.head, w.batch);
+        }
+        tma_store_arrive();
+        tma_store_wait<0>();  // smem read done: the Q buffer may be refilled, the CTA may exit
+        cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
       }
       return;
     }

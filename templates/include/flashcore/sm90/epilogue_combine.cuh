@@ -14,6 +14,7 @@
 #include <cutlass/numeric_conversion.h>
 
 #include "flashcore/sm90/common.cuh"
+#include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/traits.cuh"
 
 namespace flashcore::sm90 {
@@ -128,12 +129,20 @@ struct EpilogueSplitCombine {
     for (int item = tid; item < kRowsPerCta * kChunks; item += Traits::kConsumerThreads) {
       int const row = w.split * kRowsPerCta + item / kChunks;  // in the tile
       int const c = item % kChunks;
-      if (row0 + row >= seq.seqlen_q) continue;
+      if constexpr (Traits::kPackGqa) {
+        if (!PackedRows(p.head_ratio, w.m_block, Traits::kBlockM).valid(row, seq.seqlen_q)) continue;
+      } else {
+        if (row0 + row >= seq.seqlen_q) continue;
+      }
       cutlass::Array<float, kChunk> acc;
       float const total_lse = combine_partials<kSplits>(
           [&](int s) { return ld_cluster_shared(lse_addr[s] + uint32_t(row) * 4u); },
           [&](int s, int col) { return ld_cluster_shared_v4(o_addr[s] + uint32_t(o_index(row, c * kChunk + col)) * 4u); },
           acc);
+      if constexpr (Traits::kPackGqa) {
+        store_packed(p, w, seq, row, c, convert(acc), total_lse);
+        continue;
+      }
       if (c * kChunk < p.head_dim_v) {
         cutlass::Array<Element, kChunk> out = convert(acc);
         *reinterpret_cast<uint4*>(o_head + int64_t(row0 + row) * p.o_row_stride + c * kChunk) =

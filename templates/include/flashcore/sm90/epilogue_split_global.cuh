@@ -13,6 +13,7 @@
 
 #include "flashcore/sm90/common.cuh"
 #include "flashcore/sm90/epilogue_combine.cuh"
+#include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/traits.cuh"
 
 namespace flashcore::sm90 {
@@ -68,7 +69,10 @@ struct EpilogueSplitGlobal {
 
     Tensor tOcO = rowcol(thr_pv.partition_C(make_identity_tensor(Shape<BM, HD>{})));
     int const row0 = w.m_block * kBlockM;
-    int const rows = min(kBlockM, seq.seqlen_q - row0);  // of this tile in the sequence
+    // Rows of this tile in the sequence (packed: a prefix holding every valid row).
+    int rows;
+    if constexpr (Traits::kPackGqa) rows = PackedRows(p.head_ratio, w.m_block, kBlockM).row_extent(seq.seqlen_q, kBlockM);
+    else rows = min(kBlockM, seq.seqlen_q - row0);
     int64_t const part = int64_t(w.linear) * kSplits;   // share 0 of this tile in the scratch
     float* lse_part = Workspace::lse(p.workspace, p.geo) + part * kBlockM;
     float* o_part = Workspace::o(p.workspace, p.geo) + part * kBlockM * kHeadDim;
@@ -114,6 +118,12 @@ struct EpilogueSplitGlobal {
                                                           c * kChunk + col));
           },
           acc);
+      if constexpr (Traits::kPackGqa) {
+        if (PackedRows(p.head_ratio, w.m_block, kBlockM).valid(row, seq.seqlen_q)) {
+          store_packed(p, w, seq, row, c, convert(acc), total_lse);
+        }
+        continue;
+      }
       if (c * kChunk < p.head_dim_v) {
         cutlass::Array<Element, kChunk> out = convert(acc);
         *reinterpret_cast<uint4*>(o_head + int64_t(row0 + row) * p.o_row_stride + c * kChunk) =

@@ -20,6 +20,7 @@
 #include "flashcore/sm90/epilogue_combine.cuh"
 #include "flashcore/sm90/epilogue_split_global.cuh"
 #include "flashcore/sm90/mainloop.cuh"
+#include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 #include "flashcore/sm90/traits.cuh"
 
@@ -110,13 +111,15 @@ __global__ void zero_split_counters(int* counters, int n) {
   for (int i = int(blockIdx.x * blockDim.x + threadIdx.x); i < n; i += int(gridDim.x * blockDim.x)) counters[i] = 0;
 }
 
-// The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t.
+// The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t. kPackGqa: the
+// query heads of a GQA group packed into the rows of one tile (pack_gqa.cuh).
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
-          int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false>
+          int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false>
 struct FwdKernel {
-  using Traits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                              kPingpong, kPersistent, kSplits, kCtasPerSm>;
+  using BaseTraits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal,
+                                  kIntraWGOverlap, kPingpong, kPersistent, kSplits, kCtasPerSm>;
+  using Traits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
   static_assert(!kSplitGlobal || kSplits > 1, "a global combine is a split-KV combine");
@@ -151,6 +154,7 @@ struct FwdKernel {
     if (!tma_compatible(p))
       return "the sm90 kernels load through TMA, which needs 16-byte aligned q/k/v/o pointers and strides that are "
              "multiples of 16 bytes";
+    if (char const* why = Traits::cannot_pack(p)) return why;
     if (kSplitGlobal && workspace_bytes(p) > kMaxSplitWorkspace)
       return "this split-KV variant combines through global scratch, which would exceed 2 GB for the call's query "
              "tiles: it serves problems with few query tiles";
@@ -160,19 +164,19 @@ struct FwdKernel {
   // Device scratch the call needs (uninitialised; run() zeroes what must start at zero): the
   // dynamic scheduler's tile counter, or the global split-KV combine's counters and partials.
   static size_t workspace_bytes(FwdParams const& p) {
-    TileGeometry const g = make_tile_geometry<kBlockM>(p);
+    TileGeometry const g = Traits::geometry(p);
     if constexpr (kSplitGlobal) return SplitWorkspace::bytes(g);
     else return Scheduler::workspace_bytes(g);
   }
   static size_t zeroed_workspace_bytes(FwdParams const& p) {
-    TileGeometry const g = make_tile_geometry<kBlockM>(p);
+    TileGeometry const g = Traits::geometry(p);
     if constexpr (kSplitGlobal) return SplitWorkspace::zeroed_bytes(g);
     else return Scheduler::workspace_bytes(g);
   }
 
   static cudaError_t run(FwdParams const& p, cudaStream_t stream) {
     if (p.batch <= 0 || p.heads <= 0 || p.seqlen_q <= 0) return cudaSuccess;
-    if (!tma_compatible(p)) return cudaErrorInvalidValue;
+    if (!tma_compatible(p) || Traits::cannot_pack(p) != nullptr) return cudaErrorInvalidValue;
     if (workspace_bytes(p) > 0 && p.workspace == nullptr) return cudaErrorInvalidValue;
     if (size_t const zeroed = zeroed_workspace_bytes(p); zeroed > 0) {
       if constexpr (kSplitGlobal) {
@@ -185,7 +189,12 @@ struct FwdKernel {
         if (z != cudaSuccess) return z;
       }
     }
-    auto params = Traits::make_params(p);
+    CUresult maps = CUDA_SUCCESS;
+    auto params = [&] {
+      if constexpr (kPackGqa) return Traits::make_params(p, &maps);
+      else return Traits::make_params(p);
+    }();
+    if (maps != CUDA_SUCCESS) return cudaErrorInvalidValue;
     auto kernel = &kernel_entry<Kernel>;
     constexpr int smem = Traits::kSmemBytes;
     cudaError_t e = set_max_dynamic_smem_once<Kernel>(kernel, smem);
@@ -231,10 +240,10 @@ struct FwdKernel {
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
-          int kCtasPerSm = 1, bool kSplitGlobal = false>
+          int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal>::run(p, stream);
+                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

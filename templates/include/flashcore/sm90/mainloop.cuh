@@ -8,6 +8,7 @@
 #include <cutlass/arch/barrier.h>
 
 #include "flashcore/sm90/common.cuh"
+#include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/softmax.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 #include "flashcore/sm90/traits.cuh"
@@ -57,9 +58,17 @@ struct MainloopTmaWgmma {
   // diagonals, api.h key_tile_range; empty when no row of the tile sees a key).
   // A tile past the end of a short packed sequence has no rows: no key tile either.
   // Split-KV: split r of kSplits walks the r-th of kSplits contiguous shares (maybe none).
-  CUTE_DEVICE static KeyTileRange key_tiles(SeqSpan const& seq, WorkTile const& w) {
-    if (w.m_block * kBlockM >= seq.seqlen_q) return {0, 0};
-    KeyTileRange r = key_tile_range<kBlockN, kCausal>(seq.mask, w.m_block * kBlockM, kBlockM);
+  // GQA packing: the tile's queries are those of its packed rows (PackedRows; group = p.head_ratio).
+  CUTE_DEVICE static KeyTileRange key_tiles(Params const& p, SeqSpan const& seq, WorkTile const& w) {
+    KeyTileRange r;
+    if constexpr (Traits::kPackGqa) {
+      PackedRows const rows(p.head_ratio, w.m_block, kBlockM);
+      if (rows.s_first >= seq.seqlen_q) return {0, 0};
+      r = key_tile_range<kBlockN, kCausal>(seq.mask, rows.s_first, rows.queries(kBlockM));
+    } else {
+      if (w.m_block * kBlockM >= seq.seqlen_q) return {0, 0};
+      r = key_tile_range<kBlockN, kCausal>(seq.mask, w.m_block * kBlockM, kBlockM);
+    }
     if constexpr (Traits::kSplits > 1) {
       int const share = (r.count() + Traits::kSplits - 1) / Traits::kSplits;
       int const first = r.first + w.split * share;
@@ -69,6 +78,9 @@ struct MainloopTmaWgmma {
   }
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, int m_block, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, m_block * kBlockM, kBlockM, n);
+  }
+  CUTE_DEVICE static bool needs_mask(KeyMask const& mask, PackedRows const& rows, int n) {
+    return key_tile_needs_mask<kBlockN, kCausal>(mask, rows.s_first, rows.queries(kBlockM), n);
   }
   // The tile's (seqlen, D) views: packed sequences start at their cu_seqlens row of batch 0.
   template <class Tensor4>
@@ -80,12 +92,13 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static void load(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
                                PipeState& v_state, int tile_iter) {
     SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
-    KeyTileRange const tiles = key_tiles(seq, w);
+    KeyTileRange const tiles = key_tiles(p, seq, w);
     Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
     Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
     Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
     Tensor gQ = local_tile(head_rows(p, mQ, w.head, w.batch, seq.q_start), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
-    int const head_kv = w.head / p.head_ratio;  // grouped-query attention: K/V heads are shared
+    // Grouped-query attention: K/V heads are shared (a packing variant's tiles are a K/V head's).
+    int const head_kv = Traits::kPackGqa ? w.head : w.head / p.head_ratio;
     Tensor gK = local_tile(head_rows(p, mK, head_kv, w.batch, seq.k_start), Shape<BN, HD>{},
                            make_coord(_, _0{}));  // (BN, D, n)
     Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HD>{}, make_coord(_, _0{}));
@@ -128,7 +141,17 @@ struct MainloopTmaWgmma {
       else EmptyBar::wait(&ss.bar_o, uint32_t(tile_iter - 1) & 1);
     }
     FullBar::arrive_and_expect_tx(&ss.bar_q, Traits::kBytesQ);
-    copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
+    if constexpr (Traits::kPackGqa) {  // the group's rows: one 5-D box per 64 columns (pack_gqa.cuh)
+      PackedRows const rows(p.head_ratio, w.m_block, kBlockM);
+      CUTE_UNROLL
+      for (int j = 0; j < Traits::kHeadDim / 64; ++j) {
+        SM90_TMA_LOAD_5D::copy(p.tma_q.get_tma_descriptor(), &ss.bar_q,
+                               static_cast<uint64_t>(TMA::CacheHintSm90::EVICT_FIRST), ss.q.data() + j * kBlockM * 64,
+                               j * 64, 0, rows.s_first, w.head, w.batch);
+      }
+    } else {
+      copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);
+    }
     // O staged in the V ring: this tile's first V load waits until the previous tile's O store has
     // read it. Every tile waits once, empty ones too: a skipped wait would let the parity run two
     // phases behind and pass early.
@@ -176,7 +199,7 @@ struct MainloopTmaWgmma {
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
-    KeyTileRange const tiles = key_tiles(seq, w);
+    KeyTileRange const tiles = key_tiles(p, seq, w);
 
     int const row0 = w.m_block * kBlockM;
     KeyMask const key_mask = seq.mask;
@@ -192,13 +215,18 @@ struct MainloopTmaWgmma {
         CUTE_UNROLL
         for (int i = 0; i < size(tSrS); ++i) tSrS(i) = tanh_approx(tSrS(i) * softcap_scale);
       }
-      if (needs_mask(key_mask, w.m_block, n)) {
+      bool masked;
+      if constexpr (Traits::kPackGqa) masked = needs_mask(key_mask, PackedRows(p.head_ratio, w.m_block, kBlockM), n);
+      else masked = needs_mask(key_mask, w.m_block, n);
+      if (masked) {
         // Each row's visible columns of the tile, one unsigned compare per element (api.h).
         int const col0 = n * kBlockN;
         VisibleColumns visible[kRowsPerThread];
         CUTE_UNROLL
         for (int i = 0; i < kRowsPerThread; ++i) {
-          visible[i] = visible_columns<kCausal>(key_mask, row0 + get<0>(tScS(i, 0)), col0);
+          int query = row0 + get<0>(tScS(i, 0));
+          if constexpr (Traits::kPackGqa) query = PackedRows(p.head_ratio, w.m_block, kBlockM).query(get<0>(tScS(i, 0)));
+          visible[i] = visible_columns<kCausal>(key_mask, query, col0);
         }
         auto mask = [&](int i, int j) { return visible[i].hidden(get<1>(tScS(i, j))); };
         softmax.template step<true>(s, scale_log2, mask, corr);

@@ -152,6 +152,12 @@ struct Traits {
     void* workspace;
   };
 
+  // GQA packing (PackGqaTraits, pack_gqa.cuh) derives from these traits; here every tile is one
+  // query head's rows and the grid is (query tiles, query heads, batch).
+  static constexpr bool kPackGqa = false;
+  static TileGeometry geometry(FwdParams const& p) { return make_tile_geometry<kBlockM>(p); }
+  static char const* cannot_pack(FwdParams const&) { return nullptr; }
+
   static Params make_params(FwdParams const& p) {
     int const heads_k = p.heads_k > 0 ? p.heads_k : p.heads;  // 0: a caller predating GQA, i.e. MHA
     // A smaller head dim than the tile's: TMA zero-fills the columns past it on load (zeros add
