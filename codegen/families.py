@@ -347,24 +347,27 @@ class Sm90Config(KernelConfig):
     # GQA packing into rows (pack_gqa = 1, pack_gqa.cuh) for 1 < Sq < 64 under a mask (speculative
     # decoding: a few draft tokens per sequence, bottom-right causal): each K/V head's G query heads
     # share its tiles, so a K/V head is read by one tile (per split) instead of G. Masked only, D128
-    # (Llama-3, Mistral, Qwen2) and D256 (Gemma-2), with the split-KV shapes of the unpacked
-    # decoding rows (clusters of 2 at batch >= 4, 8 through global memory at batch 1, 4 at D256).
+    # (Llama-3, Mistral, Qwen2) and D256 (Gemma-2), with the split-KV shapes that won the tune of the
+    # spec-decode suite on an H200 (benchmarks/NOTES.md, 2026-11-27 04:02-, call 1; 7 more built there):
+    # clusters of 8 at batch 1 (Llama-3 4 rows over 8k keys 15.9 us, Qwen2 10.6), 4 through global
+    # memory at batch 4 (25.9; the cluster of 2 26.1 in fp16), 8 through global memory at D256 (39.5).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
               (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
-              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1)],
+              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1)],
         192: [(128, 80, 2, 2, 1, 1)],
         256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4), (64, 64, 2, 1, 0, 8, 1, 1),
-              (64, 64, 2, 1, 0, 4, 1, 0, 1)],
+              (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (128, 128, 2, 1, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1)): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
-        (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 1, 1)): True,
-        (256, (64, 64, 2, 1, 0, 4, 1, 0, 1)): True,
+        (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
+        (128, (64, 128, 2, 1, 0, 8, 1, 1, 1)): True, (256, (64, 64, 2, 1, 0, 4, 1, 0, 1)): True,
+        (256, (64, 64, 2, 1, 0, 8, 1, 1, 1)): True,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
