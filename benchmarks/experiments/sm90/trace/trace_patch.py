@@ -65,7 +65,8 @@ PATCHES = [
     ("sm90/epilogue.cuh", "    cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine\n    sync_writers();\n",
      "    cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine\n    FC_T(19);\n"
      "    sync_writers();\n    FC_T(20);\n"),
-    ("sm90/epilogue.cuh", "      tma_store_arrive();\n", "      tma_store_arrive();\n      FC_T(21);\n"),
+    ("sm90/epilogue.cuh", "cta_tma.partition_D(gO));\n      tma_store_arrive();\n",
+     "cta_tma.partition_D(gO));\n      tma_store_arrive();\n      FC_T(21);\n"),
     ("sm90/kernel_ws.cuh", "        SeqSpan const next_seq = seq_span(p.seq, next.batch, next.head);\n",
      "        SeqSpan const next_seq = seq_span(p.seq, next.batch, next.head);\n"
      "        if (tid % 128 == 0) fc_trace::put(1 + tid / 128, tile_iter, 22, fc_trace::now());\n"),
