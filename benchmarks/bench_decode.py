@@ -14,6 +14,9 @@ Implementations, timed interleaved round by round (medians over rounds):
   query rows the bottom-right mask, as a boolean attn_mask of the keys each row sees; without
   softcap (SDPA has none: its time is of the uncapped problem).
 
+Packed variable-length sequences (``VARLEN_CASES``, continuous batching: caches of different
+lengths, attention_varlen) are timed likewise, SDPA on the batch padded to the longest cache.
+
 Times are per call of calls replayed from one CUDA graph. Each call reads a KV cache of its own
 (copies rotate, at least 200 MB in all, more than the 50 MB L2), as the layers of a model do: a
 decoding step reads every layer's cache once. The bandwidth column is the K/V bytes a call must
@@ -56,6 +59,12 @@ CASES = {
     "llama3-8b-spec8-b4-4k": (4, 32, 8, 4096, 128, None, None, 8),
     "qwen2-7b-spec4-b1-4k": (1, 28, 4, 4096, 128, None, None, 4),
     "gemma2-9b-softcap-spec4-b2-8k": (2, 16, 8, 8192, 256, None, 50.0, 4),
+}
+# Packed variable-length sequences (attention_varlen; continuous batching): name -> (Hq, Hkv, D,
+# keys of each sequence's cache, query rows per sequence), bf16, bottom-right.
+VARLEN_CASES = {
+    "llama3-8b-varlen-decode-8seq": (32, 8, 128, [512, 1024, 2048, 3000, 4096, 6000, 8192, 700], 1),
+    "llama3-8b-varlen-spec4-8seq": (32, 8, 128, [512, 1024, 2048, 3000, 4096, 6000, 8192, 700], 4),
 }
 IMPLS = ("flashcore", "per_head", "sdpa")
 COLD_BYTES = COLD_KV_BYTES  # K/V copies rotate until this many bytes (beyond the 50 MB L2), as the tuner's
@@ -165,15 +174,84 @@ def bench_case(name: str, rounds: int) -> dict:
             "read_gb_per_s": {impl: needed / (t * 1e-6) / 1e9 for impl, t in us.items()}}
 
 
+def bench_varlen_case(name: str, rounds: int) -> dict:
+    """A batch of sequences with caches of different lengths through attention_varlen: ours (dispatch
+    packs each group's query heads into rows where a packing variant is built), the per-head variant
+    on the same packed tensors, and SDPA on the batch padded to the longest cache with a boolean mask
+    (the padding made once, outside the timing)."""
+    hq, hkv, d, lens_k, sq = VARLEN_CASES[name]
+    dtype, b = torch.bfloat16, len(lens_k)
+    rt = get_runtime()
+    cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32,  # noqa: E731
+                                   device="cuda")
+    cu_q, cu_k, max_k = cu([sq] * b), cu(lens_k), max(lens_k)
+    per_head = Problem(SUPPORTED_DTYPES[dtype], d, True, b, hq, sq, max_k, bottom_right=True)
+    packed = gqa_row_packed(per_head, hkv, min_rows=1)
+    packed_choice = rt.registry.choose(packed) if rt.registry.candidates(packed) else None
+    per_head_choice = rt.registry.choose(per_head)
+    kv_bytes = read_bytes(1, hkv, sum(lens_k), d, d)
+
+    def make():
+        q = torch.randn(b * sq, hq, d, device="cuda", dtype=dtype)
+        k, v = (torch.randn(sum(lens_k), hkv, d, device="cuda", dtype=dtype) for _ in range(2))
+        # SDPA's padded batch: (B, Hkv, max_k, D) with each cache at the start of its row.
+        kp, vp = (torch.zeros(b, hkv, max_k, d, device="cuda", dtype=dtype) for _ in range(2))
+        for i, (k0, n) in enumerate(zip(cu_k.tolist(), lens_k)):
+            kp[i, :, :n], vp[i, :, :n] = k[k0:k0 + n].transpose(0, 1), v[k0:k0 + n].transpose(0, 1)
+        return q, k, v, kp, vp
+    caches = [make() for _ in range(cache_copies(kv_bytes))]
+    rows, cols = torch.arange(sq, device="cuda")[:, None], torch.arange(max_k, device="cuda")[None, :]
+    mask = torch.stack([cols <= rows + n - sq for n in lens_k])[:, None]  # (B, 1, Sq, max_k)
+
+    def ours(q, k, v, kp, vp):
+        return fc.attention_varlen(q, k, v, cu_q, cu_k, sq, max_k, causal="bottom_right")
+
+    def head_by_head(q, k, v, kp, vp):
+        return rt.fwd(rt.ids[per_head_choice.variant], q, k, v, d ** -0.5, None, None, 0, None, 0.0, cu_q, cu_k, sq,
+                      max_k, True)[0]
+
+    def sdpa(q, k, v, kp, vp):
+        return F.scaled_dot_product_attention(q.view(b, sq, hq, d).transpose(1, 2), kp, vp, attn_mask=mask,
+                                              enable_gqa=True)
+
+    q, k, v, kp, vp = caches[0]
+    ref = sdpa(q, k, v, kp, vp).transpose(1, 2).reshape(b * sq, hq, d).float()
+    errors = {impl: (fn(q, k, v, kp, vp).float() - ref).abs().max().item() for impl, fn in
+              (("flashcore", ours), ("per_head", head_by_head))}
+    ok = errors["flashcore"] <= 2 * errors["per_head"] + 1e-2
+    fns = {"flashcore": ours, "per_head": head_by_head, "sdpa": sdpa}
+
+    def rotating(fn):
+        state = {"i": 0}
+
+        def call():
+            args = caches[state["i"] % len(caches)]
+            state["i"] += 1
+            return fn(*args)
+        return call
+
+    per = {impl: [] for impl in IMPLS}
+    for _ in range(rounds):
+        for impl in IMPLS:
+            per[impl].append(time_graph(rotating(fns[impl]), calls_per_graph=GRAPH_CALLS, reps=10).median_us)
+    us = {impl: statistics.median(ts) for impl, ts in per.items()}
+    return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen_q": sq, "seqlens_k": lens_k, "head_dim": d,
+            "cache_copies": len(caches), "per_head_variant": per_head_choice.variant,
+            "packed_key": str(packed.key), "packed_variant": packed_choice and packed_choice.variant,
+            "max_abs_err_vs_sdpa": errors, "ok": ok, "rounds_us": per, "graph_us": us,
+            "ratio_vs_sdpa": us["flashcore"] / us["sdpa"], "ratio_vs_per_head": us["flashcore"] / us["per_head"],
+            "read_gb_per_s": {impl: kv_bytes / (t * 1e-6) / 1e9 for impl, t in us.items()}}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--only", action="append", choices=sorted(CASES))
+    ap.add_argument("--only", action="append", choices=sorted(CASES) + sorted(VARLEN_CASES))
     ap.add_argument("--json")
     args = ap.parse_args()
     rows = []
-    for name in args.only or CASES:
-        row = bench_case(name, args.rounds)
+    for name in args.only or [*CASES, *VARLEN_CASES]:
+        row = (bench_varlen_case if name in VARLEN_CASES else bench_case)(name, args.rounds)
         rows.append(row)
         print(f"{name}: ours {row['graph_us']['flashcore']:.1f} us, per head {row['graph_us']['per_head']:.1f}, "
               f"SDPA {row['graph_us']['sdpa']:.1f} ({row['ratio_vs_sdpa']:.2f}x SDPA's time)", flush=True)

@@ -121,8 +121,7 @@ def features(rt, variant, cfg, dtype) -> int:
                             *reference_attention(qp, kp, vp, cfg.causal, scale=dq ** -0.5))
     if getattr(cfg, "pack_gqa", 0):
         # The group's query heads as tile rows (5-D TMA boxes, rows with their own query position):
-        # groups that fill the row slots and one that leaves holes (G = 7), several tiles. Packed
-        # sequences are refused by these variants.
+        # groups that fill the row slots and one that leaves holes (G = 7), several tiles.
         for b, h, hkv, sq, sk, window in ((1, 32, 8, 5, 300, None), (2, 28, 4, 3, 129, (50, 0)), (1, 8, 1, 40, 70, None)):
             qg, kg, vg = (torch.randn(b, n, s, d, generator=gen).to(dtype) for n, s in ((h, sq), (hkv, sk), (hkv, sk)))
             causal = "bottom_right" if cfg.causal else False
@@ -132,7 +131,6 @@ def features(rt, variant, cfg, dtype) -> int:
             torch.cuda.synchronize()
             ref = reference_attention(qg, kg, vg, causal, scale=d ** -0.5, window=window, softcap=30.0)
             wrong += report(f"GQA {h}/{hkv} packed rows Sq{sq} Sk{sk} window {window}", out, lse, *ref)
-        return wrong
     lens_q, lens_k = [17, 0, 130, 1], [129, 5, 130, 64]
     q3, k3, v3 = (torch.randn(sum(n), 3, d, generator=gen).to(dtype) for n in (lens_q, lens_k, lens_k))
     cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32)  # noqa: E731

@@ -357,7 +357,7 @@ def _dispatch(dtype: str, d: int, dv: int, masked: bool, b: int, h: int, hkv: in
         # 1 < Sq < 64 with a group: a variant that packs the group's heads into its tiles' rows,
         # where one is built (else the per-head kernels, which map query to K/V heads).
         row_packed = gqa_row_packed(problem, hkv)
-        if row_packed is not None and rt.registry.candidates(row_packed):
+        if row_packed is not None and rt.has_candidates(row_packed):
             problem = row_packed
         return rt.variant_id(problem)
     packed_problem, begin, end = packed

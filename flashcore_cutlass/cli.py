@@ -198,7 +198,7 @@ def _as_dispatched(problem, heads_k: int):
     packed = gqa_packed(problem, heads_k)
     if packed is None:
         row_packed = gqa_row_packed(problem, heads_k)
-        if row_packed is not None and get_runtime().registry.candidates(row_packed):
+        if row_packed is not None and get_runtime().has_candidates(row_packed):
             print(f"{problem} with {heads_k} key/value heads runs with each group's query heads packed into "
                   f"rows (key {row_packed.key})", file=sys.stderr)
             return row_packed

@@ -73,14 +73,15 @@ def packed_row_slots(group: int) -> int:
     return 1 << (group - 1).bit_length()
 
 
-def gqa_row_packed(problem: "Problem", heads_k: int) -> "Problem | None":
+def gqa_row_packed(problem: "Problem", heads_k: int, min_rows: int = 2) -> "Problem | None":
     """The problem a GQA call with 1 < Sq < 64 dispatches as when the kernel packs each key/value
     head's G query heads into the rows of its tiles (FlashAttention-3's PackGQA, for any mask: each
     row keeps its query position): ``problem`` with ``group`` = G, where that gives fewer 64-row
     tiles than one head per tile (so each K/V head is read by fewer tiles). None otherwise (no
-    group, Sq = 1 (gqa_packed's stride view), Sq >= 64 or a group wider than a tile)."""
+    group, Sq = 1 (attention()'s gqa_packed stride view; packed variable-length sequences, which
+    have no such view, pass ``min_rows=1``), Sq >= 64 or a group wider than a tile)."""
     heads, sq = problem.heads, problem.seqlen_q
-    if heads_k >= heads or heads % heads_k or problem.group != 1 or not 1 < sq <= PACK_GQA_MAX_SEQLEN_Q:
+    if heads_k >= heads or heads % heads_k or problem.group != 1 or not min_rows <= sq <= PACK_GQA_MAX_SEQLEN_Q:
         return None
     group = heads // heads_k
     if group > PACK_GQA_MAX_GROUP:

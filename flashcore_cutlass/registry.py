@@ -7,6 +7,9 @@ KernelConfig.computes_head_dim); every family handles any
 seqlen >= 1, it was built for a target the device
 runs (its arch and min_cc, as the extension reports them) and it can implement the call
 (:meth:`KernelConfig.can_implement`: e.g. misaligned inputs skip the 16-byte-copy families).
+A problem whose GQA group is packed into tile rows (``problem.group > 1``: attention() with 2-63
+query rows per head where a packing variant is built, problem.gqa_row_packed) has only the packing
+variants (``pack_gqa``) as candidates, and they no other problem.
 Among the candidates:
 
 1. **tuned**: the row the user's tuning table picks for ``problem.key``

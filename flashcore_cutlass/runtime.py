@@ -237,6 +237,10 @@ class Runtime:
     def variant_id(self, problem: Problem) -> int:
         return self.ids[self.registry.choose(problem).variant]
 
+    def has_candidates(self, problem: Problem) -> bool:
+        """Could dispatch run ``problem`` here (a built variant computes it and can run it)?"""
+        return bool(self.registry.candidates(problem))
+
     def run(self, variant: str, q, k, v, scale: float, out=None, lse=None, causal_offset: int = 0,
             left_offset: int | None = None, softcap: float = 0.0):
         """Run one named variant (the tuner and tests use this to bypass dispatch). k/v may have

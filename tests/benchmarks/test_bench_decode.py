@@ -51,3 +51,12 @@ def test_every_case_is_a_packed_decoding_call_the_tune_suite_holds(name):
         assert packed.key in {p.key for p in gqa_decode_shapes()}  # the shipped table has a measured winner
     else:
         assert packed.group == hq // hkv and packed.key in {p.key for p in spec_decode_shapes()}
+
+
+@pytest.mark.parametrize("name", sorted(bench_decode.VARLEN_CASES))
+def test_every_varlen_case_packs_its_groups(name):
+    from flashcore_cutlass.problem import gqa_row_packed
+
+    hq, hkv, d, lens_k, sq = bench_decode.VARLEN_CASES[name]
+    per_head = Problem("bf16", d, True, len(lens_k), hq, sq, max(lens_k), bottom_right=True)
+    assert gqa_row_packed(per_head, hkv, min_rows=1).group == hq // hkv

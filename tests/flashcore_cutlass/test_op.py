@@ -23,14 +23,19 @@ SCHEMA = ('flashcore::attention(Tensor q, Tensor k, Tensor v, str causal="none",
 
 
 class _Runtime:
-    """Dispatch stand-in: variant 1 is causal, 0 is not (as real variants are one or the other)."""
+    """Dispatch stand-in: variant 1 is causal, 0 is not (as real variants are one or the other);
+    with ``packing``, variant 2 runs GQA groups packed into rows (problem.gqa_row_packed)."""
 
-    def __init__(self):
+    def __init__(self, packing: bool = False):
         self.problems = []
+        self.packing = packing
 
     def variant_id(self, problem):
         self.problems.append(problem)
-        return int(problem.causal)
+        return 2 if problem.group > 1 else int(problem.causal)
+
+    def has_candidates(self, problem):
+        return self.packing or problem.group == 1
 
 
 @pytest.fixture
@@ -42,7 +47,7 @@ def cpu_kernels(monkeypatch):
     def fwd(vid, q, k, v, scale, out, lse, causal_offset):
         assert out is None and lse is None and type(scale) is float and type(causal_offset) is int
         calls.append((vid, tuple(q.shape), tuple(k.shape), causal_offset))
-        ref_out, ref_lse = reference_attention(q, k, v, vid == 1, scale, causal_offset=causal_offset)
+        ref_out, ref_lse = reference_attention(q, k, v, vid >= 1, scale, causal_offset=causal_offset)
         return ref_out.to(q.dtype).contiguous(), ref_lse.contiguous()
 
     def fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap):
@@ -152,7 +157,20 @@ def test_print_dispatch_says_a_call_runs_packed(cpu_kernels, monkeypatch, capfd)
 def test_mha_decoding_and_longer_queries_are_not_packed(cpu_kernels):
     for q, k, v in (_qkv(1, 4, 1, 9), _qkv(1, 8, 2, 9, hkv=2)):
         fc.attention(q, k, v, causal="bottom_right")
-        assert cpu_kernels[-1][0] == 1  # the causal variant, per head
+        assert cpu_kernels[-1][0] == 1  # the causal variant, per head (no packing variant here)
+
+
+def test_a_few_query_rows_with_groups_run_packed_where_a_packing_variant_is_built(cpu_kernels, monkeypatch):
+    """2-63 query rows per head with GQA: dispatch asks for the problem with the group packed
+    into rows (problem.gqa_row_packed) and runs the call's own tensors on its variant."""
+    rt = _Runtime(packing=True)
+    monkeypatch.setattr(api, "get_runtime", lambda: rt)
+    q, k, v = _qkv(1, 8, 4, 9, hkv=2)
+    out = fc.attention(q, k, v, causal="bottom_right")
+    assert rt.problems[-1].group == 4 and rt.problems[-1].heads == 8 and cpu_kernels[-1][0] == 2
+    assert torch.equal(out, _reference(q, k, v, "bottom_right")[0].to(q.dtype))
+    fc.attention(*_qkv(1, 8, 64, 64, hkv=2), causal=True)  # full 64-row tiles per head: not packed
+    assert rt.problems[-1].group == 1
 
 
 def test_op_rejects_an_unknown_mask(cpu_kernels):

@@ -2,8 +2,8 @@
 pack_gqa = 1, pack_gqa.cuh; problem.gqa_row_packed): every built packing variant given the
 binding's raw diagonals, against the fp32 reference, over group sizes that fill a tile's row slots
 and ones that leave holes (G = 3, 7), one query per tile (G = 64), causal alignments, windows,
-softcap, rows without keys, the model layout of q, padded head dims; then dispatch through the API.
-Needs the H100."""
+softcap, rows without keys, the model layout of q, padded head dims, packed variable-length
+sequences; then dispatch through attention() and attention_varlen(). Needs the H100."""
 
 from __future__ import annotations
 
@@ -87,17 +87,49 @@ def test_packed_groups_model_layout_and_padded_head_dim(rt, variant):
     check(run, q, k, v, causal, scale)
 
 
+# Packed variable-length sequences (lens_q, lens_k, H, Hkv): decoding a batch of caches of different
+# lengths (one query row each), a few rows each with an empty one, and sequences longer than one
+# packed tile (the last tile of each is stored row by row: a TMA box would write the next sequence's).
+VARLEN_CASES = [
+    ([1, 1, 1, 1, 1], [700, 33, 1, 129, 4096], 32, 8),
+    ([4, 0, 7, 3], [100, 5, 257, 3], 28, 4),
+    ([17, 40, 5], [300, 40, 64], 8, 2),
+]
+
+
+@pytest.mark.parametrize("case", VARLEN_CASES, ids=["decode-batch", "few-rows", "several-tiles"])
 @pytest.mark.parametrize("variant", pack_gqa_params())
-def test_packing_variant_refuses_packed_sequences(rt, variant):
+def test_packed_groups_of_packed_sequences(rt, variant, case):
+    from test_varlen_gpu import check_packed, packed
+
     cfg = config_from_name(variant)
-    dtype = DTYPES[cfg.dtype]
-    q = torch.randn(1, 20, 4, cfg.head_dim, device="cuda", dtype=dtype)
-    k = torch.randn(1, 30, 2, cfg.head_dim, device="cuda", dtype=dtype)
-    cu_q = torch.tensor([0, 8, 20], device="cuda", dtype=torch.int32)
-    cu_k = torch.tensor([0, 10, 30], device="cuda", dtype=torch.int32)
-    with pytest.raises(ValueError, match="packed variable-length sequences"):
-        rt.fwd(rt.ids[variant], q.transpose(1, 2), k.transpose(1, 2), k.transpose(1, 2), 0.1, None, None, 0, None,
-               0.0, cu_q, cu_k, 12, 20, bool(cfg.causal))
+    lens_q, lens_k, h, hkv = case
+    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, h, hkv, cfg.head_dim, DTYPES[cfg.dtype], seed=24)
+    scale = 1 / math.sqrt(cfg.head_dim)
+    out = torch.full_like(q, float("nan"))
+    lse = torch.full((h, q.shape[0]), float("nan"), device="cuda")
+    as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
+    rt.fwd(rt.ids[variant], as4(q), as4(k), as4(v), scale, as4(out), lse.unsqueeze(0), 0, None, 0.0, cu_q, cu_k,
+           max(lens_q), max(lens_k), bool(cfg.causal))
+    check_packed(out, lse, q, k, v, cu_q, cu_k, "bottom_right" if cfg.causal else False, scale)
+
+
+def test_varlen_decoding_dispatches_to_a_packing_variant(rt, monkeypatch, capfd):
+    """attention_varlen with grouped heads and one query row per sequence runs a packing variant
+    where one is built, and matches the reference per sequence."""
+    from test_varlen_gpu import check_packed, packed
+
+    lens_q, lens_k, h, hkv = [1, 1, 1], [5000, 17, 800], 32, 8
+    problem = Problem("bf16", 128, True, 3, h, 1, max(lens_k), bottom_right=True, group=h // hkv)
+    if SKIP or not rt.registry.candidates(problem):
+        pytest.skip(SKIP or "no bf16 D128 causal GQA-packing variant built")
+    monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
+    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, h, hkv, 128, torch.bfloat16, seed=25)
+    out, lse = fc.attention_varlen(q, k, v, cu_q, cu_k, max(lens_q), max(lens_k), causal="bottom_right",
+                                   return_lse=True)
+    err = capfd.readouterr().err
+    assert "GQA 32/8 packed" in err and "_pq1" in err, err
+    check_packed(out, lse, q, k, v, cu_q, cu_k, "bottom_right", 1 / math.sqrt(128))
 
 
 def test_api_dispatches_speculative_decoding_to_a_packing_variant(rt, monkeypatch, capfd):

@@ -165,6 +165,7 @@ def test_gqa_row_packed_for_a_few_query_rows_under_any_mask():
     assert str(gqa_row_packed(windowed, 8).key) == "fp16_d256_causalbrw2048scg2_q8_k4096_bh32"
     assert gqa_row_packed(spec, 32) is None  # MHA
     assert gqa_row_packed(Problem("bf16", 128, True, 1, 32, 1, 8192), 8) is None  # Sq = 1: gqa_packed's view
+    assert gqa_row_packed(Problem("bf16", 128, True, 3, 32, 1, 8192), 8, min_rows=1).group == 4  # varlen decoding
     assert gqa_row_packed(Problem("bf16", 128, True, 1, 32, 64, 8192), 8) is None  # full tiles per head
     assert gqa_row_packed(Problem("bf16", 128, True, 1, 128, 4, 100), 1) is None  # 128 heads: wider than a tile
     # Packing must give fewer tiles: 48 queries of 4 heads take 3 tiles packed, 4 unpacked; 63 of 2 take 2 either way.

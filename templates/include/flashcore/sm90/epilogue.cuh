@@ -40,11 +40,10 @@ struct EpilogueTmaStore {
     if (get<1>(tOcO(0, 0)) == 0) {
       if constexpr (Traits::kPackGqa) {
         PackedRows const rows(p.head_ratio, w.m_block, Traits::kBlockM);
-        float* lse_group = packed_lse(p, w, seq, rows);
         CUTE_UNROLL
         for (int i = 0; i < kRows; ++i) {
           int const r = get<0>(tOcO(i, 0));
-          if (rows.valid(r, seq.seqlen_q)) lse_group[rows.head_in_group(r) * seq.seqlen_q + rows.query(r)] = lse[i];
+          if (rows.valid(r, seq.seqlen_q)) *packed_lse_at(p, w, seq, rows, r) = lse[i];
         }
       } else {
         float* lse_ptr = p.lse + seq.lse_offset;
@@ -105,12 +104,19 @@ struct EpilogueTmaStore {
       return;
     }
     if constexpr (Traits::kPackGqa) {  // the group's rows: one 5-D box per 64 columns (pack_gqa.cuh)
+      PackedRows const rows(p.head_ratio, w.m_block, Traits::kBlockM);
+      if (p.seq.packed() && rows.s_first + rows.queries(Traits::kBlockM) > seq.seqlen_q) {
+        // The last tile of a packed sequence: a box would write into the next sequence's rows.
+        store_packed_rows<Traits::kConsumerThreads, Traits::kBlockM, Traits::kHeadDim>(p, w, seq, sO, tid);
+        sync_writers();  // every thread is done reading sO: Q's buffer may be refilled
+        if (tid == 0) cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
+        return;
+      }
       if (store_tid == 0) {
-        int const s_first = PackedRows(p.head_ratio, w.m_block, Traits::kBlockM).s_first;
         CUTE_UNROLL
         for (int j = 0; j < Traits::kHeadDim / 64; ++j) {
-          SM90_TMA_STORE_5D::copy(p.tma_o.get_tma_descriptor(), o_smem + j * Traits::kBlockM * 64, j * 64, 0, s_first,
-                                  w.head, w.batch);
+          SM90_TMA_STORE_5D::copy(p.tma_o.get_tma_descriptor(), o_smem + j * Traits::kBlockM * 64, j * 64, 0,
+                                  packed_row_coord(seq, rows), w.head, packed_batch_coord(p, w));
         }
         tma_store_arrive();
         tma_store_wait<0>();  // smem read done: the Q buffer may be refilled, the CTA may exit

@@ -147,7 +147,7 @@ struct MainloopTmaWgmma {
       for (int j = 0; j < Traits::kHeadDim / 64; ++j) {
         SM90_TMA_LOAD_5D::copy(p.tma_q.get_tma_descriptor(), &ss.bar_q,
                                static_cast<uint64_t>(TMA::CacheHintSm90::EVICT_FIRST), ss.q.data() + j * kBlockM * 64,
-                               j * 64, 0, rows.s_first, w.head, w.batch);
+                               j * 64, 0, packed_row_coord(seq, rows), w.head, packed_batch_coord(p, w));
       }
     } else {
       copy(p.tma_q.with(ss.bar_q, 0, TMA::CacheHintSm90::EVICT_FIRST), tQgQ, tQsQ);

@@ -47,16 +47,27 @@ struct PackedRows {
   }
 };
 
-// Where a packed tile's results go: the LSE row of the group's first query head ((B, H, Sq)
-// fp32; query head g of the group at + g * Sq), and the O row of tile row r.
+// Where tile row r's results go: its LSE ((B, H, Sq) fp32, or (H, total_q) for packed sequences,
+// whose rows start at the sequence's q_start) and its O row.
 template <class Params>
-CUTE_DEVICE float* packed_lse(Params const& p, WorkTile const& w, SeqSpan const& seq, PackedRows const& rows) {
-  return p.lse + (int64_t(w.batch) * p.seq.heads + int64_t(w.head) * rows.group) * seq.seqlen_q;
+CUTE_DEVICE float* packed_lse_at(Params const& p, WorkTile const& w, SeqSpan const& seq, PackedRows const& rows, int r) {
+  int64_t const head = int64_t(w.head) * rows.group + rows.head_in_group(r);
+  return p.seq.packed() ? p.lse + head * p.seq.total_q + seq.q_start + rows.query(r)
+                        : p.lse + (int64_t(w.batch) * p.seq.heads + head) * seq.seqlen_q + rows.query(r);
 }
 template <class Params>
-CUTE_DEVICE auto packed_o_row(Params const& p, WorkTile const& w, PackedRows const& rows, int r) {
-  return p.o + int64_t(w.batch) * p.o_batch_stride +
-         int64_t(w.head * rows.group + rows.head_in_group(r)) * p.o_head_stride + int64_t(rows.query(r)) * p.o_row_stride;
+CUTE_DEVICE auto packed_o_row(Params const& p, WorkTile const& w, SeqSpan const& seq, PackedRows const& rows, int r) {
+  return p.o + (p.seq.packed() ? int64_t(0) : int64_t(w.batch) * p.o_batch_stride) +
+         int64_t(w.head * rows.group + rows.head_in_group(r)) * p.o_head_stride +
+         int64_t(seq.q_start + rows.query(r)) * p.o_row_stride;
+}
+// The 5-D boxes' row and batch coordinates of a tile: packed sequences are one "batch" of total_q rows.
+CUTE_DEVICE int packed_row_coord(SeqSpan const& seq, PackedRows const& rows) {
+  return seq.q_start + rows.s_first;
+}
+template <class Params>
+CUTE_DEVICE int packed_batch_coord(Params const& p, WorkTile const& w) {
+  return p.seq.packed() ? 0 : w.batch;
 }
 
 // A split-KV combine's result for tile row r (valid), columns [c * 8, c * 8 + 8): the O vector
@@ -65,8 +76,26 @@ template <class Params, class Element>
 CUTE_DEVICE void store_packed(Params const& p, WorkTile const& w, SeqSpan const& seq, int r, int c,
                               cutlass::Array<Element, 8> const& out, float lse) {
   PackedRows const rows(p.head_ratio, w.m_block, 64);
-  if (c * 8 < p.head_dim_v) *reinterpret_cast<uint4*>(packed_o_row(p, w, rows, r) + c * 8) = *reinterpret_cast<uint4 const*>(&out);
-  if (c == 0) packed_lse(p, w, seq, rows)[rows.head_in_group(r) * seq.seqlen_q + rows.query(r)] = lse;
+  if (c * 8 < p.head_dim_v) {
+    *reinterpret_cast<uint4*>(packed_o_row(p, w, seq, rows, r) + c * 8) = *reinterpret_cast<uint4 const*>(&out);
+  }
+  if (c == 0) *packed_lse_at(p, w, seq, rows, r) = lse;
+}
+
+// O rows of the last tile of a packed sequence, which a TMA box would write past the sequence's
+// rows (into the next one's): the consumer threads (tid < kThreads) store each valid row's 16-byte
+// vectors below the call's head dim from the staged tile sO (any smem layout).
+template <int kThreads, int kBlockM, int kHeadDim, class Params, class SmemO>
+CUTE_DEVICE void store_packed_rows(Params const& p, WorkTile const& w, SeqSpan const& seq, SmemO const& sO, int tid) {
+  PackedRows const rows(p.head_ratio, w.m_block, kBlockM);
+  constexpr int kChunks = kHeadDim / 8;
+  CUTE_NO_UNROLL
+  for (int item = tid; item < kBlockM * kChunks; item += kThreads) {
+    int const r = item / kChunks, c = item % kChunks;
+    if (!rows.valid(r, seq.seqlen_q) || c * 8 >= p.head_dim_v) continue;
+    *reinterpret_cast<uint4*>(packed_o_row(p, w, seq, rows, r) + c * 8) =
+        *reinterpret_cast<uint4 const*>(raw_pointer_cast(&sO(r, c * 8)));
+  }
 }
 
 // The 5-D tensor map of q (or o): (head_dim, G, Sq, Hkv, B), strides in elements of head, row,
@@ -125,9 +154,6 @@ struct PackGqaTraits : Base {
 
   // Why a call cannot be packed (nullptr: it can).
   static char const* cannot_pack(FwdParams const& p) {
-    if (p.cu_seqlens_q != nullptr)
-      return "this variant packs the query heads of a GQA group into rows: it runs padded batches, not packed "
-             "variable-length sequences";
     if (group(p) > Base::kBlockM)
       return "this variant packs the query heads of a GQA group into the rows of one 64-row tile: at most 64 query "
              "heads per key/value head";
@@ -141,12 +167,17 @@ struct PackGqaTraits : Base {
     int const heads_k = p.heads_k > 0 ? p.heads_k : p.heads;
     int const d = p.head_dim > 0 ? p.head_dim : Base::kHeadDim;
     int const dv = p.head_dim_v > 0 ? p.head_dim_v : d;
-    CUresult r = encode_packed_rows_map<Element>(&params.tma_q.tma_desc_, p.q, d, group(p), p.seqlen_q, heads_k,
-                                                 p.batch, p.q_head_stride, p.q_row_stride, p.q_batch_stride,
-                                                 Base::kBlockM);
+    // Packed sequences: one batch of total_q rows (each tile offsets its sequence's q_start); their
+    // batch stride is 0, which TMA refuses: the lone batch index never steps, the row stride does.
+    bool const packed = p.cu_seqlens_q != nullptr;
+    int const rows = packed ? p.total_q : p.seqlen_q, batch = packed ? 1 : p.batch;
+    CUresult r = encode_packed_rows_map<Element>(&params.tma_q.tma_desc_, p.q, d, group(p), rows, heads_k, batch,
+                                                 p.q_head_stride, p.q_row_stride,
+                                                 packed ? p.q_row_stride : p.q_batch_stride, Base::kBlockM);
     if (r == CUDA_SUCCESS) {
-      r = encode_packed_rows_map<Element>(&params.tma_o.tma_desc_, p.o, dv, group(p), p.seqlen_q, heads_k, p.batch,
-                                          p.o_head_stride, p.o_row_stride, p.o_batch_stride, Base::kBlockM);
+      r = encode_packed_rows_map<Element>(&params.tma_o.tma_desc_, p.o, dv, group(p), rows, heads_k, batch,
+                                          p.o_head_stride, p.o_row_stride, packed ? p.o_row_stride : p.o_batch_stride,
+                                          Base::kBlockM);
     }
     if (result != nullptr) *result = r;
     params.geo = geometry(p);
