@@ -59,6 +59,7 @@ CASES = {
     "llama3-8b-spec8-b4-4k": (4, 32, 8, 4096, 128, None, None, 8),
     "qwen2-7b-spec4-b1-4k": (1, 28, 4, 4096, 128, None, None, 4),
     "gemma2-9b-softcap-spec4-b2-8k": (2, 16, 8, 8192, 256, None, 50.0, 4),
+    "llama3.2-1b-spec4-b1-8k": (1, 32, 8, 8192, 64, None, None, 4),
 }
 # Packed variable-length sequences (attention_varlen; continuous batching): name -> (Hq, Hkv, D,
 # keys of each sequence's cache, query rows per sequence), bf16, bottom-right.

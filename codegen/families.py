@@ -350,10 +350,13 @@ class Sm90Config(KernelConfig):
     # (Llama-3, Mistral, Qwen2) and D256 (Gemma-2), with the split-KV shapes that won the tune of the
     # spec-decode suite on an H200 (benchmarks/NOTES.md, 2026-11-27 04:02-, call 1; 7 more built there):
     # clusters of 8 at batch 1 (Llama-3 4 rows over 8k keys 15.9 us, Qwen2 10.6), 4 through global
-    # memory at batch 4 (25.9; the cluster of 2 26.1 in fp16), 8 through global memory at D256 (39.5).
+    # memory at batch 4 (25.9; the cluster of 2 26.1 in fp16), 8 through global memory at D256 (39.5);
+    # on the H100 (calls 2 and 6) clusters of 8 at batch 1, of 2 at batch 4. D64 (the small models
+    # speculative decoding drafts with: Llama-3.2-1B 32/8, Qwen2.5-0.5B 14/2) with the clusters of 2 and 8.
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
-             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4)],
+             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4),
+             (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
               (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
               (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1)],
@@ -365,6 +368,7 @@ class Sm90Config(KernelConfig):
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (128, 128, 2, 1, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1)): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
+        (64, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (64, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1, 1)): True, (256, (64, 64, 2, 1, 0, 4, 1, 0, 1)): True,
         (256, (64, 64, 2, 1, 0, 8, 1, 1, 1)): True,

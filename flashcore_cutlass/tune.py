@@ -102,9 +102,9 @@ def spec_decode_shapes() -> list[Problem]:
     with grouped-query attention, as dispatch runs it where a packing variant is built
     (problem.gqa_row_packed: each K/V head's query heads as the rows of its tiles): Llama-3-8B
     (32/8 heads) with 4 and 8 query rows at batch 1 and 4, Qwen2-7B (28/4) with 4, Gemma-2 (16/8,
-    D256, softcap) with 4; fp16 and bf16."""
+    D256, softcap) with 4, Llama-3.2-1B (32/8, D64: a draft model's shape) with 4; fp16 and bf16."""
     shapes = [(128, 1, 32, 4, 4, 8192, 0.0), (128, 4, 32, 4, 8, 4096, 0.0), (128, 1, 28, 7, 4, 4096, 0.0),
-              (256, 2, 16, 2, 4, 8192, 50.0)]
+              (256, 2, 16, 2, 4, 8192, 50.0), (64, 1, 32, 4, 4, 8192, 0.0)]
     return [Problem(dt, d, True, b, h, sq, sk, bottom_right=True, softcap=cap, group=g) for dt in ("fp16", "bf16")
             for d, b, h, g, sq, sk, cap in shapes]
 

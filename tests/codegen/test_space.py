@@ -33,7 +33,7 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 78)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 82)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
@@ -42,7 +42,7 @@ def test_default_tiles_are_all_valid(family, count):
     full = cls.DEFAULT_ALL_TILES_FOR
     expected = sum(len(cls.default_tiles(d, c)) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 101
+    assert len(default_configs()) == 105
 
 
 def test_mask_only_default_tiles():
@@ -66,7 +66,8 @@ def test_mask_only_default_tiles():
         assert f"fc_sm90_{dtype}_d64_full_m64_n128_s2_sch1_p0_kv8_g1" not in names  # lost every D64 key
         assert f"fc_sm90_{dtype}_d128_full_m64_n128_s2_sch1_p0_kv16_g1" not in names  # tied 8 from HBM
         # GQA packing into rows, for masked short queries (speculative decoding) only.
-        for d, tile in ((128, "m64_n128_s2_sch1_p0_kv2"), (128, "m64_n128_s2_sch1_p0_kv8"),
+        for d, tile in ((64, "m64_n128_s2_sch1_p0_kv2"), (64, "m64_n128_s2_sch1_p0_kv8"),
+                        (128, "m64_n128_s2_sch1_p0_kv2"), (128, "m64_n128_s2_sch1_p0_kv8"),
                         (128, "m64_n128_s2_sch1_p0_kv8_g1"), (256, "m64_n64_s2_sch1_p0_kv4"),
                         (256, "m64_n64_s2_sch1_p0_kv8_g1")):
             assert f"fc_sm90_{dtype}_d{d}_causal_{tile}_pq1" in names

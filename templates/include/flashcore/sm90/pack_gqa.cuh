@@ -135,8 +135,9 @@ struct PackGqaTraits : Base {
   // one box per block writes them.
   using LayoutQ = typename Base::SmemLayoutQ;
   static_assert(std::is_same_v<std::decay_t<decltype(LayoutQ{}.layout_a())>, Swizzle<3, 4, 3>>);
-  static_assert(LayoutQ{}.layout_b()(0, 64) == Base::kBlockM * 64 && LayoutQ{}.layout_b()(8, 0) == 512 &&
-                    LayoutQ{}.layout_b()(1, 8) == 72 && LayoutQ{}.layout_b()(Base::kBlockM - 1, 63) == Base::kBlockM * 64 - 1,
+  static_assert((Base::kHeadDim == 64 || LayoutQ{}.layout_b()(0, 64) == Base::kBlockM * 64) &&
+                    LayoutQ{}.layout_b()(8, 0) == 512 && LayoutQ{}.layout_b()(1, 8) == 72 &&
+                    LayoutQ{}.layout_b()(Base::kBlockM - 1, 63) == Base::kBlockM * 64 - 1,
                 "shared-memory layout of Q as the packed TMA boxes write it");
   static constexpr int kColumnBlocks = Base::kHeadDim / 64;
 
