@@ -262,7 +262,8 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
 
     q: (B, H, Sq, D), k: (B, Hkv, Sk, D), v: (B, Hkv, Sk, Dv) with H a multiple of Hkv
     (grouped-query attention: query head h reads key/value head h // (H // Hkv); no copy of
-    K/V); fp16 or bf16; D and Dv any multiples of 8 up to 256 (variants are built for
+    K/V; with fewer than 64 query rows each K/V head's query heads share its tiles as rows,
+    problem.gqa_packed / gqa_row_packed); fp16 or bf16; D and Dv any multiples of 8 up to 256 (variants are built for
     64/128/256, sm90's also for 192; the sm90 and scalar kernels zero-pad smaller head dims in
     shared memory, no copy, and run Dv != D, e.g. 192/128, on their variant of the larger); last dim contiguous, other
     strides free (e.g. slices of a fused QKV tensor).
