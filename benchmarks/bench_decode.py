@@ -28,6 +28,7 @@ read (the keys its rows see) over its time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 
@@ -106,6 +107,21 @@ def key_span(sq: int, sk: int, window) -> tuple[int, int]:
 
 # ---- GPU measurements ----
 
+def time_interleaved(fns: dict, caches: list, rounds: int) -> tuple[dict, dict]:
+    """Per-call graph time of each implementation, rounds interleaved (drift hits every one alike),
+    each call on the next of ``caches`` (argument tuples, so consecutive calls read different K/V):
+    (times of each round, median over rounds), per implementation of IMPLS."""
+    def rotating(fn):
+        turn = itertools.count()
+        return lambda: fn(*caches[next(turn) % len(caches)])
+
+    per = {impl: [] for impl in IMPLS}
+    for _ in range(rounds):
+        for impl in IMPLS:
+            per[impl].append(time_graph(rotating(fns[impl]), calls_per_graph=GRAPH_CALLS, reps=10).median_us)
+    return per, {impl: statistics.median(ts) for impl, ts in per.items()}
+
+
 def packed_problem(per_head: Problem, hkv: int) -> Problem | None:
     """The problem dispatch runs a case as (where a packing variant is built for several rows)."""
     if per_head.seqlen_q == 1:
@@ -150,20 +166,7 @@ def bench_case(name: str, rounds: int) -> dict:
     if not ok:
         print(f"{name}: CORRECTNESS CHECK FAILED: {errors} > {tol}", file=sys.stderr)
 
-    def rotating(fn):
-        state = {"i": 0}
-
-        def call():
-            qc, kc, vc = caches[state["i"] % len(caches)]
-            state["i"] += 1
-            return fn(qc, kc, vc)
-        return call
-
-    per = {impl: [] for impl in IMPLS}
-    for _ in range(rounds):  # interleaved: drift hits every implementation alike
-        for impl in IMPLS:
-            per[impl].append(time_graph(rotating(fns[impl]), calls_per_graph=GRAPH_CALLS, reps=10).median_us)
-    us = {impl: statistics.median(ts) for impl, ts in per.items()}
+    per, us = time_interleaved(fns, caches, rounds)
     needed = read_bytes(b, hkv, key_range[1] - key_range[0], d, d)
     return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen_q": sq, "seqlen_k": sk, "head_dim": d,
             "window": window, "softcap": softcap, "key_range": key_range, "cache_copies": len(caches),
@@ -222,20 +225,7 @@ def bench_varlen_case(name: str, rounds: int) -> dict:
     ok = errors["flashcore"] <= 2 * errors["per_head"] + 1e-2
     fns = {"flashcore": ours, "per_head": head_by_head, "sdpa": sdpa}
 
-    def rotating(fn):
-        state = {"i": 0}
-
-        def call():
-            args = caches[state["i"] % len(caches)]
-            state["i"] += 1
-            return fn(*args)
-        return call
-
-    per = {impl: [] for impl in IMPLS}
-    for _ in range(rounds):
-        for impl in IMPLS:
-            per[impl].append(time_graph(rotating(fns[impl]), calls_per_graph=GRAPH_CALLS, reps=10).median_us)
-    us = {impl: statistics.median(ts) for impl, ts in per.items()}
+    per, us = time_interleaved(fns, caches, rounds)
     return {"case": name, "batch": b, "heads": hq, "heads_k": hkv, "seqlen_q": sq, "seqlens_k": lens_k, "head_dim": d,
             "cache_copies": len(caches), "per_head_variant": per_head_choice.variant,
             "packed_key": str(packed.key), "packed_variant": packed_choice and packed_choice.variant,

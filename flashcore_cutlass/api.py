@@ -48,7 +48,7 @@ import sys
 import torch
 
 from .op import BOTTOM_RIGHT, NO_MASK, TOP_LEFT
-from .problem import OPEN_SIDE, Problem, gqa_packed, gqa_row_packed, mask_offsets
+from .problem import OPEN_SIDE, Problem, gqa_packed, mask_offsets, with_packed_rows
 from .runtime import get_runtime
 from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
 
@@ -355,12 +355,8 @@ def _dispatch(dtype: str, d: int, dv: int, masked: bool, b: int, h: int, hkv: in
     packed = gqa_packed(problem, hkv)
     if packed is None:
         rt = get_runtime()
-        # 1 < Sq < 64 with a group: a variant that packs the group's heads into its tiles' rows,
-        # where one is built (else the per-head kernels, which map query to K/V heads).
-        row_packed = gqa_row_packed(problem, hkv)
-        if row_packed is not None and rt.has_candidates(row_packed):
-            problem = row_packed
-        return rt.variant_id(problem)
+        # 1 < Sq < 64 with a group: a variant that packs the group's heads into its tiles' rows, where built.
+        return rt.variant_id(with_packed_rows(problem, hkv, rt.has_candidates))
     packed_problem, begin, end = packed
     if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":  # the registry's line names the packed problem
         print(f"flashcore dispatch: {problem} with {hkv} key/value heads runs packed: {packed_problem} over keys "

@@ -92,6 +92,13 @@ def gqa_row_packed(problem: "Problem", heads_k: int, min_rows: int = 2) -> "Prob
     return dataclasses.replace(problem, group=group)
 
 
+def with_packed_rows(problem: "Problem", heads_k: int, runs, min_rows: int = 2) -> "Problem":
+    """:func:`gqa_row_packed`'s problem where ``runs`` (the runtime's has_candidates) says a built
+    variant runs it, else ``problem`` (the per-head kernels map query to K/V heads)."""
+    packed = gqa_row_packed(problem, heads_k, min_rows)
+    return packed if packed is not None and runs(packed) else problem
+
+
 def bucket(n: int) -> int:
     """Round a size up to a power of two: problems in one bucket share a tuned winner."""
     if n < 1:

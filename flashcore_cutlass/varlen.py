@@ -15,7 +15,7 @@ import torch
 
 from . import api
 from .op import NO_MASK  # also registers the library ops
-from .problem import Problem, gqa_row_packed
+from .problem import Problem, with_packed_rows
 from .runtime import get_runtime, shape_cache
 
 _varlen_op = torch.ops.flashcore.attention_varlen.default  # registered by flashcore_cutlass.op
@@ -132,10 +132,7 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
         rt = get_runtime()
         # Short query sequences with grouped heads (decoding a batch of sequences, speculative
         # decoding): a variant that packs each group's query heads into its tiles' rows, where built.
-        row_packed = gqa_row_packed(problem, k.shape[1], min_rows=1)
-        if row_packed is not None and rt.has_candidates(row_packed):
-            problem = row_packed
-        vid = rt.variant_id(problem)
+        vid = rt.variant_id(with_packed_rows(problem, k.shape[1], rt.has_candidates, min_rows=1))
         if key is not None:
             shape_cache[("varlen", *key)] = vid
     # The diagonals relative to each sequence's alignment: the kernels add seqlen_k - seqlen_q per
