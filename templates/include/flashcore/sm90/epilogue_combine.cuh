@@ -140,7 +140,7 @@ struct EpilogueSplitCombine {
           [&](int s, int col) { return ld_cluster_shared_v4(o_addr[s] + uint32_t(o_index(row, c * kChunk + col)) * 4u); },
           acc);
       if constexpr (Traits::kPackGqa) {
-        store_packed(p, w, seq, row, c, convert(acc), total_lse);
+        store_packed<Traits::kBlockM>(p, w, seq, row, c, convert(acc), total_lse);
         continue;
       }
       if (c * kChunk < p.head_dim_v) {

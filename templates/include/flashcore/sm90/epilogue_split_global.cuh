@@ -120,7 +120,7 @@ struct EpilogueSplitGlobal {
           acc);
       if constexpr (Traits::kPackGqa) {
         if (PackedRows(p.head_ratio, w.m_block, kBlockM).valid(row, seq.seqlen_q)) {
-          store_packed(p, w, seq, row, c, convert(acc), total_lse);
+          store_packed<kBlockM>(p, w, seq, row, c, convert(acc), total_lse);
         }
         continue;
       }

@@ -72,10 +72,10 @@ CUTE_DEVICE int packed_batch_coord(Params const& p, WorkTile const& w) {
 
 // A split-KV combine's result for tile row r (valid), columns [c * 8, c * 8 + 8): the O vector
 // (below the call's head dim) and, with the first chunk, the row's LSE.
-template <class Params, class Element>
+template <int kBlockM, class Params, class Element>
 CUTE_DEVICE void store_packed(Params const& p, WorkTile const& w, SeqSpan const& seq, int r, int c,
                               cutlass::Array<Element, 8> const& out, float lse) {
-  PackedRows const rows(p.head_ratio, w.m_block, 64);
+  PackedRows const rows(p.head_ratio, w.m_block, kBlockM);
   if (c * 8 < p.head_dim_v) {
     *reinterpret_cast<uint4*>(packed_o_row(p, w, seq, rows, r) + c * 8) = *reinterpret_cast<uint4 const*>(&out);
   }
@@ -139,7 +139,6 @@ struct PackGqaTraits : Base {
                     LayoutQ{}.layout_b()(8, 0) == 512 && LayoutQ{}.layout_b()(1, 8) == 72 &&
                     LayoutQ{}.layout_b()(Base::kBlockM - 1, 63) == Base::kBlockM * 64 - 1,
                 "shared-memory layout of Q as the packed TMA boxes write it");
-  static constexpr int kColumnBlocks = Base::kHeadDim / 64;
 
   static int group(FwdParams const& p) { return p.heads_k > 0 ? p.heads / p.heads_k : 1; }
 
