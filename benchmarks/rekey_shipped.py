@@ -85,9 +85,11 @@ def manifest(build: Path) -> dict[str, dict]:
 # An sm90 kernel's mangled name holds its variant's config: kernel_entry<KernelWS<Traits<Element, D,
 # block_m, block_n, stages, consumer WGs, causal, overlap, pingpong, persistent, splits, CTAs per SM>,
 # Mainloop, Epilogue, Scheduler>> (kernel_ws.cuh, traits.cuh); a GQA-packing variant's Traits are
-# wrapped in PackGqaTraits<...> (pack_gqa.cuh).
-_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:13PackGqaTraitsINS0_)?6TraitsIN7cutlass\d+(bfloat16_t|half_t)E"
-                          r"Li(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELb([01])ELb([01])ELb([01])ELb([01])ELi(\d+)ELi(\d+)E")
+# wrapped in PackGqaTraits<...> (pack_gqa.cuh); a variant with a V head dim of its own has
+# TraitsDv<..., Dv> instead.
+_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:13PackGqaTraitsINS0_)?(?:6Traits|8TraitsDv)IN7cutlass\d+(bfloat16_t|half_t)E"
+                          r"Li(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELb([01])ELb([01])ELb([01])ELb([01])ELi(\d+)ELi(\d+)E"
+                          r"(?:Li(\d+)E)?")
 
 
 def sm90_variant(kernel: str) -> str | None:
@@ -95,12 +97,12 @@ def sm90_variant(kernel: str) -> str | None:
     m = _SM90_TRAITS.search(kernel)
     if m is None:
         return None
-    elem, d, bm, bn, stages, _wgs, causal, overlap, pingpong, persistent, splits, ctas = m.groups()
+    elem, d, bm, bn, stages, _wgs, causal, overlap, pingpong, persistent, splits, ctas, dv = m.groups()
     schedule = 2 if pingpong == "1" else 1 if overlap == "1" else 0
     name = (f"fc_sm90_{'bf16' if elem == 'bfloat16_t' else 'fp16'}_d{d}_{'causal' if causal == '1' else 'full'}"
             f"_m{bm}_n{bn}_s{stages}_sch{schedule}_p{persistent}_kv{splits}")
     return name + ("_c" + ctas if ctas != "1" else "") + ("_g1" if "EpilogueSplitGlobal" in kernel else "") + \
-        ("_pq1" if "PackGqaTraits" in kernel else "")
+        ("_pq1" if "PackGqaTraits" in kernel else "") + (f"_v{dv}" if "8TraitsDv" in kernel and dv else "")
 
 
 def main() -> int:

@@ -60,7 +60,8 @@ def driver(variant: str) -> int:
     wrong = 0
     for b, h, sq, sk in SHAPES:
         gen = torch.Generator().manual_seed(sq * 1000 + sk)
-        q, k, v = (torch.randn(b, h, s, cfg.head_dim, generator=gen).to(dtype) for s in (sq, sk, sk))
+        q, k, v = (torch.randn(b, h, s, dim, generator=gen).to(dtype)
+                   for s, dim in ((sq, cfg.head_dim), (sk, cfg.head_dim), (sk, cfg.v_head_dim)))
         qc, kc, vc = (t.cuda() for t in (q, k, v))
         for scale in (cfg.head_dim ** -0.5, -0.3):
             out, lse = rt.run(variant, qc, kc, vc, scale)
@@ -97,8 +98,8 @@ def features(rt, variant, cfg, dtype) -> int:
 
     wrong = 0
     gen = torch.Generator().manual_seed(7)
-    d = cfg.head_dim
-    q, k, v = (torch.randn(2, 3, s, d, generator=gen).to(dtype) for s in (200, 300, 300))
+    d, dv = cfg.head_dim, cfg.v_head_dim
+    q, k, v = (torch.randn(2, 3, s, dim, generator=gen).to(dtype) for s, dim in ((200, d), (300, d), (300, dv)))
     if cfg.causal:
         for window, causal in (((40, 0), True), ((30, 25), False)):
             lo, hi = visible_range(causal, window, 200, 300)
@@ -108,16 +109,18 @@ def features(rt, variant, cfg, dtype) -> int:
             wrong += report(f"window {window} causal={causal} softcap 30", out, lse, *ref)
     if cfg.PADS_HEAD_DIM:
         dp = d - 24
-        qp, kp, vp = (t[..., :dp].contiguous() for t in (q, k, v))
+        qp, kp, vp = q[..., :dp].contiguous(), k[..., :dp].contiguous(), v[..., :min(dp, dv)].contiguous()
         out, lse = rt.run(variant, qp.cuda(), kp.cuda(), vp.cuda(), dp ** -0.5)
         torch.cuda.synchronize()
         wrong += report(f"head dim {dp}", out, lse, *reference_attention(qp, kp, vp, cfg.causal, scale=dp ** -0.5))
         # A V head dim of its own, narrower and wider than Q/K's: V/O tensor maps of their own extent.
-        for dq, dv in ((d, d // 2), (d // 2, d - 8)):
-            qp, kp, vp = q[..., :dq].contiguous(), k[..., :dq].contiguous(), v[..., :dv].contiguous()
+        # (A variant with a V head dim of its own: narrower ones than that.)
+        pairs = ((d, d // 2), (d // 2, d - 8)) if dv == d else ((d, dv // 2), (d - 24, dv - 8))
+        for dq, dvp in pairs:
+            qp, kp, vp = q[..., :dq].contiguous(), k[..., :dq].contiguous(), v[..., :dvp].contiguous()
             out, lse = rt.run(variant, qp.cuda(), kp.cuda(), vp.cuda(), dq ** -0.5)
             torch.cuda.synchronize()
-            wrong += report(f"head dims q/k {dq}, v {dv}", out, lse,
+            wrong += report(f"head dims q/k {dq}, v {dvp}", out, lse,
                             *reference_attention(qp, kp, vp, cfg.causal, scale=dq ** -0.5))
     if getattr(cfg, "pack_gqa", 0):
         # The group's query heads as tile rows (5-D TMA boxes, rows with their own query position):
@@ -132,7 +135,8 @@ def features(rt, variant, cfg, dtype) -> int:
             ref = reference_attention(qg, kg, vg, causal, scale=d ** -0.5, window=window, softcap=30.0)
             wrong += report(f"GQA {h}/{hkv} packed rows Sq{sq} Sk{sk} window {window}", out, lse, *ref)
     lens_q, lens_k = [17, 0, 130, 1], [129, 5, 130, 64]
-    q3, k3, v3 = (torch.randn(sum(n), 3, d, generator=gen).to(dtype) for n in (lens_q, lens_k, lens_k))
+    q3, k3, v3 = (torch.randn(sum(n), 3, dim, generator=gen).to(dtype)
+                  for n, dim in ((lens_q, d), (lens_k, d), (lens_k, dv)))
     cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32)  # noqa: E731
     out, lse = rt.fwd(rt.ids[variant], q3.cuda(), k3.cuda(), v3.cuda(), d ** -0.5, None, None, 0, None, 0.0,
                       cu(lens_q).cuda(), cu(lens_k).cuda(), max(lens_q), max(lens_k), cfg.causal)

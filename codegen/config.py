@@ -178,6 +178,11 @@ class KernelConfig:
     def element_bytes(self) -> int:
         return DTYPE_BYTES[self.dtype]
 
+    @property
+    def v_head_dim(self) -> int:
+        """V's (and the output's) head dim in the kernel: head_dim unless a family sets its own."""
+        return self.head_dim
+
     def smem_bytes(self) -> int:
         raise NotImplementedError
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .config import SMEM_LIMIT_BYTES, KernelConfig, tile
+from .config import SMEM_LIMIT_BYTES, KernelConfig, padded_head_dim, tile
 
 # Keys per tile of the scalar kernel: one key per lane of a warp.
 SCALAR_BLOCK_N = 32
@@ -267,6 +267,8 @@ class Sm90Config(KernelConfig):
                              "(no cluster: any split count)", default=0, spell_default=False)
     pack_gqa: int = tile("pq", "1: the query heads of a GQA group packed into the rows of one 64-row tile",
                          default=0, spell_default=False)
+    head_dim_v: int = tile("v", "V's and the output's head dim where below Q's and K's (0: the same)",
+                           default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -299,6 +301,7 @@ class Sm90Config(KernelConfig):
         "ctas_per_sm": (1, 2),
         "combine": (0, 1),
         "pack_gqa": (0, 1),
+        "head_dim_v": (0, 128),
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -360,7 +363,7 @@ class Sm90Config(KernelConfig):
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
               (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
               (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1)],
-        192: [(128, 80, 2, 2, 1, 1)],
+        192: [(128, 80, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 128), (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)],
         256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4), (64, 64, 2, 1, 0, 8, 1, 1),
               (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
     }
@@ -371,7 +374,8 @@ class Sm90Config(KernelConfig):
         (64, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (64, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1, 1)): True, (256, (64, 64, 2, 1, 0, 4, 1, 0, 1)): True,
-        (256, (64, 64, 2, 1, 0, 8, 1, 1, 1)): True,
+        (256, (64, 64, 2, 1, 0, 8, 1, 1, 1)): True, (192, (128, 128, 2, 1, 1, 1, 1, 0, 0, 128)): True,
+        (192, (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)): True,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
@@ -392,6 +396,11 @@ class Sm90Config(KernelConfig):
         return self.block_m // WGMMA_M
 
     @property
+    def v_head_dim(self) -> int:
+        """V's and O's head dim in the kernel (head_dim unless the head_dim_v axis sets a smaller one)."""
+        return self.head_dim_v or self.head_dim
+
+    @property
     def threads(self) -> int:
         return 128 * (1 + self.consumer_warpgroups)
 
@@ -403,11 +412,13 @@ class Sm90Config(KernelConfig):
             return -(-n // 1024) * 1024
 
         q = aligned(self.block_m * self.head_dim * self.element_bytes)
-        kv = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
-        base = q + 2 * kv
-        separate_o = self.persistent and base + q + SM90_BARRIER_BYTES <= self.smem_limit()
+        o = aligned(self.block_m * self.v_head_dim * self.element_bytes)
+        k = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
+        v = aligned(self.stages * self.block_n * self.v_head_dim * self.element_bytes)
+        base = q + k + v
+        separate_o = self.persistent and base + o + SM90_BARRIER_BYTES <= self.smem_limit()
         lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
-        return base + (q if separate_o else 1024) + 64 + 32 * self.stages + lse_part
+        return base + (o if separate_o else 1024) + 64 + 32 * self.stages + lse_part
 
     def smem_limit(self) -> int:
         """Shared memory one CTA may take (traits.cuh kSmemLimit)."""
@@ -416,8 +427,8 @@ class Sm90Config(KernelConfig):
         return SM90_SMEM_PER_SM // self.ctas_per_sm - SM90_SMEM_RESERVED_PER_CTA
 
     def accumulator_registers(self) -> int:
-        # Per consumer thread: O (64 x D over 128 threads), S (64 x N), P as packed 16-bit (half of S).
-        return self.head_dim // 2 + self.block_n // 2 + self.block_n // 4
+        # Per consumer thread: O (64 x Dv over 128 threads), S (64 x N), P as packed 16-bit (half of S).
+        return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
     def register_budget(self) -> int:
         if self.ctas_per_sm > 1 and self.consumer_warpgroups in SM90_REGISTER_SPLIT_2CTA:
@@ -448,6 +459,9 @@ class Sm90Config(KernelConfig):
             if self.stages * self.block_n * self.element_bytes < self.block_m * 4:
                 errors.append(f"split-KV stages the fp32 partial O in the K ring: stages * block_n * "
                               f"{self.element_bytes} must be >= block_m * 4")
+        if self.head_dim_v and (self.head_dim_v >= self.head_dim or self.splits > 1 or self.pack_gqa):
+            errors.append(f"head_dim_v={self.head_dim_v} (V's own head dim) must be below head_dim={self.head_dim}, "
+                          "without split-KV or GQA packing (their epilogues take Q's head dim)")
         if self.pack_gqa and (self.block_m != WGMMA_M or self.persistent or self.ctas_per_sm > 1):
             errors.append("GQA packing (pack_gqa=1) fills one 64-row tile per CTA: block_m=64, persistent=0, "
                           "ctas_per_sm=1")
@@ -462,6 +476,14 @@ class Sm90Config(KernelConfig):
 
     def build_seconds(self) -> float:
         return self.BUILD_SECONDS_EXTENDED_SHAPES if self.extended_wgmma_shapes else self.BUILD_SECONDS
+
+    def computes_head_dim(self, head_dim: int, head_dim_v: int | None = None) -> bool:
+        """A variant with a V head dim of its own computes calls whose Q/K head dim pads to its
+        head_dim and whose V head dim (given and different) is at most its head_dim_v."""
+        if not self.head_dim_v:
+            return super().computes_head_dim(head_dim, head_dim_v)
+        return (head_dim_v is not None and padded_head_dim(head_dim, self.HEAD_DIMS) == self.head_dim
+                and head_dim_v % 8 == 0 and 8 <= head_dim_v <= self.head_dim_v)
 
     def workspace_bytes(self, batch: int, heads: int, seqlen_q: int, group: int = 1) -> int:
         """Device scratch of a call (kernel_ws.cuh workspace_bytes): the split-KV global combine's
@@ -492,8 +514,8 @@ class Sm90Config(KernelConfig):
     @property
     def extended_wgmma_shapes(self) -> bool:
         """Does a GEMM of this tile need a wgmma N outside CuTe's base set? (QK^T's N is block_n,
-        PV's the head dim.)"""
-        return any(n not in SM90_BASE_WGMMA_N for n in (self.block_n, self.head_dim))
+        PV's V's head dim.)"""
+        return any(n not in SM90_BASE_WGMMA_N for n in (self.block_n, self.v_head_dim))
 
     def template_params(self) -> dict:
         return super().template_params() | {

@@ -24,6 +24,8 @@ Among the candidates:
    the candidate with the smallest :func:`heuristic_rank`, i.e.
 
    - the family highest on the roadmap ladder (``ladder_step``);
+   - then the smallest V head dim (a variant with a V head dim of its own, e.g. sm90's 192/128,
+     over one that pads V to Q's);
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding) or when
      split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128;
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
@@ -192,7 +194,9 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     # that family, i.e. a tie.
     distances = tuple(_distance(getattr(config, axis, want), want, larger_wins=axis == "block_n")
                       for axis, want in preferred.items())
-    return (-config.ladder_step, *distances, config.name)
+    # The least V padding first: a variant with a V head dim of its own (e.g. 192/128) does a third
+    # less PV work than its family's D192 variant, which pads V to 192.
+    return (-config.ladder_step, config.v_head_dim, *distances, config.name)
 
 
 class Registry:

@@ -18,7 +18,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (207360, 9316)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (414720, 10284)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -47,7 +47,8 @@ def test_tile_fields_per_family():
         "mma": [("block_m", "m"), ("block_n", "n"), ("warps", "w")],
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
         "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p"),
-                 ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g"), ("pack_gqa", "pq")],
+                 ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g"), ("pack_gqa", "pq"),
+                     ("head_dim_v", "v")],
     }
 
 
@@ -447,6 +448,29 @@ def test_gqa_packing_axis():
     one_tile_each = Sm90Config(**base, splits=8, combine=1, pack_gqa=1).workspace_bytes(1, 32, 4, group=4)
     assert one_tile_each == 256 + 8 * 8 * 64 * 4 + 8 * 8 * 64 * 128 * 4
     assert plain.workspace_bytes(1, 32, 4) == 256 + 32 * 8 * 64 * 4 + 32 * 8 * 64 * 128 * 4
+
+
+def test_value_head_dim_axis():
+    """head_dim_v (V's and O's head dim below Q/K's, e.g. DeepSeek's 192/128): spelled _v<N> only
+    when set, smaller O accumulator and V ring in the resource model, computes exactly the calls
+    whose Q/K pad to its head dim and whose V fits its own; not with split-KV or packing."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(dtype="bf16", head_dim=192, causal=True, block_m=128, block_n=128, stages=2, schedule=2, persistent=1)
+    plain, own = Sm90Config(**base), Sm90Config(**base, head_dim_v=128)
+    assert own.name == plain.name + "_v128" == "fc_sm90_bf16_d192_causal_m128_n128_s2_sch2_p1_kv1_v128"
+    assert config_from_name(own.name) == own and not own.validation_errors()
+    assert own.accumulator_registers() == plain.accumulator_registers() - 32  # O: 64 x 128 over 128 threads
+    # Q 48 KB, K ring 96 KB, V ring 64 KB (192 KB with V at 192), O in the V ring, barriers.
+    assert own.smem_bytes() == plain.smem_bytes() - 32 * 1024 == 48 * 1024 + 96 * 1024 + 64 * 1024 + 1024 + 64 + 64
+    assert own.template_params()["head_dim_v"] == 128 and plain.template_params()["head_dim_v"] == 0
+    assert own.computes_head_dim(192, 128) and own.computes_head_dim(160, 64) and own.computes_head_dim(192, 96)
+    assert not own.computes_head_dim(192) and not own.computes_head_dim(192, 192) and not own.computes_head_dim(128, 64)
+    assert plain.computes_head_dim(192, 128) and plain.computes_head_dim(192)  # by padding V to 192
+    for bad in (dict(head_dim=128), dict(splits=2, persistent=0, block_m=64, schedule=1),
+                dict(pack_gqa=1, block_m=64, persistent=0, schedule=1)):
+        errors = Sm90Config(**(base | dict(head_dim_v=128) | bad)).validation_errors()
+        assert any("head_dim_v=128" in e for e in errors), (bad, errors)
 
 
 def test_two_ctas_per_sm_validation():

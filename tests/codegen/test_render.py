@@ -79,10 +79,21 @@ def test_sm90_split_kv_combine_reaches_the_kernel():
     cluster = render(config_from_name("fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8")).text
     global_ = render(config_from_name("fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv16_g1")).text
     assert "{{ splits }}" not in global_
-    assert "8, 1, false, false>(p, stream);" in cluster and "clusters of 8 CTAs per query tile" in cluster
-    assert "16, 1, true, false>(p, stream);" in global_ and "16 CTAs per query tile combined through global memory" in global_
+    tail = "\n                                  0>(p, stream);"  # the V head dim axis: 0, Q's
+    assert f"8, 1, false, false,{tail}" in cluster and "clusters of 8 CTAs per query tile" in cluster
+    assert f"16, 1, true, false,{tail}" in global_ and "16 CTAs per query tile combined through global memory" in global_
     packing = render(config_from_name("fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv8_g1_pq1")).text
-    assert "8, 1, true, true>(p, stream);" in packing and "GQA groups packed into rows" in packing
+    assert f"8, 1, true, true,{tail}" in packing and "GQA groups packed into rows" in packing
+
+
+def test_sm90_value_head_dim_reaches_the_kernel():
+    """The head_dim_v axis: spelled only when set, passed as FwdKernel's kHeadDimV (TraitsDv)."""
+    plain = config_from_name("fc_sm90_bf16_d192_causal_m128_n128_s2_sch2_p1_kv1")
+    own = config_from_name("fc_sm90_bf16_d192_causal_m128_n128_s2_sch2_p1_kv1_v128")
+    assert (plain.head_dim_v, plain.v_head_dim, own.head_dim_v, own.v_head_dim) == (0, 192, 128, 128)
+    text = render(own).text
+    assert "false, false,\n                                  128>(p, stream);" in text and "V and O head dim 128" in text
+    assert "false, false, 128>;" in text
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
@@ -97,7 +108,7 @@ def test_source_hash_is_source_plus_headers(config):
 
 def test_every_valid_config_has_its_own_hash():
     sources = [render(c) for c in all_configs()]
-    assert len(sources) == 556 + 9316
+    assert len(sources) == 556 + 10284
     assert len({s.source_hash for s in sources}) == len(sources)
     assert len({s.text for s in sources}) == len(sources)
 

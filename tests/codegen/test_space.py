@@ -17,11 +17,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 9316  # SM80 families + sm90
+    assert len(space) == 556 + 10284  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 207360
-    assert sum(not c.is_valid for c in everything) == 356 + 198044
+    assert len(everything) == 912 + 414720
+    assert sum(not c.is_valid for c in everything) == 356 + 404436
 
 
 def test_default_configs_are_valid_and_unique():
@@ -33,7 +33,7 @@ def test_default_configs_are_valid_and_unique():
     assert {c.family for c in defaults} == {"scalar", "mma", "pipelined", "sm90"}
 
 
-@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 82)])
+@pytest.mark.parametrize("family, count", [("pipelined", 19), ("sm90", 86)])
 def test_default_tiles_are_all_valid(family, count):
     # A tile listed in DEFAULT_TILES that fails validation would silently drop out.
     cls = FAMILIES[family]
@@ -42,7 +42,7 @@ def test_default_tiles_are_all_valid(family, count):
     full = cls.DEFAULT_ALL_TILES_FOR
     expected = sum(len(cls.default_tiles(d, c)) if full is None or (dt, d, c) in full else 1 for dt, d, c in problems)
     assert len(built) == expected == count
-    assert len(default_configs()) == 105
+    assert len(default_configs()) == 109
 
 
 def test_mask_only_default_tiles():

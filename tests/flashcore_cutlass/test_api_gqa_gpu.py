@@ -44,8 +44,8 @@ def check_gqa(out, lse, q, k, v, causal, scale=None, offset=None):
     2*max|sdpa-ref| + 1e-3 where rows see keys, LSE within 1e-3 relative there; rows that see no
     key give exactly out = 0 and lse = +inf. No NaN anywhere."""
     torch.cuda.synchronize()
-    b, h, sq, d = q.shape
-    assert out.shape == (b, h, sq, d) and out.dtype == q.dtype and lse.shape == (b, h, sq)
+    b, h, sq, _ = q.shape
+    assert out.shape == (b, h, sq, v.shape[3]) and out.dtype == q.dtype and lse.shape == (b, h, sq)
     assert lse.dtype == torch.float32
     assert not torch.isnan(out).any(), "output has NaN"
     assert not torch.isnan(lse).any(), "lse has NaN"
@@ -70,9 +70,9 @@ def check_gqa(out, lse, q, k, v, causal, scale=None, offset=None):
     assert lse_rel <= 1e-3, f"lse relative error {lse_rel:.3g} > 1e-3"
 
 
-def _qkv(b, h, hkv, sq, sk, d, dtype=torch.bfloat16, seed=0):
+def _qkv(b, h, hkv, sq, sk, d, dtype=torch.bfloat16, seed=0, dv=None):
     gen = torch.Generator(device="cuda").manual_seed(seed)
-    return random_qkv(b, h, sq, sk, d, dtype, generator=gen, heads_k=hkv)
+    return random_qkv(b, h, sq, sk, d, dtype, generator=gen, heads_k=hkv, head_dim_v=dv)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,10 +253,10 @@ MANY_TILES = [(3, 16, 4, 1000, 1000), (2, 24, 24, 700, 300), (2, 40, 8, 300, 200
 def test_persistent_ctas_walk_many_tiles(rt, variant, shape):
     cfg = config_from_name(variant)
     b, h, hkv, sq, sk = shape
-    q, k, v = _qkv(b, h, hkv, sq, sk, cfg.head_dim, DTYPES[cfg.dtype], seed=sq + sk + h)
+    q, k, v = _qkv(b, h, hkv, sq, sk, cfg.head_dim, DTYPES[cfg.dtype], seed=sq + sk + h, dv=cfg.v_head_dim)
     scale = cfg.head_dim ** -0.5
     for offset in ([0, sk - sq] if cfg.causal else [0]):
-        out = torch.full_like(q, float("nan"))
+        out = torch.full((b, h, sq, v.shape[3]), float("nan"), device="cuda", dtype=q.dtype)
         lse = torch.full((b, h, sq), float("nan"), device="cuda")
         rt.run(variant, q, k, v, scale, out, lse, offset)
         try:

@@ -41,7 +41,7 @@ def test_variant_matches_reference(rt, variant):
             continue  # the scalar rung is ~100x slower; its boundaries are covered by the rest
         q = torch.randn(2, 3, sq, cfg.head_dim, device="cuda", dtype=dtype)
         k = torch.randn(2, 3, sk, cfg.head_dim, device="cuda", dtype=dtype)
-        v = torch.randn(2, 3, sk, cfg.head_dim, device="cuda", dtype=dtype)
+        v = torch.randn(2, 3, sk, cfg.v_head_dim, device="cuda", dtype=dtype)  # a V head dim of its own where set
         try:
             check_against_reference(_runner(rt, variant, scale), q, k, v, cfg.causal, scale)
         except AssertionError as exc:
@@ -55,6 +55,7 @@ def test_variant_strided_fused_qkv(rt, variant):
     b, s, h, d = 2, 300, 4, cfg.head_dim
     qkv = torch.randn(b, s, 3, h, d, device="cuda", dtype=DTYPES[cfg.dtype])
     q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))
+    v = v[..., :cfg.v_head_dim]  # a V head dim of its own: the first columns of V's slice
     assert not q.is_contiguous() and q.stride(-1) == 1
     scale = 0.3  # a non-default scale too
     check_against_reference(_runner(rt, variant, scale), q, k, v, cfg.causal, scale)
@@ -161,12 +162,15 @@ def test_scores_beyond_fp16_range(rt, variant):
 
 
 def _dependent_chain(rt, variant, q, k_long, v_long, k_short, v_short, outs, scale):
-    """A long call, then calls whose queries are the previous call's output, all into
+    """A long call, then calls whose queries (values, where V has a head dim of its own) are the previous call's output, all into
     preallocated outputs: a kernel that read its queries before the previous kernel finished
     would read the NaN poison (or a partial result) instead."""
     rt.run(variant, q, k_long, v_long, scale, outs[0][0], outs[0][1])
     for i in range(1, len(outs)):
-        rt.run(variant, outs[i - 1][0], k_short, v_short, scale, outs[i][0], outs[i][1])
+        if outs[i - 1][0].shape[-1] == q.shape[-1]:
+            rt.run(variant, outs[i - 1][0], k_short, v_short, scale, outs[i][0], outs[i][1])
+        else:  # V's head dim is not Q's: the previous output is the next call's V (its 4096 rows)
+            rt.run(variant, q, k_long, outs[i - 1][0], scale, outs[i][0], outs[i][1])
 
 
 def _programmatic_variants():
@@ -180,12 +184,14 @@ def test_programmatic_launch_waits_for_the_previous_kernel(rt, variant):
     kernel's end): a chain of dependent calls, eager and replayed from a CUDA graph, must give
     bit for bit what the chain gives with programmatic launch off."""
     cfg = config_from_name(variant)
-    dtype, d = DTYPES[cfg.dtype], cfg.head_dim
+    dtype, d, dv = DTYPES[cfg.dtype], cfg.head_dim, cfg.v_head_dim
     gen = torch.Generator(device="cuda").manual_seed(5)
-    q, k_long, v_long = (torch.randn(1, 16, 4096, d, device="cuda", generator=gen).to(dtype) for _ in range(3))
-    k_short, v_short = (torch.randn(1, 16, 64, d, device="cuda", generator=gen).to(dtype) for _ in range(2))
+    q, k_long = (torch.randn(1, 16, 4096, d, device="cuda", generator=gen).to(dtype) for _ in range(2))
+    v_long = torch.randn(1, 16, 4096, dv, device="cuda", generator=gen).to(dtype)
+    k_short = torch.randn(1, 16, 64, d, device="cuda", generator=gen).to(dtype)
+    v_short = torch.randn(1, 16, 64, dv, device="cuda", generator=gen).to(dtype)
     scale = default_scale(d)
-    outs = [(torch.empty_like(q), torch.empty(q.shape[:3], device="cuda", dtype=torch.float32)) for _ in range(5)]
+    outs = [(torch.empty_like(v_long), torch.empty(q.shape[:3], device="cuda", dtype=torch.float32)) for _ in range(5)]
 
     def poison():
         for out, lse in outs:

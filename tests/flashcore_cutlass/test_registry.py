@@ -99,7 +99,7 @@ def test_heuristic_ties_broken_by_name():
     a, b = pipelined(stages=1), pipelined(stages=3)
     assert Registry(hashes(b, a)).choose(problem()).variant == min(a, b) == a
     rank = heuristic_rank(PipelinedConfig(**BF16_CAUSAL, block_m=128, block_n=64, warps=4, stages=2), problem())
-    assert rank == (-3, 0, 0, 0, 0, 0, 0, 0, 0, pipelined())
+    assert rank == (-3, 128, 0, 0, 0, 0, 0, 0, 0, 0, pipelined())  # 128: V's head dim
 
 
 def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():
@@ -111,6 +111,20 @@ def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():
                                persistent=1).name for n in (48, 80))
     assert narrow < wide and 128 not in Sm90Config.HEURISTIC_TILES
     assert Registry(hashes(narrow, wide)).choose(problem(head_dim=128)).variant == wide
+
+
+def test_heuristic_prefers_the_variant_with_the_problems_value_head_dim():
+    """DeepSeek-style 192/128: the variant whose V head dim is 128 does a third less PV work than the
+    D192 variant that pads V to 192, so it ranks first although the other's tile is nearer the
+    generic preferences; a 192/192 call has only the padding variant."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(BF16_CAUSAL, head_dim=192, block_m=128, stages=2, schedule=2, persistent=1)
+    pads = Sm90Config(**base, block_n=80).name
+    own = Sm90Config(**base, block_n=128, head_dim_v=128).name
+    registry = Registry(hashes(pads, own))
+    assert registry.choose(problem(head_dim=192, head_dim_v=128)).variant == own
+    assert registry.candidates(problem(head_dim=192)) == [pads]
 
 
 def test_heuristic_prefers_one_cta_per_sm_over_a_nearer_key_tile():

@@ -19,12 +19,12 @@ DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 _representatives = representative_params
 
 
-def packed(lens_q, lens_k, h, hkv, d, dtype, seed=0):
+def packed(lens_q, lens_k, h, hkv, d, dtype, seed=0, dv=None):
     gen = torch.Generator(device="cuda").manual_seed(seed)
     tq, tk = sum(lens_q), sum(lens_k)
     q = torch.randn(tq, h, d, device="cuda", dtype=dtype, generator=gen)
     k = torch.randn(tk, hkv, d, device="cuda", dtype=dtype, generator=gen)
-    v = torch.randn(tk, hkv, d, device="cuda", dtype=dtype, generator=gen)
+    v = torch.randn(tk, hkv, dv or d, device="cuda", dtype=dtype, generator=gen)
     cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32, device="cuda")  # noqa: E731
     return q, k, v, cu(lens_q), cu(lens_k)
 
@@ -81,9 +81,10 @@ def check_variant_packed(rt, variant, lens_q, lens_k, heads, heads_k, seed=0):
     """One variant through the binding's packed path (its own alignment: bottom-right when
     masked) on NaN-poisoned results, against the reference per sequence."""
     cfg = config_from_name(variant)
-    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, heads, heads_k, cfg.head_dim, DTYPES[cfg.dtype], seed=seed)
+    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, heads, heads_k, cfg.head_dim, DTYPES[cfg.dtype], seed=seed,
+                                 dv=cfg.v_head_dim)
     scale = 1 / math.sqrt(cfg.head_dim)
-    out = torch.full_like(q, float("nan"))
+    out = torch.full((q.shape[0], heads, v.shape[-1]), float("nan"), device="cuda", dtype=q.dtype)
     lse = torch.full((heads, q.shape[0]), float("nan"), device="cuda")
     as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
     align = "bottom_right" if cfg.causal else False

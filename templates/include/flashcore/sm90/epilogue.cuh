@@ -20,7 +20,7 @@ struct EpilogueTmaStore {
   using Params = typename Traits::Params;
   using SharedStorage = typename Traits::SharedStorage;
   using BM = typename Traits::BM;
-  using HD = typename Traits::HD;
+  using HDV = typename Traits::HDV;  // O's head dim (V's)
 
   template <class AccO, class Softmax>
   CUTE_DEVICE static void store(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq, int tid,
@@ -34,7 +34,7 @@ struct EpilogueTmaStore {
     softmax.finalize(o_rc, lse);
 
     // LSE: the thread holding column 0 of a row writes it.
-    Tensor cO = make_identity_tensor(Shape<BM, HD>{});
+    Tensor cO = make_identity_tensor(Shape<BM, HDV>{});
     Tensor tOcO = rowcol(thr_pv.partition_C(cO));
     int const row0 = w.m_block * Traits::kBlockM;
     if (get<1>(tOcO(0, 0)) == 0) {
@@ -90,7 +90,7 @@ struct EpilogueTmaStore {
     sync_writers();
 
     int const store_row0 = row0 + slice * kStoreRows;
-    Tensor sO_store = make_tensor(make_smem_ptr(o_smem + slice * kStoreRows * Traits::kHeadDim),
+    Tensor sO_store = make_tensor(make_smem_ptr(o_smem + slice * kStoreRows * Traits::kHeadDimV),
                                   typename Traits::SmemLayoutOStore{});
     if (!Traits::kPackGqa && p.seq.packed() && store_row0 + kStoreRows > seq.seqlen_q) {
       // The last tile of a packed sequence: a TMA store of the whole tile would write past the
@@ -127,7 +127,7 @@ struct EpilogueTmaStore {
     if (store_tid == 0) {
       Tensor mO = p.tma_o.get_tma_tensor(p.shape_q);
       Tensor gO = local_tile(domain_offset(make_coord(seq.q_start, _0{}), mO(_, _, w.head, p.seq.packed() ? 0 : w.batch)),
-                             Shape<Int<kStoreRows>, typename Traits::HD>{},
+                             Shape<Int<kStoreRows>, HDV>{},
                              make_coord(w.m_block * (Traits::kBlockM / kStoreRows) + slice, _0{}));
       auto cta_tma = p.tma_o.get_slice(_0{});
       copy(p.tma_o, cta_tma.partition_S(sO_store), cta_tma.partition_D(gO));
@@ -140,7 +140,7 @@ struct EpilogueTmaStore {
   }
 
   // O rows [row0, seqlen_q) of the tile, columns below the call's head dim, from smem to global
-  // memory in 16-byte vectors (a row is kHeadDim / 8 of them; the head dim is a multiple of 8).
+  // memory in 16-byte vectors (a row is kHeadDimV / 8 of them; the head dim is a multiple of 8).
   // The threads span a whole row where they divide it evenly, else 8 vectors of it (64 columns;
   // the head dim is a multiple of 64), e.g. 24 vectors a row at D192.
   // kRows: the rows sO holds (a WG's 64 or the tile's), stored by as many threads as rows / 2
@@ -148,18 +148,18 @@ struct EpilogueTmaStore {
   template <int kRows, class SmemO>
   CUTE_DEVICE static void store_rows(Params const& p, SeqSpan const& seq, int row0, int head, SmemO const& sO, int tid) {
     constexpr int kThreads = kRows * 2;
-    constexpr int kRowVecs = Traits::kHeadDim / 8;
+    constexpr int kRowVecs = Traits::kHeadDimV / 8;
     constexpr bool kWholeRow = kThreads % kRowVecs == 0 && kRows % (kThreads / kRowVecs) == 0;
     constexpr int kVecsPerRow = kWholeRow ? kRowVecs : 8;
     static_assert(kThreads % kVecsPerRow == 0 && kRows % (kThreads / kVecsPerRow) == 0);
     using ThreadLayout = Layout<Shape<Int<kThreads / kVecsPerRow>, Int<kVecsPerRow>>, Stride<Int<kVecsPerRow>, _1>>;
     auto gmem_copy = make_tiled_copy(Copy_Atom<UniversalCopy<uint128_t>, Element>{}, ThreadLayout{}, Layout<Shape<_1, _8>>{});
     Element* base = p.o + int64_t(seq.q_start + row0) * p.o_row_stride + int64_t(head) * p.o_head_stride;
-    Tensor gO = make_tensor(make_gmem_ptr(base), make_layout(Shape<Int<kRows>, HD>{}, make_stride(p.o_row_stride, _1{})));
+    Tensor gO = make_tensor(make_gmem_ptr(base), make_layout(Shape<Int<kRows>, HDV>{}, make_stride(p.o_row_stride, _1{})));
     auto thr = gmem_copy.get_thread_slice(tid);
     Tensor tOsO = thr.partition_S(sO);
     Tensor tOgO = thr.partition_D(gO);
-    Tensor tOcO = thr.partition_D(make_identity_tensor(Shape<Int<kRows>, HD>{}));
+    Tensor tOcO = thr.partition_D(make_identity_tensor(Shape<Int<kRows>, HDV>{}));
     int const rows = seq.seqlen_q - row0;
     CUTE_UNROLL
     for (int m = 0; m < size<1>(tOsO); ++m) {

@@ -74,7 +74,7 @@ struct KernelWS {
       WorkTile w = scheduler.initial();
       SeqSpan seq = seq_span(p.seq, w.batch, w.head);  // once per tile, for mainloop and epilogue
       for (; scheduler.valid(w); ++tile_iter) {
-        Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HD>{});
+        Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HDV>{});
         Softmax softmax;
         Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax);
         // The next tile and its span before this epilogue: a packed sequence's span is read from
@@ -112,13 +112,18 @@ __global__ void zero_split_counters(int* counters, int n) {
 }
 
 // The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t. kPackGqa: the
-// query heads of a GQA group packed into the rows of one tile (pack_gqa.cuh).
+// query heads of a GQA group packed into the rows of one tile (pack_gqa.cuh). kHeadDimV: V's and
+// O's head dim when below Q's and K's (0: the same).
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
-          int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false>
+          int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0>
 struct FwdKernel {
-  using BaseTraits = sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal,
-                                  kIntraWGOverlap, kPingpong, kPersistent, kSplits, kCtasPerSm>;
+  using BaseTraits = std::conditional_t<
+      kHeadDimV == 0 || kHeadDimV == kHeadDim,
+      sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap, kPingpong,
+                   kPersistent, kSplits, kCtasPerSm>,
+      sm90::TraitsDv<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
+                     kPingpong, kPersistent, kSplits, kCtasPerSm, kHeadDimV == 0 ? kHeadDim : kHeadDimV>>;
   using Traits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
@@ -155,6 +160,9 @@ struct FwdKernel {
       return "the sm90 kernels load through TMA, which needs 16-byte aligned q/k/v/o pointers and strides that are "
              "multiples of 16 bytes";
     if (char const* why = Traits::cannot_pack(p)) return why;
+    if (Traits::kHeadDimV < kHeadDim && p.head_dim_v > Traits::kHeadDimV)
+      return "this variant's V and output head dim is below its query/key head dim: the call's value head dim "
+             "exceeds it";
     if (kSplitGlobal && workspace_bytes(p) > kMaxSplitWorkspace)
       return "this split-KV variant combines through global scratch, which would exceed 2 GB for the call's query "
              "tiles: it serves problems with few query tiles";
@@ -177,6 +185,7 @@ struct FwdKernel {
   static cudaError_t run(FwdParams const& p, cudaStream_t stream) {
     if (p.batch <= 0 || p.heads <= 0 || p.seqlen_q <= 0) return cudaSuccess;
     if (!tma_compatible(p) || Traits::cannot_pack(p) != nullptr) return cudaErrorInvalidValue;
+    if (Traits::kHeadDimV < kHeadDim && p.head_dim_v > Traits::kHeadDimV) return cudaErrorInvalidValue;
     if (workspace_bytes(p) > 0 && p.workspace == nullptr) return cudaErrorInvalidValue;
     if (size_t const zeroed = zeroed_workspace_bytes(p); zeroed > 0) {
       if constexpr (kSplitGlobal) {
@@ -240,10 +249,10 @@ struct FwdKernel {
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
-          int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false>
+          int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa>::run(p, stream);
+                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

@@ -23,6 +23,7 @@ struct MainloopTmaWgmma {
   using BM = typename Traits::BM;
   using BN = typename Traits::BN;
   using HD = typename Traits::HD;
+  using HDV = typename Traits::HDV;
   static constexpr int kBlockM = Traits::kBlockM;
   static constexpr int kBlockN = Traits::kBlockN;
   static constexpr int kStages = Traits::kStages;
@@ -101,7 +102,7 @@ struct MainloopTmaWgmma {
     int const head_kv = Traits::kPackGqa ? w.head : w.head / p.head_ratio;
     Tensor gK = local_tile(head_rows(p, mK, head_kv, w.batch, seq.k_start), Shape<BN, HD>{},
                            make_coord(_, _0{}));  // (BN, D, n)
-    Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HD>{}, make_coord(_, _0{}));
+    Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HDV>{}, make_coord(_, _0{}));
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sV = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutV{});
@@ -117,14 +118,14 @@ struct MainloopTmaWgmma {
 
     auto load_k = [&](int n) {
       EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
-      FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesKV);
+      FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesK);
       copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
            tKsK(_, k_state.index));
       k_state.advance(kStages);
     };
     auto load_v = [&](int n) {
       EmptyBar::wait(&ss.empty_v[v_state.index], v_state.phase ^ 1);
-      FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesKV);
+      FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesV);
       copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
            tVsV(_, v_state.index));
       v_state.advance(kStages);

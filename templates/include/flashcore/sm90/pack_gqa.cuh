@@ -128,6 +128,7 @@ struct PackGqaTraits : Base {
   using Params = typename Base::Params;
   static_assert(Base::kBlockM == 64 && !Base::kPersistent && Base::kCtasPerSm == 1,
                 "GQA packing: one consumer warpgroup, one query tile per CTA");
+  static_assert(Base::kHeadDimV == Base::kHeadDim, "GQA packing: V shares Q's head dim (O takes Q's boxes)");
   static_assert(std::is_same_v<typename Base::SmemAtomQ, GMMA::Layout_K_SW128_Atom<Element>>,
                 "the packed tensor maps write the K-major 128-byte-swizzle layout");
   // Q's (and O's) shared-memory image, before the 128-byte swizzle of the addresses (which TMA

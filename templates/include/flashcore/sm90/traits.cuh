@@ -14,12 +14,18 @@
 
 namespace flashcore::sm90 {
 
+// The body of Traits (below). kHeadDimV_: V's and O's head dim, kHeadDim_ (Q's and K's) or smaller.
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
-          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false,
-          int kSplits_ = 1, int kCtasPerSm_ = 1>
-struct Traits {
+          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_, bool kPersistent_, int kSplits_, int kCtasPerSm_,
+          int kHeadDimV_>
+struct TraitsBody {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
+  // V and O may have a smaller head dim of their own (DeepSeek-style 192/128): the PV GEMM, the O
+  // accumulator and the O store then take only its columns.
+  static constexpr int kHeadDimV = kHeadDimV_;
+  static_assert(kHeadDimV <= kHeadDim && kHeadDimV % 64 == 0, "V head dim: a multiple of 64 up to Q/K's");
+  static_assert(kHeadDimV == kHeadDim || kSplits_ == 1, "a V head dim of its own: no split-KV combine");
   static constexpr int kBlockM = kBlockM_;
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
@@ -54,8 +60,9 @@ struct Traits {
   using BM = Int<kBlockM>;
   using BN = Int<kBlockN>;
   using HD = Int<kHeadDim>;
+  using HDV = Int<kHeadDimV>;
   using TileShapeQK = Shape<BM, BN, HD>;
-  using TileShapePV = Shape<BM, HD, BN>;
+  using TileShapePV = Shape<BM, HDV, BN>;
   using AtomLayout = Layout<Shape<Int<kConsumerWGs>, _1, _1>>;
 
   // S = Q K^T: both operands K-major in smem (SS). O += P V: P from registers, V MN-major (RS).
@@ -69,11 +76,11 @@ struct Traits {
   using SmemLayoutQ = decltype(tile_to_shape(SmemAtomQ{}, Shape<BM, HD>{}));
   using SmemAtomK = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BN, HD>());
   using SmemLayoutK = decltype(tile_to_shape(SmemAtomK{}, Shape<BN, HD, Int<kStages>>{}));
-  // V tile is (BN, D) row-major in gmem; the PV wgmma reads it as B = V^T (D, BN), MN-major.
-  using SmemAtomVt = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::MN, Element, HD, BN>());
-  using SmemLayoutVt = decltype(tile_to_shape(SmemAtomVt{}, Shape<HD, BN, Int<kStages>>{}, Step<_2, _1, _3>{}));
+  // V tile is (BN, Dv) row-major in gmem; the PV wgmma reads it as B = V^T (Dv, BN), MN-major.
+  using SmemAtomVt = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::MN, Element, HDV, BN>());
+  using SmemLayoutVt = decltype(tile_to_shape(SmemAtomVt{}, Shape<HDV, BN, Int<kStages>>{}, Step<_2, _1, _3>{}));
   using SmemLayoutV = decltype(composition(SmemLayoutVt{},
-                                           make_ordered_layout(Shape<BN, HD, Int<kStages>>{}, Step<_2, _1, _3>{})));
+                                           make_ordered_layout(Shape<BN, HDV, Int<kStages>>{}, Step<_2, _1, _3>{})));
 
   // Global tensors: (seqlen, head_dim, head, batch), head_dim contiguous.
   using ShapeT = Shape<int32_t, int32_t, int32_t, int32_t>;
@@ -83,10 +90,12 @@ struct Traits {
 
   using TmaQ = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}));
   using TmaK = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}));
-  using TmaV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}));
+  using TmaV = decltype(make_tma_copy(SM90_TMA_LOAD{}, GmemIn{}, take<0, 2>(SmemLayoutV{}), Shape<BN, HDV>{}, _1{}));
 
   static constexpr uint32_t kBytesQ = kBlockM * kHeadDim * sizeof(Element);
-  static constexpr uint32_t kBytesKV = kBlockN * kHeadDim * sizeof(Element);
+  static constexpr uint32_t kBytesK = kBlockN * kHeadDim * sizeof(Element);
+  static constexpr uint32_t kBytesV = kBlockN * kHeadDimV * sizeof(Element);
+  static constexpr uint32_t kBytesO = kBlockM * kHeadDimV * sizeof(Element);
 
   // Persistent CTAs stage O in a buffer of its own when it fits: the next tile's Q then loads
   // while this tile's O is still being stored (else Q's buffer doubles as O's, and the next Q
@@ -94,11 +103,11 @@ struct Traits {
   static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> +
                                                            cosize_v<SmemLayoutVt>);
   static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
-  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesQ) + kBarrierBytes <= kSmemLimit;
+  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesO) + kBarrierBytes <= kSmemLimit;
   // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
   // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
   // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
-  static constexpr bool kOInV = kPersistent && !kSeparateO && kBlockM * kHeadDim <= cosize_v<SmemLayoutVt>;
+  static constexpr bool kOInV = kPersistent && !kSeparateO && kBlockM * kHeadDimV <= cosize_v<SmemLayoutVt>;
   static constexpr bool kQHoldsOnlyQ = kSeparateO || kOInV;  // Q's buffer frees after the last QK^T
   // O in a buffer of its own is stored per consumer WG: each WG's 64 rows by its own TMA store, so
   // no WG waits for another at the end of a tile (a ping-pong schedule keeps its stagger). In the V
@@ -106,12 +115,14 @@ struct Traits {
   // Not with 3 consumer WGs: at 160 registers a thread the per-WG store's bookkeeping spilled in
   // their key loop (D64 192x128: 4 STL / 10 LDL there instead of 0 / 3).
   static constexpr bool kStorePerWG = kSeparateO && kConsumerWGs < 3;
-  using SmemLayoutOWg = decltype(tile_to_shape(SmemAtomQ{}, Shape<_64, HD>{}));  // one WG's rows
-  using SmemLayoutO = std::conditional_t<kStorePerWG, decltype(tile_to_shape(SmemLayoutOWg{}, Shape<BM, HD>{})),
-                                         SmemLayoutQ>;  // per WG: WG w's rows at w * 64 * HD
+  // O's swizzle atom is Q's where their head dims agree (Q's layout then holds O in Q's buffer).
+  using SmemAtomO = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BM, HDV>());
+  using SmemLayoutOWg = decltype(tile_to_shape(SmemAtomO{}, Shape<_64, HDV>{}));  // one WG's rows
+  using SmemLayoutO = std::conditional_t<kStorePerWG, decltype(tile_to_shape(SmemLayoutOWg{}, Shape<BM, HDV>{})),
+                                         decltype(tile_to_shape(SmemAtomO{}, Shape<BM, HDV>{}))>;  // per WG: WG w's rows at w * 64 * HDV
   using SmemLayoutOStore = std::conditional_t<kStorePerWG, SmemLayoutOWg, SmemLayoutO>;  // one TMA store's
   using OStoreRows = std::conditional_t<kStorePerWG, _64, BM>;
-  using TmaO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemOut{}, SmemLayoutOStore{}, Shape<OStoreRows, HD>{}, _1{}));
+  using TmaO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemOut{}, SmemLayoutOStore{}, Shape<OStoreRows, HDV>{}, _1{}));
   static constexpr int kOElems = kSeparateO ? cosize_v<SmemLayoutO> : 8;
 
   struct SharedStorage {
@@ -185,14 +196,28 @@ struct Traits {
     return Params{
         make_tma_copy(SM90_TMA_LOAD{}, mQ, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}),
         make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}),
-        make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HD>{}, _1{}),
-        make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutOStore{}, Shape<OStoreRows, HD>{}, _1{}),
+        make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HDV>{}, _1{}),
+        make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutOStore{}, Shape<OStoreRows, HDV>{}, _1{}),
         mQ.shape(), mK.shape(), p.lse, seq_layout(p), static_cast<Element*>(p.o), p.o_row_stride, p.o_head_stride,
         packed ? int64_t(0) : p.o_batch_stride, dv,
         p.heads / heads_k, p.softcap_scale, p.scale_log2,
         make_tile_geometry<kBlockM>(p), p.workspace};
   }
 };
+
+// The traits of a variant whose V shares Q's and K's head dim: a struct of its own name (not an
+// alias of TraitsBody), so these kernels' mangled names and code stay those of before V could differ.
+template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
+          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false,
+          int kSplits_ = 1, int kCtasPerSm_ = 1>
+struct Traits : TraitsBody<Element_, kHeadDim_, kBlockM_, kBlockN_, kStages_, kConsumerWGs_, kCausal_, kIntraWGOverlap_,
+                           kPingpong_, kPersistent_, kSplits_, kCtasPerSm_, kHeadDim_> {};
+// A V (and O) head dim of its own, below Q's and K's (e.g. DeepSeek's 192/128).
+template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
+          bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_, bool kPersistent_, int kSplits_, int kCtasPerSm_,
+          int kHeadDimV_>
+struct TraitsDv : TraitsBody<Element_, kHeadDim_, kBlockM_, kBlockN_, kStages_, kConsumerWGs_, kCausal_,
+                             kIntraWGOverlap_, kPingpong_, kPersistent_, kSplits_, kCtasPerSm_, kHeadDimV_> {};
 
 // K/V ring position: stage index and the phase parity of its barriers.
 struct PipeState {
