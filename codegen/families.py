@@ -51,6 +51,12 @@ class ScalarConfig(KernelConfig):
     # The H100 host's cores took 1.2-1.4x these (83b947acafbe: scalar 13.8, mma 31.8, pipelined 46.5 s).
     BUILD_SECONDS: ClassVar[float] = 9.4
     AXES: ClassVar[dict] = {"block_m": (16, 32), "warps": (4,)}
+    # A V head dim of its own (head_dim_v = 128, `_v128`) for DeepSeek-V2/V3's 192/128 prefill, causal: the
+    # PV GEMM, O accumulator (64 registers instead of 96), V ring and O store at 128, so a 128x128 tile
+    # fits (Q 48 KB + K ring 96 KB + V ring 64 KB, O staged in the V ring). Tuner, same run (benchmarks/
+    # NOTES.md, 2026-11-27 06:33-, call 3; bf16, us): (1, 16, 4096) 170.8 without ping-pong / 176.9 with /
+    # 204.9 on the D192 128x80 ping-pong tile that pads V; (2, 16, 2048) 98.8 / 100.9 / 118.2; (1, 128,
+    # 4096) 1255.1 / 1250.2 / 1452.7. 128x112 and 128x96 (call 2) lost to 128x128 at every key.
     DEFAULT_TILES: ClassVar[dict] = {d: [(16, 4)] for d in (64, 128, 256)}
     DEFAULT_PROBLEMS: ClassVar[frozenset] = LADDER_PROBLEMS
 
