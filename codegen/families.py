@@ -51,12 +51,6 @@ class ScalarConfig(KernelConfig):
     # The H100 host's cores took 1.2-1.4x these (83b947acafbe: scalar 13.8, mma 31.8, pipelined 46.5 s).
     BUILD_SECONDS: ClassVar[float] = 9.4
     AXES: ClassVar[dict] = {"block_m": (16, 32), "warps": (4,)}
-    # A V head dim of its own (head_dim_v = 128, `_v128`) for DeepSeek-V2/V3's 192/128 prefill, causal: the
-    # PV GEMM, O accumulator (64 registers instead of 96), V ring and O store at 128, so a 128x128 tile
-    # fits (Q 48 KB + K ring 96 KB + V ring 64 KB, O staged in the V ring). Tuner, same run (benchmarks/
-    # NOTES.md, 2026-11-27 06:33-, call 3; bf16, us): (1, 16, 4096) 170.8 without ping-pong / 176.9 with /
-    # 204.9 on the D192 128x80 ping-pong tile that pads V; (2, 16, 2048) 98.8 / 100.9 / 118.2; (1, 128,
-    # 4096) 1255.1 / 1250.2 / 1452.7. 128x112 and 128x96 (call 2) lost to 128x128 at every key.
     DEFAULT_TILES: ClassVar[dict] = {d: [(16, 4)] for d in (64, 128, 256)}
     DEFAULT_PROBLEMS: ClassVar[frozenset] = LADDER_PROBLEMS
 
@@ -258,7 +252,9 @@ class Sm90Config(KernelConfig):
     global scratch and the last to finish combines them (any split count, no gang launch).
     ``ctas_per_sm`` = 2 (one consumer warpgroup, half the SM's shared memory and registers each):
     two CTAs share an SM, so one's tile edges (Q wait, first QK^T and softmax, epilogue) overlap
-    the other's key loop; a persistent grid is then twice the SM count.
+    the other's key loop; a persistent grid is then twice the SM count. ``head_dim_v`` (0: Q's head
+    dim): V's and the output's head dim where below Q's and K's (DeepSeek's 192/128): the PV GEMM,
+    the O accumulator, the V ring and the O store take only its columns (traits.cuh TraitsDv).
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -362,6 +358,12 @@ class Sm90Config(KernelConfig):
     # memory at batch 4 (25.9; the cluster of 2 26.1 in fp16), 8 through global memory at D256 (39.5);
     # on the H100 (calls 2 and 6) clusters of 8 at batch 1, of 2 at batch 4. D64 (the small models
     # speculative decoding drafts with: Llama-3.2-1B 32/8, Qwen2.5-0.5B 14/2) with the clusters of 2 and 8.
+    # A V head dim of its own (head_dim_v = 128, `_v128`) for DeepSeek-V2/V3's 192/128 prefill, causal: the
+    # PV GEMM, O accumulator (64 registers instead of 96), V ring and O store at 128, so a 128x128 tile
+    # fits (Q 48 KB + K ring 96 KB + V ring 64 KB, O staged in the V ring). Tuner, same run (benchmarks/
+    # NOTES.md, 2026-11-27 06:33-, call 3; bf16, us): (1, 16, 4096) 170.8 without ping-pong / 176.9 with /
+    # 204.9 on the D192 128x80 ping-pong tile that pads V; (2, 16, 2048) 98.8 / 100.9 / 118.2; (1, 128,
+    # 4096) 1255.1 / 1250.2 / 1452.7. 128x112 and 128x96 (call 2) lost to 128x128 at every key.
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4),

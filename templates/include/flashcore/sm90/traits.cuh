@@ -147,9 +147,9 @@ struct TraitsBody {
     TmaK tma_k;
     TmaV tma_v;
     TmaO tma_o;
-    // TMA coordinate shapes of Q (also O's) and K (also V's): their head-dim extent is at most
-    // one tile whichever of d / dv it holds, so V and O share them; the bounds TMA zero-fills
-    // and clips at are the tensor maps'.
+    // TMA coordinate shapes of Q (also O's) and K (also V's): V and O share them because every
+    // tile takes head-dim coordinate 0 (a tile spans the variant's whole head dim, HD or HDV,
+    // whichever of d / dv the shape holds); the bounds TMA zero-fills and clips at are the tensor maps'.
     ShapeT shape_q, shape_k;
     float* lse;
     SeqLayout seq;        // lengths, masks, packed sequences (api.h seq_span gives a tile's)
