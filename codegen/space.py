@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import itertools
 from typing import Iterable, Iterator
 
-from .config import FAMILIES, KernelConfig
+from .config import DTYPES, FAMILIES, KernelConfig
 
 # Default variants that spill (ptxas, H100 builds) and stay because they win shapes
 # anyway: name glob -> the measurement (SM80 families: tuning_table-2026-11-25T1936-H100-83b947acafbe.json, 43
@@ -25,8 +26,21 @@ def all_configs(valid_only: bool = True) -> Iterator[KernelConfig]:
 
 def default_configs() -> list[KernelConfig]:
     """What `flashcore build` builds with no filter: each family's own default tiles
-    (``KernelConfig.is_default``), the variants worth tuning on the H100."""
-    return [c for c in all_configs() if c.is_default()]
+    (``KernelConfig.is_default``), the variants worth tuning on the H100, in the space's order.
+    Made from each family's DEFAULT_TILES rather than by filtering all_configs(): a hundred
+    configs instead of ~400k (seconds of every `flashcore build`)."""
+    out: list[KernelConfig] = []
+    for cls in FAMILIES.values():
+        fields = cls.tile_fields()
+        for dtype, head_dim, causal in itertools.product(DTYPES, cls.HEAD_DIMS, (False, True)):
+            # A listed tuple may stop before axes added later: those take their defaults.
+            tiles = {tuple(t) + tuple(f.default for f in fields[len(t):]) for t in cls.default_tiles(head_dim, causal)}
+            configs = [cls(dtype=dtype, head_dim=head_dim, causal=causal, **{f.name: v for f, v in zip(fields, t)})
+                       for t in tiles]
+            configs = [c for c in configs if c.is_default() and c.is_valid]
+            configs.sort(key=lambda c: tuple(cls.AXES[f.name].index(getattr(c, f.name)) for f in fields))
+            out += configs
+    return out
 
 
 def select(

@@ -45,6 +45,12 @@ def test_default_tiles_are_all_valid(family, count):
     assert len(default_configs()) == 109
 
 
+def test_default_set_is_the_spaces_defaults_in_its_order(space):
+    """default_configs() builds from the families' DEFAULT_TILES; it must be exactly the valid space's
+    configs that call themselves default, in the space's order."""
+    assert default_configs() == [c for c in space if c.is_default()]
+
+
 def test_mask_only_default_tiles():
     """sm90's one-CTA 64-row D64 tile is built for non-causal problems only, its D64 128x128 tiles
     for causal ones only; the split-KV clusters for both (bottom-right decoding is causal)."""
