@@ -162,9 +162,9 @@ def test_scores_beyond_fp16_range(rt, variant):
 
 
 def _dependent_chain(rt, variant, q, k_long, v_long, k_short, v_short, outs, scale):
-    """A long call, then calls whose queries (values, where V has a head dim of its own) are the previous call's output, all into
-    preallocated outputs: a kernel that read its queries before the previous kernel finished
-    would read the NaN poison (or a partial result) instead."""
+    """A long call, then calls whose queries (values, where V has a head dim of its own) are the
+    previous call's output, all into preallocated outputs: a kernel that read them before the
+    previous kernel finished would read the NaN poison (or a partial result) instead."""
     rt.run(variant, q, k_long, v_long, scale, outs[0][0], outs[0][1])
     for i in range(1, len(outs)):
         if outs[i - 1][0].shape[-1] == q.shape[-1]:
