@@ -151,18 +151,24 @@ class KernelConfig:
         return [tuple(t) for t in cls.DEFAULT_TILES.get(head_dim, [])
                 if cls.DEFAULT_MASK_ONLY.get((head_dim, tuple(t)), causal) == causal]
 
+    @classmethod
+    def problem_defaults(cls, dtype: str, head_dim: int, causal: bool) -> list["KernelConfig"]:
+        """The default set's configs for one (dtype, head_dim, causal) problem, as DEFAULT_TILES lists
+        them (not validated): every listed tile, only the first outside DEFAULT_ALL_TILES_FOR, none
+        outside DEFAULT_PROBLEMS."""
+        if cls.DEFAULT_PROBLEMS is not None and (dtype, head_dim, causal) not in cls.DEFAULT_PROBLEMS:
+            return []
+        fields = cls.tile_fields()
+        # A listed tuple may stop before axes added later: those take their defaults.
+        listed = [tuple(t) + tuple(f.default for f in fields[len(t):]) for t in cls.default_tiles(head_dim, causal)]
+        if cls.DEFAULT_ALL_TILES_FOR is not None and (dtype, head_dim, causal) not in cls.DEFAULT_ALL_TILES_FOR:
+            listed = listed[:1]
+        return [cls(dtype=dtype, head_dim=head_dim, causal=causal, **{f.name: v for f, v in zip(fields, t)})
+                for t in listed]
+
     def is_default(self) -> bool:
         """Is this variant in the curated default set (what `flashcore build` builds)?"""
-        if self.DEFAULT_PROBLEMS is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_PROBLEMS:
-            return False
-        fields = self.tile_fields()
-        tiles = tuple(getattr(self, f.name) for f in fields)
-        # A listed tuple may stop before axes added later: those take their defaults.
-        listed = [tuple(t) + tuple(f.default for f in fields[len(t):])
-                  for t in self.default_tiles(self.head_dim, self.causal)]
-        if self.DEFAULT_ALL_TILES_FOR is not None and (self.dtype, self.head_dim, self.causal) not in self.DEFAULT_ALL_TILES_FOR:
-            listed = listed[:1]
-        return tiles in listed
+        return self in self.problem_defaults(self.dtype, self.head_dim, self.causal)
 
     # -- resources ------------------------------------------------------------------
     def build_seconds(self) -> float:

@@ -33,11 +33,7 @@ def default_configs() -> list[KernelConfig]:
     for cls in FAMILIES.values():
         fields = cls.tile_fields()
         for dtype, head_dim, causal in itertools.product(DTYPES, cls.HEAD_DIMS, (False, True)):
-            # A listed tuple may stop before axes added later: those take their defaults.
-            tiles = {tuple(t) + tuple(f.default for f in fields[len(t):]) for t in cls.default_tiles(head_dim, causal)}
-            configs = [cls(dtype=dtype, head_dim=head_dim, causal=causal, **{f.name: v for f, v in zip(fields, t)})
-                       for t in tiles]
-            configs = [c for c in configs if c.is_default() and c.is_valid]
+            configs = [c for c in cls.problem_defaults(dtype, head_dim, causal) if c.is_valid]
             configs.sort(key=lambda c: tuple(cls.AXES[f.name].index(getattr(c, f.name)) for f in fields))
             out += configs
     return out
