@@ -4,7 +4,7 @@
 # variants whose hash changed rebuild), with cuDNN's kernel on one cell as a control in each phase.
 #   git show REF:templates/include/flashcore/sm90/softmax.cuh > alt.cuh   (in the repo root: untracked files travel)
 #   bash benchmarks/experiments/sm90/ab_cells.sh templates/include/flashcore/sm90/softmax.cuh alt.cuh [HEADER2 ALT2 ...]
-# AB_CELLS (lines of "variant d s causal-flag") replaces the default cells.
+# AB_CELLS (lines of "variant d s causal-flag"; variant "sdpa" times torch's kernel) replaces the default cells.
 # Writes $OUT/ab_cells.txt (tag, cell, variant, us).
 set -u
 PAIRS=("$@")
@@ -37,7 +37,7 @@ v=[float(r[i].replace(',',''))/1000 for r in rows[1:]]
 print('$1 d$3 s$4 $5 $2 %.2f' % statistics.median(v) if v else '$1 d$3 s$4 $5 $2 nan')" | tee -a $RES
 }
 phase() {  # tag
-  local only=""; for c in "${CELLS[@]}"; do only="$only --only ${c%% *}"; done
+  local only=""; for c in "${CELLS[@]}"; do [ "${c%% *}" = sdpa ] || only="$only --only ${c%% *}"; done
   python3 -m flashcore_cutlass build -q $only 2>&1 | tail -1
   time_cell $1 sdpa 64 512 -
   for c in "${CELLS[@]}"; do time_cell $1 $c; done

@@ -5,6 +5,8 @@
 // the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2).
 #pragma once
 
+#include <climits>
+
 #include <cutlass/arch/barrier.h>
 
 #include "flashcore/sm90/common.cuh"
@@ -33,6 +35,8 @@ struct MainloopTmaWgmma {
 
   // Rows each consumer thread owns in a (kBlockM x N) accumulator.
   static constexpr int kRowsPerThread = 2;
+  // Masked causal tiles skip column groups of this width that no row of a warp sees.
+  static constexpr int kSkipGroupCols = 16;
   using Softmax = OnlineSoftmax<kRowsPerThread>;
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
@@ -230,7 +234,20 @@ struct MainloopTmaWgmma {
           visible[i] = visible_columns<kCausal>(key_mask, query, col0);
         }
         auto mask = [&](int i, int j) { return visible[i].hidden(get<1>(tScS(i, j))); };
-        softmax.template step<true>(s, scale_log2, mask, corr);
+        if constexpr (kCausal) {
+          // The columns any row of this warp sees: groups outside them are skipped (softmax.cuh).
+          int lo = INT_MAX, hi = INT_MIN;
+          CUTE_UNROLL
+          for (int i = 0; i < kRowsPerThread; ++i) {
+            lo = min(lo, visible[i].lo);
+            hi = max(hi, visible[i].lo + int(visible[i].width));
+          }
+          lo = __reduce_min_sync(0xffffffffu, lo);
+          hi = __reduce_max_sync(0xffffffffu, hi);
+          softmax.template step_skipping<kSkipGroupCols>(s, scale_log2, mask, lo, hi, corr);
+        } else {
+          softmax.template step<true>(s, scale_log2, mask, corr);
+        }
       } else {
         auto no_mask = [](int, int) { return false; };
         softmax.template step<false>(s, scale_log2, no_mask, corr);
