@@ -5,8 +5,6 @@
 // the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2).
 #pragma once
 
-#include <climits>
-
 #include <cutlass/arch/barrier.h>
 
 #include "flashcore/sm90/common.cuh"
@@ -199,6 +197,11 @@ struct MainloopTmaWgmma {
 
     Tensor cS = make_identity_tensor(Shape<BM, BN>{});
     Tensor tScS = rowcol(thr_qk.partition_C(cS));
+    // A warp's accumulator rows: kWarpRows consecutive tile rows from warp_row0 (the wgmma C layout:
+    // lane l holds rows l / 4 and l / 4 + 8 of its warp's 16).
+    constexpr int kWarpRows = 16;
+    int warp_row0 = 0;
+    if constexpr (kCausal) warp_row0 = __reduce_min_sync(0xffffffffu, int(get<0>(tScS(0, 0))));
     Tensor tSrS = partition_fragment_C(tiled_mma_qk, Shape<BM, BN>{});
     using LayoutP = decltype(make_layout(partition_shape_A(tiled_mma_pv, Shape<BM, BN>{})));
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
@@ -235,16 +238,17 @@ struct MainloopTmaWgmma {
         }
         auto mask = [&](int i, int j) { return visible[i].hidden(get<1>(tScS(i, j))); };
         if constexpr (kCausal) {
-          // The columns any row of this warp sees: groups outside them are skipped (softmax.cuh).
-          int lo = INT_MAX, hi = INT_MIN;
-          CUTE_UNROLL
-          for (int i = 0; i < kRowsPerThread; ++i) {
-            lo = min(lo, visible[i].lo);
-            hi = max(hi, visible[i].lo + int(visible[i].width));
+          // The columns any of this warp's 16 rows sees: groups outside them are skipped (softmax.cuh).
+          KeySpan keys;
+          if constexpr (Traits::kPackGqa) {
+            PackedRows const rows(p.head_ratio, w.m_block, kBlockM);
+            int const q_first = rows.query(warp_row0), q_last = rows.query(warp_row0 + kWarpRows - 1);
+            keys = visible_keys<true>(key_mask, q_first, q_last - q_first + 1);
+          } else {
+            keys = visible_keys<true>(key_mask, row0 + warp_row0, kWarpRows);
           }
-          lo = __reduce_min_sync(0xffffffffu, lo);
-          hi = __reduce_max_sync(0xffffffffu, hi);
-          softmax.template step_skipping<kSkipGroupCols>(s, scale_log2, mask, lo, hi, corr);
+          softmax.template step_skipping<kSkipGroupCols>(s, scale_log2, mask, keys.begin - col0, keys.end - 1 - col0,
+                                                         corr);
         } else {
           softmax.template step<true>(s, scale_log2, mask, corr);
         }
