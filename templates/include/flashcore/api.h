@@ -145,19 +145,6 @@ struct KeyTileRange {
   int first, end;
   __host__ __device__ int count() const { return end > first ? end - first : 0; }
 };
-// Keys [begin, end) that any of the query rows [row0, row0 + rows) sees: the union of their
-// windows, contiguous since both window edges grow with the row (key_tile_range's bounds, before
-// rounding to tiles). end <= begin: none.
-struct KeySpan {
-  int begin, end;
-};
-template <bool kMasked>
-inline __host__ __device__ KeySpan visible_keys(KeyMask const& m, int row0, int rows) {
-  int const last_row_end = row0 + rows + m.causal_offset;
-  int const first = row0 + m.left_offset;
-  if (!kMasked) return {0, m.seqlen_k};
-  return {first > 0 ? first : 0, last_row_end < m.seqlen_k ? last_row_end : m.seqlen_k};
-}
 template <int kBlockN, bool kMasked>
 inline __host__ __device__ KeyTileRange key_tile_range(KeyMask const& m, int row0, int rows) {
   int key_end = m.seqlen_k;  // one past the last visible key of the last row

@@ -33,8 +33,6 @@ struct MainloopTmaWgmma {
 
   // Rows each consumer thread owns in a (kBlockM x N) accumulator.
   static constexpr int kRowsPerThread = 2;
-  // Masked causal tiles skip column groups of this width that no row of a warp sees.
-  static constexpr int kSkipGroupCols = 16;
   using Softmax = OnlineSoftmax<kRowsPerThread>;
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
@@ -197,11 +195,6 @@ struct MainloopTmaWgmma {
 
     Tensor cS = make_identity_tensor(Shape<BM, BN>{});
     Tensor tScS = rowcol(thr_qk.partition_C(cS));
-    // A warp's accumulator rows: kWarpRows consecutive tile rows from warp_row0 (the wgmma C layout:
-    // lane l holds rows l / 4 and l / 4 + 8 of its warp's 16).
-    constexpr int kWarpRows = 16;
-    int warp_row0 = 0;
-    if constexpr (kCausal) warp_row0 = __reduce_min_sync(0xffffffffu, int(get<0>(tScS(0, 0))));
     Tensor tSrS = partition_fragment_C(tiled_mma_qk, Shape<BM, BN>{});
     using LayoutP = decltype(make_layout(partition_shape_A(tiled_mma_pv, Shape<BM, BN>{})));
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
@@ -237,21 +230,7 @@ struct MainloopTmaWgmma {
           visible[i] = visible_columns<kCausal>(key_mask, query, col0);
         }
         auto mask = [&](int i, int j) { return visible[i].hidden(get<1>(tScS(i, j))); };
-        if constexpr (kCausal) {
-          // The columns any of this warp's 16 rows sees: groups outside them are skipped (softmax.cuh).
-          KeySpan keys;
-          if constexpr (Traits::kPackGqa) {
-            PackedRows const rows(p.head_ratio, w.m_block, kBlockM);
-            int const q_first = rows.query(warp_row0), q_last = rows.query(warp_row0 + kWarpRows - 1);
-            keys = visible_keys<true>(key_mask, q_first, q_last - q_first + 1);
-          } else {
-            keys = visible_keys<true>(key_mask, row0 + warp_row0, kWarpRows);
-          }
-          softmax.template step_skipping<kSkipGroupCols>(s, scale_log2, mask, keys.begin - col0, keys.end - 1 - col0,
-                                                         corr);
-        } else {
-          softmax.template step<true>(s, scale_log2, mask, corr);
-        }
+        softmax.template step<true>(s, scale_log2, mask, corr);
       } else {
         auto no_mask = [](int, int) { return false; };
         softmax.template step<false>(s, scale_log2, no_mask, corr);

@@ -101,68 +101,6 @@ struct OnlineSoftmax {
     }
   }
 
-  // step<true> for a tile some of whose columns no row of the warp sees (a causal diagonal, a
-  // window edge): those columns' scores are all masked (p = 0), so a warp-uniform branch per
-  // group of kGroupCols columns skips their mask and exp (about 40 % of a diagonal tile's exps).
-  // Only independent work sits inside the branches; the max and sum chains run over all columns
-  // as in step (a dependency chain inside each branch stalled at every group's end).
-  // [live_lo, live_hi]: the tile columns any row of the warp sees (the same in every lane). The
-  // rowcol column j of a wgmma accumulator is tile column 8 * (j / 2) + j % 2 + 2 * (lane % 4)
-  // (CLayout_64xN, cute/atom/mma_traits_sm90_gmma.hpp): its 8-column chunk is j / 2 in every
-  // lane, so a group is a run of kGroupCols / 4 consecutive j.
-  template <int kGroupCols, class ScoreRC, class Mask>
-  CUTE_DEVICE void step_skipping(ScoreRC& s, float scale_log2, Mask const& mask, int live_lo, int live_hi,
-                                 float (&corr)[kRows]) {
-    static_assert(decltype(size<0>(s))::value == kRows);
-    static_assert(kGroupCols % 8 == 0);
-    constexpr int kCols = decltype(size<1>(s))::value;
-    constexpr int kJ = kGroupCols / 4;  // a group's j per row
-    constexpr int kGroups = (kCols + kJ - 1) / kJ;
-    auto live = [&](int g) { return live_hi >= g * kGroupCols && live_lo < (g + 1) * kGroupCols; };
-    CUTE_UNROLL
-    for (int g = 0; g < kGroups; ++g) {
-      CUTE_UNROLL
-      for (int i = 0; i < kRows; ++i) {
-        CUTE_UNROLL
-        for (int j = g * kJ; j < cute::min((g + 1) * kJ, kCols); ++j) {
-          s(i, j) = live(g) ? (mask(i, j) ? -INFINITY : s(i, j) * scale_log2) : -INFINITY;
-        }
-      }
-    }
-    auto max_op = [](float a, float b) { return fmaxf(a, b); };
-    float m_use[kRows];
-    CUTE_UNROLL
-    for (int i = 0; i < kRows; ++i) {
-      float const m_new = fmaxf(row_max[i], quad_max(row_reduce(s, i, max_op)));
-      m_use[i] = m_new == -INFINITY ? 0.f : m_new;
-      corr[i] = exp2f(row_max[i] - m_use[i]);
-      row_max[i] = m_new;
-    }
-    CUTE_UNROLL
-    for (int g = 0; g < kGroups; ++g) {
-      if (live(g)) {
-        CUTE_UNROLL
-        for (int i = 0; i < kRows; ++i) {
-          CUTE_UNROLL
-          for (int j = g * kJ; j < cute::min((g + 1) * kJ, kCols); ++j) s(i, j) = exp2f(s(i, j) - m_use[i]);
-        }
-      } else {
-        CUTE_UNROLL
-        for (int i = 0; i < kRows; ++i) {
-          CUTE_UNROLL
-          for (int j = g * kJ; j < cute::min((g + 1) * kJ, kCols); ++j) s(i, j) = 0.f;
-        }
-      }
-    }
-    CUTE_UNROLL
-    for (int i = 0; i < kRows; ++i) {
-      float sum = 0.f;
-      CUTE_UNROLL
-      for (int j = 0; j < kCols; ++j) sum += s(i, j);
-      row_sum[i] = row_sum[i] * corr[i] + sum;
-    }
-  }
-
   // O (rows, cols) *= corr per row.
   template <class OutRC>
   CUTE_DEVICE static void rescale(OutRC& o, float const (&corr)[kRows]) {
