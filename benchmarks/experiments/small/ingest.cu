@@ -137,26 +137,35 @@ __global__ void __launch_bounds__(256) once_kernel(const __grid_constant__ CUten
 // The kernels' pattern: one lane of warp `producer_warp` loads K and V boxes of 64 x 128 into
 // `stages` slots; `consumer_warps` other warps of warps 0-4 wait for each slot, do `work` cycles of
 // work of kind `work_kind` (0: spin on the clock, 1: nanosleep, 2: a dependent FFMA chain), and free
-// it (one arrive per warp), before the work when `early_release`. stamps (if not null): for each
-// tile the cycle its loads were issued and the cycle consumer thread 0 saw it land.
+// it (one arrive per warp). stamps (if not null): for each tile the cycle its loads were issued, the
+// cycle consumer thread 0 saw it land and (with `watch`) the cycle a watcher warp saw it land.
 enum WorkKind { kSpin = 0, kSleep = 1, kFfma = 2 };
 static const char* kWorkName[] = {"spin", "sleep", "ffma"};
-__global__ void __launch_bounds__(160) ring_kernel(const __grid_constant__ CUtensorMap map, int tiles, int stages,
-                                                   int work, int work_kind, int early_release_poll, int producer_warp,
-                                                   int consumer_warps, int watch, int read_mode, long long rows_per_cta, long long* cycles, long long* parts,
+struct RingOpts {
+  int stages = 4, work = 0, work_kind = kSpin;
+  int producer_warp = 4, consumer_warps = 4;
+  bool early_release = false;  // free the slot before the work
+  bool consumer_poll = false;  // consumers wait with test_wait (never suspends) instead of try_wait
+  bool touch_next = false;     // consumers test the next tile's barrier once, early
+  bool producer_poll = false;  // the producer waits with test_wait
+  bool watch = false;          // the first non-consumer warp stamps each tile's landing
+  int read_mode = 0;           // 0: no shared-memory read; 1: a word of the landed slot; 2: of a buffer TMA never writes
+};
+__global__ void __launch_bounds__(160) ring_kernel(const __grid_constant__ CUtensorMap map, int tiles, RingOpts o,
+                                                   long long rows_per_cta, long long* cycles, long long* parts,
                                                    long long* stamps) {
   extern __shared__ __align__(1024) char smem[];
   __shared__ uint64_t full[8], empty[8];
   __shared__ uint32_t quiet[160];
   constexpr int kTileBytes = 128 * kRowBytes;  // one 128-row box of K (or V)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int stages = o.stages, work = o.work, work_kind = o.work_kind, producer_warp = o.producer_warp;
+  const int consumer_warps = o.consumer_warps, read_mode = o.read_mode;
+  const bool early_release = o.early_release, poll = o.consumer_poll, touch_next = o.touch_next;
+  const bool producer_poll = o.producer_poll, watch = o.watch;
   quiet[tid] = tid;
   // consumer index: the warps of 0-4 other than the producer, in order
   const int consumer = warp < producer_warp ? warp : warp - 1;
-  const int poll = early_release_poll >> 1;  // bit 1: consumers poll with test_wait instead of try_wait
-  const int early_release = early_release_poll & 1;
-  const int touch_next = (early_release_poll >> 2) & 1;     // bit 2: test the next tile's barrier early
-  const int producer_poll = (early_release_poll >> 3) & 1;  // bit 3: the producer polls with test_wait
   if (tid == 0) {
     for (int s = 0; s < stages; ++s) { mbar_init(&full[s], 1); mbar_init(&empty[s], consumer_warps); }
     asm volatile("fence.mbarrier_init.release.cluster;");
@@ -402,17 +411,15 @@ int main(int argc, char** argv) {
   CK(cudaMalloc(&stamps, 3 * 64 * sizeof(long long)));
   long long* parts;
   CK(cudaMalloc(&parts, 4 * sizeof(long long)));
-  auto ring = [&](int ctas, int stages, int work, int kind, int early, int pw, int cw, bool print_stamps,
-                  int watch = 0, int read_mode = 1) {
+  auto ring = [&](int ctas, RingOpts o, const char* what = "", bool print_stamps = false) {
+    const int smem_bytes = 2 * o.stages * 128 * kRowBytes;
     double at[2];
     const int tile_counts[2] = {4, 64};
     for (int i = 0; i < 2; ++i) {
       const long long rows_per_cta = 2LL * 128 * tile_counts[i];
       std::vector<long long> v;
       for (int rep = 0; rep < 7; ++rep) {
-        ring_kernel<<<ctas, 160, 2 * stages * 128 * kRowBytes>>>(map, tile_counts[i], stages, work, kind, early, pw,
-                                                                 cw, watch, read_mode, rows_per_cta, cycles, parts,
-                                                                 nullptr);
+        ring_kernel<<<ctas, 160, smem_bytes>>>(map, tile_counts[i], o, rows_per_cta, cycles, parts, nullptr);
         CK(cudaGetLastError());
         CK(cudaDeviceSynchronize());
         CK(cudaMemcpy(host.data(), cycles, ctas * sizeof(long long), cudaMemcpyDeviceToHost));
@@ -423,40 +430,66 @@ int main(int argc, char** argv) {
     const double slope = (at[1] - at[0]) / (tile_counts[1] - tile_counts[0]);
     long long hp[4];
     CK(cudaMemcpy(hp, parts, sizeof(hp), cudaMemcpyDeviceToHost));  // of the last 64-tile run
-    printf("ring ctas %3d stages %d work %4d %-5s early %d producer warp %d consumers %d read %d: 4 tiles %6.0f, "
-           "64 tiles %7.0f cycles; %5.0f cycles/tile; consumer per tile: wait %lld, again %lld, work %lld, rest %lld\n", ctas, stages, work, kWorkName[kind], early, pw, cw, read_mode, at[0],
+    printf("ring ctas %3d stages %d work %4d %-5s producer warp %d consumers %d read %d %s: 4 tiles %6.0f, "
+           "64 tiles %7.0f cycles; %5.0f cycles/tile; consumer per tile: wait %lld, again %lld, work %lld, rest %lld\n",
+           ctas, o.stages, o.work, kWorkName[o.work_kind], o.producer_warp, o.consumer_warps, o.read_mode, what, at[0],
            at[1], slope, hp[0] / 64, hp[3] / 64, hp[1] / 64, hp[2] / 64);
     if (print_stamps) {
       std::vector<long long> st(192);
       CK(cudaMemset(stamps, 0, 192 * sizeof(long long)));
-      ring_kernel<<<ctas, 160, 2 * stages * 128 * kRowBytes>>>(map, 64, stages, work, kind, early, pw, cw, watch, read_mode,
-                                                               2LL * 128 * 64, cycles, parts, stamps);
+      ring_kernel<<<ctas, 160, smem_bytes>>>(map, 64, o, 2LL * 128 * 64, cycles, parts, stamps);
       CK(cudaDeviceSynchronize());
       CK(cudaMemcpy(st.data(), stamps, 192 * sizeof(long long), cudaMemcpyDeviceToHost));
       printf("  tile: issued / consumer saw it%s (cycles from start), tiles 0-11 and 60-63:\n ",
-             watch ? " / watcher saw it" : "");
+             o.watch ? " / watcher saw it" : "");
       for (int t = 0; t < 64; ++t)
         if (t < 12 || t >= 60) {
-          if (watch) printf(" %d:%lld/%lld/%lld", t, st[3 * t], st[3 * t + 1], st[3 * t + 2]);
+          if (o.watch) printf(" %d:%lld/%lld/%lld", t, st[3 * t], st[3 * t + 1], st[3 * t + 2]);
           else printf(" %d:%lld/%lld", t, st[3 * t], st[3 * t + 1]);
         }
       printf("\n");
     }
   };
+  auto opts = [](int stages, int work, int kind) {
+    RingOpts o;
+    o.stages = stages; o.work = work; o.work_kind = kind;
+    return o;
+  };
   for (int stages : {2, 4})
-    for (int work : {0, 500, 1000}) ring(1, stages, work, kSpin, 0, 4, 4, false, 0, 1);
-  for (int work : {0, 500}) ring(1, 4, work, kFfma, 0, 4, 4, false, 0, 0);
-  ring(1, 4, 500, kSleep, 0, 4, 4, false, 0, 0);
-  ring(1, 4, 500, kSpin, 1, 4, 4, false, 0, 0);   // release before the work
-  ring(1, 4, 500, kSpin, 0, 3, 3, false, 0, 0);   // the producer on an SMSP of its own
-  ring(1, 4, 500, kSpin, 0, 4, 1, false, 0, 0);   // one consumer warp
-  ring(1, 4, 500, kSpin, 0, 4, 4, false, 0, 2);   // reads a buffer TMA does not write
-  ring(1, 4, 500, kFfma, 2, 4, 4, false, 0, 0);   // consumers poll with test_wait
-  ring(1, 4, 500, kFfma, 4, 4, 4, false, 0, 0);   // touch the next tile's barrier early
-  ring(1, 4, 500, kFfma, 8, 4, 4, false, 0, 0);   // the producer polls
-  ring(1, 4, 0, kSpin, 0, 4, 3, true, 1, 0);      // a watcher warp stamps the true landings
-  ring(1, 4, 500, kFfma, 0, 4, 3, true, 1, 0);
-  for (int ctas : {64, 132}) ring(ctas, 4, 0, kSpin, 0, 4, 4, false, 0, 0);  // 2 MB a CTA: from HBM
+    for (int work : {0, 500, 1000}) {
+      RingOpts o = opts(stages, work, kSpin);
+      o.read_mode = 1;
+      ring(1, o);
+    }
+  for (int work : {0, 500}) ring(1, opts(4, work, kFfma));
+  ring(1, opts(4, 500, kSleep));
+  RingOpts o = opts(4, 500, kSpin);
+  o.early_release = true;
+  ring(1, o, "release before the work");
+  o = opts(4, 500, kSpin);
+  o.producer_warp = 3; o.consumer_warps = 3;
+  ring(1, o, "the producer on an SMSP of its own");
+  o = opts(4, 500, kSpin);
+  o.consumer_warps = 1;
+  ring(1, o, "one consumer warp");
+  o = opts(4, 500, kSpin);
+  o.read_mode = 2;
+  ring(1, o, "reads a buffer TMA does not write");
+  o = opts(4, 500, kFfma);
+  o.consumer_poll = true;
+  ring(1, o, "consumers poll with test_wait");
+  o = opts(4, 500, kFfma);
+  o.touch_next = true;
+  ring(1, o, "touch the next tile's barrier early");
+  o = opts(4, 500, kFfma);
+  o.producer_poll = true;
+  ring(1, o, "the producer polls");
+  for (int work : {0, 500}) {
+    o = opts(4, work, work ? kFfma : kSpin);
+    o.consumer_warps = 3; o.watch = true;
+    ring(1, o, "a watcher warp stamps the true landings", true);
+  }
+  for (int ctas : {64, 132}) ring(ctas, opts(4, 0, kSpin), "2 MB a CTA: from HBM");
   printf("SM clock attribute: %d MHz\n", clock_khz / 1000);
   return 0;
 }
