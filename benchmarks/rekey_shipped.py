@@ -87,9 +87,11 @@ def manifest(build: Path) -> dict[str, dict]:
 # Mainloop, Epilogue, Scheduler>> (kernel_ws.cuh, traits.cuh); a GQA-packing variant's Traits are
 # wrapped in PackGqaTraits<...> (pack_gqa.cuh); a variant with a V head dim of its own has
 # TraitsDv<..., Dv> instead.
-_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:13PackGqaTraitsINS0_)?(?:6Traits|8TraitsDv)IN7cutlass\d+(bfloat16_t|half_t)E"
+_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:14KeySplitTraitsINS0_)?(?:13PackGqaTraitsINS0_)?(?:6Traits|8TraitsDv)IN7cutlass\d+(bfloat16_t|half_t)E"
                           r"Li(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELb([01])ELb([01])ELb([01])ELb([01])ELi(\d+)ELi(\d+)E"
                           r"(?:Li(\d+)E)?")
+# A key-split variant's traits wrap the row traits: KeySplitTraits<Traits<...>, kKeyWGs>.
+_KEY_SPLIT_WGS = re.compile(r"14KeySplitTraitsINS0_.*?EELi(\d+)EEENS0_16MainloopTmaWgmma")
 
 
 def sm90_variant(kernel: str) -> str | None:
@@ -102,7 +104,8 @@ def sm90_variant(kernel: str) -> str | None:
     name = (f"fc_sm90_{'bf16' if elem == 'bfloat16_t' else 'fp16'}_d{d}_{'causal' if causal == '1' else 'full'}"
             f"_m{bm}_n{bn}_s{stages}_sch{schedule}_p{persistent}_kv{splits}")
     return name + ("_c" + ctas if ctas != "1" else "") + ("_g1" if "EpilogueSplitGlobal" in kernel else "") + \
-        ("_pq1" if "PackGqaTraits" in kernel else "") + (f"_v{dv}" if "8TraitsDv" in kernel and dv else "")
+        ("_pq1" if "PackGqaTraits" in kernel else "") + (f"_v{dv}" if "8TraitsDv" in kernel and dv else "") + \
+        (f"_ks{ks.group(1)}" if (ks := _KEY_SPLIT_WGS.search(kernel)) else "")
 
 
 def main() -> int:

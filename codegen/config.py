@@ -62,6 +62,11 @@ class KernelConfig:
     ladder_step: ClassVar[int] = 0
     # Values each tile axis may take when enumerating the space.
     AXES: ClassVar[dict[str, tuple[int, ...]]] = {}
+    # Axes whose values other than their default combine only with fixed values of other axes
+    # (every other combination is invalid): axis -> {other axis: its value}. The space enumerates
+    # their other values only there, so such an axis adds its few valid configs instead of
+    # multiplying the space (whose size every enumeration pays).
+    AXIS_SCOPES: ClassVar[dict[str, dict[str, int]]] = {}
     # The curated default set: tile tuples (in tile-field order) per head dim, and the
     # (dtype, head_dim, causal) problems they are built for (None: every problem).
     DEFAULT_TILES: ClassVar[dict[int, list[tuple[int, ...]]]] = {}
@@ -276,10 +281,23 @@ class KernelConfig:
     # -- enumeration ----------------------------------------------------------------
     @classmethod
     def space(cls) -> Iterator["KernelConfig"]:
-        """Every combination of the family's axes (valid or not) for each dtype/head dim/mask."""
-        names = [f.name for f in cls.tile_fields()]
+        """Every combination of the family's axes (valid or not) for each dtype/head dim/mask, in
+        the order of the axes' values; a scoped axis (``AXIS_SCOPES``) takes its other values only
+        within its scope."""
+        fields = {f.name: f for f in cls.tile_fields()}
+        names = list(fields)
+        index = {n: {v: i for i, v in enumerate(cls.AXES[n])} for n in names}
+        free = {n: cls.AXES[n] for n in names}
+        at_default = {a: (fields[a].default,) for a in cls.AXIS_SCOPES}
+        choices = [free | at_default]
+        for axis, scope in cls.AXIS_SCOPES.items():
+            others = tuple(v for v in cls.AXES[axis] if v != fields[axis].default)
+            choices.append(free | at_default | {axis: others} | {n: (v,) for n, v in scope.items()})
+        combos = [values for c in choices for values in itertools.product(*(c[n] for n in names))]
+        if cls.AXIS_SCOPES:
+            combos.sort(key=lambda values: tuple(index[n][v] for n, v in zip(names, values)))
         for dtype, head_dim, causal in itertools.product(DTYPES, cls.HEAD_DIMS, (False, True)):
-            for values in itertools.product(*(cls.AXES[n] for n in names)):
+            for values in combos:
                 yield cls(dtype=dtype, head_dim=head_dim, causal=causal, **dict(zip(names, values)))
 
 

@@ -209,6 +209,9 @@ WGMMA_M = 64
 # Registers per thread after setmaxnreg, (producer, consumer) by consumer warpgroups: FA3's split
 # (HOPPER_FACTS.md §3); producer*128 + consumer*128*WGs stays within the SM's 64K registers.
 SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
+# Four consumer warpgroups (key-split only: common.cuh RegisterSplit<4>): 640 threads launch at 96
+# registers each, a per-CTA pool that 24 x 128 + 112 x 512 fits.
+SM90_REGISTER_SPLIT_4WG = (24, 112)
 # Split-KV variants (common.cuh RegisterSplit<WGs, true>): a roomier producer where it spilled.
 SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
 # Two CTAs per SM (common.cuh RegisterSplit<1, false, 2>): each launches at 128 registers a thread.
@@ -255,6 +258,10 @@ class Sm90Config(KernelConfig):
     the other's key loop; a persistent grid is then twice the SM count. ``head_dim_v`` (0: Q's head
     dim): V's and the output's head dim where below Q's and K's (DeepSeek's 192/128): the PV GEMM,
     the O accumulator, the V ring and the O store take only its columns (traits.cuh TraitsDv).
+    ``key_split_wgs`` > 1 (few query tiles, long keys): that many consumer warpgroups share each
+    64-row query tile, WG w walking key tiles w, w + key_split_wgs, ... of it, and combine their
+    partial results in shared memory before WG 0's epilogue (one tile per CTA, no cluster; each WG
+    owns stages / key_split_wgs ring slots; key_split.cuh).
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -271,6 +278,8 @@ class Sm90Config(KernelConfig):
                          default=0, spell_default=False)
     head_dim_v: int = tile("v", "V's and the output's head dim where below Q's and K's (0: the same)",
                            default=0, spell_default=False)
+    key_split_wgs: int = tile("ks", "consumer warpgroups sharing one 64-row query tile's key tiles",
+                              default=1, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -296,7 +305,7 @@ class Sm90Config(KernelConfig):
     AXES: ClassVar[dict] = {
         "block_m": (64, 128, 192),
         "block_n": (48, 64, 80, 96, 112, 128, 144, 176, 192),
-        "stages": (2, 3),
+        "stages": (2, 3, 4),
         "schedule": (0, 1, 2),
         "persistent": (0, 1),
         "splits": (1, 2, 4, 8, 16),
@@ -304,6 +313,11 @@ class Sm90Config(KernelConfig):
         "combine": (0, 1),
         "pack_gqa": (0, 1),
         "head_dim_v": (0, 128),
+        "key_split_wgs": (1, 2, 4),
+    }
+    # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
+    AXIS_SCOPES: ClassVar[dict] = {
+        "key_split_wgs": {"block_m": 64, "persistent": 0, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0},
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -400,8 +414,14 @@ class Sm90Config(KernelConfig):
     }
 
     @property
-    def consumer_warpgroups(self) -> int:
+    def row_warpgroups(self) -> int:
+        """Consumer warpgroups owning distinct query rows (64 each)."""
         return self.block_m // WGMMA_M
+
+    @property
+    def consumer_warpgroups(self) -> int:
+        """Every consumer warpgroup of the CTA: the row warpgroups, times the key-split ones."""
+        return self.row_warpgroups * self.key_split_wgs
 
     @property
     def v_head_dim(self) -> int:
@@ -442,6 +462,8 @@ class Sm90Config(KernelConfig):
         if self.ctas_per_sm > 1 and self.consumer_warpgroups in SM90_REGISTER_SPLIT_2CTA:
             return SM90_REGISTER_SPLIT_2CTA[self.consumer_warpgroups][1] - SM90_REGISTER_OVERHEAD
         splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
+        if self.consumer_warpgroups == 4:
+            splits = {4: SM90_REGISTER_SPLIT_4WG}
         split = splits.get(self.consumer_warpgroups) or SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
         return split[1] - SM90_REGISTER_OVERHEAD if split else 0
 
@@ -449,11 +471,13 @@ class Sm90Config(KernelConfig):
         errors = super().validation_errors()
         if errors:
             return errors
-        if self.block_m % WGMMA_M or self.consumer_warpgroups not in SM90_REGISTER_SPLIT:
+        if self.block_m % WGMMA_M or self.row_warpgroups not in SM90_REGISTER_SPLIT:
             errors.append(f"block_m={self.block_m} must be 64, 128 or 192 (64 rows per consumer warpgroup)")
+        if self.key_split_wgs > 1:
+            errors.extend(self._key_split_errors())
         if self.block_n % 16:
             errors.append(f"block_n={self.block_n} not a multiple of 16 (wgmma K of the PV product)")
-        if self.schedule == 2 and self.consumer_warpgroups < 2:
+        if self.schedule == 2 and self.row_warpgroups < 2:
             errors.append("ping-pong (schedule=2) needs at least 2 consumer warpgroups (block_m >= 128)")
         if self.combine and self.splits == 1:
             errors.append("combine=1 (through global memory) is a split-KV combine: it needs splits > 1")
@@ -480,6 +504,21 @@ class Sm90Config(KernelConfig):
             elif self.smem_bytes() > self.smem_limit():
                 errors.append(f"shared memory {self.smem_bytes()} B > {self.smem_limit()} B, what each of "
                               f"{self.ctas_per_sm} CTAs on one SM may take")
+        return errors
+
+    def _key_split_errors(self) -> list[str]:
+        errors = []
+        if self.block_m != WGMMA_M or self.persistent or self.splits > 1 or self.ctas_per_sm > 1 or self.pack_gqa:
+            errors.append(f"key_split_wgs={self.key_split_wgs}: key-split warpgroups share one 64-row query tile per "
+                          "CTA: block_m=64, persistent=0, splits=1, ctas_per_sm=1, pack_gqa=0")
+        if self.stages % self.key_split_wgs:
+            errors.append(f"stages={self.stages} is not a multiple of key_split_wgs={self.key_split_wgs}: each "
+                          "key-split warpgroup owns stages / key_split_wgs ring slots (key_split.cuh)")
+        # Partials staged in the K and V rings (key_split.cuh kStagedFloats): O fragment, row max, row sum.
+        staging = (self.key_split_wgs - 1) * 128 * (self.v_head_dim // 2 + 4) * 4
+        rings = self.stages * self.block_n * (self.head_dim + self.v_head_dim) * self.element_bytes
+        if staging > rings:
+            errors.append(f"key-split partials ({staging} B) do not fit the K/V rings ({rings} B)")
         return errors
 
     def build_seconds(self) -> float:
@@ -529,6 +568,8 @@ class Sm90Config(KernelConfig):
         return super().template_params() | {
             "extended_wgmma_shapes": self.extended_wgmma_shapes,
             "consumer_warpgroups": self.consumer_warpgroups,
+            "row_warpgroups": self.row_warpgroups,
+            "key_split_wgs": self.key_split_wgs,
             "schedule_name": SM90_SCHEDULES[self.schedule],
             "overlap": "true" if self.schedule >= 1 else "false",
             "pingpong": "true" if self.schedule == 2 else "false",

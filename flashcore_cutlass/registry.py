@@ -30,6 +30,9 @@ Among the candidates:
      split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128;
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
      measurement: benchmarks/NOTES.md, 2026-11-26 20:02-);
+   - then one consumer warpgroup per 64 query rows (key-split warpgroups win only few-CTA
+     problems with many key tiles per CTA, which the tuner measures: benchmarks/NOTES.md,
+     2026-11-27 10:25-);
    - then the split-KV cluster size nearest :func:`preferred_splits`: 1 (one CTA per query
      tile) unless a problem has so few query tiles and rows see so many keys that clusters of
      2, 4 or 8 CTAs per query tile still fit half the SMs with >= 2 key tiles each (the rule
@@ -71,7 +74,8 @@ from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
-# (block_m, then ctas_per_sm = 1, then splits rank first: heuristic_rank; the order is the ranking's.)
+# (block_m, then ctas_per_sm = 1, key_split_wgs = 1, then splits rank first: heuristic_rank; the order
+# is the ranking's.)
 PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
 SMALL_SEQLEN_Q = 64
 # The split-KV preference, from the tuned long-key shapes (benchmarks/NOTES.md, 2026-11-26 21:48-
@@ -184,7 +188,7 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     key = problem.key if isinstance(problem, Problem) else problem
     splits = preferred_splits(key, sm_count)
     preferred = {"block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
-                 "ctas_per_sm": 1, "splits": splits,
+                 "ctas_per_sm": 1, "key_split_wgs": 1, "splits": splits,
                  "combine": int(splits > 1 and rows_per_tile(key) <= SPLIT_KV_GLOBAL_MAX_ROWS),
                  **PREFERRED_TILES,
                  **config.HEURISTIC_TILES.get(config.head_dim, {})}

@@ -1,3 +1,4 @@
+import itertools
 import re
 from dataclasses import dataclass
 from typing import ClassVar
@@ -18,7 +19,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (414720, 10284)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (627264, 14932)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ def test_tile_fields_per_family():
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
         "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p"),
                  ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g"), ("pack_gqa", "pq"),
-                     ("head_dim_v", "v")],
+                     ("head_dim_v", "v"), ("key_split_wgs", "ks")],
     }
 
 
@@ -471,6 +472,56 @@ def test_value_head_dim_axis():
                 dict(pack_gqa=1, block_m=64, persistent=0, schedule=1)):
         errors = Sm90Config(**(base | dict(head_dim_v=128) | bad)).validation_errors()
         assert any("head_dim_v=128" in e for e in errors), (bad, errors)
+
+
+def test_key_split_axis():
+    """key_split_wgs (consumer warpgroups sharing one 64-row tile's key tiles): spelled _ks<N> only
+    when above 1, more threads and a smaller register budget, one tile per CTA, a ring of stages
+    that each warpgroup owns an equal share of, and its C++ parameters in the template."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(dtype="fp16", head_dim=64, causal=False, block_m=64, block_n=128, stages=4, schedule=1, persistent=0)
+    plain, split = Sm90Config(**base), Sm90Config(**base, key_split_wgs=2)
+    assert split.name == plain.name + "_ks2" == "fc_sm90_fp16_d64_full_m64_n128_s4_sch1_p0_kv1_ks2"
+    assert config_from_name(split.name) == split and not split.validation_errors()
+    with pytest.raises(ValueError, match="not canonical"):
+        config_from_name(plain.name + "_ks1")
+    assert (split.row_warpgroups, split.consumer_warpgroups, split.threads) == (1, 2, 384)
+    assert split.register_budget() == 240 - 32 and split.smem_bytes() == plain.smem_bytes()
+    four = Sm90Config(**(base | dict(block_n=64)), key_split_wgs=4)  # 112 registers: 64-key tiles
+    assert (four.threads, four.register_budget()) == (640, 112 - 32) and not four.validation_errors()
+    params = split.template_params()
+    assert (params["row_warpgroups"], params["consumer_warpgroups"], params["key_split_wgs"]) == (1, 2, 2)
+    assert plain.template_params()["key_split_wgs"] == 1
+    # A shared slot would let a parity wait pass a phase early (key_split.cuh): stages % WGs == 0.
+    assert any("not a multiple of key_split_wgs=2" in e
+               for e in Sm90Config(**(base | dict(stages=3, key_split_wgs=2))).validation_errors())
+    for bad in (dict(block_m=128, block_n=64), dict(persistent=1), dict(splits=2), dict(ctas_per_sm=2),
+                dict(pack_gqa=1, causal=True, splits=2)):
+        errors = Sm90Config(**(base | dict(key_split_wgs=2) | bad)).validation_errors()
+        assert any("key-split warpgroups share one 64-row query tile" in e for e in errors), (bad, errors)
+    # The partials (fp32 O fragment, row max and sum of the other WGs) are staged in the K/V rings.
+    assert any("do not fit the K/V rings" in e for e in Sm90Config(
+        **(base | dict(block_n=48, key_split_wgs=4))).validation_errors())  # 54 KB of partials, 48 KB of rings
+
+
+def test_scoped_axis_enumerates_only_its_scope():
+    """The space takes key_split_wgs > 1 only with the one-tile 64-row CTA (AXIS_SCOPES), where all
+    of its valid configs lie, and keeps the order of the axes' values (default_configs relies on it)."""
+    from flashcore_codegen.families import Sm90Config
+
+    space = list(Sm90Config.space())
+    split = [c for c in space if c.key_split_wgs > 1]
+    assert split and all((c.block_m, c.persistent, c.splits, c.ctas_per_sm, c.combine, c.pack_gqa) ==
+                         (64, 0, 1, 1, 0, 0) for c in split)
+    assert len(space) == len({c.name for c in space})
+    every = itertools.product(*(Sm90Config.AXES[f.name] for f in Sm90Config.tile_fields()))
+    outside = [v for v in every if v[-1] > 1 and v[0] != 64]
+    assert outside and all(not Sm90Config("fp16", 64, False, *v).is_valid for v in outside[::97])
+    names = [f.name for f in Sm90Config.tile_fields()]
+    block = [c for c in space if (c.dtype, c.head_dim, c.causal) == ("fp16", 64, False)]
+    keys = [tuple(Sm90Config.AXES[n].index(getattr(c, n)) for n in names) for c in block]
+    assert keys == sorted(keys)
 
 
 def test_two_ctas_per_sm_validation():

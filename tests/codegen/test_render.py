@@ -79,7 +79,7 @@ def test_sm90_split_kv_combine_reaches_the_kernel():
     cluster = render(config_from_name("fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8")).text
     global_ = render(config_from_name("fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv16_g1")).text
     assert "{{ splits }}" not in global_
-    tail = "\n                                  0>(p, stream);"  # the V head dim axis: 0, Q's
+    tail = "\n                                  0, 1>(p, stream);"  # V's head dim (0: Q's), key-split WGs (1: none)
     assert f"8, 1, false, false,{tail}" in cluster and "clusters of 8 CTAs per query tile" in cluster
     assert f"16, 1, true, false,{tail}" in global_ and "16 CTAs per query tile combined through global memory" in global_
     packing = render(config_from_name("fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv8_g1_pq1")).text
@@ -92,8 +92,19 @@ def test_sm90_value_head_dim_reaches_the_kernel():
     own = config_from_name("fc_sm90_bf16_d192_causal_m128_n128_s2_sch2_p1_kv1_v128")
     assert (plain.head_dim_v, plain.v_head_dim, own.head_dim_v, own.v_head_dim) == (0, 192, 128, 128)
     text = render(own).text
-    assert "false, false,\n                                  128>(p, stream);" in text and "V and O head dim 128" in text
-    assert "false, false, 128>;" in text
+    assert "false, false,\n                                  128, 1>(p, stream);" in text and "V and O head dim 128" in text
+    assert "false, false, 128, 1>;" in text
+
+
+def test_sm90_key_split_reaches_the_kernel():
+    """The key_split_wgs axis: the kernel's row warpgroups (1) and its key-split ones (FwdKernel's
+    kKeyWGs); a plain variant passes 1, which keeps its traits, kernel name and code."""
+    split = render(config_from_name("fc_sm90_fp16_d64_full_m64_n128_s4_sch1_p0_kv1_ks2")).text
+    plain = render(config_from_name("fc_sm90_fp16_d64_full_m64_n128_s4_sch1_p0_kv1")).text
+    assert "run_fwd<cutlass::half_t, 64, 64, 128, 4,\n                                  1, false, true, false," in split
+    assert "false, false,\n                                  0, 2>(p, stream);" in split and "0, 2>;" in split
+    assert "0, 1>(p, stream);" in plain and "2 consumer warpgroups sharing each query tile's key tiles" in split
+    assert "sharing each query tile" not in plain
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
@@ -108,7 +119,7 @@ def test_source_hash_is_source_plus_headers(config):
 
 def test_every_valid_config_has_its_own_hash():
     sources = [render(c) for c in all_configs()]
-    assert len(sources) == 556 + 10284
+    assert len(sources) == 556 + 14932
     assert len({s.source_hash for s in sources}) == len(sources)
     assert len({s.text for s in sources}) == len(sources)
 

@@ -17,11 +17,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 10284  # SM80 families + sm90
+    assert len(space) == 556 + 14932  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 414720
-    assert sum(not c.is_valid for c in everything) == 356 + 404436
+    assert len(everything) == 912 + 627264
+    assert sum(not c.is_valid for c in everything) == 356 + 612332
 
 
 def test_default_configs_are_valid_and_unique():

@@ -99,7 +99,7 @@ def test_heuristic_ties_broken_by_name():
     a, b = pipelined(stages=1), pipelined(stages=3)
     assert Registry(hashes(b, a)).choose(problem()).variant == min(a, b) == a
     rank = heuristic_rank(PipelinedConfig(**BF16_CAUSAL, block_m=128, block_n=64, warps=4, stages=2), problem())
-    assert rank == (-3, 128, 0, 0, 0, 0, 0, 0, 0, 0, pipelined())  # 128: V's head dim
+    assert rank == (-3, 128, 0, 0, 0, 0, 0, 0, 0, 0, 0, pipelined())  # 128: V's head dim
 
 
 def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():

@@ -21,6 +21,7 @@ enum class NamedBarriers : uint32_t {
   kEpilogue = 0,  // all consumer threads: O tile fully written to smem before the TMA store
   kWgScheduler0 = 1,  // pingpong token of consumer WG w: id kWgScheduler0 + w (w < 3)
   kEpilogueWg0 = 4,   // one consumer WG's threads: its O rows in smem (id kEpilogueWg0 + w, w < 3)
+  kKeySplit = 7,      // key-split WGs: every WG's wgmmas are done with the K/V rings (key_split.cuh)
 };
 
 // Pingpong between consumer warpgroups (FA3 section 3.1): a token passes round the consumer WGs;
@@ -71,6 +72,9 @@ template <> struct RegisterSplit<1, false, 1> { static constexpr int kProducer =
 template <> struct RegisterSplit<2, false, 1> { static constexpr int kProducer = 24; static constexpr int kConsumer = 240; };
 template <> struct RegisterSplit<2, true, 1> { static constexpr int kProducer = 40; static constexpr int kConsumer = 232; };
 template <> struct RegisterSplit<3, false, 1> { static constexpr int kProducer = 32; static constexpr int kConsumer = 160; };
+// Four consumer WGs (key-split, key_split.cuh): 640 threads launch at 96 registers each (the most a
+// 64K file gives 20 warps in steps of 8), a pool of 61440: 24 x 128 + 112 x 512 = 60416 fits, 120 would not.
+template <> struct RegisterSplit<4, false, 1> { static constexpr int kProducer = 24; static constexpr int kConsumer = 112; };
 template <> struct RegisterSplit<1, false, 2> { static constexpr int kProducer = 24; static constexpr int kConsumer = 232; };
 
 // One warpgroup GEMM: C (+)= A * B over all k-blocks, issued async; commit; optionally wait.

@@ -70,7 +70,7 @@ struct EpilogueTmaStore {
       if constexpr (Traits::kStorePerWG) {
         cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(slice));
       } else {
-        cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+        cutlass::arch::NamedBarrier::sync(Traits::kEpilogueThreads, uint32_t(NamedBarriers::kEpilogue));
       }
     };
     if constexpr (Traits::kSeparateO) {

@@ -4,6 +4,8 @@
 // Split-KV variants launch kSplits CTAs per query tile that combine their partial results in the
 // epilogue: as a cluster, through distributed shared memory (SplitKvTileScheduler,
 // EpilogueSplitCombine), or through global scratch (SplitKvGlobalTileScheduler, EpilogueSplitGlobal).
+// Key-split variants split a 64-row tile's key tiles among the CTA's consumer WGs, which combine
+// in shared memory (KeySplitTraits, EpilogueKeySplit).
 // Parts are template parameters: Mainloop, Epilogue, TileScheduler (the softmax type comes with
 // the mainloop, which owns the accumulator layouts).
 #pragma once
@@ -19,6 +21,7 @@
 #include "flashcore/sm90/epilogue.cuh"
 #include "flashcore/sm90/epilogue_combine.cuh"
 #include "flashcore/sm90/epilogue_split_global.cuh"
+#include "flashcore/sm90/key_split.cuh"
 #include "flashcore/sm90/mainloop.cuh"
 #include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
@@ -113,10 +116,12 @@ __global__ void zero_split_counters(int* counters, int n) {
 
 // The instantiation entry point. Element: cutlass::bfloat16_t or cutlass::half_t. kPackGqa: the
 // query heads of a GQA group packed into the rows of one tile (pack_gqa.cuh). kHeadDimV: V's and
-// O's head dim when below Q's and K's (0: the same).
+// O's head dim when below Q's and K's (0: the same). kConsumerWGs: the WGs owning distinct query
+// rows (kBlockM / 64); kKeyWGs > 1: that many WGs share each 64-row tile's key tiles (key_split.cuh).
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
-          int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0>
+          int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0,
+          int kKeyWGs = 1>
 struct FwdKernel {
   using BaseTraits = std::conditional_t<
       kHeadDimV == 0 || kHeadDimV == kHeadDim,
@@ -124,7 +129,8 @@ struct FwdKernel {
                    kPersistent, kSplits, kCtasPerSm>,
       sm90::TraitsDv<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
                      kPingpong, kPersistent, kSplits, kCtasPerSm, kHeadDimV == 0 ? kHeadDim : kHeadDimV>>;
-  using Traits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
+  using RowTraits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
+  using Traits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
   static_assert(!kSplitGlobal || kSplits > 1, "a global combine is a split-KV combine");
@@ -135,8 +141,10 @@ struct FwdKernel {
       std::conditional_t<!kPersistent, PlainTileScheduler<kCausal>,
                          std::conditional_t<kCausal, DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
                                             StaticPersistentTileScheduler<kCausal>>>>>;
-  using Epilogue = std::conditional_t<kSplitGlobal, EpilogueSplitGlobal<Traits>,
-                                      std::conditional_t<kCluster, EpilogueSplitCombine<Traits>, EpilogueTmaStore<Traits>>>;
+  using Epilogue = std::conditional_t<
+      kSplitGlobal, EpilogueSplitGlobal<Traits>,
+      std::conditional_t<kCluster, EpilogueSplitCombine<Traits>,
+                         std::conditional_t<(kKeyWGs > 1), EpilogueKeySplit<Traits>, EpilogueTmaStore<Traits>>>>;
   using SplitWorkspace = SplitGlobalWorkspace<kSplits, kBlockM, kHeadDim>;
   // The global combine's scratch grows with the query tiles; it serves problems of few of them
   // (codegen/families.py SM90_MAX_SPLIT_WORKSPACE and its reason mirror this for dispatch).
@@ -249,10 +257,10 @@ struct FwdKernel {
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
-          int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0>
+          int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0, int kKeyWGs = 1>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV>::run(p, stream);
+                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV, kKeyWGs>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

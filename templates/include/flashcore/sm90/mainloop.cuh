@@ -43,8 +43,9 @@ struct MainloopTmaWgmma {
     for (int s = 0; s < kStages; ++s) {
       FullBar::init(&ss.full_k[s], 1);
       FullBar::init(&ss.full_v[s], 1);
-      EmptyBar::init(&ss.empty_k[s], Traits::kConsumerWGs);  // one arrival per consumer WG
-      EmptyBar::init(&ss.empty_v[s], Traits::kConsumerWGs);
+      // One arrival per consumer WG that reads the slot (key-split WGs: each slot's tile has one).
+      EmptyBar::init(&ss.empty_k[s], Traits::kConsumerWGs / Traits::kKeyWGs);
+      EmptyBar::init(&ss.empty_v[s], Traits::kConsumerWGs / Traits::kKeyWGs);
     }
   }
 
@@ -183,8 +184,11 @@ struct MainloopTmaWgmma {
                               Softmax& softmax) {
     typename Traits::TiledMmaQK tiled_mma_qk;
     typename Traits::TiledMmaPV tiled_mma_pv;
-    auto thr_qk = tiled_mma_qk.get_thread_slice(tid);
-    auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
+    // Key-split WGs (key_split.cuh) hold the same rows: each is a whole 64-row MMA of its own.
+    constexpr int kKeyWGs = Traits::kKeyWGs;
+    int const mma_tid = kKeyWGs > 1 ? tid % 128 : tid;
+    auto thr_qk = tiled_mma_qk.get_thread_slice(mma_tid);
+    auto thr_pv = tiled_mma_pv.get_thread_slice(mma_tid);
 
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
@@ -247,6 +251,22 @@ struct MainloopTmaWgmma {
     }
     float corr[kRowsPerThread];
     int n = tiles.end - 1;
+    // A key-split WG walks every kKeyWGs-th key tile from the (wg + 1)-th last, which sits in the
+    // ring's slot wg (one tile per CTA: the ring starts at slot 0, phase 0).
+    auto next_k = [&] {
+      if constexpr (kKeyWGs > 1) k_state.advance(kStages, kKeyWGs);
+      else k_state.advance(kStages);
+    };
+    auto next_v = [&] {
+      if constexpr (kKeyWGs > 1) v_state.advance(kStages, kKeyWGs);
+      else v_state.advance(kStages);
+    };
+    if constexpr (kKeyWGs > 1) {
+      n -= wg;
+      if (n < tiles.first) return;  // fewer key tiles than WGs: an empty partial (combined as such)
+      k_state.advance(kStages, wg);
+      v_state.advance(kStages, wg);
+    }
 
     if constexpr (Traits::kIntraWGOverlap) {
       // Prologue: S(n_last) and its softmax alone.
@@ -257,12 +277,12 @@ struct MainloopTmaWgmma {
       warpgroup_wait<0>();
       warpgroup_fence_operand(tSrS);
       release(&ss.empty_k[k_state.index]);
-      k_state.advance(kStages);
+      next_k();
       softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
       CUTE_NO_UNROLL
-      for (--n; n >= tiles.first; --n) {
+      for (n -= kKeyWGs; n >= tiles.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         Sched::acquire(wg);
@@ -272,12 +292,12 @@ struct MainloopTmaWgmma {
         warpgroup_wait<1>();  // S ready
         warpgroup_fence_operand(tSrS);
         release(&ss.empty_k[k_state.index]);
-        k_state.advance(kStages);
+        next_k();
         softmax_step(n, corr);  // overlaps the PV wgmma
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
         release(&ss.empty_v[v_state.index]);
-        v_state.advance(kStages);
+        next_v();
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
         Tensor rPn = convert_fragment<Element>(tSrS);
@@ -292,14 +312,14 @@ struct MainloopTmaWgmma {
       warpgroup_wait<0>();
       warpgroup_fence_operand(tOrO);
       release(&ss.empty_v[v_state.index]);
-      v_state.advance(kStages);
+      next_v();
     } else {
       CUTE_NO_UNROLL
-      for (; n >= tiles.first; --n) {
+      for (; n >= tiles.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
         release(&ss.empty_k[k_state.index]);
-        k_state.advance(kStages);
+        next_k();
         softmax_step(n, corr);
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
@@ -308,7 +328,7 @@ struct MainloopTmaWgmma {
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         wg_gemm<false, 0>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
         release(&ss.empty_v[v_state.index]);
-        v_state.advance(kStages);
+        next_v();
       }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
     }

@@ -54,6 +54,10 @@ struct TraitsBody {
 
   static constexpr int kConsumerThreads = 128 * kConsumerWGs;
   static constexpr int kThreads = 128 + kConsumerThreads;
+  // Consumer WGs sharing one query tile's key tiles (KeySplitTraits, key_split.cuh: more than 1),
+  // and the consumer threads that hold distinct query rows and store O.
+  static constexpr int kKeyWGs = 1;
+  static constexpr int kEpilogueThreads = kConsumerThreads;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
   static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
 
@@ -225,6 +229,11 @@ struct PipeState {
   uint32_t phase = 0;
   CUTE_DEVICE void advance(int stages) {
     if (++index == stages) { index = 0; phase ^= 1; }
+  }
+  // `step` (<= stages) slots on: a key-split WG's next tile in the ring (key_split.cuh).
+  CUTE_DEVICE void advance(int stages, int step) {
+    index += step;
+    if (index >= stages) { index -= stages; phase ^= 1; }
   }
 };
 
