@@ -397,7 +397,7 @@ class Sm90Config(KernelConfig):
         (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1, 1)): True, (256, (64, 64, 2, 1, 0, 4, 1, 0, 1)): True,
         (256, (64, 64, 2, 1, 0, 8, 1, 1, 1)): True, (192, (128, 128, 2, 1, 1, 1, 1, 0, 0, 128)): True,
-        (192, (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)): True, (64, (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)): False,
+        (192, (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)): True,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape

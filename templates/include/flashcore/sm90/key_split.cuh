@@ -82,9 +82,12 @@ struct EpilogueKeySplit {
     uint32_t const done_reading = uint32_t(NamedBarriers::kKeySplit);
     uint32_t const staged = uint32_t(NamedBarriers::kEpilogue);
 
+    // Both barriers are full syncs of every consumer thread: WG 0 has nothing to do before the
+    // partials are staged, and an arrive-only signal (as the first version had) reads as a race to
+    // compute-sanitizer's racecheck (benchmarks/NOTES.md, 2026-11-27 10:25-, call 3).
+    // Every WG's wgmmas have read the rings (and every load landed) before they are overwritten.
+    NamedBarrier::sync(all, done_reading);
     if (key_wg > 0) {
-      // Every WG's wgmmas have read the rings (and every load landed) before they are overwritten.
-      NamedBarrier::sync(all, done_reading);
       CUTE_UNROLL
       for (int i = 0; i < kRows; ++i) {
         CUTE_UNROLL
@@ -92,11 +95,9 @@ struct EpilogueKeySplit {
         slot(key_wg, kRows * kCols + i) = softmax.row_max[i];
         slot(key_wg, kRows * kCols + kRows + i) = softmax.row_sum[i];
       }
-      NamedBarrier::arrive(all, staged);
-      return;
     }
-    NamedBarrier::arrive(all, done_reading);
     NamedBarrier::sync(all, staged);
+    if (key_wg > 0) return;
     float m[kRows];
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
