@@ -378,13 +378,22 @@ class Sm90Config(KernelConfig):
     # NOTES.md, 2026-11-27 06:33-, call 3; bf16, us): (1, 16, 4096) 170.8 without ping-pong / 176.9 with /
     # 204.9 on the D192 128x80 ping-pong tile that pads V; (2, 16, 2048) 98.8 / 100.9 / 118.2; (1, 128,
     # 4096) 1255.1 / 1250.2 / 1452.7. 128x112 and 128x96 (call 2) lost to 128x128 at every key.
+    # Key-split warpgroups (key_split_wgs = 2, 4 stages: two ring slots each; key_split.cuh) for few-CTA
+    # problems with many key tiles per CTA (benchmarks/NOTES.md, 2026-11-27 10:25-, calls 2-4; tuner
+    # us, against the best one-WG tile of the same run): D64 64x128, non-causal (1, 8, 1024) 8.74 / 9.00
+    # (fp16 / bf16) against 9.53 / 9.75; causal, where the longest CTA's key loop is the kernel's,
+    # (1, 8, 1024) 8.83 / 8.73 against 12.78 / 12.72, (1, 8, 2048) 22.8 / 23.1 against 24.6 / 25.0,
+    # (1, 4, 4096) 36.2 / 36.7 against 42.9 / 44.1; tied at (1, 16, 1024), behind at 512 keys and
+    # where split-KV pays ((1, 1, 2048): 14.3 against kv2's 11.0). D128 64x64 causal (bf16):
+    # (1, 8, 1024) 12.0 against 16.8; behind the ping-pong tile from 2k keys on (33.6 against 30.8).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
               (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
-              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1)],
+              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1),
+              (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         192: [(128, 80, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 128), (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)],
         256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4), (64, 64, 2, 1, 0, 8, 1, 1),
               (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
@@ -398,6 +407,7 @@ class Sm90Config(KernelConfig):
         (128, (64, 128, 2, 1, 0, 8, 1, 1, 1)): True, (256, (64, 64, 2, 1, 0, 4, 1, 0, 1)): True,
         (256, (64, 64, 2, 1, 0, 8, 1, 1, 1)): True, (192, (128, 128, 2, 1, 1, 1, 1, 0, 0, 128)): True,
         (192, (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)): True,
+        (128, (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)): True,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
