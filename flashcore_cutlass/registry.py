@@ -27,7 +27,8 @@ Among the candidates:
    - then the smallest V head dim (a variant with a V head dim of its own, e.g. sm90's 192/128,
      over one that pads V to Q's);
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding) or when
-     split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128;
+     split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128 (the nearest built
+     size; of 64 and 192, equally near, 64);
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
      measurement: benchmarks/NOTES.md, 2026-11-26 20:02-);
    - then one consumer warpgroup per 64 query rows (key-split warpgroups win only few-CTA
@@ -173,10 +174,11 @@ def build_command(problem: Problem | ProblemKey) -> str:
     return family_build_command(problem)
 
 
-def _distance(value: int, want: int, larger_wins: bool) -> float:
-    """How far a tile size is from the preferred one; with ``larger_wins``, below it counts half
-    a step more (so that of two sizes equally far, the larger ranks first)."""
-    return abs(value - want) + (0.5 if larger_wins and value < want else 0.0)
+def _distance(value: int, want: int, ties_to: int = 0) -> float:
+    """How far a tile size is from the preferred one; of two sizes equally far, the larger ranks
+    first with ``ties_to`` = 1 (below the preferred one counts half a step more), the smaller with
+    -1 (above it does)."""
+    return abs(value - want) + (0.5 if (ties_to > 0 and value < want) or (ties_to < 0 and value > want) else 0.0)
 
 
 def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> tuple:
@@ -194,9 +196,13 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
                  **config.HEURISTIC_TILES.get(config.head_dim, {})}
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key
     # tiles equally near, the wider (a D256 128x80 tile beats 128x48 by 13-37 % from S = 2k on,
-    # benchmarks/NOTES.md 2026-11-26 call 5). A missing axis is distance 0 for every config of
+    # benchmarks/NOTES.md 2026-11-26 call 5); of two query tiles equally near, the narrower (where
+    # no 128-row tile is built, 64 rows rather than 192: twice the CTAs; the seed shape (1, 8, 512,
+    # 64) took 5.8 us on the 64-row tile and 10.5 on the 192-row one the name picked before,
+    # benchmarks/NOTES.md 2026-11-27 10:25-). A missing axis is distance 0 for every config of
     # that family, i.e. a tie.
-    distances = tuple(_distance(getattr(config, axis, want), want, larger_wins=axis == "block_n")
+    ties_to = {"block_n": 1, "block_m": -1}
+    distances = tuple(_distance(getattr(config, axis, want), want, ties_to.get(axis, 0))
                       for axis, want in preferred.items())
     # The least V padding first: a variant with a V head dim of its own (e.g. 192/128) does a third
     # less PV work than its family's D192 variant, which pads V to 192.

@@ -113,6 +113,21 @@ def test_heuristic_prefers_the_wider_of_two_key_tiles_equally_far_from_64():
     assert Registry(hashes(narrow, wide)).choose(problem(head_dim=128)).variant == wide
 
 
+def test_heuristic_prefers_the_narrower_of_two_query_tiles_equally_far_from_128():
+    """Where no 128-row tile is built (D64 non-causal defaults: 64 and 192 rows), the 64-row tile
+    wins, not the name (m192 sorts first): the seed shape took 5.8 us on it against 10.5; and no
+    key-split tile while a one-warpgroup tile of the same rows is there."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(dtype="fp16", head_dim=64, causal=False, block_n=128, schedule=1)
+    wide = Sm90Config(**base, block_m=192, stages=2, persistent=1).name
+    narrow = Sm90Config(**base, block_m=64, stages=2, persistent=0).name
+    split = Sm90Config(**base, block_m=64, stages=4, persistent=0, key_split_wgs=2).name
+    assert wide < narrow
+    seed = Problem("fp16", 64, False, 1, 8, 512, 512)
+    assert Registry(hashes(wide, narrow, split)).choose(seed).variant == narrow
+
+
 def test_heuristic_prefers_the_variant_with_the_problems_value_head_dim():
     """DeepSeek-style 192/128: the variant whose V head dim is 128 does a third less PV work than the
     D192 variant that pads V to 192, so it ranks first although the other's tile is nearer the
