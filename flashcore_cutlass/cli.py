@@ -211,8 +211,8 @@ def cmd_tune(args) -> int:
     from .problem import Problem
     from .registry import build_command
     from .runtime import get_runtime
-    from .tune import (baseline_grid, decode_shapes, default_suite, gqa_decode_shapes, long_key_shapes, model_shapes,
-                       small_shapes, spec_decode_shapes, tune)
+    from .tune import (baseline_grid, decode_shapes, default_suite, few_cta_shapes, gqa_decode_shapes, long_key_shapes,
+                       model_shapes, small_shapes, spec_decode_shapes, tune)
 
     if args.shape:
         dtypes = args.dtype or ["bf16"]
@@ -244,7 +244,8 @@ def cmd_tune(args) -> int:
         return 2
     else:
         problems = {"default": default_suite, "grid": baseline_grid, "small": small_shapes,
-                    "long-keys": long_key_shapes, "decode": decode_shapes, "gqa-decode": gqa_decode_shapes,
+                    "long-keys": long_key_shapes, "few-cta": few_cta_shapes, "decode": decode_shapes,
+                    "gqa-decode": gqa_decode_shapes,
                     "spec-decode": spec_decode_shapes, "models": model_shapes}[args.suite]()
         if args.dtype:
             problems = [p for p in problems if p.dtype in args.dtype]
@@ -435,11 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_nonnegative_int, metavar="LEFT",
                    help="with --shape: a causal sliding window of LEFT keys before the diagonal")
     p.add_argument("--softcap", type=_positive_float, help="with --shape: a logit softcap (e.g. 30)")
-    p.add_argument("--suite", choices=["default", "grid", "small", "long-keys", "decode", "gqa-decode", "spec-decode",
-                                       "models"],
+    p.add_argument("--suite", choices=["default", "grid", "small", "long-keys", "few-cta", "decode", "gqa-decode",
+                                       "spec-decode", "models"],
                    default="default",
                    help="without --shape: the throughput grid + small shapes + short queries on long keys + "
-                        "bottom-right decoding shapes + GQA decoding as packed problems + GQA speculative decoding "
+                        "one sequence's causal prefill over few CTAs + bottom-right decoding shapes + GQA decoding as packed problems + GQA speculative decoding "
                         "(query heads packed into rows) + model prefill shapes "
                         "(default), or one of them")
     p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape")

@@ -89,6 +89,17 @@ def long_key_shapes() -> list[Problem]:
             for b, h, sq, sk in shapes]
 
 
+def few_cta_shapes() -> list[Problem]:
+    """One sequence's causal prefill with few query tiles per head (1-16 heads, 1-4k tokens), fp16
+    and bf16, D64 and D128: a causal grid's longest CTA walks every key tile of its band, so the
+    kernel is that CTA's chain, which key-split warpgroups halve (benchmarks/NOTES.md, 2026-11-27
+    10:25-: 1.17-1.45x over the best one-warpgroup tile at (1, 8, 1024) and (1, 4, 4096))."""
+    shapes = {64: [(1, 8, 1024), (1, 8, 2048), (1, 4, 4096), (1, 16, 1024)],
+              128: [(1, 8, 1024), (1, 8, 2048), (1, 4, 4096), (1, 16, 2048)]}
+    return [Problem(dt, d, True, b, h, s, s) for dt in ("fp16", "bf16") for d, rows in shapes.items()
+            for b, h, s in rows]
+
+
 def decode_shapes() -> list[Problem]:
     """Short queries over a KV cache with the bottom-right causal alignment (decoding, chunked
     prefill), fp16 and bf16, D64 and D128: one query row, 16, 64, 128 and 256 over 4k-8k keys."""
@@ -142,8 +153,8 @@ def model_shapes() -> list[Problem]:
 
 
 def default_suite() -> list[Problem]:
-    return (baseline_grid("bf16") + small_shapes() + long_key_shapes() + decode_shapes() + gqa_decode_shapes()
-            + spec_decode_shapes() + model_shapes())
+    return (baseline_grid("bf16") + small_shapes() + long_key_shapes() + few_cta_shapes() + decode_shapes()
+            + gqa_decode_shapes() + spec_decode_shapes() + model_shapes())
 
 
 @dataclass

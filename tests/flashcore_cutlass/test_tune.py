@@ -248,3 +248,16 @@ def test_model_shapes_are_the_benchmarked_models_as_dispatch_keys_them():
     assert keys == ["bf16_d128_causal_q4096_k4096_bh32", "bf16_d256_causalsc_q4096_k4096_bh16",
                     "bf16_d128_causalw8192_q8192_k8192_bh32", "bf16_d192v128_causal_q4096_k4096_bh16"]
     assert len(MODEL_PREFILL) == 4 and all(p in default_suite() for p in model_shapes())
+
+
+def test_few_cta_suite_is_causal_prefill_of_few_query_tiles_in_the_default_suite():
+    """The few-CTA suite: causal, one sequence, fp16 and bf16, D64 and D128, at most 16 x 4096 / 64
+    = 1024 query tiles of 64 rows, and all of it in the default suite (the shipped rows' keys)."""
+    from flashcore_cutlass.tune import default_suite, few_cta_shapes
+
+    shapes = few_cta_shapes()
+    assert len(shapes) == 16 and all(p.causal and p.batch == 1 for p in shapes)
+    assert {(p.dtype, p.head_dim) for p in shapes} == {(dt, d) for dt in ("fp16", "bf16") for d in (64, 128)}
+    assert all(p.heads * -(-p.seqlen_q // 64) <= 1024 for p in shapes)
+    suite = default_suite()
+    assert all(p in suite for p in shapes)
