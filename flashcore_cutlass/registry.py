@@ -26,14 +26,15 @@ Among the candidates:
    - the family highest on the roadmap ladder (``ladder_step``);
    - then the smallest V head dim (a variant with a V head dim of its own, e.g. sm90's 192/128,
      over one that pads V to Q's);
+   - then key-split warpgroups where :func:`prefers_key_split` (two consumer warpgroups sharing
+     a 64-row tile's key tiles: where the 64-row query tiles fit the SMs once, split-KV does not
+     pay and a row sees >= 8 tiles of 128 keys; benchmarks/NOTES.md, 2026-11-27 10:25-), else one
+     consumer warpgroup per 64 rows;
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding) or when
      split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128 (the nearest built
      size; of 64 and 192, equally near, 64);
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
      measurement: benchmarks/NOTES.md, 2026-11-26 20:02-);
-   - then one consumer warpgroup per 64 query rows (key-split warpgroups win only few-CTA
-     problems with many key tiles per CTA, which the tuner measures: benchmarks/NOTES.md,
-     2026-11-27 10:25-);
    - then the split-KV cluster size nearest :func:`preferred_splits`: 1 (one CTA per query
      tile) unless a problem has so few query tiles and rows see so many keys that clusters of
      2, 4 or 8 CTAs per query tile still fit half the SMs with >= 2 key tiles each (the rule
@@ -75,7 +76,7 @@ from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
-# (block_m, then ctas_per_sm = 1, key_split_wgs = 1, then splits rank first: heuristic_rank; the order
+# (key_split_wgs, block_m, then ctas_per_sm = 1, then splits rank first: heuristic_rank; the order
 # is the ranking's.)
 PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
 SMALL_SEQLEN_Q = 64
@@ -97,6 +98,13 @@ SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a cluster keeps at least
 SPLIT_KV_GLOBAL_MAX_ROWS = 8
 # SM count assumed where dispatch has no environment (CPU tools): the H100 SXM's.
 DEFAULT_SM_COUNT = 132
+# Key-split warpgroups (two consumer warpgroups sharing a 64-row tile's key tiles, key_split.cuh)
+# where the 64-row query tiles fit the SMs once, split-KV does not pay, and a row sees at least 8
+# tiles of 128 keys: the tuned winner at every such key measured (benchmarks/NOTES.md, 2026-11-27
+# 10:25-: D64 (1, 8, 1024) 8 % over one warpgroup non-causal and 1.45x causal, D128 causal 1.40x);
+# not at the seed's 4 key tiles (2 % behind), nor where the tiles fill the SMs twice ((1, 16, 1024):
+# tied; D128 causal (1, 8, 2048): the ping-pong 128-row tile 8 % ahead).
+KEY_SPLIT_MIN_KEY_TILES = 8
 
 
 def query_tiles_of(key: ProblemKey) -> int:
@@ -105,6 +113,12 @@ def query_tiles_of(key: ProblemKey) -> int:
     if key.group > 1:
         return max(1, key.batch_heads // key.group) * -(-key.seqlen_q * packed_row_slots(key.group) // 64)
     return key.batch_heads * -(-key.seqlen_q // 64)
+
+
+def prefers_key_split(key: ProblemKey, splits: int, sm_count: int = DEFAULT_SM_COUNT) -> bool:
+    """Does the heuristic prefer key-split warpgroups for ``key`` (``splits``: preferred_splits)?"""
+    return (splits == 1 and key.group == 1 and query_tiles_of(key) <= sm_count
+            and key.visible_keys // 128 >= KEY_SPLIT_MIN_KEY_TILES)
 
 
 def rows_per_tile(key: ProblemKey) -> int:
@@ -189,8 +203,12 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     """
     key = problem.key if isinstance(problem, Problem) else problem
     splits = preferred_splits(key, sm_count)
-    preferred = {"block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
-                 "ctas_per_sm": 1, "key_split_wgs": 1, "splits": splits,
+    key_split = prefers_key_split(key, splits, sm_count)
+    # Key-split warpgroups first: where they pay, any built one (all are 64-row tiles) ranks before
+    # every one-warpgroup tile; elsewhere every one-warpgroup tile ranks before them.
+    preferred = {"key_split_wgs": 2 if key_split else 1,
+                 "block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
+                 "ctas_per_sm": 1, "splits": splits,
                  "combine": int(splits > 1 and rows_per_tile(key) <= SPLIT_KV_GLOBAL_MAX_ROWS),
                  **PREFERRED_TILES,
                  **config.HEURISTIC_TILES.get(config.head_dim, {})}

@@ -128,6 +128,31 @@ def test_heuristic_prefers_the_narrower_of_two_query_tiles_equally_far_from_128(
     assert Registry(hashes(wide, narrow, split)).choose(seed).variant == narrow
 
 
+def test_heuristic_prefers_key_split_warpgroups_for_few_ctas_with_long_key_loops():
+    """Two key-split warpgroups (and their 64-row tile) where the 64-row tiles fit the SMs once, no
+    split-KV pays and a row sees >= 8 tiles of 128 keys; one warpgroup at the seed (4 key tiles),
+    where the tiles fill the SMs twice, and where split-KV pays; with no key-split tile built, the
+    one-warpgroup tiles rank as they would without the rule."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(causal, m, stages=2, persistent=1, ks=1, splits=1):
+        return Sm90Config(dtype="fp16", head_dim=64, causal=causal, block_m=m, block_n=128, stages=stages,
+                          schedule=1, persistent=persistent, splits=splits, key_split_wgs=ks).name
+
+    for causal in (False, True):
+        plain, wide = sm90(causal, 64, persistent=0), sm90(causal, 128)
+        split, kv2 = sm90(causal, 64, stages=4, persistent=0, ks=2), sm90(causal, 64, persistent=0, splits=2)
+        reg = Registry(hashes(plain, wide, split, kv2))
+        pick = lambda b, h, s: reg.choose(Problem("fp16", 64, causal, b, h, s, s)).variant
+        assert pick(1, 8, 1024) == split and pick(1, 4, 2048) == split  # 128 tiles; 8 / 16 key tiles
+        assert pick(1, 8, 512) == wide  # the seed: 4 key tiles (block_m 128 where one is built)
+        assert pick(1, 16, 1024) == wide  # 256 tiles of 64 rows
+        if not causal:
+            assert pick(1, 1, 2048) == kv2  # split-KV pays first
+        assert Registry(hashes(plain, wide, kv2)).choose(Problem("fp16", 64, causal, 1, 8, 1024, 1024)).variant == wide
+    assert not registry_module.prefers_key_split(Problem("fp16", 64, False, 1, 8, 1024, 1024).key, splits=2)
+
+
 def test_heuristic_prefers_the_variant_with_the_problems_value_head_dim():
     """DeepSeek-style 192/128: the variant whose V head dim is 128 does a third less PV work than the
     D192 variant that pads V to 192, so it ranks first although the other's tile is nearer the
