@@ -103,7 +103,12 @@ DEFAULT_SM_COUNT = 132
 # tiles of 128 keys: the tuned winner at every such key measured (benchmarks/NOTES.md, 2026-11-27
 # 10:25-: D64 (1, 8, 1024) 8 % over one warpgroup non-causal and 1.45x causal, D128 causal 1.40x);
 # not at the seed's 4 key tiles (2 % behind), nor where the tiles fill the SMs twice ((1, 16, 1024):
-# tied; D128 causal (1, 8, 2048): the ping-pong 128-row tile 8 % ahead).
+# tied; D128 causal (1, 8, 2048): the ping-pong 128-row tile 8 % ahead). At six untuned keys (same
+# notes, call 8; tuner us) the rule's pick won four (fp16 D64 causal (1, 4, 2048) 13.7 against the
+# 128-row tile the rule before picked, 24.9-25.5; non-causal (1, 4, 2048) 14.7 against 16.6, (1, 2,
+# 4096) 25.8 against 30.1; bf16 D128 causal (1, 4, 2048) 19.6 against 29.4-32.4) and was 2 % / 17 %
+# behind split-KV clusters of 2 at causal (1, 2, 4096) / (1, 1, 8192) (23.6 / 42.5 against 23.1 /
+# 36.2; the 128-row tile: 43.1 / 79.5).
 KEY_SPLIT_MIN_KEY_TILES = 8
 
 
