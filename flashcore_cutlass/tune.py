@@ -93,7 +93,7 @@ def few_cta_shapes() -> list[Problem]:
     """One sequence's causal prefill with few query tiles per head (1-16 heads, 1-4k tokens), fp16
     and bf16, D64 and D128: a causal grid's longest CTA walks every key tile of its band, so the
     kernel is that CTA's chain, which key-split warpgroups halve (benchmarks/NOTES.md, 2026-11-27
-    10:25-: 1.17-1.45x over the best one-warpgroup tile at (1, 8, 1024) and (1, 4, 4096))."""
+    10:25-: 1.19-1.45x over the best one-warpgroup tile at (1, 8, 1024) and (1, 4, 4096))."""
     shapes = {64: [(1, 8, 1024), (1, 8, 2048), (1, 4, 4096), (1, 16, 1024)],
               128: [(1, 8, 1024), (1, 8, 2048), (1, 4, 4096), (1, 16, 2048)]}
     return [Problem(dt, d, True, b, h, s, s) for dt in ("fp16", "bf16") for d, rows in shapes.items()
