@@ -208,10 +208,9 @@ class PipelinedConfig(_TensorCoreConfig):
 WGMMA_M = 64
 # Registers per thread after setmaxnreg, (producer, consumer) by consumer warpgroups: FA3's split
 # (HOPPER_FACTS.md §3); producer*128 + consumer*128*WGs stays within the SM's 64K registers.
-SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160)}
 # Four consumer warpgroups (key-split only: common.cuh RegisterSplit<4>): 640 threads launch at 96
 # registers each, a per-CTA pool that 24 x 128 + 112 x 512 fits.
-SM90_REGISTER_SPLIT_4WG = (24, 112)
+SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160), 4: (24, 112)}
 # Split-KV variants (common.cuh RegisterSplit<WGs, true>): a roomier producer where it spilled.
 SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
 # Two CTAs per SM (common.cuh RegisterSplit<1, false, 2>): each launches at 128 registers a thread.
@@ -472,8 +471,6 @@ class Sm90Config(KernelConfig):
         if self.ctas_per_sm > 1 and self.consumer_warpgroups in SM90_REGISTER_SPLIT_2CTA:
             return SM90_REGISTER_SPLIT_2CTA[self.consumer_warpgroups][1] - SM90_REGISTER_OVERHEAD
         splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
-        if self.consumer_warpgroups == 4:
-            splits = {4: SM90_REGISTER_SPLIT_4WG}
         split = splits.get(self.consumer_warpgroups) or SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
         return split[1] - SM90_REGISTER_OVERHEAD if split else 0
 
@@ -481,7 +478,7 @@ class Sm90Config(KernelConfig):
         errors = super().validation_errors()
         if errors:
             return errors
-        if self.block_m % WGMMA_M or self.row_warpgroups not in SM90_REGISTER_SPLIT:
+        if self.block_m not in (64, 128, 192):
             errors.append(f"block_m={self.block_m} must be 64, 128 or 192 (64 rows per consumer warpgroup)")
         if self.key_split_wgs > 1:
             errors.extend(self._key_split_errors())
@@ -518,7 +515,7 @@ class Sm90Config(KernelConfig):
 
     def _key_split_errors(self) -> list[str]:
         errors = []
-        if self.block_m != WGMMA_M or self.persistent or self.splits > 1 or self.ctas_per_sm > 1 or self.pack_gqa:
+        if any(getattr(self, axis) != value for axis, value in self.AXIS_SCOPES["key_split_wgs"].items()):
             errors.append(f"key_split_wgs={self.key_split_wgs}: key-split warpgroups share one 64-row query tile per "
                           "CTA: block_m=64, persistent=0, splits=1, ctas_per_sm=1, pack_gqa=0")
         if self.stages % self.key_split_wgs:

@@ -245,8 +245,8 @@ def cmd_tune(args) -> int:
     else:
         problems = {"default": default_suite, "grid": baseline_grid, "small": small_shapes,
                     "long-keys": long_key_shapes, "few-cta": few_cta_shapes, "decode": decode_shapes,
-                    "gqa-decode": gqa_decode_shapes,
-                    "spec-decode": spec_decode_shapes, "models": model_shapes}[args.suite]()
+                    "gqa-decode": gqa_decode_shapes, "spec-decode": spec_decode_shapes,
+                    "models": model_shapes}[args.suite]()
         if args.dtype:
             problems = [p for p in problems if p.dtype in args.dtype]
         if args.head_dim:
@@ -440,9 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "spec-decode", "models"],
                    default="default",
                    help="without --shape: the throughput grid + small shapes + short queries on long keys + "
-                        "one sequence's causal prefill over few CTAs + bottom-right decoding shapes + GQA decoding as packed problems + GQA speculative decoding "
-                        "(query heads packed into rows) + model prefill shapes "
-                        "(default), or one of them")
+                        "one sequence's causal prefill over few CTAs + bottom-right decoding shapes + GQA decoding "
+                        "as packed problems + GQA speculative decoding (query heads packed into rows) + model "
+                        "prefill shapes (default), or one of them")
     p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape")
     p.add_argument("--warmup-ms", type=_nonnegative_float, default=0.0,
                    help="run each finalist alone this long before its careful timing (calls timed with events), "

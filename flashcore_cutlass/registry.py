@@ -193,6 +193,11 @@ def build_command(problem: Problem | ProblemKey) -> str:
     return family_build_command(problem)
 
 
+# Of two tile sizes equally far from the preferred one: the wider key tile, the narrower query tile
+# (heuristic_rank says why).
+_TIES_TO = {"block_n": 1, "block_m": -1}
+
+
 def _distance(value: int, want: int, ties_to: int = 0) -> float:
     """How far a tile size is from the preferred one; of two sizes equally far, the larger ranks
     first with ``ties_to`` = 1 (below the preferred one counts half a step more), the smaller with
@@ -224,8 +229,7 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     # 64) took 5.8 us on the 64-row tile and 10.5 on the 192-row one the name picked before,
     # benchmarks/NOTES.md 2026-11-27 10:25-). A missing axis is distance 0 for every config of
     # that family, i.e. a tie.
-    ties_to = {"block_n": 1, "block_m": -1}
-    distances = tuple(_distance(getattr(config, axis, want), want, ties_to.get(axis, 0))
+    distances = tuple(_distance(getattr(config, axis, want), want, _TIES_TO.get(axis, 0))
                       for axis, want in preferred.items())
     # The least V padding first: a variant with a V head dim of its own (e.g. 192/128) does a third
     # less PV work than its family's D192 variant, which pads V to 192.
