@@ -10,7 +10,8 @@ rounds:
 - ``graph``: per call of 100 back-to-back calls replayed from one CUDA graph (GPU time only);
 - ``python``: per call of back-to-back calls from Python (what an eager loop sees).
 
-Then the host side on a tiny input (1, 1, 16, 64) fp16: per-call host time (perf_counter around
+Then the floor of each timing: a trivial kernel (torch.neg of 16 elements) timed eager and in
+graphs exactly as the rows are. Then the host side on a tiny input (1, 1, 16, 64) fp16: per-call host time (perf_counter around
 2000 calls and the final synchronize, best of 7) of torch.neg, x.view(-1), SDPA, attention() and
 the raw op attention() ends in; and a cProfile of attention() (profiling inflates every Python
 call, so read its numbers as shares, not as costs). Targets (issue 8): the seed shape
@@ -295,6 +296,17 @@ def host_overhead(calls: int = HOST_CALLS, repeats: int = HOST_REPEATS) -> dict:
             "us": best, **overhead_summary(best)}
 
 
+def timing_floors(rounds: int, do_bench) -> dict:
+    """What the eager and graph timings give a trivial kernel (torch.neg of 16 elements), in the
+    same rounds' method: the floor under any row of the table (launch, events, the L2 flush's
+    aftermath), against which the seed's absolute targets read."""
+    x = torch.randn(16, device="cuda")
+    fn = lambda: torch.neg(x)  # noqa: E731
+    eager = [do_bench(fn, warmup=25, rep=100, return_mode="median") * 1000.0 for _ in range(rounds)]
+    graph = [time_graph(fn, calls_per_graph=GRAPH_CALLS).median_us for _ in range(rounds)]
+    return {"op": "torch.neg(16 elements)", "eager_us": statistics.median(eager), "graph_us": statistics.median(graph)}
+
+
 def profile_attention(calls: int = PROFILE_CALLS) -> list[dict]:
     q, k, v = tiny_inputs()
     for _ in range(100):
@@ -334,11 +346,12 @@ def main(argv=None) -> int:
         r = rows[-1]
         print(f"{p}: eager {r['eager_us']['flashcore']:.2f} / {r['eager_us']['sdpa']:.2f} us, graph "
               f"{r['graph_us']['flashcore']:.2f} / {r['graph_us']['sdpa']:.2f} us (ours / sdpa)", file=sys.stderr)
+    floors = None if args.no_host else timing_floors(args.rounds, do_bench)
     host = None if args.no_host else host_overhead()
     profile = None if args.no_profile else profile_attention()
 
     payload = {"environment": environment(), "eager_timer": timer_name, "rounds": args.rounds, "small": rows,
-               "host_overhead": host, "profile": profile}
+               "timing_floors": floors, "host_overhead": host, "profile": profile}
     path = save("bench_small", payload, args.json)
 
     if profile:
@@ -349,6 +362,9 @@ def main(argv=None) -> int:
     print(f"eager: {timer_name}; graph: per call of {GRAPH_CALLS} calls in one CUDA graph; medians of "
           f"{args.rounds} rounds; ratio = ours / sdpa time (< 1: faster)")
     print(format_table(TABLE_HEADERS, [table_row(r) for r in rows]))
+    if floors:
+        print(f"timing floors ({floors['op']}): eager {floors['eager_us']:.2f} us, graph {floors['graph_us']:.2f} us "
+              "per call")
     if host:
         print(f"host time per call, {tuple(host['input'])} fp16, best of {host['repeats']} x {host['calls']} calls:")
         for name, us in host["us"].items():

@@ -174,6 +174,8 @@ def test_main_wiring(tmp_path, monkeypatch, capsys):
     saved = tmp_path / "bench_small-test.json"
     monkeypatch.setattr(bench_small, "bench_problem", fake_bench)
     monkeypatch.setattr(bench_small, "host_overhead", lambda: host)
+    floors = {"op": "torch.neg(16 elements)", "eager_us": 4.25, "graph_us": 1.5}
+    monkeypatch.setattr(bench_small, "timing_floors", lambda rounds, do_bench: floors)
     monkeypatch.setattr(bench_small, "profile_attention", lambda: profile)
     monkeypatch.setattr(bench_small, "environment", lambda: {"gpu_name": "test"})
     monkeypatch.setattr(bench_small, "save", lambda kind, data, json_path: saved.write_text(json.dumps(data)) and saved)
@@ -183,14 +185,16 @@ def test_main_wiring(tmp_path, monkeypatch, capsys):
     data = json.loads(saved.read_text())
     assert set(data) >= {"environment", "small", "host_overhead", "profile", "eager_timer"}
     assert len(data["small"]) == 2 and data["host_overhead"] == host and data["profile"] == profile
+    assert data["timing_floors"] == floors
     out = capsys.readouterr()
     assert "fp16 1,8,512,64: eager <= 6 us, graph <= 4 us: met" in out.out
     assert "fp16 1,32,512,128: <= 0.7x SDPA time, eager and graph: not met (correctness check FAILED)" in out.out
-    assert "attention - torch.neg: +4.50 us" in out.out and "correctness check FAILED for" in out.err
+    assert "attention - torch.neg: +4.50 us" in out.out and "eager 4.25 us, graph 1.50 us per call" in out.out and "correctness check FAILED for" in out.err
 
     bench_small.main(["--no-host", "--no-profile", "--dtype", "bf16"])
     data = json.loads(saved.read_text())
     assert data["host_overhead"] is None and data["profile"] is None and len(data["small"]) == 6
+    assert data["timing_floors"] is None
 
     seen.clear()
     bench_small.main(["--no-host", "--no-profile", "--dtype", "fp16", "--shape", "1,8,512,64", "--long-keys"])
