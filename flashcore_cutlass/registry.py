@@ -28,8 +28,9 @@ Among the candidates:
      over one that pads V to Q's);
    - then key-split warpgroups where :func:`prefers_key_split` (two consumer warpgroups sharing
      a 64-row tile's key tiles: where the 64-row query tiles fit the SMs once, split-KV does not
-     pay and a row sees >= 8 tiles of 128 keys; benchmarks/NOTES.md, 2026-11-27 10:25-), else one
-     consumer warpgroup per 64 rows;
+     pay and a row sees >= 8 tiles of 128 keys; benchmarks/NOTES.md, 2026-11-27 10:25-; for a
+     causal triangle whose rows see >= 32 key tiles, also where the tiles fit the SMs twice:
+     ``CAUSAL_LONG_MIN_KEY_TILES``), else one consumer warpgroup per 64 rows;
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding) or when
      split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128 (the nearest built
      size; of 64 and 192, equally near, 64);
@@ -39,7 +40,8 @@ Among the candidates:
      tile) unless a problem has so few query tiles and rows see so many keys that clusters of
      2, 4 or 8 CTAs per query tile still fit half the SMs with >= 2 key tiles each (the rule
      picks the measured winner of every long-key shape the tuner knows, and came within 10 %
-     of the best cluster size at 14 untuned ones: benchmarks/NOTES.md, 2026-11-26 23:12-);
+     of the best cluster size at 14 untuned ones: benchmarks/NOTES.md, 2026-11-26 23:12-), or 2
+     for a causal triangle whose rows see >= 32 key tiles while its 64-row tiles fit the SMs once;
      of split variants of that size, the one combining through global memory rather than a
      cluster where Sq <= ``SPLIT_KV_GLOBAL_MAX_ROWS`` (the last CTA combines every row), else
      the cluster;
@@ -110,6 +112,30 @@ DEFAULT_SM_COUNT = 132
 # behind split-KV clusters of 2 at causal (1, 2, 4096) / (1, 1, 8192) (23.6 / 42.5 against 23.1 /
 # 36.2; the 128-row tile: 43.1 / 79.5).
 KEY_SPLIT_MIN_KEY_TILES = 8
+# One sequence's causal prefill with long keys (a causal triangle: top-left, no window, no packed
+# group). Its query tiles' key loops run from 1 to all of the row's tiles, so the grid's time is
+# its longest CTAs' chain rather than its total work, and halving that chain pays where the flat
+# rules above would not: clusters of 2 CTAs a query tile while the 64-row tiles fit the SMs once,
+# key-split warpgroups while they fit twice, from 32 tiles of 128 keys a row on. Measured (tuner
+# us, H100, benchmarks/NOTES.md 2026-11-27 12:00-, call 2; fp16 D64 / bf16 D128): (1, 1, 4096) kv2
+# 18.3 / 23.2 against ks2 23.0 / 34.2 (the flat rules' pick); (1, 1, 8192) kv2 35.9 / 47.3 against
+# 42.4 / 67.8; (1, 2, 4096) kv2 23.1 / ks2 23.6 (fp16: a tie); (1, 1, 16384) ks2 87.0 / 137.0 and
+# (1, 2, 8192) ks2 47.3 / 71.2 against the 128-row tile the flat rules picked, 154.5 / 194.7 and
+# 80.6 / 100.9; (1, 4, 4096) ks2 35.4 / 52.9 against 42.9 / 52.2 (the ping-pong 128-row tile).
+# Below 32 key tiles the flat rules stand: (1, 4, 2048) ks2 13.7 against kv2 19.3; bf16 D128
+# (1, 8, 2048) the ping-pong 128-row tile 30.8 against ks2 33.6.
+CAUSAL_LONG_MIN_KEY_TILES = 32
+
+
+def causal_triangle(key: ProblemKey) -> bool:
+    """Is ``key`` a causal triangle: row r sees keys 0..r (top-left, or Sq = Sk), no window, no
+    GQA group packed into rows?"""
+    return key.causal and not key.bottom_right and key.window is None and key.group == 1
+
+
+def long_causal(key: ProblemKey) -> bool:
+    """A causal triangle whose rows see at least CAUSAL_LONG_MIN_KEY_TILES tiles of 128 keys."""
+    return causal_triangle(key) and key.visible_keys // 128 >= CAUSAL_LONG_MIN_KEY_TILES
 
 
 def query_tiles_of(key: ProblemKey) -> int:
@@ -121,9 +147,11 @@ def query_tiles_of(key: ProblemKey) -> int:
 
 
 def prefers_key_split(key: ProblemKey, splits: int, sm_count: int = DEFAULT_SM_COUNT) -> bool:
-    """Does the heuristic prefer key-split warpgroups for ``key`` (``splits``: preferred_splits)?"""
-    return (splits == 1 and key.group == 1 and query_tiles_of(key) <= sm_count
-            and key.visible_keys // 128 >= KEY_SPLIT_MIN_KEY_TILES)
+    """Does the heuristic prefer key-split warpgroups for ``key`` (``splits``: preferred_splits)?
+    Where the 64-row query tiles fit the SMs once, or twice for a long causal triangle."""
+    if splits != 1 or key.group != 1 or key.visible_keys // 128 < KEY_SPLIT_MIN_KEY_TILES:
+        return False
+    return query_tiles_of(key) <= (2 * sm_count if long_causal(key) else sm_count)
 
 
 def rows_per_tile(key: ProblemKey) -> int:
@@ -136,13 +164,16 @@ def preferred_splits(key: ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> int:
     cluster size whose grid of 64-row query tiles stays within half the SMs while each CTA keeps
     at least SPLIT_KV_MIN_KEY_TILES tiles of 128 keys, counting the keys a row sees
     (ProblemKey.visible_keys: all of them unmasked or bottom-right, at most Sq causal top-left,
-    at most the window's span)."""
+    at most the window's span). A long causal triangle (long_causal) takes clusters of 2 while
+    its 64-row query tiles fit the SMs once."""
     query_tiles = query_tiles_of(key)
     key_tiles = -(-key.visible_keys // 128)
     best = 1
     for splits in SPLIT_KV_SIZES:
         if query_tiles * splits <= sm_count // 2 and key_tiles // splits >= SPLIT_KV_MIN_KEY_TILES:
             best = splits
+    if best == 1 and long_causal(key) and query_tiles <= sm_count:
+        best = 2
     return best
 
 # One warning per process about an unreadable table: dispatch runs per new shape, and the

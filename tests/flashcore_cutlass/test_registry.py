@@ -153,6 +153,40 @@ def test_heuristic_prefers_key_split_warpgroups_for_few_ctas_with_long_key_loops
     assert not registry_module.prefers_key_split(Problem("fp16", 64, False, 1, 8, 1024, 1024).key, splits=2)
 
 
+@pytest.mark.parametrize("shape, pick", [
+    # One sequence's causal prefill (Sq = Sk), rows seeing >= 32 key tiles: the tuned winners
+    # (benchmarks/NOTES.md 2026-11-27 12:00-, call 2).
+    ((1, 1, 4096), "kv2"), ((1, 1, 8192), "kv2"), ((1, 2, 4096), "kv2"),  # 64-128 tiles of 64 rows
+    ((1, 1, 16384), "ks2"), ((1, 2, 8192), "ks2"), ((1, 4, 4096), "ks2"),  # 256 tiles
+    # Fewer key tiles: the flat rules (ks2 while the tiles fit once, else the 128-row tile).
+    ((1, 4, 2048), "ks2"), ((1, 8, 1024), "ks2"), ((1, 8, 2048), "wide"), ((1, 16, 1024), "wide"),
+    ((1, 8, 8192), "wide"),  # 1024 tiles fill the card
+])
+def test_heuristic_halves_the_chain_of_a_long_causal_triangle(shape, pick):
+    """A causal triangle's time is its longest CTAs' chain: with >= 32 key tiles a row, clusters of
+    2 CTAs a query tile while its 64-row tiles fit the SMs once, key-split warpgroups while they
+    fit twice; the same shapes unmasked, with a window or bottom-right over more keys keep the
+    flat rules."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(causal, m, stages=2, persistent=1, ks=1, splits=1):
+        return Sm90Config(dtype="fp16", head_dim=64, causal=causal, block_m=m, block_n=128, stages=stages,
+                          schedule=1, persistent=persistent, splits=splits, key_split_wgs=ks).name
+
+    names = {"wide": sm90(True, 128), "plain": sm90(True, 64, persistent=0),
+             "ks2": sm90(True, 64, stages=4, persistent=0, ks=2), "kv2": sm90(True, 64, persistent=0, splits=2)}
+    reg = Registry(hashes(*names.values()))
+    b, h, s = shape
+    assert reg.choose(Problem("fp16", 64, True, b, h, s, s)).variant == names[pick]
+    assert registry_module.long_causal(Problem("fp16", 64, True, b, h, s, s).key) == (s >= 4096)
+    # Not a triangle: a window's rows see equally many keys; bottom-right over more keys than queries.
+    assert not registry_module.long_causal(Problem("fp16", 64, True, b, h, s, s, window=(4095, 0)).key)
+    assert not registry_module.long_causal(Problem("fp16", 64, True, b, h, 64, s, bottom_right=True).key)
+    unmasked = Problem("fp16", 64, False, b, h, s, s).key
+    assert not registry_module.long_causal(unmasked)
+    assert registry_module.preferred_splits(unmasked) == 1  # >= 64 query tiles: no cluster unmasked
+
+
 def test_heuristic_prefers_the_variant_with_the_problems_value_head_dim():
     """DeepSeek-style 192/128: the variant whose V head dim is 128 does a third less PV work than the
     D192 variant that pads V to 192, so it ranks first although the other's tile is nearer the
