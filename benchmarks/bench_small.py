@@ -273,6 +273,14 @@ def tiny_inputs():
     return random_qkv(b, h, s, s, d, torch.float16)
 
 
+def _python_path(q, k, v, causal=False, scale=None, return_lse=False, window=None, softcap=None):
+    """attention() without its hot path (the binding's dispatch cache): argument checks, the API's
+    shape cache, the op; what every call cost before the hot path."""
+    mask, return_lse, scale, window, softcap = api._checked_args(causal, return_lse, scale, window, softcap)
+    out, lse = api._forward(q, k, v, mask, scale, window=window, softcap=softcap)
+    return (out, lse) if return_lse else out
+
+
 def host_overhead(calls: int = HOST_CALLS, repeats: int = HOST_REPEATS) -> dict:
     """Per-call host time of back-to-back calls on a tiny input: perf_counter around ``calls``
     calls and the final synchronize (the GPU work is far shorter than the host's), best of
@@ -284,11 +292,14 @@ def host_overhead(calls: int = HOST_CALLS, repeats: int = HOST_REPEATS) -> dict:
     rt = get_runtime()
     # What api._forward calls for a non-causal call without window or softcap:
     # _fwd_dense(vid, q, k, v, scale, offset) with scale = D ** -0.5 and offset 0; and the same
-    # call through the 15-argument op that windows, softcaps and packed sequences take.
+    # call through the 15-argument op that windows, softcaps and packed sequences take; and the op
+    # attention()'s hot path calls for a decided shape (the binding's dispatch cache).
     scale = q.shape[-1] ** -0.5
     cases = {"torch.neg": (torch.neg, (q,)), "x.view(-1)": (q.view, (-1,)),
              "sdpa": (F.scaled_dot_product_attention, (q, k, v)), "attention": (fc.attention, (q, k, v)),
              "raw op": (rt.fwd_dense, (vid, q, k, v, scale, 0)),
+             "hot-path op (fwd_cached)": (rt.fwd_cached, (q, k, v, 0, None, True)),
+             "attention, Python path": (_python_path, (q, k, v)),
              "raw op (fwd, 15 arguments)": (rt.fwd, (vid, q, k, v, scale, None, None, 0))}
     best = host_us_per_call(cases, calls, repeats)
     variant = next(name for name, i in rt.ids.items() if i == vid)

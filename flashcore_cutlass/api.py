@@ -286,6 +286,23 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
     (fullgraph, dynamic shapes) and in CUDA graphs. See the module docstring for the argument
     rules and empty inputs.
     """
+    # The eager hot path: a shape decided before, served by the binding's dispatch cache with no
+    # Python between here and the launch (_fwd_cached: None where it does not serve the call).
+    # Only arguments whose checks cost identity tests; everything else takes the path below.
+    remember = False
+    if (window is None and softcap is None and type(q) is torch.Tensor and q.is_cuda
+            and (scale is None or (type(scale) is float and -FLT_MAX <= scale <= FLT_MAX))
+            and (return_lse is False or return_lse is True)):
+        mask = 0 if causal is False else 1 if causal is True else _MASK_CODES.get(causal) if type(causal) is str else None
+        if mask is not None and not _is_dynamo_compiling():
+            try:
+                out, lse = _fwd_cached(q, k, v, mask, scale, True)
+            except (RuntimeError, NotImplementedError):
+                _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
+                raise
+            if out is not None:
+                return (out, lse) if return_lse else out
+            remember = True  # decided below, then recorded in the binding's cache
     mask, return_lse, scale, window, softcap = _checked_args(causal, return_lse, scale, window, softcap)
     if _is_dynamo_compiling() or (type(q) is not torch.Tensor and isinstance(q, torch.Tensor)):
         # Traced (or a tensor subclass, e.g. FakeTensor): the opaque library op, whose
@@ -294,16 +311,17 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
         left, right = NO_WINDOW if window is None else window
         out, lse = _attention_op(q, k, v, mask, scale, left, right, softcap)
     else:
-        out, lse = _forward(q, k, v, mask, scale, window=window, softcap=softcap)
+        out, lse = _forward(q, k, v, mask, scale, window=window, softcap=softcap, remember=remember)
     return (out, lse) if return_lse else out
 
 
 def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool = False, window=None,
-             softcap: float = 0.0):
+             softcap: float = 0.0, remember: bool = False):
     """(out, lse) of checked arguments (``causal`` as the op spells it, ``window`` as _as_window
     returns it, ``softcap`` 0.0 for off): the eager path, and the implementation of the
     flashcore::attention op. ``heads_must_match``: the SDPA drop-in's rule without enable_gqa
-    (read from the cache key, which holds both head counts anyway)."""
+    (read from the cache key, which holds both head counts anyway). ``remember``: record the
+    decision in the binding's dispatch cache (the hot path missed it: _fwd_cached)."""
     masked = causal != NO_MASK or window is not None  # windows run on the masked (causal) variants
     mask_key = _mask_key(causal, window, softcap)
     # Hot path: a shape seen before skips the Python tensor checks; the op re-checks everything
@@ -331,6 +349,8 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
     _check_grad(q, k, v)
     if scale is None:
         scale = key[_KEY_HEAD_DIM] ** -0.5
+    if remember and window is None and not softcap:
+        _remember_dispatch(q, k, v, _MASK_CODES[causal], *(vid if type(vid) is tuple else (vid,)))
     try:
         if type(vid) is tuple:  # decoding with GQA, a group's query heads packed as rows (_dispatch)
             vid, key_begin, key_end = vid
@@ -435,6 +455,27 @@ def _fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap):
     return _fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap)
 
 
+# The binding's mask codes (flashcore::fwd_cached, remember_dispatch) of the op's spellings.
+_MASK_CODES = {NO_MASK: 0, TOP_LEFT: 1, BOTTOM_RIGHT: 2}
+
+
+def _fwd_cached(q, k, v, mask, scale, gqa_ok):
+    """The binding's cached dispatch (Runtime.fwd_cached), bound on first use; (None, None) while
+    no runtime loads (the Python path then raises why)."""
+    global _fwd_cached
+    try:
+        bound = get_runtime().fwd_cached
+    except Exception:  # noqa: BLE001 - the Python path reports it, with the input checks first
+        return None, None
+    _fwd_cached = bound
+    return bound(q, k, v, mask, scale, gqa_ok)
+
+
+def _remember_dispatch(q, k, v, mask, vid, key_begin=0, key_end=0):
+    """Record a decision in the binding's dispatch cache (Runtime.remember_dispatch)."""
+    get_runtime().remember_dispatch(q, k, v, mask, vid, key_end > 0, key_begin, key_end)
+
+
 def _check_dropout(dropout_p) -> None:
     if isinstance(dropout_p, bool) or not isinstance(dropout_p, numbers.Real):
         raise TypeError(f"dropout_p must be a real number, got {_describe(dropout_p)}")
@@ -453,6 +494,20 @@ def scaled_dot_product_attention(
     ``enable_gqa=True`` (like torch, which refuses them otherwise), except a single key/value
     head, which torch broadcasts (the same result). Arguments are checked like
     :func:`attention` (``is_causal`` and ``enable_gqa`` must be bools)."""
+    # attention()'s hot path, with the drop-in's head rule (gqa_ok) checked by the binding.
+    remember = False
+    if (attn_mask is None and type(dropout_p) is float and dropout_p == 0.0 and (is_causal is False or is_causal is True)
+            and (enable_gqa is False or enable_gqa is True) and type(query) is torch.Tensor and query.is_cuda
+            and (scale is None or (type(scale) is float and -FLT_MAX <= scale <= FLT_MAX))
+            and not _is_dynamo_compiling()):
+        try:
+            out, _ = _fwd_cached(query, key, value, 1 if is_causal else 0, scale, enable_gqa)
+        except (RuntimeError, NotImplementedError):
+            _check(query, key, value)
+            raise
+        if out is not None:
+            return out
+        remember = True
     if attn_mask is not None:
         raise NotImplementedError("flashcore_cutlass does not support attn_mask (only is_causal); use torch SDPA")
     if type(dropout_p) is not float or dropout_p != 0.0:
@@ -470,7 +525,7 @@ def scaled_dot_product_attention(
             _check_heads_without_gqa(query, key)
         _check_grad(query, key, value)
         return _attention_op(query, key, value, mask, scale)[0]
-    return _forward(query, key, value, mask, scale, not enable_gqa)[0]
+    return _forward(query, key, value, mask, scale, not enable_gqa, remember=remember)[0]
 
 
 def _check_heads_without_gqa(query, key) -> None:

@@ -107,8 +107,16 @@ FWD_DENSE_ARGUMENTS = ("variant", "q", "k", "v", "scale", "causal_offset")
 
 FWD_PACK_GQA_ARGUMENTS = ("variant", "q", "k", "v", "scale", "key_begin", "key_end", "softcap")
 
+
+FWD_CACHED_ARGUMENTS = ("q", "k", "v", "mask", "scale", "gqa_ok")
+
+
+REMEMBER_DISPATCH_ARGUMENTS = ("q", "k", "v", "mask", "variant", "pack_gqa", "key_begin", "key_end")
+
 # The binding's ops that this Python calls, with the arguments it passes.
-BINDING_OPS = {"fwd": FWD_ARGUMENTS, "fwd_dense": FWD_DENSE_ARGUMENTS, "fwd_pack_gqa": FWD_PACK_GQA_ARGUMENTS}
+BINDING_OPS = {"fwd": FWD_ARGUMENTS, "fwd_dense": FWD_DENSE_ARGUMENTS, "fwd_pack_gqa": FWD_PACK_GQA_ARGUMENTS,
+               "fwd_cached": FWD_CACHED_ARGUMENTS, "remember_dispatch": REMEMBER_DISPATCH_ARGUMENTS,
+               "forget_dispatch": (), "dispatched_shapes": ()}
 
 
 def binding_differences(schemas: dict) -> list[str]:
@@ -224,6 +232,10 @@ class Runtime:
         self.fwd_dense = direct_call(torch.ops.flashcore.fwd_dense.default)
         # Decoding with GQA: a group's query heads as the rows of one tile (api: problem.gqa_packed).
         self.fwd_pack_gqa = direct_call(torch.ops.flashcore.fwd_pack_gqa.default)
+        # The eager hot path: shapes decided before, served from the binding's own dispatch cache
+        # (api.attention: no Python between the call and the launch), and how decisions get there.
+        self.fwd_cached = direct_call(torch.ops.flashcore.fwd_cached.default)
+        self.remember_dispatch = direct_call(torch.ops.flashcore.remember_dispatch.default)
 
     @staticmethod
     def set_programmatic_launch(enabled: bool) -> bool:
@@ -233,6 +245,13 @@ class Runtime:
         import torch
 
         return bool(torch.ops.flashcore.set_programmatic_launch(bool(enabled)))
+
+    @staticmethod
+    def forget_dispatch() -> int:
+        """Drop the binding's cached dispatch decisions (api's hot path); returns how many."""
+        import torch
+
+        return int(torch.ops.flashcore.forget_dispatch())
 
     def variant_id(self, problem: Problem) -> int:
         return self.ids[self.registry.choose(problem).variant]
@@ -268,8 +287,10 @@ def get_runtime() -> Runtime:
 
 # Dispatch decisions per exact shape (api._shape_key: dtype, mask, B, H, Sq, D, Hkv, Sk, aligned16)
 # -> variant id, or (variant id, key_begin, key_end) for a decoding call with GQA packed into rows
-# (api._dispatch), filled by the API's hot path (one dict lookup per call). Owned here with the
-# registry's per-key cache, so that forgetting decisions needs no import of the API.
+# (api._dispatch), filled by the API's Python path (one dict lookup per call); the calls without a
+# window or softcap find them in the binding's own cache first (Runtime.fwd_cached, filled with
+# Runtime.remember_dispatch). Owned here with the registry's per-key cache, so that forgetting
+# decisions needs no import of the API.
 shape_cache: dict[tuple, int | tuple[int, int, int]] = {}
 
 
@@ -278,4 +299,5 @@ def forget_decisions(rt: "Runtime | None" = None) -> None:
     extension stays loaded."""
     for runtime in {r for r in (rt, _runtime) if r is not None}:
         runtime.registry.invalidate()
+        runtime.forget_dispatch()
     shape_cache.clear()

@@ -7,6 +7,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <ATen/core/grad_mode.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -14,9 +16,13 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -465,6 +471,125 @@ std::tuple<at::Tensor, at::Tensor> fwd_pack_gqa(int64_t variant, at::Tensor cons
                   softcap, std::nullopt, std::nullopt, 0, 0, false, false, /*pack_gqa=*/true);
 }
 
+// ---- The eager hot path's dispatch cache (issue 8: dispatch decided once per problem key and
+// cached where the lookup costs nothing). Python decides a shape once (registry.py, api._dispatch)
+// and records the decision here (remember_dispatch); later calls of that shape go from fwd_cached
+// straight to fwd_dense / fwd_pack_gqa, with no Python between the call and the launch. The key
+// holds what the decision and the Python checks a cached shape skips depend on (api._shape_key's
+// fields, plus the device); fwd_impl still checks every call in full.
+enum DispatchMask : int8_t { kNoMask = 0, kTopLeft = 1, kBottomRight = 2 };
+
+struct DispatchKey {
+  int64_t b = 0, h = 0, sq = 0, d = 0, hk = 0, sk = 0, dv = 0;
+  int32_t device = 0;
+  int8_t dtype = 0, mask = 0;
+  bool aligned = false;
+  bool operator==(DispatchKey const& o) const {
+    return b == o.b && h == o.h && sq == o.sq && d == o.d && hk == o.hk && sk == o.sk && dv == o.dv &&
+           device == o.device && dtype == o.dtype && mask == o.mask && aligned == o.aligned;
+  }
+};
+
+struct DispatchKeyHash {
+  size_t operator()(DispatchKey const& k) const {
+    size_t h = std::hash<int64_t>{}(k.b);
+    for (int64_t x : {k.h, k.sq, k.d, k.hk, k.sk, k.dv, int64_t(k.device), int64_t(k.dtype), int64_t(k.mask),
+                      int64_t(k.aligned)})
+      h = h * 1000003u ^ std::hash<int64_t>{}(x);
+    return h;
+  }
+};
+
+// A decision as api._dispatch makes it: a variant id, or for decoding with GQA the variant that
+// runs the group's query heads packed into rows over keys [key_begin, key_end).
+struct DispatchDecision {
+  int64_t variant = -1;
+  bool pack_gqa = false;
+  int64_t key_begin = 0, key_end = 0;
+};
+
+std::shared_mutex g_dispatch_mutex;
+std::unordered_map<DispatchKey, DispatchDecision, DispatchKeyHash> g_dispatch;
+
+// Problem.aligned16 as api._aligned16 computes it: 16-byte aligned data pointer, and strides of
+// the dimensions of extent > 1 (but the contiguous last) multiples of 16 bytes.
+bool aligned16(at::Tensor const& t) {
+  if (reinterpret_cast<uintptr_t>(t.data_ptr()) & 15) return false;
+  for (int64_t d = 0; d < 3; ++d)
+    if (t.size(d) > 1 && (t.stride(d) * int64_t(t.element_size())) % 16 != 0) return false;
+  return true;
+}
+
+// The key of a call, or nullopt for a call the cache never serves (the Python path then reports
+// what is wrong with it, or runs it): CUDA tensors of rank 4, fp16/bf16 alike, last dims
+// contiguous, something to compute, a known mask.
+std::optional<DispatchKey> dispatch_key(at::Tensor const& q, at::Tensor const& k, at::Tensor const& v, int64_t mask) {
+  if (mask < kNoMask || mask > kBottomRight) return std::nullopt;
+  for (at::Tensor const* t : {&q, &k, &v})
+    if (!t->defined() || !t->is_cuda() || t->dim() != 4 || t->stride(3) != 1) return std::nullopt;
+  at::ScalarType const dtype = q.scalar_type();
+  if ((dtype != at::kHalf && dtype != at::kBFloat16) || k.scalar_type() != dtype || v.scalar_type() != dtype)
+    return std::nullopt;
+  if (k.device() != q.device() || v.device() != q.device()) return std::nullopt;
+  DispatchKey key;
+  key.b = q.size(0), key.h = q.size(1), key.sq = q.size(2), key.d = q.size(3);
+  key.hk = k.size(1), key.sk = k.size(2), key.dv = v.size(3);
+  if (key.b == 0 || key.h == 0 || key.sq == 0 || key.sk == 0) return std::nullopt;  // never cached: nothing to launch
+  key.device = q.device().index();
+  key.dtype = dtype == at::kHalf ? 0 : 1;
+  key.mask = int8_t(mask);
+  key.aligned = aligned16(q) && aligned16(k) && aligned16(v);
+  return key;
+}
+
+// Records Python's decision for the shape of (q, k, v) under `mask` (DispatchMask); false when
+// the cache never serves such a call.
+bool remember_dispatch(at::Tensor const& q, at::Tensor const& k, at::Tensor const& v, int64_t mask, int64_t variant,
+                       bool pack_gqa, int64_t key_begin, int64_t key_end) {
+  std::optional<DispatchKey> const key = dispatch_key(q, k, v, mask);
+  TORCH_CHECK_VALUE(variant >= 0 && variant < int64_t(variant_list().size()), "unknown flashcore variant id ",
+                    num(variant));
+  if (!key) return false;
+  std::unique_lock lock(g_dispatch_mutex);
+  g_dispatch[*key] = DispatchDecision{variant, pack_gqa, key_begin, key_end};
+  return true;
+}
+
+// Forgets every cached decision (after tuning: runtime.forget_decisions); returns how many.
+int64_t forget_dispatch() {
+  std::unique_lock lock(g_dispatch_mutex);
+  int64_t const n = int64_t(g_dispatch.size());
+  g_dispatch.clear();
+  return n;
+}
+
+int64_t dispatched_shapes() {
+  std::shared_lock lock(g_dispatch_mutex);
+  return int64_t(g_dispatch.size());
+}
+
+// attention() / the SDPA drop-in for a shape decided before: (out, lse), or two undefined tensors
+// (None in Python) when the cache does not serve the call: a shape not decided yet, inputs that
+// need grad while grad mode is on, or different head counts where the caller forbids GQA
+// (`gqa_ok`: the drop-in without enable_gqa takes Hk = H or 1 only). scale None: 1/sqrt(D),
+// computed as Python's D ** -0.5 is.
+std::tuple<at::Tensor, at::Tensor> fwd_cached(at::Tensor const& q, at::Tensor const& k, at::Tensor const& v,
+                                              int64_t mask, std::optional<double> scale, bool gqa_ok) {
+  std::optional<DispatchKey> const key = dispatch_key(q, k, v, mask);
+  if (!key || (!gqa_ok && key->hk != key->h && key->hk != 1)) return {};
+  if (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return {};
+  DispatchDecision decision;
+  {
+    std::shared_lock lock(g_dispatch_mutex);
+    auto const it = g_dispatch.find(*key);
+    if (it == g_dispatch.end()) return {};
+    decision = it->second;
+  }
+  double const s = scale.has_value() ? *scale : std::pow(double(key->d), -0.5);
+  if (decision.pack_gqa) return fwd_pack_gqa(decision.variant, q, k, v, s, decision.key_begin, decision.key_end, 0.0);
+  return fwd_dense(decision.variant, q, k, v, s, mask == kBottomRight ? key->sk - key->sq : 0);
+}
+
 // The test face of variant_workspace: `bytes` bytes on `like`'s device (an empty tensor for 0),
 // allocated exactly as fwd allocates a variant's workspace.
 at::Tensor workspace_op(at::Tensor const& like, int64_t bytes) {
@@ -505,6 +630,14 @@ TORCH_LIBRARY(flashcore, m) {
   // the rows of one tile, over keys [key_begin, key_end) (an unmasked variant; the mask as a key range).
   m.def("fwd_pack_gqa(int variant, Tensor q, Tensor k, Tensor v, float scale, int key_begin, int key_end,"
         " float softcap=0.0) -> (Tensor, Tensor)");
+  // The eager hot path: a shape's dispatch decision recorded by Python (remember_dispatch), then served
+  // without Python (fwd_cached: None, None for a call it does not serve). mask: 0 none, 1 top-left,
+  // 2 bottom-right; scale None = 1/sqrt(head_dim); gqa_ok False: only Hk = H or 1.
+  m.def("fwd_cached(Tensor q, Tensor k, Tensor v, int mask, float? scale=None, bool gqa_ok=True) -> (Tensor, Tensor)");
+  m.def("remember_dispatch(Tensor q, Tensor k, Tensor v, int mask, int variant, bool pack_gqa=False, int key_begin=0,"
+        " int key_end=0) -> bool");
+  m.def("forget_dispatch() -> int", &flashcore::forget_dispatch);
+  m.def("dispatched_shapes() -> int", &flashcore::dispatched_shapes);
   // Launch sm90 kernels as programmatic dependents (on by default); returns the previous setting.
   m.def("set_programmatic_launch(bool enabled) -> bool", &flashcore::set_programmatic_launch);
   // A variant's workspace as fwd allocates it (uninitialised, torch's caching allocator), for tests.
@@ -515,5 +648,13 @@ TORCH_LIBRARY_IMPL(flashcore, CUDA, m) {
   m.impl("fwd", &flashcore::fwd);
   m.impl("fwd_dense", &flashcore::fwd_dense);
   m.impl("fwd_pack_gqa", &flashcore::fwd_pack_gqa);
+  m.impl("fwd_cached", &flashcore::fwd_cached);
+  m.impl("remember_dispatch", &flashcore::remember_dispatch);
   m.impl("workspace", &flashcore::workspace_op);
+}
+
+// fwd_cached decides about grad itself (inputs that need grad under grad mode: not served, so that
+// Python raises its message); no autograd kernel in between.
+TORCH_LIBRARY_IMPL(flashcore, Autograd, m) {
+  m.impl("fwd_cached", torch::CppFunction::makeFallthrough());
 }

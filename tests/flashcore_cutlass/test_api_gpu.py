@@ -40,12 +40,76 @@ def test_sdpa_drop_in_matches_torch(rt):
 
 def test_print_dispatch(rt, monkeypatch, capsys):
     monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
-    rt.registry.invalidate()
-    fc.api._dispatch_cache.clear()
+    from flashcore_cutlass.runtime import forget_decisions
+
+    forget_decisions(rt)  # the registry's, the API's and the binding's: decided anew
     q, k, v = _qkv(1, 2, 77, 77, 128)
     fc.attention(q, k, v)
     err = capsys.readouterr().err
     assert "fc_" in err and ("(tuned)" in err or "(shipped)" in err or "(heuristic)" in err)
+
+
+def test_hot_path_serves_decided_shapes_from_the_binding(rt):
+    """A shape's first call is decided in Python and recorded in the binding's dispatch cache; later
+    calls (attention() and the SDPA drop-in) are served from there (flashcore::fwd_cached), with the
+    Python path's results bit for bit, and every check still applies."""
+    from flashcore_cutlass import api, runtime
+
+    runtime.forget_decisions(rt)
+    assert torch.ops.flashcore.dispatched_shapes() == 0
+    q, k, v = _qkv(1, 4, 200, 300, 64, torch.float16)
+    assert rt.fwd_cached(q, k, v, 2, None, True) == (None, None)  # not decided yet
+    first, first_lse = fc.attention(q, k, v, causal="bottom_right", return_lse=True)
+    assert torch.ops.flashcore.dispatched_shapes() == 1
+    out, lse = rt.fwd_cached(q, k, v, 2, None, True)  # no Python between the call and the launch
+    assert torch.equal(out, first) and torch.equal(lse, first_lse)
+    python_path, python_lse = api._forward(q, k, v, "bottom_right", None)
+    assert torch.equal(python_path, first) and torch.equal(python_lse, first_lse)
+    # Another mask or alignment is another key; a scale goes through as given.
+    assert rt.fwd_cached(q, k, v, 1, None, True) == (None, None)
+    scaled = fc.attention(q, k, v, causal="bottom_right", scale=0.3)
+    assert torch.equal(scaled, api._forward(q, k, v, "bottom_right", 0.3)[0])
+    shifted = torch.empty(q.numel() + 8, device="cuda", dtype=q.dtype)[1:q.numel() + 1].view_as(q).copy_(q)
+    assert rt.fwd_cached(shifted, k, v, 2, None, True) == (None, None)  # 2-byte aligned: another key
+    # The drop-in: its head rule and its own mask spelling.
+    sdpa_first = fc.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.equal(fc.scaled_dot_product_attention(q, k, v, is_causal=True), sdpa_first)
+    assert torch.ops.flashcore.dispatched_shapes() == 2  # bottom-right from attention(), top-left from the drop-in
+    qg, kg, vg = _qkv(1, 8, 128, 128, 64, torch.float16)
+    kg, vg = kg[:, :2].contiguous(), vg[:, :2].contiguous()
+    gqa = fc.attention(qg, kg, vg)
+    assert torch.equal(fc.attention(qg, kg, vg), gqa)
+    with pytest.raises(ValueError, match="enable_gqa=True"):
+        fc.scaled_dot_product_attention(qg, kg, vg)
+    assert torch.equal(fc.scaled_dot_product_attention(qg, kg, vg, enable_gqa=True), gqa)
+    # Checks a cached shape still gets: grad, scale, dtypes.
+    q.requires_grad_(True)
+    with pytest.raises(NotImplementedError, match="forward pass only"):
+        fc.attention(q, k, v, causal="bottom_right")
+    q.requires_grad_(False)
+    with pytest.raises(ValueError, match="scale must be finite"):
+        fc.attention(q, k, v, causal="bottom_right", scale=float("nan"))
+    with pytest.raises(TypeError, match="dtype"):  # the binding's check (the API's shape cache skips Python's)
+        fc.attention(q, k, v.bfloat16(), causal="bottom_right")
+    runtime.forget_decisions(rt)
+    assert torch.ops.flashcore.dispatched_shapes() == 0 and api._dispatch_cache == {}
+
+
+def test_hot_path_serves_packed_gqa_decoding(rt):
+    """Decoding with GQA (one query row, the group's heads packed into rows over a key range) is
+    served from the binding's cache too, as the Python path runs it."""
+    from flashcore_cutlass import api, runtime
+
+    runtime.forget_decisions(rt)
+    q, _, _ = _qkv(2, 8, 1, 1, 128)
+    _, k, v = _qkv(2, 2, 1, 1000, 128)
+    first = fc.attention(q, k, v, causal="bottom_right")
+    decision = next(iter(api._dispatch_cache.values()))
+    assert torch.ops.flashcore.dispatched_shapes() == 1
+    assert torch.equal(rt.fwd_cached(q, k, v, 2, None, True)[0], first)
+    assert torch.equal(api._forward(q, k, v, "bottom_right", None)[0], first)
+    expected = reference_attention(q, k, v)[0]  # one row aligned bottom-right sees every key
+    assert (first.float() - expected).abs().max().item() < 2e-2, decision
 
 
 def test_cuda_graph_capture(rt):

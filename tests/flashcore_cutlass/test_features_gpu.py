@@ -313,6 +313,7 @@ def test_api_gqa_decoding_packs_query_heads(rt, case):
     key range) and the result is the per-head reference's, for every mask, softcap and head dim;
     q as a slice of a fused (B, 1, H + 2 Hkv, D) decoding projection (head stride D)."""
     from flashcore_cutlass import api
+    from flashcore_cutlass.runtime import forget_decisions
 
     b, h, hkv, sk, d, dv, dtype, causal, window, softcap = case
     gen = torch.Generator(device="cuda").manual_seed(19)
@@ -320,7 +321,7 @@ def test_api_gqa_decoding_packs_query_heads(rt, case):
     fused = torch.randn(b, 1, h + 2 * hkv, d, device="cuda", dtype=DTYPES[dtype], generator=gen) * 1.5
     q = fused[:, :, :h].transpose(1, 2)
     assert q.shape == (b, h, 1, d) and q.stride()[1:] == (d, (h + 2 * hkv) * d, 1)
-    api._dispatch_cache.clear()
+    forget_decisions()  # the API's and the binding's: decided anew, in Python
     check(_api(q, k, v, causal=causal, window=window, softcap=softcap), q, k, v, causal, 1 / math.sqrt(d),
           window, softcap)
     decisions = list(api._dispatch_cache.values())

@@ -16,6 +16,11 @@ class _FakeRegistry:
 class _FakeRuntime:
     def __init__(self):
         self.registry = _FakeRegistry()
+        self.binding_forgotten = 0
+
+    def forget_dispatch(self):
+        self.binding_forgotten += 1
+        return 0
 
 
 def test_forget_decisions_clears_registry_and_shape_cache(monkeypatch):
@@ -26,8 +31,9 @@ def test_forget_decisions_clears_registry_and_shape_cache(monkeypatch):
     runtime.forget_decisions(tuned_rt)
     assert runtime.shape_cache == {}
     assert (global_rt.registry.invalidated, tuned_rt.registry.invalidated) == (1, 1)
+    assert (global_rt.binding_forgotten, tuned_rt.binding_forgotten) == (1, 1)  # the binding's cache too
     runtime.forget_decisions(global_rt)  # the same runtime twice is invalidated once
-    assert global_rt.registry.invalidated == 2
+    assert global_rt.registry.invalidated == 2 and global_rt.binding_forgotten == 2
 
 
 def test_missing_extension_names_the_build_command(tmp_path):
@@ -98,7 +104,8 @@ def test_variant_differences():
 
 def test_binding_differences():
     """A binding built before fwd took causal_offset (or with other arguments), or before it had
-    fwd_dense or fwd_pack_gqa, asks for a rebuild instead of failing every call with a schema error."""
+    fwd_dense, fwd_pack_gqa or the hot path's dispatch cache, asks for a rebuild instead of failing
+    every call with a schema error."""
     current = torch._C.parse_schema(
         "flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
         " int causal_offset=0, int? left_offset=None, float softcap=0.0, Tensor? cu_seqlens_q=None,"
@@ -108,15 +115,26 @@ def test_binding_differences():
                                   " int causal_offset=0) -> (Tensor, Tensor)")
     pack = torch._C.parse_schema("flashcore::fwd_pack_gqa(int variant, Tensor q, Tensor k, Tensor v, float scale,"
                                  " int key_begin, int key_end, float softcap=0.0) -> (Tensor, Tensor)")
-    assert runtime.binding_differences({"fwd": current, "fwd_dense": dense, "fwd_pack_gqa": pack}) == []
+    cache = {name: torch._C.parse_schema(f"flashcore::{name}{schema}") for name, schema in (
+        ("fwd_cached", "(Tensor q, Tensor k, Tensor v, int mask, float? scale=None, bool gqa_ok=True)"
+                       " -> (Tensor, Tensor)"),
+        ("remember_dispatch", "(Tensor q, Tensor k, Tensor v, int mask, int variant, bool pack_gqa=False,"
+                              " int key_begin=0, int key_end=0) -> bool"),
+        ("forget_dispatch", "() -> int"), ("dispatched_shapes", "() -> int"))}
+    ops = {"fwd": current, "fwd_dense": dense, "fwd_pack_gqa": pack, **cache}
+    assert runtime.binding_differences(ops) == []
     old = torch._C.parse_schema("flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale,"
                                 " Tensor? out=None, Tensor? lse=None) -> (Tensor, Tensor)")
-    assert runtime.binding_differences({"fwd": old, "fwd_dense": dense, "fwd_pack_gqa": pack}) == [
+    assert runtime.binding_differences(ops | {"fwd": old}) == [
         "its flashcore::fwd takes (variant, q, k, v, scale, out, lse), this flashcore passes"
         " (variant, q, k, v, scale, out, lse, causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k,"
         " max_seqlen_q, max_seqlen_k, bottom_right)"]
-    assert runtime.binding_differences({"fwd": current, "fwd_pack_gqa": pack}) == ["it has no flashcore::fwd_dense"]
-    assert runtime.binding_differences({"fwd": current, "fwd_dense": dense}) == ["it has no flashcore::fwd_pack_gqa"]
+    without = lambda name: {op: schema for op, schema in ops.items() if op != name}  # noqa: E731
+    assert runtime.binding_differences(without("fwd_dense")) == ["it has no flashcore::fwd_dense"]
+    assert runtime.binding_differences(without("fwd_pack_gqa")) == ["it has no flashcore::fwd_pack_gqa"]
+    # A binding from before the hot path's dispatch cache: rebuild.
+    assert runtime.binding_differences({"fwd": current, "fwd_dense": dense, "fwd_pack_gqa": pack}) == [
+        f"it has no flashcore::{name}" for name in cache]
 
 
 def test_direct_call_skips_the_overload_frame_only_where_safe():
