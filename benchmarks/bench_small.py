@@ -301,7 +301,11 @@ def host_overhead(calls: int = HOST_CALLS, repeats: int = HOST_REPEATS) -> dict:
              "hot-path op (fwd_cached)": (rt.fwd_cached, (q, k, v, 0, None, True)),
              "attention, Python path": (_python_path, (q, k, v)),
              "raw op (fwd, 15 arguments)": (rt.fwd, (vid, q, k, v, scale, None, None, 0))}
-    best = host_us_per_call(cases, calls, repeats)
+    # A model's call under patch_sdpa (torch.nn.functional.scaled_dot_product_attention patched):
+    # for a shape served before, the binding's dispatch cache without the patch's support checks.
+    with fc.patch_sdpa():
+        cases["SDPA under patch_sdpa"] = (F.scaled_dot_product_attention, (q, k, v))
+        best = host_us_per_call(cases, calls, repeats)
     variant = next(name for name, i in rt.ids.items() if i == vid)
     return {"input": list(TINY), "dtype": "fp16", "calls": calls, "repeats": repeats, "variant": variant,
             "us": best, **overhead_summary(best)}

@@ -494,20 +494,10 @@ def scaled_dot_product_attention(
     ``enable_gqa=True`` (like torch, which refuses them otherwise), except a single key/value
     head, which torch broadcasts (the same result). Arguments are checked like
     :func:`attention` (``is_causal`` and ``enable_gqa`` must be bools)."""
-    # attention()'s hot path, with the drop-in's head rule (gqa_ok) checked by the binding.
-    remember = False
-    if (attn_mask is None and type(dropout_p) is float and dropout_p == 0.0 and (is_causal is False or is_causal is True)
-            and (enable_gqa is False or enable_gqa is True) and type(query) is torch.Tensor and query.is_cuda
-            and (scale is None or (type(scale) is float and -FLT_MAX <= scale <= FLT_MAX))
-            and not _is_dynamo_compiling()):
-        try:
-            out, _ = _fwd_cached(query, key, value, 1 if is_causal else 0, scale, enable_gqa)
-        except (RuntimeError, NotImplementedError):
-            _check(query, key, value)
-            raise
-        if out is not None:
-            return out
-        remember = True
+    out = _sdpa_hot_path(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+    if out is not None:
+        return out
+    remember = out is _NOT_DECIDED
     if attn_mask is not None:
         raise NotImplementedError("flashcore_cutlass does not support attn_mask (only is_causal); use torch SDPA")
     if type(dropout_p) is not float or dropout_p != 0.0:
@@ -526,6 +516,26 @@ def scaled_dot_product_attention(
         _check_grad(query, key, value)
         return _attention_op(query, key, value, mask, scale)[0]
     return _forward(query, key, value, mask, scale, not enable_gqa, remember=remember)[0]
+
+
+_NOT_DECIDED = object()  # _sdpa_hot_path: a call it could serve once its shape is decided
+
+
+def _sdpa_hot_path(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa):
+    """attention()'s hot path for an SDPA call (the drop-in, patch_sdpa): its output where the
+    binding's dispatch cache serves it (with the drop-in's head rule: gqa_ok); else None, or
+    _NOT_DECIDED where only the shape's decision is missing (the Python path then records it)."""
+    if (attn_mask is None and type(dropout_p) is float and dropout_p == 0.0 and (is_causal is False or is_causal is True)
+            and (enable_gqa is False or enable_gqa is True) and type(query) is torch.Tensor and query.is_cuda
+            and (scale is None or (type(scale) is float and -FLT_MAX <= scale <= FLT_MAX))
+            and not _is_dynamo_compiling()):
+        try:
+            out, _ = _fwd_cached(query, key, value, 1 if is_causal else 0, scale, enable_gqa)
+        except (RuntimeError, NotImplementedError):
+            _check(query, key, value)
+            raise
+        return _NOT_DECIDED if out is None else out
+    return None
 
 
 def _check_heads_without_gqa(query, key) -> None:

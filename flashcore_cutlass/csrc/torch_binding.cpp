@@ -521,8 +521,9 @@ bool aligned16(at::Tensor const& t) {
 }
 
 // The key of a call, or nullopt for a call the cache never serves (the Python path then reports
-// what is wrong with it, or runs it): CUDA tensors of rank 4, fp16/bf16 alike, last dims
-// contiguous, something to compute, a known mask.
+// what is wrong with it, or runs it): CUDA tensors of rank 4 on one device, fp16/bf16 alike, last
+// dims contiguous, shapes that fit together as (B, H, Sq, D), (B, Hk, Sk, D), (B, Hk, Sk, Dv),
+// something to compute, a known mask.
 std::optional<DispatchKey> dispatch_key(at::Tensor const& q, at::Tensor const& k, at::Tensor const& v, int64_t mask) {
   if (mask < kNoMask || mask > kBottomRight) return std::nullopt;
   for (at::Tensor const* t : {&q, &k, &v})
@@ -534,6 +535,8 @@ std::optional<DispatchKey> dispatch_key(at::Tensor const& q, at::Tensor const& k
   DispatchKey key;
   key.b = q.size(0), key.h = q.size(1), key.sq = q.size(2), key.d = q.size(3);
   key.hk = k.size(1), key.sk = k.size(2), key.dv = v.size(3);
+  if (k.size(0) != key.b || k.size(3) != key.d || v.size(0) != key.b || v.size(1) != key.hk || v.size(2) != key.sk)
+    return std::nullopt;
   if (key.b == 0 || key.h == 0 || key.sq == 0 || key.sk == 0) return std::nullopt;  // never cached: nothing to launch
   key.device = q.device().index();
   key.dtype = dtype == at::kHalf ? 0 : 1;

@@ -52,3 +52,25 @@ def test_llama_generation_with_kv_cache(rt):
             out = model.generate(ids, max_new_tokens=8, do_sample=False)
     assert patch.counts["flashcore"] >= LAYERS, (patch.counts, patch.reasons)
     assert (out == ref).float().mean().item() >= 0.9  # random weights: near-ties may flip a late token
+
+
+def test_patched_calls_of_a_decided_shape_take_the_hot_path(rt):
+    """A shape the patch sent to flashcore once is served from the binding's dispatch cache on the
+    next calls (counted as flashcore, same results); calls flashcore does not take still go to torch
+    with their reason, also for a cached shape (float32, a mask, an input that needs grad)."""
+    from flashcore_cutlass.runtime import forget_decisions
+
+    forget_decisions(rt)
+    F = torch.nn.functional
+    q, k, v = (torch.randn(2, 8, 200, 64, device="cuda", dtype=torch.float16) for _ in range(3))
+    with fc.patch_sdpa() as patch:
+        first = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        assert torch.ops.flashcore.dispatched_shapes() == 1
+        for _ in range(3):
+            assert torch.equal(F.scaled_dot_product_attention(q, k, v, is_causal=True), first)
+        assert patch.counts == {"flashcore": 4, "torch": 0}
+        F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+        F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(200, 200, device="cuda", dtype=torch.bool))
+        F.scaled_dot_product_attention(q.detach().requires_grad_(), k, v, is_causal=True)  # grad: torch's
+    assert patch.counts == {"flashcore": 4, "torch": 3}, patch.reasons
+    assert torch.equal(first, fc.scaled_dot_product_attention(q, k, v, is_causal=True))
