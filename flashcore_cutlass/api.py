@@ -495,7 +495,7 @@ def scaled_dot_product_attention(
     head, which torch broadcasts (the same result). Arguments are checked like
     :func:`attention` (``is_causal`` and ``enable_gqa`` must be bools)."""
     out = _sdpa_hot_path(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-    if out is not None:
+    if out is not None and out is not _NOT_DECIDED:
         return out
     remember = out is _NOT_DECIDED
     if attn_mask is not None:

@@ -364,3 +364,29 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+def test_sdpa_hot_path_outcomes(cpu_kernels, monkeypatch):
+    """The drop-in and patch_sdpa on the three outcomes of the binding's hot path: an output (returned
+    as it is), a shape not decided yet (the Python path runs it and records the decision), a call it
+    does not take (the Python path, nothing recorded)."""
+    from flashcore_cutlass import patch as patch_module
+
+    q, k, v = _qkv(1, 4, 16, 16, 64)
+    served = torch.full_like(q, 7.0)
+    remembered = []
+    monkeypatch.setattr(api, "_remember_dispatch", lambda *args: remembered.append(args[3:]))
+    for outcome, records in ((api._NOT_DECIDED, [(1, 1)]), (None, [])):
+        monkeypatch.setattr(api, "_sdpa_hot_path", lambda *args, outcome=outcome: outcome)
+        remembered.clear()
+        out = api.scaled_dot_product_attention(q, k, v, is_causal=True)
+        assert torch.equal(out, _reference(q, k, v, True)[0]) and remembered == records
+    monkeypatch.setattr(api, "_sdpa_hot_path", lambda *args: served)
+    assert api.scaled_dot_product_attention(q, k, v, is_causal=True) is served
+    with patch_module.patch_sdpa() as patch:
+        assert torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True) is served
+        monkeypatch.setattr(api, "_sdpa_hot_path", lambda *args: api._NOT_DECIDED)
+        monkeypatch.setattr(patch_module, "unsupported_reason", lambda *args: None)  # CPU tensors: as if on the GPU
+        assert torch.equal(torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+                           _reference(q, k, v, True)[0])
+    assert patch.counts == {"flashcore": 2, "torch": 0}
