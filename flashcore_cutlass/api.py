@@ -497,7 +497,14 @@ def scaled_dot_product_attention(
     out = _sdpa_hot_path(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
     if out is not None and out is not _NOT_DECIDED:
         return out
-    remember = out is _NOT_DECIDED
+    return _sdpa_checked(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa,
+                         remember=out is _NOT_DECIDED)
+
+
+def _sdpa_checked(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa, remember: bool = False):
+    """The drop-in past its hot path: argument checks, then the traced op or the Python path
+    (``remember``: record the shape's decision in the binding's cache; patch_sdpa calls this after
+    its own hot-path attempt, so that a miss costs one attempt)."""
     if attn_mask is not None:
         raise NotImplementedError("flashcore_cutlass does not support attn_mask (only is_causal); use torch SDPA")
     if type(dropout_p) is not float or dropout_p != 0.0:

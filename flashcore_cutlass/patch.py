@@ -83,16 +83,18 @@ class SdpaPatch:
 
     def _sdpa(self, query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
               enable_gqa=False, **kwargs):
+        hot = None
         if not kwargs:  # a shape flashcore served before: the binding's dispatch cache, no checks here
-            out = api._sdpa_hot_path(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-            if out is not None and out is not api._NOT_DECIDED:
+            hot = api._sdpa_hot_path(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+            if hot is not None and hot is not api._NOT_DECIDED:
                 self._count("flashcore", None, query, is_causal)
-                return out
+                return hot
         reason = "arguments this flashcore does not know: " + ", ".join(sorted(kwargs)) if kwargs else None
         reason = reason or unsupported_reason(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
         if reason is None:
             try:
-                out = api.scaled_dot_product_attention(query, key, value, None, 0.0, is_causal, scale, enable_gqa)
+                out = api._sdpa_checked(query, key, value, None, 0.0, is_causal, scale, enable_gqa,
+                                        remember=hot is api._NOT_DECIDED)
             except _UNAVAILABLE as exc:
                 reason = f"flashcore cannot run it here: {exc}"
             else:

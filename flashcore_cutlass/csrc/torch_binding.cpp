@@ -510,6 +510,9 @@ struct DispatchDecision {
 
 std::shared_mutex g_dispatch_mutex;
 std::unordered_map<DispatchKey, DispatchDecision, DispatchKeyHash> g_dispatch;
+// Shapes that never repeat (a KV cache growing each decoding step: a new Sk per step, shared by the
+// layers of that step) would grow the cache without end; past this many it starts over.
+constexpr size_t kMaxDispatchShapes = size_t(1) << 16;
 
 // Problem.aligned16 as api._aligned16 computes it: 16-byte aligned data pointer, and strides of
 // the dimensions of extent > 1 (but the contiguous last) multiples of 16 bytes.
@@ -554,6 +557,7 @@ bool remember_dispatch(at::Tensor const& q, at::Tensor const& k, at::Tensor cons
                     num(variant));
   if (!key) return false;
   std::unique_lock lock(g_dispatch_mutex);
+  if (g_dispatch.size() >= kMaxDispatchShapes) g_dispatch.clear();
   g_dispatch[*key] = DispatchDecision{variant, pack_gqa, key_begin, key_end};
   return true;
 }

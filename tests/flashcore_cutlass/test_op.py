@@ -385,8 +385,11 @@ def test_sdpa_hot_path_outcomes(cpu_kernels, monkeypatch):
     assert api.scaled_dot_product_attention(q, k, v, is_causal=True) is served
     with patch_module.patch_sdpa() as patch:
         assert torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True) is served
-        monkeypatch.setattr(api, "_sdpa_hot_path", lambda *args: api._NOT_DECIDED)
+        attempts = []
+        monkeypatch.setattr(api, "_sdpa_hot_path", lambda *args: attempts.append(1) or api._NOT_DECIDED)
         monkeypatch.setattr(patch_module, "unsupported_reason", lambda *args: None)  # CPU tensors: as if on the GPU
+        remembered.clear()
         assert torch.equal(torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
                            _reference(q, k, v, True)[0])
+        assert attempts == [1] and remembered == [(1, 1)]  # one attempt a call; the decision recorded
     assert patch.counts == {"flashcore": 2, "torch": 0}
