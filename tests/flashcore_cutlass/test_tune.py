@@ -37,6 +37,9 @@ class FakeRuntime:
         self.calls: list[str] = []
         self.warmups: list[float] = []  # warmup_ms of each time_variant call (the rt fixture's fake timer)
 
+    def forget_dispatch(self):  # the binding's dispatch cache (runtime.forget_decisions after tuning)
+        return 0
+
     def run(self, variant, q, k, v, scale, out=None, lse=None):
         self.calls.append(variant)
         out, lse = reference_attention(q, k, v, causal=False, scale=scale)
