@@ -37,6 +37,13 @@ Tracing: under torch.compile / torch.export (and for tensor subclasses such as F
 ``attention()`` checks its arguments as above and calls the library op ``flashcore::attention``
 (:mod:`flashcore_cutlass.op`), opaque to the tracer; it dispatches and launches when the graph
 runs. Eager calls run the same code without the op's dispatcher round trip.
+
+The eager hot path: a shape's dispatch decision is made once here (registry) and recorded in the
+binding (``flashcore::remember_dispatch``); a later call of that shape without a window or softcap,
+whose scalar arguments pass identity tests (``causal`` a bool or a mask name, ``scale`` None or a
+finite float, ``return_lse`` a bool), goes through ``flashcore::fwd_cached`` straight to the launch:
+the binding computes the key, refuses grad and (for the drop-in) other head counts, and checks every
+operand as always; any call it does not serve takes the Python path above.
 """
 
 from __future__ import annotations
