@@ -207,12 +207,19 @@ def _as_dispatched(problem, heads_k: int):
     return packed[0]
 
 
+# flashcore tune's suites: name -> the function of flashcore_cutlass.tune that lists its problems
+# (looked up when tuning: that module imports torch, the parser must not).
+TUNE_SUITES = {"default": "default_suite", "grid": "baseline_grid", "small": "small_shapes",
+               "long-keys": "long_key_shapes", "few-cta": "few_cta_shapes", "decode": "decode_shapes",
+               "gqa-decode": "gqa_decode_shapes", "spec-decode": "spec_decode_shapes", "models": "model_shapes"}
+
+
 def cmd_tune(args) -> int:
+    from . import tune as tune_module
     from .problem import Problem
     from .registry import build_command
     from .runtime import get_runtime
-    from .tune import (baseline_grid, decode_shapes, default_suite, few_cta_shapes, gqa_decode_shapes, long_key_shapes,
-                       model_shapes, small_shapes, spec_decode_shapes, tune)
+    from .tune import tune
 
     if args.shape:
         dtypes = args.dtype or ["bf16"]
@@ -243,10 +250,7 @@ def cmd_tune(args) -> int:
               file=sys.stderr)
         return 2
     else:
-        problems = {"default": default_suite, "grid": baseline_grid, "small": small_shapes,
-                    "long-keys": long_key_shapes, "few-cta": few_cta_shapes, "decode": decode_shapes,
-                    "gqa-decode": gqa_decode_shapes, "spec-decode": spec_decode_shapes,
-                    "models": model_shapes}[args.suite]()
+        problems = getattr(tune_module, TUNE_SUITES[args.suite])()
         if args.dtype:
             problems = [p for p in problems if p.dtype in args.dtype]
         if args.head_dim:
@@ -436,9 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_nonnegative_int, metavar="LEFT",
                    help="with --shape: a causal sliding window of LEFT keys before the diagonal")
     p.add_argument("--softcap", type=_positive_float, help="with --shape: a logit softcap (e.g. 30)")
-    p.add_argument("--suite", choices=["default", "grid", "small", "long-keys", "few-cta", "decode", "gqa-decode",
-                                       "spec-decode", "models"],
-                   default="default",
+    p.add_argument("--suite", choices=list(TUNE_SUITES), default="default",
                    help="without --shape: the throughput grid + small shapes + short queries on long keys + "
                         "one sequence's causal prefill over few CTAs + bottom-right decoding shapes + GQA decoding "
                         "as packed problems + GQA speculative decoding (query heads packed into rows) + model "

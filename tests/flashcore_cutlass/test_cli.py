@@ -393,3 +393,12 @@ def test_tune_heads_k_tunes_decoding_as_dispatch_packs_it(capsys):
         capsys.readouterr().err
     prefill = Problem("bf16", 128, True, 1, 32, 4096, 4096)
     assert _as_dispatched(prefill, 8) is prefill  # the key counts query heads; nothing to pack
+
+
+def test_every_tune_suite_names_a_function_of_the_tune_module():
+    """The parser's --suite choices come from cli.TUNE_SUITES; each must list problems."""
+    from flashcore_cutlass import cli, tune
+
+    for name, function in cli.TUNE_SUITES.items():
+        problems = getattr(tune, function)()
+        assert problems and all(hasattr(p, "key") for p in problems), name
