@@ -81,9 +81,10 @@ class KernelConfig:
     # Default variants allowed to spill registers: name glob -> the measurement that keeps them
     # (`flashcore build` warns about any other spill).
     MEASURED_SPILLS: ClassVar[dict[str, str]] = {}
-    # Per head dim, tile sizes the registry's heuristic should aim at instead of its generic ones
-    # (flashcore_cutlass.registry.PREFERRED_TILES), for untuned shapes; each with its measurement.
-    HEURISTIC_TILES: ClassVar[dict[int, dict[str, int]]] = {}
+    # Per head dim, or per (head dim, causal), tile sizes the registry's heuristic should aim at
+    # instead of its generic ones (flashcore_cutlass.registry.PREFERRED_TILES and
+    # family_preferences), for untuned shapes; each with its measurement.
+    HEURISTIC_TILES: ClassVar[dict[int | tuple[int, bool], dict[str, int]]] = {}
     # Seconds to compile one variant on one core (measured; `flashcore build --dry-run` estimates from it).
     BUILD_SECONDS: ClassVar[float] = 60.0
 

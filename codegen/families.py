@@ -412,7 +412,12 @@ class Sm90Config(KernelConfig):
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
     # (GQA 16/8, S 4096, softcap) 128x64 took 342 us against SDPA's 310 without softcap, 128x80
     # 297 against 283 the run before (benchmarks/NOTES.md, 2026-11-26 13:42-, call 7).
-    HEURISTIC_TILES: ClassVar[dict] = {256: {"block_n": 80}}
+    # Untuned D64 problems without a mask that fill the card: two one-WG 64x128 CTAs per SM. The D64
+    # non-causal defaults have no 128-row tile, and the 64-row one-CTA tile the generic rule fell back
+    # on was 1.4-2.0x behind the best at all 11 untuned keys measured (ViT-B, BERT-base, SDXL, ...);
+    # the two-CTA tile won 7 and was within 10 % at the rest, where the 192-row tile won (and lost by
+    # up to 46 % elsewhere) (benchmarks/NOTES.md, 2026-11-27 13:30-, call 2; registry.family_preferences).
+    HEURISTIC_TILES: ClassVar[dict] = {256: {"block_n": 80}, (64, False): {"ctas_per_sm": 2}}
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
     MEASURED_SPILLS: ClassVar[dict] = {
         "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1": "spills 24-64 B (3 WGs at 160 registers); fastest D64 non-causal "

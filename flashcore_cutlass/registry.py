@@ -35,7 +35,8 @@ Among the candidates:
      split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128 (the nearest built
      size; of 64 and 192, equally near, 64);
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
-     measurement: benchmarks/NOTES.md, 2026-11-26 20:02-);
+     measurement: benchmarks/NOTES.md, 2026-11-26 20:02-), unless the family prefers two for
+     the problem (below: ``HEURISTIC_TILES``);
    - then the split-KV cluster size nearest :func:`preferred_splits`: 1 (one CTA per query
      tile) unless a problem has so few query tiles and rows see so many keys that clusters of
      2, 4 or 8 CTAs per query tile still fit half the SMs with >= 2 key tiles each (the rule
@@ -46,8 +47,10 @@ Among the candidates:
      cluster where Sq <= ``SPLIT_KV_GLOBAL_MAX_ROWS`` (the last CTA combines every row), else
      the cluster;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
-     (the middle of each axis), unless the family names other sizes for the head dim
-     (``HEURISTIC_TILES``, each with its measurement);
+     (the middle of each axis), unless the family names other sizes for the head dim or the head
+     dim and mask (``HEURISTIC_TILES``, each with its measurement; :func:`family_preferences`: a
+     family's ``ctas_per_sm`` applies only where the 64-row query tiles outnumber the SMs and no
+     few-CTA rule does, e.g. sm90's two one-warpgroup CTAs per SM for D64 without a mask);
    - then lean = 0 (the plain mainloop: the lean one wins only some tiles, by measurement);
    - then the name, so the choice is deterministic.
 
@@ -236,6 +239,19 @@ def _distance(value: int, want: int, ties_to: int = 0) -> float:
     return abs(value - want) + (0.5 if (ties_to > 0 and value < want) or (ties_to < 0 and value > want) else 0.0)
 
 
+def family_preferences(config: KernelConfig, key: ProblemKey, few_ctas_rule: bool,
+                       sm_count: int = DEFAULT_SM_COUNT) -> dict[str, int]:
+    """The tile sizes ``config``'s family prefers for ``key`` (``HEURISTIC_TILES``: by the variant's
+    head dim, then by (head dim, causal)). A preferred ``ctas_per_sm`` holds only for problems whose
+    64-row query tiles outnumber the SMs and where no few-CTA rule (split-KV, key split) applies:
+    with fewer tiles a second CTA per SM has nothing to run beside the first."""
+    tiles = config.HEURISTIC_TILES
+    preferred = {**tiles.get(config.head_dim, {}), **tiles.get((config.head_dim, key.causal), {})}
+    if few_ctas_rule or query_tiles_of(key) <= sm_count:
+        preferred.pop("ctas_per_sm", None)
+    return preferred
+
+
 def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> tuple:
     """Sort key of a candidate for ``problem``: smaller is better (see the module docstring).
 
@@ -252,7 +268,7 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
                  "ctas_per_sm": 1, "splits": splits,
                  "combine": int(splits > 1 and rows_per_tile(key) <= SPLIT_KV_GLOBAL_MAX_ROWS),
                  **PREFERRED_TILES,
-                 **config.HEURISTIC_TILES.get(config.head_dim, {})}
+                 **family_preferences(config, key, splits > 1 or key_split, sm_count)}
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key
     # tiles equally near, the wider (a D256 128x80 tile beats 128x48 by 13-37 % from S = 2k on,
     # benchmarks/NOTES.md 2026-11-26 call 5); of two query tiles equally near, the narrower (where

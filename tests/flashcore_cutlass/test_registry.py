@@ -128,6 +128,29 @@ def test_heuristic_prefers_the_narrower_of_two_query_tiles_equally_far_from_128(
     assert Registry(hashes(wide, narrow, split)).choose(seed).variant == narrow
 
 
+@pytest.mark.parametrize("head_dim", [64, 32, 40])
+def test_heuristic_prefers_two_ctas_per_sm_for_card_filling_d64_without_mask(head_dim):
+    """sm90's D64 non-causal defaults (64x128 one CTA, 64x128 two CTAs per SM, 192x128) at untuned
+    shapes (D32/D40 run on them padded): two CTAs per SM where the 64-row tiles outnumber the SMs
+    (it won 7 of 11 untuned keys, within 10 % at the rest; the one-CTA tile was 1.4-2.0x behind at
+    all 11); the one-CTA tile for the seed (64 tiles); causal problems keep their 128-row tile."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(causal, m, persistent=1, ctas=1):
+        return Sm90Config(dtype="bf16", head_dim=64, causal=causal, block_m=m, block_n=128, stages=2, schedule=1,
+                          persistent=persistent, ctas_per_sm=ctas).name
+
+    one, two, wide = sm90(False, 64, persistent=0), sm90(False, 64, ctas=2), sm90(False, 192)
+    reg = Registry(hashes(one, two, wide))
+    pick = lambda b, h, s: reg.choose(Problem("bf16", head_dim, False, b, h, s, s)).variant  # noqa: E731
+    for shape in [(64, 12, 197), (32, 12, 512), (2, 10, 4096), (16, 64, 1024), (1, 16, 2048), (2, 16, 512)]:
+        assert pick(*shape) == two, shape
+    assert pick(1, 8, 512) == one  # 64 query tiles of 64 rows on 132 SMs
+    causal = [sm90(True, 64, ctas=2), sm90(True, 128)]
+    assert Registry(hashes(*causal)).choose(Problem("bf16", head_dim, True, 16, 64, 1024, 1024)).variant == causal[1]
+    assert Sm90Config.HEURISTIC_TILES[(64, False)] == {"ctas_per_sm": 2}
+
+
 def test_heuristic_prefers_key_split_warpgroups_for_few_ctas_with_long_key_loops():
     """Two key-split warpgroups (and their 64-row tile) where the 64-row tiles fit the SMs once, no
     split-KV pays and a row sees >= 8 tiles of 128 keys; one warpgroup at the seed (4 key tiles),
