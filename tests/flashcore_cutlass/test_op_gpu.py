@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import flashcore_cutlass as fc
+import flashcore_cutlass.op  # noqa: F401  registers torch.ops.flashcore.* (the package imports lazily)
 from flashcore_cutlass.reference import random_qkv
 
 pytestmark = pytest.mark.gpu
