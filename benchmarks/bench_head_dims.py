@@ -29,7 +29,7 @@ from flashcore_cutlass.timing import time_calls  # noqa: E402
 
 F = torch.nn.functional
 
-DIMS = (32, 64, 80, 96, 112, 128, 160)
+DIMS = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160)
 SEQLENS = (1024, 4096)
 TOKENS = 16384
 # name: (B, H, S, D, causal)
