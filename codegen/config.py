@@ -81,10 +81,10 @@ class KernelConfig:
     # Default variants allowed to spill registers: name glob -> the measurement that keeps them
     # (`flashcore build` warns about any other spill).
     MEASURED_SPILLS: ClassVar[dict[str, str]] = {}
-    # Per head dim, or per (head dim, causal), tile sizes the registry's heuristic should aim at
-    # instead of its generic ones (flashcore_cutlass.registry.PREFERRED_TILES and
-    # family_preferences), for untuned shapes; each with its measurement.
-    HEURISTIC_TILES: ClassVar[dict[int | tuple[int, bool], dict[str, int]]] = {}
+    # Per head dim, tile sizes the registry's heuristic should aim at instead of its generic ones
+    # (flashcore_cutlass.registry.PREFERRED_TILES), for untuned shapes; each with its measurement.
+    # A family whose preferences depend on the problem overrides heuristic_tiles.
+    HEURISTIC_TILES: ClassVar[dict[int, dict[str, int]]] = {}
     # Seconds to compile one variant on one core (measured; `flashcore build --dry-run` estimates from it).
     BUILD_SECONDS: ClassVar[float] = 60.0
 
@@ -240,6 +240,12 @@ class KernelConfig:
         if head_dim == head_dim_v == self.head_dim:
             return True
         return self.PADS_HEAD_DIM and kernel_head_dim(head_dim, head_dim_v, self.HEAD_DIMS) == self.head_dim
+
+    def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
+        """Tile sizes this family prefers for an untuned problem (``key``: a ProblemKey, read
+        duck-typed: causal, seqlen_q, batch_heads, group) on ``sm_count`` SMs; the registry's
+        heuristic aims at them instead of its generic sizes (registry.family_preferences)."""
+        return self.HEURISTIC_TILES.get(self.head_dim, {})
 
     def can_implement(self, problem) -> str | None:
         """Why this variant cannot run ``problem``, or None when it can. ``problem`` is read

@@ -412,12 +412,33 @@ class Sm90Config(KernelConfig):
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
     # (GQA 16/8, S 4096, softcap) 128x64 took 342 us against SDPA's 310 without softcap, 128x80
     # 297 against 283 the run before (benchmarks/NOTES.md, 2026-11-26 13:42-, call 7).
-    # Untuned D64 problems without a mask that fill the card: two one-WG 64x128 CTAs per SM. The D64
-    # non-causal defaults have no 128-row tile, and the 64-row one-CTA tile the generic rule fell back
-    # on was 1.4-2.0x behind the best at all 11 untuned keys measured (ViT-B, BERT-base, SDXL, ...);
-    # the two-CTA tile won 7 and was within 10 % at the rest, where the 192-row tile won (and lost by
-    # up to 46 % elsewhere) (benchmarks/NOTES.md, 2026-11-27 13:30-, call 2; registry.family_preferences).
-    HEURISTIC_TILES: ClassVar[dict] = {256: {"block_n": 80}, (64, False): {"ctas_per_sm": 2}}
+    # D128: the ping-pong schedule (schedule 2) over the overlapped one (1) on the 128x128 tile, which
+    # the generic preferences leave tied (the name picked 1): in every tuning run so far that timed both
+    # (59 keys, fp16/bf16, both masks, 4-16k rows to decoding), ping-pong was faster at 51, by 3-6 %
+    # (geometric means per dtype and mask 0.944-0.967), up to 13.5 % ((2, 16, 1024) non-causal), and at most
+    # 1.7 % slower (benchmarks/NOTES.md, 2026-11-27 13:30-). D64's two schedules tie (0.993 / 1.001).
+    HEURISTIC_TILES: ClassVar[dict] = {128: {"schedule": 2}, 256: {"block_n": 80}}
+    # Untuned D64 problems without a mask whose 64-row tiles outnumber the SMs (heuristic_tiles). The
+    # D64 non-causal defaults have no 128-row tile, and the one-CTA 64-row tile the generic rule fell
+    # back on was 1.4-2.0x behind the best at all 11 untuned model keys measured (benchmarks/NOTES.md,
+    # 2026-11-27 13:30-, call 2). Of the other two, per key (tuner us, that call and the grid tune of
+    # 2026-11-26 23:40): the 192-row tile wins where its padding is small (Sq > 512: <= 12.5 %) and its
+    # tiles fill whole waves of the SMs (>= 85 % of the last one: (2, 20, 1024) 31.5 against 34.7,
+    # (8, 16, 1024) 88.6 / 89.7, (1, 32, 4096) 318.8 / 342.6, the grid's 2k-16k keys by 15-22 %); two
+    # one-WG CTAs per SM win elsewhere: short rows ((64, 12, 197) 47.8 against 69.4, (4, 32, 256) 9.5 /
+    # 12.8, (32, 12, 512) 74.7 / 76.8) and ragged waves ((1, 16, 2048): 176 tiles, 43.2 / 55.0).
+    D64_WIDE_MIN_SEQLEN_Q = 513
+    D64_WIDE_MIN_LAST_WAVE = 0.85
+
+    def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
+        tiles = super().heuristic_tiles(key, sm_count)
+        if self.head_dim != 64 or key.causal or key.group != 1:
+            return tiles
+        waves = key.batch_heads * -(-key.seqlen_q // 192) / sm_count
+        whole = waves / -(-waves // 1) >= self.D64_WIDE_MIN_LAST_WAVE
+        if key.seqlen_q >= self.D64_WIDE_MIN_SEQLEN_Q and whole:
+            return {**tiles, "block_m": 192}
+        return {**tiles, "ctas_per_sm": 2}
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
     MEASURED_SPILLS: ClassVar[dict] = {
         "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1": "spills 24-64 B (3 WGs at 160 registers); fastest D64 non-causal "

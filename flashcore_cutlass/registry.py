@@ -33,10 +33,10 @@ Among the candidates:
      ``CAUSAL_LONG_MIN_KEY_TILES``), else one consumer warpgroup per 64 rows;
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding) or when
      split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128 (the nearest built
-     size; of 64 and 192, equally near, 64);
+     size; of 64 and 192, equally near, 64), unless the family prefers another for the problem;
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
-     measurement: benchmarks/NOTES.md, 2026-11-26 20:02-), unless the family prefers two for
-     the problem (below: ``HEURISTIC_TILES``);
+     measurement: benchmarks/NOTES.md, 2026-11-26 20:02-), unless the family prefers another
+     block_m or two CTAs per SM for the problem (below: ``heuristic_tiles``);
    - then the split-KV cluster size nearest :func:`preferred_splits`: 1 (one CTA per query
      tile) unless a problem has so few query tiles and rows see so many keys that clusters of
      2, 4 or 8 CTAs per query tile still fit half the SMs with >= 2 key tiles each (the rule
@@ -47,10 +47,11 @@ Among the candidates:
      cluster where Sq <= ``SPLIT_KV_GLOBAL_MAX_ROWS`` (the last CTA combines every row), else
      the cluster;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
-     (the middle of each axis), unless the family names other sizes for the head dim or the head
-     dim and mask (``HEURISTIC_TILES``, each with its measurement; :func:`family_preferences`: a
-     family's ``ctas_per_sm`` applies only where the 64-row query tiles outnumber the SMs and no
-     few-CTA rule does, e.g. sm90's two one-warpgroup CTAs per SM for D64 without a mask);
+     (the middle of each axis), unless the family names other sizes for the problem
+     (``KernelConfig.heuristic_tiles``, each with its measurement; :func:`family_preferences`: a
+     family's ``block_m`` and ``ctas_per_sm`` apply only where the 64-row query tiles outnumber
+     the SMs and no few-CTA rule does; e.g. sm90 for D64 without a mask: the 192-row tile where
+     Sq > 512 and its tiles fill whole waves, else two one-warpgroup CTAs per SM);
    - then lean = 0 (the plain mainloop: the lean one wins only some tiles, by measurement);
    - then the name, so the choice is deterministic.
 
@@ -241,13 +242,13 @@ def _distance(value: int, want: int, ties_to: int = 0) -> float:
 
 def family_preferences(config: KernelConfig, key: ProblemKey, few_ctas_rule: bool,
                        sm_count: int = DEFAULT_SM_COUNT) -> dict[str, int]:
-    """The tile sizes ``config``'s family prefers for ``key`` (``HEURISTIC_TILES``: by the variant's
-    head dim, then by (head dim, causal)). A preferred ``ctas_per_sm`` holds only for problems whose
-    64-row query tiles outnumber the SMs and where no few-CTA rule (split-KV, key split) applies:
-    with fewer tiles a second CTA per SM has nothing to run beside the first."""
-    tiles = config.HEURISTIC_TILES
-    preferred = {**tiles.get(config.head_dim, {}), **tiles.get((config.head_dim, key.causal), {})}
+    """The tile sizes ``config``'s family prefers for ``key`` (KernelConfig.heuristic_tiles). A
+    family's ``block_m`` and ``ctas_per_sm`` hold only for problems whose 64-row query tiles
+    outnumber the SMs and where no few-CTA rule (split-KV, key split) applies: those rules pick
+    64-row tiles, and with fewer tiles a second CTA per SM has nothing to run beside the first."""
+    preferred = dict(config.heuristic_tiles(key, sm_count))
     if few_ctas_rule or query_tiles_of(key) <= sm_count:
+        preferred.pop("block_m", None)
         preferred.pop("ctas_per_sm", None)
     return preferred
 
