@@ -25,7 +25,7 @@ from flashcore_cutlass.runtime import get_runtime
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from common import add_warmup_argument, environment, format_table, save  # noqa: E402
-from flashcore_cutlass.timing import time_calls  # noqa: E402
+from flashcore_cutlass.timing import time_rounds  # noqa: E402
 
 F = torch.nn.functional
 
@@ -59,10 +59,7 @@ def bench_shape(name, shape, rounds: int, warmup_ms: float) -> dict:
     rows = sample_rows(s, count=128, device=q.device)
     ref, _ = reference_attention(q, k, v, causal, rows=rows)
     errors = {impl: (fn()[:, :, rows].float() - ref).abs().max().item() for impl, fn in impls.items()}
-    per = {impl: [] for impl in impls}
-    for _ in range(rounds):
-        for impl, fn in impls.items():
-            per[impl].append(time_calls(fn, reps=20, warmup=3, min_ms=30, warmup_ms=warmup_ms).median_us)
+    per = time_rounds(impls, rounds, reps=20, warmup=3, min_ms=30, warmup_ms=warmup_ms)
     us = {impl: statistics.median(ts) for impl, ts in per.items()}
     pairs = s * (s + 1) // 2 if causal else s * s
     flops = 4.0 * b * h * pairs * d

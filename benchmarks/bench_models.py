@@ -33,7 +33,7 @@ from flashcore_cutlass.tune import MODEL_PREFILL
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
 from common import add_warmup_argument, environment, format_table, save  # noqa: E402
-from flashcore_cutlass.timing import time_calls, time_graph  # noqa: E402
+from flashcore_cutlass.timing import time_calls, time_graph, time_rounds  # noqa: E402
 
 F = torch.nn.functional
 
@@ -100,10 +100,7 @@ def bench_case(name, rounds: int, flex: bool, warmup_ms: float = 0.0) -> dict:
         if impl.startswith("sdpa_full") or impl == "flashcore_no_softcap":  # other math than the case's
             continue
         errors[impl] = check(fn(), q, k, v, window, softcap)
-    per = {impl: [] for impl in impls}
-    for _ in range(rounds):
-        for impl, fn in impls.items():
-            per[impl].append(time_calls(fn, reps=20, warmup=3, min_ms=50, warmup_ms=warmup_ms).median_us)
+    per = time_rounds(impls, rounds, reps=20, warmup=3, min_ms=50, warmup_ms=warmup_ms)
     us = {impl: statistics.median(ts) for impl, ts in per.items()}
     flops = 2.0 * b * hq * (d + dv) * visible_pairs(s, window)
     full_causal = 2.0 * b * hq * (d + dv) * visible_pairs(s, None)  # the work SDPA does on the windowed cases

@@ -6,6 +6,7 @@ extra validation) plus ``templates/<family>.cu.j2``. Nothing else names families
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -427,16 +428,16 @@ class Sm90Config(KernelConfig):
     # (8, 16, 1024) 88.6 / 89.7, (1, 32, 4096) 318.8 / 342.6, the grid's 2k-16k keys by 15-22 %); two
     # one-WG CTAs per SM win elsewhere: short rows ((64, 12, 197) 47.8 against 69.4, (4, 32, 256) 9.5 /
     # 12.8, (32, 12, 512) 74.7 / 76.8) and ragged waves ((1, 16, 2048): 176 tiles, 43.2 / 55.0).
-    D64_WIDE_MIN_SEQLEN_Q = 513
+    D64_WIDE_ABOVE_SEQLEN_Q = 512
     D64_WIDE_MIN_LAST_WAVE = 0.85
 
     def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
         tiles = super().heuristic_tiles(key, sm_count)
         if self.head_dim != 64 or key.causal or key.group != 1:
             return tiles
-        waves = key.batch_heads * -(-key.seqlen_q // 192) / sm_count
-        whole = waves / -(-waves // 1) >= self.D64_WIDE_MIN_LAST_WAVE
-        if key.seqlen_q >= self.D64_WIDE_MIN_SEQLEN_Q and whole:
+        waves = key.batch_heads * math.ceil(key.seqlen_q / 192) / sm_count
+        whole = waves / math.ceil(waves) >= self.D64_WIDE_MIN_LAST_WAVE
+        if key.seqlen_q > self.D64_WIDE_ABOVE_SEQLEN_Q and whole:
             return {**tiles, "block_m": 192}
         return {**tiles, "ctas_per_sm": 2}
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).

@@ -61,6 +61,17 @@ def time_calls(fn, reps: int = 30, warmup: int = 3, min_ms: float = 0.0, warmup_
     return Timing.of(times)
 
 
+def time_rounds(impls: dict, rounds: int, **kwargs) -> dict[str, list[float]]:
+    """Per-call medians (time_calls with ``kwargs``) of each of ``impls`` (name -> fn), in
+    ``rounds`` interleaved rounds: clock and thermal drift hit every implementation alike (single
+    timings of one after the other drift by several %). name -> one median per round."""
+    per = {name: [] for name in impls}
+    for _ in range(rounds):
+        for name, fn in impls.items():
+            per[name].append(time_calls(fn, **kwargs).median_us)
+    return per
+
+
 def time_queued(fn, calls: int = 20, reps: int = 5) -> Timing:
     """Per-call GPU time of calls queued back to back (one event pair per call, one synchronize per
     ``calls``): the host runs ahead, so for calls longer than their host time the intervals hold

@@ -23,11 +23,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from flashcore_codegen.space import default_configs
-from flashcore_cutlass.problem import Problem
+from flashcore_cutlass.problem import Problem, ProblemKey
 from flashcore_cutlass.registry import Registry
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-KEY = re.compile(r"(fp16|bf16)_d(\d+)_(full|causal)_q\d+_k\d+_bh\d+$")
 SHAPE = re.compile(r"B(\d+) H(\d+) Sq(\d+) Sk(\d+)$")
 
 
@@ -57,11 +56,11 @@ def main() -> int:
     registry = Registry({c.name: "audit" for c in default_configs()})
     ratios, listed = [], []
     for (key, shape), times in sorted(measured_keys().items()):
-        k, s = KEY.match(key), SHAPE.match(shape or "")
-        if not k or not s:
+        k, s = ProblemKey.parse(key), SHAPE.match(shape or "")
+        if not s or k.head_dim_v or k.bottom_right or k.window is not None or k.softcap or k.group > 1:
             continue
         b, h, sq, sk = map(int, s.groups())
-        ranked = registry.candidates(Problem(k.group(1), int(k.group(2)), k.group(3) == "causal", b, h, sq, sk))
+        ranked = registry.candidates(Problem(k.dtype, k.head_dim, k.causal, b, h, sq, sk))
         pick = next((v for v in ranked if v in times), None)
         if pick is None:
             continue

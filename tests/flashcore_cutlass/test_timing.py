@@ -71,3 +71,16 @@ def test_run_for_calls_until_the_time_is_spent(monkeypatch):
     assert timing.run_for(call, 1000.0, clock=clock) == 4
     assert timing.run_for(call, 1100.0, clock=clock) == 5
     assert timing.run_for(call, 0.0, clock=clock) == 0
+
+
+def test_time_rounds_interleaves_the_implementations(monkeypatch):
+    order = []
+
+    def fake_time_calls(fn, **kwargs):
+        fn()
+        return timing.Timing(float(len(order)), 0.0, 1)
+
+    monkeypatch.setattr(timing, "time_calls", fake_time_calls)
+    per = timing.time_rounds({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 3, reps=5)
+    assert order == ["a", "b"] * 3
+    assert per == {"a": [1.0, 3.0, 5.0], "b": [2.0, 4.0, 6.0]}

@@ -20,7 +20,7 @@ import torch
 
 from flashcore_cutlass.reference import random_qkv
 from flashcore_cutlass.runtime import get_runtime
-from flashcore_cutlass.timing import time_calls
+from flashcore_cutlass.timing import time_rounds
 
 F = torch.nn.functional
 
@@ -40,10 +40,7 @@ def main() -> int:
         q, k, v = random_qkv(b, h, s, s, d, torch.bfloat16)
         impls = {name: (lambda name=name: rt.run(name, q, k, v, d ** -0.5)) for name in args.variants}
         impls["sdpa"] = lambda: F.scaled_dot_product_attention(q, k, v)
-        per = {name: [] for name in impls}
-        for _ in range(args.rounds):
-            for name, fn in impls.items():
-                per[name].append(time_calls(fn, reps=20, warmup=3, min_ms=30).median_us)
+        per = time_rounds(impls, args.rounds, reps=20, warmup=3, min_ms=30)
         us = {name: statistics.median(t) for name, t in per.items()}
         rows.append({"head_dim": d, "row_bytes": 2 * d, "us": us})
         print(f"D{d:3d} ({2 * d:3d} B rows): " + "  ".join(f"{n.replace('fc_sm90_bf16_', '')} {t:8.1f}" for n, t in us.items()),
