@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .config import SMEM_LIMIT_BYTES, KernelConfig, padded_head_dim, tile
+from .config import DTYPE_BYTES, SMEM_LIMIT_BYTES, KernelConfig, padded_head_dim, tile
 
 # Keys per tile of the scalar kernel: one key per lane of a warp.
 SCALAR_BLOCK_N = 32
@@ -27,6 +27,12 @@ SM80_MMA_ATOM = {
 LADDER_PROBLEMS = frozenset({("fp16", 64, False), ("bf16", 128, False)})
 # Headers of the SM80 families (templates/include): the shared ABI and the SM80 skeleton's parts.
 SM80_HEADERS = ("flashcore/api.h", "flashcore/sm80/**")
+
+
+def rows_32_byte_aligned(key) -> bool:
+    """Whether every Q/K/V row of ``key``'s problem is a whole number of 32-byte L2 sectors (head dim
+    times element size; the TMA loads rows that are only 16-byte multiples in more, partial requests)."""
+    return all(d * DTYPE_BYTES[key.dtype] % 32 == 0 for d in (key.head_dim, key.head_dim_v or key.head_dim))
 
 
 @dataclass(frozen=True)
@@ -428,7 +434,16 @@ class Sm90Config(KernelConfig):
     # (8, 16, 1024) 88.6 / 89.7, (1, 32, 4096) 318.8 / 342.6, the grid's 2k-16k keys by 15-22 %); two
     # one-WG CTAs per SM win elsewhere: short rows ((64, 12, 197) 47.8 against 69.4, (4, 32, 256) 9.5 /
     # 12.8, (32, 12, 512) 74.7 / 76.8) and ragged waves ((1, 16, 2048): 176 tiles, 43.2 / 55.0).
+    # Head dims whose rows are 16-byte but not 32-byte multiples (D = 40, 56 in 2-byte types) take the
+    # 192-row tile from Sq > 256 on, whole waves or not: the TMA loads of such rows cost several L2
+    # requests each (Nsight Compute, (16, 32, 1024) on the two-CTA tile: 73.1 M requests at D40 against
+    # 25.1 M at D32 and 38.5 M at D48), and the 64-row tiles, which load every K/V row three times as
+    # often, ran 1.7x slower than at D32 / D48 (622 against 360 / 367 us; D56 470), while the 192-row
+    # tile kept pace (360 / 363). D40, 192-row against two-CTA tile, us: (2, 8, 4096) 178 / 341,
+    # (1, 16, 2048) 75 / 103, (32, 12, 512) 97 / 137, (16, 16, 512) 67 / 100, (4, 32, 256) 25.6 / 27.2,
+    # but (64, 12, 197) 81 / 69 (benchmarks/NOTES.md, 2026-11-27 14:45-, calls 1-2).
     D64_WIDE_ABOVE_SEQLEN_Q = 512
+    D64_WIDE_ABOVE_SEQLEN_Q_UNALIGNED_ROWS = 256
     D64_WIDE_MIN_LAST_WAVE = 0.85
 
     def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
@@ -437,7 +452,11 @@ class Sm90Config(KernelConfig):
             return tiles
         waves = key.batch_heads * math.ceil(key.seqlen_q / 192) / sm_count
         whole = waves / math.ceil(waves) >= self.D64_WIDE_MIN_LAST_WAVE
-        if key.seqlen_q > self.D64_WIDE_ABOVE_SEQLEN_Q and whole:
+        if rows_32_byte_aligned(key):
+            wide = key.seqlen_q > self.D64_WIDE_ABOVE_SEQLEN_Q and whole
+        else:
+            wide = key.seqlen_q > self.D64_WIDE_ABOVE_SEQLEN_Q_UNALIGNED_ROWS
+        if wide:
             return {**tiles, "block_m": 192}
         return {**tiles, "ctas_per_sm": 2}
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).

@@ -132,9 +132,10 @@ def test_heuristic_prefers_the_narrower_of_two_query_tiles_equally_far_from_128(
 def test_heuristic_for_card_filling_d64_without_mask(head_dim):
     """sm90's D64 non-causal defaults (64x128 one CTA, 64x128 two CTAs per SM, 192x128) at untuned
     shapes (D32/D40 run on them padded), where the 64-row tiles outnumber the SMs: the 192-row tile
-    where Sq > 512 and its tiles fill whole waves, else two CTAs per SM (the one-CTA tile the generic
-    rule fell back on was 1.4-2.0x behind at 11 untuned keys); the one-CTA tile for the seed (64
-    tiles); causal problems keep their 128-row tile."""
+    where Sq > 512 and its tiles fill whole waves (rows of no whole 32-byte sectors, D40: where
+    Sq > 256), else two CTAs per SM (the one-CTA tile the generic rule fell back on was 1.4-2.0x
+    behind at 11 untuned keys); the one-CTA tile for the seed (64 tiles); causal problems keep
+    their 128-row tile."""
     from flashcore_codegen.families import Sm90Config
 
     def sm90(causal, m, persistent=1, ctas=1):
@@ -145,8 +146,11 @@ def test_heuristic_for_card_filling_d64_without_mask(head_dim):
     reg = Registry(hashes(one, two, wide))
     pick = lambda b, h, s: reg.choose(Problem("bf16", head_dim, False, b, h, s, s)).variant  # noqa: E731
     # Short rows (192-row padding >= 12.5 %), then ragged waves: (1, 16, 2048) has 176 192-row tiles.
-    for shape in [(64, 12, 197), (4, 32, 256), (32, 12, 512), (16, 16, 512), (2, 16, 512), (1, 16, 2048)]:
+    # D40's rows (80 B, not whole 32-byte sectors) take the 192-row tile from Sq > 256 on, ragged or not.
+    for shape in [(64, 12, 197), (4, 32, 256)]:
         assert pick(*shape) == two, shape
+    for shape in [(32, 12, 512), (16, 16, 512), (2, 16, 512), (1, 16, 2048)]:
+        assert pick(*shape) == (wide if head_dim == 40 else two), shape
     # Long rows in whole waves: (2, 20, 1024) has 64 x 6 = 384 tiles (B*H bucketed), (1, 32, 4096) 704.
     for shape in [(2, 20, 1024), (8, 16, 1024), (16, 64, 1024), (1, 32, 4096), (8, 32, 2048), (1, 32, 16384)]:
         assert pick(*shape) == wide, shape

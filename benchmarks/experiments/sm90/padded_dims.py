@@ -3,11 +3,13 @@
 kernel, while every other padded dim measured kept pace with SDPA.)
 
 Times each named variant (rt.run: no dispatch) on one (B, H, S) for head dims 32..64 in steps of 8,
-bf16, non-causal, with SDPA beside it; per-call CUDA-event medians, interleaved rounds.
+bf16, with SDPA beside it (causal with --causal: name causal variants then); per-call CUDA-event
+medians, interleaved rounds.
 Hypothesis to test: rows whose bytes are not a multiple of 32 (D = 8 mod 16: 40, 56) make the
 TMA loads slow (their row starts are 16- but not 32-byte aligned).
 
-    python benchmarks/experiments/sm90/padded_dims.py VARIANT [VARIANT ...] [--shape 16,32,1024] [--json PATH]
+    python benchmarks/experiments/sm90/padded_dims.py VARIANT [VARIANT ...] [--shape 16,32,1024] [--causal]
+        [--json PATH]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def main() -> int:
     ap.add_argument("--shape", default="16,32,1024", help="B,H,S")
     ap.add_argument("--dims", default="32,40,48,56,64")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--causal", action="store_true", help="causal SDPA beside causal variants")
     ap.add_argument("--json")
     args = ap.parse_args()
     b, h, s = map(int, args.shape.split(","))
@@ -39,7 +42,7 @@ def main() -> int:
     for d in map(int, args.dims.split(",")):
         q, k, v = random_qkv(b, h, s, s, d, torch.bfloat16)
         impls = {name: (lambda name=name: rt.run(name, q, k, v, d ** -0.5)) for name in args.variants}
-        impls["sdpa"] = lambda: F.scaled_dot_product_attention(q, k, v)
+        impls["sdpa"] = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=args.causal)
         per = time_rounds(impls, args.rounds, reps=20, warmup=3, min_ms=30)
         us = {name: statistics.median(t) for name, t in per.items()}
         rows.append({"head_dim": d, "row_bytes": 2 * d, "us": us})
@@ -47,7 +50,7 @@ def main() -> int:
               flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"shape": [b, h, s], "rows": rows}, f, indent=1)
+            json.dump({"shape": [b, h, s], "causal": args.causal, "rows": rows}, f, indent=1)
     return 0
 
 
