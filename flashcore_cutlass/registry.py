@@ -51,7 +51,8 @@ Among the candidates:
      (``KernelConfig.heuristic_tiles``, each with its measurement; :func:`family_preferences`: a
      family's ``block_m`` and ``ctas_per_sm`` apply only where the 64-row query tiles outnumber
      the SMs and no few-CTA rule does; e.g. sm90 for D64 without a mask: the 192-row tile where
-     Sq > 512 and its tiles fill whole waves, else two one-warpgroup CTAs per SM);
+     Sq > 512 and its tiles fill whole waves (where Sq > 256 for head dims whose rows are no whole
+     32-byte sectors, D40 and D56), else two one-warpgroup CTAs per SM);
    - then lean = 0 (the plain mainloop: the lean one wins only some tiles, by measurement);
    - then the name, so the choice is deterministic.
 

@@ -5,7 +5,7 @@ import pytest
 
 from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 from flashcore_cutlass.env import Environment
-from flashcore_cutlass.problem import Problem
+from flashcore_cutlass.problem import Problem, ProblemKey
 from flashcore_cutlass.registry import Choice, MissingVariantError, Registry, build_command, heuristic_rank
 from flashcore_cutlass import registry as registry_module
 from flashcore_cutlass import table as table_module
@@ -157,6 +157,15 @@ def test_heuristic_for_card_filling_d64_without_mask(head_dim):
     assert pick(1, 8, 512) == one  # 64 query tiles of 64 rows on 132 SMs
     causal = [sm90(True, 64, ctas=2), sm90(True, 128)]
     assert Registry(hashes(*causal)).choose(Problem("bf16", head_dim, True, 16, 64, 1024, 1024)).variant == causal[1]
+
+
+def test_rows_of_whole_32_byte_sectors():
+    """The unaligned-rows rule's test: head dim x 2 bytes a multiple of 32, for Q/K and for V."""
+    from flashcore_codegen.families import rows_32_byte_aligned
+
+    key = lambda d, dv=None: ProblemKey("fp16", d, False, 1024, 1024, 64, dv)  # noqa: E731
+    assert [d for d in range(32, 257, 8) if not rows_32_byte_aligned(key(d))] == list(range(40, 257, 16))
+    assert not rows_32_byte_aligned(key(48, 40)) and rows_32_byte_aligned(key(48, 64))
 
 
 def test_heuristic_prefers_key_split_warpgroups_for_few_ctas_with_long_key_loops():
