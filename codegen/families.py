@@ -440,8 +440,9 @@ class Sm90Config(KernelConfig):
     # 25.1 M at D32 and 38.5 M at D48), and the 64-row tiles, which load every K/V row three times as
     # often, ran 1.7x slower than at D32 / D48 (622 against 360 / 367 us; D56 470), while the 192-row
     # tile kept pace (360 / 363). D40, 192-row against two-CTA tile, us: (2, 8, 4096) 178 / 341,
-    # (1, 16, 2048) 75 / 103, (32, 12, 512) 97 / 137, (16, 16, 512) 67 / 100, (4, 32, 256) 25.6 / 27.2,
-    # but (64, 12, 197) 81 / 69 (benchmarks/NOTES.md, 2026-11-27 14:45-, calls 1-2).
+    # (1, 16, 2048) 75 / 103, (32, 12, 512) 97 / 137, (16, 16, 512) 67 / 100; in the bucket of 256 rows,
+    # which keeps the two-CTA tile, (4, 32, 256) 25.6 / 27.2 but (64, 12, 197) 81 / 69 (benchmarks/NOTES.md,
+    # 2026-11-27 14:45-, calls 1-2).
     D64_WIDE_ABOVE_SEQLEN_Q = 512
     D64_WIDE_ABOVE_SEQLEN_Q_UNALIGNED_ROWS = 256
     D64_WIDE_MIN_LAST_WAVE = 0.85
