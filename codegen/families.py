@@ -451,10 +451,10 @@ class Sm90Config(KernelConfig):
         tiles = super().heuristic_tiles(key, sm_count)
         if self.head_dim != 64 or key.causal or key.group != 1:
             return tiles
-        waves = key.batch_heads * math.ceil(key.seqlen_q / 192) / sm_count
-        whole = waves / math.ceil(waves) >= self.D64_WIDE_MIN_LAST_WAVE
         if rows_32_byte_aligned(key):
-            wide = key.seqlen_q > self.D64_WIDE_ABOVE_SEQLEN_Q and whole
+            waves = key.batch_heads * math.ceil(key.seqlen_q / 192) / sm_count
+            wide = (key.seqlen_q > self.D64_WIDE_ABOVE_SEQLEN_Q
+                    and waves / math.ceil(waves) >= self.D64_WIDE_MIN_LAST_WAVE)
         else:
             wide = key.seqlen_q > self.D64_WIDE_ABOVE_SEQLEN_Q_UNALIGNED_ROWS
         if wide:

@@ -107,9 +107,7 @@ FWD_DENSE_ARGUMENTS = ("variant", "q", "k", "v", "scale", "causal_offset")
 
 FWD_PACK_GQA_ARGUMENTS = ("variant", "q", "k", "v", "scale", "key_begin", "key_end", "softcap")
 
-
 FWD_CACHED_ARGUMENTS = ("q", "k", "v", "mask", "scale", "gqa_ok")
-
 
 REMEMBER_DISPATCH_ARGUMENTS = ("q", "k", "v", "mask", "variant", "pack_gqa", "key_begin", "key_end")
 
