@@ -267,7 +267,10 @@ class Sm90Config(KernelConfig):
     ``key_split_wgs`` > 1 (few query tiles, long keys): that many consumer warpgroups share each
     64-row query tile, WG w walking key tiles w, w + key_split_wgs, ... of it, and combine their
     partial results in shared memory before WG 0's epilogue (one tile per CTA, no cluster; each WG
-    owns stages / key_split_wgs ring slots; key_split.cuh).
+    owns stages / key_split_wgs ring slots; key_split.cuh). ``lazy_rescale`` = 1: a row keeps its
+    running max until a key tile's max exceeds it by more than 8 (log2 units), so the key loop's
+    rescale of O, Dv / 2 multiplies a thread per tile, runs only on the few tiles where some row of
+    a warp grew that much (softmax.cuh).
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -286,6 +289,8 @@ class Sm90Config(KernelConfig):
                            default=0, spell_default=False)
     key_split_wgs: int = tile("ks", "consumer warpgroups sharing one 64-row query tile's key tiles",
                               default=1, spell_default=False)
+    lazy_rescale: int = tile("lr", "1: O is rescaled only when a row's max grows by more than 2^8 (else every time "
+                                   "it grows)", default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -320,6 +325,7 @@ class Sm90Config(KernelConfig):
         "pack_gqa": (0, 1),
         "head_dim_v": (0, 128),
         "key_split_wgs": (1, 2, 4),
+        "lazy_rescale": (0, 1),
     }
     # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
     AXIS_SCOPES: ClassVar[dict] = {

@@ -48,6 +48,33 @@ def test_variant_matches_reference(rt, variant):
             raise AssertionError(f"{variant} at Sq={sq} Sk={sk}: {exc}") from None
 
 
+# Scores that rise (head 0) or fall (head 1) along the keys, on top of random ones, so a row's max
+# grows from key tile to key tile whichever way a kernel walks them: by a fraction of the lazy
+# rescale's 2^8 margin per tile (its stale max then weights keys by up to 2^8), by several margins
+# per tile (every tile rescales), and in between.
+RAMP_HEIGHTS = (20.0, 300.0, 3000.0)  # the ramp's total rise in scaled-score units over the keys
+
+
+@pytest.mark.parametrize("height", RAMP_HEIGHTS)
+@pytest.mark.parametrize("variant", _variants())
+def test_variant_growing_row_max(rt, variant, height):
+    cfg = config_from_name(variant)
+    dtype = DTYPES[cfg.dtype]
+    scale = default_scale(cfg.head_dim)
+    gen = torch.Generator(device="cuda").manual_seed(3)
+    for sq, sk in ((300, 1000), (1000, 1000)):
+        q, k, v = random_qkv(1, 3, sq, sk, cfg.head_dim, dtype, generator=gen)
+        # Column 0 carries the ramp: q = 1 there, k rises linearly (head 0) or falls (head 1).
+        q[:, :2, :, 0] = 1.0
+        ramp = torch.linspace(0.0, height / scale, sk, device="cuda")
+        k[:, 0, :, 0] = ramp.to(dtype)
+        k[:, 1, :, 0] = ramp.flip(0).to(dtype)
+        try:
+            check_against_reference(_runner(rt, variant, scale), q, k, v, cfg.causal, scale)
+        except AssertionError as exc:
+            raise AssertionError(f"{variant} at Sq={sq} Sk={sk}, ramp {height}: {exc}") from None
+
+
 @pytest.mark.parametrize("variant", _variants())
 def test_variant_strided_fused_qkv(rt, variant):
     """Slices of a fused (B, S, 3, H, D) QKV tensor: head and row strides are not the dense ones."""

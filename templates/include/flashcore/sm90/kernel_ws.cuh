@@ -118,10 +118,11 @@ __global__ void zero_split_counters(int* counters, int n) {
 // query heads of a GQA group packed into the rows of one tile (pack_gqa.cuh). kHeadDimV: V's and
 // O's head dim when below Q's and K's (0: the same). kConsumerWGs: the WGs owning distinct query
 // rows (kBlockM / 64); kKeyWGs > 1: that many WGs share each 64-row tile's key tiles (key_split.cuh).
+// kLazyRescale: O is rescaled only when a row's max grows past a margin (LazyRescaleTraits).
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
           int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0,
-          int kKeyWGs = 1>
+          int kKeyWGs = 1, bool kLazyRescale = false>
 struct FwdKernel {
   using BaseTraits = std::conditional_t<
       kHeadDimV == 0 || kHeadDimV == kHeadDim,
@@ -130,7 +131,8 @@ struct FwdKernel {
       sm90::TraitsDv<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
                      kPingpong, kPersistent, kSplits, kCtasPerSm, kHeadDimV == 0 ? kHeadDim : kHeadDimV>>;
   using RowTraits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
-  using Traits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
+  using SplitTraits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
+  using Traits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
   static_assert(!kSplitGlobal || kSplits > 1, "a global combine is a split-KV combine");
@@ -257,10 +259,12 @@ struct FwdKernel {
 
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
-          int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0, int kKeyWGs = 1>
+          int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0, int kKeyWGs = 1,
+          bool kLazyRescale = false>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV, kKeyWGs>::run(p, stream);
+                   kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV, kKeyWGs,
+                   kLazyRescale>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

@@ -1,14 +1,21 @@
 // Online softmax on the wgmma accumulator layout. Works in the log2 domain on *scaled* scores
 // (s * scale * log2 e), so any scale sign works: a negative scale turns the row max of the raw
 // scores into the row min. Row sums stay per-thread until finalize (one quad all-reduce).
+// kLazy: a row keeps its running max until a tile's max exceeds it by more than kLazyMargin (log2
+// units), so its probabilities stay below 2^kLazyMargin and its correction factor is exactly 1 on
+// most tiles; O, the row sum and the LSE all refer to the same (kept) max, so the result is that of
+// the eager rescale up to rounding.
 #pragma once
 
 #include "flashcore/sm90/common.cuh"
 
 namespace flashcore::sm90 {
 
-template <int kRows>
+template <int kRows, bool kLazy = false>
 struct OnlineSoftmax {
+  // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision; the same
+  // bound FlashAttention-4's Blackwell kernels skip their correction step under.
+  static constexpr float kLazyMargin = 8.f;
   float row_max[kRows];  // running max of scaled scores (log2 domain); -inf before any key
   float row_sum[kRows];  // per-thread partial sums of exp2(s - row_max)
 
@@ -83,7 +90,9 @@ struct OnlineSoftmax {
     float m_use[kRows];
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
-      float const m_new = fmaxf(row_max[i], quad_max(m_cur[i]));
+      float m_new = fmaxf(row_max[i], quad_max(m_cur[i]));
+      // Lazy: keep the max while the growth is within the margin (false for -inf - -inf = NaN).
+      if (kLazy && m_new - row_max[i] <= kLazyMargin) m_new = row_max[i];
       m_use[i] = m_new == -INFINITY ? 0.f : m_new;  // rows with no key yet: all p = 0, no NaN
       corr[i] = exp2f(row_max[i] - m_use[i]);       // row_max = -inf -> 0
       row_max[i] = m_new;
@@ -101,9 +110,16 @@ struct OnlineSoftmax {
     }
   }
 
-  // O (rows, cols) *= corr per row.
+  // O (rows, cols) *= corr per row. Lazy: skipped (a warp-uniform branch) unless some row of the
+  // warp changed its max, i.e. has a factor other than exactly 1.
   template <class OutRC>
   CUTE_DEVICE static void rescale(OutRC& o, float const (&corr)[kRows]) {
+    if constexpr (kLazy) {
+      bool changed = false;
+      CUTE_UNROLL
+      for (int i = 0; i < kRows; ++i) changed |= corr[i] != 1.f;
+      if (!__any_sync(0xffffffff, changed)) return;
+    }
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
       CUTE_UNROLL

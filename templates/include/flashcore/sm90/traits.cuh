@@ -58,6 +58,8 @@ struct TraitsBody {
   // and the consumer threads that hold distinct query rows and store O.
   static constexpr int kKeyWGs = 1;
   static constexpr int kEpilogueThreads = kConsumerThreads;
+  // The softmax rescales O whenever a row's max grows (LazyRescaleTraits: only past a margin).
+  static constexpr bool kLazyRescale = false;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
   static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
 
@@ -222,6 +224,15 @@ template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages
           int kHeadDimV_>
 struct TraitsDv : TraitsBody<Element_, kHeadDim_, kBlockM_, kBlockN_, kStages_, kConsumerWGs_, kCausal_,
                              kIntraWGOverlap_, kPingpong_, kPersistent_, kSplits_, kCtasPerSm_, kHeadDimV_> {};
+
+// Lazy rescaling of O (softmax.cuh OnlineSoftmax::kLazyMargin): a row keeps its running max, and O
+// and the row sum their scale, until a key tile's max exceeds it by more than the margin, so the
+// key loop's rescale of O (Dv / 2 FMULs a thread per tile) runs only where some row of a warp grew
+// that much. Its own type, so the kernels without it keep their mangled names and code.
+template <class Base>
+struct LazyRescaleTraits : Base {
+  static constexpr bool kLazyRescale = true;
+};
 
 // K/V ring position: stage index and the phase parity of its barriers.
 struct PipeState {
