@@ -399,20 +399,23 @@ class Sm90Config(KernelConfig):
     # where split-KV pays ((1, 1, 2048): 14.3 against kv2's 11.0). D128 64x64 causal (bf16):
     # (1, 8, 1024) 12.0 against 16.8; behind the ping-pong tile from 2k keys on (33.6 against 30.8).
     DEFAULT_TILES: ClassVar[dict] = {
-        64: [(192, 128, 2, 1, 1, 1), (128, 128, 2, 1, 1, 1), (128, 128, 2, 2, 1, 1), (64, 128, 2, 1, 0, 1),
+        64: [(192, 128, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (128, 128, 2, 2, 1, 1, 1, 0, 0, 0, 1, 1),
+             (64, 128, 2, 1, 0, 1),
              (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
-        128: [(128, 128, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1), (64, 128, 2, 1, 0, 2), (64, 64, 2, 1, 1, 1, 2),
+        128: [(128, 128, 2, 2, 1, 1, 1, 0, 0, 0, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (64, 128, 2, 1, 0, 2),
+              (64, 64, 2, 1, 1, 1, 2),
               (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
               (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1),
               (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         192: [(128, 80, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 128), (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)],
-        256: [(128, 80, 2, 1, 1, 1), (128, 64, 2, 1, 1, 1), (64, 64, 2, 1, 0, 4), (64, 64, 2, 1, 0, 8, 1, 1),
+        256: [(128, 80, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (128, 64, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (64, 64, 2, 1, 0, 4),
+              (64, 64, 2, 1, 0, 8, 1, 1),
               (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
-        (64, (128, 128, 2, 1, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1)): True,
+        (64, (128, 128, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1, 1, 0, 0, 0, 1, 1)): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
         (64, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (64, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
@@ -454,7 +457,8 @@ class Sm90Config(KernelConfig):
     D64_WIDE_MIN_LAST_WAVE = 0.85
 
     def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
-        tiles = super().heuristic_tiles(key, sm_count)
+        # Of two otherwise equal tiles, the one that rescales O lazily (it does strictly less work).
+        tiles = {**super().heuristic_tiles(key, sm_count), "lazy_rescale": 1}
         if self.head_dim != 64 or key.causal or key.group != 1:
             return tiles
         if rows_32_byte_aligned(key):
@@ -473,6 +477,12 @@ class Sm90Config(KernelConfig):
         "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1": "spills 8-68 B (causal the most since the softmax's split row "
                                                "max, 2c3fc37); fastest D256 tile at S=1k-16k, 1.03-1.28x SDPA "
                                                "(grid of 2026-11-26 12:14)",
+        # The lazy-rescale twins the defaults build instead (bf16 builds of 8ceac87; grid A/B of
+        # benchmarks/NOTES.md, 2026-11-27 16:10-, call 1: 1.01-1.05x over the eager twins above).
+        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1_lr1": "spills 68-80 B (3 WGs at 160 registers); 1.01-1.05x its "
+                                                   "eager twin from S = 2k on (2026-11-27 16:10-, call 1)",
+        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1_lr1": "spills 8-56 B; 1.02-1.05x its eager twin at S = 1k-16k "
+                                                   "(2026-11-27 16:10-, call 1)",
     }
 
     @property
