@@ -13,8 +13,8 @@ namespace flashcore::sm90 {
 
 template <int kRows, bool kLazy = false>
 struct OnlineSoftmax {
-  // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision; the same
-  // bound FlashAttention-4's Blackwell kernels skip their correction step under.
+  // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision. (Skipping
+  // the correction is FlashAttention-4's, on Blackwell; FA3's Hopper kernels rescale every tile.)
   static constexpr float kLazyMargin = 8.f;
   float row_max[kRows];  // running max of scaled scores (log2 domain); -inf before any key
   float row_sum[kRows];  // per-thread partial sums of exp2(s - row_max)
