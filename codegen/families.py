@@ -472,17 +472,15 @@ class Sm90Config(KernelConfig):
         return {**tiles, "ctas_per_sm": 2}
     # Default tiles that spill, with the measurement that keeps them (see space.spill_note).
     MEASURED_SPILLS: ClassVar[dict] = {
-        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1": "spills 24-64 B (3 WGs at 160 registers); fastest D64 non-causal "
-                                               "tile at S >= 2k and causal at >= 8k (grids of 2026-11-26)",
-        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1": "spills 8-68 B (causal the most since the softmax's split row "
-                                               "max, 2c3fc37); fastest D256 tile at S=1k-16k, 1.03-1.28x SDPA "
-                                               "(grid of 2026-11-26 12:14)",
-        # The lazy-rescale twins the defaults build instead (bf16 builds of 8ceac87; grid A/B of
-        # benchmarks/NOTES.md, 2026-11-27 16:10-, call 1: 1.01-1.05x over the eager twins above).
-        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1_lr1": "spills 68-80 B (3 WGs at 160 registers); 1.01-1.05x its "
-                                                   "eager twin from S = 2k on (2026-11-27 16:10-, call 1)",
-        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1_lr1": "spills 8-56 B; 1.02-1.05x its eager twin at S = 1k-16k "
-                                                   "(2026-11-27 16:10-, call 1)",
+        # Their eager twins (the defaults before the lazy rescale) spilled 24-64 B and 8-68 B and were
+        # the fastest D64 non-causal tile at S >= 2k (causal >= 8k) and D256 tile at S = 1k-16k (grids
+        # of 2026-11-26); the lazy twins ran 1.01-1.05x faster at those cells (benchmarks/NOTES.md,
+        # 2026-11-27 16:10-, call 1) and won the same keys in the grid tune after it (call 2).
+        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1_lr1": "spills 68-80 B (3 WGs at 160 registers); fastest D64 "
+                                                   "non-causal tile at S >= 1k and causal at >= 8k (grid tune of "
+                                                   "2026-11-27 16:25)",
+        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1_lr1": "spills 8-56 B (causal the most); 1.02-1.05x its eager twin "
+                                                   "at S = 1k-16k (2026-11-27 16:10-, call 1)",
     }
 
     @property

@@ -19,7 +19,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (627264, 14932)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1254528, 29864)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_tile_fields_per_family():
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
         "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p"),
                  ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g"), ("pack_gqa", "pq"),
-                     ("head_dim_v", "v"), ("key_split_wgs", "ks")],
+                     ("head_dim_v", "v"), ("key_split_wgs", "ks"), ("lazy_rescale", "lr")],
     }
 
 
@@ -505,6 +505,28 @@ def test_key_split_axis():
         **(base | dict(block_n=48, key_split_wgs=4))).validation_errors())  # 54 KB of partials, 48 KB of rings
 
 
+def test_lazy_rescale_axis():
+    """lazy_rescale (O rescaled only when a row max grows past 2^8): spelled _lr1 only when on, no
+    other resource; the defaults build the lazy twins of the 128/192-row tiles instead of the
+    eager ones (the grid A/B of benchmarks/NOTES.md 2026-11-27 16:10-) and keep the eager 64-row ones."""
+    from flashcore_codegen.families import Sm90Config
+    from flashcore_codegen.space import default_configs
+
+    base = dict(dtype="bf16", head_dim=128, causal=False, block_m=128, block_n=128, stages=2, schedule=2, persistent=1)
+    eager, lazy = Sm90Config(**base), Sm90Config(**base, lazy_rescale=1)
+    assert lazy.name == eager.name + "_lr1" == "fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1_lr1"
+    assert config_from_name(lazy.name) == lazy and not lazy.validation_errors()
+    with pytest.raises(ValueError, match="not canonical"):
+        config_from_name(eager.name + "_lr0")
+    assert (lazy.smem_bytes(), lazy.register_budget(), lazy.threads) == \
+        (eager.smem_bytes(), eager.register_budget(), eager.threads)
+    names = {c.name for c in default_configs() if c.family == "sm90"}
+    assert lazy.name in names and eager.name not in names
+    wide = {c for c in default_configs() if c.family == "sm90" and c.block_m >= 128 and c.head_dim != 192}
+    assert wide and all(c.lazy_rescale for c in wide)
+    assert "fc_sm90_fp16_d64_full_m64_n128_s2_sch1_p0_kv1" in names  # the seed's tile stays as measured
+
+
 def test_scoped_axis_enumerates_only_its_scope():
     """The space takes key_split_wgs > 1 only with the one-tile 64-row CTA (AXIS_SCOPES), where all
     of its valid configs lie, and keeps the order of the axes' values (default_configs relies on it)."""
@@ -516,7 +538,8 @@ def test_scoped_axis_enumerates_only_its_scope():
                          (64, 0, 1, 1, 0, 0) for c in split)
     assert len(space) == len({c.name for c in space})
     every = itertools.product(*(Sm90Config.AXES[f.name] for f in Sm90Config.tile_fields()))
-    outside = [v for v in every if v[-1] > 1 and v[0] != 64]
+    ks = [f.name for f in Sm90Config.tile_fields()].index("key_split_wgs")
+    outside = [v for v in every if v[ks] > 1 and v[0] != 64]
     assert outside and all(not Sm90Config("fp16", 64, False, *v).is_valid for v in outside[::97])
     names = [f.name for f in Sm90Config.tile_fields()]
     block = [c for c in space if (c.dtype, c.head_dim, c.causal) == ("fp16", 64, False)]

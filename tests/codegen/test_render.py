@@ -107,6 +107,15 @@ def test_sm90_key_split_reaches_the_kernel():
     assert "sharing each query tile" not in plain
 
 
+def test_sm90_lazy_rescale_reaches_the_kernel():
+    """The lazy_rescale axis: FwdKernel's kLazyRescale; an eager variant's source is the one it was
+    before the axis existed (no extra argument: its kernel keeps its traits, name and code)."""
+    lazy = render(config_from_name("fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1_lr1")).text
+    eager = render(config_from_name("fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1")).text
+    assert "0, 1, true>(p, stream);" in lazy and "0, 1, true>;" in lazy and "O rescaled lazily" in lazy
+    assert "0, 1>(p, stream);" in eager and "true>" not in eager and "lazily" not in eager
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
 def test_source_hash_is_source_plus_headers(config):
     src = render(config)
@@ -119,7 +128,7 @@ def test_source_hash_is_source_plus_headers(config):
 
 def test_every_valid_config_has_its_own_hash():
     sources = [render(c) for c in all_configs()]
-    assert len(sources) == 556 + 14932
+    assert len(sources) == 556 + 29864
     assert len({s.source_hash for s in sources}) == len(sources)
     assert len({s.text for s in sources}) == len(sources)
 

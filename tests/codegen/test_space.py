@@ -17,11 +17,11 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 14932  # SM80 families + sm90
+    assert len(space) == 556 + 29864  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 627264
-    assert sum(not c.is_valid for c in everything) == 356 + 612332
+    assert len(everything) == 912 + 1254528
+    assert sum(not c.is_valid for c in everything) == 356 + 1224664
 
 
 def test_default_configs_are_valid_and_unique():
@@ -79,9 +79,9 @@ def test_mask_only_default_tiles():
             assert f"fc_sm90_{dtype}_d{d}_causal_{tile}_pq1" in names
             assert f"fc_sm90_{dtype}_d{d}_full_{tile}_pq1" not in names
         for sch in (1, 2):
-            assert f"fc_sm90_{dtype}_d64_causal_m128_n128_s2_sch{sch}_p1_kv1" in names
-            assert f"fc_sm90_{dtype}_d64_full_m128_n128_s2_sch{sch}_p1_kv1" not in names
-            assert f"fc_sm90_{dtype}_d128_full_m128_n128_s2_sch{sch}_p1_kv1" in names
+            assert f"fc_sm90_{dtype}_d64_causal_m128_n128_s2_sch{sch}_p1_kv1_lr1" in names
+            assert f"fc_sm90_{dtype}_d64_full_m128_n128_s2_sch{sch}_p1_kv1_lr1" not in names
+            assert f"fc_sm90_{dtype}_d128_full_m128_n128_s2_sch{sch}_p1_kv1_lr1" in names
     cls = FAMILIES["sm90"]
     listed = {(d, tuple(t)) for d, tiles in cls.DEFAULT_TILES.items() for t in tiles}
     assert set(cls.DEFAULT_MASK_ONLY) <= listed  # a typo there would restrict nothing
@@ -186,4 +186,4 @@ def test_spill_notes_name_default_variants_only():
             assert any(fnmatch.fnmatchcase(n, pattern) for n in names), f"{pattern} explains no default {cls.family} variant"
     assert spill_note("fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0").startswith("spills")
     assert spill_note("fc_pipelined_bf16_d128_full_m64_n64_w4_s2_lean0") is None
-    assert spill_note("fc_sm90_bf16_d64_causal_m192_n128_s2_sch1_p1_kv1").startswith("spills")
+    assert spill_note("fc_sm90_bf16_d64_causal_m192_n128_s2_sch1_p1_kv1_lr1").startswith("spills")
