@@ -474,6 +474,15 @@ def test_value_head_dim_axis():
         assert any("head_dim_v=128" in e for e in errors), (bad, errors)
 
 
+def assert_elided_axis(plain, on, suffix: str, default_suffix: str):
+    """An axis whose default the name leaves out: ``on`` (the axis set) is ``plain``'s name plus
+    ``suffix``, valid and parsed back; the default spelled out is no canonical name."""
+    assert on.name == plain.name + suffix
+    assert config_from_name(on.name) == on and not on.validation_errors()
+    with pytest.raises(ValueError, match="not canonical"):
+        config_from_name(plain.name + default_suffix)
+
+
 def test_key_split_axis():
     """key_split_wgs (consumer warpgroups sharing one 64-row tile's key tiles): spelled _ks<N> only
     when above 1, more threads and a smaller register budget, one tile per CTA, a ring of stages
@@ -482,10 +491,8 @@ def test_key_split_axis():
 
     base = dict(dtype="fp16", head_dim=64, causal=False, block_m=64, block_n=128, stages=4, schedule=1, persistent=0)
     plain, split = Sm90Config(**base), Sm90Config(**base, key_split_wgs=2)
-    assert split.name == plain.name + "_ks2" == "fc_sm90_fp16_d64_full_m64_n128_s4_sch1_p0_kv1_ks2"
-    assert config_from_name(split.name) == split and not split.validation_errors()
-    with pytest.raises(ValueError, match="not canonical"):
-        config_from_name(plain.name + "_ks1")
+    assert_elided_axis(plain, split, "_ks2", "_ks1")
+    assert split.name == "fc_sm90_fp16_d64_full_m64_n128_s4_sch1_p0_kv1_ks2"
     assert (split.row_warpgroups, split.consumer_warpgroups, split.threads) == (1, 2, 384)
     assert split.register_budget() == 240 - 32 and split.smem_bytes() == plain.smem_bytes()
     four = Sm90Config(**(base | dict(block_n=64)), key_split_wgs=4)  # 112 registers: 64-key tiles
@@ -514,10 +521,8 @@ def test_lazy_rescale_axis():
 
     base = dict(dtype="bf16", head_dim=128, causal=False, block_m=128, block_n=128, stages=2, schedule=2, persistent=1)
     eager, lazy = Sm90Config(**base), Sm90Config(**base, lazy_rescale=1)
-    assert lazy.name == eager.name + "_lr1" == "fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1_lr1"
-    assert config_from_name(lazy.name) == lazy and not lazy.validation_errors()
-    with pytest.raises(ValueError, match="not canonical"):
-        config_from_name(eager.name + "_lr0")
+    assert_elided_axis(eager, lazy, "_lr1", "_lr0")
+    assert lazy.name == "fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1_lr1"
     assert (lazy.smem_bytes(), lazy.register_budget(), lazy.threads) == \
         (eager.smem_bytes(), eager.register_budget(), eager.threads)
     names = {c.name for c in default_configs() if c.family == "sm90"}
