@@ -188,6 +188,10 @@ class PipelinedConfig(_TensorCoreConfig):
     # of their head dim (for D64 and D128 the tile that won most keys in that sweep, see
     # MEASURED_SPILLS): 19 variants instead of 48, ~30 % of the default set's compile time.
     DEFAULT_ALL_TILES_FOR: ClassVar[frozenset] = LADDER_PROBLEMS
+    # The tail of a tile tuple that turns lazy rescaling on, every axis between at its default
+    # (ctas_per_sm, combine, pack_gqa, head_dim_v, key_split_wgs, then lazy_rescale): the 128- and
+    # 192-row tiles are built as their lazy twins (benchmarks/NOTES.md, 2026-11-27 16:11-).
+    LAZY: ClassVar[tuple] = (1, 0, 0, 0, 1, 1)
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(128, 128, 4, 2, 1), (128, 128, 4, 3, 1), (128, 64, 4, 2, 0), (128, 32, 4, 2, 0), (64, 64, 4, 2, 0),
              (64, 128, 4, 3, 0)],
@@ -289,8 +293,8 @@ class Sm90Config(KernelConfig):
                            default=0, spell_default=False)
     key_split_wgs: int = tile("ks", "consumer warpgroups sharing one 64-row query tile's key tiles",
                               default=1, spell_default=False)
-    lazy_rescale: int = tile("lr", "1: O is rescaled only when a row's max grows by more than 2^8 (else every time "
-                                   "it grows)", default=0, spell_default=False)
+    lazy_rescale: int = tile("lr", "1: O rescaled only when a row's max grows by more than 8 in log2 units (its "
+                                   "weights up to 2^8); 0: whenever it grows", default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -398,24 +402,26 @@ class Sm90Config(KernelConfig):
     # (1, 4, 4096) 36.2 / 36.7 against 42.9 / 44.1; tied at (1, 16, 1024), behind at 512 keys and
     # where split-KV pays ((1, 1, 2048): 14.3 against kv2's 11.0). D128 64x64 causal (bf16):
     # (1, 8, 1024) 12.0 against 16.8; behind the ping-pong tile from 2k keys on (33.6 against 30.8).
+    # The tail of a tile tuple that turns lazy rescaling on, every axis between at its default
+    # (ctas_per_sm, combine, pack_gqa, head_dim_v, key_split_wgs, then lazy_rescale): the 128- and
+    # 192-row tiles are built as their lazy twins (benchmarks/NOTES.md, 2026-11-27 16:11-).
+    LAZY: ClassVar[tuple] = (1, 0, 0, 0, 1, 1)
     DEFAULT_TILES: ClassVar[dict] = {
-        64: [(192, 128, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (128, 128, 2, 2, 1, 1, 1, 0, 0, 0, 1, 1),
-             (64, 128, 2, 1, 0, 1),
-             (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4),
+        64: [(192, 128, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (128, 128, 2, 2, 1, 1) + LAZY,
+             (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8),
+             (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
-        128: [(128, 128, 2, 2, 1, 1, 1, 0, 0, 0, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (64, 128, 2, 1, 0, 2),
-              (64, 64, 2, 1, 1, 1, 2),
-              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
+        128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (64, 128, 2, 1, 0, 2),
+              (64, 64, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
               (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1),
               (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         192: [(128, 80, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 128), (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)],
-        256: [(128, 80, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (128, 64, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1), (64, 64, 2, 1, 0, 4),
-              (64, 64, 2, 1, 0, 8, 1, 1),
-              (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
+        256: [(128, 80, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + LAZY, (64, 64, 2, 1, 0, 4),
+              (64, 64, 2, 1, 0, 8, 1, 1), (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
-        (64, (128, 128, 2, 1, 1, 1, 1, 0, 0, 0, 1, 1)): True, (64, (128, 128, 2, 2, 1, 1, 1, 0, 0, 0, 1, 1)): True,
+        (64, (128, 128, 2, 1, 1, 1) + LAZY): True, (64, (128, 128, 2, 2, 1, 1) + LAZY): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
         (64, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (64, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,

@@ -20,7 +20,7 @@ row per key and GPU.
 **Format** (JSON; one row per line, so a diff reads row by row)::
 
     {"format": "flashcore-shipped-table", "version": 1,
-     "provenance": {"commit": ..., "exported_at": ..., "flashcore": ..., "cudnn": ...},
+     "provenance": {"commit": ..., "exported_at": ..., "flashcore": ..., "cudnn": ..., "toolchain": ...},
      "rows": [
       {"variant": ..., "problem_key": ..., "shape": ..., "median_us": ..., "spread_us": ..., "tflops": ...,
        "samples": ..., "max_abs_err": ..., "gpu_name": ..., "sm_count": ..., "cuda": ..., "torch": ...,
@@ -235,11 +235,15 @@ def export(rows: Iterable[Row], path: str | Path, provenance: Mapping | None = N
 
 def current_provenance() -> dict:
     """Where an export comes from: the commit, the time, flashcore's and cuDNN's versions (the
-    tuning table does not record cuDNN; the exporting process is the tuning machine)."""
+    tuning table does not record cuDNN; the exporting process is the tuning machine), and the
+    toolchain part of the rows' source hashes (nvcc's version, the CUTLASS headers' digest), so
+    that a machine with the same toolchain can re-derive every row's hash from the sources."""
+    from flashcore_codegen import toolchain
+
     from . import __version__
 
     return {"commit": _git_commit(), "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "flashcore": __version__, "cudnn": _cudnn_version()}
+            "flashcore": __version__, "cudnn": _cudnn_version(), "toolchain": toolchain.identity()}
 
 
 def _git_commit() -> str:

@@ -289,7 +289,7 @@ def test_export_shipped_writes_this_environments_winners(tmp_path, capsys, monke
     exported = load(out)
     assert [(r.problem_key, r.variant, r.median_us, r.torch) for r in exported.rows] == \
         [(KEY, FAST, 600.0, ENV.torch)]
-    assert set(exported.provenance) == {"commit", "exported_at", "flashcore", "cudnn"}
+    assert set(exported.provenance) == {"commit", "exported_at", "flashcore", "cudnn", "toolchain"}
     # What was exported is what a user on another torch release dispatches from.
     user_env = dataclasses.replace(ENV, torch="2.14.1+cu130")
     assert Registry(HASHES, None, user_env, shipped=exported).choose(PROBLEM) == Choice(FAST, "shipped")
@@ -317,3 +317,28 @@ def test_doctor_reports_the_shipped_table(shipped_path, monkeypatch):
     assert line == f"shipped table: {shipped_path}, 1 rows (commit abc123, exported 2026-11-26T10:00:00+00:00)"
     monkeypatch.setenv("FLASHCORE_SHIPPED_TABLE", "off")
     assert list(doctor._shipped_lines()) == ["shipped table: off (FLASHCORE_SHIPPED_TABLE=off)"]
+
+
+# -- the package's own table ---------------------------------------------------------
+def test_the_package_rows_are_current():
+    """Every row of the shipped table names a default variant (what `flashcore build` builds) and
+    holds the source hash today's sources give it, so that a change of a family's headers cannot
+    leave the table stale unnoticed (carry the rows over with benchmarks/rekey_shipped.py, or tune
+    again). The hashes include the toolchain's identity; a machine with another one cannot
+    re-derive them and skips."""
+    from flashcore_codegen import config_from_name, toolchain
+    from flashcore_codegen.render import render
+    from flashcore_codegen.space import default_configs
+
+    table = load(shipped_module.DEFAULT_PATH)
+    assert table.rows, "the package ships no rows"
+    recorded = table.provenance.get("toolchain")
+    assert recorded, "the shipped table's provenance does not record the toolchain its hashes were derived with"
+    if recorded != toolchain.identity():
+        pytest.skip(f"the shipped rows' hashes were derived with {recorded!r}; this machine's toolchain is "
+                    f"{toolchain.identity()!r}")
+    defaults = {c.name for c in default_configs()}
+    assert sorted({r.variant for r in table.rows} - defaults) == []
+    stale = [f"{r.variant} @ {r.problem_key}" for r in table.rows
+             if render(config_from_name(r.variant)).source_hash != r.source_hash]
+    assert stale == [], f"{len(stale)} shipped rows hold another source hash than today's sources give"
