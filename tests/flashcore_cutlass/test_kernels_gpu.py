@@ -63,7 +63,7 @@ def test_variant_growing_row_max(rt, variant, height):
     scale = default_scale(cfg.head_dim)
     gen = torch.Generator(device="cuda").manual_seed(3)
     for sq, sk in ((300, 1000), (1000, 1000)):
-        q, k, v = random_qkv(1, 3, sq, sk, cfg.head_dim, dtype, generator=gen)
+        q, k, v = random_qkv(1, 3, sq, sk, cfg.head_dim, dtype, generator=gen, head_dim_v=cfg.v_head_dim)
         # Column 0 carries the ramp: q = 1 there, k rises linearly (head 0) or falls (head 1).
         q[:, :2, :, 0] = 1.0
         ramp = torch.linspace(0.0, height / scale, sk, device="cuda")
