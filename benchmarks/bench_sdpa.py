@@ -22,7 +22,7 @@ import flashcore_cutlass as fc
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import random_qkv
 from flashcore_cutlass.runtime import get_runtime
-from flashcore_cutlass.timing import time_calls, time_graph, time_python_calls
+from flashcore_cutlass.timing import time_graph, time_python_calls, time_rounds
 from flashcore_cutlass.tune import TORCH_DTYPES, baseline_grid, small_shapes
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -55,13 +55,10 @@ def bench_problem(p: Problem, rounds: int, graphs: bool, warmup_ms: float = 0.0)
     q, k, v = random_qkv(p.batch, p.heads, p.seqlen_q, p.seqlen_k, p.head_dim, TORCH_DTYPES[p.dtype])
     rt = get_runtime()
     chosen = rt.registry.choose(p)
-    per = {name: [] for name in IMPLS}
     states = {name: [] for name in IMPLS}  # the card's clock and power right after each timing
-    for _ in range(rounds):  # interleaved: clock drift hits all implementations alike
-        for name, fn in IMPLS.items():
-            t = time_calls(lambda: fn(q, k, v, p.causal), reps=20, warmup=3, min_ms=30, warmup_ms=warmup_ms)
-            per[name].append(t.median_us)
-            states[name].append(gpu_state())
+    per = time_rounds({name: (lambda fn=fn: fn(q, k, v, p.causal)) for name, fn in IMPLS.items()}, rounds,
+                      after=lambda name: states[name].append(gpu_state()),
+                      reps=20, warmup=3, min_ms=30, warmup_ms=warmup_ms)
     row = {
         "problem": str(p), "dtype": p.dtype, "batch": p.batch, "heads": p.heads, "seqlen_q": p.seqlen_q,
         "seqlen_k": p.seqlen_k, "head_dim": p.head_dim, "causal": p.causal, "variant": chosen.variant,

@@ -61,14 +61,17 @@ def time_calls(fn, reps: int = 30, warmup: int = 3, min_ms: float = 0.0, warmup_
     return Timing.of(times)
 
 
-def time_rounds(impls: dict, rounds: int, **kwargs) -> dict[str, list[float]]:
+def time_rounds(impls: dict, rounds: int, after=None, **kwargs) -> dict[str, list[float]]:
     """Per-call medians (time_calls with ``kwargs``) of each of ``impls`` (name -> fn), in
     ``rounds`` interleaved rounds: clock and thermal drift hit every implementation alike (single
-    timings of one after the other drift by several %). name -> one median per round."""
+    timings of one after the other drift by several %). name -> one median per round.
+    ``after(name)``, if given, is called right after each timing (e.g. to read the card's clock)."""
     per = {name: [] for name in impls}
     for _ in range(rounds):
         for name, fn in impls.items():
             per[name].append(time_calls(fn, **kwargs).median_us)
+            if after is not None:
+                after(name)
     return per
 
 

@@ -84,3 +84,10 @@ def test_time_rounds_interleaves_the_implementations(monkeypatch):
     per = timing.time_rounds({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 3, reps=5)
     assert order == ["a", "b"] * 3
     assert per == {"a": [1.0, 3.0, 5.0], "b": [2.0, 4.0, 6.0]}
+
+
+def test_time_rounds_calls_after_each_timing(monkeypatch):
+    seen = []
+    monkeypatch.setattr(timing, "time_calls", lambda fn, **kwargs: timing.Timing(1.0, 0.0, 1))
+    timing.time_rounds({"a": lambda: None, "b": lambda: None}, 2, after=seen.append)
+    assert seen == ["a", "b", "a", "b"]

@@ -22,7 +22,7 @@ import torch
 
 from flashcore_cutlass.reference import random_qkv, reference_attention, sample_rows
 from flashcore_cutlass.runtime import get_runtime
-from flashcore_cutlass.timing import time_calls
+from flashcore_cutlass.timing import time_rounds
 from flashcore_cutlass.tune import TORCH_DTYPES, baseline_grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -71,12 +71,9 @@ def main() -> int:
             out, lse = impls[name]()
             errors[name] = {"out": (out[:, :, sampled].float() - ref).abs().max().item(),
                             "lse_rel": ((lse[:, :, sampled] - ref_lse).abs() / ref_lse.abs().clamp_min(1)).max().item()}
-        per = {n: [] for n in impls}
         states = {n: [] for n in impls}
-        for _ in range(args.rounds):
-            for name, fn in impls.items():
-                per[name].append(time_calls(fn, reps=20, warmup=3, min_ms=30, warmup_ms=args.warmup_ms).median_us)
-                states[name].append(gpu_state())
+        per = time_rounds(impls, args.rounds, after=lambda name: states[name].append(gpu_state()),
+                          reps=20, warmup=3, min_ms=30, warmup_ms=args.warmup_ms)
         us = {n: statistics.median(t) for n, t in per.items()}
         row = {"problem": str(p), "head_dim": p.head_dim, "seqlen": p.seqlen_q, "causal": p.causal, "eager": eager,
                "us": us, "rounds_us": per, "rounds_gpu_state": states, "errors": errors,
