@@ -88,14 +88,32 @@ struct OnlineSoftmax {
       }
     }
     float m_use[kRows];
-    CUTE_UNROLL
-    for (int i = 0; i < kRows; ++i) {
-      float m_new = fmaxf(row_max[i], quad_max(m_cur[i]));
-      // Lazy: keep the max while the growth is within the margin (false for -inf - -inf = NaN).
-      if (kLazy && m_new - row_max[i] <= kLazyMargin) m_new = row_max[i];
-      m_use[i] = m_new == -INFINITY ? 0.f : m_new;  // rows with no key yet: all p = 0, no NaN
-      corr[i] = exp2f(row_max[i] - m_use[i]);       // row_max = -inf -> 0
-      row_max[i] = m_new;
+    // Lazy, unmasked tiles: where every thread's own partial max of each of its rows stays within
+    // the margin of the row's kept max, so does the row's max. One warp vote then replaces the quad
+    // shuffles and the factors' exps (each factor is exactly 1: the per-row test below would give
+    // the same). Not on masked tiles: they are a short causal tile's first ones, where the rows'
+    // maxima still grow and the vote only adds (benchmarks/NOTES.md, 2026-11-27 16:11-, call 10).
+    bool keep_all = false;
+    if constexpr (kLazy && !kMasked) {
+      bool within = true;
+      CUTE_UNROLL
+      for (int i = 0; i < kRows; ++i) within &= m_cur[i] - row_max[i] <= kLazyMargin;  // false for -inf rows
+      keep_all = __all_sync(0xffffffff, within);
+    }
+    if (keep_all) {
+      CUTE_UNROLL
+      for (int i = 0; i < kRows; ++i) { m_use[i] = row_max[i]; corr[i] = 1.f; }
+    } else {
+      CUTE_UNROLL
+      for (int i = 0; i < kRows; ++i) {
+        float m_new = fmaxf(row_max[i], quad_max(m_cur[i]));
+        // Lazy: keep the max while the growth is within the margin (false for -inf - -inf = NaN).
+        bool const keep = kLazy && m_new - row_max[i] <= kLazyMargin;
+        if (keep) m_new = row_max[i];
+        m_use[i] = m_new == -INFINITY ? 0.f : m_new;  // rows with no key yet: all p = 0, no NaN
+        corr[i] = keep ? 1.f : exp2f(row_max[i] - m_use[i]);  // row_max = -inf -> 0
+        row_max[i] = m_new;
+      }
     }
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
