@@ -188,10 +188,6 @@ class PipelinedConfig(_TensorCoreConfig):
     # of their head dim (for D64 and D128 the tile that won most keys in that sweep, see
     # MEASURED_SPILLS): 19 variants instead of 48, ~30 % of the default set's compile time.
     DEFAULT_ALL_TILES_FOR: ClassVar[frozenset] = LADDER_PROBLEMS
-    # The tail of a tile tuple that turns lazy rescaling on, every axis between at its default
-    # (ctas_per_sm, combine, pack_gqa, head_dim_v, key_split_wgs, then lazy_rescale): the 128- and
-    # 192-row tiles are built as their lazy twins (benchmarks/NOTES.md, 2026-11-27 16:11-).
-    LAZY: ClassVar[tuple] = (1, 0, 0, 0, 1, 1)
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(128, 128, 4, 2, 1), (128, 128, 4, 3, 1), (128, 64, 4, 2, 0), (128, 32, 4, 2, 0), (64, 64, 4, 2, 0),
              (64, 128, 4, 3, 0)],
@@ -406,9 +402,14 @@ class Sm90Config(KernelConfig):
     # (ctas_per_sm, combine, pack_gqa, head_dim_v, key_split_wgs, then lazy_rescale): the 128- and
     # 192-row tiles are built as their lazy twins (benchmarks/NOTES.md, 2026-11-27 16:11-).
     LAZY: ClassVar[tuple] = (1, 0, 0, 0, 1, 1)
+    # The D64 two-CTA tile is built as its lazy twin for non-causal problems only: Nsight Compute kernel
+    # times, the grid's cells, against the eager tile (benchmarks/NOTES.md, 2026-11-27 18:48-, call 2):
+    # non-causal S = 512 190.8 against 195.1 us, causal S = 512 148.5 / 147.1, causal 1k 222.4 / 224.1.
+    LAZY_TWO_CTAS: ClassVar[tuple] = (2,) + LAZY[1:]
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (128, 128, 2, 2, 1, 1) + LAZY,
-             (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8),
+             (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2),
+             (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 128, 2, 1, 0, 8),
              (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (64, 128, 2, 1, 0, 2),
@@ -421,6 +422,7 @@ class Sm90Config(KernelConfig):
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
+        (64, (64, 128, 2, 1, 1, 1, 2)): True, (64, (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS): False,
         (64, (128, 128, 2, 1, 1, 1) + LAZY): True, (64, (128, 128, 2, 2, 1, 1) + LAZY): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
         (64, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (64, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
