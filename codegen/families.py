@@ -329,7 +329,9 @@ class Sm90Config(KernelConfig):
     }
     # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
     AXIS_SCOPES: ClassVar[dict] = {
-        "key_split_wgs": {"block_m": 64, "persistent": 0, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0},
+        # Lazy rescaling: the key-split combine (key_split.cuh) does not carry the lazy softmax's rounding sums.
+        "key_split_wgs": {"block_m": 64, "persistent": 0, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0,
+                          "lazy_rescale": 0},
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -586,7 +588,7 @@ class Sm90Config(KernelConfig):
         errors = []
         if any(getattr(self, axis) != value for axis, value in self.AXIS_SCOPES["key_split_wgs"].items()):
             errors.append(f"key_split_wgs={self.key_split_wgs}: key-split warpgroups share one 64-row query tile per "
-                          "CTA: block_m=64, persistent=0, splits=1, ctas_per_sm=1, pack_gqa=0")
+                          "CTA: block_m=64, persistent=0, splits=1, ctas_per_sm=1, pack_gqa=0, lazy_rescale=0")
         if self.stages % self.key_split_wgs:
             errors.append(f"stages={self.stages} is not a multiple of key_split_wgs={self.key_split_wgs}: each "
                           "key-split warpgroup owns stages / key_split_wgs ring slots (key_split.cuh)")

@@ -19,7 +19,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1254528, 29864)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1249344, 29360)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -503,8 +503,9 @@ def test_key_split_axis():
     # A shared slot would let a parity wait pass a phase early (key_split.cuh): stages % WGs == 0.
     assert any("not a multiple of key_split_wgs=2" in e
                for e in Sm90Config(**(base | dict(stages=3, key_split_wgs=2))).validation_errors())
+    # Lazy rescaling too: the combine would not carry the lazy softmax's rounding sums (softmax.cuh).
     for bad in (dict(block_m=128, block_n=64), dict(persistent=1), dict(splits=2), dict(ctas_per_sm=2),
-                dict(pack_gqa=1, causal=True, splits=2)):
+                dict(pack_gqa=1, causal=True, splits=2), dict(lazy_rescale=1)):
         errors = Sm90Config(**(base | dict(key_split_wgs=2) | bad)).validation_errors()
         assert any("key-split warpgroups share one 64-row query tile" in e for e in errors), (bad, errors)
     # The partials (fp32 O fragment, row max and sum of the other WGs) are staged in the K/V rings.
@@ -530,6 +531,10 @@ def test_lazy_rescale_axis():
     wide = {c for c in default_configs() if c.family == "sm90" and c.block_m >= 128 and c.head_dim != 192}
     assert wide and all(c.lazy_rescale for c in wide)
     assert "fc_sm90_fp16_d64_full_m64_n128_s2_sch1_p0_kv1" in names  # the seed's tile stays as measured
+    # The D64 two-CTA tile: its lazy twin for non-causal problems, the eager tile for causal ones.
+    two_ctas = {c.name for c in default_configs() if c.family == "sm90" and c.ctas_per_sm == 2 and c.head_dim == 64}
+    assert two_ctas == {f"fc_sm90_{t}_d64_{m}_m64_n128_s2_sch1_p1_kv1_c2{lr}"
+                        for t in ("fp16", "bf16") for m, lr in (("full", "_lr1"), ("causal", ""))}
 
 
 def test_scoped_axis_enumerates_only_its_scope():
@@ -539,8 +544,8 @@ def test_scoped_axis_enumerates_only_its_scope():
 
     space = list(Sm90Config.space())
     split = [c for c in space if c.key_split_wgs > 1]
-    assert split and all((c.block_m, c.persistent, c.splits, c.ctas_per_sm, c.combine, c.pack_gqa) ==
-                         (64, 0, 1, 1, 0, 0) for c in split)
+    assert split and all((c.block_m, c.persistent, c.splits, c.ctas_per_sm, c.combine, c.pack_gqa, c.lazy_rescale) ==
+                         (64, 0, 1, 1, 0, 0, 0) for c in split)
     assert len(space) == len({c.name for c in space})
     every = itertools.product(*(Sm90Config.AXES[f.name] for f in Sm90Config.tile_fields()))
     ks = [f.name for f in Sm90Config.tile_fields()].index("key_split_wgs")

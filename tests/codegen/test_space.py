@@ -17,10 +17,10 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 29864  # SM80 families + sm90
+    assert len(space) == 556 + 29360  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
-    assert len(everything) == 912 + 1254528
+    assert len(everything) == 912 + 1249344
     assert sum(not c.is_valid for c in everything) == 356 + 1224664
 
 

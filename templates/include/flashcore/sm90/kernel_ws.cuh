@@ -133,6 +133,7 @@ struct FwdKernel {
   using RowTraits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
   using SplitTraits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
   using Traits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
+  static_assert(!(kLazyRescale && kKeyWGs > 1), "the key-split combine does not carry the lazy softmax's rounding sums");
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
   static_assert(!kSplitGlobal || kSplits > 1, "a global combine is a split-KV combine");

@@ -33,7 +33,7 @@ struct MainloopTmaWgmma {
 
   // Rows each consumer thread owns in a (kBlockM x N) accumulator.
   static constexpr int kRowsPerThread = 2;
-  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale>;
+  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale, Element>;
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
     FullBar::init(&ss.bar_q, 1);

@@ -4,24 +4,34 @@
 // kLazy: a row keeps its running max until a tile's max exceeds it by more than kLazyMargin (log2
 // units), so its probabilities stay below 2^kLazyMargin and its correction factor is exactly 1 on
 // most tiles; O, the row sum and the LSE all refer to the same (kept) max, so the result is that of
-// the eager rescale up to rounding.
+// the eager rescale up to rounding. The PV GEMM reads P rounded to the input type; the eager max's
+// own weight is exactly 1 there, a kept max's is 2^g (0 < g <= kLazyMargin) and rounds, which in a
+// peaked row (one key carrying most of the weight) puts its rounding straight into the output: the
+// bf16 outputs of the lazy kernels were 1.3-1.5x SDPA's error and failed the reference test's
+// 2x bound in 1-2 of 40 random draws (benchmarks/NOTES.md, 2026-11-27 18:48-, call 6). So each
+// thread also sums, per row, what rounding changed of its largest weight of each tile, and O is
+// normalised by the sum of the weights as the GEMM saw them there; the LSE keeps the exact sum.
 #pragma once
 
 #include "flashcore/sm90/common.cuh"
 
 namespace flashcore::sm90 {
 
-template <int kRows, bool kLazy = false>
+template <int kRows, bool kLazy = false, class Element = float>
 struct OnlineSoftmax {
   // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision. (Skipping
   // the correction is FlashAttention-4's, on Blackwell; FA3's Hopper kernels rescale every tile.)
   static constexpr float kLazyMargin = 8.f;
   float row_max[kRows];  // running max of scaled scores (log2 domain); -inf before any key
   float row_sum[kRows];  // per-thread partial sums of exp2(s - row_max)
+  // Lazy: per-thread sums of (rounded - exact) of the thread's largest weight of each tile (see top).
+  float row_round[kLazy ? kRows : 1];
 
   CUTE_DEVICE OnlineSoftmax() {
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) { row_max[i] = -INFINITY; row_sum[i] = 0.f; }
+    CUTE_UNROLL
+    for (int i = 0; i < (kLazy ? kRows : 1); ++i) row_round[i] = 0.f;
   }
 
   CUTE_DEVICE static float quad_max(float x) {
@@ -67,6 +77,7 @@ struct OnlineSoftmax {
     constexpr int kCols = decltype(size<1>(s))::value;
     auto max_op = [](float a, float b) { return fmaxf(a, b); };
     float m_cur[kRows];
+    float top_raw[kRows];  // unmasked: the raw score behind m_cur (the lazy rounding term recomputes its weight)
     if constexpr (kMasked) {
       // Scale first, then mask to -inf in the scaled domain (correct for every scale sign).
       CUTE_UNROLL
@@ -80,11 +91,11 @@ struct OnlineSoftmax {
       // max over scaled = scale * (scale >= 0 ? max raw : min raw); uniform branch.
       if (scale_log2 >= 0.f) {
         CUTE_UNROLL
-        for (int i = 0; i < kRows; ++i) m_cur[i] = row_reduce(s, i, max_op) * scale_log2;
+        for (int i = 0; i < kRows; ++i) { top_raw[i] = row_reduce(s, i, max_op); m_cur[i] = top_raw[i] * scale_log2; }
       } else {
         auto min_op = [](float a, float b) { return fminf(a, b); };
         CUTE_UNROLL
-        for (int i = 0; i < kRows; ++i) m_cur[i] = row_reduce(s, i, min_op) * scale_log2;
+        for (int i = 0; i < kRows; ++i) { top_raw[i] = row_reduce(s, i, min_op); m_cur[i] = top_raw[i] * scale_log2; }
       }
     }
     float m_use[kRows];
@@ -113,6 +124,15 @@ struct OnlineSoftmax {
         m_use[i] = m_new == -INFINITY ? 0.f : m_new;  // rows with no key yet: all p = 0, no NaN
         corr[i] = keep ? 1.f : exp2f(row_max[i] - m_use[i]);  // row_max = -inf -> 0
         row_max[i] = m_new;
+      }
+    }
+    if constexpr (kLazy) {
+      // The thread's largest weight of the row in this tile, computed as the loop below computes it
+      // (bit for bit), and what rounding to the GEMM's type changes of it.
+      CUTE_UNROLL
+      for (int i = 0; i < kRows; ++i) {
+        float const top = kMasked ? exp2f(m_cur[i] - m_use[i]) : exp2f(fmaf(top_raw[i], scale_log2, -m_use[i]));
+        row_round[i] = row_round[i] * corr[i] + (static_cast<float>(static_cast<Element>(top)) - top);
       }
     }
     CUTE_UNROLL
@@ -154,7 +174,8 @@ struct OnlineSoftmax {
     for (int i = 0; i < kRows; ++i) {
       float sum = quad_sum(row_sum[i]);
       bool empty = !(sum > 0.f);  // 0 or NaN
-      float inv = empty ? 0.f : 1.f / sum;
+      float const seen = kLazy ? sum + quad_sum(row_round[i]) : sum;  // the weights as the GEMM saw them
+      float inv = empty ? 0.f : 1.f / seen;
       lse[i] = empty ? INFINITY : row_max[i] * kLn2 + __logf(sum);
       CUTE_UNROLL
       for (int j = 0; j < size<1>(o); ++j) o(i, j) *= inv;
