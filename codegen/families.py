@@ -485,12 +485,13 @@ class Sm90Config(KernelConfig):
         # Their eager twins (the defaults before the lazy rescale) spilled 24-64 B and 8-68 B and were
         # the fastest D64 non-causal tile at S >= 2k (causal >= 8k) and D256 tile at S = 1k-16k (grids
         # of 2026-11-26); the lazy twins ran 1.01-1.05x faster at those cells (benchmarks/NOTES.md,
-        # 2026-11-27 16:10-, call 1) and won the same keys in the grid tune after it (call 2).
-        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1_lr1": "spills 68-80 B (3 WGs at 160 registers); fastest D64 "
-                                                   "non-causal tile at S >= 1k and causal at >= 8k (grid tune of "
-                                                   "2026-11-27 16:25)",
-        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1_lr1": "spills 8-56 B (causal the most); 1.02-1.05x its eager twin "
-                                                   "at S = 1k-16k (2026-11-27 16:10-, call 1)",
+        # 2026-11-27 16:10-, call 1). The lazy softmax's rounding sums (2026-11-27 18:48-) took the D64
+        # causal tile from 108-136 B to 280-308 B; it still won the grid's causal 8k and 16k keys (call 8).
+        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1_lr1": "spills 60-80 B (non-causal) / 280-308 B (causal) at 3 WGs "
+                                                   "of 160 registers; fastest D64 non-causal tile at S >= 1k and "
+                                                   "causal at >= 8k (tune of 2026-11-27 19:36)",
+        "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1_lr1": "spills 28-96 B (causal the most); fastest D256 non-causal "
+                                                   "tile at S = 1k-8k (tune of 2026-11-27 19:36)",
     }
 
     @property
