@@ -45,7 +45,9 @@ def cuobjdump() -> str:
 
 
 def kernels(so: Path) -> dict[str, str]:
-    """Kernel name -> its SASS text, from `cuobjdump -sass`."""
+    """Kernel name -> its SASS text, from `cuobjdump -sass`. A function's text ends at the next
+    function or the next embedded cubin's header (which an extension, holding many, prints between
+    functions and an object file does not), so that an extension and a --no-link build compare."""
     text = subprocess.run([cuobjdump(), "-sass", str(so)], check=True, capture_output=True, text=True).stdout
     out: dict[str, list[str]] = {}
     current = None
@@ -56,9 +58,11 @@ def kernels(so: Path) -> dict[str, str]:
             if current in out:
                 sys.exit(f"error: kernel {current} appears twice in {so}")
             out[current] = []
+        elif line.startswith("Fatbin "):
+            current = None
         elif current is not None:
             out[current].append(line)
-    return {name: "".join(lines) for name, lines in out.items()}
+    return {name: "".join(lines).rstrip() for name, lines in out.items()}
 
 
 def build_kernels(build: Path) -> dict[str, str]:
@@ -85,9 +89,10 @@ def manifest(build: Path) -> dict[str, dict]:
 # An sm90 kernel's mangled name holds its variant's config: kernel_entry<KernelWS<Traits<Element, D,
 # block_m, block_n, stages, consumer WGs, causal, overlap, pingpong, persistent, splits, CTAs per SM>,
 # Mainloop, Epilogue, Scheduler>> (kernel_ws.cuh, traits.cuh); a GQA-packing variant's Traits are
-# wrapped in PackGqaTraits<...> (pack_gqa.cuh); a variant with a V head dim of its own has
-# TraitsDv<..., Dv> instead.
-_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:14KeySplitTraitsINS0_)?(?:13PackGqaTraitsINS0_)?(?:6Traits|8TraitsDv)IN7cutlass\d+(bfloat16_t|half_t)E"
+# wrapped in PackGqaTraits<...> (pack_gqa.cuh), a lazy-rescale variant's in LazyRescaleTraits<...>
+# (traits.cuh); a variant with a V head dim of its own has TraitsDv<..., Dv> instead.
+_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:14KeySplitTraitsINS0_)?(?:17LazyRescaleTraitsINS0_)?"
+                          r"(?:13PackGqaTraitsINS0_)?(?:6Traits|8TraitsDv)IN7cutlass\d+(bfloat16_t|half_t)E"
                           r"Li(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELb([01])ELb([01])ELb([01])ELb([01])ELi(\d+)ELi(\d+)E"
                           r"(?:Li(\d+)E)?")
 # A key-split variant's traits wrap the row traits: KeySplitTraits<Traits<...>, kKeyWGs>.
@@ -105,7 +110,8 @@ def sm90_variant(kernel: str) -> str | None:
             f"_m{bm}_n{bn}_s{stages}_sch{schedule}_p{persistent}_kv{splits}")
     return name + ("_c" + ctas if ctas != "1" else "") + ("_g1" if "EpilogueSplitGlobal" in kernel else "") + \
         ("_pq1" if "PackGqaTraits" in kernel else "") + (f"_v{dv}" if "8TraitsDv" in kernel and dv else "") + \
-        (f"_ks{ks.group(1)}" if (ks := _KEY_SPLIT_WGS.search(kernel)) else "")
+        (f"_ks{ks.group(1)}" if (ks := _KEY_SPLIT_WGS.search(kernel)) else "") + \
+        ("_lr1" if "17LazyRescaleTraits" in kernel else "")
 
 
 def main() -> int:

@@ -24,6 +24,10 @@ PACKED_GLOBAL_COMBINE = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_13P
 KEY_SPLIT = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_14KeySplitTraitsINS0_6TraitsIN7cutlass6half_tELi64ELi64"
              "ELi128ELi4ELi1ELb0ELb1ELb0ELb0ELi1ELi1EEELi2EEENS0_16MainloopTmaWgmmaIS8_EENS0_16EpilogueKeySplitIS8_EENS0_18"
              "PlainTileSchedulerILb0EEEEEEEvNT_6ParamsE")
+# A lazy-rescale variant (traits.cuh's LazyRescaleTraits wraps its Traits).
+LAZY = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_17LazyRescaleTraitsINS0_6TraitsIN7cutlass10bfloat16_tELi64"
+        "ELi128ELi128ELi2ELi2ELb1ELb1ELb1ELb1ELi1ELi1EEEEENS0_16MainloopTmaWgmmaIS8_EENS0_16EpilogueTmaStoreIS8_EENS0_30"
+        "DynamicPersistentTileSchedulerILb1ELi8EEEEEEEvNT_6ParamsE")
 
 
 def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, epilogue="EpilogueTmaStore"):
@@ -36,6 +40,7 @@ def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, 
     (GLOBAL_COMBINE, "fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8_g1"),
     (PACKED_GLOBAL_COMBINE, "fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv8_g1_pq1"),
     (KEY_SPLIT, "fc_sm90_fp16_d64_full_m64_n128_s4_sch1_p0_kv1_ks2"),
+    (LAZY, "fc_sm90_bf16_d64_causal_m128_n128_s2_sch2_p1_kv1_lr1"),
     (_name("half_t", 64, 128, 128, 1, 1, 1, 1, 1, 1), "fc_sm90_fp16_d64_causal_m128_n128_s2_sch2_p1_kv1"),
     (_name("bfloat16_t", 64, 64, 128, 0, 1, 0, 1, 1, 2), "fc_sm90_bf16_d64_full_m64_n128_s2_sch1_p1_kv1_c2"),
     (_name("bfloat16_t", 256, 64, 64, 0, 1, 0, 0, 4, 1, "EpilogueSplitCombine"),

@@ -33,7 +33,8 @@ struct MainloopTmaWgmma {
 
   // Rows each consumer thread owns in a (kBlockM x N) accumulator.
   static constexpr int kRowsPerThread = 2;
-  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale, Element>;
+  // Tiles at 160 registers or fewer select masked elements out rather than rewrite them (softmax.cuh).
+  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale, Element, (Traits::kConsumerRegs <= 160)>;
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
     FullBar::init(&ss.bar_q, 1);

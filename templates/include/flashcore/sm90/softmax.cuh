@@ -17,7 +17,12 @@
 
 namespace flashcore::sm90 {
 
-template <int kRows, bool kLazy = false, class Element = float>
+// kSelectMasked: masked tiles reduce and exponentiate the raw scores as unmasked ones do, selecting
+// the hidden elements out (-inf for the max, 0 for the weight), instead of first rewriting the
+// scores scaled and masked in place. At 160 registers (3 consumer WGs) the in-place pass spilled:
+// the D64 192x128 causal lazy tile 280 / 308 B, all of it in the masked tiles' softmax, against
+// 40 / 56 B selected (ptxas). The other tiles keep the in-place form their shipped rows measured.
+template <int kRows, bool kLazy = false, class Element = float, bool kSelectMasked = false>
 struct OnlineSoftmax {
   // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision. (Skipping
   // the correction is FlashAttention-4's, on Blackwell; FA3's Hopper kernels rescale every tile.)
@@ -77,8 +82,8 @@ struct OnlineSoftmax {
     constexpr int kCols = decltype(size<1>(s))::value;
     auto max_op = [](float a, float b) { return fmaxf(a, b); };
     float m_cur[kRows];
-    float top_raw[kRows];  // unmasked: the raw score behind m_cur (the lazy rounding term recomputes its weight)
-    if constexpr (kMasked) {
+    float top_raw[kRows];  // unmasked or selected: the raw score behind m_cur (the lazy rounding term recomputes its weight)
+    if constexpr (kMasked && !kSelectMasked) {
       // Scale first, then mask to -inf in the scaled domain (correct for every scale sign).
       CUTE_UNROLL
       for (int i = 0; i < kRows; ++i) {
@@ -87,6 +92,36 @@ struct OnlineSoftmax {
       }
       CUTE_UNROLL
       for (int i = 0; i < kRows; ++i) m_cur[i] = row_reduce(s, i, max_op);
+    } else if constexpr (kMasked) {
+      auto masked_reduce = [&](int i, float hidden, auto op) {
+        float acc[kAcc];
+        CUTE_UNROLL
+        for (int a = 0; a < kAcc; ++a) acc[a] = mask(i, a) ? hidden : s(i, a);
+        CUTE_UNROLL
+        for (int j = kAcc; j < kCols; ++j) acc[j % kAcc] = op(acc[j % kAcc], mask(i, j) ? hidden : s(i, j));
+        CUTE_UNROLL
+        for (int w = kAcc / 2; w > 0; w /= 2) {
+          CUTE_UNROLL
+          for (int a = 0; a < w; ++a) acc[a] = op(acc[a], acc[a + w]);
+        }
+        return acc[0];
+      };
+      // A thread-row with every element hidden reduces to the sentinel: its scaled max is -inf
+      // (not sentinel * scale, which is NaN at scale 0).
+      if (scale_log2 >= 0.f) {
+        CUTE_UNROLL
+        for (int i = 0; i < kRows; ++i) {
+          top_raw[i] = masked_reduce(i, -INFINITY, max_op);
+          m_cur[i] = top_raw[i] == -INFINITY ? -INFINITY : top_raw[i] * scale_log2;
+        }
+      } else {
+        auto min_op = [](float a, float b) { return fminf(a, b); };
+        CUTE_UNROLL
+        for (int i = 0; i < kRows; ++i) {
+          top_raw[i] = masked_reduce(i, INFINITY, min_op);
+          m_cur[i] = top_raw[i] == INFINITY ? -INFINITY : top_raw[i] * scale_log2;
+        }
+      }
     } else {
       // max over scaled = scale * (scale >= 0 ? max raw : min raw); uniform branch.
       if (scale_log2 >= 0.f) {
@@ -131,7 +166,11 @@ struct OnlineSoftmax {
       // (bit for bit), and what rounding to the GEMM's type changes of it.
       CUTE_UNROLL
       for (int i = 0; i < kRows; ++i) {
-        float const top = kMasked ? exp2f(m_cur[i] - m_use[i]) : exp2f(fmaf(top_raw[i], scale_log2, -m_use[i]));
+        // (A thread-row with every element hidden has no weight.)
+        float top;
+        if constexpr (kMasked && !kSelectMasked) top = exp2f(m_cur[i] - m_use[i]);
+        else if constexpr (kMasked) top = m_cur[i] == -INFINITY ? 0.f : exp2f(fmaf(top_raw[i], scale_log2, -m_use[i]));
+        else top = exp2f(fmaf(top_raw[i], scale_log2, -m_use[i]));
         row_round[i] = row_round[i] * corr[i] + (static_cast<float>(static_cast<Element>(top)) - top);
       }
     }
@@ -140,7 +179,13 @@ struct OnlineSoftmax {
       float sum = 0.f;
       CUTE_UNROLL
       for (int j = 0; j < kCols; ++j) {
-        float const p = kMasked ? exp2f(s(i, j) - m_use[i]) : exp2f(fmaf(s(i, j), scale_log2, -m_use[i]));
+        float p;
+        if constexpr (kMasked && !kSelectMasked) {
+          p = exp2f(s(i, j) - m_use[i]);
+        } else {
+          p = exp2f(fmaf(s(i, j), scale_log2, -m_use[i]));
+          if constexpr (kMasked) p = mask(i, j) ? 0.f : p;
+        }
         s(i, j) = p;
         sum += p;
       }
