@@ -33,8 +33,12 @@ struct MainloopTmaWgmma {
 
   // Rows each consumer thread owns in a (kBlockM x N) accumulator.
   static constexpr int kRowsPerThread = 2;
-  // Tiles at 160 registers or fewer select masked elements out rather than rewrite them (softmax.cuh).
-  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale, Element, (Traits::kConsumerRegs <= 160)>;
+  // Causal tiles at 160 registers or fewer select masked elements out rather than rewrite them
+  // (softmax.cuh). Nsight Compute A/B, D64 192x128 lazy (benchmarks/NOTES.md, 2026-11-27 20:53-,
+  // call 3): causal 2k / 4k / 8k -8.2 / -5.8 / -4.8 %, non-causal 1k / 4k +1.4 / +1.2 % (the grid's
+  // non-causal problems have no masked tile; they only paid the changed register allocation).
+  static constexpr bool kSelectMasked = kCausal && Traits::kConsumerRegs <= 160;
+  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale, Element, kSelectMasked>;
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
     FullBar::init(&ss.bar_q, 1);

@@ -21,7 +21,7 @@ namespace flashcore::sm90 {
 // the hidden elements out (-inf for the max, 0 for the weight), instead of first rewriting the
 // scores scaled and masked in place. At 160 registers (3 consumer WGs) the in-place pass spilled:
 // the D64 192x128 causal lazy tile 280 / 308 B, all of it in the masked tiles' softmax, against
-// 40 / 56 B selected (ptxas). The other tiles keep the in-place form their shipped rows measured.
+// 40 / 56 B selected (ptxas). The mainloop chooses (mainloop.cuh: measured there).
 template <int kRows, bool kLazy = false, class Element = float, bool kSelectMasked = false>
 struct OnlineSoftmax {
   // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision. (Skipping
