@@ -486,10 +486,11 @@ class Sm90Config(KernelConfig):
         # the fastest D64 non-causal tile at S >= 2k (causal >= 8k) and D256 tile at S = 1k-16k (grids
         # of 2026-11-26); the lazy twins ran 1.01-1.05x faster at those cells (benchmarks/NOTES.md,
         # 2026-11-27 16:10-, call 1). The lazy softmax's rounding sums (2026-11-27 18:48-) took the D64
-        # causal tile from 108-136 B to 280-308 B; it still won the grid's causal 8k and 16k keys (call 8).
-        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1_lr1": "spills 60-80 B (non-causal) / 280-308 B (causal) at 3 WGs "
-                                                   "of 160 registers; fastest D64 non-causal tile at S >= 1k and "
-                                                   "causal at >= 8k (tune of 2026-11-27 19:36)",
+        # causal tile from 108-136 B to 280-308 B; selecting its masked elements out (softmax.cuh,
+        # 2026-11-27 20:53-) took it to 40-56 B.
+        "fc_sm90_*_d64_*_m192_n128_s2_sch1_p1_kv1_lr1": "spills 60-80 B (non-causal) / 40-56 B (causal) at 3 WGs "
+                                                   "of 160 registers; fastest D64 non-causal tile at S >= 1k (tune "
+                                                   "of 2026-11-27 19:36) and causal at >= 8k (tune of 21:30)",
         "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1_lr1": "spills 28-96 B (causal the most); fastest D256 non-causal "
                                                    "tile at S = 1k-8k (tune of 2026-11-27 19:36)",
     }
