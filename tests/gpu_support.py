@@ -29,7 +29,9 @@ def built_variants() -> list[str]:
 
 def representative_variants(per_mask: bool = True, prefer_dtype: str | None = None) -> list[str]:
     """One built variant per family (and per mask with ``per_mask``; and per kernel design where a
-    family has several: sm90 split-KV, key-split warpgroups and plain CTAs): the smallest head_dim, then
+    family has several: sm90 split-KV, key-split warpgroups and plain CTAs, and its consumer warpgroup
+    counts, whose register budgets give different softmax code: causal tiles of 160 registers select
+    masked elements out, softmax.cuh): the smallest head_dim, then
     ``prefer_dtype``, then the plainest tiles (lean 0), then the name. Families come from the
     variant names, so a new family is included as soon as it is built. Variants whose V has a head
     dim of its own (head_dim_v) are left out: these tests give V Q's head dim (the per-variant tests
@@ -44,7 +46,8 @@ def representative_variants(per_mask: bool = True, prefer_dtype: str | None = No
             continue
         if cfg.v_head_dim != cfg.head_dim:
             continue
-        design = (getattr(cfg, "splits", 1) > 1, getattr(cfg, "key_split_wgs", 1) > 1)
+        design = (getattr(cfg, "splits", 1) > 1, getattr(cfg, "key_split_wgs", 1) > 1,
+                  getattr(cfg, "consumer_warpgroups", 1))
         group = (cfg.family, design, cfg.causal) if per_mask else (cfg.family, design)
         rank = (cfg.head_dim, cfg.dtype != prefer_dtype, getattr(cfg, "lean", 0), name)
         if group not in best or rank < best[group]:
