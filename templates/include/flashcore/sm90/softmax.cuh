@@ -55,21 +55,26 @@ struct OnlineSoftmax {
   // bunched the exps up: MIO throttle). Every row of a wgmma accumulator holds a multiple of 4
   // columns per thread (block_n % 16 == 0).
   static constexpr int kAcc = 4;
-  template <class ScoreRC, class Op>
-  CUTE_DEVICE static float row_reduce(ScoreRC const& s, int i, Op op) {
+  // at(i, j): the value row i's column j contributes (the score itself, or a masked tile's selection).
+  template <class ScoreRC, class Op, class At>
+  CUTE_DEVICE static float row_reduce(ScoreRC const& s, int i, Op op, At at) {
     constexpr int kCols = decltype(size<1>(s))::value;
     static_assert(kCols % kAcc == 0);
     float acc[kAcc];
     CUTE_UNROLL
-    for (int a = 0; a < kAcc; ++a) acc[a] = s(i, a);
+    for (int a = 0; a < kAcc; ++a) acc[a] = at(i, a);
     CUTE_UNROLL
-    for (int j = kAcc; j < kCols; ++j) acc[j % kAcc] = op(acc[j % kAcc], s(i, j));
+    for (int j = kAcc; j < kCols; ++j) acc[j % kAcc] = op(acc[j % kAcc], at(i, j));
     CUTE_UNROLL
     for (int w = kAcc / 2; w > 0; w /= 2) {
       CUTE_UNROLL
       for (int a = 0; a < w; ++a) acc[a] = op(acc[a], acc[a + w]);
     }
     return acc[0];
+  }
+  template <class ScoreRC, class Op>
+  CUTE_DEVICE static float row_reduce(ScoreRC const& s, int i, Op op) {
+    return row_reduce(s, i, op, [&](int r, int c) { return s(r, c); });
   }
 
   // Scores (rows, cols) -> unnormalised probabilities in place; returns in `corr` the factor the
@@ -94,17 +99,7 @@ struct OnlineSoftmax {
       for (int i = 0; i < kRows; ++i) m_cur[i] = row_reduce(s, i, max_op);
     } else if constexpr (kMasked) {
       auto masked_reduce = [&](int i, float hidden, auto op) {
-        float acc[kAcc];
-        CUTE_UNROLL
-        for (int a = 0; a < kAcc; ++a) acc[a] = mask(i, a) ? hidden : s(i, a);
-        CUTE_UNROLL
-        for (int j = kAcc; j < kCols; ++j) acc[j % kAcc] = op(acc[j % kAcc], mask(i, j) ? hidden : s(i, j));
-        CUTE_UNROLL
-        for (int w = kAcc / 2; w > 0; w /= 2) {
-          CUTE_UNROLL
-          for (int a = 0; a < w; ++a) acc[a] = op(acc[a], acc[a + w]);
-        }
-        return acc[0];
+        return row_reduce(s, i, op, [&](int r, int c) { return mask(r, c) ? hidden : s(r, c); });
       };
       // A thread-row with every element hidden reduces to the sentinel: its scaled max is -inf
       // (not sentinel * scale, which is NaN at scale 0).
