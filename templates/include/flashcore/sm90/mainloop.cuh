@@ -219,18 +219,16 @@ struct MainloopTmaWgmma {
     int const wg = tid / 128;
     using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
 
-    auto tile_masked = [&](int n) {
-      if constexpr (Traits::kPackGqa) return needs_mask(key_mask, PackedRows(p.head_ratio, w.m_block, kBlockM), n);
-      else return needs_mask(key_mask, w.m_block, n);
-    };
-    // is_masked: cute::true_type / false_type, whether key tile n needs the per-element mask.
-    auto softmax_step = [&](int n, float (&corr)[kRowsPerThread], auto is_masked) {
+    auto softmax_step = [&](int n, float (&corr)[kRowsPerThread]) {
       Tensor s = rowcol(tSrS);
       if (softcap_scale != 0.f) {  // uniform: tanh before the mask, so masked scores stay -inf
         CUTE_UNROLL
         for (int i = 0; i < size(tSrS); ++i) tSrS(i) = tanh_approx(tSrS(i) * softcap_scale);
       }
-      if constexpr (decltype(is_masked)::value) {
+      bool masked;
+      if constexpr (Traits::kPackGqa) masked = needs_mask(key_mask, PackedRows(p.head_ratio, w.m_block, kBlockM), n);
+      else masked = needs_mask(key_mask, w.m_block, n);
+      if (masked) {
         // Each row's visible columns of the tile, one unsigned compare per element (api.h).
         int const col0 = n * kBlockN;
         VisibleColumns visible[kRowsPerThread];
@@ -275,19 +273,6 @@ struct MainloopTmaWgmma {
       v_state.advance(kStages, wg);
     }
 
-    // The walk's key tiles in runs: those needing the mask come first (the causal diagonal, the
-    // keys' end) and, with a left window edge, last; the interior run's loop carries neither the
-    // mask test's branch nor the masked softmax. The masked body is correct on any tile, the
-    // unmasked one runs only where no element is hidden.
-    auto walk = [&](auto&& body) {
-      while (n >= tiles.first) {
-        CUTE_NO_UNROLL
-        for (; n >= tiles.first && tile_masked(n); n -= kKeyWGs) body(cute::true_type{});
-        CUTE_NO_UNROLL
-        for (; n >= tiles.first && !tile_masked(n); n -= kKeyWGs) body(cute::false_type{});
-      }
-    };
-
     if constexpr (Traits::kIntraWGOverlap) {
       // Prologue: S(n_last) and its softmax alone.
       FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
@@ -298,12 +283,11 @@ struct MainloopTmaWgmma {
       warpgroup_fence_operand(tSrS);
       release(&ss.empty_k[k_state.index]);
       next_k();
-      if (tile_masked(n)) softmax_step(n, corr, cute::true_type{});
-      else softmax_step(n, corr, cute::false_type{});
+      softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
-      n -= kKeyWGs;
-      walk([&](auto is_masked) {
+      CUTE_NO_UNROLL
+      for (n -= kKeyWGs; n >= tiles.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         Sched::acquire(wg);
@@ -314,7 +298,7 @@ struct MainloopTmaWgmma {
         warpgroup_fence_operand(tSrS);
         release(&ss.empty_k[k_state.index]);
         next_k();
-        softmax_step(n, corr, is_masked);  // overlaps the PV wgmma
+        softmax_step(n, corr);  // overlaps the PV wgmma
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
         release(&ss.empty_v[v_state.index]);
@@ -324,7 +308,7 @@ struct MainloopTmaWgmma {
         Tensor rPn = convert_fragment<Element>(tSrS);
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
-      });
+      }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);  // every QK^T of this tile is done
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
       Sched::acquire(wg);
@@ -335,12 +319,13 @@ struct MainloopTmaWgmma {
       release(&ss.empty_v[v_state.index]);
       next_v();
     } else {
-      walk([&](auto is_masked) {
+      CUTE_NO_UNROLL
+      for (; n >= tiles.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
         release(&ss.empty_k[k_state.index]);
         next_k();
-        softmax_step(n, corr, is_masked);
+        softmax_step(n, corr);
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
         Tensor rP = convert_fragment<Element>(tSrS);
@@ -349,7 +334,7 @@ struct MainloopTmaWgmma {
         wg_gemm<false, 0>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
         release(&ss.empty_v[v_state.index]);
         next_v();
-      });
+      }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
     }
   }
