@@ -408,8 +408,14 @@ class Sm90Config(KernelConfig):
     # times, the grid's cells, against the eager tile (benchmarks/NOTES.md, 2026-11-27 18:48-, call 2):
     # non-causal S = 512 190.8 against 195.1 us, causal S = 512 148.5 / 147.1, causal 1k 222.4 / 224.1.
     LAZY_TWO_CTAS: ClassVar[tuple] = (2,) + LAZY[1:]
+    # D64 causal 192x96 (lazy; causal only): in a tune of the grid's D64 causal keys beside ten other
+    # lazy tiles (benchmarks/NOTES.md, 2026-11-27 23:54-, call 2; tuner us, one run) the fastest at S = 4k,
+    # 696.9 against 192x128's 711.1 and the 128x128 ping-pong tile's 746.7 (the shipped winner there);
+    # second at 8k (1234.5 / 1218.4). With the eager softmax, 192x96 had lost 2-14 % to 192x128 at the D64
+    # keys it was timed at (2026-11-26 15:50-, call 8).
     DEFAULT_TILES: ClassVar[dict] = {
-        64: [(192, 128, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (128, 128, 2, 2, 1, 1) + LAZY,
+        64: [(192, 128, 2, 1, 1, 1) + LAZY, (192, 96, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY,
+             (128, 128, 2, 2, 1, 1) + LAZY,
              (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2),
              (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 128, 2, 1, 0, 8),
              (64, 128, 2, 1, 0, 4),
@@ -426,6 +432,7 @@ class Sm90Config(KernelConfig):
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (64, 128, 2, 1, 1, 1, 2)): True, (64, (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS): False,
         (64, (128, 128, 2, 1, 1, 1) + LAZY): True, (64, (128, 128, 2, 2, 1, 1) + LAZY): True,
+        (64, (192, 96, 2, 1, 1, 1) + LAZY): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
         (64, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (64, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
