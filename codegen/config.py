@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterator
+from typing import ClassVar, Iterable, Iterator
 
 from . import arch
 from .toolchain import nvcc_flags
@@ -287,10 +287,15 @@ class KernelConfig:
 
     # -- enumeration ----------------------------------------------------------------
     @classmethod
-    def space(cls) -> Iterator["KernelConfig"]:
+    def space(cls, dtype: Iterable[str] | None = None, head_dim: Iterable[int] | None = None,
+              causal: bool | None = None) -> Iterator["KernelConfig"]:
         """Every combination of the family's axes (valid or not) for each dtype/head dim/mask, in
         the order of the axes' values; a scoped axis (``AXIS_SCOPES``) takes its other values only
-        within its scope."""
+        within its scope. ``dtype``, ``head_dim`` (any of their values) and ``causal`` narrow the
+        dtypes, head dims and masks enumerated (None: all)."""
+        dtypes = [d for d in DTYPES if dtype is None or d in set(dtype)]
+        head_dims = [d for d in cls.HEAD_DIMS if head_dim is None or d in set(head_dim)]
+        masks = [c for c in (False, True) if causal is None or c == causal]
         fields = {f.name: f for f in cls.tile_fields()}
         names = list(fields)
         index = {n: {v: i for i, v in enumerate(cls.AXES[n])} for n in names}
@@ -303,9 +308,9 @@ class KernelConfig:
         combos = [values for c in choices for values in itertools.product(*(c[n] for n in names))]
         if cls.AXIS_SCOPES:
             combos.sort(key=lambda values: tuple(index[n][v] for n, v in zip(names, values)))
-        for dtype, head_dim, causal in itertools.product(DTYPES, cls.HEAD_DIMS, (False, True)):
+        for dt, hd, masked in itertools.product(dtypes, head_dims, masks):
             for values in combos:
-                yield cls(dtype=dtype, head_dim=head_dim, causal=causal, **dict(zip(names, values)))
+                yield cls(dtype=dt, head_dim=hd, causal=masked, **dict(zip(names, values)))
 
 
 def all_head_dims() -> tuple[int, ...]:

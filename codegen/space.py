@@ -17,9 +17,17 @@ def spill_note(name: str) -> str | None:
     return next((note for pattern, note in notes if fnmatch.fnmatchcase(name, pattern)), None)
 
 
-def all_configs(valid_only: bool = True) -> Iterator[KernelConfig]:
+def all_configs(valid_only: bool = True, family: Iterable[str] | None = None, dtype: Iterable[str] | None = None,
+                head_dim: Iterable[int] | None = None, causal: bool | None = None) -> Iterator[KernelConfig]:
+    """The space (its valid configs by default). ``family``, ``dtype`` and ``head_dim`` (any of
+    their values; None: all) and ``causal`` (None: both) leave out the families and problems they
+    exclude before enumerating them: the whole space is ~1.3 M configs, most of them sm90's (tens
+    of seconds)."""
+    family = None if family is None else set(family)
     for cls in FAMILIES.values():
-        for config in cls.space():
+        if family is not None and cls.family not in family:
+            continue
+        for config in cls.space(dtype=dtype, head_dim=head_dim, causal=causal):
             if not valid_only or config.is_valid:
                 yield config
 

@@ -78,6 +78,19 @@ def _named_configs(names: list[str]):
     return configs
 
 
+def _glob_families(globs: list[str], family: list[str] | None) -> list[str] | None:
+    """The families a variant must be of to pass ``--family`` and match one of ``globs``: a glob
+    whose family part is spelled out (``fc_mma_*``) matches only that family's names (family
+    names hold no "_"); None where the filters leave every family open, [] where none passes."""
+    spelled = set()
+    for glob in globs:
+        parts = glob.split("_", 2)
+        if len(parts) < 3 or parts[0] != "fc" or GLOB_CHARS & set(parts[1]):
+            return family
+        spelled.add(parts[1])
+    return sorted(spelled & set(family) if family else spelled) if globs else family
+
+
 def _selected(args):
     """Filters narrow the default set (or the whole valid space with --all); exact names in
     --only are taken as named, so `--only <name>` builds that variant wherever it lives."""
@@ -85,15 +98,18 @@ def _selected(args):
     exact = [o for o in only if not GLOB_CHARS & set(o)]
     globs = [o for o in only if GLOB_CHARS & set(o)]
     named = _named_configs(exact)
-    base = list(all_configs()) if args.all else default_configs()
+    # Enumerate only what the filters leave: the whole space takes tens of seconds.
+    narrow = dict(family=_glob_families(globs, args.family), dtype=args.dtype, head_dim=args.head_dim,
+                  causal=args.causal)
     picked = []
     if globs or not exact:
+        base = all_configs(**narrow) if args.all else default_configs()
         picked = select(base, args.family, args.dtype, args.head_dim, args.causal, globs or None)
     picked += select(named, args.family, args.dtype, args.head_dim, args.causal)
     configs = sorted({c.name: c for c in picked}.values(), key=lambda c: c.name)
     if not configs:
         hint = "list the valid names with: flashcore codegen --list --all"
-        if not args.all and select(all_configs(), args.family, args.dtype, args.head_dim, args.causal, globs or None):
+        if not args.all and select(all_configs(**narrow), only=globs or None):
             hint = "the default set has none, the whole valid space has some: add --all"
         raise CliError(f"{NO_MATCH} ({hint})")
     return configs

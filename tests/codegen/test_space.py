@@ -24,6 +24,18 @@ def test_all_configs(space):
     assert sum(not c.is_valid for c in everything) == 356 + 1219984
 
 
+@pytest.mark.parametrize("family, dtype, head_dim, causal", [
+    (["sm90"], ["fp16"], [256], False),
+    (["mma", "scalar"], None, [128], None),
+    (None, ["bf16"], [64], True),
+])
+def test_filters_narrow_the_enumeration_exactly(space, family, dtype, head_dim, causal):
+    # The CLI enumerates only what its filters leave (seconds instead of the whole space's tens).
+    narrowed = list(all_configs(family=family, dtype=dtype, head_dim=head_dim, causal=causal))
+    assert sorted(c.name for c in narrowed) == [c.name for c in select(space, family, dtype, head_dim, causal)]
+    assert narrowed
+
+
 def test_default_configs_are_valid_and_unique():
     defaults = default_configs()
     assert defaults, "the default set is empty"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flashcore_cutlass.cli import main
+from flashcore_cutlass.cli import _glob_families, main
 from flashcore_codegen.space import all_configs, default_configs, select
 from flashcore_cutlass import runtime as runtime_module
 
@@ -42,7 +42,7 @@ def test_module_entry_point_help_and_version():
 def test_codegen_list_family(capsys):
     assert main(["codegen", "--list", "--all", "--family", "mma"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [c.name for c in select(all_configs(), family=["mma"])]
+    assert out == [c.name for c in select(all_configs(family=["mma"]))]  # the narrowing: tests/codegen/test_space.py
     assert len(out) == 20
     assert out[0] == "fc_mma_bf16_d128_causal_m128_n64_w4"
     assert all(name.startswith("fc_mma_") for name in out)
@@ -108,7 +108,21 @@ def test_filters_narrow_the_default_set_and_all_widens(capsys):
     assert main(["codegen", "--list", "--all", "--head-dim", "128"]) == 0
     widened = capsys.readouterr().out.split()
     assert set(narrowed) < set(widened)
-    assert len(widened) == len([c for c in all_configs() if c.head_dim == 128])
+    assert len(widened) == len(list(all_configs(head_dim=[128])))
+
+
+@pytest.mark.parametrize("globs, family, families", [
+    ([], None, None),
+    ([], ["mma"], ["mma"]),
+    (["fc_mma_*"], None, ["mma"]),
+    (["fc_mma_*", "fc_sm90_bf16_*"], None, ["mma", "sm90"]),
+    (["fc_mma_*", "*_m128_*"], None, None),  # the second leaves the family open
+    (["fc_sm9?_*"], ["mma"], ["mma"]),
+    (["fc_mma_*"], ["scalar"], []),  # nothing passes both
+    (["fc_nothing_*"], None, ["nothing"]),
+])
+def test_globs_narrow_the_families_enumerated(globs, family, families):
+    assert _glob_families(globs, family) == families
 
 
 def test_glob_outside_the_default_set_says_to_add_all(capsys):
