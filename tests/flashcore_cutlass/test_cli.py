@@ -42,7 +42,7 @@ def test_module_entry_point_help_and_version():
 def test_codegen_list_family(capsys):
     assert main(["codegen", "--list", "--all", "--family", "mma"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [c.name for c in select(all_configs(family=["mma"]))]  # the narrowing: tests/codegen/test_space.py
+    assert out == [c.name for c in select(all_configs(family=["mma"]))]  # narrowed as checked in tests/codegen/test_space.py
     assert len(out) == 20
     assert out[0] == "fc_mma_bf16_d128_causal_m128_n64_w4"
     assert all(name.startswith("fc_mma_") for name in out)
