@@ -5,7 +5,7 @@ small shapes (per-call from Python and as CUDA-graph replays). SDPA is timed wit
 backend (cuDNN on this torch) and its FlashAttention-2 backend. Every number is a median of
 interleaved rounds: a ratio under ~3 % in one cell is noise (BASELINES.md).
 
-    python benchmarks/bench_sdpa.py [--grid] [--small] [--d 128] [--json out.json] [--plot [out.png]]
+    python benchmarks/bench_sdpa.py [--grid] [--small] [--d 128] [--s 512] [--json out.json] [--plot [out.png]]
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", action="store_true", help="the throughput grid (default: grid and small)")
     ap.add_argument("--small", action="store_true", help="the launch-bound small shapes")
     ap.add_argument("--d", type=int, action="append", help="head dims of the grid (default all)")
+    ap.add_argument("--s", type=int, action="append", help="sequence lengths of the grid (default all)")
     ap.add_argument("--rounds", type=int, default=3)
     add_warmup_argument(ap)
     ap.add_argument("--json", help="also write the results here")
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     rows = []
     if do_grid:
         for p in baseline_grid("bf16"):
-            if not args.d or p.head_dim in args.d:
+            if (not args.d or p.head_dim in args.d) and (not args.s or p.seqlen_q in args.s):
                 rows.append(bench_problem(p, args.rounds, graphs=False, warmup_ms=args.warmup_ms))
                 print(f"{p}: {rows[-1]['speedup_vs_sdpa']:.3f}x SDPA", file=sys.stderr)
     small = []

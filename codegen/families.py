@@ -220,8 +220,9 @@ WGMMA_M = 64
 SM90_REGISTER_SPLIT = {1: (56, 256), 2: (24, 240), 3: (32, 160), 4: (24, 112)}
 # Split-KV variants (common.cuh RegisterSplit<WGs, true>): a roomier producer where it spilled.
 SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
-# Two CTAs per SM (common.cuh RegisterSplit<1, false, 2>): each launches at 128 registers a thread.
-SM90_REGISTER_SPLIT_2CTA = {1: (24, 232)}
+# Several CTAs per SM (common.cuh RegisterSplit<1, false, CTAs>), by CTAs per SM: two launch at 128
+# registers a thread, three at 80 (setmaxnreg moves registers only within a CTA's pool).
+SM90_REGISTER_SPLIT_MULTI_CTA = {2: {1: (24, 232)}, 3: {1: (24, 136)}}
 # The SM's shared memory (two co-resident CTAs share it; the driver reserves 1 KB per CTA).
 SM90_SMEM_PER_SM = 228 * 1024
 SM90_SMEM_RESERVED_PER_CTA = 1024
@@ -259,9 +260,9 @@ class Sm90Config(KernelConfig):
     tiles. ``combine`` = 0: they form a cluster and combine the partial results through distributed
     shared memory (at most 8, the portable cluster size); 1: no cluster, each writes its partial to
     global scratch and the last to finish combines them (any split count, no gang launch).
-    ``ctas_per_sm`` = 2 (one consumer warpgroup, half the SM's shared memory and registers each):
-    two CTAs share an SM, so one's tile edges (Q wait, first QK^T and softmax, epilogue) overlap
-    the other's key loop; a persistent grid is then twice the SM count. ``head_dim_v`` (0: Q's head
+    ``ctas_per_sm`` = 2 or 3 (one consumer warpgroup, that share of the SM's shared memory and
+    registers each): the CTAs share an SM, so one's tile edges (Q wait, first QK^T and softmax,
+    epilogue) overlap the others' key loops; a persistent grid is then that multiple of the SM count. ``head_dim_v`` (0: Q's head
     dim): V's and the output's head dim where below Q's and K's (DeepSeek's 192/128): the PV GEMM,
     the O accumulator, the V ring and the O store take only its columns (traits.cuh TraitsDv).
     ``key_split_wgs`` > 1 (few query tiles, long keys): that many consumer warpgroups share each
@@ -279,7 +280,7 @@ class Sm90Config(KernelConfig):
     schedule: int = tile("sch", "0 sequential, 1 intra-warpgroup overlap, 2 overlap + ping-pong")
     persistent: int = tile("p", "1: persistent grid of SM-count CTAs")
     splits: int = tile("kv", "CTAs (one cluster) sharing a query tile's key tiles (split-KV)", default=1)
-    ctas_per_sm: int = tile("c", "CTAs resident per SM (2: two one-warpgroup CTAs interleave their tiles)",
+    ctas_per_sm: int = tile("c", "CTAs resident per SM (2, 3: one-warpgroup CTAs interleave their tiles)",
                             default=1, spell_default=False)
     combine: int = tile("g", "split-KV combine: 0 through the cluster's shared memory, 1 through global memory "
                              "(no cluster: any split count)", default=0, spell_default=False)
@@ -320,7 +321,7 @@ class Sm90Config(KernelConfig):
         "schedule": (0, 1, 2),
         "persistent": (0, 1),
         "splits": (1, 2, 4, 8, 16),
-        "ctas_per_sm": (1, 2),
+        "ctas_per_sm": (1, 2, 3),
         "combine": (0, 1),
         "pack_gqa": (0, 1),
         "head_dim_v": (0, 128),
@@ -408,6 +409,13 @@ class Sm90Config(KernelConfig):
     # times, the grid's cells, against the eager tile (benchmarks/NOTES.md, 2026-11-27 18:48-, call 2):
     # non-causal S = 512 190.8 against 195.1 us, causal S = 512 148.5 / 147.1, causal 1k 222.4 / 224.1.
     LAZY_TWO_CTAS: ClassVar[tuple] = (2,) + LAZY[1:]
+    # Three one-WG CTAs per SM (ctas_per_sm = 3: 80 registers a thread at launch, 24 / 136 after
+    # setmaxnreg, 75 KB of shared memory each), D64 64x64 lazy, causal only: the fastest tile at the
+    # grid's short D64 causal keys in two tunes (benchmarks/NOTES.md, 2026-11-28 02:19-, calls 1-2;
+    # tuner us, bf16): S = 512 133.0 against 155.6 (128x128) as graph replays, 161.9 against the
+    # two-CTA 64x128 tile's 172.6 timed call by call; S = 1k 225.8 / 227.3 and 241.7 / 249.2. 64x96
+    # with three CTAs won S = 2k by 4.5 % in one tune and spilled (12 B) under the mask; not a default.
+    LAZY_THREE_CTAS: ClassVar[tuple] = (3,) + LAZY[1:]
     # D64 causal 192x96 (lazy; causal only): in a tune of the grid's D64 causal keys beside ten other
     # lazy tiles (benchmarks/NOTES.md, 2026-11-27 23:54-, call 2; tuner us, one run) the fastest at S = 4k,
     # 696.9 against 192x128's 711.1 and the 128x128 ping-pong tile's 746.7 (the shipped winner there);
@@ -417,7 +425,7 @@ class Sm90Config(KernelConfig):
         64: [(192, 128, 2, 1, 1, 1) + LAZY, (192, 96, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY,
              (128, 128, 2, 2, 1, 1) + LAZY,
              (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2),
-             (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 128, 2, 1, 0, 8),
+             (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
              (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (64, 128, 2, 1, 0, 2),
@@ -431,6 +439,7 @@ class Sm90Config(KernelConfig):
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (64, 128, 2, 1, 1, 1, 2)): True, (64, (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS): False,
+        (64, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS): True,
         (64, (128, 128, 2, 1, 1, 1) + LAZY): True, (64, (128, 128, 2, 2, 1, 1) + LAZY): True,
         (64, (192, 96, 2, 1, 1, 1) + LAZY): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
@@ -548,8 +557,9 @@ class Sm90Config(KernelConfig):
         return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
     def register_budget(self) -> int:
-        if self.ctas_per_sm > 1 and self.consumer_warpgroups in SM90_REGISTER_SPLIT_2CTA:
-            return SM90_REGISTER_SPLIT_2CTA[self.consumer_warpgroups][1] - SM90_REGISTER_OVERHEAD
+        multi = SM90_REGISTER_SPLIT_MULTI_CTA.get(self.ctas_per_sm, {})
+        if self.ctas_per_sm > 1 and self.consumer_warpgroups in multi:
+            return multi[self.consumer_warpgroups][1] - SM90_REGISTER_OVERHEAD
         splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
         split = splits.get(self.consumer_warpgroups) or SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
         return split[1] - SM90_REGISTER_OVERHEAD if split else 0
@@ -586,8 +596,8 @@ class Sm90Config(KernelConfig):
                           "ctas_per_sm=1")
         if self.ctas_per_sm > 1:
             if self.consumer_warpgroups != 1 or self.splits > 1:
-                errors.append("two CTAs per SM (ctas_per_sm=2) need one consumer warpgroup (block_m=64) and no "
-                              "split-KV: each CTA gets half the SM's registers")
+                errors.append(f"{self.ctas_per_sm} CTAs per SM (ctas_per_sm={self.ctas_per_sm}) need one consumer "
+                              "warpgroup (block_m=64) and no split-KV: each CTA gets that share of the SM's registers")
             elif self.smem_bytes() > self.smem_limit():
                 errors.append(f"shared memory {self.smem_bytes()} B > {self.smem_limit()} B, what each of "
                               f"{self.ctas_per_sm} CTAs on one SM may take")

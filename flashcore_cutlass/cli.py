@@ -278,7 +278,8 @@ def cmd_tune(args) -> int:
     for p in missing:
         print(f"skip {p}: no built variant ({build_command(p)})", file=sys.stderr)
     results = tune(rt, [p for p in problems if p not in missing], progress=not args.quiet,
-                   careful_keep=args.careful, warmup_ms=args.warmup_ms)
+                   careful_keep=args.careful, warmup_ms=args.warmup_ms,
+                   **({} if args.graph_below_us is None else {"graph_below_us": args.graph_below_us}))
     failed = [r for r in results if r.winner is None]
     rejected = sum(1 for r in results for c in r.candidates if not c.ok)
     print(f"tuned {len(results)} problems; {rejected} candidate results rejected by the correctness check; "
@@ -466,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run each finalist alone this long before its careful timing (calls timed with events), "
                         "so that it is ranked at the clocks its own power draw gives (e.g. 500, as "
                         "benchmarks/bench_sdpa.py times; default 0)")
+    p.add_argument("--graph-below-us", type=_nonnegative_float, default=None, metavar="US",
+                   help="time calls shorter than this as CUDA-graph replays of back-to-back calls, longer ones one "
+                        "call at a time with events (default: the tuner's GRAPH_BELOW_US, 100; 0: events always)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_tune)
 

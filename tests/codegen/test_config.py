@@ -19,7 +19,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1249344, 29360)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1871424, 29680)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -572,3 +572,25 @@ def test_two_ctas_per_sm_validation():
     assert any("2 CTAs on one SM" in e for e in errors(head_dim=128))
     assert Sm90Config(dtype="bf16", head_dim=64, causal=False, block_m=64, block_n=128, stages=2, schedule=1,
                       persistent=1, ctas_per_sm=2).smem_limit() == 228 * 1024 // 2 - 1024
+
+
+def test_three_ctas_per_sm_validation():
+    """Three CTAs share an SM: 80 registers a thread at launch (setmaxnreg 24 / 136 within each
+    CTA's pool) and a third of the shared memory, so only narrow D64 key tiles fit."""
+    from flashcore_codegen.families import Sm90Config
+
+    def config(**kw):
+        base = dict(dtype="bf16", head_dim=64, causal=True, block_m=64, block_n=64, stages=2, schedule=1,
+                    persistent=1, ctas_per_sm=3, lazy_rescale=1)
+        return Sm90Config(**(base | kw))
+
+    assert config().validation_errors() == []
+    assert config().name == "fc_sm90_bf16_d64_causal_m64_n64_s2_sch1_p1_kv1_c3_lr1"
+    assert config().smem_limit() == 228 * 1024 // 3 - 1024
+    assert config().register_budget() == 136 - 32
+    # 64x128: S, P and O need 128 registers of the consumer's 136 (D128 64x64: 112).
+    assert any("accumulator registers" in e for e in config(block_n=128).validation_errors())
+    assert any("accumulator registers" in e for e in config(head_dim=128).validation_errors())
+    # 64x96 with three slots: Q + two 3-slot K/V rings = 80 KB, over a third of the SM's 228 KB.
+    assert any("3 CTAs on one SM" in e for e in config(block_n=96, stages=3).validation_errors())
+    assert any("one consumer warpgroup" in e for e in config(block_m=128).validation_errors())

@@ -63,7 +63,7 @@ def table(tmp_path):
 def rt(table, monkeypatch):
     runtime = FakeRuntime(table)
 
-    def fixed_time(fn, reps, min_ms=0.0, warmup_ms=0.0):
+    def fixed_time(fn, reps, min_ms=0.0, warmup_ms=0.0, graph_below_us=0.0):
         fn()  # runs one variant: its name is the runtime's last call
         runtime.warmups.append(warmup_ms)
         return Timing(TIMES_US[runtime.calls[-1]], 1.0, 10)
@@ -110,7 +110,7 @@ def test_decoding_problems_are_timed_on_rotating_kv_copies(rt, table, monkeypatc
 
     monkeypatch.setattr(rt, "run", run)
 
-    def three_calls(fn, reps, min_ms=0.0, warmup_ms=0.0):
+    def three_calls(fn, reps, min_ms=0.0, warmup_ms=0.0, graph_below_us=0.0):
         for _ in range(3):
             fn()
         return Timing(TIMES_US[rt.calls[-1]], 1.0, 10)
@@ -179,7 +179,7 @@ def test_tune_a_value_head_dim_of_its_own(table, monkeypatch):
     max(D, Dv), checked against the reference with V's head dim, and its row has its own key."""
     scalar = ScalarConfig(dtype="bf16", head_dim=128, causal=False, block_m=16, warps=4).name
     runtime = FakeRuntime(table, variants=(GOOD, scalar))
-    monkeypatch.setattr(tune_module, "time_variant", lambda fn, reps, min_ms=0.0, warmup_ms=0.0: (fn(), Timing(42.0, 1.0, 10))[1])
+    monkeypatch.setattr(tune_module, "time_variant", lambda fn, reps, min_ms=0.0, warmup_ms=0.0, graph_below_us=0.0: (fn(), Timing(42.0, 1.0, 10))[1])
     problem = Problem("bf16", 64, False, 1, 2, 64, 64, head_dim_v=128)
     result = tune_problem(runtime, table, problem, log=lambda m: None)
     assert [c.variant for c in result.candidates] == [scalar] and result.winner.ok

@@ -64,8 +64,9 @@ CUTE_DEVICE void allow_next_grid() {
 // setmaxnreg budgets: producer WG + consumer WGs must fit the 64K-register file. A split-KV
 // producer computes its share of the key tiles: at 24 registers it spilled (ptxas, 68 B), so two
 // split-KV consumer WGs give it 8 of theirs each (D64's consumers need far fewer than 232).
-// Two CTAs per SM: each CTA launches with 128 registers a thread (__launch_bounds__(256, 2)) and
-// setmaxnreg moves registers only within a CTA's pool: 24 + 232 = 2 x 128.
+// Several CTAs per SM: setmaxnreg moves registers only within a CTA's pool, which is what the CTA
+// launched with: two CTAs launch at 128 registers a thread (__launch_bounds__(256, 2): 24 + 232 =
+// 2 x 128), three at 80 (65536 / 768 = 85, in steps of 8: 24 + 136 = 2 x 80).
 template <int kConsumerWGs, bool kSplitKv = false, int kCtasPerSm = 1>
 struct RegisterSplit : RegisterSplit<kConsumerWGs, false, 1> {};
 template <> struct RegisterSplit<1, false, 1> { static constexpr int kProducer = 56; static constexpr int kConsumer = 256; };
@@ -76,6 +77,7 @@ template <> struct RegisterSplit<3, false, 1> { static constexpr int kProducer =
 // 64K file gives 20 warps in steps of 8), a pool of 61440: 24 x 128 + 112 x 512 = 60416 fits, 120 would not.
 template <> struct RegisterSplit<4, false, 1> { static constexpr int kProducer = 24; static constexpr int kConsumer = 112; };
 template <> struct RegisterSplit<1, false, 2> { static constexpr int kProducer = 24; static constexpr int kConsumer = 232; };
+template <> struct RegisterSplit<1, false, 3> { static constexpr int kProducer = 24; static constexpr int kConsumer = 136; };
 
 // One warpgroup GEMM: C (+)= A * B over all k-blocks, issued async; commit; optionally wait.
 // A is either smem descriptors (SS) or registers (RS); B is always smem descriptors.

@@ -35,12 +35,12 @@ struct TraitsBody {
   static constexpr bool kPingpong = kPingpong_ && kConsumerWGs > 1;
   static constexpr bool kPersistent = kPersistent_;
   static constexpr int kSplits = kSplits_;  // split-KV cluster size (1: one CTA per query tile)
-  // CTAs resident on one SM (2: two one-WG CTAs, so one CTA's tile edges -- Q wait, first
-  // QK^T and softmax, epilogue -- overlap the other's key loop; the hardware interleaves them).
+  // CTAs resident on one SM (2 or 3: one-WG CTAs, so one CTA's tile edges -- Q wait, first
+  // QK^T and softmax, epilogue -- overlap the others' key loops; the hardware interleaves them).
   static constexpr int kCtasPerSm = kCtasPerSm_;
-  static_assert(kCtasPerSm == 1 || (kCtasPerSm == 2 && kConsumerWGs == 1 && kSplits == 1),
-                "two CTAs per SM: one consumer warpgroup each, no split-KV cluster");
-  // Shared memory one CTA may take: 227 KB alone; two CTAs share the SM's 228 KB, 1 KB each reserved.
+  static_assert(kCtasPerSm == 1 || ((kCtasPerSm == 2 || kCtasPerSm == 3) && kConsumerWGs == 1 && kSplits == 1),
+                "several CTAs per SM: one consumer warpgroup each, no split-KV cluster");
+  // Shared memory one CTA may take: 227 KB alone; several CTAs share the SM's 228 KB, 1 KB each reserved.
   static constexpr int kSmemLimit = kCtasPerSm == 1 ? 227 * 1024 : 228 * 1024 / kCtasPerSm - 1024;
   static_assert(!kPingpong_ || kIntraWGOverlap_, "pingpong is implemented on the overlapped mainloop");
   static_assert(kBlockM == 64 * kConsumerWGs, "each consumer warpgroup owns 64 query rows");
@@ -62,6 +62,12 @@ struct TraitsBody {
   static constexpr bool kLazyRescale = false;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
   static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
+  // A CTA's setmaxnreg pool is what it launched with (__launch_bounds__ caps ptxas at the most
+  // registers a thread that kCtasPerSm CTAs of kThreads fit, in steps of 8): a split asking for
+  // more would hang the consumers' setmaxnreg.inc.
+  static_assert(kCtasPerSm == 1 ||
+                    kProducerRegs + kConsumerRegs * kConsumerWGs <= (1 + kConsumerWGs) * (65536 / (kThreads * kCtasPerSm) / 8 * 8),
+                "register split exceeds the CTA's launch pool");
 
   using BM = Int<kBlockM>;
   using BN = Int<kBlockN>;
