@@ -264,3 +264,29 @@ def test_few_cta_suite_is_causal_prefill_of_few_query_tiles_in_the_default_suite
     assert all(p.heads * -(-p.seqlen_q // 64) <= 1024 for p in shapes)
     suite = default_suite()
     assert all(p in suite for p in shapes)
+
+
+@pytest.mark.parametrize("probe_us, graph_below_us, method", [
+    (150.0, None, "events"),   # a grid-sized call: timed one call at a time, as bench_sdpa times the grid
+    (60.0, None, "graph"),     # launch-bound: CUDA-graph replays
+    (150.0, 300.0, "graph"),   # --graph-below-us moves the boundary
+    (5.0, 0.0, "events"),      # 0: events always
+])
+def test_time_variant_picks_the_method_by_the_probe(monkeypatch, probe_us, graph_below_us, method):
+    from flashcore_cutlass.timing import Timing
+
+    used = []
+
+    def fake_calls(fn, reps=30, warmup=3, min_ms=0.0, warmup_ms=0.0):
+        used.append("events")
+        return Timing(probe_us, 0.0, reps)
+
+    def fake_graph(fn, calls_per_graph=20, reps=20):
+        used.append("graph")
+        return Timing(probe_us, 0.0, reps)
+
+    monkeypatch.setattr(tune_module, "time_calls", fake_calls)
+    monkeypatch.setattr(tune_module, "time_graph", fake_graph)
+    kwargs = {} if graph_below_us is None else {"graph_below_us": graph_below_us}
+    tune_module.time_variant(lambda: None, reps=5, **kwargs)
+    assert used == ["events", method]  # the probe, then the timing proper
