@@ -223,7 +223,7 @@ SM90_REGISTER_SPLIT_KV = {2: (40, 232)}
 # Several CTAs per SM (common.cuh RegisterSplit<1, false, CTAs>), by CTAs per SM: two launch at 128
 # registers a thread, three at 80 (setmaxnreg moves registers only within a CTA's pool).
 SM90_REGISTER_SPLIT_MULTI_CTA = {2: {1: (24, 232)}, 3: {1: (24, 136)}}
-# The SM's shared memory (two co-resident CTAs share it; the driver reserves 1 KB per CTA).
+# The SM's shared memory (co-resident CTAs share it; the driver reserves 1 KB per CTA).
 SM90_SMEM_PER_SM = 228 * 1024
 SM90_SMEM_RESERVED_PER_CTA = 1024
 # Registers a consumer thread needs beyond its accumulators (addresses, softmax state, descriptors).
@@ -557,8 +557,8 @@ class Sm90Config(KernelConfig):
         return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
     def register_budget(self) -> int:
-        multi = SM90_REGISTER_SPLIT_MULTI_CTA.get(self.ctas_per_sm, {})
-        if self.ctas_per_sm > 1 and self.consumer_warpgroups in multi:
+        multi = SM90_REGISTER_SPLIT_MULTI_CTA.get(self.ctas_per_sm, {})  # empty for one CTA per SM
+        if self.consumer_warpgroups in multi:
             return multi[self.consumer_warpgroups][1] - SM90_REGISTER_OVERHEAD
         splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
         split = splits.get(self.consumer_warpgroups) or SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)

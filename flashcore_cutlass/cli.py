@@ -279,7 +279,7 @@ def cmd_tune(args) -> int:
         print(f"skip {p}: no built variant ({build_command(p)})", file=sys.stderr)
     results = tune(rt, [p for p in problems if p not in missing], progress=not args.quiet,
                    careful_keep=args.careful, warmup_ms=args.warmup_ms,
-                   **({} if args.graph_below_us is None else {"graph_below_us": args.graph_below_us}))
+                   graph_below_us=tune_module.GRAPH_BELOW_US if args.graph_below_us is None else args.graph_below_us)
     failed = [r for r in results if r.winner is None]
     rejected = sum(1 for r in results for c in r.candidates if not c.ok)
     print(f"tuned {len(results)} problems; {rejected} candidate results rejected by the correctness check; "
