@@ -254,7 +254,13 @@ def compile_order(variants: list[str]) -> list[str]:
     return sorted(variants, key=lambda name: (-config_from_name(name).build_seconds(), name))
 
 
-def write_ninja(build_dir: Path, variants: list[str], link_objects: list[str] | None) -> Path:
+BINDING_OBJECT = "obj/torch_binding.o"
+
+
+def write_ninja(build_dir: Path, variants: list[str], link_objects: list[str] | None, binding: bool = False) -> Path:
+    """The build file: one nvcc edge per variant (longest first); with ``binding`` or
+    ``link_objects`` also the torch binding's edge, listed first, and with ``link_objects`` the
+    link of the extension from them."""
     nvcc = find_nvcc()
     variants = compile_order(variants)
     families = {name: config_from_name(name).family for name in variants}
@@ -274,16 +280,13 @@ def write_ninja(build_dir: Path, variants: list[str], link_objects: list[str] | 
         "  description = nvcc $name",
         "",
     ]
-    for name in variants:
-        lines.append(f"build obj/{name}.o: nvcc src/{name}.cu")
-        lines.append(f"  name = {name}")
-        lines.append(f"  flags = $flags_{families[name]}")
-    lines.append("build objects: phony " + " ".join(f"obj/{n}.o" for n in variants))
-    if link_objects is not None:
+    if binding or link_objects is not None:
+        # The binding (~15 s of one core) compiles beside the kernels, first, as ninja starts
+        # ready edges in the order listed: compiled after them, it and the link were a serial
+        # tail of the build (benchmarks/NOTES.md, 2026-11-28 05:19-).
         cflags, ldflags = _torch_flags()
         cxx = os.environ.get("CXX", "c++")
         lines += [
-            "",
             f"cxx = {cxx}",
             f"binding_flags = -O2 -fPIC -I{INCLUDE_DIR} {' '.join(cflags)}",
             f"ldflags = {' '.join(ldflags)}",
@@ -295,11 +298,18 @@ def write_ninja(build_dir: Path, variants: list[str], link_objects: list[str] | 
             "rule link",
             "  command = $cxx -shared $in -o $out.tmp $ldflags && mv -f $out.tmp $out",
             "  description = link $out",
-            f"build obj/torch_binding.o: cxx {_q(BINDING_SOURCE)}",
-            # Linked inside obj/; build() publishes it under a per-build name and os.replace()s
-            # it to EXTENSION_NAME, so a reader never maps a half-written file.
-            f"build {LINK_TARGET}: link obj/torch_binding.o " + " ".join(f"obj/{n}.o" for n in link_objects),
+            f"build {BINDING_OBJECT}: cxx {_q(BINDING_SOURCE)}",
+            "",
         ]
+    for name in variants:
+        lines.append(f"build obj/{name}.o: nvcc src/{name}.cu")
+        lines.append(f"  name = {name}")
+        lines.append(f"  flags = $flags_{families[name]}")
+    lines.append("build objects: phony " + " ".join(f"obj/{n}.o" for n in variants))
+    if link_objects is not None:
+        # Linked inside obj/; build() publishes it under a per-build name and os.replace()s
+        # it to EXTENSION_NAME, so a reader never maps a half-written file.
+        lines.append(f"build {LINK_TARGET}: link {BINDING_OBJECT} " + " ".join(f"obj/{n}.o" for n in link_objects))
     path = build_dir / "build.ninja"
     text = "\n".join(lines) + "\n"
     if not path.exists() or path.read_text() != text:
@@ -307,9 +317,11 @@ def write_ninja(build_dir: Path, variants: list[str], link_objects: list[str] | 
     return path
 
 
-def _run_ninja(build_dir: Path, target: str, jobs: int, total_hint: int, progress: bool) -> tuple[int, str]:
+def _run_ninja(build_dir: Path, targets: str | list[str], jobs: int, total_hint: int,
+               progress: bool) -> tuple[int, str]:
     """Run ninja, drive a progress bar from its status lines, return (exit code, output)."""
-    cmd = [find_ninja(), "-C", str(build_dir), "-k", "0", "-j", str(jobs), target]
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    cmd = [find_ninja(), "-C", str(build_dir), "-k", "0", "-j", str(jobs), *targets]
     env = dict(os.environ, NINJA_STATUS="[%f/%t] ")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     bar = None
@@ -587,9 +599,19 @@ def _build_locked(configs, build_dir: Path, jobs, link: bool, progress: bool, pr
             stale.unlink()
 
     jobs = jobs or default_jobs()
-    write_ninja(build_dir, names, link_objects=None)
+    # A build that links compiles the binding with the kernels; where its flags cannot be had
+    # (torch missing or broken), the kernels compile alone and the link step reports why.
+    binding = link
+    if binding:
+        try:
+            write_ninja(build_dir, names, link_objects=None, binding=True)
+        except (BuildError, ImportError, OSError):
+            binding = False
+    if not binding:
+        write_ninja(build_dir, names, link_objects=None)
     before = _object_mtimes(build_dir)
-    rc, output = _run_ninja(build_dir, "objects", jobs, len(names), progress)
+    targets = ["objects", BINDING_OBJECT] if binding else "objects"
+    rc, output = _run_ninja(build_dir, targets, jobs, len(names) + binding, progress)
     result = BuildResult(build_dir)
     for name in names:
         obj = build_dir / "obj" / f"{name}.o"
@@ -603,7 +625,8 @@ def _build_locked(configs, build_dir: Path, jobs, link: bool, progress: bool, pr
     after = _object_mtimes(build_dir)
     recompiled = {n for n, m in after.items() if before.get(n) != m}
     result.compile_seconds = _compile_times(build_dir, recompiled)
-    if rc != 0 and not result.failed:
+    # A failed binding alone is the link step's to report (it retries the binding's edge).
+    if rc != 0 and not result.failed and not (binding and not (build_dir / BINDING_OBJECT).exists()):
         raise BuildError(f"ninja failed:\n{output}")
 
     linking = link and bool(result.built)

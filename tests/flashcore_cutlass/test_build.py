@@ -355,10 +355,12 @@ def test_two_builds_in_one_dir_run_one_after_the_other(tmp_path):
 def fake_ninja(monkeypatch):
     """build() with ninja, the ninja file and the toolchain facts faked: objects "compile" into
     empty files, the link fails while ``state.link_error`` is set."""
-    state = SimpleNamespace(link_error="undefined reference to `flashcore::oops'", links=0, relink=True)
+    state = SimpleNamespace(link_error="undefined reference to `flashcore::oops'", links=0, relink=True,
+                            compile_targets=[])
 
     def run_ninja(build_dir, target, jobs, total_hint, progress):
-        if target == "objects":
+        if target != build_module.LINK_TARGET:
+            state.compile_targets.append(target)
             for src in (build_dir / "src").glob("fc_*.cu"):
                 (build_dir / "obj" / f"{src.stem}.o").write_bytes(b"obj")
                 (build_dir / "obj" / f"{src.stem}.o.log").write_text("ptxas info    : Used 40 registers\n")
@@ -428,6 +430,32 @@ def test_manifest_survives_a_failed_link(tmp_path, fake_ninja):
     build([config_from_name(SCALAR)], build_dir=tmp_path, check=False, progress=False, jobs=1, link=True)
     assert not list(tmp_path.glob("*.tmp"))
     assert result.extension.read_bytes() == b"so 4"
+
+
+def test_a_linking_build_compiles_the_binding_with_the_kernels(tmp_path, fake_ninja):
+    # The binding's edge goes in the kernels' ninja run, not after it (it was a serial tail).
+    build([config_from_name(SCALAR)], build_dir=tmp_path, check=False, progress=False, jobs=1, link=False)
+    assert fake_ninja.compile_targets == ["objects"]
+    fake_ninja.link_error = None
+    build([config_from_name(SCALAR)], build_dir=tmp_path, check=False, progress=False, jobs=1, link=True)
+    assert fake_ninja.compile_targets[1] == ["objects", build_module.BINDING_OBJECT]
+
+
+def test_binding_is_the_first_edge_of_a_linking_build(tmp_path, monkeypatch):
+    if _toolchain_missing():
+        pytest.skip("write_ninja names nvcc and the CUTLASS headers")
+    monkeypatch.setattr(build_module, "_torch_flags", lambda: (["-std=c++20"], ["-ltorch"]))
+    build_module.write_ninja(tmp_path, [SCALAR, SM90], link_objects=None, binding=True)
+    edges = [line.split(":")[0] for line in (tmp_path / "build.ninja").read_text().splitlines()
+             if line.startswith("build ")]
+    assert edges == [f"build {build_module.BINDING_OBJECT}", f"build obj/{SM90}.o", f"build obj/{SCALAR}.o",
+                     "build objects"]
+    build_module.write_ninja(tmp_path, [SCALAR, SM90], link_objects=[SCALAR])
+    edges = [line.split(":")[0] for line in (tmp_path / "build.ninja").read_text().splitlines()
+             if line.startswith("build ")]
+    assert edges[0] == f"build {build_module.BINDING_OBJECT}" and edges[-1] == f"build {build_module.LINK_TARGET}"
+    build_module.write_ninja(tmp_path, [SCALAR], link_objects=None)
+    assert "torch_binding" not in (tmp_path / "build.ninja").read_text()
 
 
 def test_no_link_build_writes_manifest_without_torch(tmp_path, fake_ninja):
