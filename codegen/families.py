@@ -229,11 +229,14 @@ SM90_SMEM_RESERVED_PER_CTA = 1024
 # Registers a consumer thread needs beyond its accumulators (addresses, softmax state, descriptors).
 SM90_REGISTER_OVERHEAD = 32
 SM90_SCHEDULES = ("sequential", "overlap", "pingpong")
-# wgmma N sizes CuTe declares without CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED (cute/arch/mma_sm90_gmma.hpp).
-# The define pulls in ~130k more lines (the dense and sparse extended shapes and their traits): ~21 s of a
-# variant's compile on one core (cudafe++ 13.6 s, cicc 6.4 s, gcc 1 s; nvcc --time, benchmarks/NOTES.md
-# 2026-11-26 23:12-), so a variant asks for it only when one of its GEMMs needs another N.
+# wgmma N sizes CuTe declares without CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED (cute/arch/mma_sm90_gmma.hpp;
+# mirrored by is_base_wgmma_n in flashcore/sm90/qk_atom.cuh). A block_n outside them takes its QK^T atom
+# from CuTe's dense extended shapes (flashcore/sm90/extended_shapes.cuh, ~76k lines), which only such a
+# variant includes; the define itself would also pull the sparse extended shapes (~78k more lines, never
+# used): benchmarks/NOTES.md 2026-11-26 23:12- and 2026-11-28 05:21-.
 SM90_BASE_WGMMA_N = (8, 16, 32, 64, 96, 128, 192, 256)
+# The block_n sizes beyond those whose QK^T atom extended_shapes.cuh names (FLASHCORE_SM90_EXTENDED_QK_ATOM).
+SM90_EXTENDED_QK_N = (48, 80, 112, 144, 176)
 # The most CTAs a portable thread-block cluster holds (split-KV through a cluster).
 SM90_MAX_CLUSTER = 8
 # Split-KV through global memory: its scratch (fp32 partial O and LSE per share of every query
@@ -309,11 +312,11 @@ class Sm90Config(KernelConfig):
     # 192 beside 64/128/256: calls of head dim 136-192 (and DeepSeek-style 192/128) would
     # otherwise pad to 256, a third more GEMM work.
     HEAD_DIMS: ClassVar[tuple] = (64, 128, 192, 256)
-    # One core of the CPU box (see ScalarConfig): 28.7 s (a split-KV 64-row tile 22.7), and 60.9 s
-    # for a tile that needs CuTe's extended wgmma shapes (block_n 80), which every variant included
-    # before 2026-11-26 23:12- (66 s then).
+    # One core of the CPU box (see ScalarConfig): 28.7 s (a split-KV 64-row tile 22.7), and 53 s for a
+    # tile that needs an extended wgmma shape (D256 128x80 lazy: 52.5-53.6 s with the dense extended
+    # shapes alone, 73.7-100 s with CuTe's define, which adds the sparse ones; 2026-11-28 05:21-).
     BUILD_SECONDS: ClassVar[float] = 28.7
-    BUILD_SECONDS_EXTENDED_SHAPES: ClassVar[float] = 60.9
+    BUILD_SECONDS_EXTENDED_SHAPES: ClassVar[float] = 53.0
     AXES: ClassVar[dict] = {
         "block_m": (64, 128, 192),
         "block_n": (48, 64, 80, 96, 112, 128, 144, 176, 192),
@@ -574,6 +577,11 @@ class Sm90Config(KernelConfig):
             errors.extend(self._key_split_errors())
         if self.block_n % 16:
             errors.append(f"block_n={self.block_n} not a multiple of 16 (wgmma K of the PV product)")
+        elif self.block_n not in SM90_BASE_WGMMA_N + SM90_EXTENDED_QK_N:
+            errors.append(f"block_n={self.block_n} has no QK^T wgmma atom (base N {SM90_BASE_WGMMA_N}, extended "
+                          f"{SM90_EXTENDED_QK_N}: flashcore/sm90/extended_shapes.cuh)")
+        if self.v_head_dim not in SM90_BASE_WGMMA_N:
+            errors.append(f"V's head dim {self.v_head_dim} is not a base wgmma N {SM90_BASE_WGMMA_N} (the PV GEMM's N)")
         if self.schedule == 2 and self.row_warpgroups < 2:
             errors.append("ping-pong (schedule=2) needs at least 2 consumer warpgroups (block_m >= 128)")
         if self.combine and self.splits == 1:
@@ -657,9 +665,9 @@ class Sm90Config(KernelConfig):
 
     @property
     def extended_wgmma_shapes(self) -> bool:
-        """Does a GEMM of this tile need a wgmma N outside CuTe's base set? (QK^T's N is block_n,
-        PV's V's head dim.)"""
-        return any(n not in SM90_BASE_WGMMA_N for n in (self.block_n, self.v_head_dim))
+        """Does the QK^T GEMM of this tile (its N is block_n) need a wgmma N outside CuTe's base set?
+        (PV's N, V's head dim, is a base size for every sm90 head dim: validate() checks it.)"""
+        return self.block_n not in SM90_BASE_WGMMA_N
 
     def template_params(self) -> dict:
         return super().template_params() | {

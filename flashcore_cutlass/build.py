@@ -283,7 +283,7 @@ def write_ninja(build_dir: Path, variants: list[str], link_objects: list[str] | 
     if binding or link_objects is not None:
         # The binding (~15 s of one core) compiles beside the kernels, first, as ninja starts
         # ready edges in the order listed: compiled after them, it and the link were a serial
-        # tail of the build (benchmarks/NOTES.md, 2026-11-28 05:19-).
+        # tail of the build (benchmarks/NOTES.md, 2026-11-28 05:21-).
         cflags, ldflags = _torch_flags()
         cxx = os.environ.get("CXX", "c++")
         lines += [

@@ -435,10 +435,26 @@ def test_rendering_sixty_variants_is_fast():
     ("fc_sm90_bf16_d64_full_m128_n96_s2_sch1_p1_kv1", False),    # 96 is a base shape
 ])
 def test_sm90_asks_for_extended_wgmma_shapes_only_when_a_gemm_needs_them(name, extended):
-    # The define pulls ~130k lines into a translation unit (about 40 % of a variant's
-    # compile): only a tile whose block_n is not a base wgmma N may pay for it.
+    # CuTe's dense extended shapes are ~76k lines of a translation unit: only a tile whose block_n
+    # is not a base wgmma N may pay for them, and none for the sparse ones (CuTe's define).
     config = config_from_name(name)
     text = render(config).text
-    assert ("#define CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED" in text) == extended
+    assert ('#include "flashcore/sm90/extended_shapes.cuh"' in text) == extended
+    assert "CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED" not in text
     assert config.extended_wgmma_shapes == extended
     assert config.build_seconds() == (config.BUILD_SECONDS_EXTENDED_SHAPES if extended else config.BUILD_SECONDS)
+
+
+def test_sm90_extended_qk_atoms_cover_the_block_n_axis():
+    # extended_shapes.cuh names a QK^T atom for each extended block_n, qk_atom.cuh knows the base N
+    # sizes as families.py does, and the axis holds no block_n that neither covers.
+    from flashcore_codegen.families import SM90_BASE_WGMMA_N, SM90_EXTENDED_QK_N, Sm90Config
+
+    include = render_module.INCLUDE_DIR / "flashcore" / "sm90"
+    named = tuple(int(n) for n in re.findall(r"^FLASHCORE_SM90_EXTENDED_QK_ATOM\((\d+)\)$",
+                                             (include / "extended_shapes.cuh").read_text(), re.M))
+    assert named == SM90_EXTENDED_QK_N
+    base = re.search(r"is_base_wgmma_n\(int n\) \{\s*return ([^;]+);", (include / "qk_atom.cuh").read_text()).group(1)
+    assert tuple(int(n) for n in re.findall(r"n == (\d+)", base)) == SM90_BASE_WGMMA_N
+    assert set(Sm90Config.AXES["block_n"]) <= set(SM90_BASE_WGMMA_N + SM90_EXTENDED_QK_N)
+    assert not set(SM90_BASE_WGMMA_N) & set(SM90_EXTENDED_QK_N)

@@ -10,6 +10,7 @@
 
 #include "flashcore/api.h"
 #include "flashcore/sm90/common.cuh"
+#include "flashcore/sm90/qk_atom.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 
 namespace flashcore::sm90 {
@@ -78,8 +79,9 @@ struct TraitsBody {
   using AtomLayout = Layout<Shape<Int<kConsumerWGs>, _1, _1>>;
 
   // S = Q K^T: both operands K-major in smem (SS). O += P V: P from registers, V MN-major (RS).
-  using TiledMmaQK = decltype(make_tiled_mma(GMMA::ss_op_selector<Element, Element, float, TileShapeQK>(),
+  using TiledMmaQK = decltype(make_tiled_mma(typename QkAtom<Element, kBlockM, kBlockN, kHeadDim>::type{},
                                              AtomLayout{}));
+  static_assert(is_base_wgmma_n(kHeadDimV), "the PV GEMM's N (V's head dim) must be a base wgmma N size");
   using TiledMmaPV = decltype(make_tiled_mma(
       GMMA::rs_op_selector<Element, Element, float, TileShapePV, GMMA::Major::K, GMMA::Major::MN>(),
       AtomLayout{}));
