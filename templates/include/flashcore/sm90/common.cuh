@@ -24,25 +24,6 @@ enum class NamedBarriers : uint32_t {
   kKeySplit = 7,      // key-split WGs: every WG's wgmmas are done with the K/V rings (key_split.cuh)
 };
 
-// Raw hardware named barriers, below the ids NamedBarrier::sync/arrive(n, id) use (those add
-// FirstUserBarrier = 8; every one of those 8 is taken above). 0 is __syncthreads.
-enum class RawBarriers : uint32_t {
-  kOStored0 = 1,  // O slice s staged and its store slot written: id kOStored0 + s (s < 2)
-};
-CUTE_DEVICE void raw_barrier_sync(uint32_t threads, uint32_t id) {
-  asm volatile("bar.sync %0, %1;" : : "r"(id), "r"(threads) : "memory");
-}
-CUTE_DEVICE void raw_barrier_arrive(uint32_t threads, uint32_t id) {
-  asm volatile("bar.arrive %0, %1;" : : "r"(id), "r"(threads) : "memory");
-}
-
-// One O store the producer warpgroup's storer warp issues (traits.cuh kStoreByProducerWarp):
-// the TMA coordinates of the slice's first row, or what else the consumers ask of it.
-struct OStoreSlot {
-  enum : int { kTma = 0, kStoredByThreads = 1, kExit = 2 };
-  int row, head, batch, what;
-};
-
 // Pingpong between consumer warpgroups (FA3 section 3.1): a token passes round the consumer WGs;
 // a WG issues its wgmmas only while it holds the token, so one WG's softmax overlaps the other
 // WGs' GEMMs. Barrier w counts 2 x 128: WG w's sync + the previous WG's arrive.

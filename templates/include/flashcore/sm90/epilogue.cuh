@@ -1,10 +1,6 @@
 // Epilogue: normalise O, write LSE (fp32, natural log, (B, H, Sq)) for valid rows straight from
 // registers, stage O (bf16/fp16) in smem with STSM, then one thread TMA-stores it: the whole tile,
 // or with kStorePerWG each consumer WG's own 64 rows (its leader thread, after a WG-local sync).
-// Persistent variants (kStoreByProducerWarp) hand the store to a warp of the producer warpgroup
-// instead (storer()): the consumers stage O, write the store's coordinates to a slot, arrive on a
-// named barrier and go on to their next tile; they wait only before staging the next O, until the
-// storer has read the previous one (o_free), which is long done by then.
 // TMA clips rows >= seqlen_q, so they are never written.
 #pragma once
 
@@ -26,26 +22,9 @@ struct EpilogueTmaStore {
   using BM = typename Traits::BM;
   using HDV = typename Traits::HDV;  // O's head dim (V's)
 
-  // One store covers a slice of kStoreRows rows: a WG's 64 (slice = its index), or the whole tile
-  // (one slice), written by kSliceThreads consumer threads.
-  static constexpr int kStoreRows = Traits::kStorePerWG ? 64 : Traits::kBlockM;
-  static constexpr uint32_t kSliceThreads = uint32_t(kStoreRows * 2);
-  // The named barrier a slice's writers arrive on and the storer warp waits on.
-  CUTE_DEVICE static uint32_t stored_barrier(int slice) { return uint32_t(RawBarriers::kOStored0) + uint32_t(slice); }
-  CUTE_DEVICE static Element* staging(SharedStorage& ss) {
-    return Traits::kSeparateO ? ss.o.data() : Traits::kOInV ? ss.v.data() : ss.q.data();
-  }
-
-  CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
-    static_assert(Traits::kStoreByProducerWarp && Traits::kOSlices <= 2, "raw named barriers 1 and 2");
-    CUTE_UNROLL
-    for (int s = 0; s < Traits::kOSlices; ++s) cutlass::arch::ClusterBarrier::init(&ss.o_free[s], 1);
-  }
-
-  // tile_iter: how many tiles this CTA's consumers stored before this one.
   template <class AccO, class Softmax>
   CUTE_DEVICE static void store(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq, int tid,
-                                int tile_iter, AccO& tOrO, Softmax& softmax) {
+                                AccO& tOrO, Softmax& softmax) {
     typename Traits::TiledMmaPV tiled_mma_pv;
     auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
 
@@ -80,10 +59,11 @@ struct EpilogueTmaStore {
     // free once every consumer WG's last PV is done (the producer loads no V of the next tile
     // before bar_o); or Q's buffer, free because this WG's QK^T wgmmas, the only readers of these
     // rows, are done.
-    Element* o_smem = staging(ss);
+    Element* o_smem = Traits::kSeparateO ? ss.o.data() : Traits::kOInV ? ss.v.data() : ss.q.data();
     Tensor sO = make_tensor(make_smem_ptr(o_smem), typename Traits::SmemLayoutO{});
-    // The slice's threads: store_tid 0 .. kSliceThreads - 1; thread 0 issues the TMA store (or, with
-    // the storer warp, writes its slot).
+    // One store covers a slice of kStoreRows rows: a WG's 64 (slice = its index), or the whole
+    // tile (one slice). Its threads: store_tid 0 .. kStoreRows * 2 - 1; thread 0 issues the TMA store.
+    constexpr int kStoreRows = Traits::kStorePerWG ? 64 : Traits::kBlockM;
     int const slice = Traits::kStorePerWG ? tid / 128 : 0;
     int const store_tid = tid - slice * 2 * kStoreRows;
     auto sync_writers = [&] {
@@ -93,29 +73,6 @@ struct EpilogueTmaStore {
         cutlass::arch::NamedBarrier::sync(Traits::kEpilogueThreads, uint32_t(NamedBarriers::kEpilogue));
       }
     };
-    if constexpr (Traits::kStoreByProducerWarp) {
-      // The storer has read this slice's previous O and slot (the first tile passes at once).
-      cutlass::arch::ClusterBarrier::wait(&ss.o_free[slice], uint32_t(tile_iter & 1) ^ 1);
-      if constexpr (Traits::kOInV) sync_writers();  // every WG's last PV has read the V ring
-      Tensor rO = convert_fragment<Element>(tOrO);
-      auto smem_copy = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, tiled_mma_pv);
-      auto thr_copy = smem_copy.get_thread_slice(tid);
-      copy(smem_copy, thr_copy.retile_S(rO), thr_copy.partition_D(sO));
-      cutlass::arch::fence_view_async_shared();  // generic-proxy writes -> visible to the TMA engine
-      int const store_row0 = row0 + slice * kStoreRows;
-      int what = OStoreSlot::kTma;
-      if (p.seq.packed() && store_row0 + kStoreRows > seq.seqlen_q) {
-        // The last tile of a packed sequence: its valid rows by thread stores (see below).
-        sync_writers();
-        Tensor sO_store = make_tensor(make_smem_ptr(o_smem + slice * kStoreRows * Traits::kHeadDimV),
-                                      typename Traits::SmemLayoutOStore{});
-        store_rows<kStoreRows>(p, seq, store_row0, w.head, sO_store, store_tid);
-        what = OStoreSlot::kStoredByThreads;
-      }
-      if (store_tid == 0) ss.o_store[slice] = OStoreSlot{seq.q_start + store_row0, w.head, p.seq.packed() ? 0 : w.batch, what};
-      raw_barrier_arrive(kSliceThreads + 32, stored_barrier(slice));
-      return;
-    }
     if constexpr (Traits::kSeparateO) {
       // The previous tile's store of this slice must have read it before it is overwritten.
       if (store_tid == 0) tma_store_wait<0>();
@@ -215,53 +172,12 @@ struct EpilogueTmaStore {
     }
   }
 
-  // kStoreByProducerWarp: the storer, warp 1 of the producer warpgroup. Tile by tile, slice by
-  // slice: waits until the consumers staged the slice, issues its TMA store, waits until the store
-  // has read shared memory, then frees the slice (o_free; and bar_o where O is staged in Q's
-  // buffer or the V ring, whose next loads wait on it). Returns when finish() asks.
-  CUTE_DEVICE static void storer(Params const& p, SharedStorage& ss) {
-    Element* o_smem = staging(ss);
-    Tensor mO = p.tma_o.get_tma_tensor(p.shape_q);
-    for (;;) {
-      CUTE_UNROLL
-      for (int s = 0; s < Traits::kOSlices; ++s) {
-        raw_barrier_sync(kSliceThreads + 32, stored_barrier(s));
-        OStoreSlot const slot = ss.o_store[s];
-        if (slot.what == OStoreSlot::kExit) {  // every slice's consumers finish after the same tile
-          if (s + 1 == Traits::kOSlices) return;
-          continue;
-        }
-        if (slot.what == OStoreSlot::kTma && cute::elect_one_sync()) {
-          Tensor sO = make_tensor(make_smem_ptr(o_smem + s * kStoreRows * Traits::kHeadDimV),
-                                  typename Traits::SmemLayoutOStore{});
-          Tensor gO = local_tile(domain_offset(make_coord(slot.row, _0{}), mO(_, _, slot.head, slot.batch)),
-                                 Shape<Int<kStoreRows>, HDV>{}, make_coord(_0{}, _0{}));
-          auto cta_tma = p.tma_o.get_slice(_0{});
-          copy(p.tma_o, cta_tma.partition_S(sO), cta_tma.partition_D(gO));
-          tma_store_arrive();
-          tma_store_wait<0>();
-        }
-        __syncwarp();
-        if (cute::elect_one_sync()) {
-          cutlass::arch::ClusterBarrier::arrive(&ss.o_free[s]);
-          if constexpr (!Traits::kSeparateO) cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
-        }
-      }
-    }
-  }
-
   // The producer warpgroup's part in the epilogue: none (see EpilogueSplitCombine).
   CUTE_DEVICE static void producer_finish() {}
 
-  // After the last tile: the CTA may exit only once its last O store has read shared memory. With
-  // the storer warp, each slice's writers tell it to return (it waits for its own stores).
-  CUTE_DEVICE static void finish(SharedStorage& ss, int tid, int tile_iter) {
-    if constexpr (Traits::kStoreByProducerWarp) {
-      int const slice = Traits::kStorePerWG ? tid / 128 : 0;
-      cutlass::arch::ClusterBarrier::wait(&ss.o_free[slice], uint32_t(tile_iter & 1) ^ 1);  // the last slot read
-      if (tid - slice * int(kSliceThreads) == 0) ss.o_store[slice].what = OStoreSlot::kExit;
-      raw_barrier_arrive(kSliceThreads + 32, stored_barrier(slice));
-    } else if constexpr (Traits::kSeparateO) {
+  // After the last tile: the CTA may exit only once its last O store has read shared memory.
+  CUTE_DEVICE static void finish(int tid) {
+    if constexpr (Traits::kSeparateO) {
       if (tid % 128 == 0) tma_store_wait<0>();  // each WG's leader issued its own stores
     }
   }

@@ -84,7 +84,7 @@ struct EpilogueSplitCombine {
 
   template <class AccO, class Softmax>
   CUTE_DEVICE static void store(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq, int tid,
-                                int tile_iter, AccO& tOrO, Softmax& softmax) {
+                                AccO& tOrO, Softmax& softmax) {
     typename Traits::TiledMmaPV tiled_mma_pv;
     auto thr_pv = tiled_mma_pv.get_thread_slice(tid);
     constexpr int kRows = decltype(size<0>(rowcol(tOrO)))::value;
@@ -161,7 +161,7 @@ struct EpilogueSplitCombine {
     cute::cluster_wait();
   }
 
-  CUTE_DEVICE static void finish(SharedStorage&, int /*tid*/, int /*tile_iter*/) {}
+  CUTE_DEVICE static void finish(int /*tid*/) {}
 };
 
 }  // namespace flashcore::sm90

@@ -37,17 +37,6 @@ struct KernelWS {
   using Softmax = typename Mainloop::Softmax;
   static constexpr int kThreads = Traits::kThreads;
 
-  // The producer's loads, tile by tile (one elected thread).
-  template <class Scheduler>
-  CUTE_DEVICE static void produce(Params const& p, SharedStorage& ss, Scheduler& scheduler, PipeState& k_state,
-                                  PipeState& v_state) {
-    int tile_iter = 0;
-    for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
-      Mainloop::load(p, ss, w, k_state, v_state, tile_iter);
-      w = scheduler.producer_next(ss, w, tile_iter);
-    }
-  }
-
   CUTE_DEVICE void operator()(Params const& p, char* smem) const {
     SharedStorage& ss = *reinterpret_cast<SharedStorage*>(smem);
     int const warp_group = cutlass::canonical_warp_group_idx();
@@ -57,7 +46,6 @@ struct KernelWS {
       Mainloop::prefetch_descriptors(p);
       Mainloop::init_barriers(ss);
       TileScheduler::init(ss);
-      if constexpr (Traits::kStoreByProducerWarp) Epilogue::init_barriers(ss);
       cutlass::arch::fence_barrier_init();
     }
     __syncthreads();
@@ -72,14 +60,7 @@ struct KernelWS {
 
     if (warp_group == 0) {
       cutlass::arch::warpgroup_reg_dealloc<Traits::kProducerRegs>();
-      if constexpr (Traits::kStoreByProducerWarp) {
-        // Warp 1 issues the O tiles' TMA stores (epilogue.cuh). Branched on before the loads: in
-        // other orders ptxas spilled more of the load loop, which runs on 24 registers.
-        if (warp_idx == 1) Epilogue::storer(p, ss);
-        else if (warp_idx == 0 && cute::elect_one_sync()) produce(p, ss, scheduler, k_state, v_state);
-      } else if (warp_idx == 0 && cute::elect_one_sync()) {
-        // (The same loop as produce(), inline: so these kernels' code is what it was before the
-        // storer warp, and their measured table rows stay valid.)
+      if (warp_idx == 0 && cute::elect_one_sync()) {
         int tile_iter = 0;
         for (WorkTile w = scheduler.initial(); scheduler.valid(w); ++tile_iter) {
           Mainloop::load(p, ss, w, k_state, v_state, tile_iter);
@@ -104,11 +85,11 @@ struct KernelWS {
         // mainloop. (The sentinel past the last tile reads batch 0's, which exists.)
         WorkTile const next = scheduler.consumer_next(ss, w, tile_iter);
         SeqSpan const next_seq = seq_span(p.seq, next.batch, next.head);
-        Epilogue::store(p, ss, w, seq, tid, tile_iter, tOrO, softmax);
+        Epilogue::store(p, ss, w, seq, tid, tOrO, softmax);
         w = next;
         seq = next_seq;
       }
-      Epilogue::finish(ss, tid, tile_iter);
+      Epilogue::finish(tid);
     }
   }
 };

@@ -68,7 +68,7 @@ struct EpilogueKeySplit {
 
   template <class AccO, class Softmax>
   CUTE_DEVICE static void store(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq, int tid,
-                                int tile_iter, AccO& tOrO, Softmax& softmax) {
+                                AccO& tOrO, Softmax& softmax) {
     using cutlass::arch::NamedBarrier;
     Tensor o = rowcol(tOrO);
     constexpr int kRows = decltype(size<0>(o))::value;
@@ -123,12 +123,12 @@ struct EpilogueKeySplit {
       softmax.row_max[i] = m[i];
       softmax.row_sum[i] = sum;
     }
-    Store::store(p, ss, w, seq, tid, tile_iter, tOrO, softmax);
+    Store::store(p, ss, w, seq, tid, tOrO, softmax);
   }
 
   CUTE_DEVICE static void producer_finish() {}
-  CUTE_DEVICE static void finish(SharedStorage& ss, int tid, int tile_iter) {
-    if (tid < 128) Store::finish(ss, tid, tile_iter);
+  CUTE_DEVICE static void finish(int tid) {
+    if (tid < 128) Store::finish(tid);
   }
 };
 

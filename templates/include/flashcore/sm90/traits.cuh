@@ -138,15 +138,6 @@ struct TraitsBody {
   using OStoreRows = std::conditional_t<kStorePerWG, _64, BM>;
   using TmaO = decltype(make_tma_copy(SM90_TMA_STORE{}, GmemOut{}, SmemLayoutOStore{}, Shape<OStoreRows, HDV>{}, _1{}));
   static constexpr int kOElems = kSeparateO ? cosize_v<SmemLayoutO> : 8;
-  // Persistent CTAs hand each O store to a warp of the producer warpgroup (epilogue.cuh,
-  // EpilogueTmaStore::storer): the consumers stage O, arrive and go on to their next tile, and the
-  // TMA store's issue and its wait for the staging buffer's read leave their per-tile path. One
-  // store slot per TMA store of a tile (each WG's rows, or the whole tile). Not with three
-  // consumer WGs (160 registers) or a V head dim above 128 (O alone takes 128 registers): there
-  // ptxas spilled 5-8x more in the consumers' key loop with it (D64 192x128: 42 spill instructions
-  // in the loop against 5; D256 128x80 11 against 2), whichever part of the change was taken out.
-  static constexpr bool kStoreByProducerWarp = kPersistent && kConsumerWGs < 3 && kHeadDimV <= 128;
-  static constexpr int kOSlices = kStoreByProducerWarp && kStorePerWG ? kConsumerWGs : 1;
 
   struct SharedStorage {
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q (and O unless kQHoldsOnlyQ)
@@ -161,10 +152,6 @@ struct TraitsBody {
     uint64_t sched_full[2], sched_empty[2];  // dynamic tile scheduler's next-tile ring
     int next_tile[2];
     float lse_part[kSplits > 1 ? kBlockM : 1];  // split-KV: this CTA's partial LSE per row
-    // kStoreByProducerWarp: what the storer warp stores of each O slice, and the barrier it
-    // arrives on once that slice's staging (and the slot) may be written again.
-    uint64_t o_free[kOSlices];
-    OStoreSlot o_store[kOSlices];
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= kSmemLimit, "shared memory budget");
