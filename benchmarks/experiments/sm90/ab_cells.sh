@@ -4,7 +4,8 @@
 # variants whose hash changed rebuild), with cuDNN's kernel on one cell as a control in each phase.
 #   git show REF:templates/include/flashcore/sm90/softmax.cuh > alt.cuh   (in the repo root: untracked files travel)
 #   bash benchmarks/experiments/sm90/ab_cells.sh templates/include/flashcore/sm90/softmax.cuh alt.cuh [HEADER2 ALT2 ...]
-# AB_CELLS (lines of "variant d s causal-flag"; variant "sdpa" times torch's kernel) replaces the default cells.
+# AB_CELLS (lines of "variant d s flags", flags "-" or profile_cells.py's, e.g. "--causal" or "--shape 1,8,512
+# --dtype fp16"; variant "sdpa" times torch's kernel) replaces the default cells.
 # Writes $OUT/ab_cells.txt (tag, cell, variant, us).
 set -u
 PAIRS=("$@")
@@ -24,8 +25,9 @@ DEFAULT_CELLS=(  # variant | d | s | causal flag
 CELLS=("${DEFAULT_CELLS[@]}")
 if [ -n "${AB_CELLS:-}" ]; then mapfile -t CELLS <<< "$AB_CELLS"; fi
 RES=$OUT/ab_cells.txt
-time_cell() {  # tag variant d s flag
-  local flag=$5; [ "$flag" = "-" ] && flag=""
+time_cell() {  # tag variant d s flags... (profile_cells.py's, e.g. --causal, or --shape 1,8,512 --dtype fp16; "-": none)
+  local flag="${*:5}"; [ "$flag" = "-" ] && flag=""
+  local label=${flag// /_}; [ -z "$label" ] && label=-
   local filter=kernel_entry; [ "$2" = sdpa ] && filter='cudnn|sdpa|fmha|flash'
   ncu --clock-control none -k regex:"$filter" --launch-skip 2 --launch-count 3 --metrics gpu__time_duration.sum --csv \
     python3 benchmarks/experiments/sm90/profile_cells.py --impl $2 --d $3 --s $4 $flag --calls 6 2>/dev/null \
@@ -34,7 +36,7 @@ import csv,sys,statistics
 rows=[r for r in csv.reader(l for l in sys.stdin if l.startswith('\"'))]
 h=rows[0]; i=h.index('Metric Value')
 v=[float(r[i].replace(',',''))/1000 for r in rows[1:]]
-print('$1 d$3 s$4 $5 $2 %.2f' % statistics.median(v) if v else '$1 d$3 s$4 $5 $2 nan')" | tee -a $RES
+print('$1 d$3 s$4 ${label} $2 %.2f' % statistics.median(v) if v else '$1 d$3 s$4 ${label} $2 nan')" | tee -a $RES
 }
 phase() {  # tag
   local only=""; for c in "${CELLS[@]}"; do [ "${c%% *}" = sdpa ] || only="$only --only ${c%% *}"; done
