@@ -227,7 +227,8 @@ def _as_dispatched(problem, heads_k: int):
 # (looked up when tuning: that module imports torch, the parser must not).
 TUNE_SUITES = {"default": "default_suite", "grid": "baseline_grid", "small": "small_shapes",
                "long-keys": "long_key_shapes", "few-cta": "few_cta_shapes", "decode": "decode_shapes",
-               "gqa-decode": "gqa_decode_shapes", "spec-decode": "spec_decode_shapes", "models": "model_shapes"}
+               "gqa-decode": "gqa_decode_shapes", "spec-decode": "spec_decode_shapes", "models": "model_shapes",
+               "shipped": "shipped_suite"}
 
 
 def cmd_tune(args) -> int:
@@ -461,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --shape: the throughput grid + small shapes + short queries on long keys + "
                         "one sequence's causal prefill over few CTAs + bottom-right decoding shapes + GQA decoding "
                         "as packed problems + GQA speculative decoding (query heads packed into rows) + model "
-                        "prefill shapes (default), or one of them")
+                        "prefill shapes (default), or one of them; 'shipped': the default suite plus the exact "
+                        "problems of the shipped table's other keys (re-measures every shipped key after a kernel "
+                        "change)")
     p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape")
     p.add_argument("--warmup-ms", type=_nonnegative_float, default=0.0,
                    help="run each finalist alone this long before its careful timing (calls timed with events), "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .problem import Problem
+from .problem import Problem, ProblemKey
 from .reference import random_qkv, reference_attention, sample_rows
 from .runtime import Runtime, forget_decisions
 from .table import TuningTable
@@ -161,6 +161,40 @@ def model_shapes() -> list[Problem]:
 def default_suite() -> list[Problem]:
     return (baseline_grid("bf16") + small_shapes() + long_key_shapes() + few_cta_shapes() + decode_shapes()
             + gqa_decode_shapes() + spec_decode_shapes() + model_shapes())
+
+
+def problem_of_row(problem_key: str, shape: str) -> Problem:
+    """The problem a table row was measured on, from its key and its exact shape ("B4 H16 Sq4096
+    Sk4096"). Only a plain key says all of it: a window's sides, a softcap's value, a bottom-right
+    offset or a packed group are not in the key (ValueError naming the key)."""
+    key = ProblemKey.parse(problem_key)
+    if key.bottom_right or key.window is not None or key.softcap or key.group > 1:
+        raise ValueError(f"shipped key {problem_key} has run-time mask parameters its row does not record "
+                         "(window sides, softcap, bottom-right, packed group): give it a suite of its own")
+    try:
+        b, h, sq, sk = (int(part[len(tag):]) for part, tag in zip(shape.split(), ("B", "H", "Sq", "Sk"), strict=True))
+    except ValueError as exc:
+        raise ValueError(f"shipped row of {problem_key}: malformed shape {shape!r}") from exc
+    problem = Problem(key.dtype, key.head_dim, key.causal, b, h, sq, sk, head_dim_v=key.head_dim_v)
+    if problem.key != key:
+        raise ValueError(f"shipped row of {problem_key}: its shape {shape!r} has the key {problem.key}")
+    return problem
+
+
+def shipped_suite() -> list[Problem]:
+    """The default suite, then the problem of every shipped row (the package's table) whose key the
+    suite lacks, as the row measured it: tuned after a kernel change, which leaves every shipped row
+    stale, it re-measures every key the shipped table holds."""
+    from .shipped import default_table
+
+    problems = default_suite()
+    have = {p.key for p in problems}
+    for row in default_table().rows:
+        if ProblemKey.parse(row.problem_key) not in have:
+            problem = problem_of_row(row.problem_key, row.shape)
+            have.add(problem.key)
+            problems.append(problem)
+    return problems
 
 
 @dataclass

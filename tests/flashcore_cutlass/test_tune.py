@@ -266,6 +266,36 @@ def test_few_cta_suite_is_causal_prefill_of_few_query_tiles_in_the_default_suite
     assert all(p in suite for p in shapes)
 
 
+def test_shipped_suite_re_measures_every_key_of_the_shipped_table():
+    """After a kernel change every shipped row is stale; tuning the 'shipped' suite must cover every
+    key the table holds: the default suite's, then each other row's problem as the row measured it."""
+    from flashcore_cutlass.shipped import default_table
+    from flashcore_cutlass.tune import default_suite, shipped_suite
+
+    suite = shipped_suite()
+    rows = default_table().rows
+    assert rows and {r.problem_key for r in rows} <= {str(p.key) for p in suite}
+    assert suite[:len(default_suite())] == default_suite()
+    extra = suite[len(default_suite()):]
+    assert extra and len({p.key for p in suite}) == len(suite) - (len(default_suite()) - len({p.key for p in default_suite()}))
+    shapes = {r.problem_key: r.shape for r in rows}
+    assert all(shape_text(p) == shapes[str(p.key)] for p in extra)
+
+
+def test_problem_of_row_rebuilds_plain_keys_only():
+    from flashcore_cutlass.tune import problem_of_row
+
+    assert problem_of_row("fp16_d64_causal_q4096_k4096_bh2", "B1 H2 Sq4096 Sk4096") == \
+        Problem("fp16", 64, True, 1, 2, 4096, 4096)
+    assert problem_of_row("bf16_d192v128_causal_q2048_k2048_bh32", "B2 H16 Sq2048 Sk2048").head_dim_v == 128
+    with pytest.raises(ValueError, match="window sides"):
+        problem_of_row("bf16_d128_causalw8192_q8192_k8192_bh32", "B1 H32 Sq8192 Sk8192")
+    with pytest.raises(ValueError, match="has the key"):  # a shape of another key
+        problem_of_row("bf16_d128_full_q4096_k4096_bh64", "B1 H32 Sq4096 Sk4096")
+    with pytest.raises(ValueError, match="malformed shape"):
+        problem_of_row("bf16_d128_full_q4096_k4096_bh32", "B1 H32 Sq4096")
+
+
 @pytest.mark.parametrize("probe_us, graph_below_us, method", [
     (150.0, None, "events"),   # a grid-sized call: timed one call at a time, as bench_sdpa times the grid
     (60.0, None, "graph"),     # launch-bound: CUDA-graph replays
