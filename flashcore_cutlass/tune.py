@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -171,10 +172,10 @@ def problem_of_row(problem_key: str, shape: str) -> Problem:
     if key.bottom_right or key.window is not None or key.softcap or key.group > 1:
         raise ValueError(f"shipped key {problem_key} has run-time mask parameters its row does not record "
                          "(window sides, softcap, bottom-right, packed group): give it a suite of its own")
-    try:
-        b, h, sq, sk = (int(part[len(tag):]) for part, tag in zip(shape.split(), ("B", "H", "Sq", "Sk"), strict=True))
-    except ValueError as exc:
-        raise ValueError(f"shipped row of {problem_key}: malformed shape {shape!r}") from exc
+    m = re.fullmatch(r"B(\d+) H(\d+) Sq(\d+) Sk(\d+)", shape)  # shape_text's form
+    if m is None:
+        raise ValueError(f"shipped row of {problem_key}: malformed shape {shape!r}")
+    b, h, sq, sk = map(int, m.groups())
     problem = Problem(key.dtype, key.head_dim, key.causal, b, h, sq, sk, head_dim_v=key.head_dim_v)
     if problem.key != key:
         raise ValueError(f"shipped row of {problem_key}: its shape {shape!r} has the key {problem.key}")

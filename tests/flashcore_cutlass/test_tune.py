@@ -275,9 +275,10 @@ def test_shipped_suite_re_measures_every_key_of_the_shipped_table():
     suite = shipped_suite()
     rows = default_table().rows
     assert rows and {r.problem_key for r in rows} <= {str(p.key) for p in suite}
-    assert suite[:len(default_suite())] == default_suite()
-    extra = suite[len(default_suite()):]
-    assert extra and len({p.key for p in suite}) == len(suite) - (len(default_suite()) - len({p.key for p in default_suite()}))
+    default = default_suite()
+    assert suite[:len(default)] == default
+    extra = suite[len(default):]  # one problem per key the default suite lacks
+    assert extra and len({p.key for p in extra}) == len(extra) and not {p.key for p in extra} & {p.key for p in default}
     shapes = {r.problem_key: r.shape for r in rows}
     assert all(shape_text(p) == shapes[str(p.key)] for p in extra)
 
@@ -292,8 +293,9 @@ def test_problem_of_row_rebuilds_plain_keys_only():
         problem_of_row("bf16_d128_causalw8192_q8192_k8192_bh32", "B1 H32 Sq8192 Sk8192")
     with pytest.raises(ValueError, match="has the key"):  # a shape of another key
         problem_of_row("bf16_d128_full_q4096_k4096_bh64", "B1 H32 Sq4096 Sk4096")
-    with pytest.raises(ValueError, match="malformed shape"):
-        problem_of_row("bf16_d128_full_q4096_k4096_bh32", "B1 H32 Sq4096")
+    for bad in ("B1 H32 Sq4096", "X1 H32 Sq4096 Sk4096"):
+        with pytest.raises(ValueError, match="malformed shape"):
+            problem_of_row("bf16_d128_full_q4096_k4096_bh32", bad)
 
 
 @pytest.mark.parametrize("probe_us, graph_below_us, method", [
