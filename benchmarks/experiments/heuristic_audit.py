@@ -18,16 +18,15 @@ import argparse
 import glob
 import json
 import math
-import re
 from collections import defaultdict
 from pathlib import Path
 
 from flashcore_codegen.space import default_configs
-from flashcore_cutlass.problem import Problem, ProblemKey
+from flashcore_cutlass.problem import ProblemKey
 from flashcore_cutlass.registry import Registry
+from flashcore_cutlass.tune import problem_of_row
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-SHAPE = re.compile(r"B(\d+) H(\d+) Sq(\d+) Sk(\d+)$")
 
 
 def measured_keys(min_variants: int = 3) -> dict:
@@ -56,11 +55,13 @@ def main() -> int:
     registry = Registry({c.name: "audit" for c in default_configs()})
     ratios, listed = [], []
     for (key, shape), times in sorted(measured_keys().items()):
-        k, s = ProblemKey.parse(key), SHAPE.match(shape or "")
-        if not s or k.head_dim_v or k.bottom_right or k.window is not None or k.softcap or k.group > 1:
+        if ProblemKey.parse(key).head_dim_v:
             continue
-        b, h, sq, sk = map(int, s.groups())
-        ranked = registry.candidates(Problem(k.dtype, k.head_dim, k.causal, b, h, sq, sk))
+        try:
+            problem = problem_of_row(key, shape or "")
+        except ValueError:  # mask parameters the key does not record, or no shape
+            continue
+        ranked = registry.candidates(problem)
         pick = next((v for v in ranked if v in times), None)
         if pick is None:
             continue
