@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One call on the lent H100: install, build, test, tune, benchmark; logs and JSON under $OUT.
+# One call on the lent Hopper GPU (H100/H200): install, build, test, tune, benchmark; logs and JSON under $OUT.
 #   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [decode] [models] [ladder] [timing] [sanitize] [buildcost]
 #   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS/SMALL_ARGS/SANITIZE_ARGS
 #   pass options on; KEEP_BUILD=1 returns the built extension (see the end).
@@ -58,8 +58,9 @@ for stage in $STAGES; do
 done
 python3 -m flashcore_cutlass table --winners > "$LOG/table.txt" 2>&1 || true
 python3 -m flashcore_cutlass table --json > "$LOG/table.json" 2>/dev/null || true
-# The winners in the shipped format: copy to flashcore_cutlass/data/tuned_h100.json to ship them.
-python3 -m flashcore_cutlass table --export-shipped "$LOG/tuned_h100.json" || true
+# The winners in the shipped format, as tuned_<model>.json (tuned_h100.json, tuned_h200.json):
+# copy it to flashcore_cutlass/data/ to ship them.
+python3 -m flashcore_cutlass table --export-shipped "$LOG" || true
 cp "$FLASHCORE_CACHE_DIR/build/obj/"*.log "$LOG/" 2>/dev/null
 tar czf "$OUT/logs.tgz" -C "$LOG" . && cp "$LOG"/*.json "$OUT/" 2>/dev/null
 # KEEP_BUILD=1: the extension and its manifest come back too (a later call carries them in

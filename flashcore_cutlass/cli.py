@@ -322,7 +322,7 @@ def _shipped_rows(table, args, env, valid, include_stale: bool):
 
 
 def _export_shipped(table, args, env, valid, why) -> int:
-    from .shipped import export
+    from .shipped import export, file_name_for
 
     if args.all:
         raise CliError("--export-shipped exports the rows current on this machine: leave out --all")
@@ -333,13 +333,16 @@ def _export_shipped(table, args, env, valid, why) -> int:
             if r.winner]
     if not rows:
         raise CliError(f"no current tuned rows to export in {table.path}: run flashcore tune first")
-    path = export(rows, args.export_shipped)
+    path = Path(args.export_shipped)
+    if path.is_dir():  # the package's name for this GPU's file
+        path = path / file_name_for(env.gpu_name)
+    path = export(rows, path)
     print(f"wrote {len(rows)} winners ({env.gpu_name}, {env.sm_count} SMs) to {path}", file=sys.stderr)
     return 0
 
 
 def cmd_table(args) -> int:
-    from .shipped import default_path
+    from .shipped import default_paths
     from .table import TuningTable, sort_field, sort_rows
 
     table = TuningTable(args.db) if args.db else TuningTable()
@@ -381,8 +384,8 @@ def cmd_table(args) -> int:
     if args.source != "shipped":
         sources.append(f"{sum(r.source == 'tuned' for r in rows)} tuned rows from {table.path}")
     if args.source != "tuned":
-        shown, where = sum(r.source == "shipped" for r in rows), default_path()
-        sources.append(f"{shown} shipped rows from {where}" if where else
+        shown, where = sum(r.source == "shipped" for r in rows), default_paths()
+        sources.append(f"{shown} shipped rows from {', '.join(map(str, where))}" if where else
                        "no shipped rows (FLASHCORE_SHIPPED_TABLE=off)")
     print("; ".join(sources), file=sys.stderr)
     return 0
@@ -483,13 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--winners", action="store_true", help="only the row dispatch uses per key (win column)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--shipped", dest="source", action="store_const", const="shipped",
-                       help="only rows of the table shipped with the package ($FLASHCORE_SHIPPED_TABLE to read "
+                       help="only rows of the tables shipped with the package ($FLASHCORE_SHIPPED_TABLE to read "
                             "another file)")
     which.add_argument("--no-shipped", dest="source", action="store_const", const="tuned",
                        help="only rows of your tuning table")
     which.add_argument("--export-shipped", metavar="PATH",
                        help="write the current winners of your tuning table (this GPU and build; --key/--variant "
-                            "narrow them) to PATH in the shipped format, e.g. flashcore_cutlass/data/tuned_h100.json")
+                            "narrow them) to PATH in the shipped format; a directory PATH (e.g. "
+                            "flashcore_cutlass/data) gets this GPU's file, tuned_<model>.json")
     p.add_argument("--sort", default="key", metavar="COLUMN",
                    help="a column shown (key, variant, median_us, TFLOP/s, ...); -COLUMN (e.g. --sort -median_us) "
                         "for descending")

@@ -4,6 +4,7 @@ to paste into a bug report. Every section reports what it could not find instead
 from __future__ import annotations
 
 import collections
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -94,16 +95,18 @@ def _table_lines() -> Iterator[str]:
 
 
 def _shipped_lines() -> Iterator[str]:
-    from .shipped import default_path, default_table, matches
+    from .shipped import DATA_DIR, FILE_PATTERN, PATH_VARIABLE, default_paths, default_table, matches
 
-    path = default_path()
-    if path is None:
-        yield "shipped table: off (FLASHCORE_SHIPPED_TABLE=off)"
+    if not default_paths():
+        off = os.environ.get(PATH_VARIABLE, "").lower() == "off"
+        yield ("shipped table: off (FLASHCORE_SHIPPED_TABLE=off)" if off else
+               f"shipped table: none (no {FILE_PATTERN} in {DATA_DIR})")
         return
     shipped = default_table()
-    origin = shipped.provenance
-    yield f"shipped table: {path}, {len(shipped)} rows" + (
-        f" (commit {origin.get('commit')}, exported {origin.get('exported_at')})" if origin else "")
+    for part in shipped.parts:  # one line per file
+        origin = part.provenance
+        yield f"shipped table: {part.path}, {len(part)} rows" + (
+            f" (commit {origin.get('commit')}, exported {origin.get('exported_at')})" if origin else "")
     if not len(shipped):
         return
     try:

@@ -1,6 +1,9 @@
-"""The shipped tuning table: winners the project measured on an H100, carried in the package
-(``flashcore_cutlass/data/tuned_h100.json``) so that a user who has not tuned still dispatches
-from measurements. The user's own tuning table overrides it key by key (see registry.py).
+"""The shipped tuning tables: winners the project measured, one file per GPU model, carried in
+the package (``flashcore_cutlass/data/tuned_<model>.json``: ``tuned_h100.json``,
+``tuned_h200.json``) so that a user who has not tuned still dispatches from measurements. The
+user's own tuning table overrides them key by key (see registry.py). Dispatch reads all the
+package's files as one table: a row serves only the GPU it was measured on (below), so the files
+never compete; the split is for reading and diffing.
 
 **What a row is keyed on.** A kernel's speed is decided by the GPU and by the kernel as compiled,
 not by the torch release that launches it. So a shipped row matches when
@@ -30,10 +33,11 @@ row per key and GPU.
 (a row holds the stored fields of a tuning-table row; ``REQUIRED`` lists those a row must have).
 
 It is written by ``flashcore table --export-shipped PATH`` from the current winners of the
-user's table (:func:`export`). A missing or empty (0-byte) file is an empty table; a file that
-cannot be read as this format gives one :class:`~flashcore_cutlass.table.TableWarning` and is
-ignored. The default file is read once per process, on first need.
-``FLASHCORE_SHIPPED_TABLE=<path>`` reads another file instead, ``FLASHCORE_SHIPPED_TABLE=off``
+user's table (:func:`export`); PATH may be a directory, which gets the file named for the GPU
+(:func:`file_name_for`). A missing or empty (0-byte) file is an empty table; a file that cannot
+be read as this format gives one :class:`~flashcore_cutlass.table.TableWarning` and is ignored
+(the other files still serve). The package's files are read once per process, on first need.
+``FLASHCORE_SHIPPED_TABLE=<path>`` reads that one file instead, ``FLASHCORE_SHIPPED_TABLE=off``
 none (empty counts as unset).
 """
 
@@ -44,6 +48,7 @@ import functools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -58,7 +63,8 @@ from .table import DISPLAY_FIELDS, Row, TableWarning, pick_winner
 
 FORMAT = "flashcore-shipped-table"
 VERSION = 1
-DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "tuned_h100.json"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+FILE_PATTERN = "tuned_*.json"  # the package's files, one per GPU model (file_name_for)
 PATH_VARIABLE = "FLASHCORE_SHIPPED_TABLE"
 
 ROW_FIELDS = tuple(f.name for f in dataclasses.fields(Row) if f.name not in DISPLAY_FIELDS)
@@ -87,12 +93,24 @@ class ShippedTable:
         self.rows = tuple(dataclasses.replace(r, source="shipped", stale=False, winner=False) for r in rows)
         self.path = path
         self.provenance = dict(provenance or {})
+        self.parts: tuple[ShippedTable, ...] = (self,)  # the files it was read from (see merged)
         self._by_key: dict[str, list[Row]] = {}
         for r in self.rows:
             self._by_key.setdefault(r.problem_key, []).append(r)
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    @classmethod
+    def merged(cls, parts: Iterable[ShippedTable]) -> ShippedTable:
+        """One table of the rows of ``parts`` (the package's files); ``parts`` keeps each file's
+        path and provenance, ``path`` and ``provenance`` are those of a single part."""
+        parts = tuple(parts)
+        if len(parts) == 1:
+            return parts[0]
+        table = cls((r for p in parts for r in p.rows))
+        table.parts = parts
+        return table
 
     def best(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> Row | None:
         """The winning matching row for ``problem_key``, or None."""
@@ -179,19 +197,36 @@ def _typed(value, kind: type, index: int, name: str):
     return kind(value)
 
 
-def default_path() -> Path | None:
-    """The file dispatch reads: ``$FLASHCORE_SHIPPED_TABLE``, else the package's; None when "off"."""
+def package_paths() -> tuple[Path, ...]:
+    """The package's shipped files (``data/tuned_*.json``), in name order."""
+    return tuple(sorted(DATA_DIR.glob(FILE_PATTERN)))
+
+
+def default_paths() -> tuple[Path, ...]:
+    """The files dispatch reads: ``$FLASHCORE_SHIPPED_TABLE`` alone, else the package's; none
+    when "off"."""
     chosen = os.environ.get(PATH_VARIABLE, "")
     if chosen.lower() == "off":
-        return None
-    return Path(chosen).expanduser() if chosen else DEFAULT_PATH
+        return ()
+    return (Path(chosen).expanduser(),) if chosen else package_paths()
 
 
 def default_table() -> ShippedTable:
-    """The table at :func:`default_path`, read once per process and path; a damaged file warns
-    once and reads as empty (dispatch must never fail over it)."""
-    path = default_path()
-    return ShippedTable() if path is None else _load_once(str(path))
+    """The rows of :func:`default_paths`' files as one table, each file read once per process;
+    a damaged file warns once and reads as empty (dispatch must never fail over it)."""
+    paths = default_paths()
+    return ShippedTable.merged(_load_once(str(p)) for p in paths) if paths else ShippedTable()
+
+
+def file_name_for(gpu_name: str) -> str:
+    """The package file for a GPU's rows, named for its model: "NVIDIA H200" -> "tuned_h200.json",
+    "NVIDIA H100 80GB HBM3" -> "tuned_h100.json" (two boards of one model share a file: rows
+    match on the full name and SM count, whatever file holds them)."""
+    words = gpu_name.split()
+    if words and words[0].lower() == "nvidia":
+        words = words[1:]
+    model = re.sub(r"[^a-z0-9]", "", words[0].lower()) if words else ""
+    return f"tuned_{model or 'gpu'}.json"
 
 
 @functools.lru_cache(maxsize=None)

@@ -148,15 +148,50 @@ def test_the_file_is_read_once_and_only_when_needed(shipped_path, monkeypatch):
 def test_off_disables_the_shipped_table(shipped_path, monkeypatch):
     write_shipped(shipped_path, row(FAST))
     monkeypatch.setenv("FLASHCORE_SHIPPED_TABLE", "off")
-    assert shipped_module.default_path() is None
+    assert shipped_module.default_paths() == ()
     assert registry().choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
 
 
-def test_the_default_file_lives_in_the_package(monkeypatch):
+def test_the_default_files_live_in_the_package(monkeypatch):
     monkeypatch.delenv("FLASHCORE_SHIPPED_TABLE")
-    path = shipped_module.default_path()
-    assert path == shipped_module.DEFAULT_PATH
-    assert path.parent.name == "data" and path.parent.parent.name == "flashcore_cutlass"
+    paths = shipped_module.default_paths()
+    assert paths == shipped_module.package_paths() and "tuned_h100.json" in [p.name for p in paths]
+    assert all(p.parent.name == "data" and p.parent.parent.name == "flashcore_cutlass" for p in paths)
+
+
+H200 = Environment("NVIDIA H200", 132, "13.0", "2.11.0+cu130", "4.2.0.0")
+
+
+def test_the_package_files_are_one_table_and_each_row_serves_its_own_gpu(tmp_path, monkeypatch):
+    monkeypatch.delenv("FLASHCORE_SHIPPED_TABLE")
+    monkeypatch.setattr(shipped_module, "DATA_DIR", tmp_path / "data")
+    write_shipped(tmp_path / "data" / "tuned_h100.json", row(FAST))
+    export([row(OTHER, env=H200)], tmp_path / "data" / "tuned_h200.json",
+           provenance=dict(PROVENANCE, commit="def456"))
+    (tmp_path / "data" / "notes.json").write_text("not a table")  # not tuned_*.json: never read
+    table = default_table()
+    assert [p.path.name for p in table.parts] == ["tuned_h100.json", "tuned_h200.json"]
+    assert [p.provenance["commit"] for p in table.parts] == ["abc123", "def456"] and len(table) == 2
+    assert registry(env=ENV).choose(PROBLEM) == Choice(FAST, "shipped")
+    assert registry(env=H200).choose(PROBLEM) == Choice(OTHER, "shipped")
+    # Another board of the same model (other SM count) matches neither.
+    assert registry(env=dataclasses.replace(H200, sm_count=114)).choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
+
+
+def test_a_damaged_package_file_leaves_the_others_serving(tmp_path, monkeypatch):
+    monkeypatch.delenv("FLASHCORE_SHIPPED_TABLE")
+    monkeypatch.setattr(shipped_module, "DATA_DIR", tmp_path / "data")
+    write_shipped(tmp_path / "data" / "tuned_h100.json", row(FAST))
+    (tmp_path / "data" / "tuned_h200.json").write_text("{not json")
+    with pytest.warns(TableWarning, match="ignoring the shipped tuning table .*tuned_h200.json: not JSON"):
+        assert registry(env=ENV).choose(PROBLEM) == Choice(FAST, "shipped")
+
+
+@pytest.mark.parametrize("gpu, name", [("NVIDIA H100 80GB HBM3", "tuned_h100.json"), ("NVIDIA H200", "tuned_h200.json"),
+                                       ("NVIDIA H100 PCIe", "tuned_h100.json"), ("NVIDIA GH200 480GB", "tuned_gh200.json"),
+                                       ("", "tuned_gpu.json")])
+def test_a_gpus_file_is_named_for_its_model(gpu, name):
+    assert shipped_module.file_name_for(gpu) == name
 
 
 # -- dispatch -------------------------------------------------------------------------
@@ -293,6 +328,9 @@ def test_export_shipped_writes_this_environments_winners(tmp_path, capsys, monke
     assert [(r.problem_key, r.variant, r.median_us, r.torch) for r in exported.rows] == \
         [(KEY, FAST, 600.0, ENV.torch)]
     assert set(exported.provenance) == {"commit", "exported_at", "flashcore", "cudnn", "toolchain"}
+    # A directory gets the file named for this GPU's model.
+    assert main(["table", "--db", str(db), "--export-shipped", str(out.parent)]) == 0
+    assert load(out.parent / "tuned_h100.json").rows == exported.rows
     # What was exported is what a user on another torch release dispatches from.
     user_env = dataclasses.replace(ENV, torch="2.14.1+cu130")
     assert Registry(HASHES, None, user_env, shipped=exported).choose(PROBLEM) == Choice(FAST, "shipped")
@@ -322,6 +360,20 @@ def test_doctor_reports_the_shipped_table(shipped_path, monkeypatch):
     assert list(doctor._shipped_lines()) == ["shipped table: off (FLASHCORE_SHIPPED_TABLE=off)"]
 
 
+def test_doctor_reports_each_package_file(tmp_path, monkeypatch):
+    from flashcore_cutlass import doctor
+
+    monkeypatch.delenv("FLASHCORE_SHIPPED_TABLE")
+    monkeypatch.setattr(shipped_module, "DATA_DIR", tmp_path / "data")
+    assert list(doctor._shipped_lines()) == [f"shipped table: none (no tuned_*.json in {tmp_path / 'data'})"]
+    write_shipped(tmp_path / "data" / "tuned_h100.json", row(FAST))
+    write_shipped(tmp_path / "data" / "tuned_h200.json", row(OTHER, env=H200), row(FAST, env=H200))
+    shipped_module._load_once.cache_clear()
+    lines = list(doctor._shipped_lines())
+    assert lines[:2] == [f"shipped table: {tmp_path / 'data' / n}, {k} rows (commit abc123, exported "
+                         f"2026-11-26T10:00:00+00:00)" for n, k in (("tuned_h100.json", 1), ("tuned_h200.json", 2))]
+
+
 # -- the package's own table ---------------------------------------------------------
 def test_the_package_rows_are_current():
     """Every row of the shipped table names a default variant (what `flashcore build` builds) and
@@ -333,15 +385,25 @@ def test_the_package_rows_are_current():
     from flashcore_codegen.render import render
     from flashcore_codegen.space import default_configs
 
-    table = load(shipped_module.DEFAULT_PATH)
-    assert table.rows, "the package ships no rows"
-    recorded = table.provenance.get("toolchain")
-    assert recorded, "the shipped table's provenance does not record the toolchain its hashes were derived with"
-    if recorded != toolchain.identity():
-        pytest.skip(f"the shipped rows' hashes were derived with {recorded!r}; this machine's toolchain is "
-                    f"{toolchain.identity()!r}")
+    paths = shipped_module.package_paths()
+    assert paths, "the package ships no table"
     defaults = {c.name for c in default_configs()}
-    assert sorted({r.variant for r in table.rows} - defaults) == []
-    stale = [f"{r.variant} @ {r.problem_key}" for r in table.rows
-             if render(config_from_name(r.variant)).source_hash != r.source_hash]
-    assert stale == [], f"{len(stale)} shipped rows hold another source hash than today's sources give"
+    hashes: dict[str, str] = {}
+    skipped = []
+    for path in paths:
+        table = load(path)
+        assert table.rows, f"{path.name} holds no rows"
+        assert all(shipped_module.file_name_for(r.gpu_name) == path.name for r in table.rows), \
+            f"{path.name} holds rows of another GPU model"
+        recorded = table.provenance.get("toolchain")
+        assert recorded, f"{path.name}'s provenance does not record the toolchain its hashes were derived with"
+        if recorded != toolchain.identity():
+            skipped.append(f"{path.name}'s hashes were derived with {recorded!r}")
+            continue
+        assert sorted({r.variant for r in table.rows} - defaults) == [], path.name
+        for r in table.rows:
+            hashes.setdefault(r.variant, render(config_from_name(r.variant)).source_hash)
+        stale = [f"{r.variant} @ {r.problem_key}" for r in table.rows if hashes[r.variant] != r.source_hash]
+        assert stale == [], f"{len(stale)} rows of {path.name} hold another source hash than today's sources give"
+    if skipped:
+        pytest.skip(f"{'; '.join(skipped)}; this machine's toolchain is {toolchain.identity()!r}")
