@@ -1,4 +1,4 @@
-"""Carry the shipped table's rows over a source change that leaves the kernels' machine code as it was.
+"""Carry the shipped tables' rows over a source change that leaves the kernels' machine code as it was.
 
 A row is valid only against the source hash it was measured with; a header edit that changes no
 kernel (a new part used by new variants only, a comment, host code) changes every hash of the
@@ -8,6 +8,10 @@ and in a build of the current source measured the same binary: this script finds
 SASS is identical, and names the rows whose kernel changed (they stay stale; tune them again):
 
     python benchmarks/rekey_shipped.py OLD_BUILD_DIR NEW_BUILD_DIR --commit $(git rev-parse --short=12 HEAD)
+
+It rewrites every package table (flashcore_cutlass/data/tuned_*.json, one per GPU model), or the
+files named with --table; all their rows must have been measured on OLD_BUILD_DIR's sources (the
+GPU does not change a kernel's SASS), else nothing is written.
 
 Each build dir holds flashcore_ext.so and its manifest (manifest.json or build_manifest.json, as
 `device_run.sh` with KEEP_BUILD=1 returns them), or is a `flashcore build --no-link` directory (its
@@ -26,7 +30,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT / "flashcore_cutlass" / "data" / "tuned_h100.json"
+DATA = ROOT / "flashcore_cutlass" / "data"
+TABLE_PATTERN = "tuned_*.json"
 
 
 def cuobjdump() -> str:
@@ -114,12 +119,41 @@ def sm90_variant(kernel: str) -> str | None:
         ("_lr1" if "17LazyRescaleTraits" in kernel else "")
 
 
+def rekey(table: dict, old_hashes, new_hashes, old_code, new_code, commit: str) -> tuple[int, list[str]] | str:
+    """Move ``table``'s rows (in place) to the new hashes where their kernel is unchanged: the
+    number moved and the rows left stale, or an error message (the table is then untouched)."""
+    for row in table["rows"]:
+        variant = row["variant"]
+        if old_hashes.get(variant, {}).get("source_hash") != row["source_hash"]:
+            return f"row {variant} @ {row['problem_key']} was not measured on the old build (hash {row['source_hash']})"
+        if variant not in new_hashes or variant not in new_code or variant not in old_code:
+            return f"{variant}'s kernel is not in both builds"
+    moved, changed = 0, []
+    for row in table["rows"]:
+        variant = row["variant"]
+        if old_code[variant] != new_code[variant]:
+            changed.append(f"{variant} @ {row['problem_key']}")
+        elif new_hashes[variant]["source_hash"] != row["source_hash"]:
+            row["source_hash"] = new_hashes[variant]["source_hash"]
+            moved += 1
+    table["provenance"]["rekeyed_at"] = commit
+    table["provenance"]["rekeyed_because"] = (f"the SASS of each moved row's kernel is byte-identical in the build of "
+                                              f"{commit} and in the build the row was measured on")
+    return moved, changed
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("old_build", type=Path, help="the build the shipped rows were measured on")
     ap.add_argument("new_build", type=Path, help="a build of the current source")
     ap.add_argument("--commit", required=True, help="the commit of the current source (recorded in the provenance)")
+    ap.add_argument("--table", type=Path, action="append",
+                    help=f"a shipped table to rewrite (repeatable; default: every {TABLE_PATTERN} in {DATA})")
     args = ap.parse_args()
+    paths = args.table or sorted(DATA.glob(TABLE_PATTERN))
+    if not paths:
+        print(f"error: no shipped table ({TABLE_PATTERN} in {DATA})", file=sys.stderr)
+        return 1
 
     by_variant = []
     for build in (args.old_build, args.new_build):
@@ -127,33 +161,23 @@ def main() -> int:
         by_variant.append({v: text for name, text in code.items() if (v := sm90_variant(name)) is not None})
     old_code, new_code = by_variant
     old_hashes, new_hashes = manifest(args.old_build), manifest(args.new_build)
-    table = json.loads(TABLE.read_text())
-    moved, changed = 0, []
-    for row in table["rows"]:
-        variant = row["variant"]
-        if old_hashes.get(variant, {}).get("source_hash") != row["source_hash"]:
-            print(f"error: row {variant} @ {row['problem_key']} was not measured on the old build (hash "
-                  f"{row['source_hash']})", file=sys.stderr)
+    results = []
+    for path in paths:  # every table checked before any is written
+        table = json.loads(path.read_text())
+        outcome = rekey(table, old_hashes, new_hashes, old_code, new_code, args.commit)
+        if isinstance(outcome, str):
+            print(f"error: {path.name}: {outcome}; no table rewritten", file=sys.stderr)
             return 1
-        if variant not in new_hashes or variant not in new_code or variant not in old_code:
-            print(f"error: {variant}'s kernel is not in both builds", file=sys.stderr)
-            return 1
-        if old_code[variant] != new_code[variant]:
-            changed.append(f"{variant} @ {row['problem_key']}")
-        elif new_hashes[variant]["source_hash"] != row["source_hash"]:
-            row["source_hash"] = new_hashes[variant]["source_hash"]
-            moved += 1
-    table["provenance"]["rekeyed_at"] = args.commit
-    table["provenance"]["rekeyed_because"] = (f"the SASS of each moved row's kernel is byte-identical in the build of "
-                                              f"{args.commit} and in the build the row was measured on")
-    lines = [json.dumps(r) for r in sorted(table["rows"], key=lambda r: (r["variant"], r["problem_key"]))]
-    head = {k: v for k, v in table.items() if k != "rows"}
-    body = json.dumps(head, indent=1)[:-2] + ',\n "rows": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
-    TABLE.write_text(body)
-    print(f"{moved} of {len(table['rows'])} rows moved to the current source hashes (kernels byte-identical)")
-    if changed:
-        print(f"{len(changed)} rows kept their old hash (stale: their kernel changed; tune them again):",
-              *changed, sep="\n  ")
+        results.append((path, table, *outcome))
+    for path, table, moved, changed in results:
+        lines = [json.dumps(r) for r in sorted(table["rows"], key=lambda r: (r["variant"], r["problem_key"]))]
+        head = {k: v for k, v in table.items() if k != "rows"}
+        path.write_text(json.dumps(head, indent=1)[:-2] + ',\n "rows": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n")
+        print(f"{path.name}: {moved} of {len(table['rows'])} rows moved to the current source hashes "
+              f"(kernels byte-identical)")
+        if changed:
+            print(f"{len(changed)} rows kept their old hash (stale: their kernel changed; tune them again):",
+                  *changed, sep="\n  ")
     return 0
 
 

@@ -70,21 +70,31 @@ def test_rows_move_where_their_kernel_is_unchanged(tmp_path, monkeypatch, capsys
     rows = [{"variant": same, "problem_key": "k1", "source_hash": "o1"},
             {"variant": changed, "problem_key": "k2", "source_hash": "o2"}]
     table.write_text(json.dumps({"format": "flashcore-shipped-table", "version": 1, "provenance": {}, "rows": rows}))
-    monkeypatch.setattr(rekey_shipped, "TABLE", table)
+    other = tmp_path / "tuned_h200.json"  # a second GPU's table, measured on the same sources
+    other.write_text(json.dumps({"format": "flashcore-shipped-table", "version": 1, "provenance": {}, "rows": rows[:1]}))
     monkeypatch.setattr(sys, "argv", ["rekey_shipped.py", str(tmp_path / "old"), str(tmp_path / "new"),
-                                      "--commit", "abc"])
+                                      "--commit", "abc", "--table", str(table), "--table", str(other)])
     assert rekey_shipped.main() == 0
     out = json.loads(table.read_text())
     assert {r["variant"]: r["source_hash"] for r in out["rows"]} == {same: "n1", changed: "o2"}
     assert out["provenance"]["rekeyed_at"] == "abc"
+    assert [r["source_hash"] for r in json.loads(other.read_text())["rows"]] == ["n1"]
     assert f"{changed} @ k2" in capsys.readouterr().out
 
-    # A row measured on another build than the one named as old: refused, nothing written.
+    # A row measured on another build than the one named as old: refused, no table written.
+    other.write_text(json.dumps({"format": "flashcore-shipped-table", "version": 1, "provenance": {}, "rows": rows}))
     table.write_text(json.dumps({"format": "f", "version": 1, "provenance": {},
                                  "rows": [{"variant": same, "problem_key": "k1", "source_hash": "elsewhere"}]}))
-    before = table.read_text()
+    before = table.read_text(), other.read_text()
+    monkeypatch.setattr(sys, "argv", ["rekey_shipped.py", str(tmp_path / "old"), str(tmp_path / "new"),
+                                      "--commit", "abc", "--table", str(other), "--table", str(table)])
     assert rekey_shipped.main() == 1
-    assert table.read_text() == before
+    assert (table.read_text(), other.read_text()) == before
+    assert "tuned.json: row" in capsys.readouterr().err
+
+
+def test_the_default_tables_are_the_package_files():
+    assert {p.name for p in rekey_shipped.DATA.glob(rekey_shipped.TABLE_PATTERN)} >= {"tuned_h100.json", "tuned_h200.json"}
 
 
 def test_a_no_link_build_reads_its_kernel_objects(tmp_path, monkeypatch):
