@@ -105,7 +105,9 @@ def _shipped_lines() -> Iterator[str]:
     shipped = default_table()
     for part in shipped.parts:  # one line per file
         origin = part.provenance
-        yield f"shipped table: {part.path}, {len(part)} rows" + (
+        gpus = collections.Counter((r.gpu_name, r.sm_count) for r in part.rows)
+        measured = " of " + ", ".join(f"{name} ({sms} SMs)" for name, sms in sorted(gpus)) if gpus else ""
+        yield f"shipped table: {part.path}, {len(part)} rows{measured}" + (
             f" (commit {origin.get('commit')}, exported {origin.get('exported_at')})" if origin else "")
     if not len(shipped):
         return
@@ -118,6 +120,15 @@ def _shipped_lines() -> Iterator[str]:
         return
     usable = sum(matches(r, rt.env, rt.hashes) for r in shipped.rows)
     yield f"shipped rows usable here: {usable} of {len(shipped)} (same GPU, SM count and source hash)"
+    if usable:
+        return
+    here = (rt.env.gpu_name, rt.env.sm_count)
+    if here not in {(r.gpu_name, r.sm_count) for r in shipped.rows}:
+        yield (f"  none was measured on this GPU ({here[0]}, {here[1]} SMs): dispatch uses the heuristic "
+               "until `flashcore tune` measures your shapes")
+    else:
+        yield ("  their source hashes are not this build's (the kernels changed since they were measured): "
+               "`flashcore tune --suite shipped` measures every shipped key again")
 
 
 def _launch_lines(environ=None) -> Iterator[str]:

@@ -355,7 +355,8 @@ def test_doctor_reports_the_shipped_table(shipped_path, monkeypatch):
 
     write_shipped(shipped_path, row(FAST))
     line = next(doctor._shipped_lines())
-    assert line == f"shipped table: {shipped_path}, 1 rows (commit abc123, exported 2026-11-26T10:00:00+00:00)"
+    assert line == (f"shipped table: {shipped_path}, 1 rows of NVIDIA H100 80GB HBM3 (132 SMs) (commit abc123, "
+                    "exported 2026-11-26T10:00:00+00:00)")
     monkeypatch.setenv("FLASHCORE_SHIPPED_TABLE", "off")
     assert list(doctor._shipped_lines()) == ["shipped table: off (FLASHCORE_SHIPPED_TABLE=off)"]
 
@@ -370,8 +371,31 @@ def test_doctor_reports_each_package_file(tmp_path, monkeypatch):
     write_shipped(tmp_path / "data" / "tuned_h200.json", row(OTHER, env=H200), row(FAST, env=H200))
     shipped_module._load_once.cache_clear()
     lines = list(doctor._shipped_lines())
-    assert lines[:2] == [f"shipped table: {tmp_path / 'data' / n}, {k} rows (commit abc123, exported "
-                         f"2026-11-26T10:00:00+00:00)" for n, k in (("tuned_h100.json", 1), ("tuned_h200.json", 2))]
+    assert lines[:2] == [f"shipped table: {tmp_path / 'data' / n}, {k} rows of {gpu} (132 SMs) (commit abc123, "
+                         f"exported 2026-11-26T10:00:00+00:00)"
+                         for n, k, gpu in (("tuned_h100.json", 1, ENV.gpu_name), ("tuned_h200.json", 2, "NVIDIA H200"))]
+
+
+@pytest.mark.parametrize("gpu, hashes, hint", [
+    (Environment("NVIDIA H100 PCIe", 114, "13.0", "2.11.0+cu130", "4.2.0.0"), HASHES,
+     "  none was measured on this GPU (NVIDIA H100 PCIe, 114 SMs): dispatch uses the heuristic until `flashcore "
+     "tune` measures your shapes"),
+    (ENV, {name: "changed" for name in HASHES},
+     "  their source hashes are not this build's (the kernels changed since they were measured): `flashcore tune "
+     "--suite shipped` measures every shipped key again"),
+    (ENV, HASHES, None),
+])
+def test_doctor_says_why_no_shipped_row_serves(shipped_path, monkeypatch, gpu, hashes, hint):
+    from types import SimpleNamespace
+
+    from flashcore_cutlass import doctor, runtime
+
+    write_shipped(shipped_path, row(FAST))
+    monkeypatch.setattr(runtime, "get_runtime", lambda: SimpleNamespace(env=gpu, hashes=hashes))
+    lines = list(doctor._shipped_lines())
+    usable = 0 if hint else 1
+    assert lines[1] == f"shipped rows usable here: {usable} of 1 (same GPU, SM count and source hash)"
+    assert lines[2:] == ([hint] if hint else [])
 
 
 # -- the package's own table ---------------------------------------------------------
