@@ -14,7 +14,7 @@ SDPA_MAX_BATCH = 32768  # torch's kernels put batch/heads on grid.y/z (at most 6
 
 def gpu_skip_reason() -> str | None:
     if not torch.cuda.is_available():
-        return "no CUDA GPU (torch.cuda.is_available() is False): GPU tests run on the H100 (benchmarks/device_run.sh)"
+        return "no CUDA GPU (torch.cuda.is_available() is False): GPU tests run on a Hopper GPU, H100 or H200 (benchmarks/device_run.sh)"
     major, minor = torch.cuda.get_device_capability()
     if (major, minor) != (9, 0):
         return f"needs an sm_90 GPU (H100/H200), found sm_{major}{minor}"

@@ -54,14 +54,17 @@ def test_command_line_writes_a_png_next_to_the_json(tmp_path):
 
 @needs_matplotlib
 def test_the_committed_results_plot():
-    """The plot the README shows exists, and its JSON (next to it) redraws into three panels."""
+    """The plots the README shows (one per card) exist, and each one's JSON (next to it) redraws into three
+    panels."""
     import re
 
-    (png_name,) = re.findall(r"\(benchmarks/results/(bench_sdpa-[^)]+\.png)\)", (REPO_ROOT / "README.md").read_text())
-    png = REPO_ROOT / "benchmarks" / "results" / png_name
-    assert png.read_bytes().startswith(PNG_MAGIC)
-    fig = plot_grid.make_figure(json.loads(png.with_suffix(".json").read_text()))
-    assert len(fig.get_axes()) == 3
+    names = re.findall(r"\(benchmarks/results/(bench_sdpa-[^)]+\.png)\)", (REPO_ROOT / "README.md").read_text())
+    assert {n.split("-")[4] for n in names} == {"H100", "H200"}, names
+    for png_name in names:
+        png = REPO_ROOT / "benchmarks" / "results" / png_name
+        assert png.read_bytes().startswith(PNG_MAGIC)
+        fig = plot_grid.make_figure(json.loads(png.with_suffix(".json").read_text()))
+        assert len(fig.get_axes()) == 3
 
 
 @needs_matplotlib

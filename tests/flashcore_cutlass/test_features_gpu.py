@@ -1,6 +1,6 @@
 """Sliding windows, logit softcap, padded head dims and a value head dim of its own on the GPU, against the fp32 reference:
 each family's representative variants directly (the binding's raw diagonals), and the public API
-(dispatch, alignments, GQA, combinations, odd lengths). Needs the H100."""
+(dispatch, alignments, GQA, combinations, odd lengths). Needs a Hopper GPU (H100/H200)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every built variant against an fp32 reference on fresh random inputs (needs the H100)."""
+"""Every built variant against an fp32 reference on fresh random inputs (needs a Hopper GPU: H100/H200)."""
 
 from __future__ import annotations
 

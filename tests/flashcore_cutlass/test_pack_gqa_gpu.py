@@ -3,7 +3,7 @@ pack_gqa = 1, pack_gqa.cuh; problem.gqa_row_packed): every built packing variant
 binding's raw diagonals, against the fp32 reference, over group sizes that fill a tile's row slots
 and ones that leave holes (G = 3, 7), one query per tile (G = 64), causal alignments, windows,
 softcap, rows without keys, the model layout of q, padded head dims, packed variable-length
-sequences; then dispatch through attention() and attention_varlen(). Needs the H100."""
+sequences; then dispatch through attention() and attention_varlen(). Needs a Hopper GPU (H100/H200)."""
 
 from __future__ import annotations
 

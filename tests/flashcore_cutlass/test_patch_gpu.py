@@ -1,6 +1,6 @@
 """patch_sdpa end to end on a real model: a Llama-style transformers model with grouped-query
 attention, built from a small config with random weights (no download), run with and without
-the patch. Needs the H100 and the transformers package."""
+the patch. Needs a Hopper GPU (H100/H200) and the transformers package."""
 
 from __future__ import annotations
 

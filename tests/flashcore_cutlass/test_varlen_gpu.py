@@ -1,6 +1,6 @@
 """Packed variable-length attention on the GPU against the fp32 reference run per sequence:
 every family's representative variants (the binding's packed path), and attention_varlen with
-masks, windows, softcap and grouped-query heads. Needs the H100."""
+masks, windows, softcap and grouped-query heads. Needs a Hopper GPU (H100/H200)."""
 
 from __future__ import annotations
 
