@@ -336,9 +336,24 @@ def _export_shipped(table, args, env, valid, why) -> int:
     path = Path(args.export_shipped)
     if path.is_dir():  # the package's name for this GPU's file
         path = path / file_name_for(env.gpu_name)
+    dropped = _keys_an_export_drops(path, rows)
     path = export(rows, path)
     print(f"wrote {len(rows)} winners ({env.gpu_name}, {env.sm_count} SMs) to {path}", file=sys.stderr)
+    if dropped:  # the file is replaced, not merged: say what the old one held that the new one lacks
+        print(f"note: {len(dropped)} keys of the file it replaced are not in it (tune them in this table and export "
+              f"again to keep them): {', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}", file=sys.stderr)
     return 0
+
+
+def _keys_an_export_drops(path: Path, rows) -> list[str]:
+    """Keys the shipped file at ``path`` holds that ``rows`` lack (none if it cannot be read)."""
+    from .shipped import ShippedTableError, load
+
+    try:
+        old = load(path)
+    except ShippedTableError:
+        return []
+    return sorted({r.problem_key for r in old.rows} - {r.problem_key for r in rows})
 
 
 def cmd_table(args) -> int:

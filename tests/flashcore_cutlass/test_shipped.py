@@ -331,6 +331,13 @@ def test_export_shipped_writes_this_environments_winners(tmp_path, capsys, monke
     # A directory gets the file named for this GPU's model.
     assert main(["table", "--db", str(db), "--export-shipped", str(out.parent)]) == 0
     assert load(out.parent / "tuned_h100.json").rows == exported.rows
+    assert "note:" not in capsys.readouterr().err
+    # Replacing a file that held more keys says which ones the new file lacks.
+    write_shipped(out, row(FAST), row(OTHER, key="bf16_d128_causal_q1024_k1024_bh256"))
+    assert main(["table", "--db", str(db), "--export-shipped", str(out)]) == 0
+    assert ("note: 1 keys of the file it replaced are not in it (tune them in this table and export again to keep "
+            "them): bf16_d128_causal_q1024_k1024_bh256") in capsys.readouterr().err
+    assert [r.problem_key for r in load(out).rows] == [KEY]
     # What was exported is what a user on another torch release dispatches from.
     user_env = dataclasses.replace(ENV, torch="2.14.1+cu130")
     assert Registry(HASHES, None, user_env, shipped=exported).choose(PROBLEM) == Choice(FAST, "shipped")
