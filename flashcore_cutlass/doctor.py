@@ -105,8 +105,8 @@ def _shipped_lines() -> Iterator[str]:
     shipped = default_table()
     for part in shipped.parts:  # one line per file
         origin = part.provenance
-        gpus = collections.Counter((r.gpu_name, r.sm_count) for r in part.rows)
-        measured = " of " + ", ".join(f"{name} ({sms} SMs)" for name, sms in sorted(gpus)) if gpus else ""
+        gpus = sorted({(r.gpu_name, r.sm_count) for r in part.rows})
+        measured = " of " + ", ".join(f"{name} ({sms} SMs)" for name, sms in gpus) if gpus else ""
         yield f"shipped table: {part.path}, {len(part)} rows{measured}" + (
             f" (commit {origin.get('commit')}, exported {origin.get('exported_at')})" if origin else "")
     if not len(shipped):
