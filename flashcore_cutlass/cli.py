@@ -399,9 +399,11 @@ def cmd_table(args) -> int:
     if args.source != "shipped":
         sources.append(f"{sum(r.source == 'tuned' for r in rows)} tuned rows from {table.path}")
     if args.source != "tuned":
-        shown, where = sum(r.source == "shipped" for r in rows), default_paths()
-        sources.append(f"{shown} shipped rows from {', '.join(map(str, where))}" if where else
-                       "no shipped rows (FLASHCORE_SHIPPED_TABLE=off)")
+        shown, where = sum(r.source in ("shipped", "borrowed") for r in rows), default_paths()
+        lent = sum(r.source == "borrowed" for r in rows)
+        sources.append((f"{shown} shipped rows from {', '.join(map(str, where))}" + (
+            f" ({lent} borrowed: measured on another GPU of this architecture, standing in where this GPU has "
+            "no current row)" if lent else "")) if where else "no shipped rows (FLASHCORE_SHIPPED_TABLE=off)")
     print("; ".join(sources), file=sys.stderr)
     return 0
 

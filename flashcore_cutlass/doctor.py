@@ -123,12 +123,16 @@ def _shipped_lines() -> Iterator[str]:
     if usable:
         return
     here = (rt.env.gpu_name, rt.env.sm_count)
+    lent = (shipped.borrowed(key, rt.env, rt.hashes) for key in {r.problem_key for r in shipped.rows})
+    lenders = collections.Counter(f"{r.gpu_name} ({r.sm_count} SMs)" for r in lent if r is not None)  # GPU -> keys it lends
+    fallback = ("dispatch borrows the winners of " + ", ".join(f"{gpu} for {n} key{'s' * (n != 1)}" for gpu, n in sorted(lenders.items()))
+                + ", and uses the heuristic elsewhere," if lenders else "dispatch uses the heuristic")
     if here not in {(r.gpu_name, r.sm_count) for r in shipped.rows}:
-        yield (f"  none was measured on this GPU ({here[0]}, {here[1]} SMs): dispatch uses the heuristic "
-               "until `flashcore tune` measures your shapes")
+        yield (f"  none was measured on this GPU ({here[0]}, {here[1]} SMs): {fallback} until `flashcore tune` "
+               "measures your shapes")
     else:
         yield ("  their source hashes are not this build's (the kernels changed since they were measured): "
-               "`flashcore tune --suite shipped` measures every shipped key again")
+               f"{fallback} until `flashcore tune --suite shipped` measures every shipped key again")
 
 
 def _launch_lines(environ=None) -> Iterator[str]:

@@ -18,7 +18,14 @@ Among the candidates:
 2. **shipped**: otherwise, the row the table shipped with the package picks
    (:mod:`flashcore_cutlass.shipped`): measured on the same GPU model and SM count, against
    the same source hash (which covers nvcc, its flags and CUTLASS), on any torch release;
-3. **heuristic** otherwise (no environment, no current measurement, or a tuning table
+3. **borrowed**: otherwise, the winner the shipped table holds for the key from the nearest
+   other GPU of this architecture, of a variant as built now
+   (:meth:`ShippedTable.borrowed <flashcore_cutlass.shipped.ShippedTable.borrowed>`: e.g. an
+   H100 PCIe or an H200 without rows of its own, or with rows left stale by a kernel change,
+   takes the H100 SXM's or H200's winner; winners measured on one of these two boards took
+   1.007-1.008x the fastest time on the other, the flat rules below 1.019-1.022x, over the keys
+   whose tuning run timed both: benchmarks/NOTES.md, 2026-11-28 12:28-);
+4. **heuristic** otherwise (no environment, no current measurement, or a tuning table
    that cannot be read: corrupt and not movable, unusable path; one :class:`TableWarning`
    per process says so, dispatch never raises over either table):
    the candidate with the smallest :func:`heuristic_rank`, i.e.
@@ -57,7 +64,7 @@ Among the candidates:
    - then the name, so the choice is deterministic.
 
    Axes a family lacks tie (the ladder step already separates families).
-4. No candidate at all raises :class:`MissingVariantError`, naming the build command.
+5. No candidate at all raises :class:`MissingVariantError`, naming the build command.
 
 Decisions are cached per :class:`ProblemKey` (a dict hit on the hot path), and the shipped
 file is read once per process, on the first decision that needs it; set
@@ -220,7 +227,11 @@ class UnsupportedInputError(MissingVariantError, ValueError):
 @dataclass(frozen=True)
 class Choice:
     variant: str
-    reason: str  # "tuned", "shipped" or "heuristic"
+    reason: str  # "tuned", "shipped", "borrowed" or "heuristic"
+    measured_on: str = ""  # a borrowed row's GPU, e.g. "NVIDIA H200 (132 SMs)"
+
+    def __str__(self) -> str:
+        return f"{self.reason} from {self.measured_on}" if self.measured_on else self.reason
 
 
 def build_command(problem: Problem | ProblemKey) -> str:
@@ -330,7 +341,7 @@ class Registry:
         if choice is None:
             choice = self._cache[slot] = self._decide(problem, key)
             if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":
-                print(f"flashcore dispatch: {problem} [{key}] -> {choice.variant} ({choice.reason})", file=sys.stderr)
+                print(f"flashcore dispatch: {problem} [{key}] -> {choice.variant} ({choice})", file=sys.stderr)
         return choice
 
     def no_candidate_error(self, problem: Problem) -> MissingVariantError:
@@ -363,6 +374,9 @@ class Registry:
             row = self.shipped.best(key, self.env, valid)
             if row is not None:
                 return Choice(row.variant, "shipped")
+            row = self.shipped.borrowed(key, self.env, valid)
+            if row is not None:
+                return Choice(row.variant, "borrowed", f"{row.gpu_name} ({row.sm_count} SMs)")
         return Choice(names[0], "heuristic")
 
     @property

@@ -14,11 +14,27 @@ not by the torch release that launches it. So a shipped row matches when
   rendered source, every header it includes, the nvcc flags, nvcc's version and the CUTLASS
   headers (flashcore_codegen.render.headers_digest), i.e. everything that changes the binary.
 
-Any other row is stale and never used. torch, CUDA runtime, CUTLASS package and cuDNN versions,
+Any other row is stale and never used as this GPU's measurement. torch, CUDA runtime, CUTLASS package and cuDNN versions,
 the commit and the dates are recorded for provenance only; they take no part in the match, so
 the table serves users on other torch releases. Among the matching rows of a key the winner is
 picked as in the user's table (:func:`flashcore_cutlass.table.pick_winner`); an export holds one
 row per key and GPU.
+
+**Rows of another GPU (borrowed).** Where no row of this GPU matches a key, dispatch may take the
+winner measured on another GPU (:meth:`ShippedTable.borrowed`) before its flat heuristic: a row
+whose ``source_hash`` is the variant's as built now describes the same binary, and when that
+binary's target is arch-specific (``sm_90a``: one compute capability only) the GPU it was
+measured on is of this device's architecture (another Hopper board: an H100 PCIe or NVL, an H800,
+an H200 or GH200, a MIG slice). Of the GPUs holding such rows for the key the nearest stands in:
+the nearest SM count, then the longest common name prefix ("NVIDIA H100 PCIe" is nearer
+"NVIDIA H100 80GB HBM3" than "NVIDIA H200"), then the name. Winners transfer well between
+Hopper boards, better than the flat rules (benchmarks/experiments/heuristic_audit.py
+--borrow-from; benchmarks/NOTES.md, 2026-11-28 12:28-): on an H200, over the 114 keys its tuning
+run timed both first choices in, the H100's winners took 1.008x the fastest time (geometric mean;
+3 keys > 1.05x) and the heuristic's first choice 1.022x (15 keys > 1.05x); on the H100, over 76
+keys, the H200's winners 1.007x and the heuristic 1.019x. A borrowed row is a
+heuristic's input, never a measurement of this GPU: dispatch says "borrowed" and names the GPU,
+and ``flashcore tune`` replaces it with a measurement here.
 
 **Format** (JSON; one row per line, so a diff reads row by row)::
 
@@ -57,6 +73,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from flashcore_codegen import arch, config_from_name
+
 from .env import Environment
 from .problem import ProblemKey
 from .table import DISPLAY_FIELDS, Row, TableWarning, pick_winner
@@ -74,6 +92,25 @@ REQUIRED = {"problem_key": str, "variant": str, "source_hash": str, "gpu_name": 
 # Informational: a row may leave them out (older exports, hand edits).
 OPTIONAL = {"spread_us": (float, 0.0), "tflops": (float, 0.0), "samples": (int, 0), "max_abs_err": (float, 0.0),
             "measured_at": (str, ""), "torch": (str, ""), "cuda": (str, ""), "cutlass": (str, "")}
+
+
+@functools.lru_cache(maxsize=None)
+def same_architecture_only(variant: str) -> bool:
+    """Whether ``variant``'s binary runs on one compute capability only (its family's target is
+    arch-specific, e.g. sm_90a), so that every GPU that measured it is of this device's architecture."""
+    try:
+        return arch.parse(config_from_name(variant).ARCH).arch_specific
+    except (ValueError, KeyError):  # a name no family parses (a hand-edited row): never borrowed
+        return False
+
+
+def nearest_gpu(here: tuple[str, int], others: Iterable[tuple[str, int]]) -> tuple[str, int] | None:
+    """Of the (name, SM count) GPUs ``others``, the one whose winners stand in for ``here``'s: the
+    nearest SM count, then the longest common name prefix, then the name (deterministic)."""
+    def common_prefix(name: str) -> int:
+        return next((i for i, (a, b) in enumerate(zip(name, here[0])) if a != b), min(len(name), len(here[0])))
+
+    return min(others, key=lambda gpu: (abs(gpu[1] - here[1]), -common_prefix(gpu[0]), gpu), default=None)
 
 
 class ShippedTableError(ValueError):
@@ -116,6 +153,18 @@ class ShippedTable:
         """The winning matching row for ``problem_key``, or None."""
         return pick_winner(r for r in self._by_key.get(str(problem_key), ()) if matches(r, env, valid_hashes))
 
+    def borrowed(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> Row | None:
+        """The winning row for ``problem_key`` of the GPU nearest this one (:func:`nearest_gpu`) among
+        rows of other GPUs that describe a variant as built now (its hash in ``valid_hashes``) whose
+        binary runs on one architecture only (:func:`same_architecture_only`); None if there is
+        none. Dispatch asks it only where :meth:`best` finds no row of this GPU (module docstring)."""
+        here = (env.gpu_name, env.sm_count)
+        rows = [r for r in self._by_key.get(str(problem_key), ())
+                if (r.gpu_name, r.sm_count) != here and valid_hashes.get(r.variant) == r.source_hash
+                and same_architecture_only(r.variant)]
+        gpu = nearest_gpu(here, {(r.gpu_name, r.sm_count) for r in rows})
+        return pick_winner(r for r in rows if (r.gpu_name, r.sm_count) == gpu) if gpu else None
+
     def display_rows(
         self,
         problem_key: ProblemKey | str | None = None,
@@ -127,8 +176,10 @@ class ShippedTable:
         """Rows for `flashcore table`, flagged like :meth:`TuningTable.rows` (unsorted).
 
         ``winner`` marks the row :meth:`best` would pick, regardless of the user's table (the
-        caller clears it where a tuned row takes precedence). Without ``env`` no row is stale by
-        device, without ``valid_hashes`` none is stale by hash."""
+        caller clears it where a tuned row takes precedence); where no row of this GPU is current,
+        the row :meth:`borrowed` would lend is shown current, as the winner, with source
+        "borrowed". Without ``env`` no row is stale by device, without ``valid_hashes`` none is
+        stale by hash (and none is borrowed)."""
         def is_stale(r: Row) -> bool:
             if env is not None and (r.gpu_name, r.sm_count) != (env.gpu_name, env.sm_count):
                 return True
@@ -137,8 +188,14 @@ class ShippedTable:
         keys = [str(problem_key)] if problem_key is not None else list(self._by_key)
         out = []
         for key in keys:
-            marked = [dataclasses.replace(r, stale=is_stale(r)) for r in self._by_key.get(key, ())]
+            rows = self._by_key.get(key, ())
+            marked = [dataclasses.replace(r, stale=is_stale(r)) for r in rows]
             winner = pick_winner(r for r in marked if not r.stale)
+            if winner is None and env is not None and valid_hashes is not None:
+                lent = self.borrowed(key, env, valid_hashes)
+                marked = [dataclasses.replace(m, stale=False, source="borrowed") if r is lent else m
+                          for r, m in zip(rows, marked)]
+                winner = next((m for m in marked if m.source == "borrowed"), None)
             out += [dataclasses.replace(r, winner=r is winner) for r in marked
                     if (include_stale or not r.stale) and (variant_glob is None or fnmatchcase(r.variant, variant_glob))]
         return out

@@ -114,7 +114,8 @@ class Row:
     # Display-only flags, filled in by TuningTable.rows() (and the shipped table's rows()).
     stale: bool = False
     winner: bool = False
-    source: str = "tuned"  # "tuned": this table; "shipped": the table carried in the package
+    source: str = "tuned"  # "tuned": this table; "shipped": the table carried in the package ("borrowed": a
+    # shipped row of another GPU standing in for this one, shipped.ShippedTable.borrowed)
 
     @property
     def env(self) -> Environment:

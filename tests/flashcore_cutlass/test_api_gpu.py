@@ -46,7 +46,38 @@ def test_print_dispatch(rt, monkeypatch, capsys):
     q, k, v = _qkv(1, 2, 77, 77, 128)
     fc.attention(q, k, v)
     err = capsys.readouterr().err
-    assert "fc_" in err and ("(tuned)" in err or "(shipped)" in err or "(heuristic)" in err)
+    assert "fc_" in err and any(f"({reason}" in err for reason in ("tuned", "shipped", "borrowed", "heuristic"))
+
+
+def test_a_shipped_row_of_another_hopper_gpu_stands_in(rt, monkeypatch, capsys):
+    """Where this GPU has no shipped row for a key, dispatch runs another Hopper board's winner (a
+    variant as built now), says so, and the call is right."""
+    from flashcore_cutlass.runtime import forget_decisions
+    from flashcore_cutlass.shipped import ShippedTable
+    from flashcore_cutlass.table import Row
+
+    problem = Problem("bf16", 128, False, 1, 4, 300, 300)
+    lent = rt.registry.candidates(problem)[-1]  # the heuristic's last choice: only the lent row picks it
+    row = Row(variant=lent, problem_key=str(problem.key), shape="B1 H4 Sq300 Sk300", median_us=1.0, spread_us=0.0,
+              tflops=0.0, samples=1, max_abs_err=0.0, gpu_name="NVIDIA H999 (test)", sm_count=rt.env.sm_count,
+              cuda=rt.env.cuda, torch=rt.env.torch, cutlass=rt.env.cutlass, source_hash=rt.hashes[lent],
+              measured_at="2026-11-28T00:00:00+00:00")
+    monkeypatch.setattr(rt.registry, "_shipped", ShippedTable([row]))
+    monkeypatch.setattr(rt.registry, "table", None)  # no tuned row of the user's either
+    monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
+    forget_decisions(rt)
+    try:
+        q, k, v = _qkv(1, 4, 300, 300, 128)
+
+        def run(q, k, v, out, lse):
+            o, l = fc.attention(q, k, v, return_lse=True)
+            out.copy_(o)
+            lse.copy_(l)
+
+        check_against_reference(run, q, k, v, False)
+        assert f"-> {lent} (borrowed from NVIDIA H999 (test) ({rt.env.sm_count} SMs))" in capsys.readouterr().err
+    finally:
+        forget_decisions(rt)
 
 
 def test_hot_path_serves_decided_shapes_from_the_binding(rt):

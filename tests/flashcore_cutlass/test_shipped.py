@@ -18,6 +18,7 @@ from flashcore_cutlass.shipped import ROW_FIELDS, ShippedTable, ShippedTableErro
 from flashcore_cutlass.table import Row, TableWarning, TuningTable
 
 ENV = Environment("NVIDIA H100 80GB HBM3", 132, "13.0", "2.11.0+cu130", "4.2.0.0")
+H200 = Environment("NVIDIA H200", 132, "13.0", "2.11.0+cu130", "4.2.0.0")
 PROBLEM = Problem("bf16", 128, True, 4, 16, 4096, 4096)
 KEY = str(PROBLEM.key)
 # The heuristic's pick (m128 n64 w4 s2) and two others the tables can name.
@@ -159,8 +160,6 @@ def test_the_default_files_live_in_the_package(monkeypatch):
     assert all(p.parent.name == "data" and p.parent.parent.name == "flashcore_cutlass" for p in paths)
 
 
-H200 = Environment("NVIDIA H200", 132, "13.0", "2.11.0+cu130", "4.2.0.0")
-
 
 def test_the_package_files_are_one_table_and_each_row_serves_its_own_gpu(tmp_path, monkeypatch):
     monkeypatch.delenv("FLASHCORE_SHIPPED_TABLE")
@@ -174,8 +173,9 @@ def test_the_package_files_are_one_table_and_each_row_serves_its_own_gpu(tmp_pat
     assert [p.provenance["commit"] for p in table.parts] == ["abc123", "def456"] and len(table) == 2
     assert registry(env=ENV).choose(PROBLEM) == Choice(FAST, "shipped")
     assert registry(env=H200).choose(PROBLEM) == Choice(OTHER, "shipped")
-    # Another board of the same model (other SM count) matches neither.
-    assert registry(env=dataclasses.replace(H200, sm_count=114)).choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
+    # Another board of the same model (other SM count) matches neither: it borrows the nearer one's winner.
+    assert registry(env=dataclasses.replace(H200, sm_count=114)).choose(PROBLEM) == Choice(
+        OTHER, "borrowed", "NVIDIA H200 (132 SMs)")
 
 
 def test_a_damaged_package_file_leaves_the_others_serving(tmp_path, monkeypatch):
@@ -223,9 +223,51 @@ def test_a_stale_user_row_falls_through_to_the_shipped_table(tmp_path):
     dict(gpu_name="NVIDIA H100 PCIe"),
     dict(sm_count=66),  # a MIG slice of the same board
 ])
-def test_a_row_of_another_gpu_or_sm_count_is_ignored(change):
-    shipped = ShippedTable([row(FAST, env=dataclasses.replace(ENV, **change))])
+def test_a_row_of_another_gpu_or_sm_count_is_borrowed_not_trusted(change):
+    other = dataclasses.replace(ENV, **change)
+    shipped = ShippedTable([row(FAST, env=other)])
+    assert registry(shipped=shipped).choose(PROBLEM) == Choice(
+        FAST, "borrowed", f"{other.gpu_name} ({other.sm_count} SMs)")
+    assert shipped.best(KEY, ENV, HASHES) is None  # never this GPU's measurement
+
+
+def test_this_gpus_row_precedes_a_borrowed_one_even_when_slower():
+    shipped = ShippedTable([row(OTHER, 900.0), row(FAST, 100.0, env=H200)])
+    assert registry(shipped=shipped).choose(PROBLEM) == Choice(OTHER, "shipped")
+
+
+def test_a_stale_row_of_this_gpu_gives_way_to_a_current_borrowed_one():
+    # After a kernel change re-tuned on one card only: the other card takes its winners.
+    shipped = ShippedTable([row(OTHER, source_hash="before the change"), row(FAST, env=H200)])
+    assert registry(shipped=shipped).choose(PROBLEM) == Choice(FAST, "borrowed", "NVIDIA H200 (132 SMs)")
+
+
+def test_the_nearest_gpu_lends_its_winner():
+    pcie = dataclasses.replace(ENV, gpu_name="NVIDIA H100 PCIe", sm_count=114)
+    h20 = dataclasses.replace(ENV, gpu_name="NVIDIA H20", sm_count=78)
+    rows = [row(FAST, env=ENV), row(OTHER, env=H200), row(HEURISTIC, env=h20)]
+    # SM counts tie (132): the longer common name prefix ("NVIDIA H100 ") decides.
+    assert registry(env=pcie, shipped=ShippedTable(rows)).choose(PROBLEM).variant == FAST
+    # The nearest SM count first: 78 is nearer 66 than 132 is.
+    mig = dataclasses.replace(ENV, sm_count=66)
+    assert registry(env=mig, shipped=ShippedTable(rows)).choose(PROBLEM) == Choice(
+        HEURISTIC, "borrowed", "NVIDIA H20 (78 SMs)")
+    # Among the nearest GPU's rows, the winner as for its own dispatch.
+    rows += [row(OTHER, 400.0, env=ENV)]
+    assert registry(env=pcie, shipped=ShippedTable(rows)).choose(PROBLEM).variant == OTHER
+
+
+def test_a_stale_row_or_a_binary_of_several_architectures_is_never_borrowed(monkeypatch):
+    shipped = ShippedTable([row(FAST, env=H200, source_hash="older")])
     assert registry(shipped=shipped).choose(PROBLEM) == Choice(HEURISTIC, "heuristic")
+    # A target that runs on several capabilities (sm_80: A100 and H100) may have been measured on another
+    # architecture, whose winners need not transfer.
+    shipped_module.same_architecture_only.cache_clear()
+    monkeypatch.setattr(PipelinedConfig, "ARCH", "sm_80")
+    try:
+        assert registry(shipped=ShippedTable([row(FAST, env=H200)])).choose(PROBLEM).reason == "heuristic"
+    finally:
+        shipped_module.same_architecture_only.cache_clear()
 
 
 def test_a_row_of_another_source_hash_or_an_unbuilt_variant_is_ignored():
@@ -255,6 +297,8 @@ def test_print_dispatch_names_the_shipped_table(monkeypatch, capsys):
     monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
     registry(shipped=ShippedTable([row(FAST)])).choose(PROBLEM)
     assert f"-> {FAST} (shipped)" in capsys.readouterr().err
+    registry(shipped=ShippedTable([row(FAST, env=H200)])).choose(PROBLEM)
+    assert f"-> {FAST} (borrowed from NVIDIA H200 (132 SMs))" in capsys.readouterr().err
 
 
 def test_a_default_registry_reads_the_file_named_by_the_environment(shipped_path):
@@ -313,6 +357,19 @@ def test_table_win_column_follows_dispatch(tmp_path, shipped_path, capsys, monke
     assert len(json.loads(capsys.readouterr().out)) == 2
     assert main(["table", "--db", str(db), "--shipped", "--json", "--all"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_table_shows_a_borrowed_row_as_its_keys_winner(tmp_path, shipped_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli_module, "_current_identity", lambda: (PCIE, HASHES, None))
+    other_key = "bf16_d128_causal_q1024_k1024_bh256"
+    write_shipped(shipped_path, row(FAST), row(OTHER, 400.0), row(OTHER, env=H200, key=other_key),
+                  row(FAST, env=H200, key=other_key, source_hash="older"))
+    assert main(["table", "--db", str(tmp_path / "t.db"), "--shipped", "--json"]) == 0
+    shown = {(r["problem_key"], r["variant"], r["source"], r["winner"]) for r in json.loads(capsys.readouterr().out)}
+    # Per key the nearest GPU's winner; its other rows and stale rows stay stale (hidden).
+    assert shown == {(KEY, OTHER, "borrowed", True), (other_key, OTHER, "borrowed", True)}
+    _, err = _table_lines(capsys, "--db", str(tmp_path / "t.db"), "--shipped")
+    assert "2 shipped rows from" in err and "(2 borrowed: measured on another GPU of this architecture" in err
 
 
 def test_export_shipped_writes_this_environments_winners(tmp_path, capsys, monkeypatch):
@@ -383,13 +440,20 @@ def test_doctor_reports_each_package_file(tmp_path, monkeypatch):
                          for n, k, gpu in (("tuned_h100.json", 1, ENV.gpu_name), ("tuned_h200.json", 2, "NVIDIA H200"))]
 
 
+PCIE = Environment("NVIDIA H100 PCIe", 114, "13.0", "2.11.0+cu130", "4.2.0.0")
+CHANGED = {name: "changed" for name in HASHES}
+
+
 @pytest.mark.parametrize("gpu, hashes, hint", [
-    (Environment("NVIDIA H100 PCIe", 114, "13.0", "2.11.0+cu130", "4.2.0.0"), HASHES,
+    (PCIE, HASHES,
+     "  none was measured on this GPU (NVIDIA H100 PCIe, 114 SMs): dispatch borrows the winners of NVIDIA H100 80GB "
+     "HBM3 (132 SMs) for 1 key, and uses the heuristic elsewhere, until `flashcore tune` measures your shapes"),
+    (PCIE, CHANGED,
      "  none was measured on this GPU (NVIDIA H100 PCIe, 114 SMs): dispatch uses the heuristic until `flashcore "
      "tune` measures your shapes"),
-    (ENV, {name: "changed" for name in HASHES},
-     "  their source hashes are not this build's (the kernels changed since they were measured): `flashcore tune "
-     "--suite shipped` measures every shipped key again"),
+    (ENV, CHANGED,
+     "  their source hashes are not this build's (the kernels changed since they were measured): dispatch uses the "
+     "heuristic until `flashcore tune --suite shipped` measures every shipped key again"),
     (ENV, HASHES, None),
 ])
 def test_doctor_says_why_no_shipped_row_serves(shipped_path, monkeypatch, gpu, hashes, hint):
