@@ -356,7 +356,8 @@ class Sm90Config(KernelConfig):
     # cluster); they win (1, 8, 128, 4096) (below).
     # Two one-WG CTAs per SM (ctas_per_sm = 2; benchmarks/NOTES.md, 2026-11-26 20:02-, call 2,
     # tuner medians): D64 64x128 causal S=512 143.6 us against 153.9 (128x128), D128 64x64 causal
-    # S=512 112.4 against 115.8; 1-20 % behind elsewhere (each CTA streams its own K/V).
+    # S=512 112.4 against 115.8 (a default until 2026-11-28: it won no key of either shipped table); 1-20 %
+    # behind elsewhere (each CTA streams its own K/V).
     # Split-KV clusters of 8 over 64-row tiles (non-causal only: the tuner's long-key shapes are
     # unmasked; benchmarks/NOTES.md, 2026-11-26 21:48-, call 4, graph us per call): (1, 8, 64, 8192)
     # 12.5 against kv2's 32.4 at D64 and 16.9 against 39.8 at D128 (SDPA 74.6 / 97.5); (1, 8, 128,
@@ -417,7 +418,12 @@ class Sm90Config(KernelConfig):
     # grid's short D64 causal keys in two tunes (benchmarks/NOTES.md, 2026-11-28 02:19-, calls 1-2;
     # tuner us, bf16): S = 512 133.0 against 155.6 (128x128) as graph replays, 161.9 against the
     # two-CTA 64x128 tile's 172.6 timed call by call; S = 1k 225.8 / 227.3 and 241.7 / 249.2. 64x96
-    # with three CTAs won S = 2k by 4.5 % in one tune and spilled (12 B) under the mask; not a default.
+    # with three CTAs won S = 2k by 4.5 % in one tune on the H100 and spilled (12 B) under the mask; on the
+    # H200 it won S = 2k again (benchmarks/NOTES.md, 2026-11-28 12:28-, call 2; tuner us, --careful 6
+    # --warmup-ms 500): 396.1 against 64x64's 407.2 and the 128x128 tile's 409.6, spilling 4 B (80
+    # registers): a default since, causal only. The D128 64x64 two-CTA tile left the defaults then (it won
+    # no key of either shipped table and came within 3.4 % of the fastest at one key of the H200's tune of
+    # every default candidate, 8-25 % behind at the grid's), which keeps the build's count below 119.
     LAZY_THREE_CTAS: ClassVar[tuple] = (3,) + LAZY[1:]
     # D64 causal 192x96 (lazy; causal only): in a tune of the grid's D64 causal keys beside ten other
     # lazy tiles (benchmarks/NOTES.md, 2026-11-27 23:54-, call 2; tuner us, one run) the fastest at S = 4k,
@@ -428,11 +434,12 @@ class Sm90Config(KernelConfig):
         64: [(192, 128, 2, 1, 1, 1) + LAZY, (192, 96, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY,
              (128, 128, 2, 2, 1, 1) + LAZY,
              (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2),
-             (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
+             (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS,
+             (64, 96, 2, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
              (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (64, 128, 2, 1, 0, 2),
-              (64, 64, 2, 1, 1, 1, 2), (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
+              (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
               (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1),
               (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         192: [(128, 80, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 128), (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)],
@@ -442,7 +449,7 @@ class Sm90Config(KernelConfig):
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (64, 128, 2, 1, 1, 1, 2)): True, (64, (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS): False,
-        (64, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS): True,
+        (64, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS): True, (64, (64, 96, 2, 1, 1, 1) + LAZY_THREE_CTAS): True,
         (64, (128, 128, 2, 1, 1, 1) + LAZY): True, (64, (128, 128, 2, 2, 1, 1) + LAZY): True,
         (64, (192, 96, 2, 1, 1, 1) + LAZY): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
@@ -512,6 +519,9 @@ class Sm90Config(KernelConfig):
                                                    "of 2026-11-27 19:36) and causal at >= 8k (tune of 21:30)",
         "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1_lr1": "spills 28-96 B (causal the most); fastest D256 non-causal "
                                                    "tile at S = 1k-8k (tune of 2026-11-27 19:36)",
+        "fc_sm90_*_d64_causal_m64_n96_s2_sch1_p1_kv1_c3_lr1": "spills 4 B at 80 registers (three CTAs per SM); "
+                                                            "fastest bf16 D64 causal tile at S = 2k on the H200 "
+                                                            "(tune of 2026-11-28 13:05)",
     }
 
     @property
