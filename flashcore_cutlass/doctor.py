@@ -123,9 +123,11 @@ def _shipped_lines() -> Iterator[str]:
     if usable:
         return
     here = (rt.env.gpu_name, rt.env.sm_count)
+    # Another Hopper GPU's rows that stand in (ShippedTable.borrowed): GPU -> keys it lends.
     lent = (shipped.borrowed(key, rt.env, rt.hashes) for key in {r.problem_key for r in shipped.rows})
-    lenders = collections.Counter(f"{r.gpu_name} ({r.sm_count} SMs)" for r in lent if r is not None)  # GPU -> keys it lends
-    fallback = ("dispatch borrows the winners of " + ", ".join(f"{gpu} for {n} key{'s' * (n != 1)}" for gpu, n in sorted(lenders.items()))
+    lenders = collections.Counter(f"{r.gpu_name} ({r.sm_count} SMs)" for r in lent if r is not None)
+    fallback = ("dispatch borrows the winners of "
+                + ", ".join(f"{gpu} for {n} key{'s' * (n != 1)}" for gpu, n in sorted(lenders.items()))
                 + ", and uses the heuristic elsewhere," if lenders else "dispatch uses the heuristic")
     if here not in {(r.gpu_name, r.sm_count) for r in shipped.rows}:
         yield (f"  none was measured on this GPU ({here[0]}, {here[1]} SMs): {fallback} until `flashcore tune` "

@@ -14,9 +14,9 @@ not by the torch release that launches it. So a shipped row matches when
   rendered source, every header it includes, the nvcc flags, nvcc's version and the CUTLASS
   headers (flashcore_codegen.render.headers_digest), i.e. everything that changes the binary.
 
-Any other row is stale and never used as this GPU's measurement. torch, CUDA runtime, CUTLASS package and cuDNN versions,
-the commit and the dates are recorded for provenance only; they take no part in the match, so
-the table serves users on other torch releases. Among the matching rows of a key the winner is
+Any other row is stale and never used as this GPU's measurement. torch, CUDA runtime, CUTLASS
+package and cuDNN versions, the commit and the dates are recorded for provenance only; they take
+no part in the match, so the table serves users on other torch releases. Among the matching rows of a key the winner is
 picked as in the user's table (:func:`flashcore_cutlass.table.pick_winner`); an export holds one
 row per key and GPU.
 
