@@ -23,7 +23,7 @@ Among the candidates:
    (:meth:`ShippedTable.borrowed <flashcore_cutlass.shipped.ShippedTable.borrowed>`: e.g. an
    H100 PCIe or an H200 without rows of its own, or with rows left stale by a kernel change,
    takes the H100 SXM's or H200's winner; winners measured on one of these two boards took
-   1.007-1.008x the fastest time on the other, the flat rules below 1.019-1.022x, over the keys
+   1.006-1.008x the fastest time on the other, the flat rules below 1.019-1.023x, over the keys
    whose tuning run timed both: benchmarks/NOTES.md, 2026-11-28 12:28-);
 4. **heuristic** otherwise (no environment, no current measurement, or a tuning table
    that cannot be read: corrupt and not movable, unusable path; one :class:`TableWarning`

@@ -31,8 +31,8 @@ the nearest SM count, then the longest common name prefix ("NVIDIA H100 PCIe" is
 Hopper boards, better than the flat rules (benchmarks/experiments/heuristic_audit.py
 --borrow-from; benchmarks/NOTES.md, 2026-11-28 12:28-): on an H200, over the 114 keys its tuning
 run timed both first choices in, the H100's winners took 1.008x the fastest time (geometric mean;
-3 keys > 1.05x) and the heuristic's first choice 1.022x (15 keys > 1.05x); on the H100, over 76
-keys, the H200's winners 1.007x and the heuristic 1.019x. A borrowed row is a
+3 keys > 1.05x) and the heuristic's first choice 1.023x (16 keys > 1.05x); on the H100, over 76
+keys, the H200's winners 1.006x and the heuristic 1.019x. A borrowed row is a
 heuristic's input, never a measurement of this GPU: dispatch says "borrowed" and names the GPU,
 and ``flashcore tune`` replaces it with a measurement here.
 
