@@ -120,7 +120,7 @@ class ShippedTableError(ValueError):
 def matches(row: Row, env: Environment, valid_hashes: Mapping[str, str]) -> bool:
     """Whether ``row`` describes a kernel that would run here (see the module docstring)."""
     return (row.gpu_name == env.gpu_name and row.sm_count == env.sm_count
-            and valid_hashes.get(row.variant) == row.source_hash)
+            and row.of_build(valid_hashes))
 
 
 class ShippedTable:
@@ -160,7 +160,7 @@ class ShippedTable:
         none. Dispatch asks it only where :meth:`best` finds no row of this GPU (module docstring)."""
         here = (env.gpu_name, env.sm_count)
         rows = [r for r in self._by_key.get(str(problem_key), ())
-                if (r.gpu_name, r.sm_count) != here and valid_hashes.get(r.variant) == r.source_hash
+                if (r.gpu_name, r.sm_count) != here and r.of_build(valid_hashes)
                 and same_architecture_only(r.variant)]
         gpu = nearest_gpu(here, {(r.gpu_name, r.sm_count) for r in rows})
         return pick_winner(r for r in rows if (r.gpu_name, r.sm_count) == gpu) if gpu else None
@@ -183,7 +183,7 @@ class ShippedTable:
         def is_stale(r: Row) -> bool:
             if env is not None and (r.gpu_name, r.sm_count) != (env.gpu_name, env.sm_count):
                 return True
-            return valid_hashes is not None and valid_hashes.get(r.variant) != r.source_hash
+            return valid_hashes is not None and not r.of_build(valid_hashes)
 
         keys = [str(problem_key)] if problem_key is not None else list(self._by_key)
         out = []

@@ -121,6 +121,10 @@ class Row:
     def env(self) -> Environment:
         return Environment(**{c: getattr(self, c) for c in ENV_COLUMNS})
 
+    def of_build(self, valid_hashes: Mapping[str, str]) -> bool:
+        """Whether the row measured the variant as built now (``valid_hashes``: built variant -> source hash)."""
+        return valid_hashes.get(self.variant) == self.source_hash
+
 
 DISPLAY_FIELDS = ("stale", "winner", "source")  # not stored: derived when rows are read
 SORT_FIELDS = frozenset(f.name for f in dataclasses.fields(Row))
@@ -409,7 +413,7 @@ class TuningTable:
         env_match = " AND ".join(f"{c} = :{c}" for c in ENV_COLUMNS)
         found = self._select(f"SELECT * FROM results WHERE problem_key = :problem_key AND {env_match}",
                              {"problem_key": str(problem_key), **env.as_dict()})
-        return pick_winner(r for r in found if valid_hashes.get(r.variant) == r.source_hash)
+        return pick_winner(r for r in found if r.of_build(valid_hashes))
 
     def rows(
         self,
@@ -436,7 +440,7 @@ class TuningTable:
         def is_stale(r: Row) -> bool:
             if env is not None and r.env != env:
                 return True
-            return valid_hashes is not None and valid_hashes.get(r.variant) != r.source_hash
+            return valid_hashes is not None and not r.of_build(valid_hashes)
 
         marked = [dataclasses.replace(r, stale=is_stale(r)) for r in found]
         winner_ids = {id(w) for w in _winners(marked)}
