@@ -146,11 +146,7 @@ struct PackGqaTraits : Base {
   static TileGeometry geometry(FwdParams const& p) {
     int const heads_k = p.heads_k > 0 ? p.heads_k : p.heads;
     int const queries = Base::kBlockM >> pack_slots_log2(group(p));
-    TileGeometry g;
-    g.m_tiles = (p.seqlen_q + queries - 1) / queries;
-    g.heads = heads_k;
-    g.num_tiles = g.m_tiles * heads_k * p.batch;
-    return g;
+    return TileGeometry((p.seqlen_q + queries - 1) / queries, heads_k, p.batch);
   }
 
   // Why a call cannot be packed (nullptr: it can).

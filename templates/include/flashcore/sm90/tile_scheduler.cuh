@@ -10,6 +10,7 @@
 
 #include <cute/tensor.hpp>
 #include <cutlass/arch/barrier.h>
+#include <cutlass/fast_math.h>
 #include "flashcore/api.h"
 
 namespace flashcore::sm90 {
@@ -20,28 +21,29 @@ struct WorkTile {
   int split = 0;  // split-KV: which share of the tile's key tiles this CTA walks (0: all)
 };
 
+// The tile grid; m_div / head_div divide by m_tiles / heads with a multiply-high and a shift
+// (their constants made on the host), where a division by a runtime int took ~50 instructions,
+// two of them a dependent chain before every tile's first load and every consumer's next tile.
 struct TileGeometry {
   int m_tiles, heads, num_tiles;
+  cutlass::FastDivmod m_div, head_div;
+  CUTE_HOST_DEVICE TileGeometry(int m_tiles_, int heads_, int batch)
+      : m_tiles(m_tiles_), heads(heads_), num_tiles(m_tiles_ * heads_ * batch), m_div(m_tiles_), head_div(heads_) {}
 };
 
 template <int kBlockM>
 CUTE_HOST_DEVICE TileGeometry make_tile_geometry(FwdParams const& p) {
-  TileGeometry g;
-  g.m_tiles = (p.seqlen_q + kBlockM - 1) / kBlockM;
-  g.heads = p.heads;
-  g.num_tiles = g.m_tiles * p.heads * p.batch;
-  return g;
+  return TileGeometry((p.seqlen_q + kBlockM - 1) / kBlockM, p.heads, p.batch);
 }
 
 template <bool kReverseM>
 CUTE_DEVICE WorkTile decode_tile(TileGeometry const& g, int linear) {
   WorkTile w;
   w.linear = linear;
-  int bh = linear / g.m_tiles;
-  int m = linear - bh * g.m_tiles;
+  int bh, m;
+  g.m_div(bh, m, linear);
   w.m_block = kReverseM ? g.m_tiles - 1 - m : m;
-  w.batch = bh / g.heads;
-  w.head = bh - w.batch * g.heads;
+  g.head_div(w.batch, w.head, bh);
   w.split = 0;
   return w;
 }
