@@ -105,7 +105,7 @@ struct MainloopTmaWgmma {
     Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
     Tensor gQ = local_tile(head_rows(p, mQ, w.head, w.batch, seq.q_start), Shape<BM, HD>{}, make_coord(w.m_block, _0{}));
     // Grouped-query attention: K/V heads are shared (a packing variant's tiles are a K/V head's).
-    int const head_kv = Traits::kPackGqa ? w.head : w.head / p.head_ratio;
+    int const head_kv = Traits::kPackGqa ? w.head : p.head_ratio_div.div(w.head);
     Tensor gK = local_tile(head_rows(p, mK, head_kv, w.batch, seq.k_start), Shape<BN, HD>{},
                            make_coord(_, _0{}));  // (BN, D, n)
     Tensor gV = local_tile(head_rows(p, mV, head_kv, w.batch, seq.k_start), Shape<BN, HDV>{}, make_coord(_, _0{}));

@@ -2,7 +2,8 @@
 // For CuTe's base wgmma N sizes it is CuTe's own selector's pick. The other block_n sizes (48, 80,
 // 112, 144, 176) come from extended_shapes.cuh, which a variant includes only when its block_n needs
 // it: CUTE_SM90_EXTENDED_MMA_SHAPES_ENABLED, which would make the selector pick them, also pulls in the
-// sparse extended shapes (~78k lines that no unit of ours uses) and cost every such variant ~10 s more.
+// sparse extended shapes (~78k lines that no unit of ours uses) and cost every such variant ~20 s
+// more of a core (measured 2026-11-28).
 #pragma once
 
 #include <cute/arch/mma_sm90.hpp>

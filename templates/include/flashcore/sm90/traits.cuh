@@ -171,6 +171,7 @@ struct TraitsBody {
     int64_t o_row_stride, o_head_stride, o_batch_stride;
     int head_dim_v;       // the call's V/O head dim (<= kHeadDim): predicated stores skip the padding
     int head_ratio;       // query heads per K/V head (grouped-query attention; 1 = MHA)
+    cutlass::FastDivmod head_ratio_div;  // query head -> K/V head without a runtime division (host-made)
     float softcap_scale;  // 0: no softcap; else scores become tanh(s * softcap_scale) (api.h)
     float scale_log2;
     TileGeometry geo;
@@ -214,7 +215,7 @@ struct TraitsBody {
         make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutOStore{}, Shape<OStoreRows, HDV>{}, _1{}),
         mQ.shape(), mK.shape(), p.lse, seq_layout(p), static_cast<Element*>(p.o), p.o_row_stride, p.o_head_stride,
         packed ? int64_t(0) : p.o_batch_stride, dv,
-        p.heads / heads_k, p.softcap_scale, p.scale_log2,
+        p.heads / heads_k, cutlass::FastDivmod(p.heads / heads_k), p.softcap_scale, p.scale_log2,
         make_tile_geometry<kBlockM>(p), p.workspace};
   }
 };
