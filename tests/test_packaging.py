@@ -14,7 +14,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCALAR = "fc_scalar_fp16_d64_full_m16_w4"
-SHIPPED_TABLE = "flashcore_cutlass/data/tuned_h100.json"
+SHIPPED_TABLE = "flashcore_cutlass/data/tuned_h200.json"
 
 
 @pytest.fixture(scope="module")

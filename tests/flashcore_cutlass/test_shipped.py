@@ -156,7 +156,7 @@ def test_off_disables_the_shipped_table(shipped_path, monkeypatch):
 def test_the_default_files_live_in_the_package(monkeypatch):
     monkeypatch.delenv("FLASHCORE_SHIPPED_TABLE")
     paths = shipped_module.default_paths()
-    assert paths == shipped_module.package_paths() and "tuned_h100.json" in [p.name for p in paths]
+    assert paths == shipped_module.package_paths() and "tuned_h200.json" in [p.name for p in paths]
     assert all(p.parent.name == "data" and p.parent.parent.name == "flashcore_cutlass" for p in paths)
 
 
