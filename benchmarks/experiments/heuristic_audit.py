@@ -15,7 +15,7 @@ A key whose run did not time the ranking's first choice (older runs timed older 
 listed with the first variant it did time but left out of the mean: that variant may be far down
 the ranking (before 2026-11-28 the mean counted them: 1.207x over 128 keys on the H100 then, 1.016x
 over its 91 rated keys). With ``--gpu NAME`` only runs on that GPU count;
-``--borrow-from FILE`` (a shipped table of another GPU, e.g. flashcore_cutlass/data/tuned_h100.json)
+``--borrow-from FILE`` (a shipped table of another GPU, e.g. benchmarks/results/tuned_h100-retired-after-03c7285.json)
 also rates what dispatch borrows where a GPU has no row of its own (shipped.ShippedTable.borrowed):
 that file's winner of each key against the heuristic's first choice, over the keys whose run timed both.
 """
