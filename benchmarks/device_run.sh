@@ -6,6 +6,20 @@
 # Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# A device call is killed at its limit (600 s at most) and then returns nothing, not even the logs. So every stage
+# runs under `timeout` to DEADLINE_S seconds after this script started (default 540: the end below, which packs
+# the logs and results into $OUT, then still fits a 600 s call); a stage cut short is interrupted with SIGINT
+# (pytest then prints its summary) and later stages are skipped. Set DEADLINE_S to the call's limit minus ~60 s.
+START_S=$(date +%s)
+DEADLINE_S=${DEADLINE_S:-540}
+T() {  # T CMD...: CMD under the time left before the deadline
+  local left=$(( DEADLINE_S - ($(date +%s) - START_S) ))
+  if [ "$left" -le 5 ]; then echo "skipped (DEADLINE_S=$DEADLINE_S reached): $*" >&2; return 124; fi
+  timeout --signal=INT --kill-after=15 "$left" "$@"
+  local rc=$?
+  [ "$rc" = 124 ] && echo "cut at the deadline (DEADLINE_S=$DEADLINE_S): $*" >&2
+  return "$rc"
+}
 OUT=${OUT:-/tmp/flashcore_out}
 LOG=/tmp/flashcore_logs  # everything goes here; $OUT gets a tarball and the JSON (8 files at most)
 rm -rf "$LOG" && mkdir -p "$LOG" "$OUT"
@@ -35,18 +49,18 @@ echo "nproc $(nproc)"
 for stage in $STAGES; do
   echo "=== $stage ($(date +%T))"
   case $stage in
-    build)  ( time python3 -m flashcore_cutlass build -q ${BUILD_ARGS:-} ) 2>&1 | tee "$LOG/build.log" | tail -30
+    build)  ( time T python3 -m flashcore_cutlass build -q ${BUILD_ARGS:-} ) 2>&1 | tee "$LOG/build.log" | tail -30
             cp "$FLASHCORE_CACHE_DIR/build/manifest.json" "$LOG/" 2>/dev/null ;;
-    test)   python3 -m pytest -q -rs ${TEST_ARGS:-tests/flashcore_cutlass/test_kernels_gpu.py tests/flashcore_cutlass/test_api_gpu.py} 2>&1 | tee "$LOG/tests.log" | tail -25 ;;
-    tune)   ( time python3 -m flashcore_cutlass tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60 ;;
-    bench)  python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
-    decode) python3 benchmarks/bench_decode.py --json "$LOG/bench_decode.json" ${DECODE_ARGS:-} 2>"$LOG/decode.err" | tee "$LOG/decode.txt" ;;
-    models) python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;
-    small)  python3 benchmarks/bench_small.py --json "$LOG/bench_small.json" ${SMALL_ARGS:---long-keys} 2>"$LOG/small.err" | tee "$LOG/small.txt" ;;
-    timing) python3 benchmarks/grid_timing_methods.py --json "$LOG/grid_timing.json" ${TIMING_ARGS:-} 2>"$LOG/timing.err" | tee "$LOG/timing.txt" ;;
-    ladder) python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
-    sanitize) bash benchmarks/sanitize.sh ${SANITIZE_ARGS:-} 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;
-    doctor) python3 -m flashcore_cutlass doctor 2>&1 | tee "$LOG/doctor.txt" ;;
+    test)   T python3 -m pytest -q -rs ${TEST_ARGS:-tests/flashcore_cutlass/test_kernels_gpu.py tests/flashcore_cutlass/test_api_gpu.py} 2>&1 | tee "$LOG/tests.log" | tail -25 ;;
+    tune)   ( time T python3 -m flashcore_cutlass tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60 ;;
+    bench)  T python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
+    decode) T python3 benchmarks/bench_decode.py --json "$LOG/bench_decode.json" ${DECODE_ARGS:-} 2>"$LOG/decode.err" | tee "$LOG/decode.txt" ;;
+    models) T python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;
+    small)  T python3 benchmarks/bench_small.py --json "$LOG/bench_small.json" ${SMALL_ARGS:---long-keys} 2>"$LOG/small.err" | tee "$LOG/small.txt" ;;
+    timing) T python3 benchmarks/grid_timing_methods.py --json "$LOG/grid_timing.json" ${TIMING_ARGS:-} 2>"$LOG/timing.err" | tee "$LOG/timing.txt" ;;
+    ladder) T python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
+    sanitize) T bash benchmarks/sanitize.sh ${SANITIZE_ARGS:-} 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;
+    doctor) T python3 -m flashcore_cutlass doctor 2>&1 | tee "$LOG/doctor.txt" ;;
     buildcost)  # seconds per variant on one core: one variant per family, one nvcc at a time
             for v in fc_scalar_bf16_d128_full_m16_w4 fc_mma_bf16_d128_full_m64_n64_w4 fc_pipelined_bf16_d128_full_m128_n64_w4_s2_lean0 fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1 fc_sm90_bf16_d256_causal_m128_n80_s2_sch1_p1_kv1; do
               rm -rf /tmp/onecore; s=$(date +%s.%N)
