@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import __version__
+from .env import gpu_label
 
 
 def _gpu_lines() -> Iterator[str]:
@@ -106,7 +107,7 @@ def _shipped_lines() -> Iterator[str]:
     for part in shipped.parts:  # one line per file
         origin = part.provenance
         gpus = sorted({(r.gpu_name, r.sm_count) for r in part.rows})
-        measured = " of " + ", ".join(f"{name} ({sms} SMs)" for name, sms in gpus) if gpus else ""
+        measured = " of " + ", ".join(gpu_label(name, sms) for name, sms in gpus) if gpus else ""
         yield f"shipped table: {part.path}, {len(part)} rows{measured}" + (
             f" (commit {origin.get('commit')}, exported {origin.get('exported_at')})" if origin else "")
     if not len(shipped):
@@ -125,7 +126,7 @@ def _shipped_lines() -> Iterator[str]:
     here = (rt.env.gpu_name, rt.env.sm_count)
     # Another Hopper GPU's rows that stand in (ShippedTable.borrowed): GPU -> keys it lends.
     lent = (shipped.borrowed(key, rt.env, rt.hashes) for key in {r.problem_key for r in shipped.rows})
-    lenders = collections.Counter(f"{r.gpu_name} ({r.sm_count} SMs)" for r in lent if r is not None)
+    lenders = collections.Counter(gpu_label(r.gpu_name, r.sm_count) for r in lent if r is not None)
     fallback = ("dispatch borrows the winners of "
                 + ", ".join(f"{gpu} for {n} key{'s' * (n != 1)}" for gpu, n in sorted(lenders.items()))
                 + ", and uses the heuristic elsewhere," if lenders else "dispatch uses the heuristic")

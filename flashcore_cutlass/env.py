@@ -13,6 +13,11 @@ import importlib.metadata
 from dataclasses import dataclass
 
 
+def gpu_label(gpu_name: str, sm_count: int) -> str:
+    """How a GPU is named where rows of several GPUs meet: "NVIDIA H200 (132 SMs)"."""
+    return f"{gpu_name} ({sm_count} SMs)"
+
+
 @dataclass(frozen=True)
 class Environment:
     gpu_name: str

@@ -21,8 +21,8 @@ Among the candidates:
 3. **borrowed**: otherwise, the winner the shipped table holds for the key from the nearest
    other GPU of this architecture, of a variant as built now
    (:meth:`ShippedTable.borrowed <flashcore_cutlass.shipped.ShippedTable.borrowed>`: e.g. an
-   H100 PCIe or an H200 without rows of its own, or with rows left stale by a kernel change,
-   takes the H100 SXM's or H200's winner; winners measured on one of these two boards took
+   H100, whose table was retired when the kernels changed, takes the H200's winner; winners
+   measured on one of these two boards took
    1.006-1.008x the fastest time on the other, the flat rules below 1.019-1.023x, over the keys
    whose tuning run timed both: benchmarks/NOTES.md, 2026-11-28 12:28-);
 4. **heuristic** otherwise (no environment, no current measurement, or a tuning table
@@ -84,7 +84,7 @@ import flashcore_codegen  # noqa: F401  registers the kernel families, so config
 from flashcore_codegen import KernelConfig, config_from_name
 
 from .eligibility import Target, cannot_implement_message, computes, family_build_command, runs_on, wrong_device_message
-from .env import Environment
+from .env import Environment, gpu_label
 from .problem import Problem, ProblemKey, packed_row_slots
 from .shipped import ShippedTable, default_table
 from .table import TableError, TableWarning, TuningTable
@@ -376,7 +376,7 @@ class Registry:
                 return Choice(row.variant, "shipped")
             row = self.shipped.borrowed(key, self.env, valid)
             if row is not None:
-                return Choice(row.variant, "borrowed", f"{row.gpu_name} ({row.sm_count} SMs)")
+                return Choice(row.variant, "borrowed", gpu_label(row.gpu_name, row.sm_count))
         return Choice(names[0], "heuristic")
 
     @property
