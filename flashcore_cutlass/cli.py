@@ -275,6 +275,15 @@ def cmd_tune(args) -> int:
         if args.causal is not None:
             problems = [p for p in problems if p.causal == args.causal]
     rt = get_runtime()
+    if args.stale_only:
+        from .shipped import default_table
+
+        kept = tune_module.lacking_current_rows(problems, default_table(), rt.env, rt.hashes)
+        print(f"--stale-only: {len(kept)} of {len(problems)} problems have no current shipped row here",
+              file=sys.stderr)
+        problems = kept
+        if not problems:
+            return 0
     missing = [p for p in problems if not rt.registry.candidates(p)]
     for p in missing:
         print(f"skip {p}: no built variant ({build_command(p)})", file=sys.stderr)
@@ -494,6 +503,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time calls shorter than this as CUDA-graph replays of back-to-back calls, longer ones one "
                         "call at a time with events (default: the tuner's GRAPH_BELOW_US, 100; 0: events always)")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--stale-only", action="store_true",
+                   help="only the problems whose key the shipped tables hold no current row for on this machine: "
+                        "after a kernel change that left some shipped rows valid (benchmarks/rekey_shipped.py), "
+                        "measure the rest again (e.g. with --suite shipped)")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("table", help="show the tuning table")

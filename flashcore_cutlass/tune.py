@@ -198,6 +198,13 @@ def shipped_suite() -> list[Problem]:
     return problems
 
 
+def lacking_current_rows(problems: list[Problem], table, env, valid_hashes) -> list[Problem]:
+    """The problems whose key ``table`` (a shipped table) holds no row current for ``env`` and the
+    variants as built (``valid_hashes``): after a kernel change that left some rows valid (moved by
+    benchmarks/rekey_shipped.py, their kernels byte-identical), the rest to measure again."""
+    return [p for p in problems if table.best(p.key, env, valid_hashes) is None]
+
+
 @dataclass
 class Candidate:
     variant: str

@@ -109,6 +109,25 @@ def sdpa_any_scale(q, k, v, causal: bool, scale: float) -> torch.Tensor:
     return sdpa(q_eq, k, v, causal, scale=max(abs(scale), 1e-30))
 
 
+def finish_or_stop(seconds: float = 60.0, what: str = "the kernel") -> None:
+    """torch.cuda.synchronize(), but a GPU that does not finish within ``seconds`` (a hung kernel:
+    some barrier never completes) stops the whole pytest session with one message naming the test,
+    instead of blocking every later test until the job's time limit (the context is lost anyway)."""
+    import os
+    import time
+
+    import pytest
+
+    done = torch.cuda.Event()
+    done.record()
+    start = time.perf_counter()
+    while not done.query():
+        if time.perf_counter() - start > seconds:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
+            pytest.exit(f"{what} did not finish in {seconds:.0f} s (a hang) in {test}", returncode=3)
+        time.sleep(0.0005)
+
+
 def check_against_reference(run, q, k, v, causal: bool, scale: float | None = None, baseline=None):
     """Run ``run(q, k, v, out, lse)`` on NaN-poisoned outputs and check it against the fp32
     reference: max|out-ref| <= 2*max|sdpa-ref| + 1e-3, LSE within 1e-3 relative, no NaN.

@@ -502,3 +502,18 @@ def test_the_package_rows_are_current():
         assert stale == [], f"{len(stale)} rows of {path.name} hold another source hash than today's sources give"
     if skipped:
         pytest.skip(f"{'; '.join(skipped)}; this machine's toolchain is {toolchain.identity()!r}")
+
+
+def test_tune_stale_only_keeps_the_problems_without_a_current_row():
+    """`flashcore tune --stale-only`: a key with a row current here is left out; a key whose row's
+    kernel changed (another hash), a key with only another GPU's row and a key without rows stay."""
+    from flashcore_cutlass.tune import lacking_current_rows
+
+    current = Problem("bf16", 128, True, 4, 16, 4096, 4096)
+    changed = Problem("bf16", 128, True, 8, 16, 2048, 2048)
+    elsewhere = Problem("bf16", 128, True, 16, 16, 1024, 1024)
+    absent = Problem("bf16", 128, True, 2, 16, 8192, 8192)
+    table = ShippedTable([row(key=str(current.key)), row(key=str(changed.key), source_hash="hash-before-the-change"),
+                          row(key=str(elsewhere.key), env=H200)])
+    assert lacking_current_rows([current, changed, elsewhere, absent], table, ENV, HASHES) == [changed, elsewhere,
+                                                                                              absent]

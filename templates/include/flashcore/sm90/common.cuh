@@ -20,7 +20,7 @@ using namespace cute;
 enum class NamedBarriers : uint32_t {
   kEpilogue = 0,  // all consumer threads: O tile fully written to smem before the TMA store
   kWgScheduler0 = 1,  // pingpong token of consumer WG w: id kWgScheduler0 + w (w < 3)
-  kEpilogueWg0 = 4,   // one consumer WG's threads: its O rows in smem (id kEpilogueWg0 + w, w < 3)
+  kEpilogueWg0 = 4,   // one consumer WG's threads (id kEpilogueWg0 + w, w < 3): its O rows in smem; a tile without keys
   kKeySplit = 7,      // key-split WGs: every WG's wgmmas are done with the K/V rings (key_split.cuh)
 };
 

@@ -251,7 +251,15 @@ struct MainloopTmaWgmma {
 
     FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
     if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
-      if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
+      if constexpr (Traits::kQHoldsOnlyQ) {
+        // Every warp of the WG must have passed the wait above before the next Q may load. With no
+        // wgmma to hold the leader back, a warp still short of that wait would find bar_q's phase
+        // moved on twice (the next Q of an empty or out-of-bounds tile lands at once), wait for a
+        // third that needs this WG's next release, and the CTA would hang (seen: packed sequences
+        // on the 64x96 three-CTA tile; benchmarks/NOTES.md, 2026-11-28 16:51-).
+        cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
+        release(&ss.bar_q_empty);
+      }
       return;
     }
     float corr[kRowsPerThread];
