@@ -109,7 +109,7 @@ def sdpa_any_scale(q, k, v, causal: bool, scale: float) -> torch.Tensor:
     return sdpa(q_eq, k, v, causal, scale=max(abs(scale), 1e-30))
 
 
-def finish_or_stop(seconds: float = 60.0, what: str = "the kernel") -> None:
+def finish_or_stop(seconds: float = 60.0) -> None:
     """torch.cuda.synchronize(), but a GPU that does not finish within ``seconds`` (a hung kernel:
     some barrier never completes) stops the whole pytest session with one message naming the test,
     instead of blocking every later test until the job's time limit (the context is lost anyway)."""
@@ -124,7 +124,7 @@ def finish_or_stop(seconds: float = 60.0, what: str = "the kernel") -> None:
     while not done.query():
         if time.perf_counter() - start > seconds:
             test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
-            pytest.exit(f"{what} did not finish in {seconds:.0f} s (a hang) in {test}", returncode=3)
+            pytest.exit(f"the GPU did not finish in {seconds:.0f} s (a hung kernel) in {test}", returncode=3)
         time.sleep(0.0005)
 
 
@@ -137,7 +137,7 @@ def check_against_reference(run, q, k, v, causal: bool, scale: float | None = No
     out = torch.full((b, h, sq, v.shape[3]), float("nan"), device=q.device, dtype=q.dtype)  # V's head dim
     lse = torch.full((b, h, sq), float("nan"), device=q.device, dtype=torch.float32)
     run(q, k, v, out, lse)
-    torch.cuda.synchronize()
+    finish_or_stop()
     assert not torch.isnan(out).any(), "output has NaN (unwritten or invalid)"
     assert not torch.isnan(lse).any(), "lse has NaN (unwritten or invalid)"
     rows = sample_rows(sq, count=512, device=q.device)
