@@ -72,9 +72,13 @@ for stage in $STAGES; do
 done
 python3 -m flashcore_cutlass table --winners > "$LOG/table.txt" 2>&1 || true
 python3 -m flashcore_cutlass table --json > "$LOG/table.json" 2>/dev/null || true
-# The winners in the shipped format, as tuned_<model>.json (tuned_h100.json, tuned_h200.json):
-# copy it to flashcore_cutlass/data/ to ship them.
-python3 -m flashcore_cutlass table --export-shipped "$LOG" || true
+# The winners in the shipped format, as tuned_<model>.json (tuned_h100.json, tuned_h200.json): copy it to
+# flashcore_cutlass/data/ to ship them. The package's file for this GPU is copied in first and the run's winners
+# merged into it (--merge keeps its rows of other keys that are current here: after `tune --stale-only` the result
+# is the whole table to ship); without tuned rows no file is left.
+ship=$(python3 -c "import torch; from flashcore_cutlass.shipped import file_name_for; print(file_name_for(torch.cuda.get_device_name()))" 2>/dev/null)
+[ -n "$ship" ] && [ -f "flashcore_cutlass/data/$ship" ] && cp "flashcore_cutlass/data/$ship" "$LOG/$ship"
+python3 -m flashcore_cutlass table --export-shipped "$LOG" --merge || { [ -n "$ship" ] && rm -f "$LOG/$ship"; }
 cp "$FLASHCORE_CACHE_DIR/build/obj/"*.log "$LOG/" 2>/dev/null
 tar czf "$OUT/logs.tgz" -C "$LOG" . && cp "$LOG"/*.json "$OUT/" 2>/dev/null
 # KEEP_BUILD=1: the extension and its manifest come back too (a later call carries them in

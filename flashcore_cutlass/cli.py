@@ -345,13 +345,42 @@ def _export_shipped(table, args, env, valid, why) -> int:
     path = Path(args.export_shipped)
     if path.is_dir():  # the package's name for this GPU's file
         path = path / file_name_for(env.gpu_name)
+    provenance = None
+    if args.merge:
+        rows, provenance = _merge_into_file(path, rows, env, valid)
     dropped = _keys_an_export_drops(path, rows)
-    path = export(rows, path)
+    path = export(rows, path, provenance)
     print(f"wrote {len(rows)} winners ({env.gpu_name}, {env.sm_count} SMs) to {path}", file=sys.stderr)
     if dropped:  # the file is replaced, not merged: say what the old one held that the new one lacks
         print(f"note: {len(dropped)} keys of the file it replaced are not in it (tune them in this table and export "
               f"again to keep them): {', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}", file=sys.stderr)
     return 0
+
+
+def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
+    """--merge: ``rows`` plus the rows of the shipped file at ``path`` for keys ``rows`` lack and
+    current on this machine (same GPU, the variants' hashes as built: rows a kernel change left stale
+    are dropped, never shipped), and the provenance saying what was kept from where."""
+    from .shipped import ShippedTableError, current_provenance, load, matches
+
+    try:
+        old = load(path)
+    except ShippedTableError as exc:
+        raise CliError(f"--merge: cannot read {path} ({exc})") from None
+    exported = {r.problem_key for r in rows}
+    others = [r for r in old.rows if r.problem_key not in exported]
+    kept = [r for r in others if matches(r, env, valid)]
+    stale = sorted({r.problem_key for r in others} - {r.problem_key for r in kept})
+    if stale:
+        print(f"note: --merge drops {len(stale)} keys whose rows in {path.name} are not current here (tune them "
+              f"and export again): {', '.join(stale[:5])}{', ...' if len(stale) > 5 else ''}", file=sys.stderr)
+    provenance = current_provenance()
+    if kept:
+        was = old.provenance
+        provenance["merged"] = (f"{len(rows)} rows exported at {provenance['commit']}; {len(kept)} kept from the file "
+                                f"it replaced (exported at {was.get('commit', '?')}, {was.get('exported_at', '?')}; "
+                                f"its provenance: {json.dumps(was, sort_keys=True)})")
+    return list(rows) + kept, provenance
 
 
 def _keys_an_export_drops(path: Path, rows) -> list[str]:
@@ -370,6 +399,8 @@ def cmd_table(args) -> int:
     from .table import TuningTable, sort_field, sort_rows
 
     table = TuningTable(args.db) if args.db else TuningTable()
+    if args.merge and not args.export_shipped:
+        raise CliError("--merge goes with --export-shipped (it keeps the shipped file's other rows)")
     env, valid, why = (None, None, None) if args.all else _current_identity()
     if args.export_shipped:
         return _export_shipped(table, args, env, valid, why)
@@ -524,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write the current winners of your tuning table (this GPU and build; --key/--variant "
                             "narrow them) to PATH in the shipped format; a directory PATH (e.g. "
                             "flashcore_cutlass/data) gets this GPU's file, tuned_<model>.json")
+    p.add_argument("--merge", action="store_true",
+                   help="with --export-shipped: keep the file's rows for keys the export lacks that are current here "
+                        "(after tune --stale-only); rows not current here are dropped")
     p.add_argument("--sort", default="key", metavar="COLUMN",
                    help="a column shown (key, variant, median_us, TFLOP/s, ...); -COLUMN (e.g. --sort -median_us) "
                         "for descending")

@@ -517,3 +517,26 @@ def test_tune_stale_only_keeps_the_problems_without_a_current_row():
                           row(key=str(elsewhere.key), env=H200)])
     assert lacking_current_rows([current, changed, elsewhere, absent], table, ENV, HASHES) == [changed, elsewhere,
                                                                                               absent]
+
+
+def test_export_shipped_merge_keeps_the_files_current_rows_of_other_keys(tmp_path, capsys, monkeypatch):
+    """After `tune --stale-only`: `--export-shipped --merge` writes the tuned winners and keeps the
+    file's rows of other keys that are current here; a row a kernel change left stale is dropped
+    (named), never shipped; the provenance says what came from where."""
+    monkeypatch.setattr(cli_module, "_current_identity", lambda: (ENV, HASHES, None))
+    db = tmp_path / "t.db"
+    _record(db, FAST, 600.0)  # the re-tuned key
+    kept_key, stale_key = "bf16_d128_causal_q1024_k1024_bh256", "bf16_d128_causal_q2048_k2048_bh128"
+    out = tmp_path / "tuned_h100.json"
+    write_shipped(out, row(OTHER, 900.0), row(OTHER, key=kept_key), row(FAST, key=stale_key, source_hash="older"))
+    assert main(["table", "--db", str(db), "--export-shipped", str(out), "--merge"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: --merge drops 1 keys whose rows in {out.name} are not current here" in err and stale_key in err
+    assert "wrote 2 winners" in err
+    merged = load(out)
+    assert sorted((r.problem_key, r.variant, r.median_us) for r in merged.rows) == \
+        [(kept_key, OTHER, 500.0), (KEY, FAST, 600.0)]
+    assert "1 kept from the file it replaced (exported at abc123" in merged.provenance["merged"]
+    # --merge belongs to --export-shipped.
+    assert main(["table", "--db", str(db), "--merge"]) == 1
+    assert "--merge goes with --export-shipped" in capsys.readouterr().err
