@@ -345,10 +345,11 @@ def _export_shipped(table, args, env, valid, why) -> int:
     path = Path(args.export_shipped)
     if path.is_dir():  # the package's name for this GPU's file
         path = path / file_name_for(env.gpu_name)
-    provenance = None
-    if args.merge:
+    provenance, dropped = None, []
+    if args.merge:  # it names the keys it drops itself
         rows, provenance = _merge_into_file(path, rows, env, valid)
-    dropped = _keys_an_export_drops(path, rows)
+    else:
+        dropped = _keys_an_export_drops(path, rows)
     path = export(rows, path, provenance)
     print(f"wrote {len(rows)} winners ({env.gpu_name}, {env.sm_count} SMs) to {path}", file=sys.stderr)
     if dropped:  # the file is replaced, not merged: say what the old one held that the new one lacks
