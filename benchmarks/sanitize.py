@@ -134,7 +134,9 @@ def features(rt, variant, cfg, dtype) -> int:
             torch.cuda.synchronize()
             ref = reference_attention(qg, kg, vg, causal, scale=d ** -0.5, window=window, softcap=30.0)
             wrong += report(f"GQA {h}/{hkv} packed rows Sq{sq} Sk{sk} window {window}", out, lse, *ref)
-    lens_q, lens_k = [17, 0, 130, 1], [129, 5, 130, 64]
+    # The last sequence's first 199 rows see no key under bottom-right causal: tiles without keys, the
+    # persistent kernels' Q-release path that hung before 2c03237 (benchmarks/NOTES.md, 2026-11-28 16:51-).
+    lens_q, lens_k = [17, 0, 130, 1, 200], [129, 5, 130, 64, 1]
     q3, k3, v3 = (torch.randn(sum(n), 3, dim, generator=gen).to(dtype)
                   for n, dim in ((lens_q, d), (lens_k, d), (lens_k, dv)))
     cu = lambda lens: torch.tensor([0, *torch.tensor(lens).cumsum(0).tolist()], dtype=torch.int32)  # noqa: E731
