@@ -1,7 +1,8 @@
 """Two CTAs per SM (the _c2 tiles) against the tiles they replaced in the shipped table, on the
 short grid cells they won in the tuner, timed as the grid times (one call at a time, events,
 500 ms alone first) and queued back to back (kernel time, host hidden); interleaved rounds, SDPA
-in the same rounds. Needs the variants built (device_run.sh build, or a carried build).
+in the same rounds; the SM clock and power sampled right after each isolated timing (the H200 runs
+at its power cap on these cells, so a kernel's clock is part of its time). Needs the variants built (device_run.sh build, or a carried build).
 
     python benchmarks/experiments/sm90/two_ctas_ab.py [--rounds 3] [--json PATH]
         [--cell D,S,causal|full,TILE,TILE,...]...   (default: CELLS below)
@@ -11,9 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+from common import gpu_state  # noqa: E402
 
 from flashcore_cutlass.reference import random_qkv
 from flashcore_cutlass.runtime import get_runtime
@@ -46,16 +52,19 @@ def main() -> int:
         impls["sdpa"] = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         iso = {n: [] for n in impls}
         queued = {n: [] for n in impls}
+        state = {n: [] for n in impls}
         for _ in range(args.rounds):
             for n, fn in impls.items():
                 iso[n].append(time_calls(fn, reps=30, warmup_ms=500).median_us)
+                state[n].append(gpu_state())
                 queued[n].append(time_queued(fn).median_us)
         row = {"cell": f"D{d} S{s} {mask}", "isolated_us": {n: statistics.median(x) for n, x in iso.items()},
                "queued_us": {n: statistics.median(x) for n, x in queued.items()}, "rounds_isolated": iso,
-               "rounds_queued": queued}
+               "rounds_queued": queued, "rounds_gpu_state": state}
         results.append(row)
+        clock = {n: statistics.median(x.get("sm_clock_mhz", 0) for x in st) for n, st in state.items()}
         print(row["cell"], " | ".join(f"{n}: iso {row['isolated_us'][n]:.1f} queued {row['queued_us'][n]:.1f}"
-                                       for n in impls), flush=True)
+                                       f" ({clock[n]:.0f} MHz)" for n in impls), flush=True)
     if args.json:
         json.dump({"device": torch.cuda.get_device_name(), "cells": results}, open(args.json, "w"), indent=1)
     return 0
