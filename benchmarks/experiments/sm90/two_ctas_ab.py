@@ -2,7 +2,8 @@
 short grid cells they won in the tuner, timed as the grid times (one call at a time, events,
 500 ms alone first) and queued back to back (kernel time, host hidden); interleaved rounds, SDPA
 in the same rounds; the SM clock and power sampled right after each isolated timing (the H200 runs
-at its power cap on these cells, so a kernel's clock is part of its time). Needs the variants built (device_run.sh build, or a carried build).
+at its power cap on these cells, so a kernel's clock is part of its time). Needs the variants built
+(device_run.sh build, or a carried build).
 
     python benchmarks/experiments/sm90/two_ctas_ab.py [--rounds 3] [--json PATH]
         [--cell D,S,causal|full,TILE,TILE,...]...   (default: CELLS below)
