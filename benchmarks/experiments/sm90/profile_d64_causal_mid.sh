@@ -1,6 +1,7 @@
 # Nsight Compute at the D64 causal S=1024 and S=2048 grid cells (bf16), the two cells under 0.98x cuDNN on the
 # H200 at f3194b3 (0.943 / 0.962): the shipped winners (three-CTA 64x64 at 1k, 64x96 at 2k) and cuDNN's kernel,
-# one launch each at unlocked clocks. Needs the variants built (a carried build). Writes $OUT/ncu_d64_causal_mid.tgz and prints time, clock, issue rate, pipes and stall reasons.
+# one launch each at unlocked clocks. Needs the variants built (a carried build). Writes
+# $OUT/ncu_d64_causal_mid.tgz and prints time, clock, issue rate, pipes and stall reasons.
 set -u
 export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=$PWD/build/cache
 D=/tmp/ncu_d64_causal_mid; rm -rf $D; mkdir -p $D
