@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
+from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/, as lazy_rescale_ab.py
 from common import gpu_state  # noqa: E402
 
 from flashcore_cutlass.reference import random_qkv
