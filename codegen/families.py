@@ -589,8 +589,7 @@ class Sm90Config(KernelConfig):
         multi = SM90_REGISTER_SPLIT_MULTI_CTA.get(self.ctas_per_sm, {})  # empty for one CTA per SM
         if self.consumer_warpgroups in multi:
             return multi[self.consumer_warpgroups][1] - SM90_REGISTER_OVERHEAD
-        # Split-KV and K/V multicast producers compute more per load (kv_multicast.cuh).
-        splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 or self.kv_cluster > 1 else {}
+        splits = SM90_REGISTER_SPLIT_KV if self.splits > 1 else {}
         split = splits.get(self.consumer_warpgroups) or SM90_REGISTER_SPLIT.get(self.consumer_warpgroups)
         return split[1] - SM90_REGISTER_OVERHEAD if split else 0
 

@@ -35,15 +35,6 @@ struct KvMulticastTraits : Base {
                                       take<0, 2>(typename Base::SmemLayoutV{}),
                                       Shape<typename Base::BN, typename Base::HDV>{}, Int<kKvCluster>{}));
   using Params = KernelParams<typename Base::Element, typename Base::TmaQ, TmaK, TmaV, typename Base::TmaO>;
-  // The producer computes the pair's key range and splits each load: at 24 registers it spilled
-  // 44 B in its key loop (two consumer WGs), so a one-CTA-per-SM tile takes the split-KV
-  // producer's budget where one exists (RegisterSplit<2, true>: 40 / 232). Several CTAs per SM
-  // keep theirs: their pool is what they launched with (traits.cuh).
-  using Split = std::conditional_t<Base::kCtasPerSm == 1, RegisterSplit<Base::kConsumerWGs, true, 1>,
-                                   RegisterSplit<Base::kConsumerWGs, false, Base::kCtasPerSm>>;
-  static constexpr int kProducerRegs = Split::kProducer;
-  static constexpr int kConsumerRegs = Split::kConsumer;
-  static_assert(kProducerRegs + kConsumerRegs * Base::kConsumerWGs <= 512, "register split exceeds the register file");
 
   // Query tiles per head rounded up to even, so that tiles 2i and 2i + 1 of the linear order
   // (m_block fastest) are always a pair of one head.
