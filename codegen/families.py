@@ -274,10 +274,7 @@ class Sm90Config(KernelConfig):
     owns stages / key_split_wgs ring slots; key_split.cuh). ``lazy_rescale`` = 1: a row keeps its
     running max until a key tile's max exceeds it by more than 8 (log2 units), so the key loop's
     rescale of O, Dv / 2 multiplies a thread per tile, runs only on the few tiles where some row of
-    a warp grew that much (softmax.cuh). ``kv_cluster`` = 2: the CTAs of query tiles 2i and 2i + 1 of
-    a head form a cluster, and each loads half of every K/V tile into both CTAs' rings by TMA
-    multicast, halving the K/V bytes from L2 to the SMs; both walk the union of their key ranges
-    (kv_multicast.cuh).
+    a warp grew that much (softmax.cuh).
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -298,8 +295,6 @@ class Sm90Config(KernelConfig):
                               default=1, spell_default=False)
     lazy_rescale: int = tile("lr", "1: O rescaled only when a row's max grows by more than 8 in log2 units (its "
                                    "weights up to 2^8); 0: whenever it grows", default=0, spell_default=False)
-    kv_cluster: int = tile("mc", "2: the CTAs of two adjacent query tiles (a cluster) share each K/V tile's load by "
-                                 "TMA multicast; 1: each CTA loads its own", default=1, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -335,15 +330,12 @@ class Sm90Config(KernelConfig):
         "head_dim_v": (0, 128),
         "key_split_wgs": (1, 2, 4),
         "lazy_rescale": (0, 1),
-        "kv_cluster": (1, 2),
     }
     # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
     AXIS_SCOPES: ClassVar[dict] = {
         # Lazy rescaling: the key-split combine (key_split.cuh) does not carry the lazy softmax's rounding sums.
         "key_split_wgs": {"block_m": 64, "persistent": 0, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0,
                           "lazy_rescale": 0},
-        # K/V multicast pairs whole query tiles (kv_multicast.cuh).
-        "kv_cluster": {"splits": 1, "combine": 0, "pack_gqa": 0},
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -555,25 +547,17 @@ class Sm90Config(KernelConfig):
         # Q, K and V rings, each 1 KB aligned for the swizzled TMA layouts, plus barriers; a
         # persistent kernel adds a separate O staging buffer when it fits (traits.cuh kSeparateO),
         # else O reuses Q's buffer.
-        q, k, v, o = self._buffer_bytes()
-        lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
-        return q + k + v + (o if self.separate_o() else 1024) + 64 + 32 * self.stages + lse_part
-
-    def _buffer_bytes(self) -> tuple[int, int, int, int]:
-        """Q's buffer, the K and V rings and O's buffer, each 1 KB aligned (traits.cuh SharedStorage)."""
         def aligned(n: int) -> int:
             return -(-n // 1024) * 1024
 
-        return (aligned(self.block_m * self.head_dim * self.element_bytes),
-                aligned(self.stages * self.block_n * self.head_dim * self.element_bytes),
-                aligned(self.stages * self.block_n * self.v_head_dim * self.element_bytes),
-                aligned(self.block_m * self.v_head_dim * self.element_bytes))
-
-    def separate_o(self) -> bool:
-        """Does O get a staging buffer of its own (traits.cuh kSeparateO: persistent, where it fits)?
-        Else a persistent CTA stages it in the V ring, a one-tile CTA in Q's buffer."""
-        q, k, v, o = self._buffer_bytes()
-        return bool(self.persistent) and q + k + v + o + SM90_BARRIER_BYTES <= self.smem_limit()
+        q = aligned(self.block_m * self.head_dim * self.element_bytes)
+        o = aligned(self.block_m * self.v_head_dim * self.element_bytes)
+        k = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
+        v = aligned(self.stages * self.block_n * self.v_head_dim * self.element_bytes)
+        base = q + k + v
+        separate_o = self.persistent and base + o + SM90_BARRIER_BYTES <= self.smem_limit()
+        lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
+        return base + (o if separate_o else 1024) + 64 + 32 * self.stages + lse_part
 
     def smem_limit(self) -> int:
         """Shared memory one CTA may take (traits.cuh kSmemLimit)."""
@@ -628,14 +612,6 @@ class Sm90Config(KernelConfig):
         if self.pack_gqa and (self.block_m != WGMMA_M or self.persistent or self.ctas_per_sm > 1):
             errors.append("GQA packing (pack_gqa=1) fills one 64-row tile per CTA: block_m=64, persistent=0, "
                           "ctas_per_sm=1")
-        if self.kv_cluster not in (1, 2):
-            errors.append(f"kv_cluster={self.kv_cluster} must be 1 or 2 (pairs of query tiles share K/V loads)")
-        elif self.kv_cluster == 2:
-            if self.splits > 1 or self.key_split_wgs > 1 or self.pack_gqa:
-                errors.append("kv_cluster=2 pairs whole query tiles: no split-KV, key-split warpgroups or GQA packing")
-            elif self.persistent and not self.separate_o():
-                errors.append("kv_cluster=2: a persistent tile whose O has no buffer of its own stages O in the V "
-                              "ring, which the peer CTA's V loads fill: persistent=0 or a tile that leaves room for O")
         if self.ctas_per_sm > 1:
             if self.consumer_warpgroups != 1 or self.splits > 1:
                 errors.append(f"{self.ctas_per_sm} CTAs per SM (ctas_per_sm={self.ctas_per_sm}) need one consumer "
@@ -687,8 +663,7 @@ class Sm90Config(KernelConfig):
 
             return aligned(4 * tiles) + aligned(4 * tiles * self.splits * self.block_m) + \
                 4 * tiles * self.splits * self.block_m * self.head_dim
-        # The dynamic scheduler's tile counter (persistent causal; K/V multicast pairs are static).
-        return 4 if self.persistent and self.causal and self.kv_cluster == 1 else 0
+        return 4 if self.persistent and self.causal else 0
 
     def can_implement(self, problem) -> str | None:
         why = super().can_implement(problem)
@@ -718,5 +693,4 @@ class Sm90Config(KernelConfig):
             "ctas_per_sm": self.ctas_per_sm,
             "split_global": "true" if self.combine else "false",
             "pack_gqa": "true" if self.pack_gqa else "false",
-            "kv_cluster": self.kv_cluster,
         }

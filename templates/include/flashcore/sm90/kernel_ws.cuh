@@ -5,8 +5,7 @@
 // epilogue: as a cluster, through distributed shared memory (SplitKvTileScheduler,
 // EpilogueSplitCombine), or through global scratch (SplitKvGlobalTileScheduler, EpilogueSplitGlobal).
 // Key-split variants split a 64-row tile's key tiles among the CTA's consumer WGs, which combine
-// in shared memory (KeySplitTraits, EpilogueKeySplit). K/V multicast variants run pairs of query
-// tiles on clusters of two CTAs that share each K/V tile's load (kv_multicast.cuh).
+// in shared memory (KeySplitTraits, EpilogueKeySplit).
 // Parts are template parameters: Mainloop, Epilogue, TileScheduler (the softmax type comes with
 // the mainloop, which owns the accumulator layouts).
 #pragma once
@@ -23,7 +22,6 @@
 #include "flashcore/sm90/epilogue_combine.cuh"
 #include "flashcore/sm90/epilogue_split_global.cuh"
 #include "flashcore/sm90/key_split.cuh"
-#include "flashcore/sm90/kv_multicast.cuh"
 #include "flashcore/sm90/mainloop.cuh"
 #include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
@@ -50,12 +48,7 @@ struct KernelWS {
       TileScheduler::init(ss);
       cutlass::arch::fence_barrier_init();
     }
-    if constexpr (Traits::kKvCluster > 1) {  // the peer's barriers are initialised before any load or release
-      cute::cluster_arrive_relaxed();
-      cute::cluster_wait();
-    } else {
-      __syncthreads();
-    }
+    __syncthreads();
     // Launched as a programmatic dependent (FwdParams::programmatic_launch), the prologue above may
     // have run while the previous kernel finished; from here on global memory is read and written.
     // The next kernel may then start its own prologue on SMs this grid leaves free.
@@ -98,10 +91,6 @@ struct KernelWS {
       }
       Epilogue::finish(tid);
     }
-    if constexpr (Traits::kKvCluster > 1) {  // no release may reach the shared memory of a CTA that has exited
-      cute::cluster_arrive();
-      cute::cluster_wait();
-    }
   }
 };
 
@@ -130,11 +119,10 @@ __global__ void zero_split_counters(int* counters, int n) {
 // O's head dim when below Q's and K's (0: the same). kConsumerWGs: the WGs owning distinct query
 // rows (kBlockM / 64); kKeyWGs > 1: that many WGs share each 64-row tile's key tiles (key_split.cuh).
 // kLazyRescale: O is rescaled only when a row's max grows past a margin (LazyRescaleTraits).
-// kKvCluster = 2: clusters of two CTAs share each K/V tile's load (KvMulticastTraits).
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
           int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0,
-          int kKeyWGs = 1, bool kLazyRescale = false, int kKvCluster = 1>
+          int kKeyWGs = 1, bool kLazyRescale = false>
 struct FwdKernel {
   using BaseTraits = std::conditional_t<
       kHeadDimV == 0 || kHeadDimV == kHeadDim,
@@ -144,26 +132,18 @@ struct FwdKernel {
                      kPingpong, kPersistent, kSplits, kCtasPerSm, kHeadDimV == 0 ? kHeadDim : kHeadDimV>>;
   using RowTraits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
   using SplitTraits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
-  using KvTraits = std::conditional_t<(kKvCluster > 1), KvMulticastTraits<SplitTraits>, SplitTraits>;
-  using Traits = std::conditional_t<kLazyRescale, LazyRescaleTraits<KvTraits>, KvTraits>;
-  static_assert(kKvCluster == 1 || kKvCluster == 2, "K/V multicast pairs two CTAs");
+  using Traits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
   static_assert(!(kLazyRescale && kKeyWGs > 1), "the key-split combine does not carry the lazy softmax's rounding sums");
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
   static_assert(!kSplitGlobal || kSplits > 1, "a global combine is a split-KV combine");
   static constexpr bool kCluster = kSplits > 1 && !kSplitGlobal;
-  static constexpr bool kLaunchCluster = kCluster || kKvCluster > 1;  // launched as thread-block clusters
-  // K/V multicast: pairs of tiles, statically (a persistent pair steps through the tiles together).
-  using PairScheduler = KvPairScheduler<std::conditional_t<kPersistent, StaticPersistentTileScheduler<kCausal>,
-                                                           PlainTileScheduler<kCausal>>>;
   using Scheduler = std::conditional_t<
-      (kKvCluster > 1), PairScheduler,
-      std::conditional_t<
       kSplitGlobal, SplitKvGlobalTileScheduler<kCausal, kSplits>,
       std::conditional_t<kCluster, SplitKvTileScheduler<kCausal, kSplits>,
       std::conditional_t<!kPersistent, PlainTileScheduler<kCausal>,
                          std::conditional_t<kCausal, DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
-                                            StaticPersistentTileScheduler<kCausal>>>>>>;
+                                            StaticPersistentTileScheduler<kCausal>>>>>;
   using Epilogue = std::conditional_t<
       kSplitGlobal, EpilogueSplitGlobal<Traits>,
       std::conditional_t<kCluster, EpilogueSplitCombine<Traits>,
@@ -250,33 +230,10 @@ struct FwdKernel {
       cudaGetDevice(&dev);
       cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev);
     }
-    int resident = num_sms * kCtasPerSm;
-    if constexpr (kKvCluster > 1 && kPersistent) {
-      // A persistent grid of pairs holds no more than the pairs that fit the GPU at once (an SM
-      // count per GPC that the pairs do not divide leaves slots empty): a pair that waited for
-      // another to finish would run its whole share of the tiles after it.
-      static int const pairs = [&] {
-        cudaLaunchAttribute cluster_attr{};
-        cluster_attr.id = cudaLaunchAttributeClusterDimension;
-        cluster_attr.val.clusterDim.x = 2;
-        cluster_attr.val.clusterDim.y = 1;
-        cluster_attr.val.clusterDim.z = 1;
-        cudaLaunchConfig_t occ{};
-        occ.gridDim = dim3(unsigned(num_sms * kCtasPerSm) & ~1u, 1, 1);
-        occ.blockDim = dim3(Kernel::kThreads, 1, 1);
-        occ.dynamicSmemBytes = smem;
-        occ.stream = stream;
-        occ.attrs = &cluster_attr;
-        occ.numAttrs = 1;
-        int n = 0;
-        return cudaOccupancyMaxActiveClusters(&n, kernel, &occ) == cudaSuccess && n > 0 ? n : 0;
-      }();
-      if (pairs > 0 && 2 * pairs < resident) resident = 2 * pairs;
-    }
-    dim3 grid = Scheduler::grid(params.geo, resident);  // persistent: every resident CTA
+    dim3 grid = Scheduler::grid(params.geo, num_sms * kCtasPerSm);  // persistent: every resident CTA
     cudaLaunchAttribute attr[2];
     unsigned num_attrs = 0;
-    if constexpr (kLaunchCluster) {
+    if constexpr (kCluster) {
       dim3 const cluster = Scheduler::cluster();
       attr[num_attrs].id = cudaLaunchAttributeClusterDimension;
       attr[num_attrs].val.clusterDim.x = cluster.x;
@@ -304,11 +261,11 @@ struct FwdKernel {
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
           int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0, int kKeyWGs = 1,
-          bool kLazyRescale = false, int kKvCluster = 1>
+          bool kLazyRescale = false>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
                    kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV, kKeyWGs,
-                   kLazyRescale, kKvCluster>::run(p, stream);
+                   kLazyRescale>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

@@ -8,7 +8,6 @@
 #include <cutlass/arch/barrier.h>
 
 #include "flashcore/sm90/common.cuh"
-#include "flashcore/sm90/kv_multicast.cuh"
 #include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/softmax.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
@@ -29,7 +28,6 @@ struct MainloopTmaWgmma {
   static constexpr int kBlockN = Traits::kBlockN;
   static constexpr int kStages = Traits::kStages;
   static constexpr bool kCausal = Traits::kCausal;
-  static constexpr int kKvCluster = Traits::kKvCluster;  // CTAs whose rings each K/V load fills
   using FullBar = cutlass::arch::ClusterTransactionBarrier;
   using EmptyBar = cutlass::arch::ClusterBarrier;
 
@@ -50,10 +48,9 @@ struct MainloopTmaWgmma {
     for (int s = 0; s < kStages; ++s) {
       FullBar::init(&ss.full_k[s], 1);
       FullBar::init(&ss.full_v[s], 1);
-      // One arrival per consumer WG that reads the slot (key-split WGs: each slot's tile has one),
-      // in every CTA the slot's load fills (K/V multicast: the pair's).
-      EmptyBar::init(&ss.empty_k[s], Traits::kConsumerWGs / Traits::kKeyWGs * kKvCluster);
-      EmptyBar::init(&ss.empty_v[s], Traits::kConsumerWGs / Traits::kKeyWGs * kKvCluster);
+      // One arrival per consumer WG that reads the slot (key-split WGs: each slot's tile has one).
+      EmptyBar::init(&ss.empty_k[s], Traits::kConsumerWGs / Traits::kKeyWGs);
+      EmptyBar::init(&ss.empty_v[s], Traits::kConsumerWGs / Traits::kKeyWGs);
     }
   }
 
@@ -86,24 +83,6 @@ struct MainloopTmaWgmma {
     }
     return r;
   }
-  // The key tiles whose K/V the tile's CTA receives: its own, or with K/V multicast the union of
-  // its own and its peer's (kv_multicast.cuh), which both CTAs of the pair walk in step: the range
-  // of the pair's rows (the lower tile's, and the upper's unless it is past the last query), which
-  // is that union (a row's first and last visible keys grow with the row) or, where a tile sees no
-  // key, holds it. Computed from the pair's rows alone: the producer runs at 24 registers, and two
-  // ranges and their union spilled there.
-  CUTE_DEVICE static KeyTileRange walked_tiles(Params const& p, SeqSpan const& seq, WorkTile const& w,
-                                               KeyTileRange const& own) {
-    if constexpr (kKvCluster > 1) {
-      static_assert(!Traits::kPackGqa && Traits::kSplits == 1, "K/V multicast pairs whole query tiles");
-      int const row0 = (w.m_block & ~1) * kBlockM;
-      if (row0 >= seq.seqlen_q) return {0, 0};
-      int const rows = row0 + kBlockM < seq.seqlen_q ? 2 * kBlockM : kBlockM;
-      return key_tile_range<kBlockN, kCausal>(seq.mask, row0, rows);
-    } else {
-      return own;
-    }
-  }
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, int m_block, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, m_block * kBlockM, kBlockM, n);
   }
@@ -120,7 +99,7 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static void load(Params const& p, SharedStorage& ss, WorkTile const& w, PipeState& k_state,
                                PipeState& v_state, int tile_iter) {
     SeqSpan const seq = seq_span(p.seq, w.batch, w.head);
-    KeyTileRange const tiles = walked_tiles(p, seq, w, key_tiles(p, seq, w));
+    KeyTileRange const tiles = key_tiles(p, seq, w);
     Tensor mQ = p.tma_q.get_tma_tensor(p.shape_q);
     Tensor mK = p.tma_k.get_tma_tensor(p.shape_k);
     Tensor mV = p.tma_v.get_tma_tensor(p.shape_k);
@@ -136,32 +115,24 @@ struct MainloopTmaWgmma {
     auto tma_q_parts = tma_partition(p.tma_q, _0{}, Layout<_1>{}, group_modes<0, 2>(sQ), group_modes<0, 2>(gQ));
     Tensor tQgQ = get<0>(tma_q_parts);
     Tensor tQsQ = get<1>(tma_q_parts);
-    // K/V multicast: this CTA's share of each tile (its rank's), written into both CTAs' rings.
-    auto kv_rank = [] {
-      if constexpr (kKvCluster > 1) return int(cute::block_rank_in_cluster());
-      else return _0{};
-    }();
-    uint16_t const kv_mask = uint16_t((1u << kKvCluster) - 1u) * uint16_t(kKvCluster > 1);
-    auto tma_k_parts = tma_partition(p.tma_k, kv_rank, Layout<Int<kKvCluster>>{}, group_modes<0, 2>(sK),
-                                     group_modes<0, 2>(gK));
+    auto tma_k_parts = tma_partition(p.tma_k, _0{}, Layout<_1>{}, group_modes<0, 2>(sK), group_modes<0, 2>(gK));
     Tensor tKgK = get<0>(tma_k_parts);
     Tensor tKsK = get<1>(tma_k_parts);
-    auto tma_v_parts = tma_partition(p.tma_v, kv_rank, Layout<Int<kKvCluster>>{}, group_modes<0, 2>(sV),
-                                     group_modes<0, 2>(gV));
+    auto tma_v_parts = tma_partition(p.tma_v, _0{}, Layout<_1>{}, group_modes<0, 2>(sV), group_modes<0, 2>(gV));
     Tensor tVgV = get<0>(tma_v_parts);
     Tensor tVsV = get<1>(tma_v_parts);
 
     auto load_k = [&](int n) {
       EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
       FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesK);
-      copy(p.tma_k.with(ss.full_k[k_state.index], kv_mask, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
+      copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
            tKsK(_, k_state.index));
       k_state.advance(kStages);
     };
     auto load_v = [&](int n) {
       EmptyBar::wait(&ss.empty_v[v_state.index], v_state.phase ^ 1);
       FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesV);
-      copy(p.tma_v.with(ss.full_v[v_state.index], kv_mask, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
+      copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
            tVsV(_, v_state.index));
       v_state.advance(kStages);
     };
@@ -239,7 +210,6 @@ struct MainloopTmaWgmma {
 
     clear(tOrO);
     KeyTileRange const tiles = key_tiles(p, seq, w);
-    KeyTileRange const walked = walked_tiles(p, seq, w, tiles);
 
     int const row0 = w.m_block * kBlockM;
     KeyMask const key_mask = seq.mask;
@@ -278,26 +248,6 @@ struct MainloopTmaWgmma {
     auto release = [&](uint64_t* bar) {
       if (wg_leader) EmptyBar::arrive(bar);
     };
-    // A K/V slot is released in every CTA whose ring its load filled (K/V multicast: the pair).
-    auto release_kv = [&](uint64_t* bar) {
-      if constexpr (kKvCluster > 1) {
-        CUTE_UNROLL
-        for (int r = 0; r < kKvCluster; ++r) EmptyBar::arrive(bar, uint32_t(r), uint32_t(wg_leader));
-      } else {
-        release(bar);
-      }
-    };
-    // A key tile only the peer's rows see (K/V multicast): received and released, not computed.
-    auto drain = [&](int count) {
-      for (int i = 0; i < count; ++i) {
-        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
-        release_kv(&ss.empty_k[k_state.index]);
-        k_state.advance(kStages);
-        FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
-        release_kv(&ss.empty_v[v_state.index]);
-        v_state.advance(kStages);
-      }
-    };
 
     FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
     if (tiles.count() == 0) {  // no key for any row of the tile: O = 0, LSE = +inf (the softmax saw nothing)
@@ -310,7 +260,6 @@ struct MainloopTmaWgmma {
         cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
         release(&ss.bar_q_empty);
       }
-      if constexpr (kKvCluster > 1) drain(walked.count());
       return;
     }
     float corr[kRowsPerThread];
@@ -332,8 +281,6 @@ struct MainloopTmaWgmma {
       v_state.advance(kStages, wg);
     }
 
-    if constexpr (kKvCluster > 1) drain(walked.end - tiles.end);  // the peer's last key tiles
-
     if constexpr (Traits::kIntraWGOverlap) {
       // Prologue: S(n_last) and its softmax alone.
       FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
@@ -342,7 +289,7 @@ struct MainloopTmaWgmma {
       Sched::pass(wg);
       warpgroup_wait<0>();
       warpgroup_fence_operand(tSrS);
-      release_kv(&ss.empty_k[k_state.index]);
+      release(&ss.empty_k[k_state.index]);
       next_k();
       softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
@@ -357,12 +304,12 @@ struct MainloopTmaWgmma {
         Sched::pass(wg);
         warpgroup_wait<1>();  // S ready
         warpgroup_fence_operand(tSrS);
-        release_kv(&ss.empty_k[k_state.index]);
+        release(&ss.empty_k[k_state.index]);
         next_k();
         softmax_step(n, corr);  // overlaps the PV wgmma
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
-        release_kv(&ss.empty_v[v_state.index]);
+        release(&ss.empty_v[v_state.index]);
         next_v();
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
@@ -377,15 +324,14 @@ struct MainloopTmaWgmma {
       Sched::pass(wg);
       warpgroup_wait<0>();
       warpgroup_fence_operand(tOrO);
-      release_kv(&ss.empty_v[v_state.index]);
+      release(&ss.empty_v[v_state.index]);
       next_v();
-      if constexpr (kKvCluster > 1) drain(tiles.first - walked.first);  // the peer's first key tiles
     } else {
       CUTE_NO_UNROLL
       for (; n >= tiles.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
-        release_kv(&ss.empty_k[k_state.index]);
+        release(&ss.empty_k[k_state.index]);
         next_k();
         softmax_step(n, corr);
         Tensor o = rowcol(tOrO);
@@ -394,11 +340,10 @@ struct MainloopTmaWgmma {
         Tensor tOrP = make_tensor(rP.data(), LayoutP{});
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         wg_gemm<false, 0>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
-        release_kv(&ss.empty_v[v_state.index]);
+        release(&ss.empty_v[v_state.index]);
         next_v();
       }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
-      if constexpr (kKvCluster > 1) drain(tiles.first - walked.first);
     }
   }
 };

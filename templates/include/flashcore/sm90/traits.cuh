@@ -15,30 +15,6 @@
 
 namespace flashcore::sm90 {
 
-// A kernel's parameters: the TMA descriptors (Q, K, V loads, O store) and what the parts read.
-template <class Element, class TmaQ, class TmaK, class TmaV, class TmaO>
-struct KernelParams {
-  TmaQ tma_q;
-  TmaK tma_k;
-  TmaV tma_v;
-  TmaO tma_o;
-  // TMA coordinate shapes of Q (also O's) and K (also V's): V and O share them because every
-  // tile takes head-dim coordinate 0 (a tile spans the variant's whole head dim, HD or HDV,
-  // whichever of d / dv the shape holds); the bounds TMA zero-fills and clips at are the tensor maps'.
-  Shape<int32_t, int32_t, int32_t, int32_t> shape_q, shape_k;  // the traits' ShapeT
-  float* lse;
-  SeqLayout seq;        // lengths, masks, packed sequences (api.h seq_span gives a tile's)
-  Element* o;           // O in global memory, for the thread stores (packed sequences, split-KV)
-  int64_t o_row_stride, o_head_stride, o_batch_stride;
-  int head_dim_v;       // the call's V/O head dim (<= kHeadDim): predicated stores skip the padding
-  int head_ratio;       // query heads per K/V head (grouped-query attention; 1 = MHA)
-  cutlass::FastDivmod head_ratio_div;  // query head -> K/V head without a runtime division (host-made)
-  float softcap_scale;  // 0: no softcap; else scores become tanh(s * softcap_scale) (api.h)
-  float scale_log2;
-  TileGeometry geo;
-  void* workspace;
-};
-
 // The body of Traits (below). kHeadDimV_: V's and O's head dim, kHeadDim_ (Q's and K's) or smaller.
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
           bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_, bool kPersistent_, int kSplits_, int kCtasPerSm_,
@@ -83,8 +59,6 @@ struct TraitsBody {
   // and the consumer threads that hold distinct query rows and store O.
   static constexpr int kKeyWGs = 1;
   static constexpr int kEpilogueThreads = kConsumerThreads;
-  // CTAs sharing each K/V tile's load by TMA multicast (KvMulticastTraits, kv_multicast.cuh: 2).
-  static constexpr int kKvCluster = 1;
   // The softmax rescales O whenever a row's max grows (LazyRescaleTraits: only past a margin).
   static constexpr bool kLazyRescale = false;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
@@ -182,7 +156,27 @@ struct TraitsBody {
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= kSmemLimit, "shared memory budget");
 
-  using Params = KernelParams<Element, TmaQ, TmaK, TmaV, TmaO>;
+  struct Params {
+    TmaQ tma_q;
+    TmaK tma_k;
+    TmaV tma_v;
+    TmaO tma_o;
+    // TMA coordinate shapes of Q (also O's) and K (also V's): V and O share them because every
+    // tile takes head-dim coordinate 0 (a tile spans the variant's whole head dim, HD or HDV,
+    // whichever of d / dv the shape holds); the bounds TMA zero-fills and clips at are the tensor maps'.
+    ShapeT shape_q, shape_k;
+    float* lse;
+    SeqLayout seq;        // lengths, masks, packed sequences (api.h seq_span gives a tile's)
+    Element* o;           // O in global memory, for the thread stores (packed sequences, split-KV)
+    int64_t o_row_stride, o_head_stride, o_batch_stride;
+    int head_dim_v;       // the call's V/O head dim (<= kHeadDim): predicated stores skip the padding
+    int head_ratio;       // query heads per K/V head (grouped-query attention; 1 = MHA)
+    cutlass::FastDivmod head_ratio_div;  // query head -> K/V head without a runtime division (host-made)
+    float softcap_scale;  // 0: no softcap; else scores become tanh(s * softcap_scale) (api.h)
+    float scale_log2;
+    TileGeometry geo;
+    void* workspace;
+  };
 
   // GQA packing (PackGqaTraits, pack_gqa.cuh) derives from these traits; here every tile is one
   // query head's rows and the grid is (query tiles, query heads, batch).
@@ -190,11 +184,7 @@ struct TraitsBody {
   static TileGeometry geometry(FwdParams const& p) { return make_tile_geometry<kBlockM>(p); }
   static char const* cannot_pack(FwdParams const&) { return nullptr; }
 
-  static Params make_params(FwdParams const& p) { return make_params_as<Params, SM90_TMA_LOAD, 1>(p); }
-  // The parameters with K and V loaded by KVLoad into kKvCTAs CTAs' rings (a multicast load:
-  // each of the CTAs issues 1 / kKvCTAs of the tile; KvMulticastTraits, kv_multicast.cuh).
-  template <class P, class KVLoad, int kKvCTAs>
-  static P make_params_as(FwdParams const& p) {
+  static Params make_params(FwdParams const& p) {
     int const heads_k = p.heads_k > 0 ? p.heads_k : p.heads;  // 0: a caller predating GQA, i.e. MHA
     // A smaller head dim than the tile's: TMA zero-fills the columns past it on load (zeros add
     // nothing to Q.K^T and give zero O columns) and clips them on the O store.
@@ -218,10 +208,10 @@ struct TraitsBody {
     auto mO = make_tensor(make_gmem_ptr(static_cast<Element*>(p.o)),
                           make_shape(q_rows, dv, p.heads, batch),
                           make_stride(p.o_row_stride, _1{}, p.o_head_stride, packed ? p.o_row_stride : p.o_batch_stride));
-    return P{
+    return Params{
         make_tma_copy(SM90_TMA_LOAD{}, mQ, SmemLayoutQ{}, Shape<BM, HD>{}, _1{}),
-        make_tma_copy(KVLoad{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, Int<kKvCTAs>{}),
-        make_tma_copy(KVLoad{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HDV>{}, Int<kKvCTAs>{}),
+        make_tma_copy(SM90_TMA_LOAD{}, mK, take<0, 2>(SmemLayoutK{}), Shape<BN, HD>{}, _1{}),
+        make_tma_copy(SM90_TMA_LOAD{}, mV, take<0, 2>(SmemLayoutV{}), Shape<BN, HDV>{}, _1{}),
         make_tma_copy(SM90_TMA_STORE{}, mO, SmemLayoutOStore{}, Shape<OStoreRows, HDV>{}, _1{}),
         mQ.shape(), mK.shape(), p.lse, seq_layout(p), static_cast<Element*>(p.o), p.o_row_stride, p.o_head_stride,
         packed ? int64_t(0) : p.o_batch_stride, dv,
