@@ -423,7 +423,11 @@ class Sm90Config(KernelConfig):
     # --warmup-ms 500): 396.1 against 64x64's 407.2 and the 128x128 tile's 409.6, spilling 4 B (80
     # registers): a default since, causal only. The D128 64x64 two-CTA tile left the defaults then (it won
     # no key of either shipped table and came within 3.4 % of the fastest at one key of the H200's tune of
-    # every default candidate, 8-25 % behind at the grid's), which keeps the build's count below 119.
+    # every default candidate, 8-25 % behind at the grid's).
+    # The same 64x64 tile with a third K/V ring slot (57 KB of shared memory), causal only: in an interleaved A/B
+    # against the shipped tiles (benchmarks/NOTES.md, 2026-11-28 21:20-, call 5; us one call at a time, 3 rounds)
+    # 147.9 against 153.8 at the grid's D64 causal S = 512 cell (SDPA 149.3), level at 1k and 2k (240.1 / 406.0
+    # against 238.0 / 405.1); one CTA a tile instead of the persistent grid lost 1-3 % at all three.
     LAZY_THREE_CTAS: ClassVar[tuple] = (3,) + LAZY[1:]
     # D64 causal 192x96 (lazy; causal only): in a tune of the grid's D64 causal keys beside ten other
     # lazy tiles (benchmarks/NOTES.md, 2026-11-27 23:54-, call 2; tuner us, one run) the fastest at S = 4k,
@@ -435,7 +439,7 @@ class Sm90Config(KernelConfig):
              (128, 128, 2, 2, 1, 1) + LAZY,
              (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2),
              (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS,
-             (64, 96, 2, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
+             (64, 96, 2, 1, 1, 1) + LAZY_THREE_CTAS, (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
              (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (64, 128, 2, 1, 0, 2),
@@ -450,6 +454,7 @@ class Sm90Config(KernelConfig):
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (64, 128, 2, 1, 1, 1, 2)): True, (64, (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS): False,
         (64, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS): True, (64, (64, 96, 2, 1, 1, 1) + LAZY_THREE_CTAS): True,
+        (64, (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS): True,
         (64, (128, 128, 2, 1, 1, 1) + LAZY): True, (64, (128, 128, 2, 2, 1, 1) + LAZY): True,
         (64, (192, 96, 2, 1, 1, 1) + LAZY): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
