@@ -421,13 +421,16 @@ class Sm90Config(KernelConfig):
     # with three CTAs won S = 2k by 4.5 % in one tune on the H100 and spilled (12 B) under the mask; on the
     # H200 it won S = 2k again (benchmarks/NOTES.md, 2026-11-28 12:28-, call 2; tuner us, --careful 6
     # --warmup-ms 500): 396.1 against 64x64's 407.2 and the 128x128 tile's 409.6, spilling 4 B (80
-    # registers): a default since, causal only. The D128 64x64 two-CTA tile left the defaults then (it won
+    # registers): a default until 2026-11-28 21:20-. The D128 64x64 two-CTA tile left the defaults then (it won
     # no key of either shipped table and came within 3.4 % of the fastest at one key of the H200's tune of
     # every default candidate, 8-25 % behind at the grid's).
     # The same 64x64 tile with a third K/V ring slot (57 KB of shared memory), causal only: in an interleaved A/B
     # against the shipped tiles (benchmarks/NOTES.md, 2026-11-28 21:20-, call 5; us one call at a time, 3 rounds)
     # 147.9 against 153.8 at the grid's D64 causal S = 512 cell (SDPA 149.3), level at 1k and 2k (240.1 / 406.0
-    # against 238.0 / 405.1); one CTA a tile instead of the persistent grid lost 1-3 % at all three.
+    # against 238.0 / 405.1); one CTA a tile instead of the persistent grid lost 1-3 % at all three. In the re-tune
+    # of the 32 D64 causal keys that followed (call 6, --careful 6 --warmup-ms 500) it won S = 512 (149.6 against
+    # 163.9 us) and 2k (403.3 against 64x96's 403.6), so 64x96 won no key any more and left the defaults (the
+    # 5-minute build bound: 117 variants).
     LAZY_THREE_CTAS: ClassVar[tuple] = (3,) + LAZY[1:]
     # D64 causal 192x96 (lazy; causal only): in a tune of the grid's D64 causal keys beside ten other
     # lazy tiles (benchmarks/NOTES.md, 2026-11-27 23:54-, call 2; tuner us, one run) the fastest at S = 4k,
@@ -439,7 +442,7 @@ class Sm90Config(KernelConfig):
              (128, 128, 2, 2, 1, 1) + LAZY,
              (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2),
              (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS,
-             (64, 96, 2, 1, 1, 1) + LAZY_THREE_CTAS, (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
+             (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
              (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (64, 128, 2, 1, 0, 2),
@@ -453,8 +456,7 @@ class Sm90Config(KernelConfig):
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
         (64, (64, 128, 2, 1, 0, 1)): False, (256, (64, 64, 2, 1, 0, 4)): False,
         (64, (64, 128, 2, 1, 1, 1, 2)): True, (64, (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS): False,
-        (64, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS): True, (64, (64, 96, 2, 1, 1, 1) + LAZY_THREE_CTAS): True,
-        (64, (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS): True,
+        (64, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS): True, (64, (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS): True,
         (64, (128, 128, 2, 1, 1, 1) + LAZY): True, (64, (128, 128, 2, 2, 1, 1) + LAZY): True,
         (64, (192, 96, 2, 1, 1, 1) + LAZY): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
@@ -524,9 +526,6 @@ class Sm90Config(KernelConfig):
                                                    "of 2026-11-27 19:36) and causal at >= 8k (tune of 21:30)",
         "fc_sm90_*_d256_*_m128_n80_s2_sch1_p1_kv1_lr1": "spills 28-96 B (causal the most); fastest D256 non-causal "
                                                    "tile at S = 1k-8k (tune of 2026-11-27 19:36)",
-        "fc_sm90_*_d64_causal_m64_n96_s2_sch1_p1_kv1_c3_lr1": "spills 4 B at 80 registers (three CTAs per SM); "
-                                                            "fastest bf16 D64 causal tile at S = 2k on the H200 "
-                                                            "(tune of 2026-11-28 13:05)",
     }
 
     @property
