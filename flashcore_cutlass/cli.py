@@ -360,7 +360,8 @@ def _export_shipped(table, args, env, valid, why) -> int:
 
 def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
     """--merge: ``rows`` plus the rows of the shipped file at ``path`` for keys ``rows`` lack and
-    current on this machine (same GPU, the variants' hashes as built: rows a kernel change left stale
+    current on this machine (same GPU, the variants' hashes as built, or for a variant this build
+    left out as today's sources give it with the build's toolchain: rows a kernel change left stale
     are dropped, never shipped), and the provenance saying what was kept from where."""
     from .shipped import ShippedTableError, current_provenance, load, matches
 
@@ -370,7 +371,8 @@ def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
         raise CliError(f"--merge: cannot read {path} ({exc})") from None
     exported = {r.problem_key for r in rows}
     others = [r for r in old.rows if r.problem_key not in exported]
-    kept = [r for r in others if matches(r, env, valid)]
+    judged = {**_unbuilt_hashes({r.variant for r in others} - set(valid)), **valid}
+    kept = [r for r in others if matches(r, env, judged)]
     stale = sorted({r.problem_key for r in others} - {r.problem_key for r in kept})
     if stale:
         print(f"note: --merge drops {len(stale)} keys whose rows in {path.name} are not current here (tune them "
@@ -382,6 +384,34 @@ def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
                                 f"it replaced (exported at {was.get('commit', '?')}, {was.get('exported_at', '?')}; "
                                 f"its provenance: {json.dumps(was, sort_keys=True)})")
     return list(rows) + kept, provenance
+
+
+def _unbuilt_hashes(names) -> dict[str, str]:
+    """The source hashes variants ``names``, which the loaded build does not hold, would be built
+    with here: rendered from today's templates with the toolchain the build records ({} where that
+    cannot be told). A call that built and tuned only some variants (e.g. one head dim's) then
+    keeps the shipped rows of the others whose sources have not changed."""
+    if not names:
+        return {}
+    try:
+        from .build import read_manifest
+        from .runtime import get_runtime
+
+        toolchain_id = (read_manifest(get_runtime().build_dir).get("linked") or {}).get("toolchain_id")
+    except Exception:  # no GPU or no build: nothing to judge against
+        return {}
+    if toolchain_id is None:
+        return {}
+    from flashcore_codegen.config import config_from_name
+    from flashcore_codegen.render import render
+
+    hashes = {}
+    for name in sorted(names):
+        try:
+            hashes[name] = render(config_from_name(name), toolchain_id=toolchain_id).source_hash
+        except Exception:  # no longer a variant, or no longer renders: its rows stay stale
+            continue
+    return hashes
 
 
 def _keys_an_export_drops(path: Path, rows) -> list[str]:
@@ -558,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "flashcore_cutlass/data) gets this GPU's file, tuned_<model>.json")
     p.add_argument("--merge", action="store_true",
                    help="with --export-shipped: keep the file's rows for keys the export lacks that are current here "
-                        "(after tune --stale-only); rows not current here are dropped")
+                        "(after tune --stale-only, or a tune with only some variants built: a variant left out is judged by "
+                        "the hash today's sources give it); rows not current here are dropped")
     p.add_argument("--sort", default="key", metavar="COLUMN",
                    help="a column shown (key, variant, median_us, TFLOP/s, ...); -COLUMN (e.g. --sort -median_us) "
                         "for descending")

@@ -540,3 +540,53 @@ def test_export_shipped_merge_keeps_the_files_current_rows_of_other_keys(tmp_pat
     # --merge belongs to --export-shipped.
     assert main(["table", "--db", str(db), "--merge"]) == 1
     assert "--merge goes with --export-shipped" in capsys.readouterr().err
+
+
+def test_export_shipped_merge_judges_variants_the_build_left_out_by_todays_sources(tmp_path, capsys, monkeypatch):
+    """A call that built and tuned only some variants (one head dim's, say) keeps the file's rows of
+    the variants it did not build whose hashes today's sources give with the build's toolchain (their
+    kernels did not change); such a row whose hash differs is dropped like any stale row."""
+    monkeypatch.setattr(cli_module, "_current_identity", lambda: (ENV, HASHES, None))
+    same, changed = (PipelinedConfig(dtype="bf16", head_dim=256, causal=True, block_m=64, block_n=n, warps=4,
+                                     stages=1).name for n in (32, 64))
+    asked = []
+
+    def rendered(names):
+        asked.append(set(names))
+        return {same: "hash-now", changed: "hash-now"}
+
+    monkeypatch.setattr(cli_module, "_unbuilt_hashes", rendered)
+    db = tmp_path / "t.db"
+    _record(db, FAST, 600.0)
+    same_key, changed_key = "bf16_d256_causal_q1024_k1024_bh128", "bf16_d256_causal_q2048_k2048_bh64"
+    out = tmp_path / "tuned_h100.json"
+    write_shipped(out, row(OTHER, 900.0), row(same, key=same_key, source_hash="hash-now"),
+                  row(changed, key=changed_key, source_hash="hash-before"))
+    assert main(["table", "--db", str(db), "--export-shipped", str(out), "--merge"]) == 0
+    assert asked == [{same, changed}]  # only the variants the build does not hold
+    assert f"drops 1 keys whose rows in {out.name} are not current here" in capsys.readouterr().err
+    assert sorted((r.problem_key, r.variant) for r in load(out).rows) == [(KEY, FAST), (same_key, same)]
+
+
+def test_unbuilt_hashes_render_with_the_builds_toolchain(monkeypatch):
+    """The hashes come from today's templates and the toolchain the loaded build records: equal to
+    the hash a build with that toolchain gives (render's), for a name that is no variant none; and
+    none at all where no build can be loaded."""
+    from types import SimpleNamespace
+
+    from flashcore_codegen.render import render
+
+    import flashcore_cutlass.build as build_module
+    import flashcore_cutlass.runtime as runtime_module
+
+    config = PipelinedConfig(dtype="bf16", head_dim=128, causal=True, block_m=128, block_n=64, warps=4, stages=2)
+    monkeypatch.setattr(runtime_module, "get_runtime", lambda: SimpleNamespace(build_dir="unused"))
+    monkeypatch.setattr(build_module, "read_manifest", lambda _dir: {"linked": {"toolchain_id": "nvcc=test"}})
+    assert cli_module._unbuilt_hashes({config.name, "fc_nothing_at_all"}) == \
+        {config.name: render(config, toolchain_id="nvcc=test").source_hash}
+
+    def no_build():
+        raise RuntimeError("no flashcore extension")
+
+    monkeypatch.setattr(runtime_module, "get_runtime", no_build)
+    assert cli_module._unbuilt_hashes({config.name}) == {}
