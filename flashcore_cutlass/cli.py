@@ -588,8 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "flashcore_cutlass/data) gets this GPU's file, tuned_<model>.json")
     p.add_argument("--merge", action="store_true",
                    help="with --export-shipped: keep the file's rows for keys the export lacks that are current here "
-                        "(after tune --stale-only, or a tune with only some variants built: a variant left out is judged by "
-                        "the hash today's sources give it); rows not current here are dropped")
+                        "(after tune --stale-only, or a tune with only some variants built: a variant left out is "
+                        "judged by the hash today's sources give it); rows not current here are dropped")
     p.add_argument("--sort", default="key", metavar="COLUMN",
                    help="a column shown (key, variant, median_us, TFLOP/s, ...); -COLUMN (e.g. --sort -median_us) "
                         "for descending")
