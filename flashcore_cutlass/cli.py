@@ -394,10 +394,9 @@ def _unbuilt_hashes(names) -> dict[str, str]:
     if not names:
         return {}
     try:
-        from .build import read_manifest
         from .runtime import get_runtime
 
-        toolchain_id = (read_manifest(get_runtime().build_dir).get("linked") or {}).get("toolchain_id")
+        toolchain_id = get_runtime().toolchain_id
     except Exception:  # no GPU or no build: nothing to judge against
         return {}
     if toolchain_id is None:

@@ -221,6 +221,8 @@ class Runtime:
                                           torch.cuda.get_device_name())
             )
         self.env = Environment.current()
+        # The toolchain the build records: today's sources rendered with it give the build's hashes.
+        self.toolchain_id: str | None = (manifest.get("linked") or {}).get("toolchain_id")
         self.table = table if table is not None else TuningTable()
         self.registry = Registry(self.hashes, self.table, self.env, capability=self.capability, targets=self.targets)
         # Programmatic dependent launch of the sm90 kernels (on in the binding by default).

@@ -576,12 +576,10 @@ def test_unbuilt_hashes_render_with_the_builds_toolchain(monkeypatch):
 
     from flashcore_codegen.render import render
 
-    import flashcore_cutlass.build as build_module
     import flashcore_cutlass.runtime as runtime_module
 
     config = PipelinedConfig(dtype="bf16", head_dim=128, causal=True, block_m=128, block_n=64, warps=4, stages=2)
-    monkeypatch.setattr(runtime_module, "get_runtime", lambda: SimpleNamespace(build_dir="unused"))
-    monkeypatch.setattr(build_module, "read_manifest", lambda _dir: {"linked": {"toolchain_id": "nvcc=test"}})
+    monkeypatch.setattr(runtime_module, "get_runtime", lambda: SimpleNamespace(toolchain_id="nvcc=test"))
     assert cli_module._unbuilt_hashes({config.name, "fc_nothing_at_all"}) == \
         {config.name: render(config, toolchain_id="nvcc=test").source_hash}
 
