@@ -295,8 +295,6 @@ class Sm90Config(KernelConfig):
                               default=1, spell_default=False)
     lazy_rescale: int = tile("lr", "1: O rescaled only when a row's max grows by more than 8 in log2 units (its "
                                    "weights up to 2^8); 0: whenever it grows", default=0, spell_default=False)
-    qk_regs: int = tile("qr", "1: Q held in registers for the QK^T wgmma (RS, loaded by ldmatrix once a tile); 0: "
-                              "read from shared memory (SS)", default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -332,7 +330,6 @@ class Sm90Config(KernelConfig):
         "head_dim_v": (0, 128),
         "key_split_wgs": (1, 2, 4),
         "lazy_rescale": (0, 1),
-        "qk_regs": (0, 1),
     }
     # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
     AXIS_SCOPES: ClassVar[dict] = {
@@ -574,8 +571,7 @@ class Sm90Config(KernelConfig):
 
     def accumulator_registers(self) -> int:
         # Per consumer thread: O (64 x Dv over 128 threads), S (64 x N), P as packed 16-bit (half of S).
-        # Q from registers (qk_regs): 64 x D packed 16-bit over 128 threads.
-        return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4 + (self.head_dim // 4 if self.qk_regs else 0)
+        return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
     def register_budget(self) -> int:
         multi = SM90_REGISTER_SPLIT_MULTI_CTA.get(self.ctas_per_sm, {})  # empty for one CTA per SM
@@ -598,8 +594,6 @@ class Sm90Config(KernelConfig):
         elif self.block_n not in SM90_BASE_WGMMA_N + SM90_EXTENDED_QK_N:
             errors.append(f"block_n={self.block_n} has no QK^T wgmma atom (base N {SM90_BASE_WGMMA_N}, extended "
                           f"{SM90_EXTENDED_QK_N}: flashcore/sm90/extended_shapes.cuh)")
-        if self.qk_regs and self.extended_wgmma_shapes:
-            errors.append(f"qk_regs=1 (Q from registers) needs a base wgmma N for QK^T, not block_n={self.block_n}")
         if self.v_head_dim not in SM90_BASE_WGMMA_N:
             errors.append(f"V's head dim {self.v_head_dim} is not a base wgmma N {SM90_BASE_WGMMA_N} (the PV GEMM's N)")
         if self.schedule == 2 and self.row_warpgroups < 2:
@@ -703,8 +697,4 @@ class Sm90Config(KernelConfig):
             "ctas_per_sm": self.ctas_per_sm,
             "split_global": "true" if self.combine else "false",
             "pack_gqa": "true" if self.pack_gqa else "false",
-            # Trailing template flags past key_split_wgs, spelled only as far as one is set (the
-            # kernels without them keep their C++ names).
-            "tail_flags": (", %s, true" % ("true" if self.lazy_rescale else "false") if self.qk_regs
-                           else ", true" if self.lazy_rescale else ""),
         }

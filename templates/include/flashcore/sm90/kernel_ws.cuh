@@ -122,7 +122,7 @@ __global__ void zero_split_counters(int* counters, int n) {
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
           int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0,
-          int kKeyWGs = 1, bool kLazyRescale = false, bool kQkRegs = false>
+          int kKeyWGs = 1, bool kLazyRescale = false>
 struct FwdKernel {
   using BaseTraits = std::conditional_t<
       kHeadDimV == 0 || kHeadDimV == kHeadDim,
@@ -132,8 +132,7 @@ struct FwdKernel {
                      kPingpong, kPersistent, kSplits, kCtasPerSm, kHeadDimV == 0 ? kHeadDim : kHeadDimV>>;
   using RowTraits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
   using SplitTraits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
-  using LazyTraits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
-  using Traits = std::conditional_t<kQkRegs, QkRegsTraits<LazyTraits>, LazyTraits>;
+  using Traits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
   static_assert(!(kLazyRescale && kKeyWGs > 1), "the key-split combine does not carry the lazy softmax's rounding sums");
   // Persistent causal tiles differ in length: hand them out dynamically (longest first).
   // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
@@ -262,11 +261,11 @@ struct FwdKernel {
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
           int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0, int kKeyWGs = 1,
-          bool kLazyRescale = false, bool kQkRegs = false>
+          bool kLazyRescale = false>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
                    kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV, kKeyWGs,
-                   kLazyRescale, kQkRegs>::run(p, stream);
+                   kLazyRescale>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

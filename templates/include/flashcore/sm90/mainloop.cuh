@@ -198,8 +198,7 @@ struct MainloopTmaWgmma {
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutVt{});
-    // (MMA, MMA_M, MMA_K): smem descriptors, or (QkRegsTraits) registers that ldmatrix fills per tile.
-    Tensor tSrQ = thr_qk.make_fragment_A(thr_qk.partition_A(sQ));
+    Tensor tSrQ = thr_qk.make_fragment_A(thr_qk.partition_A(sQ));   // (MMA, MMA_M, MMA_K)
     Tensor tSrK = thr_qk.make_fragment_B(thr_qk.partition_B(sK));   // (MMA, MMA_N, MMA_K, stages)
     Tensor tOrV = thr_pv.make_fragment_B(thr_pv.partition_B(sVt));  // (MMA, MMA_N, MMA_K, stages)
 
@@ -262,12 +261,6 @@ struct MainloopTmaWgmma {
         release(&ss.bar_q_empty);
       }
       return;
-    }
-    if constexpr (Traits::kQkFromRegs) {
-      auto copy_q = make_tiled_copy_A(Copy_Atom<SM75_U32x4_LDSM_N, Element>{}, tiled_mma_qk);
-      auto thr_copy_q = copy_q.get_thread_slice(mma_tid);
-      Tensor tSrQ_view = thr_copy_q.retile_D(tSrQ);
-      copy(copy_q, thr_copy_q.partition_S(sQ), tSrQ_view);
     }
     float corr[kRowsPerThread];
     int n = tiles.end - 1;

@@ -61,8 +61,6 @@ struct TraitsBody {
   static constexpr int kEpilogueThreads = kConsumerThreads;
   // The softmax rescales O whenever a row's max grows (LazyRescaleTraits: only past a margin).
   static constexpr bool kLazyRescale = false;
-  // The QK^T GEMM reads Q from shared memory (SS; QkRegsTraits: from registers, RS).
-  static constexpr bool kQkFromRegs = false;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
   static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
   // A CTA's setmaxnreg pool is what it launched with (__launch_bounds__ caps ptxas at the most
@@ -243,21 +241,6 @@ struct TraitsDv : TraitsBody<Element_, kHeadDim_, kBlockM_, kBlockN_, kStages_, 
 template <class Base>
 struct LazyRescaleTraits : Base {
   static constexpr bool kLazyRescale = true;
-};
-
-// Q held in registers for the QK^T wgmma (RS), loaded once per tile by ldmatrix: each QK^T k-step
-// then reads only K's 16 x block_n slice from shared memory instead of Q's 64 x 16 as well (a third
-// less at block_n 128), for head_dim / 4 more registers a consumer thread. FA3 keeps Q in shared
-// memory ("register bandwidth is actually a bottleneck", MmaQK_is_RS = false). Its own type, so the
-// kernels without it keep their mangled names and code.
-template <class Base>
-struct QkRegsTraits : Base {
-  static constexpr bool kQkFromRegs = true;
-  static_assert(is_base_wgmma_n(Base::kBlockN), "Q from registers: a base wgmma N for the QK^T GEMM");
-  using TiledMmaQK = decltype(make_tiled_mma(
-      GMMA::rs_op_selector<typename Base::Element, typename Base::Element, float, typename Base::TileShapeQK,
-                           GMMA::Major::K, GMMA::Major::K>(),
-      typename Base::AtomLayout{}));
 };
 
 // K/V ring position: stage index and the phase parity of its barriers.
