@@ -89,20 +89,6 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, PackedRows const& rows, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, rows.s_first, rows.queries(kBlockM), n);
   }
-  // Consumer WGs of the tile whose 64 rows all lie past the sequence's end: the last query tile of a
-  // sequence that is no multiple of block_m (1024 rows in 192-row tiles: 2 of its 3 WGs). They skip
-  // the key loop, so the WGs with rows get the tensor cores to themselves; the producer releases
-  // each K/V slot on their behalf as it fills it (load), and under ping-pong they still take and
-  // pass the token as often as a computing WG (mma). Key-split WGs share their rows: never idle.
-  CUTE_DEVICE static int idle_wgs(SeqSpan const& seq, WorkTile const& w) {
-    if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
-      int const rows = seq.seqlen_q - w.m_block * kBlockM;  // > 0 for a tile with keys
-      return rows >= kBlockM ? 0 : Traits::kConsumerWGs - (rows + 63) / 64;
-    } else {
-      return 0;
-    }
-  }
-
   // The tile's (seqlen, D) views: packed sequences start at their cu_seqlens row of batch 0.
   template <class Tensor4>
   CUTE_DEVICE static auto head_rows(Params const& p, Tensor4 const& m, int head, int batch, int row_start) {
@@ -136,14 +122,11 @@ struct MainloopTmaWgmma {
     Tensor tVgV = get<0>(tma_v_parts);
     Tensor tVsV = get<1>(tma_v_parts);
 
-    // Idle WGs' releases of a slot: arrivals on its empty barrier's phase that this fill opens.
-    int const idle = tiles.count() > 0 ? idle_wgs(seq, w) : 0;
     auto load_k = [&](int n) {
       EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
       FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesK);
       copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
            tKsK(_, k_state.index));
-      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_k[k_state.index]);
       k_state.advance(kStages);
     };
     auto load_v = [&](int n) {
@@ -151,7 +134,6 @@ struct MainloopTmaWgmma {
       FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesV);
       copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
            tVsV(_, v_state.index));
-      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_v[v_state.index]);
       v_state.advance(kStages);
     };
 
@@ -227,19 +209,14 @@ struct MainloopTmaWgmma {
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
-    KeyTileRange const tile_keys = key_tiles(p, seq, w);
-    int const wg = tid / 128;
-    // An idle WG (idle_wgs: its rows all past the sequence's end) walks no key tile: it leaves as for
-    // a tile without keys. (A range, not a branch of its own: a new early return for it took the
-    // D64 192x128 tile from 52 / 72 B of spills to 236 / 284 B.)
-    bool const idle = wg >= Traits::kConsumerWGs - idle_wgs(seq, w);
-    KeyTileRange const tiles = idle ? KeyTileRange{0, 0} : tile_keys;
+    KeyTileRange const tiles = key_tiles(p, seq, w);
 
     int const row0 = w.m_block * kBlockM;
     KeyMask const key_mask = seq.mask;
     float const scale_log2 = p.scale_log2;
     float const softcap_scale = p.softcap_scale;
     bool const wg_leader = (tid % 128) == 0;
+    int const wg = tid / 128;
     using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
 
     auto softmax_step = [&](int n, float (&corr)[kRowsPerThread]) {
@@ -282,16 +259,6 @@ struct MainloopTmaWgmma {
         // on the 64x96 three-CTA tile; benchmarks/NOTES.md, 2026-11-28 16:51-).
         cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
         release(&ss.bar_q_empty);
-      }
-      if (idle) {  // the ring's slots the computing WGs walk: this WG's next tile starts where theirs does
-        k_state.advance(kStages, tile_keys.count());
-        v_state.advance(kStages, tile_keys.count());
-      }
-      if constexpr (Traits::kPingpong) {  // the token's turns of a computing WG: first QK^T, each loop step, last PV
-        for (int t = 0; idle && tile_keys.count() > 0 && t <= tile_keys.count(); ++t) {
-          Sched::acquire(wg);
-          Sched::pass(wg);
-        }
       }
       return;
     }
