@@ -382,7 +382,10 @@ def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
         was = old.provenance
         provenance["merged"] = (f"{len(rows)} rows exported at {provenance['commit']}; {len(kept)} kept from the file "
                                 f"it replaced (exported at {was.get('commit', '?')}, {was.get('exported_at', '?')}; "
-                                f"its provenance: {json.dumps(was, sort_keys=True)})")
+                                "its provenance: merged_from)")
+        # An object, not a JSON string: a chain of merges nests once per merge instead of escaping
+        # every earlier provenance once more.
+        provenance["merged_from"] = dict(was)
     return list(rows) + kept, provenance
 
 

@@ -537,6 +537,7 @@ def test_export_shipped_merge_keeps_the_files_current_rows_of_other_keys(tmp_pat
     assert sorted((r.problem_key, r.variant, r.median_us) for r in merged.rows) == \
         [(kept_key, OTHER, 500.0), (KEY, FAST, 600.0)]
     assert "1 kept from the file it replaced (exported at abc123" in merged.provenance["merged"]
+    assert merged.provenance["merged_from"] == PROVENANCE  # the replaced file's, as an object
     # --merge belongs to --export-shipped.
     assert main(["table", "--db", str(db), "--merge"]) == 1
     assert "--merge goes with --export-shipped" in capsys.readouterr().err
