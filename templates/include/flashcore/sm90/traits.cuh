@@ -250,10 +250,14 @@ struct PipeState {
   CUTE_DEVICE void advance(int stages) {
     if (++index == stages) { index = 0; phase ^= 1; }
   }
-  // `step` (<= stages) slots on: a key-split WG's next tile in the ring (key_split.cuh).
+  // `step` slots on: a key-split WG's next tile in the ring (key_split.cuh, step <= stages), or an
+  // idle WG's past the tiles the others walked (mainloop.cuh, any step >= 0).
   CUTE_DEVICE void advance(int stages, int step) {
     index += step;
-    if (index >= stages) { index -= stages; phase ^= 1; }
+    if (index >= stages) {
+      phase ^= (index / stages) & 1;
+      index %= stages;
+    }
   }
 };
 
