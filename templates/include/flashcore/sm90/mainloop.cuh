@@ -89,20 +89,6 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, PackedRows const& rows, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, rows.s_first, rows.queries(kBlockM), n);
   }
-  // Consumer WGs of the tile whose 64 rows all lie past the sequence's end: the last query tile of a
-  // sequence that is no multiple of block_m (1024 rows in 192-row tiles: 2 of its 3 WGs). They skip
-  // the key loop, so the WGs with rows get the tensor cores to themselves; the producer releases
-  // each K/V slot on their behalf as it fills it (load), and under ping-pong they still take and
-  // pass the token as often as a computing WG (mma). Key-split WGs share their rows: never idle.
-  CUTE_DEVICE static int idle_wgs(SeqSpan const& seq, WorkTile const& w) {
-    if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
-      int const rows = seq.seqlen_q - w.m_block * kBlockM;  // > 0 for a tile with keys
-      return rows >= kBlockM ? 0 : Traits::kConsumerWGs - (rows + 63) / 64;
-    } else {
-      return 0;
-    }
-  }
-
   // The tile's (seqlen, D) views: packed sequences start at their cu_seqlens row of batch 0.
   template <class Tensor4>
   CUTE_DEVICE static auto head_rows(Params const& p, Tensor4 const& m, int head, int batch, int row_start) {
@@ -136,14 +122,11 @@ struct MainloopTmaWgmma {
     Tensor tVgV = get<0>(tma_v_parts);
     Tensor tVsV = get<1>(tma_v_parts);
 
-    // Idle WGs' releases of a slot: arrivals on its empty barrier's phase that this fill opens.
-    int const idle = tiles.count() > 0 ? idle_wgs(seq, w) : 0;
     auto load_k = [&](int n) {
       EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
       FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesK);
       copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
            tKsK(_, k_state.index));
-      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_k[k_state.index]);
       k_state.advance(kStages);
     };
     auto load_v = [&](int n) {
@@ -151,7 +134,6 @@ struct MainloopTmaWgmma {
       FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesV);
       copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
            tVsV(_, v_state.index));
-      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_v[v_state.index]);
       v_state.advance(kStages);
     };
 
@@ -200,39 +182,6 @@ struct MainloopTmaWgmma {
   }
 
   // ------------------------------------------------------------------ consumers
-  // An idle WG's part in a tile (idle_wgs): the Q barriers' turns, its ring position moved past the
-  // slots the others walk, and under ping-pong the token's turns of a computing WG.
-  CUTE_DEVICE static bool idle(Params const& p, SeqSpan const& seq, WorkTile const& w, int tid) {
-    if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
-      // The WG index broadcast from lane 0, as cutlass::canonical_warp_group_idx() does: provably
-      // warp-uniform, so the branch on it keeps mma()'s descriptor arithmetic in uniform registers
-      // (with tid / 128 the 3-WG tiles' spills went from 52 / 72 B to 236-296 B).
-      int const wg = __shfl_sync(0xffffffff, tid / 128, 0);
-      return wg * 64 >= seq.seqlen_q - w.m_block * kBlockM;
-    } else {
-      return false;
-    }
-  }
-  CUTE_DEVICE static void idle_tile(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,
-                                    PipeState& k_state, PipeState& v_state, int tile_iter, int tid) {
-    int const wg = tid / 128;
-    int const count = key_tiles(p, seq, w).count();
-    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
-    if constexpr (Traits::kQHoldsOnlyQ) {
-      cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
-      if (tid % 128 == 0) EmptyBar::arrive(&ss.bar_q_empty);
-    }
-    k_state.advance(kStages, count);
-    v_state.advance(kStages, count);
-    if constexpr (Traits::kPingpong) {
-      using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
-      for (int t = 0; count > 0 && t <= count; ++t) {
-        Sched::acquire(wg);
-        Sched::pass(wg);
-      }
-    }
-  }
-
   // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
   template <class AccO>
   CUTE_DEVICE static void mma(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,

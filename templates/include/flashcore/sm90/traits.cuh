@@ -250,14 +250,10 @@ struct PipeState {
   CUTE_DEVICE void advance(int stages) {
     if (++index == stages) { index = 0; phase ^= 1; }
   }
-  // `step` slots on: a key-split WG's next tile in the ring (key_split.cuh, step <= stages), or an
-  // idle WG's past the tiles the others walked (mainloop.cuh, any step >= 0).
+  // `step` (<= stages) slots on: a key-split WG's next tile in the ring (key_split.cuh).
   CUTE_DEVICE void advance(int stages, int step) {
     index += step;
-    if (index >= stages) {
-      phase ^= (index / stages) & 1;
-      index %= stages;
-    }
+    if (index >= stages) { index -= stages; phase ^= 1; }
   }
 };
 
