@@ -1,7 +1,7 @@
 """Where the isolated call's extra time goes: the grid times one call at a time (events around a
 call to an idle GPU, then a synchronize), and at the short D64 causal cells our calls lose more to
 that method than SDPA's (one call at a time minus queued back to back: 31-45 us against 19-30 us,
-benchmarks/NOTES.md, 2026-11-29). Per implementation, interleaved rounds:
+benchmarks/NOTES.md, session of 2026-11-28 23:47-). Per implementation, interleaved rounds:
 
 - iso:    time_calls, the grid's method (the GPU waits for the call's host work);
 - hidden: the same events, but a sleep kernel queued first, so the call's launches are queued
