@@ -79,7 +79,12 @@ struct KernelWS {
       for (; scheduler.valid(w); ++tile_iter) {
         Tensor tOrO = partition_fragment_C(tiled_mma_pv, Shape<typename Traits::BM, typename Traits::HDV>{});
         Softmax softmax;
-        Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax);
+        if (Mainloop::idle(p, seq, w, tid)) {
+          clear(tOrO);
+          Mainloop::idle_tile(p, ss, w, seq, k_state, v_state, tile_iter, tid);
+        } else {
+          Mainloop::mma(p, ss, w, seq, k_state, v_state, tile_iter, tid, tOrO, softmax);
+        }
         // The next tile and its span before this epilogue: a packed sequence's span is read from
         // global memory, and those loads then overlap the epilogue instead of stalling the next
         // mainloop. (The sentinel past the last tile reads batch 0's, which exists.)

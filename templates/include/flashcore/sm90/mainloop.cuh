@@ -89,6 +89,20 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, PackedRows const& rows, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, rows.s_first, rows.queries(kBlockM), n);
   }
+  // Consumer WGs of the tile whose 64 rows all lie past the sequence's end: the last query tile of a
+  // sequence that is no multiple of block_m (1024 rows in 192-row tiles: 2 of its 3 WGs). They skip
+  // the key loop, so the WGs with rows get the tensor cores to themselves; the producer releases
+  // each K/V slot on their behalf as it fills it (load), and under ping-pong they still take and
+  // pass the token as often as a computing WG (mma). Key-split WGs share their rows: never idle.
+  CUTE_DEVICE static int idle_wgs(SeqSpan const& seq, WorkTile const& w) {
+    if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
+      int const rows = seq.seqlen_q - w.m_block * kBlockM;  // > 0 for a tile with keys
+      return rows >= kBlockM ? 0 : Traits::kConsumerWGs - (rows + 63) / 64;
+    } else {
+      return 0;
+    }
+  }
+
   // The tile's (seqlen, D) views: packed sequences start at their cu_seqlens row of batch 0.
   template <class Tensor4>
   CUTE_DEVICE static auto head_rows(Params const& p, Tensor4 const& m, int head, int batch, int row_start) {
@@ -122,11 +136,14 @@ struct MainloopTmaWgmma {
     Tensor tVgV = get<0>(tma_v_parts);
     Tensor tVsV = get<1>(tma_v_parts);
 
+    // Idle WGs' releases of a slot: arrivals on its empty barrier's phase that this fill opens.
+    int const idle = tiles.count() > 0 ? idle_wgs(seq, w) : 0;
     auto load_k = [&](int n) {
       EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
       FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesK);
       copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
            tKsK(_, k_state.index));
+      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_k[k_state.index]);
       k_state.advance(kStages);
     };
     auto load_v = [&](int n) {
@@ -134,6 +151,7 @@ struct MainloopTmaWgmma {
       FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesV);
       copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
            tVsV(_, v_state.index));
+      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_v[v_state.index]);
       v_state.advance(kStages);
     };
 
@@ -182,6 +200,45 @@ struct MainloopTmaWgmma {
   }
 
   // ------------------------------------------------------------------ consumers
+  // The consumer WG index. Multi-WG kernels take it broadcast from lane 0, as
+  // cutlass::canonical_warp_group_idx() does: provably warp-uniform, so code that branches on it or
+  // indexes the ring with it keeps its descriptor arithmetic in uniform registers, and ptxas wraps
+  // no wgmma under a branch in WARPSYNC.COLLECTIVE (the key-split tiles had 16 such pairs, 192 of
+  // 3560 instructions). One-WG kernels keep tid / 128 (0): their code stays as it was.
+  CUTE_DEVICE static int consumer_wg(int tid) {
+    if constexpr (Traits::kConsumerWGs > 1) return __shfl_sync(0xffffffff, tid / 128, 0);
+    else return tid / 128;
+  }
+  // An idle WG's part in a tile (idle_wgs): the Q barriers' turns, its ring position moved past the
+  // slots the others walk, and under ping-pong the token's turns of a computing WG.
+  CUTE_DEVICE static bool idle(Params const& p, SeqSpan const& seq, WorkTile const& w, int tid) {
+    if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
+      // (With tid / 128 here the 3-WG tiles' spills went from 52 / 72 B to 236-296 B: consumer_wg.)
+      return consumer_wg(tid) * 64 >= seq.seqlen_q - w.m_block * kBlockM;
+    } else {
+      return false;
+    }
+  }
+  CUTE_DEVICE static void idle_tile(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,
+                                    PipeState& k_state, PipeState& v_state, int tile_iter, int tid) {
+    int const wg = consumer_wg(tid);
+    int const count = key_tiles(p, seq, w).count();
+    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
+    if constexpr (Traits::kQHoldsOnlyQ) {
+      cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
+      if (tid % 128 == 0) EmptyBar::arrive(&ss.bar_q_empty);
+    }
+    k_state.skip(kStages, count);
+    v_state.skip(kStages, count);
+    if constexpr (Traits::kPingpong) {
+      using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
+      for (int t = 0; count > 0 && t <= count; ++t) {
+        Sched::acquire(wg);
+        Sched::pass(wg);
+      }
+    }
+  }
+
   // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
   template <class AccO>
   CUTE_DEVICE static void mma(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,
@@ -216,7 +273,7 @@ struct MainloopTmaWgmma {
     float const scale_log2 = p.scale_log2;
     float const softcap_scale = p.softcap_scale;
     bool const wg_leader = (tid % 128) == 0;
-    int const wg = tid / 128;
+    int const wg = consumer_wg(tid);
     using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
 
     auto softmax_step = [&](int n, float (&corr)[kRowsPerThread]) {
