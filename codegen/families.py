@@ -667,7 +667,8 @@ class Sm90Config(KernelConfig):
 
             return aligned(4 * tiles) + aligned(4 * tiles * self.splits * self.block_m) + \
                 4 * tiles * self.splits * self.block_m * self.head_dim
-        return 4 if self.persistent and self.causal else 0
+        # The dynamic scheduler's tile counter: persistent causal kernels and persistent multi-WG ones.
+        return 4 if self.persistent and (self.causal or self.row_warpgroups > 1) else 0
 
     def can_implement(self, problem) -> str | None:
         why = super().can_implement(problem)

@@ -139,7 +139,11 @@ struct FwdKernel {
   using SplitTraits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
   using Traits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
   static_assert(!(kLazyRescale && kKeyWGs > 1), "the key-split combine does not carry the lazy softmax's rounding sums");
-  // Persistent causal tiles differ in length: hand them out dynamically (longest first).
+  // Persistent tiles of unequal cost are handed out dynamically: causal ones (longest first), and
+  // those of multi-WG kernels, where a sequence's last query tile may leave WGs idle (mainloop.cuh
+  // idle_wgs). Statically, CTA b takes tiles b, b + SMs, ...: with 132 SMs a multiple of the query
+  // tiles per head (1024 rows in 192-row tiles: 6), a CTA then draws only the cheap last tiles or
+  // none of them, and the others bound the kernel as if every tile were whole.
   // Split-KV: kSplits CTAs per query tile, a cluster or combining through global memory.
   static_assert(!kSplitGlobal || kSplits > 1, "a global combine is a split-KV combine");
   static constexpr bool kCluster = kSplits > 1 && !kSplitGlobal;
@@ -147,7 +151,7 @@ struct FwdKernel {
       kSplitGlobal, SplitKvGlobalTileScheduler<kCausal, kSplits>,
       std::conditional_t<kCluster, SplitKvTileScheduler<kCausal, kSplits>,
       std::conditional_t<!kPersistent, PlainTileScheduler<kCausal>,
-                         std::conditional_t<kCausal, DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
+                         std::conditional_t<(kCausal || kConsumerWGs > 1), DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs>,
                                             StaticPersistentTileScheduler<kCausal>>>>>;
   using Epilogue = std::conditional_t<
       kSplitGlobal, EpilogueSplitGlobal<Traits>,
