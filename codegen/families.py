@@ -667,8 +667,11 @@ class Sm90Config(KernelConfig):
 
             return aligned(4 * tiles) + aligned(4 * tiles * self.splits * self.block_m) + \
                 4 * tiles * self.splits * self.block_m * self.head_dim
-        # The dynamic scheduler's tile counter: persistent causal kernels and persistent multi-WG ones.
-        return 4 if self.persistent and (self.causal or self.row_warpgroups > 1) else 0
+        # The dynamic scheduler's tile counter: persistent causal kernels, and persistent multi-WG
+        # ones whose last query tile has fewer rows than the block (and packed sequences, which
+        # this signature does not see: FwdKernel::uneven_tiles).
+        uneven = self.row_warpgroups > 1 and seqlen_q % self.block_m != 0
+        return 4 if self.persistent and (self.causal or uneven) else 0
 
     def can_implement(self, problem) -> str | None:
         why = super().can_implement(problem)

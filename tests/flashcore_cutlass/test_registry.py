@@ -625,10 +625,13 @@ def test_global_combine_refuses_calls_whose_scratch_is_too_large():
     assert Registry(hashes(*names)).choose(big).variant == names[1]
     assert Sm90Config(dtype="bf16", head_dim=128, causal=True, block_m=128, block_n=128, stages=2, schedule=1,
                       persistent=1, splits=1).workspace_bytes(4, 32, 4096) == 4
-    # Non-causal: the multi-WG persistent kernels claim tiles dynamically too (idle WGs make their
-    # last query tiles cheaper), the one-WG ones take them statically.
-    assert Sm90Config(dtype="bf16", head_dim=64, causal=False, block_m=192, block_n=128, stages=2, schedule=1,
-                      persistent=1, splits=1).workspace_bytes(8, 32, 1024) == 4
+    # Non-causal: the multi-WG persistent kernels claim tiles dynamically too where a last query
+    # tile is short (idle WGs make it cheaper), statically where every tile is whole; the one-WG
+    # ones always statically.
+    m192 = Sm90Config(dtype="bf16", head_dim=64, causal=False, block_m=192, block_n=128, stages=2, schedule=1,
+                      persistent=1, splits=1)
+    assert m192.workspace_bytes(8, 32, 1024) == 4
+    assert m192.workspace_bytes(8, 32, 1152) == 0
     assert Sm90Config(dtype="bf16", head_dim=64, causal=False, block_m=64, block_n=128, stages=2, schedule=1,
                       persistent=1, splits=1, ctas_per_sm=2).workspace_bytes(8, 32, 1024) == 0
 
