@@ -83,6 +83,8 @@ case " $STAGES " in *" tune "*)
   python3 -m flashcore_cutlass table --export-shipped "$LOG" --merge || { [ -n "$ship" ] && rm -f "$LOG/$ship"; } ;;
 esac
 cp "$FLASHCORE_CACHE_DIR/build/obj/"*.log "$LOG/" 2>/dev/null
+# What the benchmarks saved under benchmarks/results in this call (their named JSON, bench_sdpa's plot).
+mkdir -p "$LOG/results" && find benchmarks/results -newer "$LOG/gpu.txt" -type f -exec cp {} "$LOG/results/" \; 2>/dev/null
 tar czf "$OUT/logs.tgz" -C "$LOG" . && cp "$LOG"/*.json "$OUT/" 2>/dev/null
 # KEEP_BUILD=1: the extension and its manifest come back too (a later call carries them in
 # build/cache/build/ and skips the build stage; same torch there, or the runtime calls it stale).
