@@ -14,9 +14,11 @@ PATCHES = [
     ("sm90/common.cuh", "namespace flashcore::sm90 {\n",
      '#include "trace_hooks.cuh"\nnamespace flashcore::sm90 {\n'),
     # Consumers (mainloop): tile start, Q landed, first K landed, prologue softmax done.
-    ("sm90/mainloop.cuh", "    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);\n",
+    # (mma()'s wait on Q, not idle_tile()'s: the line after it tells them apart.)
+    ("sm90/mainloop.cuh", "    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);\n    if (tiles.count() == 0) {",
      "    FC_T(0);\n    FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);\n    FC_T(1);\n"
-     "    uint64_t fc_kv = 0, fc_sched = 0, fc_s = 0, fc_pv = 0, fc_smax = 0, fc_t0 = 0, fc_t1 = 0;\n"),
+     "    uint64_t fc_kv = 0, fc_sched = 0, fc_s = 0, fc_pv = 0, fc_smax = 0, fc_t0 = 0, fc_t1 = 0;\n"
+     "    if (tiles.count() == 0) {"),
     ("sm90/mainloop.cuh",
      "      // Prologue: S(n_last) and its softmax alone.\n      FullBar::wait(&ss.full_k[k_state.index], k_state.phase);\n",
      "      // Prologue: S(n_last) and its softmax alone.\n      FullBar::wait(&ss.full_k[k_state.index], k_state.phase);\n"
