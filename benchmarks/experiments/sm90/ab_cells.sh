@@ -10,6 +10,11 @@
 set -u
 PAIRS=("$@")
 export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=$PWD/build/cache
+# The project installed as device_run.sh installs it (a fresh machine has only the tree: without this
+# every cell failed with "No module named 'flashcore_codegen'", 2026-11-29).
+python3 -c "import flashcore_codegen" 2>/dev/null ||
+  python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . >/tmp/ab_install.log 2>&1 ||
+  { cat /tmp/ab_install.log; exit 1; }
 DEFAULT_CELLS=(  # variant | d | s | causal flag
   "fc_sm90_bf16_d64_full_m128_n128_s2_sch1_p1_kv1 64 512 -"
   "fc_sm90_bf16_d64_full_m192_n128_s2_sch1_p1_kv1 64 512 -"
