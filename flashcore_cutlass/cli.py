@@ -558,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "prefill shapes (default), or one of them; 'shipped': the default suite plus the exact "
                         "problems of the shipped table's other keys (re-measures every shipped key after a kernel "
                         "change)")
-    p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape")
+    p.add_argument("--careful", type=_positive_int, default=3, help="finalists timed carefully per shape (besides the key's shipped winner, "
+                        "which is always timed carefully)")
     p.add_argument("--warmup-ms", type=_nonnegative_float, default=0.0,
                    help="run each finalist alone this long before its careful timing (calls timed with events), "
                         "so that it is ranked at the clocks its own power draw gives (e.g. 500, as "

@@ -1,5 +1,6 @@
 """The tuner: for each problem, check every candidate variant against an fp32 reference,
-time the survivors quickly, time the best few carefully, and record everything.
+time the survivors quickly, time the best few carefully (and the shipped winner the tuning
+is about to replace, whatever its quick time), and record everything.
 
 A rejected candidate also loses its rows for the problem's key (same build, same
 environment, any shape): dispatch applies a key's winner to every shape of the key, so a
@@ -259,9 +260,22 @@ def check_candidate(run, variant: str, q, k, v, problem: Problem, rows, ref_out,
     return err, lse_rel, finite and err <= tol and lse_rel <= LSE_RTOL
 
 
+def incumbent(shipped, problem: Problem, env) -> str | None:
+    """The variant the shipped table's rows of ``problem``'s key on this GPU (model and SM count)
+    name fastest, whatever source hash they carry (after a kernel change they are stale): the
+    winner a re-tune is about to replace. tune_problem times it carefully whatever the quick screen
+    says, so that a winner is never dropped on one quick timing (2026-11-29: with 4 finalists the
+    screen left out the key-split winner of bf16 (1, 4, 4096, 64) causal, 36.5 us, and the re-tune
+    shipped a 43.3 us tile)."""
+    rows = [r for r in shipped.rows if r.problem_key == str(problem.key)
+            and (r.gpu_name, r.sm_count) == (env.gpu_name, env.sm_count)]
+    return min(rows, key=lambda r: r.median_us).variant if rows else None
+
+
 def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: int = 8,
                  careful_keep: int = 3, careful_ms: float = 60.0, drop_factor: float = 1.5,
-                 log=print, warmup_ms: float = 0.0, graph_below_us: float = GRAPH_BELOW_US) -> ProblemResult:
+                 log=print, warmup_ms: float = 0.0, graph_below_us: float = GRAPH_BELOW_US,
+                 incumbent: str | None = None) -> ProblemResult:
     dtype = TORCH_DTYPES[problem.dtype]
     q, k, v = random_qkv(problem.batch, problem.heads, problem.seqlen_q, problem.seqlen_k, problem.head_dim, dtype,
                          head_dim_v=problem.head_dim_v, heads_k=problem.heads_k)
@@ -304,6 +318,8 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
     ok = sorted((c for c in result.candidates if c.ok), key=lambda c: c.median_us)
     if ok:
         finalists = [c for c in ok[:careful_keep] if c.median_us <= drop_factor * ok[0].median_us]
+        # The winner to be replaced (incumbent()) is always a finalist where it is a correct candidate.
+        finalists += [c for c in ok if c.variant == incumbent and c not in finalists]
         for _round in range(3):  # interleaved rounds: drift hits every finalist alike
             for cand in finalists:
                 t = time_variant(timed(cand.variant), reps=10, min_ms=careful_ms / 3, warmup_ms=warmup_ms,
@@ -339,9 +355,12 @@ def tune(rt: Runtime, problems: list[Problem], progress: bool = True, log=None, 
     rt.table.check(write=True)  # a read-only or unusable table fails now, not after the timing
     results = []
     bar = tqdm(problems, desc="tuning", unit="shape", file=sys.stderr, disable=not progress)
+    from .shipped import default_table
+
+    shipped = default_table()
     for problem in bar:
         bar.set_postfix_str(str(problem))
-        r = tune_problem(rt, rt.table, problem, log=log, **kwargs)
+        r = tune_problem(rt, rt.table, problem, log=log, incumbent=incumbent(shipped, problem, rt.env), **kwargs)
         w = r.winner
         if w is None:
             log(f"{problem}: no candidate passed the correctness check")

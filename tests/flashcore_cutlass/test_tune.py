@@ -90,6 +90,43 @@ def test_warmup_applies_to_the_careful_timings_only(rt, table):
     assert rt.warmups == [0.0, 500.0, 500.0, 500.0]
 
 
+def test_the_winner_a_re_tune_would_replace_is_always_a_finalist(table, monkeypatch):
+    """With one finalist the quick screen keeps only the fastest; the incumbent (the shipped
+    winner, here quick-timed slower) is timed carefully beside it all the same, and only then."""
+    slower = PipelinedConfig(**BF16, block_m=64, block_n=64, warps=4, stages=2).name
+    times = {GOOD: 50.0, slower: 60.0}
+    runtime = FakeRuntime(table, variants=(GOOD, slower))
+
+    def fixed_time(fn, reps, min_ms=0.0, warmup_ms=0.0, graph_below_us=0.0):
+        fn()
+        runtime.warmups.append(warmup_ms)
+        return Timing(times[runtime.calls[-1]], 1.0, 10)
+
+    monkeypatch.setattr(tune_module, "time_variant", fixed_time)
+    careful_runs = []
+    for incumbent in (None, slower):
+        runtime.warmups.clear()
+        result = tune_problem(runtime, table, PROBLEM, careful_keep=1, warmup_ms=500.0, log=lambda m: None,
+                              incumbent=incumbent)
+        careful_runs.append(runtime.warmups.count(500.0))
+        assert result.winner.variant == GOOD
+    assert careful_runs == [3, 6]  # three interleaved careful rounds of one finalist, then of two
+
+
+def test_the_incumbent_is_the_fastest_shipped_row_of_this_gpu_whatever_its_hash():
+    from flashcore_cutlass.shipped import ShippedTable
+    from flashcore_cutlass.table import Row
+    from flashcore_cutlass.tune import incumbent
+
+    def row(variant, us, gpu=ENV.gpu_name, key=str(PROBLEM.key)):
+        return Row(variant, key, shape_text(PROBLEM), us, 0.1, 1.0, 10, 0.0, gpu, 132, "13.0", "2.11", "4.2.0.0",
+                   "an-old-hash", "2026-11-28T00:00:00+00:00")
+
+    shipped = ShippedTable([row(GOOD, 50.0), row(BAD, 40.0, gpu="NVIDIA H200"), row(BAD, 30.0, key="other")])
+    assert incumbent(shipped, PROBLEM, ENV) == GOOD  # not another GPU's row, nor another key's
+    assert incumbent(ShippedTable(), PROBLEM, ENV) is None
+
+
 def test_decoding_problems_are_timed_on_rotating_kv_copies(rt, table, monkeypatch):
     """Few query rows (decoding): the timed calls cycle through K/V copies spanning 200 MB, so each
     reads its K/V from HBM as in a model; the correctness check and other problems use one K/V."""
