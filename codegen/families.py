@@ -274,7 +274,10 @@ class Sm90Config(KernelConfig):
     owns stages / key_split_wgs ring slots; key_split.cuh). ``lazy_rescale`` = 1: a row keeps its
     running max until a key tile's max exceeds it by more than 8 (log2 units), so the key loop's
     rescale of O, Dv / 2 multiplies a thread per tile, runs only on the few tiles where some row of
-    a warp grew that much (softmax.cuh).
+    a warp grew that much (softmax.cuh). ``stream_k`` = 1 (persistent, non-causal): where the query
+    tiles are whole and outnumber the SMs unevenly, every CTA walks an equal range of the call's key
+    tiles, a tile cut between two CTAs being combined through global scratch (stream_k.cuh), instead
+    of the static schedule's last partial round; other calls run as without it.
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -295,6 +298,9 @@ class Sm90Config(KernelConfig):
                               default=1, spell_default=False)
     lazy_rescale: int = tile("lr", "1: O rescaled only when a row's max grows by more than 8 in log2 units (its "
                                    "weights up to 2^8); 0: whenever it grows", default=0, spell_default=False)
+    stream_k: int = tile("sk", "1: persistent non-causal CTAs walk equal ranges of the call's key tiles, tiles cut "
+                               "between two CTAs combined through global scratch (stream-K)", default=0,
+                         spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -330,12 +336,15 @@ class Sm90Config(KernelConfig):
         "head_dim_v": (0, 128),
         "key_split_wgs": (1, 2, 4),
         "lazy_rescale": (0, 1),
+        "stream_k": (0, 1),
     }
     # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
     AXIS_SCOPES: ClassVar[dict] = {
         # Lazy rescaling: the key-split combine (key_split.cuh) does not carry the lazy softmax's rounding sums.
         "key_split_wgs": {"block_m": 64, "persistent": 0, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0,
                           "lazy_rescale": 0},
+        # Stream-K: persistent CTAs, one per SM, whole query tiles of one query head (kernel_ws.cuh).
+        "stream_k": {"persistent": 1, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0, "key_split_wgs": 1},
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -616,6 +625,10 @@ class Sm90Config(KernelConfig):
         if self.pack_gqa and (self.block_m != WGMMA_M or self.persistent or self.ctas_per_sm > 1):
             errors.append("GQA packing (pack_gqa=1) fills one 64-row tile per CTA: block_m=64, persistent=0, "
                           "ctas_per_sm=1")
+        if self.stream_k and (self.causal or any(getattr(self, axis) != value
+                                                  for axis, value in self.AXIS_SCOPES["stream_k"].items())):
+            errors.append("stream_k=1 cuts persistent non-causal tiles into equal key ranges: a non-causal variant "
+                          "with persistent=1, splits=1, ctas_per_sm=1, pack_gqa=0, key_split_wgs=1")
         if self.ctas_per_sm > 1:
             if self.consumer_warpgroups != 1 or self.splits > 1:
                 errors.append(f"{self.ctas_per_sm} CTAs per SM (ctas_per_sm={self.ctas_per_sm}) need one consumer "
@@ -651,10 +664,12 @@ class Sm90Config(KernelConfig):
         return (head_dim_v is not None and padded_head_dim(head_dim, self.HEAD_DIMS) == self.head_dim
                 and head_dim_v % 8 == 0 and 8 <= head_dim_v <= self.head_dim_v)
 
-    def workspace_bytes(self, batch: int, heads: int, seqlen_q: int, group: int = 1) -> int:
+    def workspace_bytes(self, batch: int, heads: int, seqlen_q: int, group: int = 1, *,
+                        seqlen_k: int = 0, sm_count: int = 0) -> int:
         """Device scratch of a call (kernel_ws.cuh workspace_bytes): the split-KV global combine's
-        counters and partials (SplitGlobalWorkspace), the dynamic scheduler's counter, or none.
-        ``group``: query heads per K/V head, which a packing variant puts in one tile's rows
+        counters and partials (SplitGlobalWorkspace), the stream-K pieces' (StreamKWorkspace, for
+        ``sm_count`` persistent CTAs over keys of ``seqlen_k``), the dynamic scheduler's counter,
+        or none. ``group``: query heads per K/V head, which a packing variant puts in one tile's rows
         (its tiles: a K/V head's, of block_m / Gp queries each; pack_gqa.cuh)."""
         if self.pack_gqa:
             slots = 1 << (group - 1).bit_length()
@@ -667,6 +682,16 @@ class Sm90Config(KernelConfig):
 
             return aligned(4 * tiles) + aligned(4 * tiles * self.splits * self.block_m) + \
                 4 * tiles * self.splits * self.block_m * self.head_dim
+        def aligned256(n: int) -> int:
+            return -(-n // 256) * 256
+
+        if self.stream_k:  # a counter for uneven tiles; equal key ranges where whole tiles fill rounds unevenly
+            if seqlen_q % self.block_m:
+                return 4
+            if seqlen_k > 0 and sm_count > 0 and tiles > sm_count and tiles % sm_count:
+                return aligned256(4 * sm_count) + aligned256(4 * (sm_count - 1) * 2 * self.block_m) + \
+                    4 * (sm_count - 1) * 2 * self.block_m * self.v_head_dim
+            return 0
         # The dynamic scheduler's tile counter: persistent causal kernels, and persistent multi-WG
         # ones whose last query tile has fewer rows than the block (and packed sequences, which
         # this signature does not see: FwdKernel::uneven_tiles).

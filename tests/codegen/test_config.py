@@ -19,7 +19,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1871424, 29680)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1886976, 31760)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_tile_fields_per_family():
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
         "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p"),
                  ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g"), ("pack_gqa", "pq"),
-                     ("head_dim_v", "v"), ("key_split_wgs", "ks"), ("lazy_rescale", "lr")],
+                     ("head_dim_v", "v"), ("key_split_wgs", "ks"), ("lazy_rescale", "lr"), ("stream_k", "sk")],
     }
 
 
@@ -449,6 +449,36 @@ def test_gqa_packing_axis():
     one_tile_each = Sm90Config(**base, splits=8, combine=1, pack_gqa=1).workspace_bytes(1, 32, 4, group=4)
     assert one_tile_each == 256 + 8 * 8 * 64 * 4 + 8 * 8 * 64 * 128 * 4
     assert plain.workspace_bytes(1, 32, 4) == 256 + 32 * 8 * 64 * 4 + 32 * 8 * 64 * 128 * 4
+
+
+def test_stream_k_axis():
+    """stream_k=1 came after lazy_rescale: its names end in _sk1, it takes persistent non-causal tiles
+    only, the template passes it on, and its scratch mirrors FwdKernel::workspace_bytes: a counter for
+    uneven tiles, the pieces' partials where whole tiles fill the SMs' rounds unevenly, else none."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(dtype="bf16", head_dim=128, causal=False, block_m=128, block_n=128, stages=2, schedule=1, persistent=1,
+                lazy_rescale=1)
+    plain, stream = Sm90Config(**base), Sm90Config(**base, stream_k=1)
+    assert stream.name == plain.name + "_sk1" == "fc_sm90_bf16_d128_full_m128_n128_s2_sch1_p1_kv1_lr1_sk1"
+    assert config_from_name(stream.name) == stream and not stream.validation_errors()
+    assert stream.template_params()["stream_k"] == 1 and plain.template_params()["stream_k"] == 0
+    with pytest.raises(ValueError, match="not canonical"):
+        config_from_name(plain.name + "_sk0")
+    for bad in (dict(causal=True), dict(persistent=0), dict(persistent=0, splits=2, combine=1),
+                dict(block_m=64, ctas_per_sm=2)):
+        errors = Sm90Config(**(base | dict(stream_k=1) | bad)).validation_errors()
+        assert any("stream_k=1" in e for e in errors), (bad, errors)
+    # (1, 16, 16384) on 132 SMs: 2048 whole tiles, 15.5 rounds: counters, then 131 boundaries x 2 pieces of
+    # 128 rows (LSE, then O of 128 columns), each part padded to 256 bytes.
+    assert stream.workspace_bytes(1, 16, 16384, seqlen_k=16384, sm_count=132) == \
+        768 + 131 * 2 * 128 * 4 + 131 * 2 * 128 * 128 * 4
+    assert stream.workspace_bytes(1, 16, 16384 - 64, seqlen_k=16384, sm_count=132) == 4  # a short last tile
+    assert stream.workspace_bytes(1, 132, 128, seqlen_k=4096, sm_count=132) == 0  # whole rounds
+    assert stream.workspace_bytes(1, 100, 128, seqlen_k=4096, sm_count=132) == 0  # fewer tiles than SMs
+    assert stream.workspace_bytes(1, 16, 16384, seqlen_k=0, sm_count=132) == 0
+    assert stream.workspace_bytes(1, 16, 16384) == 0  # SM count unknown: the static schedule
+    assert plain.workspace_bytes(1, 16, 16384, seqlen_k=16384, sm_count=132) == 0
 
 
 def test_value_head_dim_axis():

@@ -116,6 +116,17 @@ def test_sm90_lazy_rescale_reaches_the_kernel():
     assert "0, 1>(p, stream);" in eager and "true>" not in eager and "lazily" not in eager
 
 
+def test_sm90_stream_k_reaches_the_kernel():
+    """The stream_k axis: FwdKernel's kStreamK after kLazyRescale (spelled out, false where the variant
+    is eager); a variant without it keeps the source it had before the axis existed."""
+    stream = render(config_from_name("fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1_lr1_sk1")).text
+    eager_stream = render(config_from_name("fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1_sk1")).text
+    lazy = render(config_from_name("fc_sm90_bf16_d128_full_m128_n128_s2_sch2_p1_kv1_lr1")).text
+    assert "0, 1, true, true>(p, stream);" in stream and "0, 1, true, true>;" in stream and "stream-K" in stream
+    assert "0, 1, false, true>(p, stream);" in eager_stream and "0, 1, false, true>;" in eager_stream
+    assert "0, 1, true>(p, stream);" in lazy and "stream-K" not in lazy
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
 def test_source_hash_is_source_plus_headers(config):
     src = render(config)
@@ -128,7 +139,7 @@ def test_source_hash_is_source_plus_headers(config):
 
 def test_every_valid_config_has_its_own_hash():
     sources = [render(c) for c in all_configs()]
-    assert len(sources) == 556 + 29680
+    assert len(sources) == 556 + 31760
     assert len({s.source_hash for s in sources}) == len(sources)
     assert len({s.text for s in sources}) == len(sources)
 

@@ -257,3 +257,31 @@ def test_programmatic_launch_waits_for_the_previous_kernel(rt, variant):
                 assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse), f"{variant} ({mode}): call {i} differs"
     finally:
         rt.set_programmatic_launch(previous)
+
+
+def _stream_k_variants():
+    names = [n for n in built_variants() if getattr(config_from_name(n), "stream_k", 0)] if not SKIP else []
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=SKIP or "no stream-K variant built"))]
+
+
+# (batch, heads, query tiles per head, Sk): whole query tiles outnumbering 132 SMs unevenly (275, 200,
+# 189, 420 tiles), so the CTAs walk equal key ranges and the tiles cut between two CTAs are combined;
+# key tiles a query tile from 1 (every range ends on a tile: no piece) to 24, Sk no multiple of block_n.
+STREAM_K_SHAPES = [(1, 11, 25, 3001), (2, 5, 20, 128), (3, 7, 9, 777), (1, 140, 3, 64)]
+
+
+@pytest.mark.parametrize("shape", STREAM_K_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("variant", _stream_k_variants())
+def test_stream_k_pieces_match_reference(rt, variant, shape):
+    cfg = config_from_name(variant)
+    b, h, tiles, sk = shape
+    sq = tiles * cfg.block_m
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    # Not vacuous: this call takes the stream-K scratch (the mirror of FwdKernel::workspace_bytes).
+    assert cfg.workspace_bytes(b, h, sq, seqlen_k=sk, sm_count=sms) > 4, "the call would not run stream-K"
+    dtype = DTYPES[cfg.dtype]
+    scale = default_scale(cfg.head_dim)
+    q = torch.randn(b, h, sq, cfg.head_dim, device="cuda", dtype=dtype)
+    k = torch.randn(b, h, sk, cfg.head_dim, device="cuda", dtype=dtype)
+    v = torch.randn(b, h, sk, cfg.v_head_dim, device="cuda", dtype=dtype)
+    check_against_reference(_runner(rt, variant, scale), q, k, v, cfg.causal, scale)

@@ -24,10 +24,19 @@
 #include "flashcore/sm90/key_split.cuh"
 #include "flashcore/sm90/mainloop.cuh"
 #include "flashcore/sm90/pack_gqa.cuh"
+#include "flashcore/sm90/stream_k.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 #include "flashcore/sm90/traits.cuh"
 
 namespace flashcore::sm90 {
+
+// A tile scheduler from the kernel's params: most take the tile grid and the scratch; the stream-K
+// one (stream_k.cuh) also reads the call's lengths.
+template <class Scheduler, class Params>
+CUTE_DEVICE Scheduler make_scheduler(Params const& p) {
+  if constexpr (std::is_constructible_v<Scheduler, Params const&>) return Scheduler(p);
+  else return Scheduler(p.geo, p.workspace);
+}
 
 template <class Traits_, class Mainloop, class Epilogue, class TileScheduler>
 struct KernelWS {
@@ -55,7 +64,7 @@ struct KernelWS {
     wait_for_previous_grid();
     allow_next_grid();
 
-    TileScheduler scheduler(p.geo, p.workspace);
+    TileScheduler const scheduler = make_scheduler<TileScheduler>(p);
     PipeState k_state, v_state;
 
     if (warp_group == 0) {
@@ -124,10 +133,11 @@ __global__ void zero_split_counters(int* counters, int n) {
 // O's head dim when below Q's and K's (0: the same). kConsumerWGs: the WGs owning distinct query
 // rows (kBlockM / 64); kKeyWGs > 1: that many WGs share each 64-row tile's key tiles (key_split.cuh).
 // kLazyRescale: O is rescaled only when a row's max grows past a margin (LazyRescaleTraits).
+// kStreamK: a persistent non-causal kernel whose CTAs walk equal key ranges (stream_k.cuh).
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
           int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0,
-          int kKeyWGs = 1, bool kLazyRescale = false>
+          int kKeyWGs = 1, bool kLazyRescale = false, bool kStreamK = false>
 struct FwdKernel {
   using BaseTraits = std::conditional_t<
       kHeadDimV == 0 || kHeadDimV == kHeadDim,
@@ -137,7 +147,10 @@ struct FwdKernel {
                      kPingpong, kPersistent, kSplits, kCtasPerSm, kHeadDimV == 0 ? kHeadDim : kHeadDimV>>;
   using RowTraits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
   using SplitTraits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
-  using Traits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
+  using RescaleTraits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
+  using Traits = std::conditional_t<kStreamK, StreamKTraits<RescaleTraits>, RescaleTraits>;
+  static_assert(!kStreamK || (kPersistent && !kCausal && kSplits == 1 && !kPackGqa && kKeyWGs == 1 && kCtasPerSm == 1),
+                "stream-K: persistent non-causal tiles, one CTA per SM, no split-KV, key split or GQA packing");
   static_assert(!(kLazyRescale && kKeyWGs > 1), "the key-split combine does not carry the lazy softmax's rounding sums");
   // Persistent tiles of unequal cost are handed out dynamically: causal ones (longest first), and
   // those of multi-WG kernels where a sequence's last query tile leaves WGs idle (mainloop.cuh
@@ -150,17 +163,20 @@ struct FwdKernel {
   static_assert(!kSplitGlobal || kSplits > 1, "a global combine is a split-KV combine");
   static constexpr bool kCluster = kSplits > 1 && !kSplitGlobal;
   using Scheduler = std::conditional_t<
-      kSplitGlobal, SplitKvGlobalTileScheduler<kCausal, kSplits>,
+      kStreamK, StreamKTileScheduler<kBlockM, kBlockN, 4 * kConsumerWGs>,
+      std::conditional_t<kSplitGlobal, SplitKvGlobalTileScheduler<kCausal, kSplits>,
       std::conditional_t<kCluster, SplitKvTileScheduler<kCausal, kSplits>,
       std::conditional_t<!kPersistent, PlainTileScheduler<kCausal>,
                          std::conditional_t<(kCausal || kDynamicWhenUneven),
                                             DynamicPersistentTileScheduler<kCausal, 4 * kConsumerWGs, kDynamicWhenUneven>,
-                                            StaticPersistentTileScheduler<kCausal>>>>>;
+                                            StaticPersistentTileScheduler<kCausal>>>>>>;
   using Epilogue = std::conditional_t<
-      kSplitGlobal, EpilogueSplitGlobal<Traits>,
+      kStreamK, EpilogueStreamK<Traits>,
+      std::conditional_t<kSplitGlobal, EpilogueSplitGlobal<Traits>,
       std::conditional_t<kCluster, EpilogueSplitCombine<Traits>,
-                         std::conditional_t<(kKeyWGs > 1), EpilogueKeySplit<Traits>, EpilogueTmaStore<Traits>>>>;
+                         std::conditional_t<(kKeyWGs > 1), EpilogueKeySplit<Traits>, EpilogueTmaStore<Traits>>>>>;
   using SplitWorkspace = SplitGlobalWorkspace<kSplits, kBlockM, kHeadDim>;
+  using StreamKScratch = StreamKWorkspace<kBlockM, Traits::kHeadDimV>;
   // The global combine's scratch grows with the query tiles; it serves problems of few of them
   // (codegen/families.py SM90_MAX_SPLIT_WORKSPACE and its reason mirror this for dispatch).
   static constexpr size_t kMaxSplitWorkspace = size_t(2) << 30;
@@ -197,12 +213,28 @@ struct FwdKernel {
   static size_t workspace_bytes(FwdParams const& p) {
     TileGeometry const g = Traits::geometry(p);
     if constexpr (kSplitGlobal) return SplitWorkspace::bytes(g);
+    else if constexpr (kStreamK) {
+      if (uneven_tiles(p)) return Scheduler::Dynamic::workspace_bytes(g);
+      return stream_k_call(p) ? StreamKScratch::bytes(p.num_sms) : 0;
+    }
     else if constexpr (kDynamicWhenUneven && kPersistent) return uneven_tiles(p) ? Scheduler::workspace_bytes(g) : 0;
     else return Scheduler::workspace_bytes(g);
   }
   static size_t zeroed_workspace_bytes(FwdParams const& p) {
     if constexpr (kSplitGlobal) return SplitWorkspace::zeroed_bytes(Traits::geometry(p));
+    else if constexpr (kStreamK) return stream_k_call(p) ? StreamKScratch::zeroed_bytes(p.num_sms) : workspace_bytes(p);
     else return workspace_bytes(p);
+  }
+  // Does a stream-K kernel cut this call into equal key ranges? Whole, equal tiles (even_tiles, as
+  // the device tests it) that outnumber the persistent CTAs and are no multiple of them (a multiple
+  // runs in whole rounds as it is). A caller that leaves num_sms unset gets the static schedule.
+  static bool stream_k_call(FwdParams const& p) {
+    if constexpr (!kStreamK) {
+      return false;
+    } else {
+      int const tiles = Traits::geometry(p).num_tiles;
+      return !uneven_tiles(p) && p.seqlen_k > 0 && p.num_sms > 0 && tiles > p.num_sms && tiles % p.num_sms != 0;
+    }
   }
   // Do the call's query tiles differ in cost (non-causal)? Packed sequences of different lengths,
   // or a last query tile with fewer rows than the block (its WGs past the end idle).
@@ -214,7 +246,7 @@ struct FwdKernel {
     if (Traits::kHeadDimV < kHeadDim && p.head_dim_v > Traits::kHeadDimV) return cudaErrorInvalidValue;
     if (workspace_bytes(p) > 0 && p.workspace == nullptr) return cudaErrorInvalidValue;
     if (size_t const zeroed = zeroed_workspace_bytes(p); zeroed > 0) {
-      if constexpr (kSplitGlobal) {
+      if constexpr (kSplitGlobal || kStreamK) {
         int const n = int(zeroed / sizeof(int));
         zero_split_counters<Kernel><<<(n + 255) / 256 < 132 ? (n + 255) / 256 : 132, 256, 0, stream>>>(
             static_cast<int*>(p.workspace), n);
@@ -276,11 +308,11 @@ struct FwdKernel {
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
           int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0, int kKeyWGs = 1,
-          bool kLazyRescale = false>
+          bool kLazyRescale = false, bool kStreamK = false>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
                    kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV, kKeyWGs,
-                   kLazyRescale>::run(p, stream);
+                   kLazyRescale, kStreamK>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

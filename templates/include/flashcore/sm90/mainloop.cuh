@@ -65,6 +65,7 @@ struct MainloopTmaWgmma {
   // diagonals, api.h key_tile_range; empty when no row of the tile sees a key).
   // A tile past the end of a short packed sequence has no rows: no key tile either.
   // Split-KV: split r of kSplits walks the r-th of kSplits contiguous shares (maybe none).
+  // Stream-K: a piece of a tile walks the key tiles before or after its boundary (WorkTile::split).
   // GQA packing: the tile's queries are those of its packed rows (PackedRows; group = p.head_ratio).
   CUTE_DEVICE static KeyTileRange key_tiles(Params const& p, SeqSpan const& seq, WorkTile const& w) {
     KeyTileRange r;
@@ -80,6 +81,12 @@ struct MainloopTmaWgmma {
       int const share = (r.count() + Traits::kSplits - 1) / Traits::kSplits;
       int const first = r.first + w.split * share;
       r = {first, min(first + share, r.end)};
+    }
+    if constexpr (Traits::kStreamK) {  // a piece of the tile (stream_k.cuh): its key tiles before or after b
+      if (w.split != 0) {
+        int const b = r.first + stream_k_boundary(w.split);
+        r = stream_k_second(w.split) ? KeyTileRange{b, r.end} : KeyTileRange{r.first, b};
+      }
     }
     return r;
   }

@@ -18,8 +18,14 @@ namespace flashcore::sm90 {
 struct WorkTile {
   int m_block, head, batch;
   int linear;     // the linear tile index (>= num_tiles means: no more work)
-  int split = 0;  // split-KV: which share of the tile's key tiles this CTA walks (0: all)
+  int split = 0;  // split-KV: which share of the tile's key tiles this CTA walks (0: all); stream-K: below
 };
+
+// Stream-K (stream_k.cuh): a piece of a query tile in WorkTile::split, 1 + 2 b + second, where the
+// tile's key tiles [first, first + b) are its first piece and [first + b, end) its second.
+CUTE_HOST_DEVICE constexpr int stream_k_piece(int boundary, bool second) { return 1 + 2 * boundary + (second ? 1 : 0); }
+CUTE_HOST_DEVICE constexpr int stream_k_boundary(int split) { return (split - 1) >> 1; }
+CUTE_HOST_DEVICE constexpr bool stream_k_second(int split) { return ((split - 1) & 1) != 0; }
 
 // The tile grid; m_div / head_div divide by m_tiles / heads with a multiply-high and a shift
 // (their constants made on the host), where a division by a runtime int took ~50 instructions,

@@ -61,6 +61,8 @@ struct TraitsBody {
   static constexpr int kEpilogueThreads = kConsumerThreads;
   // The softmax rescales O whenever a row's max grows (LazyRescaleTraits: only past a margin).
   static constexpr bool kLazyRescale = false;
+  // Persistent CTAs walk whole query tiles (StreamKTraits, stream_k.cuh: equal key ranges, pieces of tiles).
+  static constexpr bool kStreamK = false;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
   static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
   // A CTA's setmaxnreg pool is what it launched with (__launch_bounds__ caps ptxas at the most
