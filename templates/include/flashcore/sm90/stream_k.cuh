@@ -3,13 +3,13 @@
 // T equal query tiles on P persistent CTAs take ceil(T / P) rounds: the grid's D128 cells have 2048
 // 128-row tiles on 132 SMs, 15.5 rounds of work paid as 16, and at (1, 16, 16896) -- 2112 tiles, 16
 // whole rounds -- our rate is 4.7 % above that at (1, 16, 16384) (benchmarks/NOTES.md, 2026-11-29
-// 03:20-). Here the call's T * K key tiles (K per query tile) are cut into P equal ranges, one per
-// CTA: CTA c walks units [c U / P, (c + 1) U / P), U = T K. A range starts and ends inside a query
-// tile at most once each, so a tile is either whole or two pieces of CTAs c - 1 and c (T > P:
-// every range spans more than one tile). Each piece's CTA writes its normalised partial O and LSE
-// (fp32) to the call's scratch; the second to finish combines them (as split-KV does).
-// A CTA walks its pieces first (the tail piece of its last tile, then the head piece of its first),
-// so that the combines happen early, beside other CTAs' whole tiles, not at the kernel's end.
+// 03:20-). Here, as CUTLASS's stream-K scheduler does (data-parallel rounds, then stream-K), all
+// but the last whole round run statically, and the last P + r tiles' (P + r) K key tiles (K per query
+// tile) are cut into P equal ranges, one per CTA. A range starts and ends inside a query tile at most
+// once each, so such a tile is either whole or two pieces of CTAs c - 1 and c. Each piece's CTA writes
+// its normalised partial O and LSE (fp32) to the call's scratch; the second to finish combines them
+// (as split-KV does). A CTA walks its range first, pieces first (the tail piece of its last tile,
+// then the head piece of its first), so that the combines overlap other CTAs' work.
 //
 // Used only where it helps and is exact: the host gives this scheduler its scratch when every query
 // tile is whole (no packed sequences, seqlen_q a multiple of block_m) and T > P is no multiple of P;
@@ -68,28 +68,36 @@ template <int kBlockM, int kBlockN, int kConsumerWarps>
 struct StreamKTileScheduler {
   static constexpr bool kPersistent = true;
   using Dynamic = DynamicPersistentTileScheduler<false, kConsumerWarps, true>;
-  Dynamic dyn;       // uneven tiles (a counter) or a call without scratch (static)
-  bool stream;       // this call is cut into equal key ranges
-  int head_piece;    // split code of the second piece of the first tile (0: the range starts on a tile)
-  int tail_piece;    // split code of the first piece of the last tile (0: the range ends on a tile)
-  int first_tile, last_tile;  // the tiles of those pieces
-  int whole_first, whole_end;  // whole tiles [whole_first, whole_end)
+  Dynamic dyn;        // uneven tiles (a counter) or a call without scratch (static)
+  bool stream;        // this call's last tiles are cut into equal key ranges
+  int dp_tiles;       // tiles [0, dp_tiles) taken statically: CTA c takes c, c + P, ...
+  int head_piece;     // split code of the second piece of the range's first tile (0: it starts on a tile)
+  int tail_piece;     // split code of the first piece of the range's last tile (0: it ends on a tile)
+  int first_tile, last_tile;   // the tiles of those pieces
+  int whole_first, whole_end;  // the range's whole tiles [whole_first, whole_end)
 
   template <class Params>
   CUTE_DEVICE explicit StreamKTileScheduler(Params const& p) : dyn(p.geo, p.workspace) {
     stream = p.workspace != nullptr && even_tiles<kBlockM>(p.seq);
-    head_piece = tail_piece = 0;
+    dp_tiles = head_piece = tail_piece = 0;
     first_tile = last_tile = whole_first = whole_end = 0;
     if (!stream) return;
+    // The static rounds but the last whole one; that one and the partial round (P + r tiles, r = T mod P)
+    // are cut into P equal key ranges. So every range spans more than one tile (a tile has at most
+    // two pieces), and the CTAs running at one time work on neighbouring tiles (they share K/V in L2),
+    // as under the static schedule: ranges over the whole call had each CTA on its own head and lost
+    // 1-17 % (benchmarks/NOTES.md, 2026-11-29 03:20-).
+    int const tiles = p.geo.num_tiles;
+    int const ctas = int(gridDim.x);
+    dp_tiles = (tiles / ctas - 1) * ctas;
     int const key_tiles = (p.seq.seqlen_k + kBlockN - 1) / kBlockN;
-    int64_t const units = int64_t(p.geo.num_tiles) * key_tiles;
-    int64_t const ctas = int64_t(gridDim.x);
+    int64_t const units = int64_t(tiles - dp_tiles) * key_tiles;
     int64_t const begin = int64_t(blockIdx.x) * units / ctas;
     int64_t const end = (int64_t(blockIdx.x) + 1) * units / ctas;
-    first_tile = int(begin / key_tiles);
-    last_tile = int(end / key_tiles);  // the tile `end` lies in (past the last one when end == units)
-    int const begin_off = int(begin - int64_t(first_tile) * key_tiles);
-    int const end_off = int(end - int64_t(last_tile) * key_tiles);
+    first_tile = dp_tiles + int(begin / key_tiles);
+    last_tile = dp_tiles + int(end / key_tiles);  // the tile `end` lies in (past the last one when end == units)
+    int const begin_off = int(begin % key_tiles);
+    int const end_off = int(end % key_tiles);
     if (begin_off != 0) head_piece = stream_k_piece(begin_off, true);
     if (end_off != 0) tail_piece = stream_k_piece(end_off, false);
     whole_first = head_piece ? first_tile + 1 : first_tile;
@@ -98,25 +106,30 @@ struct StreamKTileScheduler {
   static dim3 grid(TileGeometry const& g, int num_sms) { return Dynamic::grid(g, num_sms); }
   template <class SS> CUTE_DEVICE static void init(SS& ss) { Dynamic::init(ss); }
 
-  CUTE_DEVICE WorkTile piece(int tile, int split) const {
-    WorkTile w = decode_tile<false>(dyn.g, tile);
+  CUTE_DEVICE WorkTile tile(int linear, int split = 0) const {
+    WorkTile w = decode_tile<false>(dyn.g, linear);
     w.split = split;
     return w;
   }
-  CUTE_DEVICE WorkTile whole(int tile) const {
-    return tile < whole_end ? decode_tile<false>(dyn.g, tile) : WorkTile{0, 0, 0, dyn.g.num_tiles};
+  CUTE_DEVICE WorkTile done() const { return WorkTile{0, 0, 0, dyn.g.num_tiles}; }
+  // After the range: this CTA's static tiles.
+  CUTE_DEVICE WorkTile static_from(int linear) const { return linear < dp_tiles ? tile(linear) : done(); }
+  CUTE_DEVICE WorkTile whole_from(int linear) const {
+    return linear < whole_end ? tile(linear) : static_from(int(blockIdx.x));
   }
+  // Its range first (the pieces, whose combines then overlap other CTAs' work, then its whole tiles),
+  // then its static tiles: every CTA ends on the same number of whole tiles.
   CUTE_DEVICE WorkTile initial() const {
     if (!stream) return dyn.initial();
-    if (tail_piece) return piece(last_tile, tail_piece);
-    if (head_piece) return piece(first_tile, head_piece);
-    return whole(whole_first);
+    if (tail_piece) return tile(last_tile, tail_piece);
+    if (head_piece) return tile(first_tile, head_piece);
+    return whole_from(whole_first);
   }
   CUTE_DEVICE bool valid(WorkTile const& w) const { return w.linear < dyn.g.num_tiles; }
   CUTE_DEVICE WorkTile next(WorkTile const& w) const {
-    if (w.split == 0) return whole(w.linear + 1);
-    if (!stream_k_second(w.split) && head_piece) return piece(first_tile, head_piece);
-    return whole(whole_first);
+    if (w.split == 0) return w.linear < dp_tiles ? static_from(w.linear + int(gridDim.x)) : whole_from(w.linear + 1);
+    if (!stream_k_second(w.split) && head_piece) return tile(first_tile, head_piece);
+    return whole_from(whole_first);
   }
   template <class SS>
   CUTE_DEVICE WorkTile producer_next(SS& ss, WorkTile const& w, int iter) const {
