@@ -248,6 +248,8 @@ SM90_SPLIT_WORKSPACE_REASON = ("this split-KV variant combines through global sc
 # Shared memory the sm90 kernel reserves beside its tiles (barriers, scheduler ring, alignment):
 # traits.cuh kBarrierBytes, used to decide whether O gets a buffer of its own.
 SM90_BARRIER_BYTES = 2048
+# Keys from which a stream-K variant cuts a call into equal key ranges (stream_k.cuh kStreamKMinKeys).
+SM90_STREAM_K_MIN_KEYS = 8192
 
 
 @dataclass(frozen=True)
@@ -446,6 +448,12 @@ class Sm90Config(KernelConfig):
     # 696.9 against 192x128's 711.1 and the 128x128 ping-pong tile's 746.7 (the shipped winner there);
     # second at 8k (1234.5 / 1218.4). With the eager softmax, 192x96 had lost 2-14 % to 192x128 at the D64
     # keys it was timed at (2026-11-26 15:50-, call 8).
+    # Stream-K twins (non-causal only) of the D128 128x128 overlapped tile and the D256 128x64 one: where
+    # whole query tiles fill the SMs' last round unevenly over >= 8192 keys, their CTAs walk equal key
+    # ranges; elsewhere they run as their twins. A/B against the twins, interleaved with SDPA (benchmarks/
+    # NOTES.md, 2026-11-29 03:20-, call 5; bf16, H200): D128 16k 3311 against 3371 us (664 against 652
+    # TFLOP/s), 8k 1734 / 1744; D256 16k 3022 / 3077, 8k 1540 / 1549.
+    STREAM_K: ClassVar[tuple] = LAZY + (1,)
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1) + LAZY, (192, 96, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY,
              (128, 128, 2, 2, 1, 1) + LAZY,
@@ -454,12 +462,14 @@ class Sm90Config(KernelConfig):
              (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
              (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
-        128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (64, 128, 2, 1, 0, 2),
+        128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + STREAM_K,
+              (64, 128, 2, 1, 0, 2),
               (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
               (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1),
               (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         192: [(128, 80, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 128), (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)],
-        256: [(128, 80, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + LAZY, (64, 64, 2, 1, 0, 4),
+        256: [(128, 80, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + STREAM_K,
+              (64, 64, 2, 1, 0, 4),
               (64, 64, 2, 1, 0, 8, 1, 1), (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
     }
     DEFAULT_MASK_ONLY: ClassVar[dict] = {
@@ -475,6 +485,7 @@ class Sm90Config(KernelConfig):
         (256, (64, 64, 2, 1, 0, 8, 1, 1, 1)): True, (192, (128, 128, 2, 1, 1, 1, 1, 0, 0, 128)): True,
         (192, (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)): True,
         (128, (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)): True,
+        (128, (128, 128, 2, 1, 1, 1) + STREAM_K): False, (256, (128, 64, 2, 1, 1, 1) + STREAM_K): False,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
@@ -688,7 +699,7 @@ class Sm90Config(KernelConfig):
         if self.stream_k:  # a counter for uneven tiles; equal key ranges where whole tiles fill rounds unevenly
             if seqlen_q % self.block_m:
                 return 4
-            if seqlen_k > 0 and sm_count > 0 and tiles > sm_count and tiles % sm_count:
+            if seqlen_k >= SM90_STREAM_K_MIN_KEYS and sm_count > 0 and tiles > sm_count and tiles % sm_count:
                 return aligned256(4 * sm_count) + aligned256(4 * (sm_count - 1) * 2 * self.block_m) + \
                     4 * (sm_count - 1) * 2 * self.block_m * self.v_head_dim
             return 0

@@ -454,7 +454,8 @@ def test_gqa_packing_axis():
 def test_stream_k_axis():
     """stream_k=1 came after lazy_rescale: its names end in _sk1, it takes persistent non-causal tiles
     only, the template passes it on, and its scratch mirrors FwdKernel::workspace_bytes: a counter for
-    uneven tiles, the pieces' partials where whole tiles fill the SMs' rounds unevenly, else none."""
+    uneven tiles, the pieces' partials where whole tiles fill the SMs' rounds unevenly over at least
+    8192 keys, else none."""
     from flashcore_codegen.families import Sm90Config
 
     base = dict(dtype="bf16", head_dim=128, causal=False, block_m=128, block_n=128, stages=2, schedule=1, persistent=1,
@@ -476,7 +477,8 @@ def test_stream_k_axis():
     assert stream.workspace_bytes(1, 16, 16384 - 64, seqlen_k=16384, sm_count=132) == 4  # a short last tile
     assert stream.workspace_bytes(1, 132, 128, seqlen_k=4096, sm_count=132) == 0  # whole rounds
     assert stream.workspace_bytes(1, 100, 128, seqlen_k=4096, sm_count=132) == 0  # fewer tiles than SMs
-    assert stream.workspace_bytes(1, 16, 16384, seqlen_k=0, sm_count=132) == 0
+    assert stream.workspace_bytes(1, 16, 16384, seqlen_k=8191, sm_count=132) == 0  # too few keys to pay
+    assert stream.workspace_bytes(1, 16, 16384, seqlen_k=8192, sm_count=132) > 4
     assert stream.workspace_bytes(1, 16, 16384) == 0  # SM count unknown: the static schedule
     assert plain.workspace_bytes(1, 16, 16384, seqlen_k=16384, sm_count=132) == 0
 

@@ -265,9 +265,9 @@ def _stream_k_variants():
 
 
 # (batch, heads, query tiles per head, Sk): whole query tiles outnumbering 132 SMs unevenly (275, 200,
-# 189, 420 tiles), so the CTAs walk equal key ranges and the tiles cut between two CTAs are combined;
-# key tiles a query tile from 1 (every range ends on a tile: no piece) to 24, Sk no multiple of block_n.
-STREAM_K_SHAPES = [(1, 11, 25, 3001), (2, 5, 20, 128), (3, 7, 9, 777), (1, 140, 3, 64)]
+# 189 tiles) over at least 8192 keys (SM90_STREAM_K_MIN_KEYS), so the CTAs walk equal key ranges and the
+# tiles cut between two CTAs are combined; Sk a multiple of block_n or not.
+STREAM_K_SHAPES = [(1, 11, 25, 8193), (2, 5, 20, 8320), (3, 7, 9, 9000)]
 
 
 @pytest.mark.parametrize("shape", STREAM_K_SHAPES, ids=lambda s: "x".join(map(str, s)))

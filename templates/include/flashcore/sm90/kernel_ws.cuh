@@ -227,13 +227,15 @@ struct FwdKernel {
   }
   // Does a stream-K kernel cut this call into equal key ranges? Whole, equal tiles (even_tiles, as
   // the device tests it) that outnumber the persistent CTAs and are no multiple of them (a multiple
-  // runs in whole rounds as it is). A caller that leaves num_sms unset gets the static schedule.
+  // runs in whole rounds as it is), over enough keys to pay for the pieces (kStreamKMinKeys). A
+  // caller that leaves num_sms unset gets the static schedule.
   static bool stream_k_call(FwdParams const& p) {
     if constexpr (!kStreamK) {
       return false;
     } else {
       int const tiles = Traits::geometry(p).num_tiles;
-      return !uneven_tiles(p) && p.seqlen_k > 0 && p.num_sms > 0 && tiles > p.num_sms && tiles % p.num_sms != 0;
+      return !uneven_tiles(p) && p.seqlen_k >= kStreamKMinKeys && p.num_sms > 0 && tiles > p.num_sms &&
+             tiles % p.num_sms != 0;
     }
   }
   // Do the call's query tiles differ in cost (non-causal)? Packed sequences of different lengths,

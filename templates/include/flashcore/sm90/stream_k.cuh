@@ -12,7 +12,9 @@
 // then the head piece of its first), so that the combines overlap other CTAs' work.
 //
 // Used only where it helps and is exact: the host gives this scheduler its scratch when every query
-// tile is whole (no packed sequences, seqlen_q a multiple of block_m) and T > P is no multiple of P;
+// tile is whole (no packed sequences, seqlen_q a multiple of block_m), T > P is no multiple of P and
+// the keys are many (kStreamKMinKeys: a piece's partial store and combine cost more than the balance
+// saves below; FwdKernel::stream_k_call);
 // uneven tiles take the dynamic scheduler's counter (4 bytes), and other calls no workspace: the
 // static schedule. The device tells the modes apart by the same tests.
 #pragma once
@@ -27,6 +29,12 @@
 #include "flashcore/sm90/traits.cuh"
 
 namespace flashcore::sm90 {
+
+// Keys from which a call is cut into equal ranges. A/B on the grid's non-causal cells (bf16, H200, against
+// the same tiles without stream-K; benchmarks/NOTES.md, 2026-11-29 03:20-): D128 128x128 -3..-9 % at
+// 512-2k keys, -1..0 % at 4k, +0.6..+1.5 % at 8k, +1.8..+2.3 % at 16k; D256 128x64 -13..-2 % up to 4k,
+// +0.6 % at 8k, +1.9 % at 16k.
+constexpr int kStreamKMinKeys = 8192;
 
 // The traits of a stream-K kernel: MainloopTmaWgmma::key_tiles then reads a piece's key range from
 // WorkTile::split. Its own type, so that other kernels keep their mangled names and code.
@@ -212,7 +220,10 @@ struct EpilogueStreamK : EpilogueTmaStore<Traits> {
                       int64_t(w.m_block) * kBlockM * p.o_row_stride;
     float* lse_tile = p.lse + seq.lse_offset + int64_t(w.m_block) * kBlockM;
     cutlass::NumericArrayConverter<Element, float, kChunk> convert;
-    CUTE_NO_UNROLL
+    // Unrolled: every thread's loads of both pieces are in flight at once (a rolled loop paid an L2
+    // round trip per item: 8 of them at D128).
+    static_assert(kBlockM * kChunks % Traits::kConsumerThreads == 0);
+    CUTE_UNROLL
     for (int item = tid; item < kBlockM * kChunks; item += Traits::kConsumerThreads) {
       int const row = item / kChunks;
       int const c = item % kChunks;
