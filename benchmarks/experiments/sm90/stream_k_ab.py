@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from flashcore_cutlass.runtime import get_runtime
+from tail_waves import timed  # this script's directory is on sys.path when it runs
 
 # Per head dim: the shipped table's non-causal winners (tuned_h200.json of 2026-11-29), then their stream-K
 # twins; D64 takes 128-row tiles for stream-K (its 192-row tiles leave a short last tile at every grid length,
@@ -33,16 +34,6 @@ VARIANTS = {
           "fc_sm90_bf16_d256_full_m128_n80_s2_sch1_p1_kv1_lr1", "fc_sm90_bf16_d256_full_m128_n80_s2_sch1_p1_kv1_lr1_sk1"],
 }
 LENGTHS = (512, 1024, 2048, 4096, 8192, 16384)
-
-
-def timed(fn, calls: int) -> float:
-    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    e0.record()
-    for _ in range(calls):
-        fn()
-    e1.record()
-    torch.cuda.synchronize()
-    return e0.elapsed_time(e1) * 1000.0 / calls
 
 
 def warm(fn, ms: float) -> float:
