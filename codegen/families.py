@@ -687,20 +687,17 @@ class Sm90Config(KernelConfig):
             tiles = -(-seqlen_q // (self.block_m // slots)) * (heads // group) * batch
         else:
             tiles = -(-seqlen_q // self.block_m) * heads * batch
-        if self.combine:
-            def aligned(n: int) -> int:
-                return -(-n // 256) * 256
-
-            return aligned(4 * tiles) + aligned(4 * tiles * self.splits * self.block_m) + \
-                4 * tiles * self.splits * self.block_m * self.head_dim
-        def aligned256(n: int) -> int:
+        def aligned(n: int) -> int:  # scratch parts start on 256-byte boundaries
             return -(-n // 256) * 256
 
+        if self.combine:
+            return aligned(4 * tiles) + aligned(4 * tiles * self.splits * self.block_m) + \
+                4 * tiles * self.splits * self.block_m * self.head_dim
         if self.stream_k:  # a counter for uneven tiles; equal key ranges where whole tiles fill rounds unevenly
             if seqlen_q % self.block_m:
                 return 4
             if seqlen_k >= SM90_STREAM_K_MIN_KEYS and sm_count > 0 and tiles > sm_count and tiles % sm_count:
-                return aligned256(4 * sm_count) + aligned256(4 * (sm_count - 1) * 2 * self.block_m) + \
+                return aligned(4 * sm_count) + aligned(4 * (sm_count - 1) * 2 * self.block_m) + \
                     4 * (sm_count - 1) * 2 * self.block_m * self.v_head_dim
             return 0
         # The dynamic scheduler's tile counter: persistent causal kernels, and persistent multi-WG

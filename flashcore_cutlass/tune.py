@@ -19,6 +19,7 @@ import torch
 from .problem import Problem, ProblemKey
 from .reference import random_qkv, reference_attention, sample_rows
 from .runtime import Runtime, forget_decisions
+from .shipped import default_table
 from .table import TuningTable
 from .timing import Timing, time_calls, time_graph
 
@@ -355,8 +356,6 @@ def tune(rt: Runtime, problems: list[Problem], progress: bool = True, log=None, 
     rt.table.check(write=True)  # a read-only or unusable table fails now, not after the timing
     results = []
     bar = tqdm(problems, desc="tuning", unit="shape", file=sys.stderr, disable=not progress)
-    from .shipped import default_table
-
     shipped = default_table()
     for problem in bar:
         bar.set_postfix_str(str(problem))

@@ -55,26 +55,26 @@ def representative_variants(per_mask: bool = True, prefer_dtype: str | None = No
     return sorted(rank[-1] for rank in best.values())
 
 
-def persistent_params() -> list:
-    """Every built variant with a persistent grid (``persistent`` set: CTAs walk tiles in turn) as
-    pytest parameters, or one skipped parameter saying why none."""
+def axis_params(axis: str, what: str) -> list:
+    """Every built variant whose config has ``axis`` set (e.g. ``persistent``, ``pack_gqa``,
+    ``stream_k``) as pytest parameters, or one skipped parameter saying why none ("no <what>
+    variant built")."""
     import pytest
     from flashcore_codegen import config_from_name
 
     reason = gpu_skip_reason()
-    names = [n for n in (built_variants() if not reason else []) if getattr(config_from_name(n), "persistent", 0)]
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no persistent variant built"))]
+    names = [n for n in (built_variants() if not reason else []) if getattr(config_from_name(n), axis, 0)]
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or f"no {what} variant built"))]
+
+
+def persistent_params() -> list:
+    """Every built variant with a persistent grid (CTAs walk tiles in turn): axis_params."""
+    return axis_params("persistent", "persistent")
 
 
 def pack_gqa_params() -> list:
-    """Every built variant that packs a GQA group's query heads into rows (``pack_gqa`` set) as
-    pytest parameters, or one skipped parameter saying why none."""
-    import pytest
-    from flashcore_codegen import config_from_name
-
-    reason = gpu_skip_reason()
-    names = [n for n in (built_variants() if not reason else []) if getattr(config_from_name(n), "pack_gqa", 0)]
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no GQA-packing variant built"))]
+    """Every built variant that packs a GQA group's query heads into rows: axis_params."""
+    return axis_params("pack_gqa", "GQA-packing")
 
 
 def representative_params(per_mask: bool = True, prefer_dtype: str | None = None) -> list:

@@ -10,8 +10,8 @@ import torch
 from flashcore_codegen import config_from_name
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import random_qkv, reference_attention
-from gpu_support import (built_variants, check_against_reference, check_nan_pattern, default_scale, gpu_skip_reason,
-                         representative_variants, sdpa_any_scale)
+from gpu_support import (axis_params, built_variants, check_against_reference, check_nan_pattern, default_scale,
+                         gpu_skip_reason, representative_variants, sdpa_any_scale)
 
 pytestmark = pytest.mark.gpu
 SKIP = gpu_skip_reason()
@@ -259,11 +259,6 @@ def test_programmatic_launch_waits_for_the_previous_kernel(rt, variant):
         rt.set_programmatic_launch(previous)
 
 
-def _stream_k_variants():
-    names = [n for n in built_variants() if getattr(config_from_name(n), "stream_k", 0)] if not SKIP else []
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=SKIP or "no stream-K variant built"))]
-
-
 # (batch, heads, query tiles per head, Sk): whole query tiles outnumbering 132 SMs unevenly (275, 200,
 # 189 tiles) over at least 8192 keys (SM90_STREAM_K_MIN_KEYS), so the CTAs walk equal key ranges and the
 # tiles cut between two CTAs are combined; Sk a multiple of block_n or not.
@@ -271,7 +266,7 @@ STREAM_K_SHAPES = [(1, 11, 25, 8193), (2, 5, 20, 8320), (3, 7, 9, 9000)]
 
 
 @pytest.mark.parametrize("shape", STREAM_K_SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("variant", _stream_k_variants())
+@pytest.mark.parametrize("variant", axis_params("stream_k", "stream-K"))
 def test_stream_k_pieces_match_reference(rt, variant, shape):
     cfg = config_from_name(variant)
     b, h, tiles, sk = shape
