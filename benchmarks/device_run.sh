@@ -2,7 +2,7 @@
 # One call on the lent Hopper GPU (H100/H200): install, build, test, tune, benchmark; logs and JSON under $OUT.
 #   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [decode] [models] [ladder] [timing] [sanitize] [buildcost]
 #   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS/SMALL_ARGS/SANITIZE_ARGS
-#   pass options on (TUNE_ARGS2: a second tune run); KEEP_BUILD=1 returns the built extension (see the end).
+#   pass options on (TUNE_ARGS2, TUNE_ARGS3: more tune runs); KEEP_BUILD=1 returns the built extension (see the end).
 # Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -53,8 +53,10 @@ for stage in $STAGES; do
             cp "$FLASHCORE_CACHE_DIR/build/manifest.json" "$LOG/" 2>/dev/null ;;
     test)   T python3 -m pytest -q -rs ${TEST_ARGS:-tests/flashcore_cutlass/test_kernels_gpu.py tests/flashcore_cutlass/test_api_gpu.py} 2>&1 | tee "$LOG/tests.log" | tail -25 ;;
     tune)   ( time T python3 -m flashcore_cutlass tune -q ${TUNE_ARGS:-} ) 2>&1 | tee "$LOG/tune.log" | tail -60
-            # TUNE_ARGS2: a second tune in the same stage (e.g. shapes of another head dim: --head-dim is one per run).
-            [ -n "${TUNE_ARGS2:-}" ] && { ( time T python3 -m flashcore_cutlass tune -q $TUNE_ARGS2 ) 2>&1 | tee -a "$LOG/tune.log" | tail -60; } ;;
+            # TUNE_ARGS2, TUNE_ARGS3: more tunes in the same stage (e.g. shapes of another head dim: --head-dim is one per run).
+            for more in "${TUNE_ARGS2:-}" "${TUNE_ARGS3:-}"; do
+              [ -n "$more" ] && { ( time T python3 -m flashcore_cutlass tune -q $more ) 2>&1 | tee -a "$LOG/tune.log" | tail -60; }
+            done ;;
     bench)  T python3 benchmarks/bench_sdpa.py --json "$LOG/bench.json" ${BENCH_ARGS:-} 2>"$LOG/bench.err" | tee "$LOG/bench.txt" ;;
     decode) T python3 benchmarks/bench_decode.py --json "$LOG/bench_decode.json" ${DECODE_ARGS:-} 2>"$LOG/decode.err" | tee "$LOG/decode.txt" ;;
     models) T python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;

@@ -29,6 +29,11 @@ LAZY = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_17LazyRescaleTraitsI
         "ELi128ELi128ELi2ELi2ELb1ELb1ELb1ELb1ELi1ELi1EEEEENS0_16MainloopTmaWgmmaIS8_EENS0_16EpilogueTmaStoreIS8_EENS0_30"
         "DynamicPersistentTileSchedulerILb1ELi8EEEEEEEvNT_6ParamsE")
 
+# A stream-K variant (stream_k.cuh's StreamKTraits wraps the lazy traits), as built on 2026-11-29.
+STREAM_K = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_13StreamKTraitsINS0_17LazyRescaleTraitsINS0_6TraitsIN7cutla"
+            "ss10bfloat16_tELi128ELi128ELi128ELi2ELi2ELb0ELb1ELb0ELb1ELi1ELi1EEEEEEENS0_16MainloopTmaWgmmaISA_EENS0_15Epilo"
+            "gueStreamKISA_EENS0_20StreamKTileSchedulerILi128ELi128ELi8EEEEEEEvNT_6ParamsE")
+
 
 def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, epilogue="EpilogueTmaStore"):
     traits = (f"TraitsIN7cutlass{len(elem)}{elem}ELi{d}ELi{bm}ELi{bn}ELi2ELi{bm // 64}ELb{causal}ELb{overlap}"
@@ -41,6 +46,7 @@ def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, 
     (PACKED_GLOBAL_COMBINE, "fc_sm90_bf16_d128_causal_m64_n128_s2_sch1_p0_kv8_g1_pq1"),
     (KEY_SPLIT, "fc_sm90_fp16_d64_full_m64_n128_s4_sch1_p0_kv1_ks2"),
     (LAZY, "fc_sm90_bf16_d64_causal_m128_n128_s2_sch2_p1_kv1_lr1"),
+    (STREAM_K, "fc_sm90_bf16_d128_full_m128_n128_s2_sch1_p1_kv1_lr1_sk1"),
     (_name("half_t", 64, 128, 128, 1, 1, 1, 1, 1, 1), "fc_sm90_fp16_d64_causal_m128_n128_s2_sch2_p1_kv1"),
     (_name("bfloat16_t", 64, 64, 128, 0, 1, 0, 1, 1, 2), "fc_sm90_bf16_d64_full_m64_n128_s2_sch1_p1_kv1_c2"),
     (_name("bfloat16_t", 256, 64, 64, 0, 1, 0, 0, 4, 1, "EpilogueSplitCombine"),

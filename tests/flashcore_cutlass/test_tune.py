@@ -113,6 +113,45 @@ def test_the_winner_a_re_tune_would_replace_is_always_a_finalist(table, monkeypa
     assert careful_runs == [3, 6]  # three interleaved careful rounds of one finalist, then of two
 
 
+OTHER = PipelinedConfig(**BF16, block_m=64, block_n=64, warps=4, stages=2).name  # a second correct variant
+
+
+def two_finalists(table, monkeypatch, times):
+    """A fake runtime with GOOD and OTHER (both correct) timed at `times`, and the order of the
+    careful timings (the variant of each call timed with a warm-up)."""
+    runtime = FakeRuntime(table, variants=(GOOD, OTHER))
+    careful_order = []
+
+    def fixed_time(fn, reps, min_ms=0.0, warmup_ms=0.0, graph_below_us=0.0):
+        fn()
+        if warmup_ms:
+            careful_order.append(runtime.calls[-1])
+        return Timing(times[runtime.calls[-1]], 1.0, 10)
+
+    monkeypatch.setattr(tune_module, "time_variant", fixed_time)
+    return runtime, careful_order
+
+
+@pytest.mark.parametrize("other_us, rounds", [(50.5, 3 + tune_module.TIE_ROUNDS), (60.0, 3)])
+def test_near_ties_get_more_careful_rounds(table, monkeypatch, other_us, rounds):
+    """Finalists within TIE_BAND of the best are timed TIE_ROUNDS more times; a clear loser is not."""
+    runtime, order = two_finalists(table, monkeypatch, {GOOD: 50.0, OTHER: other_us})
+    logged = []
+    result = tune_problem(runtime, table, PROBLEM, careful_keep=2, warmup_ms=500.0, log=logged.append)
+    assert result.winner.variant == GOOD
+    assert order.count(GOOD) == rounds and order.count(OTHER) == rounds
+    assert any("near tie" in line for line in logged) == (rounds > 3)
+
+
+def test_careful_rounds_alternate_their_order(table, monkeypatch):
+    """A B, B A, A B, ...: a drift of the card's clock within a round hits both finalists alike."""
+    runtime, order = two_finalists(table, monkeypatch, {GOOD: 50.0, OTHER: 60.0})
+    tune_problem(runtime, table, PROBLEM, careful_keep=2, warmup_ms=500.0, log=lambda m: None)
+    first, second = order[0], order[1]
+    assert {first, second} == {GOOD, OTHER}
+    assert order == [first, second, second, first, first, second]
+
+
 def test_the_incumbent_is_the_fastest_shipped_row_of_this_gpu_whatever_its_hash():
     from flashcore_cutlass.shipped import ShippedTable
     from flashcore_cutlass.table import Row

@@ -42,6 +42,64 @@ struct SplitGlobalWorkspace {
   }
 };
 
+// The parts of a combine through global scratch that split-KV (here) and stream-K (stream_k.cuh) share.
+//
+// A CTA's normalised partial O (fp32, rows of ld floats from o) and per-row LSE (from lse_out; -inf
+// for a row that saw no key, which then weighs nothing in the combine), rows below `rows` only.
+// Adjacent accumulator columns (j, j + 1) are one thread's: 8-byte stores. kBypassL1: st.global.cg.
+template <bool kBypassL1, int kRows, class ORowCol, class CoordRowCol>
+CUTE_DEVICE void store_partial(ORowCol const& o_rc, float const (&lse)[kRows], CoordRowCol const& tOcO, int rows,
+                               int ld, float* o, float* lse_out) {
+  CUTE_UNROLL
+  for (int i = 0; i < kRows; ++i) {
+    int const row = get<0>(tOcO(i, 0));
+    if (row >= rows) continue;
+    CUTE_UNROLL
+    for (int j = 0; j < size<1>(o_rc); j += 2) {
+      float2* const dst = reinterpret_cast<float2*>(o + row * ld + get<1>(tOcO(i, j)));
+      float2 const v = make_float2(o_rc(i, j), o_rc(i, j + 1));
+      if constexpr (kBypassL1) __stcg(dst, v);
+      else *dst = v;
+    }
+    if (get<1>(tOcO(0, 0)) == 0) {
+      float const l = lse[i] == INFINITY ? -INFINITY : lse[i];
+      if constexpr (kBypassL1) __stcg(lse_out + row, l);
+      else lse_out[row] = l;
+    }
+  }
+}
+
+// Release this CTA's partial (visible device-wide before its arrival is counted), count the arrival on
+// *counter and tell every consumer thread whether it was the last of `parts`: that CTA owns the combine
+// and has acquired every other partial (it reads them past L1). on_arrive runs in the counting thread.
+template <class Traits, class SS, class OnArrive>
+CUTE_DEVICE bool last_to_arrive(SS& ss, int* counter, int parts, int tid, OnArrive const& on_arrive) {
+  __threadfence();
+  cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+  int* last_flag = &ss.next_tile[0];  // the dynamic scheduler's slot, unused by these epilogues' kernels
+  if (tid == 0) {
+    *last_flag = atomicAdd(counter, 1) == parts - 1;
+    on_arrive();
+  }
+  cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
+  if (!*last_flag) return false;
+  __threadfence();  // acquire: the other partials
+  return true;
+}
+
+// Row `row`, chunk c (kChunk columns) of the combine of kParts partials store_partial wrote, partial s
+// at lse + s * kBlockM and o + s * kBlockM * ld; returns the row's LSE.
+template <int kParts, int kBlockM, int kChunk>
+CUTE_DEVICE float combine_stored(float const* lse, float const* o, int ld, int row, int c,
+                                 cutlass::Array<float, kChunk>& acc) {
+  return combine_partials<kParts>(
+      [&](int s) { return __ldcg(lse + s * kBlockM + row); },
+      [&](int s, int col) {
+        return __ldcg(reinterpret_cast<float4 const*>(o + (int64_t(s) * kBlockM + row) * ld + c * kChunk + col));
+      },
+      acc);
+}
+
 template <class Traits>
 struct EpilogueSplitGlobal {
   using Element = typename Traits::Element;
@@ -76,31 +134,9 @@ struct EpilogueSplitGlobal {
     int64_t const part = int64_t(w.linear) * kSplits;   // share 0 of this tile in the scratch
     float* lse_part = Workspace::lse(p.workspace, p.geo) + part * kBlockM;
     float* o_part = Workspace::o(p.workspace, p.geo) + part * kBlockM * kHeadDim;
-    {
-      float* my_lse = lse_part + w.split * kBlockM;
-      float* my_o = o_part + int64_t(w.split) * kBlockM * kHeadDim;
-      CUTE_UNROLL
-      for (int i = 0; i < kRows; ++i) {
-        int const row = get<0>(tOcO(i, 0));
-        if (row >= rows) continue;
-        // Adjacent accumulator columns (j, j + 1) are one thread's: 8-byte stores.
-        CUTE_UNROLL
-        for (int j = 0; j < size<1>(o_rc); j += 2) {
-          *reinterpret_cast<float2*>(my_o + row * kHeadDim + get<1>(tOcO(i, j))) = make_float2(o_rc(i, j), o_rc(i, j + 1));
-        }
-        // A partial without keys weighs nothing in the combine: LSE -inf.
-        if (get<1>(tOcO(0, 0)) == 0) my_lse[row] = lse[i] == INFINITY ? -INFINITY : lse[i];
-      }
-    }
-    // Release: this CTA's partial is visible device-wide before its arrival is counted. The last
-    // CTA to arrive owns the combine (it sees every other arrival, hence every partial).
-    __threadfence();
-    cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
-    int* last_flag = &ss.next_tile[0];  // the dynamic scheduler's slot, unused with this one
-    if (tid == 0) *last_flag = atomicAdd(Workspace::counters(p.workspace) + w.linear, 1) == kSplits - 1;
-    cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
-    if (!*last_flag) return;
-    __threadfence();  // acquire: the other shares' partials, read below past L1 (ld.global.cg)
+    store_partial<false>(o_rc, lse, tOcO, rows, kHeadDim, o_part + int64_t(w.split) * kBlockM * kHeadDim,
+                         lse_part + w.split * kBlockM);
+    if (!last_to_arrive<Traits>(ss, Workspace::counters(p.workspace) + w.linear, kSplits, tid, [] {})) return;
 
     Element* o_head = p.o + int64_t(seq.q_start) * p.o_row_stride + int64_t(w.head) * p.o_head_stride +
                       (p.seq.packed() ? 0 : int64_t(w.batch) * p.o_batch_stride);
@@ -111,13 +147,7 @@ struct EpilogueSplitGlobal {
       int const row = item / kChunks;  // in the tile
       int const c = item % kChunks;
       cutlass::Array<float, kChunk> acc;
-      float const total_lse = combine_partials<kSplits>(
-          [&](int s) { return __ldcg(lse_part + s * kBlockM + row); },
-          [&](int s, int col) {
-            return __ldcg(reinterpret_cast<float4 const*>(o_part + (int64_t(s) * kBlockM + row) * kHeadDim +
-                                                          c * kChunk + col));
-          },
-          acc);
+      float const total_lse = combine_stored<kSplits, kBlockM>(lse_part, o_part, kHeadDim, row, c, acc);
       if constexpr (Traits::kPackGqa) {
         if (PackedRows(p.head_ratio, w.m_block, kBlockM).valid(row, seq.seqlen_q)) {
           store_packed<kBlockM>(p, w, seq, row, c, convert(acc), total_lse);

@@ -240,7 +240,7 @@ struct FwdKernel {
   }
   // Do the call's query tiles differ in cost (non-causal)? Packed sequences of different lengths,
   // or a last query tile with fewer rows than the block (its WGs past the end idle).
-  static bool uneven_tiles(FwdParams const& p) { return p.cu_seqlens_q != nullptr || p.seqlen_q % kBlockM != 0; }
+  static bool uneven_tiles(FwdParams const& p) { return !even_tiles<kBlockM>(seq_layout(p)); }
 
   static cudaError_t run(FwdParams const& p, cudaStream_t stream) {
     if (p.batch <= 0 || p.heads <= 0 || p.seqlen_q <= 0) return cudaSuccess;

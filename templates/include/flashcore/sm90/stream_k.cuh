@@ -25,6 +25,7 @@
 #include "flashcore/sm90/common.cuh"
 #include "flashcore/sm90/epilogue.cuh"
 #include "flashcore/sm90/epilogue_combine.cuh"
+#include "flashcore/sm90/epilogue_split_global.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 #include "flashcore/sm90/traits.cuh"
 
@@ -65,13 +66,6 @@ struct StreamKWorkspace {
   }
 };
 
-// Are the call's query tiles whole and equal (no packed sequences, no partial last tile)? The host's
-// FwdKernel::uneven_tiles is its negation; both sides must agree.
-template <int kBlockM>
-CUTE_HOST_DEVICE bool even_tiles(SeqLayout const& s) {
-  return s.cu_seqlens_q == nullptr && s.seqlen_q % kBlockM == 0;
-}
-
 template <int kBlockM, int kBlockN, int kConsumerWarps>
 struct StreamKTileScheduler {
   static constexpr bool kPersistent = true;
@@ -81,14 +75,14 @@ struct StreamKTileScheduler {
   int dp_tiles;       // tiles [0, dp_tiles) taken statically: CTA c takes c, c + P, ...
   int head_piece;     // split code of the second piece of the range's first tile (0: it starts on a tile)
   int tail_piece;     // split code of the first piece of the range's last tile (0: it ends on a tile)
-  int first_tile, last_tile;   // the tiles of those pieces
-  int whole_first, whole_end;  // the range's whole tiles [whole_first, whole_end)
+  int first_tile, last_tile;  // the tiles of those pieces; the range's whole tiles are [whole_first, last_tile)
+  int whole_first;
 
   template <class Params>
   CUTE_DEVICE explicit StreamKTileScheduler(Params const& p) : dyn(p.geo, p.workspace) {
     stream = p.workspace != nullptr && even_tiles<kBlockM>(p.seq);
     dp_tiles = head_piece = tail_piece = 0;
-    first_tile = last_tile = whole_first = whole_end = 0;
+    first_tile = last_tile = whole_first = 0;
     if (!stream) return;
     // The static rounds but the last whole one; that one and the partial round (P + r tiles, r = T mod P)
     // are cut into P equal key ranges. So every range spans more than one tile (a tile has at most
@@ -109,7 +103,6 @@ struct StreamKTileScheduler {
     if (begin_off != 0) head_piece = stream_k_piece(begin_off, true);
     if (end_off != 0) tail_piece = stream_k_piece(end_off, false);
     whole_first = head_piece ? first_tile + 1 : first_tile;
-    whole_end = last_tile;
   }
   static dim3 grid(TileGeometry const& g, int num_sms) { return Dynamic::grid(g, num_sms); }
   template <class SS> CUTE_DEVICE static void init(SS& ss) { Dynamic::init(ss); }
@@ -123,7 +116,7 @@ struct StreamKTileScheduler {
   // After the range: this CTA's static tiles.
   CUTE_DEVICE WorkTile static_from(int linear) const { return linear < dp_tiles ? tile(linear) : done(); }
   CUTE_DEVICE WorkTile whole_from(int linear) const {
-    return linear < whole_end ? tile(linear) : static_from(int(blockIdx.x));
+    return linear < last_tile ? tile(linear) : static_from(int(blockIdx.x));
   }
   // Its range first (the pieces, whose combines then overlap other CTAs' work, then its whole tiles),
   // then its static tiles: every CTA ends on the same number of whole tiles.
@@ -151,7 +144,7 @@ struct StreamKTileScheduler {
 
 // Whole tiles: EpilogueTmaStore. A piece: its normalised partial O (fp32) and LSE go to the scratch
 // slot of its tile's boundary; the second piece to arrive (a per-slot counter) reads both back and
-// writes O and LSE, as EpilogueSplitGlobal does for split-KV. Every row of a piece is in the
+// writes O and LSE, with split-KV's global combine parts (epilogue_split_global.cuh). Every row of a piece is in the
 // sequence (stream-K runs only on whole tiles).
 template <class Traits>
 struct EpilogueStreamK : EpilogueTmaStore<Traits> {
@@ -188,33 +181,13 @@ struct EpilogueStreamK : EpilogueTmaStore<Traits> {
     int const slot = int(blockIdx.x) - second;  // the boundary of CTAs slot and slot + 1
     float* lse_part = Workspace::lse(p.workspace, ctas) + int64_t(slot) * 2 * kBlockM;
     float* o_part = Workspace::o(p.workspace, ctas) + int64_t(slot) * 2 * kBlockM * kHeadDimV;
-    {
-      float* my_lse = lse_part + second * kBlockM;
-      float* my_o = o_part + int64_t(second) * kBlockM * kHeadDimV;
-      CUTE_UNROLL
-      for (int i = 0; i < kRows; ++i) {
-        int const row = get<0>(tOcO(i, 0));
-        CUTE_UNROLL
-        for (int j = 0; j < size<1>(o_rc); j += 2) {
-          __stcg(reinterpret_cast<float2*>(my_o + row * kHeadDimV + get<1>(tOcO(i, j))),
-                 make_float2(o_rc(i, j), o_rc(i, j + 1)));
-        }
-        // A piece without keys weighs nothing in the combine: LSE -inf.
-        if (get<1>(tOcO(0, 0)) == 0) __stcg(my_lse + row, lse[i] == INFINITY ? -INFINITY : lse[i]);
-      }
-    }
-    // Release this piece before its arrival is counted; the second to arrive owns the combine.
-    __threadfence();
-    cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
-    int* last_flag = &ss.next_tile[0];  // the dynamic scheduler's slot, unused in stream-K mode
-    if (tid == 0) {
-      *last_flag = atomicAdd(Workspace::counters(p.workspace) + slot, 1) == 1;
+    store_partial<true>(o_rc, lse, tOcO, kBlockM, kHeadDimV, o_part + int64_t(second) * kBlockM * kHeadDimV,
+                        lse_part + second * kBlockM);
+    bool const last = last_to_arrive<Traits>(ss, Workspace::counters(p.workspace) + slot, 2, tid, [&] {
       // No O staged in shared memory: the buffer it would use (the V ring) is free at once.
       if constexpr (!Traits::kSeparateO) cutlass::arch::ClusterBarrier::arrive(&ss.bar_o);
-    }
-    cutlass::arch::NamedBarrier::sync(Traits::kConsumerThreads, uint32_t(NamedBarriers::kEpilogue));
-    if (!*last_flag) return;
-    __threadfence();  // acquire: the other piece, read below past L1 (ld.global.cg)
+    });
+    if (!last) return;
 
     Element* o_tile = p.o + int64_t(w.head) * p.o_head_stride + int64_t(w.batch) * p.o_batch_stride +
                       int64_t(w.m_block) * kBlockM * p.o_row_stride;
@@ -228,13 +201,7 @@ struct EpilogueStreamK : EpilogueTmaStore<Traits> {
       int const row = item / kChunks;
       int const c = item % kChunks;
       cutlass::Array<float, kChunk> acc;
-      float const total_lse = combine_partials<2>(
-          [&](int s) { return __ldcg(lse_part + s * kBlockM + row); },
-          [&](int s, int col) {
-            return __ldcg(reinterpret_cast<float4 const*>(o_part + (int64_t(s) * kBlockM + row) * kHeadDimV +
-                                                          c * kChunk + col));
-          },
-          acc);
+      float const total_lse = combine_stored<2, kBlockM>(lse_part, o_part, kHeadDimV, row, c, acc);
       if (c * kChunk < p.head_dim_v) {
         cutlass::Array<Element, kChunk> out = convert(acc);
         *reinterpret_cast<uint4*>(o_tile + int64_t(row) * p.o_row_stride + c * kChunk) = *reinterpret_cast<uint4 const*>(&out);

@@ -27,6 +27,14 @@ CUTE_HOST_DEVICE constexpr int stream_k_piece(int boundary, bool second) { retur
 CUTE_HOST_DEVICE constexpr int stream_k_boundary(int split) { return (split - 1) >> 1; }
 CUTE_HOST_DEVICE constexpr bool stream_k_second(int split) { return ((split - 1) & 1) != 0; }
 
+// Are a call's query tiles whole and equal (no packed sequences, no partial last tile)? The host
+// picks a scheduler's mode by it (FwdKernel::uneven_tiles, stream_k_call) and the device again
+// (StreamKTileScheduler): one predicate for both sides.
+template <int kBlockM>
+CUTE_HOST_DEVICE bool even_tiles(SeqLayout const& s) {
+  return s.cu_seqlens_q == nullptr && s.seqlen_q % kBlockM == 0;
+}
+
 // The tile grid; m_div / head_div divide by m_tiles / heads with a multiply-high and a shift
 // (their constants made on the host), where a division by a runtime int took ~50 instructions,
 // two of them a dependent chain before every tile's first load and every consumer's next tile.
