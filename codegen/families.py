@@ -448,12 +448,14 @@ class Sm90Config(KernelConfig):
     # 696.9 against 192x128's 711.1 and the 128x128 ping-pong tile's 746.7 (the shipped winner there);
     # second at 8k (1234.5 / 1218.4). With the eager softmax, 192x96 had lost 2-14 % to 192x128 at the D64
     # keys it was timed at (2026-11-26 15:50-, call 8).
-    # Stream-K twins (non-causal only) of the D128 128x128 overlapped tile and the D256 128x64 one: where
-    # whole query tiles fill the SMs' last round unevenly over >= 8192 keys, their CTAs walk equal key
-    # ranges; elsewhere they run as their twins. A/B against the twins, interleaved with SDPA (benchmarks/
-    # NOTES.md, 2026-11-29 03:20-, call 5; bf16, H200): D128 16k 3311 against 3371 us (664 against 652
-    # TFLOP/s), 8k 1734 / 1744; D256 16k 3022 / 3077, 8k 1540 / 1549.
-    STREAM_K: ClassVar[tuple] = LAZY + (1,)
+    # Stream-K twins (the stream_k axis: `--only '*_sk1'` builds them) were defaults for one session: on one
+    # H200 they beat the D128 128x128 overlapped and D256 128x64 tiles at 8k-16k keys by 0.6-1.9 %
+    # (benchmarks/NOTES.md, 2026-11-29 03:22-); on a hotter one, at the power cap, they lost 0.4-3.3 % and ran
+    # 60-90 MHz lower, and the re-tune gave them no key (2026-11-29 05:03-), so they left the defaults for the
+    # 16-way global split-KV tile below (the 5-minute build bound).
+    # D128 16-way split-KV through global memory (non-causal: GQA decoding's packed problems): one sequence's
+    # 8 KV heads over 32k keys are 64 CTAs at 8 splits, which on the H200 stream 3.2 TB/s; 128 CTAs took 37.5
+    # against 42.3 us (SDPA 37.1; 2026-11-29 05:03-, call 6). On the H100 the two had tied (51.9 / 52.0 us).
     DEFAULT_TILES: ClassVar[dict] = {
         64: [(192, 128, 2, 1, 1, 1) + LAZY, (192, 96, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY,
              (128, 128, 2, 2, 1, 1) + LAZY,
@@ -462,13 +464,13 @@ class Sm90Config(KernelConfig):
              (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS, (64, 128, 2, 1, 0, 8),
              (64, 128, 2, 1, 0, 4),
              (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
-        128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + STREAM_K,
-              (64, 128, 2, 1, 0, 2),
+        128: [(128, 128, 2, 2, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY,
+              (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 0, 16, 1, 1),
               (64, 128, 2, 1, 0, 8), (64, 128, 2, 1, 0, 4), (64, 128, 2, 1, 0, 8, 1, 1),
               (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1),
               (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         192: [(128, 80, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 128), (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)],
-        256: [(128, 80, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + STREAM_K,
+        256: [(128, 80, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + LAZY,
               (64, 64, 2, 1, 0, 4),
               (64, 64, 2, 1, 0, 8, 1, 1), (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
     }
@@ -485,7 +487,7 @@ class Sm90Config(KernelConfig):
         (256, (64, 64, 2, 1, 0, 8, 1, 1, 1)): True, (192, (128, 128, 2, 1, 1, 1, 1, 0, 0, 128)): True,
         (192, (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)): True,
         (128, (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)): True,
-        (128, (128, 128, 2, 1, 1, 1) + STREAM_K): False, (256, (128, 64, 2, 1, 1, 1) + STREAM_K): False,
+        (128, (64, 128, 2, 1, 0, 16, 1, 1)): False,
     }
     # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
     # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
