@@ -1,3 +1,4 @@
+import dataclasses
 import sqlite3
 import warnings
 
@@ -664,8 +665,6 @@ def test_heuristic_never_picks_a_stream_k_twin(head_dim, heads, seqlen):
     """The stream-K twins (built with `--only '*_sk1'`) reach dispatch through tuned rows only (README,
     Dispatch): beside the default set the heuristic takes the D128 ping-pong tile and the D256 128x80 one,
     not a `_sk1` tile."""
-    import dataclasses
-
     from flashcore_codegen.space import default_configs
 
     problem = Problem("bf16", head_dim, False, 1, heads, seqlen, seqlen)
