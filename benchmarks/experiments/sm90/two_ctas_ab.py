@@ -1,8 +1,9 @@
-"""Two CTAs per SM (the _c2 tiles) against the tiles they replaced in the shipped table, on the
-short grid cells they won in the tuner, timed as the grid times (one call at a time, events,
-500 ms alone first) and queued back to back (kernel time, host hidden); interleaved rounds, SDPA
-in the same rounds; the SM clock and power sampled right after each isolated timing (the H200 runs
-at its power cap on these cells, so a kernel's clock is part of its time). Needs the variants built
+"""Tiles of one grid cell against each other and SDPA, timed as the grid times (one call at a time,
+events, 500 ms alone first) and queued back to back (kernel time, host hidden); interleaved rounds,
+SDPA in the same rounds; the SM clock and power sampled right after each isolated timing (the H200
+runs at its power cap on the grid's cells, so a kernel's clock is part of its time). Written for the
+two-CTA tiles (_c2, the default CELLS) against the tiles they replaced; any tiles by --cell (e.g. the
+stream-K twins against their tiles, benchmarks/NOTES.md 2026-11-29 05:03-). Needs the variants built
 (device_run.sh build, or a carried build).
 
     python benchmarks/experiments/sm90/two_ctas_ab.py [--rounds 3] [--json PATH]
