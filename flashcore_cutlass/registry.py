@@ -44,15 +44,15 @@ Among the candidates:
    - then one CTA per SM (two one-WG CTAs per SM win only the shortest causal grid cells, by
      measurement: benchmarks/NOTES.md, 2026-11-26 20:02-), unless the family prefers another
      block_m or two CTAs per SM for the problem (below: ``heuristic_tiles``);
-   - then the split-KV cluster size nearest :func:`preferred_splits`: 1 (one CTA per query
-     tile) unless a problem has so few query tiles and rows see so many keys that clusters of
-     2, 4 or 8 CTAs per query tile still fit half the SMs with >= 2 key tiles each (the rule
-     picks the measured winner of every long-key shape the tuner knows, and came within 10 %
-     of the best cluster size at 14 untuned ones: benchmarks/NOTES.md, 2026-11-26 23:12-), or 2
-     for a causal triangle whose rows see >= 32 key tiles while its 64-row tiles fit the SMs once;
-     of split variants of that size, the one combining through global memory rather than a
-     cluster where Sq <= ``SPLIT_KV_GLOBAL_MAX_ROWS`` (the last CTA combines every row), else
-     the cluster;
+   - then, where :func:`preferred_splits` says split-KV pays (a few-CTA problem whose rows see many
+     keys), the candidate whose split the model of :func:`split_cost` predicts the shortest chain
+     for: one CTA per query tile, a cluster of 2, 4 or 8 CTAs per tile, or 2-16 CTAs combining
+     through global memory where a query tile holds at most ``SPLIT_KV_GLOBAL_MAX_ROWS`` rows
+     (decoding); of two equally short, the fewer splits. The model picks the measured winner at
+     11 of 13 H200 decoding keys and every H100 long-key key, and is within 8 % of the fastest
+     at the other two (benchmarks/NOTES.md, 2026-11-29 06:37-). Elsewhere one CTA per query
+     tile, or a cluster of 2 for a causal triangle whose rows see >= 32 key tiles while its
+     64-row tiles fit the SMs once;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
      (the middle of each axis), unless the family names other sizes for the problem
      (``KernelConfig.heuristic_tiles``, each with its measurement; :func:`family_preferences`: a
@@ -94,21 +94,34 @@ from .table import TableError, TableWarning, TuningTable
 # is the ranking's.)
 PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
 SMALL_SEQLEN_Q = 64
-# The split-KV preference, from the tuned long-key shapes (benchmarks/NOTES.md, 2026-11-26 21:48-
-# and 23:12-; graph us, H100): a cluster costs ~1.65 us over one CTA, about two 128-key tiles, and
-# the winners were clusters of 8 at (1, 8, 64, 8192) (8 query tiles: 64 CTAs of 8 key tiles), of 4
-# at (1, 8, 128, 4096) (16: 64 CTAs of 8), of 2 at (1, 32, 64, 4096) and (4, 8, 64, 2048) (32: 64
-# CTAs of 16 and 8), none at (1, 8, 512, 512) or (1, 8, 1024, 1024) (64 and 128 query tiles). At
-# untuned shapes (23:12- session) a CTA with 2 key tiles still gained (D64 (1, 8, 64, 2048): kv8 7.3
-# against kv4 8.4 us), with 1 it gained at D64 and lost at D128 ((1, 8, 64, 1024): kv8 6.2 / 8.5 us
-# against kv4 6.8 / 8.2).
-SPLIT_KV_SIZES = (2, 4, 8)  # the cluster sizes of the splits axis
-SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a cluster keeps at least (a cluster costs about two)
-# Of split variants of one size, those combining through global memory (combine = 1, no cluster)
-# where a query tile holds few rows (a packed GQA decoding problem): at 8 CTAs a query tile they beat
-# the cluster on 3 of the 5 such problems tuned with 4-8 rows by 12-20 %, tied (1, 8, 4 rows, 8192
-# keys) and were 0.5 % behind at batch 8 (K/V from HBM); with whole 64-row tiles the last CTA's serial
-# combine lost by 35-45 % ((1, 8, 64, 8192); benchmarks/NOTES.md, 2026-11-27 02:22-, calls 3 and 6).
+# Split-KV (several CTAs share a query tile's key tiles, then combine): a model of a few-CTA grid's
+# time in 128-key tiles (split_cost). Each CTA walks ceil(K / splits) key tiles, the grid runs in
+# waves of what fits the SMs at once, and a split adds its combine. Fitted on the tuned keys
+# (benchmarks/NOTES.md, 2026-11-29 06:37-): the H100's long-key shapes of 64-row tiles (clusters of
+# 8 at (1, 8, 64, 8192), of 4 at (1, 8, 128, 4096), of 2 at (1, 32, 64, 4096) and (4, 8, 64, 2048),
+# none at (1, 8, 512, 512) or (1, 8, 1024, 1024); 2026-11-26 21:48- and 23:12-) and 13 H200 decoding
+# keys of 1-7 rows per tile (2026-11-28 15:24 and 2026-11-29 06:45 tuning tables): e.g. 8 query
+# tiles over 16k-128k keys took 16 CTAs a tile through global memory, 9-14 % ahead of 8; 16 tiles
+# over 32k keys 8 (16: +4.6 %); 64 tiles over 8k keys clusters of 2 (8 through global memory:
+# +45 %, no split: +69 %). The flat rule before (clusters within half the SMs) was 18 % behind the
+# fastest on average over these keys, the model 0.8 %.
+SPLIT_KV_CLUSTER_SIZES = (2, 4, 8)  # portable cluster sizes
+SPLIT_KV_GLOBAL_SIZES = (2, 4, 8, 16)  # through global memory: any count (no gang launch)
+SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a split keeps at least
+# A cluster's launch and combine cost about two 128-key tiles (H100: ~1.65 us over one CTA); the
+# global combine (each CTA's partial O through L2, the last one combines) about one more (H200: 8
+# CTAs through global memory 1.3 us behind a cluster of 8 on equal chains, (1, 8, 4, 8192)).
+SPLIT_KV_CLUSTER_COST_TILES = 2.0
+SPLIT_KV_GLOBAL_COST_TILES = 3.0
+# Clusters of 4 or 8 CTAs fit half the SMs at once (GPCs of 16-18 SMs; H100: 4-CTA clusters of
+# 384-thread CTAs queue; H200: clusters of 4 at 128 CTAs 46 % behind clusters of 2 at 64).
+SPLIT_KV_WIDE_CLUSTER = 4
+# Splits only while the split grid stays within two waves of the SMs: past that a grid fills the
+# SMs without them, and the model's wave rounding would split large problems for their tail.
+SPLIT_KV_MAX_WAVES = 2
+# Only query tiles of at most this many rows (a packed GQA decoding problem) combine through
+# global memory: with whole 64-row tiles the last CTA's serial combine lost by 35-45 % ((1, 8, 64,
+# 8192); benchmarks/NOTES.md, 2026-11-27 02:22-, calls 3 and 6).
 SPLIT_KV_GLOBAL_MAX_ROWS = 8
 # SM count assumed where dispatch has no environment (CPU tools): the H100 SXM's.
 DEFAULT_SM_COUNT = 132
@@ -171,20 +184,44 @@ def rows_per_tile(key: ProblemKey) -> int:
     return min(64, key.seqlen_q * key.group)
 
 
-def preferred_splits(key: ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> int:
-    """CTAs per query tile the heuristic prefers for ``key`` (1: no split-KV): the largest
-    cluster size whose grid of 64-row query tiles stays within half the SMs while each CTA keeps
-    at least SPLIT_KV_MIN_KEY_TILES tiles of 128 keys, counting the keys a row sees
-    (ProblemKey.visible_keys: all of them unmasked or bottom-right, at most Sq causal top-left,
-    at most the window's span). A long causal triangle (long_causal) takes clusters of 2 while
-    its 64-row query tiles fit the SMs once."""
+def split_cost(key: ProblemKey, splits: int, combine: int, sm_count: int = DEFAULT_SM_COUNT) -> float:
+    """The model's time of ``key``'s grid with ``splits`` CTAs per 64-row query tile (``combine``:
+    1 through global memory, 0 through a cluster), in 128-key tiles: waves of the SMs times the key
+    tiles a CTA walks, plus the split's combine (the constants above). ``inf`` where the split is
+    not a fit: fewer than SPLIT_KV_MIN_KEY_TILES key tiles a CTA, more than SPLIT_KV_MAX_WAVES
+    waves, a global combine of query tiles with more than SPLIT_KV_GLOBAL_MAX_ROWS rows, a cluster
+    larger than the portable size."""
     query_tiles = query_tiles_of(key)
     key_tiles = -(-key.visible_keys // 128)
-    best = 1
-    for splits in SPLIT_KV_SIZES:
-        if query_tiles * splits <= sm_count // 2 and key_tiles // splits >= SPLIT_KV_MIN_KEY_TILES:
-            best = splits
-    if best == 1 and long_causal(key) and query_tiles <= sm_count:
+    if splits > 1:
+        if (key_tiles // splits < SPLIT_KV_MIN_KEY_TILES
+                or query_tiles * splits > SPLIT_KV_MAX_WAVES * sm_count
+                or (combine and rows_per_tile(key) > SPLIT_KV_GLOBAL_MAX_ROWS)
+                or (not combine and splits not in SPLIT_KV_CLUSTER_SIZES)):
+            return float("inf")
+    wide_cluster = splits >= SPLIT_KV_WIDE_CLUSTER and not combine
+    fit = max(1, sm_count // 2 if wide_cluster else sm_count)
+    waves = -(-query_tiles * splits // fit)
+    combine_cost = 0.0 if splits == 1 else (SPLIT_KV_GLOBAL_COST_TILES if combine else SPLIT_KV_CLUSTER_COST_TILES)
+    return waves * -(-key_tiles // splits) + combine_cost
+
+
+def _model_splits(key: ProblemKey, sm_count: int) -> int:
+    """The split the model predicts fastest for ``key`` over every size and combine (ties: fewer)."""
+    options = [(split_cost(key, 1, 0, sm_count), 1)]
+    options += [(split_cost(key, s, 0, sm_count), s) for s in SPLIT_KV_CLUSTER_SIZES]
+    options += [(split_cost(key, s, 1, sm_count), s) for s in SPLIT_KV_GLOBAL_SIZES]
+    return min(options)[1]
+
+
+def preferred_splits(key: ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> int:
+    """CTAs per query tile the heuristic prefers for ``key`` (1: no split-KV): the split
+    :func:`split_cost` predicts fastest, counting the keys a row sees (ProblemKey.visible_keys: all
+    of them unmasked or bottom-right, at most Sq causal top-left, at most the window's span). A
+    long causal triangle (long_causal) the model leaves unsplit takes clusters of 2 while its 64-row
+    query tiles fit the SMs once (its rows' chains differ, which the model does not see)."""
+    best = _model_splits(key, sm_count)
+    if best == 1 and long_causal(key) and query_tiles_of(key) <= sm_count:
         best = 2
     return best
 
@@ -274,14 +311,19 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     key = problem.key if isinstance(problem, Problem) else problem
     splits = preferred_splits(key, sm_count)
     key_split = prefers_key_split(key, splits, sm_count)
+    # Where the model splits, candidates rank by the chain it predicts for their own split and
+    # combine (so a size not built falls to the next best built one, e.g. 8 CTAs through global
+    # memory rather than a cluster of 4 at 128 CTAs); otherwise by distance to ``splits``.
+    by_model = splits > 1 and _model_splits(key, sm_count) == splits
     # Key-split warpgroups first: where they pay, any built one (all are 64-row tiles) ranks before
     # every one-warpgroup tile; elsewhere every one-warpgroup tile ranks before them.
     preferred = {"key_split_wgs": 2 if key_split else 1,
                  "block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
-                 "ctas_per_sm": 1, "splits": splits,
-                 "combine": int(splits > 1 and rows_per_tile(key) <= SPLIT_KV_GLOBAL_MAX_ROWS),
+                 "ctas_per_sm": 1, "splits": splits, "combine": 0,
                  **PREFERRED_TILES,
                  **family_preferences(config, key, splits > 1 or key_split, sm_count)}
+    if by_model:
+        del preferred["combine"]
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key
     # tiles equally near, the wider (a D256 128x80 tile beats 128x48 by 13-37 % from S = 2k on,
     # benchmarks/NOTES.md 2026-11-26 call 5); of two query tiles equally near, the narrower (where
@@ -289,8 +331,11 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     # 64) took 5.8 us on the 64-row tile and 10.5 on the 192-row one the name picked before,
     # benchmarks/NOTES.md 2026-11-27 10:25-). A missing axis is distance 0 for every config of
     # that family, i.e. a tie.
-    distances = tuple(_distance(getattr(config, axis, want), want, _TIES_TO.get(axis, 0))
-                      for axis, want in preferred.items())
+    distances = tuple(
+        (split_cost(key, getattr(config, "splits", 1), getattr(config, "combine", 0), sm_count),
+         getattr(config, "splits", 1))  # of two equally short chains, the fewer splits
+        if by_model and axis == "splits" else _distance(getattr(config, axis, want), want, _TIES_TO.get(axis, 0))
+        for axis, want in preferred.items())
     # The least V padding first: a variant with a V head dim of its own (e.g. 192/128) does a third
     # less PV work than its family's D192 variant, which pads V to 192.
     return (-config.ladder_step, config.v_head_dim, *distances, config.name)
