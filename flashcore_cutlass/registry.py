@@ -48,10 +48,10 @@ Among the candidates:
      keys), the candidate whose split the model of :func:`split_cost` predicts the shortest chain
      for: one CTA per query tile, a cluster of 2, 4 or 8 CTAs per tile, or 2-16 CTAs combining
      through global memory where a query tile holds at most ``SPLIT_KV_GLOBAL_MAX_ROWS`` rows
-     (decoding); of two equally short, the fewer splits. The model picks the measured winner at
-     11 of 13 H200 decoding keys and every H100 long-key key, and is within 8 % of the fastest
-     at the other two (benchmarks/NOTES.md, 2026-11-29 06:37-). Elsewhere one CTA per query
-     tile, or a cluster of 2 for a causal triangle whose rows see >= 32 key tiles while its
+     (decoding); of two equally short, the fewer splits. Over the 104 candidate sets of three
+     H200 tuning runs its picks took on average 1.0 % more than the fastest (the half-SM rule
+     before: 5.6 %, up to 2.5x; benchmarks/NOTES.md, 2026-11-29 06:37-). Elsewhere one CTA per
+     query tile, or a cluster of 2 for a causal triangle whose rows see >= 32 key tiles while its
      64-row tiles fit the SMs once;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
      (the middle of each axis), unless the family names other sizes for the problem
@@ -103,21 +103,34 @@ SMALL_SEQLEN_Q = 64
 # keys of 1-7 rows per tile (2026-11-28 15:24 and 2026-11-29 06:45 tuning tables): e.g. 8 query
 # tiles over 16k-128k keys took 16 CTAs a tile through global memory, 9-14 % ahead of 8; 16 tiles
 # over 32k keys 8 (16: +4.6 %); 64 tiles over 8k keys clusters of 2 (8 through global memory:
-# +45 %, no split: +69 %). The flat rule before (clusters within half the SMs) was 18 % behind the
-# fastest on average over these keys, the model 0.8 %.
+# +45 %, no split: +69 %). Over the 104 candidate sets of three H200 tuning runs (decoding, long
+# keys, the grid, models) the model's picks took 1.0 % more than the fastest on average (at most
+# 21 %, a non-split pick the rule before made too); the rule before (clusters within half the SMs,
+# 16 splits never) 5.6 %, at most 2.5x (benchmarks/NOTES.md, 2026-11-29 06:37-).
 SPLIT_KV_CLUSTER_SIZES = (2, 4, 8)  # portable cluster sizes
 SPLIT_KV_GLOBAL_SIZES = (2, 4, 8, 16)  # through global memory: any count (no gang launch)
 SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a split keeps at least
 # A cluster's launch and combine cost about two 128-key tiles (H100: ~1.65 us over one CTA); the
-# global combine (each CTA's partial O through L2, the last one combines) about one more (H200: 8
-# CTAs through global memory 1.3 us behind a cluster of 8 on equal chains, (1, 8, 4, 8192)).
+# global combine (each CTA's partial O through L2, the last one to finish combines them) about 1.5
+# plus a quarter tile per split (H200, from equal chains: at (1, 8, 2 rows, 4096 keys) 8 CTAs through
+# global memory 1.9 us behind the cluster of 8 and 16 of them 1.8 us; at (1, 8, 4, 8192) 16 of them
+# 1.2 us ahead of the cluster of 8, whose chain is 4 tiles longer).
 SPLIT_KV_CLUSTER_COST_TILES = 2.0
-SPLIT_KV_GLOBAL_COST_TILES = 3.0
-# Clusters of 4 or 8 CTAs fit half the SMs at once (GPCs of 16-18 SMs; H100: 4-CTA clusters of
-# 384-thread CTAs queue; H200: clusters of 4 at 128 CTAs 46 % behind clusters of 2 at 64).
+SPLIT_KV_GLOBAL_COST_TILES = 1.5
+SPLIT_KV_GLOBAL_COST_TILES_PER_SPLIT = 0.25
+# Clusters of 4 or 8 CTAs fit about three quarters of the SMs at once (whole clusters per GPC of
+# 16-18 SMs; H200: 24 clusters of 4 (96 CTAs) ran as one wave, 54.4 us at (3, 8, 4, 16384), 32 of
+# them (128 CTAs) did not, 108.5 us at (4, 8, 4, 16384) against 74.5 for 64 CTAs in clusters of 2).
 SPLIT_KV_WIDE_CLUSTER = 4
-# Splits only while the split grid stays within two waves of the SMs: past that a grid fills the
-# SMs without them, and the model's wave rounding would split large problems for their tail.
+SPLIT_KV_WIDE_CLUSTER_FIT = 0.75
+# and walk their key tiles about 10 % slower than as many CTAs without a cluster (H200, 8 query tiles
+# of 4 rows, 8 CTAs each: through global memory 7 %, 17 % and 19 % ahead of the cluster of 8 over 16k,
+# 32k and 64k keys, though 5 % behind over 128k and 2-16 % behind over 4k-8k, where the combine's
+# cost decides).
+SPLIT_KV_WIDE_CLUSTER_TILE_COST = 1.1
+# Splits only while the split grid stays within two waves of what fits at once: past that a grid
+# fills the SMs without them, and the model's wave rounding would split large problems for their
+# tail (H200: clusters of 8 at 256 CTAs 60 % behind clusters of 2 at 64, (4, 8, 64, 2048)).
 SPLIT_KV_MAX_WAVES = 2
 # Only query tiles of at most this many rows (a packed GQA decoding problem) combine through
 # global memory: with whole 64-row tiles the last CTA's serial combine lost by 35-45 % ((1, 8, 64,
@@ -193,17 +206,23 @@ def split_cost(key: ProblemKey, splits: int, combine: int, sm_count: int = DEFAU
     larger than the portable size."""
     query_tiles = query_tiles_of(key)
     key_tiles = -(-key.visible_keys // 128)
+    wide_cluster = splits >= SPLIT_KV_WIDE_CLUSTER and not combine
+    fit = max(1, int(sm_count * SPLIT_KV_WIDE_CLUSTER_FIT) if wide_cluster else sm_count)  # CTAs at once
     if splits > 1:
         if (key_tiles // splits < SPLIT_KV_MIN_KEY_TILES
-                or query_tiles * splits > SPLIT_KV_MAX_WAVES * sm_count
+                or query_tiles * splits > SPLIT_KV_MAX_WAVES * fit
                 or (combine and rows_per_tile(key) > SPLIT_KV_GLOBAL_MAX_ROWS)
                 or (not combine and splits not in SPLIT_KV_CLUSTER_SIZES)):
             return float("inf")
-    wide_cluster = splits >= SPLIT_KV_WIDE_CLUSTER and not combine
-    fit = max(1, sm_count // 2 if wide_cluster else sm_count)
     waves = -(-query_tiles * splits // fit)
-    combine_cost = 0.0 if splits == 1 else (SPLIT_KV_GLOBAL_COST_TILES if combine else SPLIT_KV_CLUSTER_COST_TILES)
-    return waves * -(-key_tiles // splits) + combine_cost
+    chain = waves * -(-key_tiles // splits) * (SPLIT_KV_WIDE_CLUSTER_TILE_COST if wide_cluster else 1.0)
+    if splits == 1:
+        combine_cost = 0.0
+    elif combine:
+        combine_cost = SPLIT_KV_GLOBAL_COST_TILES + SPLIT_KV_GLOBAL_COST_TILES_PER_SPLIT * splits
+    else:
+        combine_cost = SPLIT_KV_CLUSTER_COST_TILES
+    return chain + combine_cost
 
 
 def _model_splits(key: ProblemKey, sm_count: int) -> int:
