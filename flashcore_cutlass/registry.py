@@ -48,11 +48,11 @@ Among the candidates:
      keys), the candidate whose split the model of :func:`split_cost` predicts the shortest chain
      for: one CTA per query tile, a cluster of 2, 4 or 8 CTAs per tile, or 2-16 CTAs combining
      through global memory where a query tile holds at most ``SPLIT_KV_GLOBAL_MAX_ROWS`` rows
-     (decoding); of two equally short, the fewer splits. Over the 104 candidate sets of three
-     H200 tuning runs its picks took on average 1.0 % more than the fastest (the half-SM rule
-     before: 5.6 %, up to 2.5x; benchmarks/NOTES.md, 2026-11-29 06:37-). Elsewhere one CTA per
-     query tile, or a cluster of 2 for a causal triangle whose rows see >= 32 key tiles while its
-     64-row tiles fit the SMs once;
+     (decoding); of two equally short, the fewer splits. Over the 134 keys the H200's tuning runs
+     timed, the heuristic's pick took 1.015x the fastest time in geometric mean with this model,
+     1.047x (at worst 2.5x) with the half-SM rule before it (benchmarks/experiments/heuristic_audit.py;
+     benchmarks/NOTES.md, 2026-11-29 06:37-). Elsewhere one CTA per query tile, or a cluster of 2
+     for a causal triangle whose rows see >= 32 key tiles while its 64-row tiles fit the SMs once;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
      (the middle of each axis), unless the family names other sizes for the problem
      (``KernelConfig.heuristic_tiles``, each with its measurement; :func:`family_preferences`: a
@@ -103,10 +103,11 @@ SMALL_SEQLEN_Q = 64
 # keys of 1-7 rows per tile (2026-11-28 15:24 and 2026-11-29 06:45 tuning tables): e.g. 8 query
 # tiles over 16k-128k keys took 16 CTAs a tile through global memory, 9-14 % ahead of 8; 16 tiles
 # over 32k keys 8 (16: +4.6 %); 64 tiles over 8k keys clusters of 2 (8 through global memory:
-# +45 %, no split: +69 %). Over the 104 candidate sets of three H200 tuning runs (decoding, long
-# keys, the grid, models) the model's picks took 1.0 % more than the fastest on average (at most
-# 21 %, a non-split pick the rule before made too); the rule before (clusters within half the SMs,
-# 16 splits never) 5.6 %, at most 2.5x (benchmarks/NOTES.md, 2026-11-29 06:37-).
+# +45 %, no split: +69 %). Over every key the H200's tuning runs timed (134), the heuristic's pick
+# took 1.015x the fastest time in geometric mean with the model, 1.047x with the rule before it
+# (clusters within half the SMs, never 16 splits; at worst 2.5x), and it picked the winner at all 9
+# held-out decoding shapes of D64, D128 and D256 (the rule before: 7; benchmarks/experiments/
+# heuristic_audit.py, benchmarks/NOTES.md 2026-11-29 06:37-).
 SPLIT_KV_CLUSTER_SIZES = (2, 4, 8)  # portable cluster sizes
 SPLIT_KV_GLOBAL_SIZES = (2, 4, 8, 16)  # through global memory: any count (no gang launch)
 SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a split keeps at least
