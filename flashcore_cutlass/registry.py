@@ -36,8 +36,9 @@ Among the candidates:
    - then key-split warpgroups where :func:`prefers_key_split` (two consumer warpgroups sharing
      a 64-row tile's key tiles: where the 64-row query tiles fit the SMs once, split-KV does not
      pay and a row sees >= 8 tiles of 128 keys; benchmarks/NOTES.md, 2026-11-27 10:25-; for a
-     causal triangle whose rows see >= 32 key tiles, also where the tiles fit the SMs twice:
-     ``CAUSAL_LONG_MIN_KEY_TILES``), else one consumer warpgroup per 64 rows;
+     causal triangle whose rows see >= 32 key tiles, or at head dims <= 64 any causal triangle,
+     also where the tiles fit the SMs twice: ``CAUSAL_LONG_MIN_KEY_TILES``,
+     ``KEY_SPLIT_TWICE_MAX_HEAD_DIM``), else one consumer warpgroup per 64 rows;
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding) or when
      split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128 (the nearest built
      size; of 64 and 192, equally near, 64), unless the family prefers another for the problem;
@@ -151,6 +152,13 @@ DEFAULT_SM_COUNT = 132
 # behind split-KV clusters of 2 at causal (1, 2, 4096) / (1, 1, 8192) (23.6 / 42.5 against 23.1 /
 # 36.2; the 128-row tile: 43.1 / 79.5).
 KEY_SPLIT_MIN_KEY_TILES = 8
+# At head dims up to 64 a causal triangle's key-split tiles pay while the 64-row tiles fit the SMs
+# twice, from 8 key tiles a row on (not only from CAUSAL_LONG_MIN_KEY_TILES): the tuned winner at
+# (1, 8, 2048) and (1, 16, 1024), 13-14 % and 8-10 % ahead of the 128-row tile the flat rule picked
+# (H200, bf16 and fp16; 2026-11-28 15:24 tuning table; H100: (1, 8, 2048) 22.8 / 23.1 against
+# 24.6 / 25.0 us, (1, 16, 1024) tied). At D128 the 128-row ping-pong tile stays ahead there
+# ((1, 8, 2048): 30.8 against 33.6 us, H100).
+KEY_SPLIT_TWICE_MAX_HEAD_DIM = 64
 # One sequence's causal prefill with long keys (a causal triangle: top-left, no window, no packed
 # group). Its query tiles' key loops run from 1 to all of the row's tiles, so the grid's time is
 # its longest CTAs' chain rather than its total work, and halving that chain pays where the flat
@@ -187,10 +195,12 @@ def query_tiles_of(key: ProblemKey) -> int:
 
 def prefers_key_split(key: ProblemKey, splits: int, sm_count: int = DEFAULT_SM_COUNT) -> bool:
     """Does the heuristic prefer key-split warpgroups for ``key`` (``splits``: preferred_splits)?
-    Where the 64-row query tiles fit the SMs once, or twice for a long causal triangle."""
+    Where the 64-row query tiles fit the SMs once, or twice for a long causal triangle or a
+    causal triangle of head dim <= KEY_SPLIT_TWICE_MAX_HEAD_DIM."""
     if splits != 1 or key.group != 1 or key.visible_keys // 128 < KEY_SPLIT_MIN_KEY_TILES:
         return False
-    return query_tiles_of(key) <= (2 * sm_count if long_causal(key) else sm_count)
+    twice = long_causal(key) or (causal_triangle(key) and key.head_dim <= KEY_SPLIT_TWICE_MAX_HEAD_DIM)
+    return query_tiles_of(key) <= (2 * sm_count if twice else sm_count)
 
 
 def rows_per_tile(key: ProblemKey) -> int:

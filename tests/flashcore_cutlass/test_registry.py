@@ -199,11 +199,22 @@ def test_heuristic_prefers_key_split_warpgroups_for_few_ctas_with_long_key_loops
         pick = lambda b, h, s: reg.choose(Problem("fp16", 64, causal, b, h, s, s)).variant
         assert pick(1, 8, 1024) == split and pick(1, 4, 2048) == split  # 128 tiles; 8 / 16 key tiles
         assert pick(1, 8, 512) == wide  # the seed: 4 key tiles (block_m 128 where one is built)
-        assert pick(1, 16, 1024) == wide  # 256 tiles of 64 rows
+        # 256 tiles of 64 rows: the 128-row tile, but for a D64 causal triangle (key-split while they fit twice)
+        assert pick(1, 16, 1024) == (split if causal else wide)
         if not causal:
             assert pick(1, 1, 2048) == kv2  # split-KV pays first
         assert Registry(hashes(plain, wide, kv2)).choose(Problem("fp16", 64, causal, 1, 8, 1024, 1024)).variant == wide
     assert not registry_module.prefers_key_split(Problem("fp16", 64, False, 1, 8, 1024, 1024).key, splits=2)
+
+
+def test_key_split_while_twice_the_sms_only_for_small_head_dims():
+    """The D128 causal triangle (1, 8, 2048) keeps the 128-row ping-pong tile (30.8 us against the
+    key-split tile's 33.6, H100); its D64 twin takes the key-split tile (KEY_SPLIT_TWICE_MAX_HEAD_DIM)."""
+    for head_dim, expected in ((64, True), (128, False)):
+        key = Problem("bf16", head_dim, True, 1, 8, 2048, 2048).key
+        assert registry_module.prefers_key_split(key, registry_module.preferred_splits(key)) == expected
+    # Not a triangle: bottom-right rows over more keys than queries keep the once-the-SMs rule.
+    assert not registry_module.prefers_key_split(Problem("bf16", 64, True, 1, 8, 2048, 4096, bottom_right=True).key, 1)
 
 
 @pytest.mark.parametrize("shape, pick", [
@@ -212,7 +223,9 @@ def test_heuristic_prefers_key_split_warpgroups_for_few_ctas_with_long_key_loops
     ((1, 1, 4096), "kv2"), ((1, 1, 8192), "kv2"), ((1, 2, 4096), "kv2"),  # 64-128 tiles of 64 rows
     ((1, 1, 16384), "ks2"), ((1, 2, 8192), "ks2"), ((1, 4, 4096), "ks2"),  # 256 tiles
     # Fewer key tiles: the flat rules (ks2 while the tiles fit once, else the 128-row tile).
-    ((1, 4, 2048), "ks2"), ((1, 8, 1024), "ks2"), ((1, 8, 2048), "wide"), ((1, 16, 1024), "wide"),
+    ((1, 4, 2048), "ks2"), ((1, 8, 1024), "ks2"),
+    # D <= 64: key-split while the tiles fit the SMs twice (H200: 8-14 % ahead of the 128-row tile).
+    ((1, 8, 2048), "ks2"), ((1, 16, 1024), "ks2"),
     ((1, 8, 8192), "wide"),  # 1024 tiles fill the card
 ])
 def test_heuristic_halves_the_chain_of_a_long_causal_triangle(shape, pick):
