@@ -117,8 +117,11 @@ def few_cta_shapes() -> list[Problem]:
 
 def decode_shapes() -> list[Problem]:
     """Short queries over a KV cache with the bottom-right causal alignment (decoding, chunked
-    prefill), fp16 and bf16, D64 and D128: one query row, 16, 64, 128 and 256 over 4k-8k keys."""
-    shapes = [(1, 32, 1, 8192), (1, 32, 64, 8192), (1, 8, 128, 8192), (4, 8, 16, 4096), (1, 32, 256, 4096)]
+    prefill), fp16 and bf16, D64 and D128: one query row, 16, 64, 128 and 256 over 4k-8k keys, and
+    one query row over 8k-32k keys at batch 1-2 (where the split count moves: benchmarks/NOTES.md,
+    2026-11-29 06:37-)."""
+    shapes = [(1, 32, 1, 8192), (1, 32, 64, 8192), (1, 8, 128, 8192), (4, 8, 16, 4096), (1, 32, 256, 4096),
+              (1, 32, 1, 16384), (2, 32, 1, 8192), (1, 16, 1, 32768)]
     return [Problem(dt, d, True, b, h, sq, sk, bottom_right=True) for dt in ("fp16", "bf16") for d in (64, 128)
             for b, h, sq, sk in shapes]
 

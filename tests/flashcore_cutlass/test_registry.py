@@ -147,8 +147,9 @@ def test_heuristic_for_card_filling_d64_without_mask(head_dim):
     shapes (D32/D40 run on them padded), where the 64-row tiles outnumber the SMs: the 192-row tile
     where Sq > 512 and its tiles fill whole waves (rows of no whole 32-byte sectors, D40: where
     Sq > 256), else two CTAs per SM (the one-CTA tile the generic rule fell back on was 1.4-2.0x
-    behind at 11 untuned keys); the one-CTA tile for the seed (64 tiles); causal problems keep
-    their 128-row tile."""
+    behind at 11 untuned keys); the one-CTA tile for the seed (64 tiles). Causal ones: the 64-row
+    tiles, several CTAs per SM, below Sq = 4096, the 192-row tile from it (rows of whole 32-byte
+    sectors); D40 keeps the flat rules' 128-row tile."""
     from flashcore_codegen.families import Sm90Config
 
     def sm90(causal, m, persistent=1, ctas=1):
@@ -168,8 +169,28 @@ def test_heuristic_for_card_filling_d64_without_mask(head_dim):
     for shape in [(2, 20, 1024), (8, 16, 1024), (16, 64, 1024), (1, 32, 4096), (8, 32, 2048), (1, 32, 16384)]:
         assert pick(*shape) == wide, shape
     assert pick(1, 8, 512) == one  # 64 query tiles of 64 rows on 132 SMs
-    causal = [sm90(True, 64, ctas=2), sm90(True, 128)]
-    assert Registry(hashes(*causal)).choose(Problem("bf16", head_dim, True, 16, 64, 1024, 1024)).variant == causal[1]
+    causal = [sm90(True, 64, ctas=2), sm90(True, 128), sm90(True, 192)]
+    causal_pick = lambda b, h, s: Registry(hashes(*causal)).choose(Problem("bf16", head_dim, True, b, h, s, s)).variant  # noqa: E731
+    assert causal_pick(16, 64, 1024) == (causal[1] if head_dim == 40 else causal[0])
+    assert causal_pick(2, 32, 8192) == (causal[1] if head_dim == 40 else causal[2])
+
+
+def test_d64_causal_prefers_three_ctas_a_sm_then_the_192_row_tile():
+    """The H200's D64 causal grid keys: three one-WG 64x64 CTAs per SM won S = 512-2k, the 192-row
+    tile from 4k on, the 128x128 tiles no key; few-CTA problems keep their own rules (key split)."""
+    from flashcore_codegen.families import Sm90Config
+
+    def sm90(m, n=128, ctas=1, persistent=1, ks=1, stages=2):
+        return Sm90Config(dtype="bf16", head_dim=64, causal=True, block_m=m, block_n=n, stages=stages, schedule=1,
+                          persistent=persistent, ctas_per_sm=ctas, key_split_wgs=ks).name
+
+    c3, c2, m128, m192 = sm90(64, 64, ctas=3), sm90(64, ctas=2), sm90(128), sm90(192)
+    ks2 = sm90(64, persistent=0, ks=2, stages=4)
+    reg = Registry(hashes(c3, c2, m128, m192, ks2))
+    pick = lambda b, h, s: reg.choose(Problem("bf16", 64, True, b, h, s, s)).variant  # noqa: E731
+    assert [pick(32, 32, 512), pick(16, 32, 1024), pick(8, 32, 2048)] == [c3] * 3
+    assert [pick(4, 32, 4096), pick(1, 32, 16384)] == [m192] * 2
+    assert pick(1, 8, 2048) == ks2  # 256 query tiles fit the SMs twice
 
 
 def test_rows_of_whole_32_byte_sectors():

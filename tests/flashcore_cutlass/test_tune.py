@@ -296,12 +296,12 @@ def test_default_suite_covers_decoding_with_its_alignment():
     from flashcore_cutlass.tune import decode_shapes, default_suite
 
     decode = decode_shapes()
-    assert len(decode) == 20 and all(p.causal and p.bottom_right and p.seqlen_q < p.seqlen_k for p in decode)
+    assert len(decode) == 32 and all(p.causal and p.bottom_right and p.seqlen_q < p.seqlen_k for p in decode)
     assert all("causalbr" in str(p.key) for p in decode)
     decode_keys = {p.key for p in decode}
     others = [p.key for p in default_suite() if p not in decode]
-    assert len(decode_keys) == 20 and not decode_keys & set(others)  # keys of their own
-    assert len(default_suite()) == len(others) + 20
+    assert len(decode_keys) == 32 and not decode_keys & set(others)  # keys of their own
+    assert len(default_suite()) == len(others) + 32
 
 
 def test_default_suite_covers_gqa_decoding_as_dispatch_runs_it():
