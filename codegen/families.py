@@ -523,7 +523,10 @@ class Sm90Config(KernelConfig):
     # D64 causal (the H200's tuned keys; benchmarks/NOTES.md, 2026-11-29 06:37-): the 192-row tile won
     # every grid key from Sq = 4096 on, three one-WG 64x64 CTAs per SM the grid's 512-2k keys, and the
     # 128x128 tiles, the flat rules' pick, no key (1.16x the 64x64 three-CTA tile's time at (32, 32, 512);
-    # at (1, 24, 1024) 22.3 us against 20.1, the two-CTA 64x128 tile 20.0). Not measured for rows of no
+    # at (1, 24, 1024) 22.3 us against 20.1, the two-CTA 64x128 tile 20.0), 192x128 rather than 192x96 (the
+    # shipped winner at 4k, 8k and 16k; held out, (2, 16, 8192) 642 us against 663). At 7 held-out shapes
+    # (tuning_table-2026-11-29T0745-*) the picks took 1.00-1.005x the fastest time at 5, and the 128-row
+    # tile 1.06-1.16x at all 7; (1, 16, 4096) went to the key-split tile (1.16x). Not measured for rows of no
     # whole 32-byte sectors (D40, D56), whose 64-row tiles pay for their loads: they keep the flat rules.
     D64_CAUSAL_WIDE_FROM_SEQLEN_Q = 4096
 
@@ -532,7 +535,7 @@ class Sm90Config(KernelConfig):
         tiles = {**super().heuristic_tiles(key, sm_count), "lazy_rescale": 1}
         if self.head_dim == 64 and key.causal and key.group == 1 and rows_32_byte_aligned(key):
             if key.seqlen_q >= self.D64_CAUSAL_WIDE_FROM_SEQLEN_Q:
-                return {**tiles, "block_m": 192}
+                return {**tiles, "block_m": 192, "block_n": 128}
             return {**tiles, "block_m": 64, "ctas_per_sm": 3}
         if self.head_dim != 64 or key.causal or key.group != 1:
             return tiles

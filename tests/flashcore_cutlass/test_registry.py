@@ -185,8 +185,8 @@ def test_d64_causal_prefers_three_ctas_a_sm_then_the_192_row_tile():
                           persistent=persistent, ctas_per_sm=ctas, key_split_wgs=ks).name
 
     c3, c2, m128, m192 = sm90(64, 64, ctas=3), sm90(64, ctas=2), sm90(128), sm90(192)
-    ks2 = sm90(64, persistent=0, ks=2, stages=4)
-    reg = Registry(hashes(c3, c2, m128, m192, ks2))
+    ks2, m192n96 = sm90(64, persistent=0, ks=2, stages=4), sm90(192, 96)
+    reg = Registry(hashes(c3, c2, m128, m192, ks2, m192n96))
     pick = lambda b, h, s: reg.choose(Problem("bf16", 64, True, b, h, s, s)).variant  # noqa: E731
     assert [pick(32, 32, 512), pick(16, 32, 1024), pick(8, 32, 2048)] == [c3] * 3
     assert [pick(4, 32, 4096), pick(1, 32, 16384)] == [m192] * 2
