@@ -527,13 +527,15 @@ class Sm90Config(KernelConfig):
     # shipped winner at 4k, 8k and 16k; held out, (2, 16, 8192) 642 us against 663). At 7 held-out shapes
     # (tuning_table-2026-11-29T0745-*) the picks took 1.00-1.005x the fastest time at 5, and the 128-row
     # tile 1.06-1.16x at all 7; (1, 16, 4096) went to the key-split tile (1.16x). Not measured for rows of no
-    # whole 32-byte sectors (D40, D56), whose 64-row tiles pay for their loads: they keep the flat rules.
+    # whole 32-byte sectors (D40, D56), whose 64-row tiles pay for their loads, nor for windows or bottom-right
+    # calls over more keys than queries: they keep the flat rules.
     D64_CAUSAL_WIDE_FROM_SEQLEN_Q = 4096
 
     def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
         # Of two otherwise equal tiles, the one that rescales O lazily (it does strictly less work).
         tiles = {**super().heuristic_tiles(key, sm_count), "lazy_rescale": 1}
-        if self.head_dim == 64 and key.causal and key.group == 1 and rows_32_byte_aligned(key):
+        if (self.head_dim == 64 and key.causal and not key.bottom_right and key.window is None and key.group == 1
+                and rows_32_byte_aligned(key)):  # causal triangles, as measured
             if key.seqlen_q >= self.D64_CAUSAL_WIDE_FROM_SEQLEN_Q:
                 return {**tiles, "block_m": 192, "block_n": 128}
             return {**tiles, "block_m": 64, "ctas_per_sm": 3}

@@ -191,6 +191,9 @@ def test_d64_causal_prefers_three_ctas_a_sm_then_the_192_row_tile():
     assert [pick(32, 32, 512), pick(16, 32, 1024), pick(8, 32, 2048)] == [c3] * 3
     assert [pick(4, 32, 4096), pick(1, 32, 16384)] == [m192] * 2
     assert pick(1, 8, 2048) == ks2  # 256 query tiles fit the SMs twice
+    # Not measured for windows (nor bottom-right over more keys): the flat rules' 128-row tile.
+    windowed = Problem("bf16", 64, True, 32, 32, 512, 512, window=(255, 0))
+    assert reg.choose(windowed).variant == m128
 
 
 def test_rows_of_whole_32_byte_sectors():
