@@ -284,6 +284,11 @@ def cmd_tune(args) -> int:
         problems = kept
         if not problems:
             return 0
+    if args.shape:
+        from .shipped import default_table
+
+        for note in tune_module.bucket_notes(problems, default_table(), rt.env, rt.hashes):
+            print(note, file=sys.stderr)
     missing = [p for p in problems if not rt.registry.candidates(p)]
     for p in missing:
         print(f"skip {p}: no built variant ({build_command(p)})", file=sys.stderr)

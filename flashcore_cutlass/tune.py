@@ -209,6 +209,21 @@ def shipped_suite() -> list[Problem]:
     return problems
 
 
+def bucket_notes(problems: list[Problem], shipped, env, valid_hashes) -> list[str]:
+    """What tuning ``problems`` replaces beyond their own shapes: a tuned row serves every shape of
+    its key (B x H, Sq and Sk rounded up to powers of two) and takes precedence over the shipped
+    row, which may have been measured on another shape of the key, where the winner can differ
+    (few-CTA problems: B6 and B8 over 8k keys, benchmarks/NOTES.md 2026-11-29 06:37-)."""
+    notes = []
+    for p in problems:
+        row = shipped.best(p.key, env, valid_hashes)
+        if row is not None and row.shape != shape_text(p):
+            notes.append(f"note: {p} (key {p.key}): its tuned winner will serve every shape of the key, in place of "
+                         f"the shipped row measured on {row.shape} ({row.variant}), where the fastest variant may "
+                         f"differ; the key keeps the winner of the shape tuned last")
+    return notes
+
+
 def lacking_current_rows(problems: list[Problem], table, env, valid_hashes) -> list[Problem]:
     """The problems whose key ``table`` (a shipped table) holds no row current for ``env`` and the
     variants as built (``valid_hashes``): after a kernel change that left some rows valid (moved by

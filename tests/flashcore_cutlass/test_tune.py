@@ -166,6 +166,29 @@ def test_the_incumbent_is_the_fastest_shipped_row_of_this_gpu_whatever_its_hash(
     assert incumbent(ShippedTable(), PROBLEM, ENV) is None
 
 
+def test_bucket_notes_name_a_shipped_row_of_another_shape_that_tuning_replaces():
+    """Tuning B6 over 8k keys files a row that serves B8's key too, whose shipped row was measured on
+    B8 (where the B6 winner ran 1.6x slower, benchmarks/NOTES.md 2026-11-29 06:37-): say so; no note
+    for the shipped row's own shape, another GPU's row, a stale hash or a key without a row."""
+    from flashcore_cutlass.shipped import ShippedTable
+    from flashcore_cutlass.table import Row
+    from flashcore_cutlass.tune import bucket_notes
+
+    b8, b6 = Problem("bf16", 128, False, 8, 8, 4, 8192), Problem("bf16", 128, False, 6, 8, 4, 8192)
+    assert b8.key == b6.key
+
+    def row(gpu=ENV.gpu_name, source_hash="h"):
+        return Row(GOOD, str(b8.key), shape_text(b8), 64.6, 0.1, 1.0, 10, 0.0, gpu, 132, "13.0", "2.11", "4.2.0.0",
+                   source_hash, "2026-11-29T00:00:00+00:00")
+
+    valid = {GOOD: "h"}
+    notes = bucket_notes([b6, b8], ShippedTable([row()]), ENV, valid)
+    assert len(notes) == 1 and str(b6) in notes[0] and "B8 H8 Sq4 Sk8192" in notes[0] and GOOD in notes[0]
+    assert bucket_notes([b6], ShippedTable([row(gpu="NVIDIA H200")]), ENV, valid) == []
+    assert bucket_notes([b6], ShippedTable([row(source_hash="old")]), ENV, valid) == []
+    assert bucket_notes([Problem("bf16", 128, False, 6, 8, 4, 4096)], ShippedTable([row()]), ENV, valid) == []
+
+
 def test_decoding_problems_are_timed_on_rotating_kv_copies(rt, table, monkeypatch):
     """Few query rows (decoding): the timed calls cycle through K/V copies spanning 200 MB, so each
     reads its K/V from HBM as in a model; the correctness check and other problems use one K/V."""
