@@ -250,10 +250,15 @@ def preferred_splits(key: ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> int:
     of them unmasked or bottom-right, at most Sq causal top-left, at most the window's span). A
     long causal triangle (long_causal) the model leaves unsplit takes clusters of 2 while its 64-row
     query tiles fit the SMs once (its rows' chains differ, which the model does not see)."""
+    return _split_preference(key, sm_count)[0]
+
+
+def _split_preference(key: ProblemKey, sm_count: int) -> tuple[int, bool]:
+    """(preferred_splits, whether the model chose that split: then candidates rank by split_cost)."""
     best = _model_splits(key, sm_count)
     if best == 1 and long_causal(key) and query_tiles_of(key) <= sm_count:
-        best = 2
-    return best
+        return 2, False
+    return best, best > 1
 
 # One warning per process about an unreadable table: dispatch runs per new shape, and the
 # cause (and its fix) is the same each time.
@@ -339,21 +344,18 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     of one ProblemKey (which is what the cache assumes).
     """
     key = problem.key if isinstance(problem, Problem) else problem
-    splits = preferred_splits(key, sm_count)
-    key_split = prefers_key_split(key, splits, sm_count)
     # Where the model splits, candidates rank by the chain it predicts for their own split and
     # combine (so a size not built falls to the next best built one, e.g. 8 CTAs through global
     # memory rather than a cluster of 4 at 128 CTAs); otherwise by distance to ``splits``.
-    by_model = splits > 1 and _model_splits(key, sm_count) == splits
+    splits, by_model = _split_preference(key, sm_count)
+    key_split = prefers_key_split(key, splits, sm_count)
     # Key-split warpgroups first: where they pay, any built one (all are 64-row tiles) ranks before
     # every one-warpgroup tile; elsewhere every one-warpgroup tile ranks before them.
     preferred = {"key_split_wgs": 2 if key_split else 1,
                  "block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
-                 "ctas_per_sm": 1, "splits": splits, "combine": 0,
+                 "ctas_per_sm": 1, "splits": splits, **({} if by_model else {"combine": 0}),
                  **PREFERRED_TILES,
                  **family_preferences(config, key, splits > 1 or key_split, sm_count)}
-    if by_model:
-        del preferred["combine"]
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key
     # tiles equally near, the wider (a D256 128x80 tile beats 128x48 by 13-37 % from S = 2k on,
     # benchmarks/NOTES.md 2026-11-26 call 5); of two query tiles equally near, the narrower (where
