@@ -284,11 +284,6 @@ def cmd_tune(args) -> int:
         problems = kept
         if not problems:
             return 0
-    if args.shape:
-        from .shipped import default_table
-
-        for note in tune_module.bucket_notes(problems, default_table(), rt.env, rt.hashes):
-            print(note, file=sys.stderr)
     missing = [p for p in problems if not rt.registry.candidates(p)]
     for p in missing:
         print(f"skip {p}: no built variant ({build_command(p)})", file=sys.stderr)
@@ -318,8 +313,8 @@ TABLE_COLUMNS = ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err
 
 
 def _shipped_rows(table, args, env, valid, include_stale: bool):
-    """The shipped table's rows for display; ``win`` only where no tuned row takes precedence
-    (dispatch asks the user's table first)."""
+    """The shipped table's rows for display; ``win`` only where no tuned row of the same shape
+    takes precedence (dispatch prefers the user's row of a shape measured in both tables)."""
     from dataclasses import replace
 
     from .shipped import default_table
@@ -331,8 +326,8 @@ def _shipped_rows(table, args, env, valid, include_stale: bool):
         tuned = table.rows(problem_key=args.key, env=env, valid_hashes=valid)
     except TableError:  # dispatch falls back to the shipped rows then, and so does the win column
         tuned = []
-    tuned_keys = {r.problem_key for r in tuned if r.winner}
-    return [replace(r, winner=False) if r.problem_key in tuned_keys else r for r in rows]
+    tuned_shapes = {(r.problem_key, r.shape) for r in tuned if r.winner}
+    return [replace(r, winner=False) if (r.problem_key, r.shape) in tuned_shapes else r for r in rows]
 
 
 def _export_shipped(table, args, env, valid, why) -> int:
@@ -351,20 +346,20 @@ def _export_shipped(table, args, env, valid, why) -> int:
     if path.is_dir():  # the package's name for this GPU's file
         path = path / file_name_for(env.gpu_name)
     provenance, dropped = None, []
-    if args.merge:  # it names the keys it drops itself
+    if args.merge:  # it names the shapes it drops itself
         rows, provenance = _merge_into_file(path, rows, env, valid)
     else:
-        dropped = _keys_an_export_drops(path, rows)
+        dropped = _shapes_an_export_drops(path, rows)
     path = export(rows, path, provenance)
     print(f"wrote {len(rows)} winners ({env.gpu_name}, {env.sm_count} SMs) to {path}", file=sys.stderr)
     if dropped:  # the file is replaced, not merged: say what the old one held that the new one lacks
-        print(f"note: {len(dropped)} keys of the file it replaced are not in it (tune them in this table and export "
-              f"again to keep them): {', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}", file=sys.stderr)
+        print(f"note: {len(dropped)} measured shapes of the file it replaced are not in it (tune them in this table "
+              f"and export again to keep them): {_list(dropped)}", file=sys.stderr)
     return 0
 
 
 def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
-    """--merge: ``rows`` plus the rows of the shipped file at ``path`` for keys ``rows`` lack and
+    """--merge: ``rows`` plus the rows of the shipped file at ``path`` for (key, shape)s ``rows`` lack and
     current on this machine (same GPU, the variants' hashes as built, or for a variant this build
     left out as today's sources give it with the build's toolchain: rows a kernel change left stale
     are dropped, never shipped), and the provenance saying what was kept from where."""
@@ -374,14 +369,14 @@ def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
         old = load(path)
     except ShippedTableError as exc:
         raise CliError(f"--merge: cannot read {path} ({exc})") from None
-    exported = {r.problem_key for r in rows}
-    others = [r for r in old.rows if r.problem_key not in exported]
+    exported = {_measured(r) for r in rows}
+    others = [r for r in old.rows if _measured(r) not in exported]
     judged = {**_unbuilt_hashes({r.variant for r in others} - set(valid)), **valid}
     kept = [r for r in others if matches(r, env, judged)]
-    stale = sorted({r.problem_key for r in others} - {r.problem_key for r in kept})
+    stale = sorted({_measured(r) for r in others} - {_measured(r) for r in kept})
     if stale:
-        print(f"note: --merge drops {len(stale)} keys whose rows in {path.name} are not current here (tune them "
-              f"and export again): {', '.join(stale[:5])}{', ...' if len(stale) > 5 else ''}", file=sys.stderr)
+        print(f"note: --merge drops {len(stale)} measured shapes whose rows in {path.name} are not current here "
+              f"(tune them and export again): {_list(stale)}", file=sys.stderr)
     provenance = current_provenance()
     if kept:
         was = old.provenance
@@ -421,15 +416,26 @@ def _unbuilt_hashes(names) -> dict[str, str]:
     return hashes
 
 
-def _keys_an_export_drops(path: Path, rows) -> list[str]:
-    """Keys the shipped file at ``path`` holds that ``rows`` lack (none if it cannot be read)."""
+def _measured(row) -> tuple[str, str]:
+    """What one winner of an export stands for: a key's measured shape."""
+    return row.problem_key, row.shape
+
+
+def _list(measured: list[tuple[str, str]], most: int = 5) -> str:
+    shown = ", ".join(f"{key} [{shape}]" for key, shape in measured[:most])
+    return shown + (", ..." if len(measured) > most else "")
+
+
+def _shapes_an_export_drops(path: Path, rows) -> list[tuple[str, str]]:
+    """(key, shape) pairs the shipped file at ``path`` holds that ``rows`` lack (none if it cannot
+    be read)."""
     from .shipped import ShippedTableError, load
 
     try:
         old = load(path)
     except ShippedTableError:
         return []
-    return sorted({r.problem_key for r in old.rows} - {r.problem_key for r in rows})
+    return sorted({_measured(r) for r in old.rows} - {_measured(r) for r in rows})
 
 
 def cmd_table(args) -> int:
@@ -583,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="problem key, e.g. bf16_d128_full_q4096_k4096_bh64")
     p.add_argument("--variant", help="variant name glob")
     p.add_argument("--all", action="store_true", help="include stale rows (other GPU/versions/sources)")
-    p.add_argument("--winners", action="store_true", help="only the row dispatch uses per key (win column)")
+    p.add_argument("--winners", action="store_true", help="only the row dispatch uses per key and measured shape (win column)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--shipped", dest="source", action="store_const", const="shipped",
                        help="only rows of the tables shipped with the package ($FLASHCORE_SHIPPED_TABLE to read "

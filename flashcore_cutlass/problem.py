@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 
@@ -152,6 +153,36 @@ class ProblemKey:
         unmasked or bottom-right, at most Sq causal top-left, at most the window's span."""
         keys = self.seqlen_k if not self.causal or self.bottom_right else min(self.seqlen_q, self.seqlen_k)
         return keys if self.window is None else min(keys, self.window)
+
+
+# The exact shape a table row records ("B4 H16 Sq4096 Sk4096": shape_text): rows of one key
+# measured on different shapes are never compared, and dispatch takes the measurement of the
+# shape nearest the problem's (shape_distance).
+_SHAPE = re.compile(r"B(\d+) H(\d+) Sq(\d+) Sk(\d+)")
+
+
+def shape_text(problem: "Problem") -> str:
+    """The exact shape a tuning-table row records for ``problem``."""
+    return f"B{problem.batch} H{problem.heads} Sq{problem.seqlen_q} Sk{problem.seqlen_k}"
+
+
+def parse_shape(text: str) -> tuple[int, int, int, int] | None:
+    """(B, H, Sq, Sk) of a shape text, or None for a text of another form (a hand-edited row)."""
+    m = _SHAPE.fullmatch(text)
+    return tuple(map(int, m.groups())) if m else None
+
+
+def shape_distance(a: str, b: str) -> float:
+    """How far apart two shapes of one key are: the sum of |log2| of their B*H, Sq and Sk ratios
+    (what sets a grid's CTAs and each CTA's key loop; B4 H32 and B8 H16 are the same grid). A text
+    of another form is infinitely far from any other text, and 0 from itself."""
+    if a == b:
+        return 0.0
+    pa, pb = parse_shape(a), parse_shape(b)
+    if pa is None or pb is None or 0 in pa or 0 in pb:
+        return math.inf
+    (ba, ha, qa, ka), (bb, hb, qb, kb) = pa, pb
+    return sum(abs(math.log2(x) - math.log2(y)) for x, y in ((ba * ha, bb * hb), (qa, qb), (ka, kb)))
 
 
 def _dims(head_dim: int, head_dim_v: int | None) -> str:

@@ -12,20 +12,26 @@ query rows per head where a packing variant is built, problem.gqa_row_packed) ha
 variants (``pack_gqa``) as candidates, and they no other problem.
 Among the candidates:
 
-1. **tuned**: the row the user's tuning table picks for ``problem.key``
-   (:meth:`TuningTable.best`: the fastest on the key's reference shape) among rows measured
-   in this exact environment against the source hash of the variant as built now;
-2. **shipped**: otherwise, the row the table shipped with the package picks
-   (:mod:`flashcore_cutlass.shipped`): measured on the same GPU model and SM count, against
-   the same source hash (which covers nvcc, its flags and CUTLASS), on any torch release;
-3. **borrowed**: otherwise, the winner the shipped table holds for the key from the nearest
+1. **tuned** or **shipped**: a measured winner for ``problem.key``. The current rows are those of
+   the user's tuning table measured in this exact environment against the source hash of the
+   variant as built now, and those of the table shipped with the package
+   (:mod:`flashcore_cutlass.shipped`) measured on the same GPU model and SM count against the
+   same source hash (which covers nvcc, its flags and CUTLASS), on any torch release. Each row
+   records the exact shape it was measured on; of all measured shapes the one nearest the
+   problem's (:func:`~flashcore_cutlass.problem.shape_distance`) serves it, of two equally near
+   the user's, and that shape's fastest row wins (:func:`~flashcore_cutlass.table.pick_nearest`).
+   So tuning one shape of a key takes over the shapes nearer it than any other measured shape,
+   never the shapes measured themselves (few-CTA problems change winner inside a key: decoding
+   over 8k keys, a cluster of 4 wins at B6 and runs 1.6x slower than clusters of 2 at B8);
+2. **borrowed**: otherwise, the winner the shipped table holds for the key (and the shape nearest
+   the problem's) from the nearest
    other GPU of this architecture, of a variant as built now
    (:meth:`ShippedTable.borrowed <flashcore_cutlass.shipped.ShippedTable.borrowed>`: e.g. an
    H100, whose table was retired when the kernels changed, takes the H200's winner; winners
    measured on one of these two boards took
    1.006-1.008x the fastest time on the other, the flat rules below 1.019-1.023x, over the keys
    whose tuning run timed both: benchmarks/NOTES.md, 2026-11-28 12:28-);
-4. **heuristic** otherwise (no environment, no current measurement, or a tuning table
+3. **heuristic** otherwise (no environment, no current measurement, or a tuning table
    that cannot be read: corrupt and not movable, unusable path; one :class:`TableWarning`
    per process says so, dispatch never raises over either table):
    the candidate with the smallest :func:`heuristic_rank`, i.e.
@@ -65,9 +71,10 @@ Among the candidates:
    - then the name, so the choice is deterministic.
 
    Axes a family lacks tie (the ladder step already separates families).
-5. No candidate at all raises :class:`MissingVariantError`, naming the build command.
+4. No candidate at all raises :class:`MissingVariantError`, naming the build command.
 
-Decisions are cached per :class:`ProblemKey` (a dict hit on the hot path), and the shipped
+Decisions are cached per :class:`ProblemKey` (a dict hit on the hot path; per exact shape for
+keys whose rows hold several measured shapes), and the shipped
 file is read once per process, on the first decision that needs it; set
 ``FLASHCORE_PRINT_DISPATCH=1`` to print each new decision to stderr.
 """
@@ -78,7 +85,7 @@ import os
 import sqlite3
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import flashcore_codegen  # noqa: F401  registers the kernel families, so config_from_name knows them
@@ -86,15 +93,17 @@ from flashcore_codegen import KernelConfig, config_from_name
 
 from .eligibility import Target, cannot_implement_message, computes, family_build_command, runs_on, wrong_device_message
 from .env import Environment, gpu_label
-from .problem import Problem, ProblemKey, packed_row_slots
+from .problem import Problem, ProblemKey, packed_row_slots, shape_text
 from .shipped import ShippedTable, default_table
-from .table import TableError, TableWarning, TuningTable
+from .table import Row, TableError, TableWarning, TuningTable, pick_nearest
 
 # Preferred value of each tile axis (other than block_m, which depends on seqlen_q).
 # (key_split_wgs, block_m, then ctas_per_sm = 1, then splits rank first: heuristic_rank; the order
 # is the ranking's.)
 PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
 SMALL_SEQLEN_Q = 64
+# Per-shape decisions kept (keys with rows of several measured shapes); past it they start over.
+MAX_SHAPE_DECISIONS = 65536
 # Split-KV (several CTAs share a query tile's key tiles, then combine): a model of a few-CTA grid's
 # time in 128-key tiles (split_cost). Each CTA walks ceil(K / splits) key tiles, the grid runs in
 # waves of what fits the SMs at once, and a split adds its combine. Fitted on the tuned keys
@@ -301,9 +310,39 @@ class Choice:
     variant: str
     reason: str  # "tuned", "shipped", "borrowed" or "heuristic"
     measured_on: str = ""  # a borrowed row's GPU, e.g. "NVIDIA H200 (132 SMs)"
+    # The exact shape the row was measured on (tuned, shipped, borrowed), e.g. "B8 H32 Sq4 Sk8192":
+    # said, not compared (a choice is the variant and why).
+    shape: str = field(default="", compare=False)
 
     def __str__(self) -> str:
-        return f"{self.reason} from {self.measured_on}" if self.measured_on else self.reason
+        text = f"{self.reason} from {self.measured_on}" if self.measured_on else self.reason
+        return f"{text}, measured on {self.shape}" if self.shape else text
+
+
+@dataclass(frozen=True)
+class _KeyRows:
+    """What dispatch knows of one key (and alignment): the heuristic's pick, and the current rows
+    that may serve it, per table in order of precedence ((reason, rows): the user's and the
+    shipped one's, or only the nearest other GPU's where neither has a row)."""
+    heuristic: str
+    tables: tuple[tuple[str, tuple[Row, ...]], ...] = ()
+
+    @property
+    def single(self) -> Choice | None:
+        """The choice for every shape of the key where its rows hold at most one measured shape."""
+        if len({r.shape for _, rows in self.tables for r in rows}) > 1:
+            return None
+        return self.choice(None)
+
+    def choice(self, shape: str | None) -> Choice:
+        """The choice for a problem of ``shape``: the winner of the measured shape nearest it
+        (:func:`pick_nearest`; of two equally near, the user's), else the heuristic's pick."""
+        found = pick_nearest((rows for _, rows in self.tables), shape)
+        if found is None:
+            return Choice(self.heuristic, "heuristic")
+        reason, row = self.tables[found[0]][0], found[1]
+        lender = gpu_label(row.gpu_name, row.sm_count) if reason == "borrowed" else ""
+        return Choice(row.variant, reason, lender, row.shape)
 
 
 def build_command(problem: Problem | ProblemKey) -> str:
@@ -394,7 +433,9 @@ class Registry:
         self.table = table
         self.env = env
         self._shipped = shipped
-        self._cache: dict[tuple[ProblemKey, bool], Choice] = {}  # per (key, aligned16)
+        self._cache: dict[tuple[ProblemKey, bool], _KeyRows] = {}  # per (key, aligned16)
+        # Per (key, aligned16, shape), for keys whose rows hold several measured shapes only.
+        self._by_shape: dict[tuple[ProblemKey, bool, str], Choice] = {}
 
     def computing(self, problem: Problem | ProblemKey) -> list[str]:
         """Built variants whose config computes ``problem`` (:func:`eligibility.computes`)."""
@@ -414,12 +455,27 @@ class Registry:
     def choose(self, problem: Problem) -> Choice:
         key = problem.key
         slot = (key, getattr(problem, "aligned16", True))
-        choice = self._cache.get(slot)
+        known = self._cache.get(slot)
+        if known is None:
+            known = self._cache[slot] = self._decide(problem, key)
+            if known.single is not None:
+                self._say(problem, key, known.single)
+        if known.single is not None:
+            return known.single
+        # Rows of several shapes: the nearest measured shape's winner, decided once per shape.
+        shape = shape_text(problem)
+        choice = self._by_shape.get((*slot, shape))
         if choice is None:
-            choice = self._cache[slot] = self._decide(problem, key)
-            if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":
-                print(f"flashcore dispatch: {problem} [{key}] -> {choice.variant} ({choice})", file=sys.stderr)
+            if len(self._by_shape) >= MAX_SHAPE_DECISIONS:  # decoding makes a new shape a step
+                self._by_shape.clear()
+            choice = self._by_shape[(*slot, shape)] = known.choice(shape)
+            self._say(problem, key, choice)
         return choice
+
+    @staticmethod
+    def _say(problem: Problem, key: ProblemKey, choice: Choice) -> None:
+        if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":
+            print(f"flashcore dispatch: {problem} [{key}] -> {choice.variant} ({choice})", file=sys.stderr)
 
     def no_candidate_error(self, problem: Problem) -> MissingVariantError:
         """Why no built variant may run ``problem``: none computes it (build one), none runs on
@@ -437,24 +493,21 @@ class Registry:
     def invalidate(self) -> None:
         """Forget cached decisions (after the table or the built variants changed)."""
         self._cache.clear()
+        self._by_shape.clear()
 
-    def _decide(self, problem: Problem, key: ProblemKey) -> Choice:
+    def _decide(self, problem: Problem, key: ProblemKey) -> _KeyRows:
         names = self.candidates(problem)
         if not names:
             raise self.no_candidate_error(problem)
         # Without an environment no measurement can be checked, so none is trusted.
-        if self.env is not None:
-            valid = {n: self.hashes[n] for n in names}
-            row = self._tuned(key, valid) if self.table is not None else None
-            if row is not None:
-                return Choice(row.variant, "tuned")
-            row = self.shipped.best(key, self.env, valid)
-            if row is not None:
-                return Choice(row.variant, "shipped")
-            row = self.shipped.borrowed(key, self.env, valid)
-            if row is not None:
-                return Choice(row.variant, "borrowed", gpu_label(row.gpu_name, row.sm_count))
-        return Choice(names[0], "heuristic")
+        if self.env is None:
+            return _KeyRows(names[0])
+        valid = {n: self.hashes[n] for n in names}
+        tuned = self._tuned(key, valid) if self.table is not None else []
+        shipped = self.shipped.current(key, self.env, valid)
+        if tuned or shipped:
+            return _KeyRows(names[0], (("tuned", tuple(tuned)), ("shipped", tuple(shipped))))
+        return _KeyRows(names[0], (("borrowed", tuple(self.shipped.lent(key, self.env, valid))),))
 
     @property
     def shipped(self) -> ShippedTable:
@@ -462,12 +515,12 @@ class Registry:
             self._shipped = default_table()
         return self._shipped
 
-    def _tuned(self, key: ProblemKey, valid: dict[str, str]):
+    def _tuned(self, key: ProblemKey, valid: dict[str, str]) -> list[Row]:
         try:
-            return self.table.best(key, self.env, valid)
+            return self.table.current(key, self.env, valid)
         except (TableError, sqlite3.Error, OSError) as exc:
             warn_table_unreadable(exc)
-            return None
+            return []
 
 
 def warn_table_unreadable(exc: Exception) -> None:

@@ -1,7 +1,8 @@
 """The shipped tuning tables: winners the project measured, one file per GPU model, carried in
 the package (``flashcore_cutlass/data/tuned_<model>.json``: ``tuned_h100.json``,
 ``tuned_h200.json``) so that a user who has not tuned still dispatches from measurements. The
-user's own tuning table overrides them key by key (see registry.py). Dispatch reads all the
+user's own tuning table overrides them for the shapes it measured and those nearer them than any
+shipped shape (see registry.py). Dispatch reads all the
 package's files as one table: a row serves only the GPU it was measured on (below), so the files
 never compete; the split is for reading and diffing.
 
@@ -17,8 +18,8 @@ not by the torch release that launches it. So a shipped row matches when
 Any other row is stale and never used as this GPU's measurement. torch, CUDA runtime, CUTLASS
 package and cuDNN versions, the commit and the dates are recorded for provenance only; they take
 no part in the match, so the table serves users on other torch releases. Among the matching rows of a key the winner is
-picked as in the user's table (:func:`flashcore_cutlass.table.pick_winner`); an export holds one
-row per key and GPU.
+picked as in the user's table (:func:`flashcore_cutlass.table.pick_winner`: the row of the measured
+shape nearest the problem's); an export holds one row per key, measured shape and GPU.
 
 **Rows of another GPU (borrowed).** Where no row of this GPU matches a key, dispatch may take the
 winner measured on another GPU (:meth:`ShippedTable.borrowed`) before its flat heuristic: a row
@@ -77,7 +78,7 @@ from flashcore_codegen import arch, config_from_name
 
 from .env import Environment
 from .problem import ProblemKey
-from .table import DISPLAY_FIELDS, Row, TableWarning, pick_winner
+from .table import DISPLAY_FIELDS, Row, TableWarning, pick_winner, shape_winners
 
 FORMAT = "flashcore-shipped-table"
 VERSION = 1
@@ -149,21 +150,31 @@ class ShippedTable:
         table.parts = parts
         return table
 
-    def best(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> Row | None:
-        """The winning matching row for ``problem_key``, or None."""
-        return pick_winner(r for r in self._by_key.get(str(problem_key), ()) if matches(r, env, valid_hashes))
+    def current(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> list[Row]:
+        """The rows of ``problem_key`` that describe a kernel that would run here (:func:`matches`)."""
+        return [r for r in self._by_key.get(str(problem_key), ()) if matches(r, env, valid_hashes)]
 
-    def borrowed(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> Row | None:
-        """The winning row for ``problem_key`` of the GPU nearest this one (:func:`nearest_gpu`) among
-        rows of other GPUs that describe a variant as built now (its hash in ``valid_hashes``) whose
-        binary runs on one architecture only (:func:`same_architecture_only`); None if there is
-        none. Dispatch asks it only where :meth:`best` finds no row of this GPU (module docstring)."""
+    def best(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str],
+             shape: str | None = None) -> Row | None:
+        """The winning matching row for ``problem_key`` and a problem of ``shape``, or None."""
+        return pick_winner(self.current(problem_key, env, valid_hashes), shape)
+
+    def lent(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> list[Row]:
+        """The rows :meth:`borrowed` picks from: those for ``problem_key`` of the GPU nearest this one
+        (:func:`nearest_gpu`) among rows of other GPUs that describe a variant as built now (its hash
+        in ``valid_hashes``) whose binary runs on one architecture only (:func:`same_architecture_only`)."""
         here = (env.gpu_name, env.sm_count)
         rows = [r for r in self._by_key.get(str(problem_key), ())
                 if (r.gpu_name, r.sm_count) != here and r.of_build(valid_hashes)
                 and same_architecture_only(r.variant)]
         gpu = nearest_gpu(here, {(r.gpu_name, r.sm_count) for r in rows})
-        return pick_winner(r for r in rows if (r.gpu_name, r.sm_count) == gpu) if gpu else None
+        return [r for r in rows if (r.gpu_name, r.sm_count) == gpu] if gpu else []
+
+    def borrowed(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str],
+                 shape: str | None = None) -> Row | None:
+        """The winning row for ``problem_key`` (and ``shape``) of the nearest other GPU (:meth:`lent`),
+        or None. Dispatch asks it only where :meth:`best` finds no row of this GPU (module docstring)."""
+        return pick_winner(self.lent(problem_key, env, valid_hashes), shape)
 
     def display_rows(
         self,
@@ -175,10 +186,10 @@ class ShippedTable:
     ) -> list[Row]:
         """Rows for `flashcore table`, flagged like :meth:`TuningTable.rows` (unsorted).
 
-        ``winner`` marks the row :meth:`best` would pick, regardless of the user's table (the
-        caller clears it where a tuned row takes precedence); where no row of this GPU is current,
-        the row :meth:`borrowed` would lend is shown current, as the winner, with source
-        "borrowed". Without ``env`` no row is stale by device, without ``valid_hashes`` none is
+        ``winner`` marks the fastest current row of each measured shape of a key, regardless of the
+        user's table (the caller clears it where a tuned row of that shape takes precedence); where
+        no row of this GPU is current, the fastest row of each shape :meth:`lent` offers is shown
+        current, as a winner, with source "borrowed". Without ``env`` no row is stale by device, without ``valid_hashes`` none is
         stale by hash (and none is borrowed)."""
         def is_stale(r: Row) -> bool:
             if env is not None and (r.gpu_name, r.sm_count) != (env.gpu_name, env.sm_count):
@@ -190,13 +201,14 @@ class ShippedTable:
         for key in keys:
             rows = self._by_key.get(key, ())
             marked = [dataclasses.replace(r, stale=is_stale(r)) for r in rows]
-            winner = pick_winner(r for r in marked if not r.stale)
-            if winner is None and env is not None and valid_hashes is not None:
-                lent = self.borrowed(key, env, valid_hashes)
-                marked = [dataclasses.replace(m, stale=False, source="borrowed") if r is lent else m
+            winners = shape_winners(r for r in marked if not r.stale)
+            if not winners and env is not None and valid_hashes is not None:
+                lent = {id(r) for r in shape_winners(self.lent(key, env, valid_hashes))}
+                marked = [dataclasses.replace(m, stale=False, source="borrowed") if id(r) in lent else m
                           for r, m in zip(rows, marked)]
-                winner = next((m for m in marked if m.source == "borrowed"), None)
-            out += [dataclasses.replace(r, winner=r is winner) for r in marked
+                winners = [m for m in marked if m.source == "borrowed"]
+            won = {id(w) for w in winners}
+            out += [dataclasses.replace(r, winner=id(r) in won) for r in marked
                     if (include_stale or not r.stale) and (variant_glob is None or fnmatchcase(r.variant, variant_glob))]
         return out
 
@@ -311,7 +323,7 @@ def export(rows: Iterable[Row], path: str | Path, provenance: Mapping | None = N
     """Write ``rows`` (the winners to ship) to ``path`` in the shipped format, atomically.
     ``provenance`` defaults to :func:`current_provenance`."""
     path = Path(path)
-    ordered = sorted(rows, key=lambda r: (r.problem_key, r.gpu_name, r.sm_count, r.variant))
+    ordered = sorted(rows, key=lambda r: (r.problem_key, r.shape, r.gpu_name, r.sm_count, r.variant))
     header = {"format": FORMAT, "version": VERSION,
               "provenance": dict(provenance if provenance is not None else current_provenance())}
     lines = [json.dumps({name: getattr(r, name) for name in ROW_FIELDS}) for r in ordered]

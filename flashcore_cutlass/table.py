@@ -1,20 +1,24 @@
 """The tuning table: measured benchmark results, the only thing dispatch trusts.
 
 One SQLite file (WAL mode, so a benchmark run can write while other processes read) with
-one row per (variant, problem key, environment, source hash); recording the same identity
-again replaces the row. A row is *stale* when its environment differs from the current one
+one row per (variant, problem key, exact shape, environment, source hash); recording the same
+identity again replaces the row. A row is *stale* when its environment differs from the current one
 or its source hash is not the hash of the variant as built now: the measurement then says
 nothing about the kernel that would run, so :meth:`TuningTable.best` never returns it.
 Stale rows are kept (not deleted) so that switching back to an environment or source
 revives them. A variant the tuner rejects loses its rows (:meth:`TuningTable.forget`).
 
-**Winner of a key.** A key covers many exact shapes (Sq, Sk and B*H are rounded up to
-powers of two), and each row records the exact shape it was measured on. Times of
-different shapes are never compared: among the current rows of a key, the *reference
-shape* is the shape with the most current variants measured on it, then the one measured
-most recently (latest ``measured_at``), then the smallest shape text; the winner is the
-fastest current row of that shape. Current rows of other shapes never win. ``best()``
-returns that row and ``rows()`` flags it as ``winner``.
+**Winners within a key.** A key covers many exact shapes (Sq, Sk and B*H are rounded up to
+powers of two), and each row records the exact shape it was measured on: tuning a second shape
+of a key adds that shape's rows beside the first's. Times of different shapes are never
+compared: a shape's winner is its fastest current row (``rows()`` flags one per shape as
+``winner``). Which shape's winner serves a problem (:func:`pick_winner`): the shape nearest the
+problem's (:func:`~flashcore_cutlass.problem.shape_distance`: B*H, Sq and Sk ratios), then the
+shape with the most current variants measured on it, then the one measured most recently (latest
+``measured_at``), then the smallest shape text; without a problem's shape, the same without the
+first rule (the key's *reference shape*). Few-CTA problems change winner inside a key (decoding
+over 8k keys: a cluster of 4 wins at B6 and runs 1.6x slower than clusters of 2 at B8), so a
+measured shape keeps its own winner.
 
 **Damaged or unusable files.** Opening never raises. A file that is not a database, is
 truncated or fails SQLite's ``quick_check`` is renamed to ``tuning.db.corrupt-<UTC time>``
@@ -50,15 +54,15 @@ except ImportError:  # pragma: no cover
 
 from .env import Environment
 from .paths import cache_dir
-from .problem import ProblemKey
+from .problem import ProblemKey, shape_distance
 
 ENV_COLUMNS = tuple(f.name for f in dataclasses.fields(Environment))
-IDENTITY_COLUMNS = ("variant", "problem_key", *ENV_COLUMNS, "source_hash")
+IDENTITY_COLUMNS = ("variant", "problem_key", "shape", *ENV_COLUMNS, "source_hash")
 BUSY_TIMEOUT_S = 30.0  # how long an operation waits out another process's write
 SIDE_SUFFIXES = ("-wal", "-journal")  # belong to the main file: moved with it
 FIX_HINT = "set FLASHCORE_CACHE_DIR to a writable directory (e.g. FLASHCORE_CACHE_DIR=/tmp/flashcore)"
 
-_SCHEMA = f"""
+_CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS results (
     variant     TEXT    NOT NULL,
     problem_key TEXT    NOT NULL,
@@ -76,9 +80,9 @@ CREATE TABLE IF NOT EXISTS results (
     source_hash TEXT    NOT NULL,
     measured_at TEXT    NOT NULL,
     PRIMARY KEY ({", ".join(IDENTITY_COLUMNS)})
-);
-CREATE INDEX IF NOT EXISTS results_by_key ON results (problem_key, median_us);
-"""
+)"""
+_CREATE_INDEX = "CREATE INDEX IF NOT EXISTS results_by_key ON results (problem_key, median_us)"
+_SCHEMA = f"{_CREATE_TABLE};\n{_CREATE_INDEX};\n"
 
 
 
@@ -162,18 +166,51 @@ def sort_rows(rows: Iterable[Row], sort: str) -> list[Row]:
     return out
 
 
-def pick_winner(rows: Iterable[Row]) -> Row | None:
-    """The winner among current rows of one key (see the module docstring), or None."""
-    by_shape: dict[str, list[Row]] = {}
-    for r in rows:
-        by_shape.setdefault(r.shape, []).append(r)
-    if not by_shape:
-        return None
-    # Stable sorts, last key first: most variants measured, then most recent, then the text.
+def _shape_order(by_shape: Mapping[str, list[Row]]) -> list[str]:
+    """The shapes of one key's rows, the reference shape first: most variants measured, then
+    the most recent measurement, then the text."""
+    # Stable sorts, last key first.
     shapes = sorted(by_shape)
     shapes.sort(key=lambda s: max(r.measured_at for r in by_shape[s]), reverse=True)
     shapes.sort(key=lambda s: len(by_shape[s]), reverse=True)
-    return min(by_shape[shapes[0]], key=lambda r: (r.median_us, r.variant))
+    return shapes
+
+
+def _fastest(rows: Iterable[Row]) -> Row:
+    return min(rows, key=lambda r: (r.median_us, r.variant))
+
+
+def pick_nearest(sources: Iterable[Iterable[Row]], shape: str | None = None) -> tuple[int, Row] | None:
+    """(index of the source, row): the winner among current rows of one key held by several
+    tables in order of precedence (the user's, then the shipped one): of all their measured
+    shapes the one nearest ``shape`` (:func:`shape_distance`; None: every shape equally near),
+    then the earlier source, then the source's own order (:func:`_shape_order`); that shape's
+    fastest row. None when no source has a row."""
+    best = None
+    for index, rows in enumerate(sources):
+        by_shape: dict[str, list[Row]] = {}
+        for r in rows:
+            by_shape.setdefault(r.shape, []).append(r)
+        for order, s in enumerate(_shape_order(by_shape)):
+            rank = (0.0 if shape is None else shape_distance(s, shape), index, order)
+            if best is None or rank < best[0]:
+                best = (rank, index, by_shape[s])
+    return None if best is None else (best[1], _fastest(best[2]))
+
+
+def pick_winner(rows: Iterable[Row], shape: str | None = None) -> Row | None:
+    """The winner among current rows of one key for a problem of ``shape`` (see the module
+    docstring; None: the key's reference shape), or None."""
+    found = pick_nearest([rows], shape)
+    return None if found is None else found[1]
+
+
+def shape_winners(rows: Iterable[Row]) -> list[Row]:
+    """The fastest row of each (key, shape) among ``rows``: what dispatch takes for that shape."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.problem_key, r.shape), []).append(r)
+    return [_fastest(g) for g in groups.values()]
 
 
 class TuningTable:
@@ -404,16 +441,22 @@ class TuningTable:
             return conn.execute(f"DELETE FROM results{where}", params).rowcount
 
     # -- reading --------------------------------------------------------------------
-    def best(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> Row | None:
-        """The winning current row for ``problem_key`` (see the module docstring), or None.
+    def best(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str],
+             shape: str | None = None) -> Row | None:
+        """The winning current row for ``problem_key`` and a problem of ``shape`` (see the module
+        docstring), or None.
 
         ``valid_hashes`` maps each built variant to its current source hash; rows of other
         variants or other hashes, and rows measured in another environment, are ignored.
         """
+        return pick_winner(self.current(problem_key, env, valid_hashes), shape)
+
+    def current(self, problem_key: ProblemKey | str, env: Environment, valid_hashes: Mapping[str, str]) -> list[Row]:
+        """The rows of ``problem_key`` measured in ``env`` against the hashes in ``valid_hashes``."""
         env_match = " AND ".join(f"{c} = :{c}" for c in ENV_COLUMNS)
         found = self._select(f"SELECT * FROM results WHERE problem_key = :problem_key AND {env_match}",
                              {"problem_key": str(problem_key), **env.as_dict()})
-        return pick_winner(r for r in found if r.of_build(valid_hashes))
+        return [r for r in found if r.of_build(valid_hashes)]
 
     def rows(
         self,
@@ -428,8 +471,8 @@ class TuningTable:
 
         Staleness is judged only against what is given: without ``env`` no row is stale by
         environment, without ``valid_hashes`` none is stale by hash. ``winner`` marks the
-        row :meth:`best` would return for each key, even when ``variant_glob`` hides other
-        rows. ``sort`` is a name of :data:`SORT_ALIASES` (a Row field or a `flashcore table`
+        fastest current row of each measured shape of each key (what dispatch takes for a problem
+        of that shape), even when ``variant_glob`` hides other rows. ``sort`` is a name of :data:`SORT_ALIASES` (a Row field or a `flashcore table`
         header), "-name" for descending; anything else raises ValueError.
         """
         sort_field(sort)  # an unknown name fails before the query
@@ -453,11 +496,7 @@ class TuningTable:
 
 
 def _winners(rows: list[Row]) -> list[Row]:
-    by_key: dict[str, list[Row]] = {}
-    for r in rows:
-        if not r.stale:
-            by_key.setdefault(r.problem_key, []).append(r)
-    return [pick_winner(group) for group in by_key.values()]
+    return shape_winners(r for r in rows if not r.stale)
 
 
 def _filters(problem_key: ProblemKey | str | None, variant_glob: str | None) -> tuple[str, dict]:
@@ -506,6 +545,32 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
         _retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal")
     if not _has_results(conn):
         _retry(lambda: conn.executescript(_SCHEMA) or True)
+    if set(_primary_key(conn)) != set(IDENTITY_COLUMNS):
+        _retry(lambda: _migrate(conn))
+
+
+def _primary_key(conn: sqlite3.Connection) -> list[str]:
+    return [c["name"] for c in conn.execute("PRAGMA table_info(results)") if c["pk"]]
+
+
+def _migrate(conn: sqlite3.Connection) -> bool:
+    """Move the rows of a table made before the exact shape joined the row identity into one
+    whose identity has it, in one write transaction (a second process finds it done)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if set(_primary_key(conn)) != set(IDENTITY_COLUMNS):
+            columns = ", ".join(c["name"] for c in conn.execute("PRAGMA table_info(results)"))
+            conn.execute("ALTER TABLE results RENAME TO results_before_shape_identity")
+            conn.execute("DROP INDEX IF EXISTS results_by_key")
+            conn.execute(_CREATE_TABLE)
+            conn.execute(_CREATE_INDEX)
+            conn.execute(f"INSERT INTO results ({columns}) SELECT {columns} FROM results_before_shape_identity")
+            conn.execute("DROP TABLE results_before_shape_identity")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return True
 
 
 def _retry(step: Callable[[], bool], deadline_s: float = BUSY_TIMEOUT_S) -> None:

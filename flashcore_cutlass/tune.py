@@ -3,24 +3,24 @@ time the survivors quickly, time the best few carefully (and the shipped winner 
 is about to replace, whatever its quick time), and record everything.
 
 A rejected candidate also loses its rows for the problem's key (same build, same
-environment, any shape): dispatch applies a key's winner to every shape of the key, so a
-variant that is wrong on one of them must not keep winning on an older passing row."""
+environment, any shape): dispatch applies a measured shape's winner to the other shapes of the
+key nearest it, so a variant that is wrong on one of them must not keep winning on an older
+passing row."""
 
 from __future__ import annotations
 
 import itertools
 import math
-import re
 import sys
 from dataclasses import dataclass, field
 
 import torch
 
-from .problem import Problem, ProblemKey
+from .problem import Problem, ProblemKey, parse_shape, shape_text
 from .reference import random_qkv, reference_attention, sample_rows
 from .runtime import Runtime, forget_decisions
 from .shipped import default_table
-from .table import TuningTable
+from .table import TuningTable, pick_winner
 from .timing import Timing, time_calls, time_graph
 
 TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -183,10 +183,10 @@ def problem_of_row(problem_key: str, shape: str) -> Problem:
     if key.bottom_right or key.window is not None or key.softcap or key.group > 1:
         raise ValueError(f"shipped key {problem_key} has run-time mask parameters its row does not record "
                          "(window sides, softcap, bottom-right, packed group): give it a suite of its own")
-    m = re.fullmatch(r"B(\d+) H(\d+) Sq(\d+) Sk(\d+)", shape)  # shape_text's form
-    if m is None:
+    dims = parse_shape(shape)
+    if dims is None:
         raise ValueError(f"shipped row of {problem_key}: malformed shape {shape!r}")
-    b, h, sq, sk = map(int, m.groups())
+    b, h, sq, sk = dims
     problem = Problem(key.dtype, key.head_dim, key.causal, b, h, sq, sk, head_dim_v=key.head_dim_v)
     if problem.key != key:
         raise ValueError(f"shipped row of {problem_key}: its shape {shape!r} has the key {problem.key}")
@@ -194,41 +194,28 @@ def problem_of_row(problem_key: str, shape: str) -> Problem:
 
 
 def shipped_suite() -> list[Problem]:
-    """The default suite, then the problem of every shipped row (the package's table) whose key the
-    suite lacks, as the row measured it: tuned after a kernel change, which leaves every shipped row
-    stale, it re-measures every key the shipped table holds."""
+    """The default suite, then the problem of every shipped row (the package's table) whose key and
+    shape the suite lacks, as the row measured it: tuned after a kernel change, which leaves every
+    shipped row stale, it re-measures every shape the shipped table holds."""
     from .shipped import default_table
 
     problems = default_suite()
-    have = {p.key for p in problems}
+    have = {(p.key, shape_text(p)) for p in problems}
     for row in default_table().rows:
-        if ProblemKey.parse(row.problem_key) not in have:
+        if (ProblemKey.parse(row.problem_key), row.shape) not in have:
             problem = problem_of_row(row.problem_key, row.shape)
-            have.add(problem.key)
+            have.add((problem.key, row.shape))
             problems.append(problem)
     return problems
 
 
-def bucket_notes(problems: list[Problem], shipped, env, valid_hashes) -> list[str]:
-    """What tuning ``problems`` replaces beyond their own shapes: a tuned row serves every shape of
-    its key (B x H, Sq and Sk rounded up to powers of two) and takes precedence over the shipped
-    row, which may have been measured on another shape of the key, where the winner can differ
-    (few-CTA problems: B6 and B8 over 8k keys, benchmarks/NOTES.md 2026-11-29 06:37-)."""
-    notes = []
-    for p in problems:
-        row = shipped.best(p.key, env, valid_hashes)
-        if row is not None and row.shape != shape_text(p):
-            notes.append(f"note: {p} (key {p.key}): its tuned winner will serve every shape of the key, in place of "
-                         f"the shipped row measured on {row.shape} ({row.variant}), where the fastest variant may "
-                         f"differ; the key keeps the winner of the shape tuned last")
-    return notes
-
-
 def lacking_current_rows(problems: list[Problem], table, env, valid_hashes) -> list[Problem]:
-    """The problems whose key ``table`` (a shipped table) holds no row current for ``env`` and the
-    variants as built (``valid_hashes``): after a kernel change that left some rows valid (moved by
-    benchmarks/rekey_shipped.py, their kernels byte-identical), the rest to measure again."""
-    return [p for p in problems if table.best(p.key, env, valid_hashes) is None]
+    """The problems for whose key and exact shape ``table`` (a shipped table) holds no row current
+    for ``env`` and the variants as built (``valid_hashes``): after a kernel change that left some
+    rows valid (moved by benchmarks/rekey_shipped.py, their kernels byte-identical), the rest to
+    measure again."""
+    return [p for p in problems
+            if not any(r.shape == shape_text(p) for r in table.current(p.key, env, valid_hashes))]
 
 
 @dataclass
@@ -287,14 +274,15 @@ def check_candidate(run, variant: str, q, k, v, problem: Problem, rows, ref_out,
 
 def incumbent(shipped, problem: Problem, env) -> str | None:
     """The variant the shipped table's rows of ``problem``'s key on this GPU (model and SM count)
-    name fastest, whatever source hash they carry (after a kernel change they are stale): the
-    winner a re-tune is about to replace. tune_problem times it carefully whatever the quick screen
+    name fastest on the measured shape nearest the problem's, whatever source hash they carry
+    (after a kernel change they are stale): the winner a re-tune is about to replace. tune_problem times it carefully whatever the quick screen
     says, so that a winner is never dropped on one quick timing (2026-11-29: with 4 finalists the
     screen left out the key-split winner of bf16 (1, 4, 4096, 64) causal, 36.5 us, and the re-tune
     shipped a 43.3 us tile)."""
     rows = [r for r in shipped.rows if r.problem_key == str(problem.key)
             and (r.gpu_name, r.sm_count) == (env.gpu_name, env.sm_count)]
-    return min(rows, key=lambda r: r.median_us).variant if rows else None
+    row = pick_winner(rows, shape_text(problem))
+    return row.variant if row else None
 
 
 def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: int = 8,
@@ -381,11 +369,6 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
                 env=rt.env, source_hash=rt.hashes[cand.variant],
             )
     return result
-
-
-def shape_text(problem: Problem) -> str:
-    """The exact shape a row records; rows of one key are compared only on equal texts."""
-    return f"B{problem.batch} H{problem.heads} Sq{problem.seqlen_q} Sk{problem.seqlen_k}"
 
 
 def tune(rt: Runtime, problems: list[Problem], progress: bool = True, log=None, **kwargs) -> list[ProblemResult]:

@@ -182,6 +182,34 @@ def test_tune_records_and_dispatch_uses_it(rt, tmp_path):
     assert choice.reason == "tuned" and choice.variant == result.winner.variant
 
 
+def test_tuning_a_second_shape_of_a_key_keeps_the_first_shapes_winner(rt, tmp_path):
+    """B6 and B8 decoding over 8k keys share a key, and their winners can differ (a cluster of 4
+    wins at B6 and runs 1.6x slower at B8): each tuned shape keeps its rows and its winner, and a
+    shape between them takes the nearer one's."""
+    from flashcore_cutlass.registry import Registry
+    from flashcore_cutlass.table import TuningTable
+    from flashcore_cutlass.tune import shape_text, tune_problem
+
+    table = TuningTable(tmp_path / "tuning.db")
+    b8, b6, b7 = (Problem("bf16", 128, False, b, 8, 4, 8192) for b in (8, 6, 7))
+    assert b8.key == b6.key == b7.key
+    if not Registry(rt.hashes).candidates(b8):
+        pytest.skip("no built bf16 D128 non-causal variant")
+    winners = {}
+    for p in (b8, b6):
+        result = tune_problem(rt, table, p, careful_ms=10, log=lambda m: None)
+        assert result.winner is not None, [(c.variant, c.max_err) for c in result.candidates]
+        winners[shape_text(p)] = result.winner.variant
+    rows = table.rows(problem_key=b8.key, env=rt.env, valid_hashes=rt.hashes)
+    assert {r.shape for r in rows} == set(winners)
+    assert {(r.shape, r.variant) for r in rows if r.winner} == set(winners.items())
+    reg = Registry(rt.hashes, table, rt.env)
+    for p in (b8, b6):
+        choice = reg.choose(p)
+        assert (choice.reason, choice.variant, choice.shape) == ("tuned", winners[shape_text(p)], shape_text(p))
+    assert reg.choose(b7).shape == shape_text(b8)  # 8/7 is nearer than 7/6
+
+
 def test_tune_runs_and_files_a_problem_with_its_mask_parameters(rt, tmp_path):
     """A bottom-right, windowed, softcapped problem: every candidate is checked against the
     reference of that mask (had the tuner run them top-left or without the window or cap, all

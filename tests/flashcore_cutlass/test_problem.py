@@ -1,6 +1,8 @@
 import pytest
 
-from flashcore_cutlass.problem import Problem, ProblemKey, bucket, gqa_key_range
+import math
+
+from flashcore_cutlass.problem import Problem, ProblemKey, bucket, gqa_key_range, parse_shape, shape_distance, shape_text
 
 
 @pytest.mark.parametrize("n, expected", [(1, 1), (2, 2), (3, 4), (64, 64), (65, 128), (4096, 4096), (4097, 8192)])
@@ -174,3 +176,19 @@ def test_gqa_row_packed_for_a_few_query_rows_under_any_mask():
     assert [packed_row_slots(g) for g in (1, 2, 3, 4, 7, 8, 9, 64)] == [1, 2, 4, 4, 8, 8, 16, 64]
     with pytest.raises(ValueError, match="group 3 must divide"):
         Problem("bf16", 128, True, 1, 32, 4, 100, group=3)
+
+
+def test_shape_text_round_trips_and_shapes_are_measured_apart_by_their_grids():
+    p = Problem("bf16", 128, False, 8, 32, 4, 8192)
+    assert shape_text(p) == "B8 H32 Sq4 Sk8192" and parse_shape(shape_text(p)) == (8, 32, 4, 8192)
+    assert parse_shape("B8 H32") is None
+    assert shape_distance("B8 H32 Sq4 Sk8192", "B8 H32 Sq4 Sk8192") == 0.0
+    assert shape_distance("B4 H64 Sq4 Sk8192", "B8 H32 Sq4 Sk8192") == 0.0  # the same B*H
+    assert shape_distance("B6 H32 Sq4 Sk8192", "B8 H32 Sq4 Sk8192") == pytest.approx(math.log2(8 / 6))
+    assert shape_distance("B8 H32 Sq3 Sk5000", "B8 H32 Sq4 Sk8192") == \
+        pytest.approx(math.log2(4 / 3) + math.log2(8192 / 5000))
+    assert shape_distance("B6 H32 Sq4 Sk8192", "B8 H32 Sq4 Sk8192") == \
+        shape_distance("B8 H32 Sq4 Sk8192", "B6 H32 Sq4 Sk8192")
+    # A text of another form: equal to itself, infinitely far from anything else.
+    assert shape_distance("odd", "odd") == 0.0 and shape_distance("odd", "B8 H32 Sq4 Sk8192") == math.inf
+    assert shape_distance("B0 H32 Sq4 Sk8192", "B8 H32 Sq4 Sk8192") == math.inf

@@ -423,9 +423,9 @@ class CountingTable:
     def __init__(self, table):
         self.table, self.calls = table, 0
 
-    def best(self, *args):
+    def current(self, *args):
         self.calls += 1
-        return self.table.best(*args)
+        return self.table.current(*args)
 
 
 def test_decisions_are_cached_per_key_until_invalidated(table):
@@ -455,6 +455,40 @@ def test_print_dispatch_once_per_new_decision(monkeypatch, capsys):
     assert str(p) in lines[0] and pipelined() in lines[0] and "heuristic" in lines[0]
 
 
+def test_each_measured_shape_of_a_key_keeps_its_winner(table, monkeypatch, capsys):
+    """Decoding over 8k keys (benchmarks/NOTES.md 2026-11-29 06:37-): the shipped row measured on
+    B8 names clusters of 2; the user then tunes B6, where a cluster of 4 wins (and runs 1.6x slower
+    at B8). B8 keeps the shipped winner, B6 takes the user's, shapes between take the nearer one."""
+    from flashcore_cutlass.shipped import ShippedTable
+    from flashcore_cutlass.table import Row
+
+    monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
+    names = hashes(mma(), pipelined())
+
+    def decode(batch):
+        return Problem("bf16", 128, True, batch, 32, 4, 8192)
+
+    assert decode(6).key == decode(8).key
+    shipped = ShippedTable([Row(pipelined(), str(decode(8).key), "B8 H32 Sq4 Sk8192", 65.0, 0.1, 1.0, 10, 0.0,
+                                ENV.gpu_name, ENV.sm_count, "13.0", "2.11", "4.2.0.0", names[pipelined()],
+                                "2026-11-29T00:00:00+00:00")])
+    table.record(mma(), decode(6).key, shape="B6 H32 Sq4 Sk8192", median_us=57.0, spread_us=1.0, tflops=1.0,
+                 samples=10, max_abs_err=0.0, env=ENV, source_hash=names[mma()])
+    reg = Registry(names, table, ENV, shipped=shipped)
+    assert reg.choose(decode(8)) == Choice(pipelined(), "shipped")
+    assert reg.choose(decode(6)) == Choice(mma(), "tuned")
+    assert reg.choose(decode(5)) == Choice(mma(), "tuned")
+    assert reg.choose(decode(7)) == Choice(pipelined(), "shipped")  # 8/7 is nearer than 7/6
+    assert reg.choose(decode(8)).shape == "B8 H32 Sq4 Sk8192"
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4  # one per shape decided
+    assert lines[1].endswith(f"-> {mma()} (tuned, measured on B6 H32 Sq4 Sk8192)")
+    # Without the user's row every shape takes the shipped one, decided once for the key.
+    reg = Registry(names, None, ENV, shipped=shipped)
+    assert {reg.choose(decode(b)) for b in (5, 6, 7, 8)} == {Choice(pipelined(), "shipped")}
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
 def test_no_dispatch_output_by_default(capsys):
     Registry(hashes(pipelined())).choose(problem())
     assert capsys.readouterr().err == ""
@@ -471,7 +505,7 @@ class BrokenTable:
     def __init__(self, exc):
         self.exc, self.calls = exc, 0
 
-    def best(self, *args):
+    def current(self, *args):
         self.calls += 1
         raise self.exc
 

@@ -12,7 +12,7 @@ from flashcore_cutlass import cli as cli_module
 from flashcore_cutlass import shipped as shipped_module
 from flashcore_cutlass.cli import main
 from flashcore_cutlass.env import Environment
-from flashcore_cutlass.problem import Problem
+from flashcore_cutlass.problem import Problem, shape_text
 from flashcore_cutlass.registry import Choice, Registry
 from flashcore_cutlass.shipped import ROW_FIELDS, ShippedTable, ShippedTableError, default_table, export, load
 from flashcore_cutlass.table import Row, TableWarning, TuningTable
@@ -296,9 +296,9 @@ def test_without_an_environment_nothing_is_trusted():
 def test_print_dispatch_names_the_shipped_table(monkeypatch, capsys):
     monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
     registry(shipped=ShippedTable([row(FAST)])).choose(PROBLEM)
-    assert f"-> {FAST} (shipped)" in capsys.readouterr().err
+    assert f"-> {FAST} (shipped, measured on {shape_text(PROBLEM)})" in capsys.readouterr().err
     registry(shipped=ShippedTable([row(FAST, env=H200)])).choose(PROBLEM)
-    assert f"-> {FAST} (borrowed from NVIDIA H200 (132 SMs))" in capsys.readouterr().err
+    assert f"-> {FAST} (borrowed from NVIDIA H200 (132 SMs), measured on {shape_text(PROBLEM)})" in capsys.readouterr().err
 
 
 def test_a_default_registry_reads_the_file_named_by_the_environment(shipped_path):
@@ -392,8 +392,8 @@ def test_export_shipped_writes_this_environments_winners(tmp_path, capsys, monke
     # Replacing a file that held more keys says which ones the new file lacks.
     write_shipped(out, row(FAST), row(OTHER, key="bf16_d128_causal_q1024_k1024_bh256"))
     assert main(["table", "--db", str(db), "--export-shipped", str(out)]) == 0
-    assert ("note: 1 keys of the file it replaced are not in it (tune them in this table and export again to keep "
-            "them): bf16_d128_causal_q1024_k1024_bh256") in capsys.readouterr().err
+    assert ("note: 1 measured shapes of the file it replaced are not in it (tune them in this table and export again "
+            f"to keep them): bf16_d128_causal_q1024_k1024_bh256 [{shape_text(PROBLEM)}]") in capsys.readouterr().err
     assert [r.problem_key for r in load(out).rows] == [KEY]
     # What was exported is what a user on another torch release dispatches from.
     user_env = dataclasses.replace(ENV, torch="2.14.1+cu130")
@@ -531,7 +531,8 @@ def test_export_shipped_merge_keeps_the_files_current_rows_of_other_keys(tmp_pat
     write_shipped(out, row(OTHER, 900.0), row(OTHER, key=kept_key), row(FAST, key=stale_key, source_hash="older"))
     assert main(["table", "--db", str(db), "--export-shipped", str(out), "--merge"]) == 0
     err = capsys.readouterr().err
-    assert f"note: --merge drops 1 keys whose rows in {out.name} are not current here" in err and stale_key in err
+    assert f"note: --merge drops 1 measured shapes whose rows in {out.name} are not current here" in err
+    assert stale_key in err
     assert "wrote 2 winners" in err
     merged = load(out)
     assert sorted((r.problem_key, r.variant, r.median_us) for r in merged.rows) == \
@@ -565,7 +566,7 @@ def test_export_shipped_merge_judges_variants_the_build_left_out_by_todays_sourc
                   row(changed, key=changed_key, source_hash="hash-before"))
     assert main(["table", "--db", str(db), "--export-shipped", str(out), "--merge"]) == 0
     assert asked == [{same, changed}]  # only the variants the build does not hold
-    assert f"drops 1 keys whose rows in {out.name} are not current here" in capsys.readouterr().err
+    assert f"drops 1 measured shapes whose rows in {out.name} are not current here" in capsys.readouterr().err
     assert sorted((r.problem_key, r.variant) for r in load(out).rows) == [(KEY, FAST), (same_key, same)]
 
 

@@ -261,8 +261,71 @@ def test_best_does_not_compare_different_shapes_of_a_key(table):
     record(table, C, 350.0, shape=BIG, measured_at="2025-01-01T00:00:00+00:00")
     record(table, B, 100.0, shape=SMALL, measured_at="2025-06-01T00:00:00+00:00")
     hashes = {A: "h1", B: "h1", C: "h1"}
-    assert table.best(KEY, ENV, hashes).variant == A
-    assert [(r.variant, r.winner) for r in table.rows(sort="variant")] == sorted([(A, True), (B, False), (C, False)])
+    assert table.best(KEY, ENV, hashes).variant == A  # the reference shape: the most variants
+    assert table.best(KEY, ENV, hashes, shape=BIG).variant == A
+    # Each measured shape has a winner of its own: B on the small shape, where only it was measured.
+    assert table.best(KEY, ENV, hashes, shape=SMALL).variant == B
+    assert [(r.variant, r.winner) for r in table.rows(sort="variant")] == sorted([(A, True), (B, True), (C, False)])
+
+
+def test_a_second_shape_of_a_key_keeps_the_first_shapes_rows(table):
+    """The shape is part of a row's identity: tuning B6 of a key must not replace what was measured
+    on B8 (decoding over 8k keys: a cluster of 4 wins at B6 and runs 1.6x slower at B8)."""
+    b8, b6, b7 = "B8 H32 Sq4 Sk8192", "B6 H32 Sq4 Sk8192", "B7 H32 Sq4 Sk8192"
+    record(table, A, 65.0, shape=b8)
+    record(table, B, 101.0, shape=b8)
+    record(table, A, 59.0, shape=b6)
+    record(table, B, 57.0, shape=b6)
+    assert len(table.rows()) == 4
+    hashes = {A: "h1", B: "h1"}
+    assert table.best(KEY, ENV, hashes, shape=b8).variant == A
+    assert table.best(KEY, ENV, hashes, shape=b6).variant == B
+    assert table.best(KEY, ENV, hashes, shape=b7).variant == A  # 8/7 is nearer than 7/6
+    record(table, A, 64.0, shape=b8)  # the same identity again replaces its row
+    assert sorted((r.variant, r.shape, r.median_us) for r in table.rows()) == \
+        [(A, b6, 59.0), (A, b8, 64.0), (B, b6, 57.0), (B, b8, 101.0)]
+
+
+def test_pick_nearest_takes_the_nearest_shape_then_the_earlier_source():
+    base = dict(problem_key=str(KEY), spread_us=0.0, tflops=1.0, samples=1, max_abs_err=0.0,
+                **ENV.as_dict(), source_hash="h", measured_at="2025-01-01T00:00:00+00:00")
+    user = [Row(A, shape="B6 H32 Sq4 Sk8192", median_us=57.0, **base)]
+    shipped = [Row(B, shape="B8 H32 Sq4 Sk8192", median_us=65.0, **base)]
+    assert table_module.pick_nearest([user, shipped], "B8 H32 Sq4 Sk8192") == (1, shipped[0])
+    assert table_module.pick_nearest([user, shipped], "B5 H32 Sq4 Sk8192") == (0, user[0])
+    assert table_module.pick_nearest([user, shipped], "B4 H64 Sq4 Sk8192") == (1, shipped[0])  # B*H counts
+    # Equally near (or no shape given): the earlier source, the user's.
+    same = [Row(C, shape="B8 H32 Sq4 Sk8192", median_us=90.0, **base)]
+    assert table_module.pick_nearest([same, shipped], "B8 H32 Sq4 Sk8192") == (0, same[0])
+    assert table_module.pick_nearest([user, shipped]) == (0, user[0])
+    assert table_module.pick_nearest([[], []], "B8 H32 Sq4 Sk8192") is None
+    # A shape text of another form (a hand edit) serves only where nothing else does.
+    odd = [Row(C, shape="eight sequences", median_us=1.0, **base)]
+    assert table_module.pick_nearest([odd, shipped], "B1 H32 Sq4 Sk8192") == (1, shipped[0])
+    assert table_module.pick_nearest([odd], "B1 H32 Sq4 Sk8192") == (0, odd[0])
+
+
+def test_a_table_made_before_the_shape_joined_the_identity_is_migrated(tmp_path):
+    path = tmp_path / "tuning.db"
+    columns = ("variant TEXT NOT NULL, problem_key TEXT NOT NULL, shape TEXT NOT NULL, median_us REAL NOT NULL, "
+               "spread_us REAL NOT NULL, tflops REAL NOT NULL, samples INTEGER NOT NULL, max_abs_err REAL NOT NULL, "
+               "gpu_name TEXT NOT NULL, sm_count INTEGER NOT NULL, cuda TEXT NOT NULL, torch TEXT NOT NULL, "
+               "cutlass TEXT NOT NULL, source_hash TEXT NOT NULL, measured_at TEXT NOT NULL")
+    old_key = "variant, problem_key, gpu_name, sm_count, cuda, torch, cutlass, source_hash"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executescript(f"CREATE TABLE results ({columns}, PRIMARY KEY ({old_key}));"
+                           "CREATE INDEX results_by_key ON results (problem_key, median_us);")
+        conn.execute("INSERT INTO results VALUES (?, ?, 'B8 H32 Sq4 Sk8192', 65.0, 1.0, 1.0, 10, 0.0, ?, ?, ?, ?, ?, "
+                     "'h1', '2025-01-01T00:00:00+00:00')", (A, str(KEY), *ENV.as_dict().values()))
+        conn.commit()
+    table = TuningTable(path)
+    assert [(r.variant, r.shape, r.median_us) for r in table.rows()] == [(A, "B8 H32 Sq4 Sk8192", 65.0)]
+    record(table, A, 59.0, shape="B6 H32 Sq4 Sk8192")  # beside the B8 row, not in its place
+    assert sorted(r.shape for r in table.rows()) == ["B6 H32 Sq4 Sk8192", "B8 H32 Sq4 Sk8192"]
+    assert TuningTable(path).best(KEY, ENV, {A: "h1"}, shape="B8 H32 Sq4 Sk8192").median_us == 65.0
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "results_before_shape_identity" not in names and "results_by_key" in names
 
 
 def test_best_uses_the_most_recent_shape_among_equally_covered_ones(table):

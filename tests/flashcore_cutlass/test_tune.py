@@ -166,27 +166,41 @@ def test_the_incumbent_is_the_fastest_shipped_row_of_this_gpu_whatever_its_hash(
     assert incumbent(ShippedTable(), PROBLEM, ENV) is None
 
 
-def test_bucket_notes_name_a_shipped_row_of_another_shape_that_tuning_replaces():
-    """Tuning B6 over 8k keys files a row that serves B8's key too, whose shipped row was measured on
-    B8 (where the B6 winner ran 1.6x slower, benchmarks/NOTES.md 2026-11-29 06:37-): say so; no note
-    for the shipped row's own shape, another GPU's row, a stale hash or a key without a row."""
+def test_incumbent_is_the_winner_of_the_shipped_shape_nearest_the_problem():
+    """A key's shipped rows may hold several measured shapes (B6 and B8 decoding over 8k keys): the
+    winner a re-tune of B6 is about to replace is B6's, not B8's."""
     from flashcore_cutlass.shipped import ShippedTable
     from flashcore_cutlass.table import Row
-    from flashcore_cutlass.tune import bucket_notes
 
     b8, b6 = Problem("bf16", 128, False, 8, 8, 4, 8192), Problem("bf16", 128, False, 6, 8, 4, 8192)
-    assert b8.key == b6.key
 
-    def row(gpu=ENV.gpu_name, source_hash="h"):
-        return Row(GOOD, str(b8.key), shape_text(b8), 64.6, 0.1, 1.0, 10, 0.0, gpu, 132, "13.0", "2.11", "4.2.0.0",
-                   source_hash, "2026-11-29T00:00:00+00:00")
+    def row(variant, shape, us):
+        return Row(variant, str(b8.key), shape, us, 0.1, 1.0, 10, 0.0, ENV.gpu_name, 132, "13.0", "2.11", "4.2.0.0",
+                   "an-old-hash", "2026-11-29T00:00:00+00:00")
 
-    valid = {GOOD: "h"}
-    notes = bucket_notes([b6, b8], ShippedTable([row()]), ENV, valid)
-    assert len(notes) == 1 and str(b6) in notes[0] and "B8 H8 Sq4 Sk8192" in notes[0] and GOOD in notes[0]
-    assert bucket_notes([b6], ShippedTable([row(gpu="NVIDIA H200")]), ENV, valid) == []
-    assert bucket_notes([b6], ShippedTable([row(source_hash="old")]), ENV, valid) == []
-    assert bucket_notes([Problem("bf16", 128, False, 6, 8, 4, 4096)], ShippedTable([row()]), ENV, valid) == []
+    shipped = ShippedTable([row(GOOD, shape_text(b8), 64.6), row(BAD, shape_text(b6), 57.4)])
+    assert tune_module.incumbent(shipped, b8, ENV) == GOOD
+    assert tune_module.incumbent(shipped, b6, ENV) == BAD
+    assert tune_module.incumbent(shipped, Problem("bf16", 128, False, 5, 8, 4, 8192), ENV) == BAD
+
+
+def test_shipped_suite_measures_every_shipped_shape(monkeypatch):
+    from flashcore_cutlass import shipped as shipped_module
+    from flashcore_cutlass.shipped import ShippedTable
+    from flashcore_cutlass.table import Row
+
+    suite = [Problem("bf16", 128, False, 8, 8, 4, 8192)]
+    extra = Problem("bf16", 128, False, 6, 8, 4, 8192)
+
+    def row(p):
+        return Row(GOOD, str(p.key), shape_text(p), 60.0, 0.1, 1.0, 10, 0.0, ENV.gpu_name, 132, "13.0", "2.11",
+                   "4.2.0.0", "h", "2026-11-29T00:00:00+00:00")
+
+    monkeypatch.setattr(tune_module, "default_suite", lambda: list(suite))
+    monkeypatch.setattr(shipped_module, "default_table", lambda: ShippedTable([row(suite[0]), row(extra)]))
+    assert tune_module.shipped_suite() == suite + [extra]  # the key is in the suite, B6's shape is not
+    table = ShippedTable([row(suite[0])])
+    assert tune_module.lacking_current_rows(suite + [extra], table, ENV, {GOOD: "h"}) == [extra]
 
 
 def test_decoding_problems_are_timed_on_rotating_kv_copies(rt, table, monkeypatch):
@@ -365,21 +379,25 @@ def test_few_cta_suite_is_causal_prefill_of_few_query_tiles_in_the_default_suite
     assert all(p in suite for p in shapes)
 
 
-def test_shipped_suite_re_measures_every_key_of_the_shipped_table():
+def test_shipped_suite_re_measures_every_shape_of_the_shipped_table():
     """After a kernel change every shipped row is stale; tuning the 'shipped' suite must cover every
-    key the table holds: the default suite's, then each other row's problem as the row measured it."""
+    key and measured shape the table holds: the default suite's, then each other row's problem as
+    the row measured it."""
     from flashcore_cutlass.shipped import default_table
     from flashcore_cutlass.tune import default_suite, shipped_suite
 
+    def measured(p):
+        return str(p.key), shape_text(p)
+
     suite = shipped_suite()
     rows = default_table().rows
-    assert rows and {r.problem_key for r in rows} <= {str(p.key) for p in suite}
+    assert rows and {(r.problem_key, r.shape) for r in rows} <= {measured(p) for p in suite}
     default = default_suite()
     assert suite[:len(default)] == default
-    extra = suite[len(default):]  # one problem per key the default suite lacks
-    assert extra and len({p.key for p in extra}) == len(extra) and not {p.key for p in extra} & {p.key for p in default}
-    shapes = {r.problem_key: r.shape for r in rows}
-    assert all(shape_text(p) == shapes[str(p.key)] for p in extra)
+    extra = suite[len(default):]  # one problem per (key, shape) the default suite lacks
+    assert extra and len({measured(p) for p in extra}) == len(extra)
+    assert not {measured(p) for p in extra} & {measured(p) for p in default}
+    assert {measured(p) for p in extra} <= {(r.problem_key, r.shape) for r in rows}
 
 
 def test_problem_of_row_rebuilds_plain_keys_only():
