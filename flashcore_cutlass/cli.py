@@ -308,7 +308,7 @@ def _current_identity():
         return None, None, str(exc)
 
 
-TABLE_COLUMNS = ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "source",
+TABLE_COLUMNS = ["key", "shape", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "source",
                  "gpu", "measured_at"]
 
 
@@ -472,7 +472,8 @@ def cmd_table(args) -> int:
         json.dump([asdict(r) for r in rows], sys.stdout, indent=1)
         print()
         return 0
-    body = [[r.problem_key, r.variant, f"{r.median_us:.1f}", f"{r.spread_us:.1f}", f"{r.tflops:.0f}",
+    # The shape without spaces ("B4_H16_Sq4096_Sk4096"), so that every cell is one word.
+    body = [[r.problem_key, r.shape.replace(" ", "_"), r.variant, f"{r.median_us:.1f}", f"{r.spread_us:.1f}", f"{r.tflops:.0f}",
              f"{r.max_abs_err:.1e}", "*" if r.winner else "", "stale" if r.stale else "", r.source, r.gpu_name,
              r.measured_at[:19]] for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(TABLE_COLUMNS)]

@@ -161,7 +161,7 @@ def sort_rows(rows: Iterable[Row], sort: str) -> list[Row]:
     field, descending = sort_field(sort)
     out = list(rows)
     # Stable sorts: by key, variant and source first so equal sort values list deterministically.
-    out.sort(key=lambda r: (r.problem_key, r.variant, r.source))
+    out.sort(key=lambda r: (r.problem_key, r.shape, r.variant, r.source))
     out.sort(key=lambda r: getattr(r, field), reverse=descending)
     return out
 

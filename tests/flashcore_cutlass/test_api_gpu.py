@@ -75,7 +75,8 @@ def test_a_shipped_row_of_another_hopper_gpu_stands_in(rt, monkeypatch, capsys):
             lse.copy_(l)
 
         check_against_reference(run, q, k, v, False)
-        assert f"-> {lent} (borrowed from NVIDIA H999 (test) ({rt.env.sm_count} SMs))" in capsys.readouterr().err
+        assert f"-> {lent} (borrowed from NVIDIA H999 (test) ({rt.env.sm_count} SMs), measured on B1 H4 Sq300 Sk300)" \
+            in capsys.readouterr().err
     finally:
         forget_decisions(rt)
 

@@ -255,9 +255,10 @@ def test_table_json_lists_rows(tmp_path, capsys):
     assert main(["table", "--db", str(db)]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
-    assert lines[0].split() == ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale",
+    assert lines[0].split() == ["key", "shape", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale",
                                 "source", "gpu", "measured_at"]
     assert "fc_mma_bf16_d128_full_m64_n64_w4" in lines[1] and "812.5" in lines[1] and " tuned " in lines[1]
+    assert lines[1].split()[1] == "B4_H16_Sq4096_Sk4096"  # one word a cell
     assert f"1 tuned rows from {db}; 0 shipped rows from " in captured.err
 
 
@@ -303,7 +304,7 @@ def test_table_sort_takes_the_shown_columns_and_a_minus(sort, first, tmp_path, c
     db = tmp_path / "t.db"
     _table_with_rows(db)
     assert main(["table", "--db", str(db), "--all", "--sort", sort]) == 0
-    assert capsys.readouterr().out.splitlines()[1].split()[1].endswith(first)
+    assert capsys.readouterr().out.splitlines()[1].split()[2].endswith(first)
 
 
 def test_table_sort_by_an_unknown_column_is_a_message(tmp_path, capsys):

@@ -238,7 +238,7 @@ def test_rows_sort_accepts_the_cli_headers(table):
     assert [r.problem_key for r in table.rows(sort="key")] == sorted([str(KEY)] * 2 + [str(OTHER_KEY)])
     assert [r.winner for r in table.rows(sort="-win")] == [True, True, False]
     # Every header `flashcore table` prints is accepted, and maps onto a Row field.
-    headers = ["key", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "gpu", "measured_at"]
+    headers = ["key", "shape", "variant", "median_us", "spread_us", "TFLOP/s", "max_err", "win", "stale", "gpu", "measured_at"]
     for name in headers:
         assert sort_field(name) == (SORT_ALIASES[name], False)
         assert sort_field("-" + name) == (SORT_ALIASES[name], True)
