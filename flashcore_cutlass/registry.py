@@ -326,13 +326,13 @@ class _KeyRows:
     shipped one's, or only the nearest other GPU's where neither has a row)."""
     heuristic: str
     tables: tuple[tuple[str, tuple[Row, ...]], ...] = ()
+    # The choice for every shape of the key where its rows hold at most one measured shape (None:
+    # several, choose per shape); computed once, choose() reads it on every call.
+    single: Choice | None = field(init=False, compare=False)
 
-    @property
-    def single(self) -> Choice | None:
-        """The choice for every shape of the key where its rows hold at most one measured shape."""
-        if len({r.shape for _, rows in self.tables for r in rows}) > 1:
-            return None
-        return self.choice(None)
+    def __post_init__(self):
+        several = len({r.shape for _, rows in self.tables for r in rows}) > 1
+        object.__setattr__(self, "single", None if several else self.choice(None))
 
     def choice(self, shape: str | None) -> Choice:
         """The choice for a problem of ``shape``: the winner of the measured shape nearest it
