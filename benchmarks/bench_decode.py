@@ -51,6 +51,7 @@ F = torch.nn.functional
 # (speculative decoding) a few.
 CASES = {
     "llama3-8b-b1-8k": (1, 32, 8, 8192, 128, None, None, 1),
+    "llama3-8b-b3-8k": (3, 32, 8, 8192, 128, None, None, 1),  # a batch between two buckets' tops (B2, B4)
     "llama3-8b-b8-8k": (8, 32, 8, 8192, 128, None, None, 1),
     "llama3-8b-b1-32k": (1, 32, 8, 32768, 128, None, None, 1),
     "qwen2-7b-b4-4k": (4, 28, 4, 4096, 128, None, None, 1),
