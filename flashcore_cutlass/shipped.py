@@ -2,9 +2,9 @@
 the package (``flashcore_cutlass/data/tuned_<model>.json``: ``tuned_h100.json``,
 ``tuned_h200.json``) so that a user who has not tuned still dispatches from measurements. The
 user's own tuning table overrides them for the shapes it measured and those nearer them than any
-shipped shape (see registry.py). Dispatch reads all the
-package's files as one table: a row serves only the GPU it was measured on (below), so the files
-never compete; the split is for reading and diffing.
+shipped shape (see registry.py). Dispatch reads all the package's files as one table: a row
+serves only the GPU it was measured on (below), so the files never compete; the split is for
+reading and diffing.
 
 **What a row is keyed on.** A kernel's speed is decided by the GPU and by the kernel as compiled,
 not by the torch release that launches it. So a shipped row matches when
@@ -189,8 +189,8 @@ class ShippedTable:
         ``winner`` marks the fastest current row of each measured shape of a key, regardless of the
         user's table (the caller clears it where a tuned row of that shape takes precedence); where
         no row of this GPU is current, the fastest row of each shape :meth:`lent` offers is shown
-        current, as a winner, with source "borrowed". Without ``env`` no row is stale by device, without ``valid_hashes`` none is
-        stale by hash (and none is borrowed)."""
+        current, as a winner, with source "borrowed". Without ``env`` no row is stale by device,
+        without ``valid_hashes`` none is stale by hash (and none is borrowed)."""
         def is_stale(r: Row) -> bool:
             if env is not None and (r.gpu_name, r.sm_count) != (env.gpu_name, env.sm_count):
                 return True

@@ -2,8 +2,8 @@
 
 One SQLite file (WAL mode, so a benchmark run can write while other processes read) with
 one row per (variant, problem key, exact shape, environment, source hash); recording the same
-identity again replaces the row. A row is *stale* when its environment differs from the current one
-or its source hash is not the hash of the variant as built now: the measurement then says
+identity again replaces the row. A row is *stale* when its environment differs from the current
+one or its source hash is not the hash of the variant as built now: the measurement then says
 nothing about the kernel that would run, so :meth:`TuningTable.best` never returns it.
 Stale rows are kept (not deleted) so that switching back to an environment or source
 revives them. A variant the tuner rejects loses its rows (:meth:`TuningTable.forget`).
@@ -160,7 +160,7 @@ def sort_rows(rows: Iterable[Row], sort: str) -> list[Row]:
     """``rows`` sorted by a name of :data:`SORT_ALIASES` (see :func:`sort_field`)."""
     field, descending = sort_field(sort)
     out = list(rows)
-    # Stable sorts: by key, variant and source first so equal sort values list deterministically.
+    # Stable sorts: by key, shape, variant and source first so equal sort values list deterministically.
     out.sort(key=lambda r: (r.problem_key, r.shape, r.variant, r.source))
     out.sort(key=lambda r: getattr(r, field), reverse=descending)
     return out
@@ -472,8 +472,9 @@ class TuningTable:
         Staleness is judged only against what is given: without ``env`` no row is stale by
         environment, without ``valid_hashes`` none is stale by hash. ``winner`` marks the
         fastest current row of each measured shape of each key (what dispatch takes for a problem
-        of that shape), even when ``variant_glob`` hides other rows. ``sort`` is a name of :data:`SORT_ALIASES` (a Row field or a `flashcore table`
-        header), "-name" for descending; anything else raises ValueError.
+        of that shape), even when ``variant_glob`` hides other rows. ``sort`` is a name of
+        :data:`SORT_ALIASES` (a Row field or a `flashcore table` header), "-name" for descending;
+        anything else raises ValueError.
         """
         sort_field(sort)  # an unknown name fails before the query
         # Winners are decided over every row of the key, so select without the glob here.
