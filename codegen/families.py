@@ -534,8 +534,7 @@ class Sm90Config(KernelConfig):
     def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
         # Of two otherwise equal tiles, the one that rescales O lazily (it does strictly less work).
         tiles = {**super().heuristic_tiles(key, sm_count), "lazy_rescale": 1}
-        if (self.head_dim == 64 and key.causal and not key.bottom_right and key.window is None and key.group == 1
-                and rows_32_byte_aligned(key)):  # causal triangles, as measured
+        if self.head_dim == 64 and key.causal_triangle and rows_32_byte_aligned(key):  # as measured
             if key.seqlen_q >= self.D64_CAUSAL_WIDE_FROM_SEQLEN_Q:
                 return {**tiles, "block_m": 192, "block_n": 128}
             return {**tiles, "block_m": 64, "ctas_per_sm": 3}

@@ -148,6 +148,12 @@ class ProblemKey:
             raise ValueError(f"malformed problem key {text!r}") from exc
 
     @property
+    def causal_triangle(self) -> bool:
+        """Is this a causal triangle: row r sees keys 0..r (top-left, or Sq = Sk), no window, no
+        GQA group packed into rows?"""
+        return self.causal and not self.bottom_right and self.window is None and self.group == 1
+
+    @property
     def visible_keys(self) -> int:
         """Keys a query row of this key's shape sees at most (the bucketed sizes): all of them
         unmasked or bottom-right, at most Sq causal top-left, at most the window's span."""

@@ -183,15 +183,9 @@ KEY_SPLIT_TWICE_MAX_HEAD_DIM = 64
 CAUSAL_LONG_MIN_KEY_TILES = 32
 
 
-def causal_triangle(key: ProblemKey) -> bool:
-    """Is ``key`` a causal triangle: row r sees keys 0..r (top-left, or Sq = Sk), no window, no
-    GQA group packed into rows?"""
-    return key.causal and not key.bottom_right and key.window is None and key.group == 1
-
-
 def long_causal(key: ProblemKey) -> bool:
     """A causal triangle whose rows see at least CAUSAL_LONG_MIN_KEY_TILES tiles of 128 keys."""
-    return causal_triangle(key) and key.visible_keys // 128 >= CAUSAL_LONG_MIN_KEY_TILES
+    return key.causal_triangle and key.visible_keys // 128 >= CAUSAL_LONG_MIN_KEY_TILES
 
 
 def query_tiles_of(key: ProblemKey) -> int:
@@ -208,7 +202,7 @@ def prefers_key_split(key: ProblemKey, splits: int, sm_count: int = DEFAULT_SM_C
     causal triangle of head dim <= KEY_SPLIT_TWICE_MAX_HEAD_DIM."""
     if splits != 1 or key.group != 1 or key.visible_keys // 128 < KEY_SPLIT_MIN_KEY_TILES:
         return False
-    twice = long_causal(key) or (causal_triangle(key) and key.head_dim <= KEY_SPLIT_TWICE_MAX_HEAD_DIM)
+    twice = long_causal(key) or (key.causal_triangle and key.head_dim <= KEY_SPLIT_TWICE_MAX_HEAD_DIM)
     return query_tiles_of(key) <= (2 * sm_count if twice else sm_count)
 
 

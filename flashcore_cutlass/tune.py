@@ -275,8 +275,9 @@ def check_candidate(run, variant: str, q, k, v, problem: Problem, rows, ref_out,
 def incumbent(shipped, problem: Problem, env) -> str | None:
     """The variant the shipped table's rows of ``problem``'s key on this GPU (model and SM count)
     name fastest on the measured shape nearest the problem's, whatever source hash they carry
-    (after a kernel change they are stale): the winner a re-tune is about to replace. tune_problem times it carefully whatever the quick screen
-    says, so that a winner is never dropped on one quick timing (2026-11-29: with 4 finalists the
+    (after a kernel change they are stale): the winner a re-tune is about to replace. tune_problem
+    times it carefully whatever the quick screen says, so that a winner is never dropped on one
+    quick timing (2026-11-29: with 4 finalists the
     screen left out the key-split winner of bf16 (1, 4, 4096, 64) causal, 36.5 us, and the re-tune
     shipped a 43.3 us tile)."""
     rows = [r for r in shipped.rows if r.problem_key == str(problem.key)
