@@ -275,6 +275,24 @@ class Problem:
         )
 
     @property
+    def grid_key(self) -> ProblemKey:
+        """This problem's key at its grid's sizes rather than the buckets: B x H exact, Sq in 64-row
+        query tiles (exact up to 64 rows), Sk and the window's span in 128-key tiles. What the
+        heuristic's grid models count (registry.split_cost: waves of CTAs and key tiles a CTA walks),
+        which change between two bucket tops: bf16 D64 decoding (B, 8 KV heads, 4 rows, 8192 keys)
+        took clusters of 4 at B3 (96 CTAs, one wave) and clusters of 2 at B4, one key
+        (benchmarks/NOTES.md, 2026-11-29 09:44-)."""
+        def tiles(n: int, size: int) -> int:
+            return -(-n // size) * size
+        return dataclasses.replace(
+            self.key,
+            seqlen_q=self.seqlen_q if self.seqlen_q <= 64 else tiles(self.seqlen_q, 64),
+            seqlen_k=tiles(self.seqlen_k, 128),
+            batch_heads=self.batch * self.heads,
+            window=None if self.window is None else tiles(self.window_span, 128),
+        )
+
+    @property
     def flops(self) -> float:
         """2·B·H·Sq·Sk·(D + Dv) (4·B·H·Sq·Sk·D for one head dim), halved for causal (the
         convention of BASELINES.md)."""

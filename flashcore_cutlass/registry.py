@@ -55,11 +55,16 @@ Among the candidates:
      keys), the candidate whose split the model of :func:`split_cost` predicts the shortest chain
      for: one CTA per query tile, a cluster of 2, 4 or 8 CTAs per tile, or 2-16 CTAs combining
      through global memory where a query tile holds at most ``SPLIT_KV_GLOBAL_MAX_ROWS`` rows
-     (decoding); of two equally short, the fewer splits. Over the 134 keys the H200's tuning runs
-     timed, the heuristic's pick took 1.015x the fastest time in geometric mean with this model,
-     1.047x (at worst 2.5x) with the half-SM rule before it (benchmarks/experiments/heuristic_audit.py;
-     benchmarks/NOTES.md, 2026-11-29 06:37-). Elsewhere one CTA per query tile, or a cluster of 2
-     for a causal triangle whose rows see >= 32 key tiles while its 64-row tiles fit the SMs once;
+     (decoding); of two equally short, the fewer splits. The model and the key-split rule count
+     the problem's grid sizes (:attr:`Problem.grid_key <flashcore_cutlass.problem.Problem.grid_key>`:
+     B x H exact, keys in 128-key tiles), not the key's buckets, since a grid's waves change
+     between two bucket tops. Over the 134 keys the H200's tuning runs timed by 2026-11-29 06:45,
+     the heuristic's pick took 1.015x the fastest time in geometric mean with this model, 1.047x
+     (at worst 2.5x) with the half-SM rule before it (benchmarks/experiments/heuristic_audit.py;
+     benchmarks/NOTES.md, 2026-11-29 06:37-); over the 180 timed by 2026-11-29 09:50, 1.011x with
+     the grid sizes, 1.019x with the buckets (2026-11-29 09:44-). Elsewhere one CTA per query
+     tile, or a cluster of 2 for a causal triangle whose rows see >= 32 key tiles while its 64-row
+     tiles fit the SMs once;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
      (the middle of each axis), unless the family names other sizes for the problem
      (``KernelConfig.heuristic_tiles``, each with its measurement; :func:`family_preferences`: a
@@ -73,8 +78,9 @@ Among the candidates:
    Axes a family lacks tie (the ladder step already separates families).
 4. No candidate at all raises :class:`MissingVariantError`, naming the build command.
 
-Decisions are cached per :class:`ProblemKey` (a dict hit on the hot path; per exact shape for
-keys whose rows hold several measured shapes), and the shipped
+Decisions are cached per :class:`ProblemKey` where its rows hold one measured shape (a dict hit),
+per exact shape where they hold several or none (the heuristic's rank itself once per key and
+grid), and the shipped
 file is read once per process, on the first decision that needs it; set
 ``FLASHCORE_PRINT_DISPATCH=1`` to print each new decision to stderr.
 """
@@ -102,7 +108,7 @@ from .table import Row, TableError, TableWarning, TuningTable, pick_nearest
 # is the ranking's.)
 PREFERRED_TILES = {"block_n": 64, "stages": 2, "warps": 4, "lean": 0}
 SMALL_SEQLEN_Q = 64
-# Per-shape decisions kept (keys with rows of several measured shapes); past it they start over.
+# Per-shape decisions kept (keys with rows of several measured shapes, or none); past it they start over.
 MAX_SHAPE_DECISIONS = 65536
 # Split-KV (several CTAs share a query tile's key tiles, then combine): a model of a few-CTA grid's
 # time in 128-key tiles (split_cost). Each CTA walks ceil(K / splits) key tiles, the grid runs in
@@ -134,11 +140,15 @@ SPLIT_KV_GLOBAL_COST_TILES_PER_SPLIT = 0.25
 # them (128 CTAs) did not, 108.5 us at (4, 8, 4, 16384) against 74.5 for 64 CTAs in clusters of 2).
 SPLIT_KV_WIDE_CLUSTER = 4
 SPLIT_KV_WIDE_CLUSTER_FIT = 0.75
-# and walk their key tiles about 10 % slower than as many CTAs without a cluster (H200, 8 query tiles
-# of 4 rows, 8 CTAs each: through global memory 7 %, 17 % and 19 % ahead of the cluster of 8 over 16k,
-# 32k and 64k keys, though 5 % behind over 128k and 2-16 % behind over 4k-8k, where the combine's
-# cost decides).
-SPLIT_KV_WIDE_CLUSTER_TILE_COST = 1.1
+# Clusters of 8 walk their key tiles about 10 % slower than as many CTAs without a cluster (H200, 8
+# query tiles of 4 rows, 8 CTAs each: through global memory 7 %, 17 % and 19 % ahead of the cluster of
+# 8 over 16k, 32k and 64k keys, though 5 % behind over 128k and 2-16 % behind over 4k-8k, where the
+# combine's cost decides). Clusters of 4 do not: in one wave they beat 8 CTAs through global memory
+# by 5-18 % where the model with the penalty ranked them behind (bf16 D128 decoding over 8k keys, 8
+# KV heads x 4 rows at B3 and 4 KV heads x 7 rows at B5 / B6; benchmarks/NOTES.md 2026-11-29 09:44-:
+# the heuristic audit 1.015x -> 1.011x over 180 keys).
+SPLIT_KV_SLOW_CLUSTER = 8
+SPLIT_KV_SLOW_CLUSTER_TILE_COST = 1.1
 # Splits only while the split grid stays within two waves of what fits at once: past that a grid
 # fills the SMs without them, and the model's wave rounding would split large problems for their
 # tail (H200: clusters of 8 at 256 CTAs 60 % behind clusters of 2 at 64, (4, 8, 64, 2048)).
@@ -229,7 +239,8 @@ def split_cost(key: ProblemKey, splits: int, combine: int, sm_count: int = DEFAU
                 or (not combine and splits not in SPLIT_KV_CLUSTER_SIZES)):
             return float("inf")
     waves = -(-query_tiles * splits // fit)
-    chain = waves * -(-key_tiles // splits) * (SPLIT_KV_WIDE_CLUSTER_TILE_COST if wide_cluster else 1.0)
+    slow_cluster = splits >= SPLIT_KV_SLOW_CLUSTER and not combine
+    chain = waves * -(-key_tiles // splits) * (SPLIT_KV_SLOW_CLUSTER_TILE_COST if slow_cluster else 1.0)
     if splits == 1:
         combine_cost = 0.0
     elif combine:
@@ -315,25 +326,24 @@ class Choice:
 
 @dataclass(frozen=True)
 class _KeyRows:
-    """What dispatch knows of one key (and alignment): the heuristic's pick, and the current rows
-    that may serve it, per table in order of precedence ((reason, rows): the user's and the
-    shipped one's, or only the nearest other GPU's where neither has a row)."""
-    heuristic: str
+    """What dispatch knows of one key (and alignment): the current rows that may serve it, per
+    table in order of precedence ((reason, rows): the user's and the shipped one's, or only the
+    nearest other GPU's where neither has a row); none: the heuristic serves it."""
     tables: tuple[tuple[str, tuple[Row, ...]], ...] = ()
-    # The choice for every shape of the key where its rows hold at most one measured shape (None:
-    # several, choose per shape); computed once, choose() reads it on every call.
+    # The choice for every shape of the key where its rows hold exactly one measured shape (None:
+    # several, or none; choose per shape); computed once, choose() reads it on every call.
     single: Choice | None = field(init=False, compare=False)
 
     def __post_init__(self):
-        several = len({r.shape for _, rows in self.tables for r in rows}) > 1
-        object.__setattr__(self, "single", None if several else self.choice(None))
+        one = len({r.shape for _, rows in self.tables for r in rows}) == 1
+        object.__setattr__(self, "single", self.choice(None) if one else None)
 
-    def choice(self, shape: str | None) -> Choice:
+    def choice(self, shape: str | None) -> Choice | None:
         """The choice for a problem of ``shape``: the winner of the measured shape nearest it
-        (:func:`pick_nearest`; of two equally near, the user's), else the heuristic's pick."""
+        (:func:`pick_nearest`; of two equally near, the user's); None without rows."""
         found = pick_nearest((rows for _, rows in self.tables), shape)
         if found is None:
-            return Choice(self.heuristic, "heuristic")
+            return None
         reason, row = self.tables[found[0]][0], found[1]
         lender = gpu_label(row.gpu_name, row.sm_count) if reason == "borrowed" else ""
         return Choice(row.variant, reason, lender, row.shape)
@@ -358,13 +368,14 @@ def _distance(value: int, want: int, ties_to: int = 0) -> float:
 
 
 def family_preferences(config: KernelConfig, key: ProblemKey, few_ctas_rule: bool,
-                       sm_count: int = DEFAULT_SM_COUNT) -> dict[str, int]:
+                       sm_count: int = DEFAULT_SM_COUNT, grid: ProblemKey | None = None) -> dict[str, int]:
     """The tile sizes ``config``'s family prefers for ``key`` (KernelConfig.heuristic_tiles). A
     family's ``block_m`` and ``ctas_per_sm`` hold only for problems whose 64-row query tiles
-    outnumber the SMs and where no few-CTA rule (split-KV, key split) applies: those rules pick
-    64-row tiles, and with fewer tiles a second CTA per SM has nothing to run beside the first."""
+    (counted at ``grid``'s sizes: Problem.grid_key; default the key's) outnumber the SMs and where
+    no few-CTA rule (split-KV, key split) applies: those rules pick 64-row tiles, and with fewer
+    tiles a second CTA per SM has nothing to run beside the first."""
     preferred = dict(config.heuristic_tiles(key, sm_count))
-    if few_ctas_rule or query_tiles_of(key) <= sm_count:
+    if few_ctas_rule or query_tiles_of(grid or key) <= sm_count:
         preferred.pop("block_m", None)
         preferred.pop("ctas_per_sm", None)
     return preferred
@@ -373,22 +384,24 @@ def family_preferences(config: KernelConfig, key: ProblemKey, few_ctas_rule: boo
 def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count: int = DEFAULT_SM_COUNT) -> tuple:
     """Sort key of a candidate for ``problem``: smaller is better (see the module docstring).
 
-    Only the problem's key (bucketed sizes) is read, so the rank is the same for every problem
-    of one ProblemKey (which is what the cache assumes).
+    The families' tile preferences read the problem's key (bucketed sizes); the few-CTA models
+    (split-KV, key-split warpgroups) read its grid sizes (Problem.grid_key), so the rank is the
+    same for every problem of one (key, grid_key), which is what dispatch's cache assumes.
     """
     key = problem.key if isinstance(problem, Problem) else problem
+    grid = problem.grid_key if isinstance(problem, Problem) else problem
     # Where the model splits, candidates rank by the chain it predicts for their own split and
     # combine (so a size not built falls to the next best built one, e.g. 8 CTAs through global
     # memory rather than a cluster of 4 at 128 CTAs); otherwise by distance to ``splits``.
-    splits, by_model = _split_preference(key, sm_count)
-    key_split = prefers_key_split(key, splits, sm_count)
+    splits, by_model = _split_preference(grid, sm_count)
+    key_split = prefers_key_split(grid, splits, sm_count)
     # Key-split warpgroups first: where they pay, any built one (all are 64-row tiles) ranks before
     # every one-warpgroup tile; elsewhere every one-warpgroup tile ranks before them.
     preferred = {"key_split_wgs": 2 if key_split else 1,
                  "block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
                  "ctas_per_sm": 1, "splits": splits, **({} if by_model else {"combine": 0}),
                  **PREFERRED_TILES,
-                 **family_preferences(config, key, splits > 1 or key_split, sm_count)}
+                 **family_preferences(config, key, splits > 1 or key_split, sm_count, grid)}
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key
     # tiles equally near, the wider (a D256 128x80 tile beats 128x48 by 13-37 % from S = 2k on,
     # benchmarks/NOTES.md 2026-11-26 call 5); of two query tiles equally near, the narrower (where
@@ -397,7 +410,7 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     # benchmarks/NOTES.md 2026-11-27 10:25-). A missing axis is distance 0 for every config of
     # that family, i.e. a tie.
     distances = tuple(
-        (split_cost(key, getattr(config, "splits", 1), getattr(config, "combine", 0), sm_count),
+        (split_cost(grid, getattr(config, "splits", 1), getattr(config, "combine", 0), sm_count),
          getattr(config, "splits", 1))  # of two equally short chains, the fewer splits
         if by_model and axis == "splits" else _distance(getattr(config, axis, want), want, _TIES_TO.get(axis, 0))
         for axis, want in preferred.items())
@@ -428,8 +441,10 @@ class Registry:
         self.env = env
         self._shipped = shipped
         self._cache: dict[tuple[ProblemKey, bool], _KeyRows] = {}  # per (key, aligned16)
-        # Per (key, aligned16, shape), for keys whose rows hold several measured shapes only.
+        # Per (key, aligned16, shape), for keys whose rows hold several measured shapes or none.
         self._by_shape: dict[tuple[ProblemKey, bool, str], Choice] = {}
+        # The heuristic's picks per (key, aligned16, Problem.grid_key).
+        self._by_grid: dict[tuple[ProblemKey, bool, ProblemKey], Choice] = {}
 
     def computing(self, problem: Problem | ProblemKey) -> list[str]:
         """Built variants whose config computes ``problem`` (:func:`eligibility.computes`)."""
@@ -456,14 +471,26 @@ class Registry:
                 self._say(problem, key, known.single)
         if known.single is not None:
             return known.single
-        # Rows of several shapes: the nearest measured shape's winner, decided once per shape.
+        # Rows of several shapes: the nearest measured shape's winner; no rows: the heuristic's pick
+        # for the problem's grid sizes. Decided once per shape.
         shape = shape_text(problem)
         choice = self._by_shape.get((*slot, shape))
         if choice is None:
             if len(self._by_shape) >= MAX_SHAPE_DECISIONS:  # decoding makes a new shape a step
                 self._by_shape.clear()
-            choice = self._by_shape[(*slot, shape)] = known.choice(shape)
+                self._by_grid.clear()
+            choice = known.choice(shape) or self._heuristic(problem, slot)
+            self._by_shape[(*slot, shape)] = choice
             self._say(problem, key, choice)
+        return choice
+
+    def _heuristic(self, problem: Problem, slot: tuple[ProblemKey, bool]) -> Choice:
+        """The heuristic's pick for ``problem``: the same for every problem of one key and grid
+        (heuristic_rank), ranked once per grid (a growing KV cache changes it every 128 keys)."""
+        grid = (*slot, problem.grid_key)
+        choice = self._by_grid.get(grid)
+        if choice is None:
+            choice = self._by_grid[grid] = Choice(self.candidates(problem)[0], "heuristic")
         return choice
 
     @staticmethod
@@ -488,6 +515,7 @@ class Registry:
         """Forget cached decisions (after the table or the built variants changed)."""
         self._cache.clear()
         self._by_shape.clear()
+        self._by_grid.clear()
 
     def _decide(self, problem: Problem, key: ProblemKey) -> _KeyRows:
         names = self.candidates(problem)
@@ -495,13 +523,13 @@ class Registry:
             raise self.no_candidate_error(problem)
         # Without an environment no measurement can be checked, so none is trusted.
         if self.env is None:
-            return _KeyRows(names[0])
+            return _KeyRows()
         valid = {n: self.hashes[n] for n in names}
         tuned = self._tuned(key, valid) if self.table is not None else []
         shipped = self.shipped.current(key, self.env, valid)
         if tuned or shipped:
-            return _KeyRows(names[0], (("tuned", tuple(tuned)), ("shipped", tuple(shipped))))
-        return _KeyRows(names[0], (("borrowed", tuple(self.shipped.lent(key, self.env, valid))),))
+            return _KeyRows((("tuned", tuple(tuned)), ("shipped", tuple(shipped))))
+        return _KeyRows((("borrowed", tuple(self.shipped.lent(key, self.env, valid))),))
 
     @property
     def shipped(self) -> ShippedTable:

@@ -1,6 +1,7 @@
-import pytest
-
+import dataclasses
 import math
+
+import pytest
 
 from flashcore_cutlass.problem import Problem, ProblemKey, bucket, gqa_key_range, parse_shape, shape_distance, shape_text
 
@@ -118,6 +119,21 @@ def test_visible_keys_of_a_key():
     assert Problem(**kw, causal=True).key.visible_keys == 64
     assert Problem(**kw, causal=True, bottom_right=True).key.visible_keys == 8192
     assert Problem(**kw, causal=True, bottom_right=True, window=(1000, 0)).key.visible_keys == 1024
+
+
+def test_grid_key_keeps_the_grid_sizes_the_key_buckets():
+    """B x H exact, Sq in 64-row tiles (exact up to 64), Sk and the window's span in 128-key tiles;
+    the mask and dims as the key has them."""
+    p = Problem("bf16", 128, True, 3, 8, 100, 8000, bottom_right=True, window=(1000, 0))
+    assert p.key.batch_heads == 32 and p.key.seqlen_q == 128 and p.key.seqlen_k == 8192 and p.key.window == 1024
+    grid = p.grid_key
+    assert (grid.batch_heads, grid.seqlen_q, grid.seqlen_k, grid.window) == (24, 128, 8064, 1024)
+    assert dataclasses.replace(grid, batch_heads=32, seqlen_k=8192) == p.key
+    assert Problem("bf16", 64, False, 5, 8, 4, 4097).grid_key.seqlen_q == 4  # few rows stay exact
+    assert Problem("bf16", 64, False, 5, 8, 4, 4097).grid_key.seqlen_k == 4224
+    # Two shapes of one key, two grids: B3 and B4 decoding over 8k keys (8 KV heads x 4 rows).
+    b3, b4 = (Problem("bf16", 64, False, b, 8, 4, 8192) for b in (3, 4))
+    assert b3.key == b4.key and b3.grid_key != b4.grid_key
 
 
 @pytest.mark.parametrize("heads, heads_k, sq, sk, masked, bottom_right, window, expected", [

@@ -637,6 +637,32 @@ def test_preferred_splits_scales_with_the_sm_count():
     assert [registry_module.preferred_splits(key, sms) for sms in (16, 32, 66, 132)] == [2, 2, 4, 8]
 
 
+def test_heuristic_counts_the_grid_not_the_keys_bucket():
+    """Two shapes of one key whose grids differ: bf16 D64 decoding over 8k keys (8 KV heads x 4 rows)
+    took clusters of 4 at B3 (96 CTAs, one wave of the four-CTA slots; kv2 1.70x) and clusters of 2
+    at B4 (128 CTAs in fours do not fit; tuning_table-2026-11-29T0950-*). Untuned, dispatch decides
+    each from its own grid, and its cache keeps the two apart."""
+    from flashcore_codegen.space import default_configs
+
+    b3, b4 = (Problem("bf16", 64, False, b, 8, 4, 8192) for b in (3, 4))
+    assert b3.key == b4.key
+    reg = Registry(hashes(*(c.name for c in default_configs())))
+    picks = [reg.choose(p) for p in (b3, b4, b3)]
+    assert [registry_module.config_from_name(c.variant).splits for c in picks] == [4, 2, 4]
+    assert {c.reason for c in picks} == {"heuristic"}
+    assert picks[0].variant == reg.candidates(b3)[0] and picks[1].variant == reg.candidates(b4)[0]
+
+
+def test_only_clusters_of_8_walk_slower():
+    """The model's chain for one wave of 4-CTA clusters is their key tiles plus the cluster's
+    combine; clusters of 8 walk 10 % slower."""
+    key = Problem("bf16", 128, False, 3, 8, 4, 8192).grid_key  # 24 query tiles of 64 key tiles
+    assert registry_module.split_cost(key, 4, 0) == 64 / 4 + registry_module.SPLIT_KV_CLUSTER_COST_TILES
+    one_wave = Problem("bf16", 128, False, 1, 8, 4, 8192).grid_key  # 8 tiles x 8 CTAs
+    assert registry_module.split_cost(one_wave, 8, 0) == pytest.approx(
+        64 / 8 * registry_module.SPLIT_KV_SLOW_CLUSTER_TILE_COST + registry_module.SPLIT_KV_CLUSTER_COST_TILES)
+
+
 def test_heuristic_picks_split_kv_for_short_queries_over_long_keys():
     """The untuned heuristic takes the cluster size preferred_splits names, before block_n (a
     64x64 one-CTA tile must not win by its nearer key tile), with the SM count of the registry's
@@ -691,14 +717,22 @@ def test_heuristic_prefers_the_global_combine_for_few_rows():
 # The H200's decoding shapes (packed GQA problems: B, KV heads, rows of a tile, keys; bf16 D128,
 # non-causal) tuned over the default candidates, and the split the model picks from the defaults:
 # the measured winner, or where marked the one the given % behind it (benchmarks/NOTES.md,
-# 2026-11-29 06:37-; tuning_table-2026-11-29T0645-* and -0700-*, and the 2026-11-28 15:24 table).
+# 2026-11-29 06:37- and 09:44-; tuning_table-2026-11-29T0645-*, -0700-*, -0904-* and -0950-*, and the
+# 2026-11-28 15:24 table).
 DECODE_PICKS = [
     ((1, 8, 4, 8192), (16, 1)), ((1, 8, 4, 16384), (16, 1)), ((1, 8, 4, 32768), (16, 1)),
     ((1, 8, 4, 65536), (16, 1)), ((1, 8, 4, 131072), (16, 1)), ((1, 4, 7, 32768), (16, 1)),
     ((1, 2, 4, 65536), (16, 1)), ((2, 8, 4, 32768), (8, 1)), ((2, 8, 4, 65536), (8, 1)),
     ((4, 8, 4, 16384), (8, 1)), ((8, 8, 4, 8192), (2, 0)), ((1, 8, 2, 4096), (8, 0)), ((1, 8, 8, 2048), (8, 0)),
+    ((2, 8, 4, 8192), (8, 1)), ((2, 8, 4, 16384), (8, 1)), ((4, 8, 4, 32768), (8, 1)),
+    # A cluster of 4 in one wave (96 CTAs at B3: the grid's sizes, not B4's bucket, where 128 do not fit).
+    ((3, 8, 4, 8192), (4, 0)), ((3, 8, 4, 16384), (4, 0)),
+    # Qwen2-7B's 4 KV heads x 7 rows, held out of the fit of 2026-11-29 06:37 (tuned 09:50).
+    ((1, 4, 7, 4096), (8, 0)), ((1, 4, 7, 8192), (16, 1)), ((1, 4, 7, 16384), (16, 1)), ((2, 4, 7, 8192), (16, 1)),
+    ((3, 4, 7, 8192), (8, 0)), ((5, 4, 7, 8192), (4, 0)), ((6, 4, 7, 8192), (4, 0)), ((16, 4, 7, 4096), (2, 0)),
     ((6, 8, 4, 8192), (2, 0)),  # the cluster of 4 2.6 % ahead
-    ((3, 8, 4, 16384), (8, 1)),  # the cluster of 4 5.5 % ahead (the key's bucket is B4's: 128 CTAs do not fit)
+    ((4, 8, 4, 8192), (8, 1)),  # the cluster of 2 4.0 % ahead
+    ((8, 4, 7, 8192), (8, 1)),  # the cluster of 2 4.6 % ahead
     ((4, 4, 7, 4096), (8, 1)),  # the cluster of 4 2.9 % ahead
     ((4, 8, 4, 4097), (8, 1)),  # Mistral's window: the cluster of 2 8.5 % ahead
 ]
