@@ -62,7 +62,8 @@ Among the candidates:
      the heuristic's pick took 1.015x the fastest time in geometric mean with this model, 1.047x
      (at worst 2.5x) with the half-SM rule before it (benchmarks/experiments/heuristic_audit.py;
      benchmarks/NOTES.md, 2026-11-29 06:37-); over the 180 timed by 2026-11-29 09:50, 1.011x with
-     the grid sizes, 1.019x with the buckets (2026-11-29 09:44-). Elsewhere one CTA per query
+     the grid sizes, 1.019x with the buckets, and at 13 decoding shapes held out of that fit
+     1.019x against the model before's 1.089x (2026-11-29 09:44-). Elsewhere one CTA per query
      tile, or a cluster of 2 for a causal triangle whose rows see >= 32 key tiles while its 64-row
      tiles fit the SMs once;
    - then block_n = 64 (of two equally far from it, the wider), then stages = 2, then warps = 4
@@ -135,11 +136,13 @@ SPLIT_KV_MIN_KEY_TILES = 2  # 128-key tiles each CTA of a split keeps at least
 SPLIT_KV_CLUSTER_COST_TILES = 2.0
 SPLIT_KV_GLOBAL_COST_TILES = 1.5
 SPLIT_KV_GLOBAL_COST_TILES_PER_SPLIT = 0.25
-# Clusters of 4 or 8 CTAs fit about three quarters of the SMs at once (whole clusters per GPC of
-# 16-18 SMs; H200: 24 clusters of 4 (96 CTAs) ran as one wave, 54.4 us at (3, 8, 4, 16384), 32 of
-# them (128 CTAs) did not, 108.5 us at (4, 8, 4, 16384) against 74.5 for 64 CTAs in clusters of 2).
+# Clusters of 4 or 8 CTAs fit only part of the SMs at once (whole clusters per GPC of 16-18 SMs).
+# Clusters of 4 (H200): 28 (112 CTAs) ran as one wave, 14 % ahead of 8 CTAs a tile through global
+# memory at (7, 4, 7 rows, 8192) (benchmarks/NOTES.md, 2026-11-29 09:44-), 32 (128 CTAs) did not,
+# 108.5 us at (4, 8, 4, 16384) against 74.5 for 64 CTAs in clusters of 2. Clusters of 8: three
+# quarters, not measured closer.
 SPLIT_KV_WIDE_CLUSTER = 4
-SPLIT_KV_WIDE_CLUSTER_FIT = 0.75
+SPLIT_KV_WIDE_CLUSTER_FIT = {4: 0.85, 8: 0.75}  # fraction of the SMs, per cluster size
 # Clusters of 8 walk their key tiles about 10 % slower than as many CTAs without a cluster (H200, 8
 # query tiles of 4 rows, 8 CTAs each: through global memory 7 %, 17 % and 19 % ahead of the cluster of
 # 8 over 16k, 32k and 64k keys, though 5 % behind over 128k and 2-16 % behind over 4k-8k, where the
@@ -231,7 +234,7 @@ def split_cost(key: ProblemKey, splits: int, combine: int, sm_count: int = DEFAU
     query_tiles = query_tiles_of(key)
     key_tiles = -(-key.visible_keys // 128)
     wide_cluster = splits >= SPLIT_KV_WIDE_CLUSTER and not combine
-    fit = max(1, int(sm_count * SPLIT_KV_WIDE_CLUSTER_FIT) if wide_cluster else sm_count)  # CTAs at once
+    fit = max(1, int(sm_count * SPLIT_KV_WIDE_CLUSTER_FIT[splits]) if wide_cluster else sm_count)  # CTAs at once
     if splits > 1:
         if (key_tiles // splits < SPLIT_KV_MIN_KEY_TILES
                 or query_tiles * splits > SPLIT_KV_MAX_WAVES * fit
