@@ -188,6 +188,7 @@ def test_tuning_a_second_shape_of_a_key_keeps_the_first_shapes_winner(rt, tmp_pa
     wins at B6 and runs 1.6x slower at B8): each tuned shape keeps its rows and its winner, and a
     shape between them takes the nearer one's."""
     from flashcore_cutlass.registry import Registry
+    from flashcore_cutlass.shipped import ShippedTable
     from flashcore_cutlass.table import TuningTable
     from flashcore_cutlass.tune import shape_text, tune_problem
 
@@ -204,7 +205,8 @@ def test_tuning_a_second_shape_of_a_key_keeps_the_first_shapes_winner(rt, tmp_pa
     rows = table.rows(problem_key=b8.key, env=rt.env, valid_hashes=rt.hashes)
     assert {r.shape for r in rows} == set(winners)
     assert {(r.shape, r.variant) for r in rows if r.winner} == set(winners.items())
-    reg = Registry(rt.hashes, table, rt.env)
+    # The tuned rows alone (the package's table has rows of B5-B8 of this key: B7 would take its own).
+    reg = Registry(rt.hashes, table, rt.env, shipped=ShippedTable())
     for p in (b8, b6):
         choice = reg.choose(p)
         assert (choice.reason, choice.variant, choice.shape) == ("tuned", winners[shape_text(p)], shape_text(p))
