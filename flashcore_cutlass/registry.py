@@ -45,6 +45,8 @@ Among the candidates:
      causal triangle whose rows see >= 32 key tiles, or at head dims <= 64 any causal triangle,
      also where the tiles fit the SMs twice: ``CAUSAL_LONG_MIN_KEY_TILES``,
      ``KEY_SPLIT_TWICE_MAX_HEAD_DIM``), else one consumer warpgroup per 64 rows;
+   - then, where the split model below chose a split, each candidate's predicted chain for its own
+     split (so a split the model rules out never ranks first for its 64-row tile alone);
    - then block_m = 64 when seqlen_q <= 64 (a 128-row tile would be mostly padding) or when
      split-KV pays (below; the split-KV tiles are 64-row), else block_m = 128 (the nearest built
      size; of 64 and 192, equally near, 64), unless the family prefers another for the problem;
@@ -399,10 +401,15 @@ def heuristic_rank(config: KernelConfig, problem: Problem | ProblemKey, sm_count
     splits, by_model = _split_preference(grid, sm_count)
     key_split = prefers_key_split(grid, splits, sm_count)
     # Key-split warpgroups first: where they pay, any built one (all are 64-row tiles) ranks before
-    # every one-warpgroup tile; elsewhere every one-warpgroup tile ranks before them.
+    # every one-warpgroup tile; elsewhere every one-warpgroup tile ranks before them. Where the model
+    # chose a split, its predicted chain comes next, before the tile sizes: a split the model rules
+    # out (more CTAs than two waves of what fits) must not rank first for its 64-row tile alone
+    # (D256 decoding (8, 8 KV heads, 2 rows, 8k keys): a cluster of 4 at 1.23x the unsplit 128x64
+    # tile when block_m came first; benchmarks/NOTES.md, 2026-11-29 09:44-).
     preferred = {"key_split_wgs": 2 if key_split else 1,
+                 **({"splits": splits} if by_model else {}),
                  "block_m": 64 if key.seqlen_q <= SMALL_SEQLEN_Q or splits > 1 else 128,
-                 "ctas_per_sm": 1, "splits": splits, **({} if by_model else {"combine": 0}),
+                 "ctas_per_sm": 1, **({} if by_model else {"splits": splits, "combine": 0}),
                  **PREFERRED_TILES,
                  **family_preferences(config, key, splits > 1 or key_split, sm_count, grid)}
     # Distance rather than equality: an exact match wins, otherwise the nearest size; of two key

@@ -653,6 +653,18 @@ def test_heuristic_counts_the_grid_not_the_keys_bucket():
     assert picks[0].variant == reg.candidates(b3)[0] and picks[1].variant == reg.candidates(b4)[0]
 
 
+def test_a_split_the_model_rules_out_does_not_rank_first_for_its_tile():
+    """D256 decoding (8, 8 KV heads, 2 rows, 8k keys): the model wants clusters of 2 (not built at
+    D256) and rules out the built splits (256 or 512 CTAs: past two waves); the unsplit 128-row tile
+    won (147.6 us; the cluster of 4, first while block_m ranked before the chain, 1.23x;
+    tuning_table-2026-11-29T0950-*)."""
+    from flashcore_codegen.space import default_configs
+
+    reg = Registry(hashes(*(c.name for c in default_configs())))
+    pick = registry_module.config_from_name(reg.choose(Problem("bf16", 256, False, 8, 8, 2, 8192)).variant)
+    assert pick.splits == 1 and pick.block_m == 128, pick.name
+
+
 def test_only_clusters_of_8_walk_slower():
     """The model's chain for one wave of 4-CTA clusters is their key tiles plus the cluster's
     combine; clusters of 8 walk 10 % slower."""
