@@ -39,13 +39,13 @@ import torch
 import flashcore_cutlass as fc
 from flashcore_cutlass import api
 from flashcore_cutlass.problem import Problem
-from flashcore_cutlass.reference import random_qkv, reference_attention
+from flashcore_cutlass.reference import random_qkv
 from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import host_us_per_call, time_graph, time_python_calls
-from flashcore_cutlass.tune import ERR_FACTOR, ERR_FLOOR, LSE_RTOL, TORCH_DTYPES, long_key_shapes, small_shapes
+from flashcore_cutlass.tune import TORCH_DTYPES, long_key_shapes, small_shapes
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import environment, format_table, save  # noqa: E402
+from common import check_against_reference, environment, format_table, save  # noqa: E402
 
 F = torch.nn.functional
 
@@ -107,11 +107,6 @@ def eager_timer(import_module=importlib.import_module):
         return import_module("triton.testing").do_bench, "triton.testing.do_bench"
     except Exception as exc:  # not installed, or installed and broken: both mean "not importable"
         return do_bench_fallback, f"bench_small.do_bench_fallback (triton: {type(exc).__name__}: {exc})"
-
-
-def check_passes(max_err: float, tol: float, lse_rel: float, finite: bool) -> bool:
-    """The tuner's acceptance rule; NaN errors fail (every comparison with NaN is False)."""
-    return finite and max_err <= tol and lse_rel <= LSE_RTOL
 
 
 def ratio(ours: float, sdpa: float) -> float:
@@ -213,17 +208,8 @@ def do_bench_fallback(fn, warmup=25, rep=100, return_mode="median") -> float:
 
 
 def check_problem(q, k, v) -> dict:
-    """attention()'s output and LSE against the fp32 reference on every row, with the tuner's
-    tolerance: twice SDPA's own error plus a floor, LSE within LSE_RTOL relative."""
-    ref_out, ref_lse = reference_attention(q, k, v)
-    sdpa_err = (F.scaled_dot_product_attention(q, k, v).float() - ref_out).abs().max().item()
-    out, lse = fc.attention(q, k, v, return_lse=True)
-    err = (out.float() - ref_out).abs().max().item()
-    lse_rel = ((lse - ref_lse).abs() / ref_lse.abs().clamp_min(1.0)).max().item()
-    finite = bool(torch.isfinite(out).all().item()) and bool(torch.isfinite(lse).all().item())
-    tol = ERR_FACTOR * sdpa_err + ERR_FLOOR
-    return {"ok": check_passes(err, tol, lse_rel, finite), "max_abs_err": err, "tol": tol, "sdpa_max_abs_err": sdpa_err,
-            "lse_rel_err": lse_rel, "lse_rtol": LSE_RTOL, "finite": finite}
+    """attention()'s output and LSE against the fp32 reference on every row (common.check_against_reference)."""
+    return check_against_reference(q, k, v, rows_checked=None)
 
 
 def bench_problem(p: Problem, rounds: int, do_bench) -> dict:

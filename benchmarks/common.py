@@ -92,3 +92,36 @@ def format_table(headers: list[str], rows: list[list]) -> str:
     lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
     return "\n".join(lines)
+
+
+def check_passes(max_err: float, tol: float, lse_rel: float, finite: bool) -> bool:
+    """The tuner's acceptance rule; NaN errors fail (every comparison with NaN is False)."""
+    from flashcore_cutlass.tune import LSE_RTOL
+
+    return finite and max_err <= tol and lse_rel <= LSE_RTOL
+
+
+def check_against_reference(q, k, v, causal: bool = False, rows_checked: int | None = 256) -> dict:
+    """attention()'s output and LSE against the fp32 reference, with the tuner's tolerance: twice
+    SDPA's own error on the same call plus a floor, the LSE within LSE_RTOL relative. Checks
+    ``rows_checked`` query rows (the ends and an even spread; None: every row), so that a 16k-row
+    problem costs a reference of 256 rows, not of 16k. K/V with fewer heads than q: grouped-query
+    attention (SDPA with ``enable_gqa``)."""
+    import flashcore_cutlass as fc
+    from flashcore_cutlass.reference import reference_attention, sample_rows
+    from flashcore_cutlass.tune import ERR_FACTOR, ERR_FLOOR, LSE_RTOL
+
+    sq = q.shape[2]
+    rows = torch.arange(sq, device=q.device) if rows_checked is None else sample_rows(sq, rows_checked, q.device)
+    ref_out, ref_lse = reference_attention(q, k, v, causal, rows=rows)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=bool(causal),
+                                                           enable_gqa=k.shape[1] != q.shape[1])
+    sdpa_err = (sdpa[:, :, rows].float() - ref_out).abs().max().item()
+    out, lse = fc.attention(q, k, v, causal=causal, return_lse=True)
+    out, lse = out[:, :, rows], lse[:, :, rows]
+    err = (out.float() - ref_out).abs().max().item()
+    lse_rel = ((lse - ref_lse).abs() / ref_lse.abs().clamp_min(1.0)).max().item()
+    finite = bool(torch.isfinite(out).all().item()) and bool(torch.isfinite(lse).all().item())
+    tol = ERR_FACTOR * sdpa_err + ERR_FLOOR
+    return {"ok": check_passes(err, tol, lse_rel, finite), "max_abs_err": err, "tol": tol, "sdpa_max_abs_err": sdpa_err,
+            "lse_rel_err": lse_rel, "lse_rtol": LSE_RTOL, "finite": finite, "rows_checked": len(rows)}

@@ -1,5 +1,6 @@
-"""benchmarks/common.py on CPU: the GPU-state sample taken after each timing."""
+"""benchmarks/common.py on CPU: the GPU-state sample taken after each timing, the correctness rule."""
 
+import math
 import subprocess
 import sys
 import types
@@ -30,3 +31,14 @@ def test_gpu_state_is_empty_when_nvidia_smi_fails(failure):
 
 def test_gpu_state_is_empty_on_output_it_cannot_read():
     assert common.gpu_state(lambda cmd, **kw: types.SimpleNamespace(stdout="[N/A], [N/A], 40\n")) == {}
+
+
+def test_check_passes():
+    from flashcore_cutlass.tune import LSE_RTOL
+
+    assert common.check_passes(1e-3, 2e-3, LSE_RTOL / 2, True)
+    assert not common.check_passes(3e-3, 2e-3, 0.0, True)  # output off
+    assert not common.check_passes(1e-3, 2e-3, 2 * LSE_RTOL, True)  # LSE off
+    assert not common.check_passes(1e-3, 2e-3, 0.0, False)  # inf/NaN somewhere
+    assert not common.check_passes(math.nan, 2e-3, 0.0, True)
+    assert not common.check_passes(1e-3, 2e-3, math.nan, True)
