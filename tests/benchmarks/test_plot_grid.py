@@ -139,6 +139,24 @@ def test_bench_sdpa_times_the_shapes_it_is_given(tmp_path, monkeypatch, capsys):
     assert bench_sdpa.main(["--shape", "1,8,333,333"]) == 1  # its check failed
     assert "CORRECTNESS CHECK FAILED" in capsys.readouterr().err
     for bad in (["--shape", "1,8,512"], ["--shape", "1,8,0,512"], ["--shape", "1,28,64,64", "--heads-k", "5"],
-                ["--shape", "1,8,64,64", "--grid"], ["--heads-k", "4"]):
+                ["--shape", "1,8,64,64", "--grid"], ["--heads-k", "4"], ["--shape", "1,8,64,64", "--head-dim", "36"],
+                ["--shape", "1,8,64,64", "--head-dim", "264"]):
         with pytest.raises(SystemExit):
             bench_sdpa.main(bad)
+
+
+def test_bench_sdpa_leaves_out_an_implementation_that_refuses_the_problem(capsys):
+    """FA2 refusing a problem is named and left out of the timing; ours and SDPA's default are not
+    tried beforehand (a failure of theirs surfaces where they run)."""
+    pytest.importorskip("torch")
+    import bench_sdpa
+
+    calls = []
+
+    def refuse(q, k, v, causal):
+        raise RuntimeError("No available kernel. Aborting execution.\nmore")
+
+    impls = {"flashcore": lambda *a: calls.append("ours"), "sdpa": lambda *a: calls.append("sdpa"), "sdpa_flash": refuse}
+    assert list(bench_sdpa.runnable(impls, None, None, None, False)) == ["flashcore", "sdpa"]
+    assert calls == []
+    assert "note: sdpa_flash does not run this problem (No available kernel. Aborting execution.)" in capsys.readouterr().err
