@@ -95,10 +95,10 @@ def format_table(headers: list[str], rows: list[list]) -> str:
 
 
 def check_passes(max_err: float, tol: float, lse_rel: float, finite: bool) -> bool:
-    """The tuner's acceptance rule; NaN errors fail (every comparison with NaN is False)."""
-    from flashcore_cutlass.tune import LSE_RTOL
+    """The tuner's acceptance rule (:func:`flashcore_cutlass.tune.accepts`)."""
+    from flashcore_cutlass.tune import accepts
 
-    return finite and max_err <= tol and lse_rel <= LSE_RTOL
+    return accepts(max_err, tol, lse_rel, finite)
 
 
 def check_against_reference(q, k, v, causal: bool = False, rows_checked: int | None = 256) -> dict:

@@ -262,6 +262,13 @@ def reference_mask(problem: Problem) -> dict:
     return {"causal": causal, "window": problem.window}
 
 
+def accepts(max_err: float, tol: float, lse_rel: float, finite: bool) -> bool:
+    """The acceptance rule against the fp32 reference (the tuner's and the benchmarks'): finite,
+    the output within ``tol``, the LSE within LSE_RTOL relative; NaN errors fail (every comparison
+    with NaN is False)."""
+    return finite and max_err <= tol and lse_rel <= LSE_RTOL
+
+
 def check_candidate(run, variant: str, q, k, v, problem: Problem, rows, ref_out, ref_lse, tol: float):
     """``run``: mask_runner's call of the problem's variants."""
     out, lse = run(variant, q, k, v, 1.0 / math.sqrt(problem.head_dim))
@@ -269,7 +276,7 @@ def check_candidate(run, variant: str, q, k, v, problem: Problem, rows, ref_out,
     err = (out_rows - ref_out).abs().max().item()
     lse_rel = ((lse[:, :, rows] - ref_lse).abs() / ref_lse.abs().clamp_min(1.0)).max().item()
     finite = bool(torch.isfinite(out_rows).all().item())
-    return err, lse_rel, finite and err <= tol and lse_rel <= LSE_RTOL
+    return err, lse_rel, accepts(err, tol, lse_rel, finite)
 
 
 def incumbent(shipped, problem: Problem, env) -> str | None:
