@@ -378,7 +378,7 @@ def _dispatch(dtype: str, d: int, dv: int, masked: bool, b: int, h: int, hkv: in
     """The dispatch decision _forward caches per shape: a variant id, or for a decoding call with
     grouped-query attention (problem.gqa_packed) (variant id, key_begin, key_end), the variant
     chosen for the packed problem as the kernels run it."""
-    problem = Problem(dtype, d, masked, b, h, sq, sk, aligned, dv, bottom_right, window, softcap or 0.0)
+    problem = Problem(dtype, d, masked, b, h, sq, sk, aligned, dv, bottom_right, window, softcap or 0.0, heads_kv=hkv)
     packed = gqa_packed(problem, hkv)
     if packed is None:
         rt = get_runtime()
@@ -386,7 +386,7 @@ def _dispatch(dtype: str, d: int, dv: int, masked: bool, b: int, h: int, hkv: in
         return rt.variant_id(with_packed_rows(problem, hkv, rt.has_candidates))
     packed_problem, begin, end = packed
     if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":  # the registry's line names the packed problem
-        print(f"flashcore dispatch: {problem} with {hkv} key/value heads runs packed: {packed_problem} over keys "
+        print(f"flashcore dispatch: {problem} runs packed: {packed_problem} over keys "
               f"[{begin}, {end})", file=sys.stderr)
     return get_runtime().variant_id(packed_problem), begin, end
 

@@ -207,18 +207,22 @@ def _as_dispatched(problem, heads_k: int):
     """The problem dispatch runs for ``problem`` with ``heads_k`` key/value heads: decoding (one
     query row per head) with grouped-query heads runs packed (problem.gqa_packed), with a key of its
     own; 1 < Sq < 64 runs with each group's heads packed into rows where a variant that packs is
-    built (problem.gqa_row_packed); other problems are keyed by their query heads alone."""
+    built (problem.gqa_row_packed); other problems keep their key/value heads (heads_kv: the key's
+    gqa<R>, the row's Hkv)."""
+    import dataclasses
+
     from .problem import gqa_packed, with_packed_rows
     from .runtime import get_runtime
 
+    problem = dataclasses.replace(problem, heads_kv=heads_k)
     packed = gqa_packed(problem, heads_k)
     if packed is None:
         row_packed = with_packed_rows(problem, heads_k, lambda p: get_runtime().has_candidates(p))
         if row_packed is not problem:
-            print(f"{problem} with {heads_k} key/value heads runs with each group's query heads packed into "
+            print(f"{problem} runs with each group's query heads packed into "
                   f"rows (key {row_packed.key})", file=sys.stderr)
         return row_packed
-    print(f"{problem} with {heads_k} key/value heads runs packed: tuning {packed[0]} (key {packed[0].key})",
+    print(f"{problem} runs packed: tuning {packed[0]} (key {packed[0].key})",
           file=sys.stderr)
     return packed[0]
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 # The mask part of a key: "full" or "causal" (any masked variant: causal and/or a window), then
 # "br" for a bottom-right alignment with Sq != Sk (where the alignments differ), "w<N>" for a
 # window of N keys a row sees at most (bucketed), "sc" for a logit softcap, "g<G>" for G query heads
-# of a GQA group packed into rows (gqa_row_packed). E.g. "causalbrw4096", "causalbrg4".
-_MASK = re.compile(r"(full|causal)(br)?(?:w(\d+))?(sc)?(?:g(\d+))?")
+# of a GQA group packed into rows (gqa_row_packed), "gqa<R>" for R query heads per key/value head
+# that the per-head kernels map (bucketed). E.g. "causalbrw4096", "causalbrg4", "causalgqa4".
+_MASK = re.compile(r"(full|causal)(br)?(?:w(\d+))?(sc)?(?:g(\d+))?(?:gqa(\d+))?")
 
 
 OPEN_SIDE = 1 << 30  # a window side without edge: beyond every sequence (the kernels' 32-bit range)
@@ -90,7 +91,7 @@ def gqa_row_packed(problem: "Problem", heads_k: int, min_rows: int = 2) -> "Prob
     packed_tiles = heads_k * -(-sq * packed_row_slots(group) // 64)
     if packed_tiles >= heads * -(-sq // 64):
         return None
-    return dataclasses.replace(problem, group=group)
+    return dataclasses.replace(problem, group=group, heads_kv=None)
 
 
 def with_packed_rows(problem: "Problem", heads_k: int, runs, min_rows: int = 2) -> "Problem":
@@ -124,11 +125,14 @@ class ProblemKey:
     softcap: bool = False
     # Query heads per key/value head packed into rows (a packing variant's problem; 1: unpacked).
     group: int = 1
+    # Query heads per key/value head that the per-head kernels map (bucketed; 1: MHA or packed). Each
+    # K/V head is read by that many query heads' tiles, so K/V traffic and L2 reuse differ from MHA's.
+    kv_group: int = 1
 
     def __str__(self) -> str:
         mask = ("causal" if self.causal else "full") + ("br" if self.bottom_right else "") + \
             (f"w{self.window}" if self.window is not None else "") + ("sc" if self.softcap else "") + \
-            (f"g{self.group}" if self.group > 1 else "")
+            (f"g{self.group}" if self.group > 1 else "") + (f"gqa{self.kv_group}" if self.kv_group > 1 else "")
         return f"{self.dtype}_{_dims(self.head_dim, self.head_dim_v)}_{mask}_q{self.seqlen_q}_k{self.seqlen_k}_bh{self.batch_heads}"
 
     @classmethod
@@ -141,9 +145,12 @@ class ProblemKey:
             m = _MASK.fullmatch(mask)
             if m is None:
                 raise ValueError(mask)
-            base, br, window, softcap, group = m.groups()
+            base, br, window, softcap, group, kv_group = m.groups()
+            if group and kv_group:
+                raise ValueError(mask)  # a packed problem's group is its K/V mapping
             return cls(dtype, int(d), base == "causal", int(q[1:]), int(k[1:]), int(bh[2:]), int(dv) if dv else None,
-                       bool(br), int(window) if window else None, bool(softcap), int(group) if group else 1)
+                       bool(br), int(window) if window else None, bool(softcap), int(group) if group else 1,
+                       int(kv_group) if kv_group else 1)
         except ValueError as exc:
             raise ValueError(f"malformed problem key {text!r}") from exc
 
@@ -161,21 +168,29 @@ class ProblemKey:
         return keys if self.window is None else min(keys, self.window)
 
 
-# The exact shape a table row records ("B4 H16 Sq4096 Sk4096": shape_text): rows of one key
-# measured on different shapes are never compared, and dispatch takes the measurement of the
-# shape nearest the problem's (shape_distance).
-_SHAPE = re.compile(r"B(\d+) H(\d+) Sq(\d+) Sk(\d+)")
+# The exact shape a table row records ("B4 H16 Sq4096 Sk4096", "B1 H28 Sq4096 Sk4096 Hkv4" with
+# grouped-query heads the kernels map: shape_text): rows of one key measured on different shapes
+# are never compared, and dispatch takes the measurement of the shape nearest the problem's
+# (shape_distance).
+_SHAPE = re.compile(r"B(\d+) H(\d+) Sq(\d+) Sk(\d+)(?: Hkv(\d+))?")
 
 
 def shape_text(problem: "Problem") -> str:
     """The exact shape a tuning-table row records for ``problem``."""
-    return f"B{problem.batch} H{problem.heads} Sq{problem.seqlen_q} Sk{problem.seqlen_k}"
+    text = f"B{problem.batch} H{problem.heads} Sq{problem.seqlen_q} Sk{problem.seqlen_k}"
+    return text + (f" Hkv{problem.heads_kv}" if problem.heads_kv is not None else "")
 
 
 def parse_shape(text: str) -> tuple[int, int, int, int] | None:
     """(B, H, Sq, Sk) of a shape text, or None for a text of another form (a hand-edited row)."""
     m = _SHAPE.fullmatch(text)
-    return tuple(map(int, m.groups())) if m else None
+    return tuple(map(int, m.groups()[:4])) if m else None
+
+
+def shape_heads_kv(text: str) -> int | None:
+    """The key/value heads a shape text names (None: as many as query heads, or another form)."""
+    m = _SHAPE.fullmatch(text)
+    return int(m.group(5)) if m and m.group(5) else None
 
 
 def shape_distance(a: str, b: str) -> float:
@@ -221,17 +236,27 @@ class Problem:
     softcap: float = 0.0
     # Grouped-query attention run packed (gqa_row_packed): ``heads`` query heads on heads // group
     # key/value heads, each group's query heads as rows of one tile (variants with pack_gqa = 1 only).
-    # 1: not packed (a GQA problem may still have fewer K/V heads; the kernels map the heads).
+    # 1: not packed (a GQA problem may still have fewer K/V heads: heads_kv).
     group: int = 1
+    # Key/value heads of an unpacked problem with grouped-query heads, which the per-head kernels map
+    # (query head h reads K/V head h // (heads / heads_kv)); None: as many as ``heads`` (or packed).
+    heads_kv: int | None = None
 
     @property
     def heads_k(self) -> int:
-        """Key/value heads of a packed problem (``heads`` otherwise)."""
-        return self.heads // self.group
+        """Key/value heads: of a packed problem heads / group, else heads_kv or ``heads``."""
+        return self.heads // self.group if self.heads_kv is None else self.heads_kv
 
     def __post_init__(self):
         if self.group < 1 or self.heads % self.group:
             raise ValueError(f"group {self.group} must divide the {self.heads} query heads")
+        if self.heads_kv == self.heads:
+            object.__setattr__(self, "heads_kv", None)
+        if self.heads_kv is not None:
+            if self.heads_kv < 1 or self.heads % self.heads_kv:
+                raise ValueError(f"{self.heads_kv} key/value heads must divide the {self.heads} query heads")
+            if self.group != 1:
+                raise ValueError("a packed problem (group > 1) maps its key/value heads by its group: no heads_kv")
         if self.head_dim_v == self.head_dim:
             object.__setattr__(self, "head_dim_v", None)
         if self.window is not None:
@@ -272,6 +297,7 @@ class Problem:
             None if self.window is None else bucket(self.window_span),
             self.softcap > 0,
             self.group,
+            1 if self.heads_kv is None else bucket(self.heads // self.heads_kv),
         )
 
     @property
@@ -309,6 +335,8 @@ class Problem:
             mask += f" softcap {self.softcap:g}"
         if self.group > 1:
             mask += f" GQA {self.heads}/{self.heads_k} packed"
+        elif self.heads_kv is not None:
+            mask += f" GQA {self.heads}/{self.heads_kv}"
         layout = "" if self.aligned16 else " unaligned"
         dims = f"D{self.head_dim}" + ("" if self.head_dim_v is None else f" Dv{self.head_dim_v}")
         return f"{self.dtype} B{self.batch} H{self.heads} Sq{self.seqlen_q} Sk{self.seqlen_k} {dims} {mask}{layout}"

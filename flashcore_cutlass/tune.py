@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .problem import Problem, ProblemKey, parse_shape, shape_text
+from .problem import Problem, ProblemKey, parse_shape, shape_heads_kv, shape_text
 from .reference import random_qkv, reference_attention, sample_rows
 from .runtime import Runtime, forget_decisions
 from .shipped import default_table
@@ -164,10 +164,10 @@ MODEL_PREFILL = {
 
 def model_shapes() -> list[Problem]:
     """MODEL_PREFILL as the problems dispatch keys them (query heads count: B*H is B*Hq; the key
-    holds the window's span and the softcap), so the shipped table names measured winners for
+    holds the window's span, the softcap and the query heads per key/value head), so the shipped table names measured winners for
     them instead of the heuristic's pick."""
-    return [Problem("bf16", d, True, b, hq, s, s, head_dim_v=dv, window=window, softcap=softcap or 0.0)
-            for b, hq, _hkv, s, d, window, softcap, dv in MODEL_PREFILL.values()]
+    return [Problem("bf16", d, True, b, hq, s, s, head_dim_v=dv, window=window, softcap=softcap or 0.0, heads_kv=hkv)
+            for b, hq, hkv, s, d, window, softcap, dv in MODEL_PREFILL.values()]
 
 
 def default_suite() -> list[Problem]:
@@ -187,7 +187,8 @@ def problem_of_row(problem_key: str, shape: str) -> Problem:
     if dims is None:
         raise ValueError(f"shipped row of {problem_key}: malformed shape {shape!r}")
     b, h, sq, sk = dims
-    problem = Problem(key.dtype, key.head_dim, key.causal, b, h, sq, sk, head_dim_v=key.head_dim_v)
+    problem = Problem(key.dtype, key.head_dim, key.causal, b, h, sq, sk, head_dim_v=key.head_dim_v,
+                      heads_kv=shape_heads_kv(shape))
     if problem.key != key:
         raise ValueError(f"shipped row of {problem_key}: its shape {shape!r} has the key {problem.key}")
     return problem
@@ -305,7 +306,7 @@ def tune_problem(rt: Runtime, table: TuningTable, problem: Problem, quick_reps: 
     # The tolerance's scale: SDPA's error on the same inputs (without the window or softcap, which
     # it does not take; the error of the low-precision math is of the same size).
     sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=problem.causal and not problem.bottom_right,
-                                                            enable_gqa=problem.group > 1)
+                                                            enable_gqa=problem.heads_k != problem.heads)
     if problem.window is not None or problem.softcap or problem.bottom_right:
         ref_out_sdpa, _ = reference_attention(q, k, v, problem.causal and not problem.bottom_right, rows=rows)
     else:

@@ -128,7 +128,7 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
         q4, k4, v4 = (t.unsqueeze(0).transpose(1, 2) for t in (q, k, v))
         problem = Problem(api.SUPPORTED_DTYPES[q.dtype], d, masked, batch, h, max_seqlen_q, max(1, max_seqlen_k),
                           api._aligned16(q4, k4, v4), dv, api.window_diagonals(mask, window)[0], window,
-                          softcap or 0.0)
+                          softcap or 0.0, heads_kv=k.shape[1])
         rt = get_runtime()
         # Short query sequences with grouped heads (decoding a batch of sequences, speculative
         # decoding): a variant that packs each group's query heads into its tiles' rows, where built.

@@ -407,7 +407,10 @@ def test_tune_heads_k_tunes_decoding_as_dispatch_packs_it(capsys):
     assert "runs packed: tuning bf16 B1 H8 Sq4 Sk4097 D128 full (key bf16_d128_full_q4_k8192_bh8)" in \
         capsys.readouterr().err
     prefill = Problem("bf16", 128, True, 1, 32, 4096, 4096)
-    assert _as_dispatched(prefill, 8) is prefill  # the key counts query heads; nothing to pack
+    gqa = _as_dispatched(prefill, 8)  # nothing to pack: the per-head kernels map the K/V heads
+    assert gqa == Problem("bf16", 128, True, 1, 32, 4096, 4096, heads_kv=8)
+    assert str(gqa.key) == "bf16_d128_causalgqa4_q4096_k4096_bh32"
+    assert _as_dispatched(prefill, 32) == prefill  # as many K/V heads as query heads: MHA's key
 
 
 def test_every_tune_suite_names_a_function_of_the_tune_module():

@@ -150,7 +150,7 @@ def test_gqa_decoding_dispatches_the_packed_problem(cpu_kernels, hkv, causal, wi
 def test_print_dispatch_says_a_call_runs_packed(cpu_kernels, monkeypatch, capfd):
     monkeypatch.setenv("FLASHCORE_PRINT_DISPATCH", "1")
     fc.attention(*_qkv(1, 8, 1, 13, hkv=2), causal="bottom_right", window=(5, 0))
-    assert ("flashcore dispatch: bf16 B1 H8 Sq1 Sk13 D64 causal bottom-right window (5, 0) with 2 key/value heads "
+    assert ("flashcore dispatch: bf16 B1 H8 Sq1 Sk13 D64 causal bottom-right window (5, 0) GQA 8/2 "
             "runs packed: bf16 B1 H2 Sq4 Sk6 D64 full over keys [7, 13)") in capfd.readouterr().err
 
 

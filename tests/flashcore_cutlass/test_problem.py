@@ -208,3 +208,35 @@ def test_shape_text_round_trips_and_shapes_are_measured_apart_by_their_grids():
     # A text of another form: equal to itself, infinitely far from anything else.
     assert shape_distance("odd", "odd") == 0.0 and shape_distance("odd", "B8 H32 Sq4 Sk8192") == math.inf
     assert shape_distance("B0 H32 Sq4 Sk8192", "B8 H32 Sq4 Sk8192") == math.inf
+
+
+def test_grouped_query_heads_the_kernels_map_are_in_the_key_and_the_shape():
+    """Prefill with grouped-query heads (not packed): K/V heads count in the key (gqa<R>, R = H / Hkv
+    bucketed: each K/V head is read by R query heads' tiles) and in the row's exact shape (Hkv), so
+    rows measured on MHA inputs never serve GQA calls, nor the reverse."""
+    from flashcore_cutlass.problem import gqa_row_packed, shape_heads_kv
+
+    mha = Problem("bf16", 128, True, 1, 32, 4096, 4096)
+    gqa = Problem("bf16", 128, True, 1, 32, 4096, 4096, heads_kv=8)
+    assert str(mha.key) == "bf16_d128_causal_q4096_k4096_bh32" and mha.heads_k == 32
+    assert str(gqa.key) == "bf16_d128_causalgqa4_q4096_k4096_bh32" and gqa.heads_k == 8
+    assert ProblemKey.parse(str(gqa.key)) == gqa.key and gqa.grid_key.kv_group == 4
+    assert "GQA 32/8" in str(gqa) and "packed" not in str(gqa)
+    qwen = Problem("bf16", 128, True, 1, 28, 4096, 4096, heads_kv=4)  # 7 query heads a K/V head: bucket 8
+    assert str(qwen.key) == "bf16_d128_causalgqa8_q4096_k4096_bh32"
+    windowed = Problem("bf16", 128, True, 1, 32, 8192, 8192, window=(4096, 0), softcap=50.0, heads_kv=1)
+    assert str(windowed.key) == "bf16_d128_causalw8192scgqa32_q8192_k8192_bh32"  # MQA
+    assert Problem("bf16", 128, True, 1, 32, 4096, 4096, heads_kv=32) == mha  # as many K/V heads: MHA
+    assert shape_text(gqa) == "B1 H32 Sq4096 Sk4096 Hkv8" and shape_text(mha) == "B1 H32 Sq4096 Sk4096"
+    assert parse_shape("B1 H32 Sq4096 Sk4096 Hkv8") == (1, 32, 4096, 4096)
+    assert shape_heads_kv("B1 H32 Sq4096 Sk4096 Hkv8") == 8 and shape_heads_kv("B1 H32 Sq4096 Sk4096") is None
+    assert shape_distance("B1 H32 Sq4096 Sk4096 Hkv8", "B1 H32 Sq4096 Sk4096 Hkv4") == 0.0  # one key, one grid
+    # Packing a few query rows maps the heads by its group instead.
+    spec = Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True, heads_kv=8)
+    assert gqa_row_packed(spec, 8) == Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True, group=4)
+    with pytest.raises(ValueError, match="3 key/value heads must divide the 32"):
+        Problem("bf16", 128, True, 1, 32, 4096, 4096, heads_kv=3)
+    with pytest.raises(ValueError, match="no heads_kv"):
+        Problem("bf16", 128, True, 1, 32, 4, 8192, group=4, heads_kv=8)
+    with pytest.raises(ValueError, match="malformed problem key"):
+        ProblemKey.parse("bf16_d128_causalg4gqa4_q4_k8192_bh32")

@@ -361,8 +361,9 @@ def test_model_shapes_are_the_benchmarked_models_as_dispatch_keys_them():
     from flashcore_cutlass.tune import MODEL_PREFILL, default_suite, model_shapes
 
     keys = [str(p.key) for p in model_shapes()]
-    assert keys == ["bf16_d128_causal_q4096_k4096_bh32", "bf16_d256_causalsc_q4096_k4096_bh16",
-                    "bf16_d128_causalw8192_q8192_k8192_bh32", "bf16_d192v128_causal_q4096_k4096_bh16"]
+    assert keys == ["bf16_d128_causalgqa4_q4096_k4096_bh32", "bf16_d256_causalscgqa2_q4096_k4096_bh16",
+                    "bf16_d128_causalw8192gqa4_q8192_k8192_bh32", "bf16_d192v128_causal_q4096_k4096_bh16"]
+    assert [p.heads_k for p in model_shapes()] == [8, 8, 8, 16]  # the tuner's inputs have the model's K/V heads
     assert len(MODEL_PREFILL) == 4 and all(p in default_suite() for p in model_shapes())
 
 
@@ -410,6 +411,11 @@ def test_problem_of_row_rebuilds_plain_keys_only():
         problem_of_row("bf16_d128_causalw8192_q8192_k8192_bh32", "B1 H32 Sq8192 Sk8192")
     with pytest.raises(ValueError, match="has the key"):  # a shape of another key
         problem_of_row("bf16_d128_full_q4096_k4096_bh64", "B1 H32 Sq4096 Sk4096")
+    # Grouped-query heads: the shape names the K/V heads the key's ratio was bucketed from.
+    assert problem_of_row("bf16_d128_causalgqa8_q4096_k4096_bh32", "B1 H28 Sq4096 Sk4096 Hkv4") == \
+        Problem("bf16", 128, True, 1, 28, 4096, 4096, heads_kv=4)
+    with pytest.raises(ValueError, match="has the key"):  # a GQA key's row without its K/V heads
+        problem_of_row("bf16_d128_causalgqa4_q4096_k4096_bh32", "B1 H32 Sq4096 Sk4096")
     for bad in ("B1 H32 Sq4096", "X1 H32 Sq4096 Sk4096"):
         with pytest.raises(ValueError, match="malformed shape"):
             problem_of_row("bf16_d128_full_q4096_k4096_bh32", bad)
