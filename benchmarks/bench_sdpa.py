@@ -23,7 +23,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import flashcore_cutlass as fc
 from flashcore_cutlass.api import MAX_HEAD_DIM
-from flashcore_cutlass.problem import Problem
+from flashcore_cutlass.problem import Problem, dispatched_problem
 from flashcore_cutlass.reference import random_qkv
 from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import time_graph, time_python_calls, time_rounds
@@ -85,10 +85,11 @@ def runnable(impls: dict, q, k, v, causal: bool) -> dict:
     return ok
 
 
-def bench_problem(p: Problem, rounds: int, graphs: bool, warmup_ms: float = 0.0, heads_k: int | None = None) -> dict:
-    q, k, v = random_qkv(p.batch, p.heads, p.seqlen_q, p.seqlen_k, p.head_dim, TORCH_DTYPES[p.dtype], heads_k=heads_k)
+def bench_problem(p: Problem, rounds: int, graphs: bool, warmup_ms: float = 0.0) -> dict:
+    """``p`` with its key/value heads (heads_kv) for grouped-query attention."""
+    q, k, v = random_qkv(p.batch, p.heads, p.seqlen_q, p.seqlen_k, p.head_dim, TORCH_DTYPES[p.dtype], heads_k=p.heads_k)
     rt = get_runtime()
-    chosen = rt.registry.choose(p)
+    chosen = rt.registry.choose(dispatched_problem(p, p.heads_k, rt.has_candidates))  # what attention() runs
     check = check_against_reference(q, k, v, p.causal)
     if not check["ok"]:
         print(f"{p}: CORRECTNESS CHECK FAILED: {check}", file=sys.stderr)
@@ -98,7 +99,7 @@ def bench_problem(p: Problem, rounds: int, graphs: bool, warmup_ms: float = 0.0,
                       after=lambda name: states[name].append(gpu_state()),
                       reps=20, warmup=3, min_ms=30, warmup_ms=warmup_ms)
     row = {
-        "problem": str(p), "dtype": p.dtype, "batch": p.batch, "heads": p.heads, "heads_k": heads_k or p.heads,
+        "problem": str(p), "dtype": p.dtype, "batch": p.batch, "heads": p.heads, "heads_k": p.heads_k,
         "seqlen_q": p.seqlen_q, "seqlen_k": p.seqlen_k, "head_dim": p.head_dim, "causal": p.causal,
         "variant": chosen.variant, "dispatch": chosen.reason, "check": check,
         "us": {n: statistics.median(v) for n, v in per.items()}, "rounds_us": per, "rounds_gpu_state": states,
@@ -172,8 +173,8 @@ def main(argv=None) -> int:
                 print(f"{p}: {rows[-1]['speedup_vs_sdpa']:.3f}x SDPA", file=sys.stderr)
     shapes = []
     for b, h, sq, sk in args.shape or ():
-        p = Problem(args.dtype, args.head_dim, args.causal, b, h, sq, sk)
-        shapes.append(bench_problem(p, args.rounds, graphs=False, warmup_ms=args.warmup_ms, heads_k=args.heads_k))
+        p = Problem(args.dtype, args.head_dim, args.causal, b, h, sq, sk, heads_kv=args.heads_k)
+        shapes.append(bench_problem(p, args.rounds, graphs=False, warmup_ms=args.warmup_ms))
         print(f"{p}: {shapes[-1]['speedup_vs_sdpa']:.3f}x SDPA", file=sys.stderr)
     small = []
     if do_small:

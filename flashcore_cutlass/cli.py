@@ -211,20 +211,17 @@ def _as_dispatched(problem, heads_k: int):
     gqa<R>, the row's Hkv)."""
     import dataclasses
 
-    from .problem import gqa_packed, with_packed_rows
+    from .problem import dispatched_problem
     from .runtime import get_runtime
 
-    problem = dataclasses.replace(problem, heads_kv=heads_k)
-    packed = gqa_packed(problem, heads_k)
-    if packed is None:
-        row_packed = with_packed_rows(problem, heads_k, lambda p: get_runtime().has_candidates(p))
-        if row_packed is not problem:
-            print(f"{problem} runs with each group's query heads packed into "
-                  f"rows (key {row_packed.key})", file=sys.stderr)
-        return row_packed
-    print(f"{problem} runs packed: tuning {packed[0]} (key {packed[0].key})",
-          file=sys.stderr)
-    return packed[0]
+    dispatched = dispatched_problem(problem, heads_k, lambda p: get_runtime().has_candidates(p))
+    if dispatched.group > 1:
+        print(f"{dataclasses.replace(problem, heads_kv=heads_k)} runs with each group's query heads packed into "
+              f"rows (key {dispatched.key})", file=sys.stderr)
+    elif dispatched.heads != problem.heads:
+        print(f"{dataclasses.replace(problem, heads_kv=heads_k)} runs packed: tuning {dispatched} (key {dispatched.key})",
+              file=sys.stderr)
+    return dispatched
 
 
 # flashcore tune's suites: name -> the function of flashcore_cutlass.tune that lists its problems

@@ -101,6 +101,17 @@ def with_packed_rows(problem: "Problem", heads_k: int, runs, min_rows: int = 2) 
     return packed if packed is not None and runs(packed) else problem
 
 
+def dispatched_problem(problem: "Problem", heads_k: int, runs) -> "Problem":
+    """The problem dispatch keys a call of ``problem`` with ``heads_k`` key/value heads under (what
+    api._dispatch runs): one-query-row decoding with grouped heads as its packed problem
+    (:func:`gqa_packed`), 2-63 query rows as the row-packed problem where ``runs`` (the runtime's
+    has_candidates) says a packing variant is built (:func:`with_packed_rows`), any other problem
+    with its key/value heads (heads_kv: the key's gqa<R>)."""
+    problem = dataclasses.replace(problem, heads_kv=heads_k)
+    packed = gqa_packed(problem, heads_k)
+    return packed[0] if packed is not None else with_packed_rows(problem, heads_k, runs)
+
+
 def bucket(n: int) -> int:
     """Round a size up to a power of two: problems in one bucket share a tuned winner."""
     if n < 1:

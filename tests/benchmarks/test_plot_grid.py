@@ -86,10 +86,10 @@ def test_without_matplotlib_it_says_how_to_install_and_writes_nothing(tmp_path, 
     assert not (tmp_path / "x.png").exists()
 
 
-def fake_row(p, ok=True, heads_k=None):
+def fake_row(p, ok=True):
     """The row bench_sdpa.bench_problem returns for ``p``, without a GPU."""
     us = {"flashcore": 100.0, "sdpa": 110.0, "sdpa_flash": 150.0}
-    return {"problem": str(p), "dtype": p.dtype, "batch": p.batch, "heads": p.heads, "heads_k": heads_k or p.heads,
+    return {"problem": str(p), "dtype": p.dtype, "batch": p.batch, "heads": p.heads, "heads_k": p.heads_k,
             "seqlen_q": p.seqlen_q, "seqlen_k": p.seqlen_k, "head_dim": p.head_dim, "causal": p.causal,
             "variant": "fc_x", "dispatch": "shipped", "check": {"ok": ok}, "us": us,
             "tflops": {n: p.flops / t / 1e6 for n, t in us.items()}, "speedup_vs_sdpa": 1.1, "speedup_vs_flash": 1.5}
@@ -100,7 +100,7 @@ def test_bench_sdpa_plot_option_writes_the_json_and_the_plot(tmp_path, monkeypat
     pytest.importorskip("torch")
     import bench_sdpa
 
-    def fake_bench(p, rounds, graphs, warmup_ms=0.0, heads_k=None):  # bench_problem's row, without a GPU
+    def fake_bench(p, rounds, graphs, warmup_ms=0.0):  # bench_problem's row, without a GPU
         return fake_row(p)
 
     saved = tmp_path / "bench_sdpa-test.json"
@@ -121,9 +121,9 @@ def test_bench_sdpa_times_the_shapes_it_is_given(tmp_path, monkeypatch, capsys):
 
     calls = []
 
-    def fake_bench(p, rounds, graphs, warmup_ms=0.0, heads_k=None):
-        calls.append((p, heads_k))
-        return fake_row(p, ok=p.seqlen_q != 333, heads_k=heads_k)
+    def fake_bench(p, rounds, graphs, warmup_ms=0.0):
+        calls.append(p)
+        return fake_row(p, ok=p.seqlen_q != 333)
 
     saved = tmp_path / "bench_sdpa-shapes.json"
     monkeypatch.setattr(bench_sdpa, "bench_problem", fake_bench)
@@ -131,8 +131,9 @@ def test_bench_sdpa_times_the_shapes_it_is_given(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench_sdpa, "save", lambda kind, data, json_path: saved.write_text(json.dumps(data)) and saved)
     args = ["--shape", "1,28,2048,2048", "--shape", "2,28,512,4096", "--heads-k", "4", "--head-dim", "64", "--causal"]
     assert bench_sdpa.main(args) == 0
-    assert [(p.batch, p.heads, p.seqlen_q, p.seqlen_k, p.head_dim, p.causal, p.dtype, hk) for p, hk in calls] == [
+    assert [(p.batch, p.heads, p.seqlen_q, p.seqlen_k, p.head_dim, p.causal, p.dtype, p.heads_k) for p in calls] == [
         (1, 28, 2048, 2048, 64, True, "bf16", 4), (2, 28, 512, 4096, 64, True, "bf16", 4)]
+    assert str(calls[0].key) == "bf16_d64_causalgqa8_q2048_k2048_bh32"  # dispatch's key: 7 query heads a K/V head
     data = json.loads(saved.read_text())
     assert len(data["shapes"]) == 2 and data["grid"] == [] and data["small"] == []
     assert "shapes geo-mean speed-up: 1.100x SDPA default" in capsys.readouterr().out

@@ -240,3 +240,19 @@ def test_grouped_query_heads_the_kernels_map_are_in_the_key_and_the_shape():
         Problem("bf16", 128, True, 1, 32, 4, 8192, group=4, heads_kv=8)
     with pytest.raises(ValueError, match="malformed problem key"):
         ProblemKey.parse("bf16_d128_causalg4gqa4_q4_k8192_bh32")
+
+
+def test_dispatched_problem_is_the_key_attention_runs_under():
+    """What a benchmark reports as dispatched for a call with Hkv heads: decoding packed, a few
+    query rows packed where a packing variant runs, any other problem with its K/V heads."""
+    from flashcore_cutlass.problem import dispatched_problem
+
+    runs = lambda p: True  # noqa: E731
+    decoding = Problem("bf16", 128, True, 1, 32, 1, 8192, bottom_right=True)
+    assert dispatched_problem(decoding, 8, runs) == Problem("bf16", 128, False, 1, 8, 4, 8192)
+    spec = Problem("bf16", 128, True, 1, 32, 4, 8192, bottom_right=True)
+    assert dispatched_problem(spec, 8, runs).group == 4
+    assert dispatched_problem(spec, 8, lambda p: False) == dataclasses.replace(spec, heads_kv=8)
+    prefill = Problem("bf16", 128, True, 1, 32, 4096, 4096)
+    assert str(dispatched_problem(prefill, 8, runs).key) == "bf16_d128_causalgqa4_q4096_k4096_bh32"
+    assert dispatched_problem(prefill, 32, runs) == prefill
