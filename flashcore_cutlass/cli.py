@@ -215,12 +215,11 @@ def _as_dispatched(problem, heads_k: int):
     from .runtime import get_runtime
 
     dispatched = dispatched_problem(problem, heads_k, lambda p: get_runtime().has_candidates(p))
+    called = dataclasses.replace(problem, heads_kv=heads_k)
     if dispatched.group > 1:
-        print(f"{dataclasses.replace(problem, heads_kv=heads_k)} runs with each group's query heads packed into "
-              f"rows (key {dispatched.key})", file=sys.stderr)
+        print(f"{called} runs with each group's query heads packed into rows (key {dispatched.key})", file=sys.stderr)
     elif dispatched.heads != problem.heads:
-        print(f"{dataclasses.replace(problem, heads_kv=heads_k)} runs packed: tuning {dispatched} (key {dispatched.key})",
-              file=sys.stderr)
+        print(f"{called} runs packed: tuning {dispatched} (key {dispatched.key})", file=sys.stderr)
     return dispatched
 
 

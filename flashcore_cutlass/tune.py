@@ -164,8 +164,8 @@ MODEL_PREFILL = {
 
 def model_shapes() -> list[Problem]:
     """MODEL_PREFILL as the problems dispatch keys them (query heads count: B*H is B*Hq; the key
-    holds the window's span, the softcap and the query heads per key/value head), so the shipped table names measured winners for
-    them instead of the heuristic's pick."""
+    holds the window's span, the softcap and the query heads per key/value head), so the shipped
+    table names measured winners for them instead of the heuristic's pick."""
     return [Problem("bf16", d, True, b, hq, s, s, head_dim_v=dv, window=window, softcap=softcap or 0.0, heads_kv=hkv)
             for b, hq, hkv, s, d, window, softcap, dv in MODEL_PREFILL.values()]
 
