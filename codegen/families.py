@@ -530,11 +530,25 @@ class Sm90Config(KernelConfig):
     # whole 32-byte sectors (D40, D56), whose 64-row tiles pay for their loads, nor for windows or bottom-right
     # calls over more keys than queries: they keep the flat rules.
     D64_CAUSAL_WIDE_FROM_SEQLEN_Q = 4096
+    # Few heads at 2k-4k (benchmarks/NOTES.md, 2026-11-29 11:08-; H200 tuner runs, bf16): where the 192-row
+    # tiles fill fewer than 4 waves of the SMs (the bucketed key's B*H), the two-CTA 64x128 tile took,
+    # against the fastest, / the rules' pick (three-CTA below 4k, 192-row from 4k): (1, 12, 2048) 1.036 /
+    # 1.109x, (1, 20, 2048) 1.000 / 1.078x, (2, 12, 2048) 1.000 / 1.051x, (1, 14/2, 4096) 1.000 / 1.123x,
+    # (1, 16, 4096) 1.032 / 1.140x, (1, 8, 4096) 1.152 / 1.246x (the key-split tile won the first, fifth and
+    # sixth). From 4 waves the rules above hold ((4, 16, 2048) three-CTA, (1, 16, 8192) and (1, 32, 4096)
+    # 192-row); past 4k keys with few waves nothing was measured, so the 192-row rule stands there. Fitted
+    # on these keys, not held out.
+    D64_CAUSAL_TWO_CTAS_SEQLEN_Q = (2048, 4096)
+    D64_CAUSAL_TWO_CTAS_BELOW_WAVES = 4.0
 
     def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
         # Of two otherwise equal tiles, the one that rescales O lazily (it does strictly less work).
         tiles = {**super().heuristic_tiles(key, sm_count), "lazy_rescale": 1}
         if self.head_dim == 64 and key.causal_triangle and rows_32_byte_aligned(key):  # as measured
+            low, high = self.D64_CAUSAL_TWO_CTAS_SEQLEN_Q
+            wide_waves = key.batch_heads * math.ceil(key.seqlen_q / 192) / sm_count
+            if low <= key.seqlen_q <= high and wide_waves < self.D64_CAUSAL_TWO_CTAS_BELOW_WAVES:
+                return {**tiles, "block_m": 64, "ctas_per_sm": 2}
             if key.seqlen_q >= self.D64_CAUSAL_WIDE_FROM_SEQLEN_Q:
                 return {**tiles, "block_m": 192, "block_n": 128}
             return {**tiles, "block_m": 64, "ctas_per_sm": 3}

@@ -191,6 +191,12 @@ def test_d64_causal_prefers_three_ctas_a_sm_then_the_192_row_tile():
     assert [pick(32, 32, 512), pick(16, 32, 1024), pick(8, 32, 2048)] == [c3] * 3
     assert [pick(4, 32, 4096), pick(1, 32, 16384)] == [m192] * 2
     assert pick(1, 8, 2048) == ks2  # 256 query tiles fit the SMs twice
+    # Few heads at 2k-4k (fewer than 4 waves of 192-row tiles): the two-CTA 64-row tile; from 4 waves,
+    # and past 4k keys, the rules above.
+    assert [pick(1, 12, 2048), pick(2, 12, 2048), pick(1, 16, 4096), pick(1, 8, 4096)] == [c2] * 4
+    assert [pick(4, 16, 2048), pick(1, 32, 4096), pick(1, 16, 8192)] == [c3, m192, m192]
+    gqa = Problem("bf16", 64, True, 1, 14, 4096, 4096, heads_kv=2)  # Qwen2-0.5B: a GQA key takes the same rules
+    assert reg.choose(gqa).variant == c2
     # Not measured for windows (nor bottom-right over more keys): the flat rules' 128-row tile.
     windowed = Problem("bf16", 64, True, 32, 32, 512, 512, window=(255, 0))
     assert reg.choose(windowed).variant == m128
