@@ -489,16 +489,18 @@ class Sm90Config(KernelConfig):
         (128, (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)): True,
         (128, (64, 128, 2, 1, 0, 16, 1, 1)): False,
     }
-    # Untuned D256 shapes: 128x80, not the generic block_n 64. 128x64 wins only the short causal
-    # grid keys (S <= 1k); from S = 2k on 128x80 wins every D256 key, and on the Gemma-2 shape
-    # (GQA 16/8, S 4096, softcap) 128x64 took 342 us against SDPA's 310 without softcap, 128x80
-    # 297 against 283 the run before (benchmarks/NOTES.md, 2026-11-26 13:42-, call 7).
+    # Untuned D256 shapes take the generic block_n 64 (128x64). On the H100 kernels of 2026-11-26 128x80 won
+    # every D256 key from S = 2k on (NOTES 13:42-, call 7), and sm90 preferred it until 2026-11-29; on today's
+    # kernels (H200 tuner runs, the latest per key, 14 prefill keys of both masks, 512-16k rows) 128x64 took
+    # 1.003x the fastest time in geometric mean and 128x80 1.035x: causal 128x64 won 7 of 8 (128x80 up to
+    # 1.168x at (32, 8, 512)), non-causal the two split 3 / 3 within 2.1 % (128x80 1.056x at (1, 8, 16384)).
+    # Audit 1.010x -> 1.008x over 212 keys (benchmarks/NOTES.md, 2026-11-29 11:08-); not held out.
     # D128: the ping-pong schedule (schedule 2) over the overlapped one (1) on the 128x128 tile, which
     # the generic preferences leave tied (the name picked 1): in every tuning run so far that timed both
     # (59 keys, fp16/bf16, both masks, 4-16k rows to decoding), ping-pong was faster at 51, by 3-6 %
     # (geometric means per dtype and mask 0.944-0.967), up to 13.5 % ((2, 16, 1024) non-causal), and at most
     # 1.7 % slower (benchmarks/NOTES.md, 2026-11-27 13:30-). D64's two schedules tie (0.993 / 1.001).
-    HEURISTIC_TILES: ClassVar[dict] = {128: {"schedule": 2}, 256: {"block_n": 80}}
+    HEURISTIC_TILES: ClassVar[dict] = {128: {"schedule": 2}}
     # Untuned D64 problems without a mask whose 64-row tiles outnumber the SMs (heuristic_tiles). The
     # D64 non-causal defaults have no 128-row tile, and the one-CTA 64-row tile the generic rule fell
     # back on was 1.4-2.0x behind the best at all 11 untuned model keys measured (benchmarks/NOTES.md,
