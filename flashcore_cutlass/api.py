@@ -55,7 +55,7 @@ import sys
 import torch
 
 from .op import BOTTOM_RIGHT, NO_MASK, TOP_LEFT
-from .problem import OPEN_SIDE, Problem, gqa_packed, mask_offsets, with_packed_rows
+from .problem import OPEN_SIDE, Problem, dispatched_problem, gqa_packed, mask_offsets
 from .runtime import get_runtime
 from .runtime import shape_cache as _dispatch_cache  # the hot path: one dict lookup (owned by runtime)
 
@@ -382,8 +382,9 @@ def _dispatch(dtype: str, d: int, dv: int, masked: bool, b: int, h: int, hkv: in
     packed = gqa_packed(problem, hkv)
     if packed is None:
         rt = get_runtime()
-        # 1 < Sq < 64 with a group: a variant that packs the group's heads into its tiles' rows, where built.
-        return rt.variant_id(with_packed_rows(problem, hkv, rt.has_candidates))
+        # 1 < Sq < 64 with a group: a variant that packs the group's heads into its tiles' rows, where
+        # built; else the problem with its K/V heads (the one definition benchmarks and `tune --heads-k` share).
+        return rt.variant_id(dispatched_problem(problem, hkv, rt.has_candidates))
     packed_problem, begin, end = packed
     if os.environ.get("FLASHCORE_PRINT_DISPATCH") == "1":  # the registry's line names the packed problem
         print(f"flashcore dispatch: {problem} runs packed: {packed_problem} over keys "
