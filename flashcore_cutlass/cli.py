@@ -550,8 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --shape: any multiple of 8 up to 256 (padded on the variants of the next larger "
                         "head dim); without: filters the suite (64, 128, 256)")
     p.add_argument("--heads-k", type=_positive_int, metavar="HKV",
-                   help="with --shape: key/value heads (grouped-query attention); one-query-row shapes are then "
-                        "tuned as the packed problem dispatch runs for them (H / HKV rows over the keys a row sees)")
+                   help="with --shape: key/value heads (grouped-query attention), tuned on GQA inputs under the "
+                        "GQA key (gqa<R>); one-query-row shapes are tuned as the packed problem dispatch runs for "
+                        "them (H / HKV rows over the keys a row sees)")
     p.add_argument("--head-dim-v", type=_call_head_dim,
                    help="with --shape: V's head dim where it differs from Q/K's (e.g. --head-dim 192 --head-dim-v 128)")
     p.add_argument("--causal", dest="causal", action="store_true", default=None)
