@@ -279,7 +279,10 @@ class Sm90Config(KernelConfig):
     a warp grew that much (softmax.cuh). ``stream_k`` = 1 (persistent, non-causal): where the query
     tiles are whole and outnumber the SMs unevenly, every CTA walks an equal range of the call's key
     tiles, a tile cut between two CTAs being combined through global scratch (stream_k.cuh), instead
-    of the static schedule's last partial round; other calls run as without it.
+    of the static schedule's last partial round; other calls run as without it. ``wg_keys`` = 1
+    (masked tiles of several row warpgroups, block_n < block_m): each consumer warpgroup walks only
+    the key tiles its own 64 rows see, so on a causal diagonal the warpgroups above it skip the
+    tiles right of their rows instead of computing them fully masked (mainloop.cuh).
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -303,6 +306,8 @@ class Sm90Config(KernelConfig):
     stream_k: int = tile("sk", "1: persistent non-causal CTAs walk equal ranges of the call's key tiles, tiles cut "
                                "between two CTAs combined through global scratch (stream-K)", default=0,
                          spell_default=False)
+    wg_keys: int = tile("wk", "1: each consumer warpgroup walks only the key tiles its own rows see (masked "
+                              "multi-warpgroup tiles)", default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -339,6 +344,7 @@ class Sm90Config(KernelConfig):
         "key_split_wgs": (1, 2, 4),
         "lazy_rescale": (0, 1),
         "stream_k": (0, 1),
+        "wg_keys": (0, 1),
     }
     # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
     AXIS_SCOPES: ClassVar[dict] = {
@@ -347,6 +353,8 @@ class Sm90Config(KernelConfig):
                           "lazy_rescale": 0},
         # Stream-K: persistent CTAs, one per SM, whole query tiles of one query head (kernel_ws.cuh).
         "stream_k": {"persistent": 1, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0, "key_split_wgs": 1},
+        # Per-WG key ranges: masked multi-WG tiles without split-KV, GQA packing or stream-K (WgKeyTraits).
+        "wg_keys": {"splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0, "key_split_wgs": 1, "stream_k": 0},
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -673,6 +681,11 @@ class Sm90Config(KernelConfig):
                                                   for axis, value in self.AXIS_SCOPES["stream_k"].items())):
             errors.append("stream_k=1 cuts persistent non-causal tiles into equal key ranges: a non-causal variant "
                           "with persistent=1, splits=1, ctas_per_sm=1, pack_gqa=0, key_split_wgs=1")
+        if self.wg_keys and (not self.causal or self.row_warpgroups < 2 or self.block_n >= self.block_m or
+                             any(getattr(self, axis) != value for axis, value in self.AXIS_SCOPES["wg_keys"].items())):
+            errors.append("wg_keys=1 (per-warpgroup key ranges) serves causal tiles of several row warpgroups whose key "
+                          "tiles are narrower than the query tile (block_n < block_m), with splits=1, ctas_per_sm=1, "
+                          "pack_gqa=0, key_split_wgs=1, stream_k=0")
         if self.ctas_per_sm > 1:
             if self.consumer_warpgroups != 1 or self.splits > 1:
                 errors.append(f"{self.ctas_per_sm} CTAs per SM (ctas_per_sm={self.ctas_per_sm}) need one consumer "
@@ -767,4 +780,13 @@ class Sm90Config(KernelConfig):
             "ctas_per_sm": self.ctas_per_sm,
             "split_global": "true" if self.combine else "false",
             "pack_gqa": "true" if self.pack_gqa else "false",
+            "trailing_args": self._trailing_template_args(),
         }
+
+    def _trailing_template_args(self) -> str:
+        """FwdKernel's last template arguments (kLazyRescale, kStreamK, kWgKeys), up to the last one that
+        is not at its default (false): a variant without them instantiates the kernel as before."""
+        flags = [self.lazy_rescale, self.stream_k, self.wg_keys]
+        while flags and not flags[-1]:
+            flags.pop()
+        return "".join(", true" if f else ", false" for f in flags)

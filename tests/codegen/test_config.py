@@ -19,7 +19,7 @@ from flashcore_codegen.families import MmaConfig, PipelinedConfig, ScalarConfig
 
 NAME_RE = re.compile(r"^fc_(scalar|mma|pipelined|sm90)_(fp16|bf16)_d(64|128|192|256)_(full|causal)(_[a-z]+\d+)+$")
 # The size of the space as it is now: a change to AXES or to the validation rules must update these.
-SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1886976, 31760)}  # (all, valid)
+SPACE_SIZES = {"scalar": (24, 24), "mma": (24, 20), "pipelined": (864, 512), "sm90": (1918080, 34064)}  # (all, valid)
 
 
 # -- families ------------------------------------------------------------------------------
@@ -49,7 +49,8 @@ def test_tile_fields_per_family():
         "pipelined": [("block_m", "m"), ("block_n", "n"), ("warps", "w"), ("stages", "s"), ("lean", "lean")],
         "sm90": [("block_m", "m"), ("block_n", "n"), ("stages", "s"), ("schedule", "sch"), ("persistent", "p"),
                  ("splits", "kv"), ("ctas_per_sm", "c"), ("combine", "g"), ("pack_gqa", "pq"),
-                     ("head_dim_v", "v"), ("key_split_wgs", "ks"), ("lazy_rescale", "lr"), ("stream_k", "sk")],
+                     ("head_dim_v", "v"), ("key_split_wgs", "ks"), ("lazy_rescale", "lr"), ("stream_k", "sk"),
+                     ("wg_keys", "wk")],
     }
 
 
@@ -481,6 +482,28 @@ def test_stream_k_axis():
     assert stream.workspace_bytes(1, 16, 16384, seqlen_k=8192, sm_count=132) > 4
     assert stream.workspace_bytes(1, 16, 16384) == 0  # SM count unknown: the static schedule
     assert plain.workspace_bytes(1, 16, 16384, seqlen_k=16384, sm_count=132) == 0
+
+
+def test_wg_keys_axis():
+    """wg_keys=1 came after stream_k: its names end in _wk1 (stream_k at its default left out), and it
+    takes causal tiles of several row warpgroups whose key tiles are narrower than the query tile."""
+    from flashcore_codegen.families import Sm90Config
+
+    base = dict(dtype="bf16", head_dim=256, causal=True, block_m=128, block_n=64, stages=2, schedule=1, persistent=1,
+                lazy_rescale=1)
+    plain, own = Sm90Config(**base), Sm90Config(**base, wg_keys=1)
+    assert own.name == plain.name + "_wk1" == "fc_sm90_bf16_d256_causal_m128_n64_s2_sch1_p1_kv1_lr1_wk1"
+    assert config_from_name(own.name) == own and not own.validation_errors()
+    assert own.template_params()["trailing_args"] == ", true, false, true"
+    assert plain.template_params()["trailing_args"] == ", true"
+    with pytest.raises(ValueError, match="not canonical"):
+        config_from_name(plain.name + "_wk0")
+    for bad in (dict(causal=False), dict(block_m=64, block_n=64, schedule=1), dict(head_dim=128, block_n=128),
+                dict(block_m=64, ctas_per_sm=2), dict(persistent=0, splits=2)):
+        errors = Sm90Config(**(base | dict(wg_keys=1) | bad)).validation_errors()
+        assert any("wg_keys=1" in e for e in errors), (bad, errors)
+    # The 192-row tile over 128-key tiles qualifies (its WGs' rows end in different key tiles).
+    assert not Sm90Config(**(base | dict(head_dim=64, block_m=192, block_n=128, wg_keys=1))).validation_errors()
 
 
 def test_value_head_dim_axis():

@@ -127,6 +127,18 @@ def test_sm90_stream_k_reaches_the_kernel():
     assert "0, 1, true>(p, stream);" in lazy and "stream-K" not in lazy
 
 
+def test_sm90_wg_keys_reaches_the_kernel():
+    """The wg_keys axis: FwdKernel's kWgKeys after kStreamK (the arguments before it spelled out); a
+    variant without it keeps the source it had before the axis existed."""
+    own = render(config_from_name("fc_sm90_bf16_d256_causal_m128_n64_s2_sch1_p1_kv1_lr1_wk1")).text
+    eager_own = render(config_from_name("fc_sm90_bf16_d256_causal_m128_n64_s2_sch1_p1_kv1_wk1")).text
+    plain = render(config_from_name("fc_sm90_bf16_d256_causal_m128_n64_s2_sch1_p1_kv1_lr1")).text
+    assert "0, 1, true, false, true>(p, stream);" in own and "0, 1, true, false, true>;" in own
+    assert "key ranges per warpgroup" in own and "key ranges per warpgroup" not in plain
+    assert "0, 1, false, false, true>(p, stream);" in eager_own
+    assert "0, 1, true>(p, stream);" in plain and "0, 1, true>;" in plain
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.family)
 def test_source_hash_is_source_plus_headers(config):
     src = render(config)
@@ -139,7 +151,7 @@ def test_source_hash_is_source_plus_headers(config):
 
 def test_every_valid_config_has_its_own_hash():
     sources = [render(c) for c in all_configs()]
-    assert len(sources) == 556 + 31760
+    assert len(sources) == 556 + 34064
     assert len({s.source_hash for s in sources}) == len(sources)
     assert len({s.text for s in sources}) == len(sources)
 

@@ -12,7 +12,7 @@ import torch
 import flashcore_cutlass as fc
 from flashcore_codegen import config_from_name
 from flashcore_cutlass.reference import random_qkv, reference_attention, sample_rows, visible_range
-from gpu_support import representative_params
+from gpu_support import axis_params, representative_params
 
 pytestmark = pytest.mark.gpu
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -96,6 +96,18 @@ def _case_id(case):
 @pytest.mark.parametrize("variant", _representatives())
 def test_variant_window(rt, variant, case):
     """A masked variant given the two diagonals directly (the binding's arguments)."""
+    check_variant_window(rt, variant, case)
+
+
+@pytest.mark.parametrize("case", WINDOW_CASES, ids=_case_id)
+@pytest.mark.parametrize("variant", axis_params("wg_keys", "per-warpgroup key range"))
+def test_wg_keys_variant_window(rt, variant, case):
+    """Every built variant whose warpgroups walk their own key ranges: windows skip tiles at both ends
+    of a warpgroup's range and leave some warpgroups of a tile without keys (bottom-right, Sq > Sk)."""
+    check_variant_window(rt, variant, case)
+
+
+def check_variant_window(rt, variant, case):
     cfg = config_from_name(variant)
     if not cfg.causal:
         pytest.skip("windows run on the masked (causal) variants")

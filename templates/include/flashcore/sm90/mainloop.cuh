@@ -90,6 +90,11 @@ struct MainloopTmaWgmma {
     }
     return r;
   }
+  // Consumer WG wg's own key tiles (Traits::kWgKeys): those its 64 rows see, within the CTA's.
+  CUTE_DEVICE static KeyTileRange wg_key_tiles(SeqSpan const& seq, WorkTile const& w, int wg, KeyTileRange const& tiles) {
+    KeyTileRange const r = key_tile_range<kBlockN, kCausal>(seq.mask, w.m_block * kBlockM + 64 * wg, 64);
+    return {max(r.first, tiles.first), min(r.end, tiles.end)};
+  }
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, int m_block, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, m_block * kBlockM, kBlockM, n);
   }
@@ -143,14 +148,31 @@ struct MainloopTmaWgmma {
     Tensor tVgV = get<0>(tma_v_parts);
     Tensor tVsV = get<1>(tma_v_parts);
 
-    // Idle WGs' releases of a slot: arrivals on its empty barrier's phase that this fill opens.
+    // Releases of a slot on behalf of WGs that do not read it: arrivals on its empty barrier's phase
+    // that this fill opens. Idle WGs skip every tile; with per-WG key ranges, a computing WG skips the
+    // tiles its own rows do not see.
     int const idle = tiles.count() > 0 ? idle_wgs(seq, w) : 0;
+    KeyTileRange own[Traits::kWgKeys ? Traits::kConsumerWGs : 1];
+    if constexpr (Traits::kWgKeys) {
+      CUTE_UNROLL
+      for (int g = 0; g < Traits::kConsumerWGs; ++g) own[g] = wg_key_tiles(seq, w, g, tiles);
+    }
+    auto skipping = [&](int n) {
+      int r = idle;
+      if constexpr (Traits::kWgKeys) {
+        CUTE_UNROLL
+        for (int g = 0; g < Traits::kConsumerWGs; ++g)
+          r += g < Traits::kConsumerWGs - idle && (n < own[g].first || n >= own[g].end);
+      }
+      return r;
+    };
     auto load_k = [&](int n) {
       EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
       FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesK);
       copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
            tKsK(_, k_state.index));
-      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_k[k_state.index]);
+      int const skip = skipping(n);
+      for (int i = 0; i < skip; ++i) EmptyBar::arrive(&ss.empty_k[k_state.index]);
       k_state.advance(kStages);
     };
     auto load_v = [&](int n) {
@@ -158,7 +180,8 @@ struct MainloopTmaWgmma {
       FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesV);
       copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
            tVsV(_, v_state.index));
-      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_v[v_state.index]);
+      int const skip = skipping(n);
+      for (int i = 0; i < skip; ++i) EmptyBar::arrive(&ss.empty_v[v_state.index]);
       v_state.advance(kStages);
     };
 
@@ -291,6 +314,7 @@ struct MainloopTmaWgmma {
       }
       bool masked;
       if constexpr (Traits::kPackGqa) masked = needs_mask(key_mask, PackedRows(p.head_ratio, w.m_block, kBlockM), n);
+      else if constexpr (Traits::kWgKeys) masked = key_tile_needs_mask<kBlockN, kCausal>(key_mask, row0 + 64 * wg, 64, n);
       else masked = needs_mask(key_mask, w.m_block, n);
       if (masked) {
         // Each row's visible columns of the tile, one unsigned compare per element (api.h).
@@ -326,8 +350,42 @@ struct MainloopTmaWgmma {
       }
       return;
     }
+    // Per-WG key ranges: the CTA's tiles before this WG's own in the walk (right of its rows) and
+    // after them (left of a window) are walked past, their slots released by the producer, and under
+    // ping-pong their token turns taken without a GEMM, so every WG takes the same turns.
+    KeyTileRange own = tiles;
+    if constexpr (Traits::kWgKeys) {
+      own = wg_key_tiles(seq, w, wg, tiles);
+      int const before = own.count() > 0 ? tiles.end - own.end : tiles.count();
+      k_state.skip(kStages, before);
+      v_state.skip(kStages, before);
+      for (int t = 0; t < before; ++t) {
+        Sched::acquire(wg);
+        Sched::pass(wg);
+      }
+      if (own.count() == 0) {  // no key for this WG's rows: O = 0, LSE = +inf, as for a tile without keys
+        Sched::acquire(wg);    // the others' last PV turn
+        Sched::pass(wg);
+        if constexpr (Traits::kQHoldsOnlyQ) {
+          cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
+          release(&ss.bar_q_empty);
+        }
+        return;
+      }
+    }
+    auto skip_after = [&] {
+      if constexpr (Traits::kWgKeys) {
+        int const after = own.first - tiles.first;
+        k_state.skip(kStages, after);
+        v_state.skip(kStages, after);
+        for (int t = 0; t < after; ++t) {
+          Sched::acquire(wg);
+          Sched::pass(wg);
+        }
+      }
+    };
     float corr[kRowsPerThread];
-    int n = tiles.end - 1;
+    int n = own.end - 1;
     // A key-split WG walks every kKeyWGs-th key tile from the (wg + 1)-th last, which sits in the
     // ring's slot wg (one tile per CTA: the ring starts at slot 0, phase 0).
     auto next_k = [&] {
@@ -359,7 +417,7 @@ struct MainloopTmaWgmma {
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
       CUTE_NO_UNROLL
-      for (n -= kKeyWGs; n >= tiles.first; n -= kKeyWGs) {
+      for (n -= kKeyWGs; n >= own.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         Sched::acquire(wg);
@@ -390,9 +448,10 @@ struct MainloopTmaWgmma {
       warpgroup_fence_operand(tOrO);
       release(&ss.empty_v[v_state.index]);
       next_v();
+      skip_after();
     } else {
       CUTE_NO_UNROLL
-      for (; n >= tiles.first; n -= kKeyWGs) {
+      for (; n >= own.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
         wg_gemm<true, 0>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
         release(&ss.empty_k[k_state.index]);
@@ -408,6 +467,7 @@ struct MainloopTmaWgmma {
         next_v();
       }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
+      skip_after();
     }
   }
 };

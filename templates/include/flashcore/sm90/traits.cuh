@@ -63,6 +63,8 @@ struct TraitsBody {
   static constexpr bool kLazyRescale = false;
   // Persistent CTAs walk whole query tiles (StreamKTraits, stream_k.cuh: equal key ranges, pieces of tiles).
   static constexpr bool kStreamK = false;
+  // Every consumer WG walks the CTA's key tiles (WgKeyTraits: each only those its own rows see).
+  static constexpr bool kWgKeys = false;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
   static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
   // A CTA's setmaxnreg pool is what it launched with (__launch_bounds__ caps ptxas at the most
@@ -243,6 +245,19 @@ struct TraitsDv : TraitsBody<Element_, kHeadDim_, kBlockM_, kBlockN_, kStages_, 
 template <class Base>
 struct LazyRescaleTraits : Base {
   static constexpr bool kLazyRescale = true;
+};
+
+// Per-WG key ranges (masked multi-WG tiles whose key tiles are narrower than the query tile): each
+// consumer WG walks only the key tiles its own 64 rows see, so under a causal mask the WGs above
+// the diagonal skip the tiles right of their rows instead of computing them fully masked; the
+// producer releases a skipped slot on the WG's behalf (mainloop.cuh). Its own type, so the kernels
+// without it keep their mangled names and code.
+template <class Base>
+struct WgKeyTraits : Base {
+  static_assert(Base::kConsumerWGs > 1 && Base::kKeyWGs == 1 && Base::kCausal && Base::kSplits == 1 &&
+                    !Base::kStreamK && !Base::kPackGqa,
+                "per-WG key ranges: masked tiles of several row WGs, no split-KV, key split, stream-K or GQA packing");
+  static constexpr bool kWgKeys = true;
 };
 
 // K/V ring position: stage index and the phase parity of its barriers.
