@@ -148,31 +148,14 @@ struct MainloopTmaWgmma {
     Tensor tVgV = get<0>(tma_v_parts);
     Tensor tVsV = get<1>(tma_v_parts);
 
-    // Releases of a slot on behalf of WGs that do not read it: arrivals on its empty barrier's phase
-    // that this fill opens. Idle WGs skip every tile; with per-WG key ranges, a computing WG skips the
-    // tiles its own rows do not see.
+    // Idle WGs' releases of a slot: arrivals on its empty barrier's phase that this fill opens.
     int const idle = tiles.count() > 0 ? idle_wgs(seq, w) : 0;
-    KeyTileRange own[Traits::kWgKeys ? Traits::kConsumerWGs : 1];
-    if constexpr (Traits::kWgKeys) {
-      CUTE_UNROLL
-      for (int g = 0; g < Traits::kConsumerWGs; ++g) own[g] = wg_key_tiles(seq, w, g, tiles);
-    }
-    auto skipping = [&](int n) {
-      int r = idle;
-      if constexpr (Traits::kWgKeys) {
-        CUTE_UNROLL
-        for (int g = 0; g < Traits::kConsumerWGs; ++g)
-          r += g < Traits::kConsumerWGs - idle && (n < own[g].first || n >= own[g].end);
-      }
-      return r;
-    };
     auto load_k = [&](int n) {
       EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
       FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesK);
       copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
            tKsK(_, k_state.index));
-      int const skip = skipping(n);
-      for (int i = 0; i < skip; ++i) EmptyBar::arrive(&ss.empty_k[k_state.index]);
+      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_k[k_state.index]);
       k_state.advance(kStages);
     };
     auto load_v = [&](int n) {
@@ -180,8 +163,7 @@ struct MainloopTmaWgmma {
       FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesV);
       copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
            tVsV(_, v_state.index));
-      int const skip = skipping(n);
-      for (int i = 0; i < skip; ++i) EmptyBar::arrive(&ss.empty_v[v_state.index]);
+      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_v[v_state.index]);
       v_state.advance(kStages);
     };
 
@@ -351,21 +333,42 @@ struct MainloopTmaWgmma {
       return;
     }
     // Per-WG key ranges: the CTA's tiles before this WG's own in the walk (right of its rows) and
-    // after them (left of a window) are walked past, their slots released by the producer, and under
-    // ping-pong their token turns taken without a GEMM, so every WG takes the same turns.
+    // after them (left of a window) are passed over: the WG waits for each such slot to fill and
+    // releases it unread, as a reader would (waiting keeps it within one phase of every barrier it
+    // waits on later: skipping a ring's worth of slots unwaited, it could take a fill two phases
+    // behind for the one it wants), and under ping-pong takes their token turns without a GEMM, so
+    // every WG takes the same turns. The V slots before its own are passed after its first QK^T and
+    // softmax, by when they have landed, so that its first tile does not wait on them.
     KeyTileRange own = tiles;
-    if constexpr (Traits::kWgKeys) {
-      own = wg_key_tiles(seq, w, wg, tiles);
-      int const before = own.count() > 0 ? tiles.end - own.end : tiles.count();
-      k_state.skip(kStages, before);
-      v_state.skip(kStages, before);
-      for (int t = 0; t < before; ++t) {
+    auto pass_k = [&](int count) {
+      for (int t = 0; t < count; ++t) {
+        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+        release(&ss.empty_k[k_state.index]);
+        k_state.advance(kStages);
+      }
+    };
+    auto pass_v = [&](int count) {
+      for (int t = 0; t < count; ++t) {
+        FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
+        release(&ss.empty_v[v_state.index]);
+        v_state.advance(kStages);
+      }
+    };
+    auto pass_turns = [&](int count) {
+      for (int t = 0; t < count; ++t) {
         Sched::acquire(wg);
         Sched::pass(wg);
       }
+    };
+    int before = 0;
+    if constexpr (Traits::kWgKeys) {
+      own = wg_key_tiles(seq, w, wg, tiles);
+      before = own.count() > 0 ? tiles.end - own.end : tiles.count();
+      pass_k(before);
+      pass_turns(before);
       if (own.count() == 0) {  // no key for this WG's rows: O = 0, LSE = +inf, as for a tile without keys
-        Sched::acquire(wg);    // the others' last PV turn
-        Sched::pass(wg);
+        pass_v(before);
+        pass_turns(1);  // the others' last PV turn
         if constexpr (Traits::kQHoldsOnlyQ) {
           cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
           release(&ss.bar_q_empty);
@@ -373,15 +376,12 @@ struct MainloopTmaWgmma {
         return;
       }
     }
-    auto skip_after = [&] {
+    auto pass_after = [&] {
       if constexpr (Traits::kWgKeys) {
         int const after = own.first - tiles.first;
-        k_state.skip(kStages, after);
-        v_state.skip(kStages, after);
-        for (int t = 0; t < after; ++t) {
-          Sched::acquire(wg);
-          Sched::pass(wg);
-        }
+        pass_k(after);
+        pass_v(after);
+        pass_turns(after);
       }
     };
     float corr[kRowsPerThread];
@@ -416,6 +416,7 @@ struct MainloopTmaWgmma {
       softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
+      if constexpr (Traits::kWgKeys) pass_v(before);
       CUTE_NO_UNROLL
       for (n -= kKeyWGs; n >= own.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
@@ -448,8 +449,9 @@ struct MainloopTmaWgmma {
       warpgroup_fence_operand(tOrO);
       release(&ss.empty_v[v_state.index]);
       next_v();
-      skip_after();
+      pass_after();
     } else {
+      if constexpr (Traits::kWgKeys) pass_v(before);
       CUTE_NO_UNROLL
       for (; n >= own.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
@@ -467,7 +469,7 @@ struct MainloopTmaWgmma {
         next_v();
       }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
-      skip_after();
+      pass_after();
     }
   }
 };
