@@ -336,9 +336,11 @@ struct MainloopTmaWgmma {
     // after them (left of a window) are passed over: the WG waits for each such slot to fill and
     // releases it unread, as a reader would (waiting keeps it within one phase of every barrier it
     // waits on later: skipping a ring's worth of slots unwaited, it could take a fill two phases
-    // behind for the one it wants), and under ping-pong takes their token turns without a GEMM, so
-    // every WG takes the same turns. The V slots before its own are passed after its first QK^T and
-    // softmax, by when they have landed, so that its first tile does not wait on them.
+    // behind for the one it wants), in the order a computing WG waits for them (K of the tile, V of
+    // the one before), and under ping-pong takes their token turns without a GEMM, so every WG takes
+    // the same turns and none waits on a slot whose fill needs another WG's later turn. The last V
+    // slot before its own is passed after its first QK^T and softmax, so that its first tile does
+    // not wait on it.
     KeyTileRange own = tiles;
     auto pass_k = [&](int count) {
       for (int t = 0; t < count; ++t) {
@@ -364,11 +366,14 @@ struct MainloopTmaWgmma {
     if constexpr (Traits::kWgKeys) {
       own = wg_key_tiles(seq, w, wg, tiles);
       before = own.count() > 0 ? tiles.end - own.end : tiles.count();
-      pass_k(before);
-      pass_turns(before);
+      for (int t = 0; t < before; ++t) {
+        pass_k(1);
+        pass_v(t > 0 ? 1 : 0);
+        pass_turns(1);
+      }
       if (own.count() == 0) {  // no key for this WG's rows: O = 0, LSE = +inf, as for a tile without keys
-        pass_v(before);
-        pass_turns(1);  // the others' last PV turn
+        pass_v(1);      // the last tile's V
+        pass_turns(1);  // and the others' last PV turn
         if constexpr (Traits::kQHoldsOnlyQ) {
           cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
           release(&ss.bar_q_empty);
@@ -378,10 +383,11 @@ struct MainloopTmaWgmma {
     }
     auto pass_after = [&] {
       if constexpr (Traits::kWgKeys) {
-        int const after = own.first - tiles.first;
-        pass_k(after);
-        pass_v(after);
-        pass_turns(after);
+        for (int t = own.first - tiles.first; t > 0; --t) {
+          pass_k(1);
+          pass_v(1);
+          pass_turns(1);
+        }
       }
     };
     float corr[kRowsPerThread];
@@ -416,7 +422,7 @@ struct MainloopTmaWgmma {
       softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
-      if constexpr (Traits::kWgKeys) pass_v(before);
+      if constexpr (Traits::kWgKeys) pass_v(before > 0 ? 1 : 0);
       CUTE_NO_UNROLL
       for (n -= kKeyWGs; n >= own.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
@@ -451,7 +457,7 @@ struct MainloopTmaWgmma {
       next_v();
       pass_after();
     } else {
-      if constexpr (Traits::kWgKeys) pass_v(before);
+      if constexpr (Traits::kWgKeys) pass_v(before > 0 ? 1 : 0);
       CUTE_NO_UNROLL
       for (; n >= own.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
