@@ -464,8 +464,18 @@ class Sm90Config(KernelConfig):
     # D128 16-way split-KV through global memory (non-causal: GQA decoding's packed problems): one sequence's
     # 8 KV heads over 32k keys are 64 CTAs at 8 splits, which on the H200 stream 3.2 TB/s; 128 CTAs took 37.5
     # against 42.3 us (SDPA 37.1; 2026-11-29 05:03-, call 6). On the H100 the two had tied (51.9 / 52.0 us).
+    # Per-warpgroup key ranges (wg_keys = 1, the tail after stream_k) for the causal twins of the D64
+    # 192-row tiles and the D256 128x64 tile: in an interleaved A/B against the same tiles without them
+    # (benchmarks/NOTES.md, 2026-11-29 12:55-, call 3; H200, bf16, us one call at a time as the grid
+    # times), D64 192x128 causal 4k 651.9 against 712.8, 8k 1157.4 / 1197.2; D256 128x64 causal 512
+    # 112.3 / 119.3, 1k 160.5 / 167.6, 2k 268.2 / 287.0, 4k 479.6 / 477.8, 8k 856.0 / 876.1. The D128
+    # 128x64 tile with them did not beat the 128x128 one at causal 512 / 1k (127.3 / 184.4 against
+    # 119.0 / 184.4), nor the D64 128x64 / 192x64 ones the three-CTA 64x64 tile at 512 (170-177 against
+    # 147.2): not built by default.
+    LAZY_WG_KEYS: ClassVar[tuple] = LAZY + (0, 1)
     DEFAULT_TILES: ClassVar[dict] = {
-        64: [(192, 128, 2, 1, 1, 1) + LAZY, (192, 96, 2, 1, 1, 1) + LAZY, (128, 128, 2, 1, 1, 1) + LAZY,
+        64: [(192, 128, 2, 1, 1, 1) + LAZY, (192, 128, 2, 1, 1, 1) + LAZY_WG_KEYS, (192, 96, 2, 1, 1, 1) + LAZY_WG_KEYS,
+             (128, 128, 2, 1, 1, 1) + LAZY,
              (128, 128, 2, 2, 1, 1) + LAZY,
              (64, 128, 2, 1, 0, 1), (64, 128, 2, 1, 0, 2), (64, 128, 2, 1, 1, 1, 2),
              (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS,
@@ -478,7 +488,7 @@ class Sm90Config(KernelConfig):
               (64, 128, 2, 1, 0, 2, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 0, 1), (64, 128, 2, 1, 0, 8, 1, 1, 1),
               (64, 64, 4, 1, 0, 1, 1, 0, 0, 0, 2)],
         192: [(128, 80, 2, 2, 1, 1), (128, 128, 2, 1, 1, 1, 1, 0, 0, 128), (128, 128, 2, 2, 1, 1, 1, 0, 0, 128)],
-        256: [(128, 80, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + LAZY,
+        256: [(128, 80, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + LAZY, (128, 64, 2, 1, 1, 1) + LAZY_WG_KEYS,
               (64, 64, 2, 1, 0, 4),
               (64, 64, 2, 1, 0, 8, 1, 1), (64, 64, 2, 1, 0, 4, 1, 0, 1), (64, 64, 2, 1, 0, 8, 1, 1, 1)],
     }
@@ -487,7 +497,9 @@ class Sm90Config(KernelConfig):
         (64, (64, 128, 2, 1, 1, 1, 2)): True, (64, (64, 128, 2, 1, 1, 1) + LAZY_TWO_CTAS): False,
         (64, (64, 64, 2, 1, 1, 1) + LAZY_THREE_CTAS): True, (64, (64, 64, 3, 1, 1, 1) + LAZY_THREE_CTAS): True,
         (64, (128, 128, 2, 1, 1, 1) + LAZY): True, (64, (128, 128, 2, 2, 1, 1) + LAZY): True,
-        (64, (192, 96, 2, 1, 1, 1) + LAZY): True,
+        (64, (192, 96, 2, 1, 1, 1) + LAZY_WG_KEYS): True,
+        (64, (192, 128, 2, 1, 1, 1) + LAZY): False, (64, (192, 128, 2, 1, 1, 1) + LAZY_WG_KEYS): True,
+        (256, (128, 64, 2, 1, 1, 1) + LAZY): False, (256, (128, 64, 2, 1, 1, 1) + LAZY_WG_KEYS): True,
         (128, (64, 128, 2, 1, 0, 8, 1, 1)): False, (256, (64, 64, 2, 1, 0, 8, 1, 1)): False,
         (64, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (64, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
         (128, (64, 128, 2, 1, 0, 2, 1, 0, 1)): True, (128, (64, 128, 2, 1, 0, 8, 1, 0, 1)): True,
@@ -554,7 +566,8 @@ class Sm90Config(KernelConfig):
 
     def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
         # Of two otherwise equal tiles, the one that rescales O lazily (it does strictly less work).
-        tiles = {**super().heuristic_tiles(key, sm_count), "lazy_rescale": 1}
+        # Likewise, for a causal problem, the one whose warpgroups skip the key tiles right of their rows.
+        tiles = {**super().heuristic_tiles(key, sm_count), "lazy_rescale": 1, **({"wg_keys": 1} if key.causal else {})}
         if self.head_dim == 64 and key.causal_triangle and rows_32_byte_aligned(key):  # as measured
             low, high = self.D64_CAUSAL_TWO_CTAS_SEQLEN_Q
             wide_waves = key.batch_heads * math.ceil(key.seqlen_q / 192) / sm_count
