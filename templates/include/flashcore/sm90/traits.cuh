@@ -249,9 +249,9 @@ struct LazyRescaleTraits : Base {
 
 // Per-WG key ranges (masked multi-WG tiles whose key tiles are narrower than the query tile): each
 // consumer WG walks only the key tiles its own 64 rows see, so under a causal mask the WGs above
-// the diagonal skip the tiles right of their rows instead of computing them fully masked; the
-// producer releases a skipped slot on the WG's behalf (mainloop.cuh). Its own type, so the kernels
-// without it keep their mangled names and code.
+// the diagonal skip the tiles right of their rows instead of computing them fully masked; the WG
+// passes a skipped slot itself, waiting for its fill and releasing it unread (mainloop.cuh). Its
+// own type, so the kernels without it keep their mangled names and code.
 template <class Base>
 struct WgKeyTraits : Base {
   static_assert(Base::kConsumerWGs > 1 && Base::kKeyWGs == 1 && Base::kCausal && Base::kSplits == 1 &&
