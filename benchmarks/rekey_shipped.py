@@ -95,9 +95,11 @@ def manifest(build: Path) -> dict[str, dict]:
 # block_m, block_n, stages, consumer WGs, causal, overlap, pingpong, persistent, splits, CTAs per SM>,
 # Mainloop, Epilogue, Scheduler>> (kernel_ws.cuh, traits.cuh); a GQA-packing variant's Traits are
 # wrapped in PackGqaTraits<...> (pack_gqa.cuh), a lazy-rescale variant's in LazyRescaleTraits<...>
-# (traits.cuh), a stream-K variant's in StreamKTraits<...> (stream_k.cuh); a variant with a V head dim of
-# its own has TraitsDv<..., Dv> instead.
-_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:13StreamKTraitsINS0_)?(?:14KeySplitTraitsINS0_)?"
+# (traits.cuh), a stream-K variant's in StreamKTraits<...> (stream_k.cuh), and outermost a per-warpgroup
+# key range variant's in WgKeyTraits<...> (traits.cuh); a variant with a V head dim of its own has
+# TraitsDv<..., Dv> instead.
+_SM90_TRAITS = re.compile(r"kernel_entryINS0_8KernelWSINS0_(?:11WgKeyTraitsINS0_)?(?:13StreamKTraitsINS0_)?"
+                          r"(?:14KeySplitTraitsINS0_)?"
                           r"(?:17LazyRescaleTraitsINS0_)?"
                           r"(?:13PackGqaTraitsINS0_)?(?:6Traits|8TraitsDv)IN7cutlass\d+(bfloat16_t|half_t)E"
                           r"Li(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELi(\d+)ELb([01])ELb([01])ELb([01])ELb([01])ELi(\d+)ELi(\d+)E"
@@ -118,7 +120,8 @@ def sm90_variant(kernel: str) -> str | None:
     return name + ("_c" + ctas if ctas != "1" else "") + ("_g1" if "EpilogueSplitGlobal" in kernel else "") + \
         ("_pq1" if "PackGqaTraits" in kernel else "") + (f"_v{dv}" if "8TraitsDv" in kernel and dv else "") + \
         (f"_ks{ks.group(1)}" if (ks := _KEY_SPLIT_WGS.search(kernel)) else "") + \
-        ("_lr1" if "17LazyRescaleTraits" in kernel else "") + ("_sk1" if "13StreamKTraits" in kernel else "")
+        ("_lr1" if "17LazyRescaleTraits" in kernel else "") + ("_sk1" if "13StreamKTraits" in kernel else "") + \
+        ("_wk1" if "11WgKeyTraits" in kernel else "")
 
 
 def rekey(table: dict, old_hashes, new_hashes, old_code, new_code, commit: str) -> tuple[int, list[str]] | str:

@@ -34,6 +34,10 @@ STREAM_K = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_13StreamKTraitsI
             "ss10bfloat16_tELi128ELi128ELi128ELi2ELi2ELb0ELb1ELb0ELb1ELi1ELi1EEEEEEENS0_16MainloopTmaWgmmaISA_EENS0_15Epilo"
             "gueStreamKISA_EENS0_20StreamKTileSchedulerILi128ELi128ELi8EEEEEEEvNT_6ParamsE")
 
+# A per-warpgroup key range variant (traits.cuh's WgKeyTraits wraps the lazy traits), as built on 2026-11-29.
+WG_KEYS = ("_ZN9flashcore4sm9012kernel_entryINS0_8KernelWSINS0_11WgKeyTraitsINS0_17LazyRescaleTraitsINS0_6TraitsIN7cutla"
+           "ss10bfloat16_tELi256ELi128ELi64ELi2ELi2ELb1ELb1ELb0ELb1ELi1ELi1EEEEEEENS0_16MainloopTmaWgmmaISA_EENS0_16Epil"
+           "ogueTmaStoreISA_EENS0_30DynamicPersistentTileSchedulerILb1ELi8ELb0EEEEEEEvNT_6ParamsE")
 
 def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, epilogue="EpilogueTmaStore"):
     traits = (f"TraitsIN7cutlass{len(elem)}{elem}ELi{d}ELi{bm}ELi{bn}ELi2ELi{bm // 64}ELb{causal}ELb{overlap}"
@@ -47,6 +51,7 @@ def _name(elem, d, bm, bn, causal, overlap, pingpong, persistent, splits, ctas, 
     (KEY_SPLIT, "fc_sm90_fp16_d64_full_m64_n128_s4_sch1_p0_kv1_ks2"),
     (LAZY, "fc_sm90_bf16_d64_causal_m128_n128_s2_sch2_p1_kv1_lr1"),
     (STREAM_K, "fc_sm90_bf16_d128_full_m128_n128_s2_sch1_p1_kv1_lr1_sk1"),
+    (WG_KEYS, "fc_sm90_bf16_d256_causal_m128_n64_s2_sch1_p1_kv1_lr1_wk1"),
     (_name("half_t", 64, 128, 128, 1, 1, 1, 1, 1, 1), "fc_sm90_fp16_d64_causal_m128_n128_s2_sch2_p1_kv1"),
     (_name("bfloat16_t", 64, 64, 128, 0, 1, 0, 1, 1, 2), "fc_sm90_bf16_d64_full_m64_n128_s2_sch1_p1_kv1_c2"),
     (_name("bfloat16_t", 256, 64, 64, 0, 1, 0, 0, 4, 1, "EpilogueSplitCombine"),
