@@ -259,6 +259,10 @@ class KernelConfig:
     def is_valid(self) -> bool:
         return not self.validation_errors()
 
+    def outside_scope(self, axis: str) -> bool:
+        """Does any axis that ``axis``'s scope (``AXIS_SCOPES``) fixes have another value here?"""
+        return any(getattr(self, other) != value for other, value in self.AXIS_SCOPES[axis].items())
+
     def check(self) -> "KernelConfig":
         errors = self.validation_errors()
         if errors:

@@ -690,12 +690,11 @@ class Sm90Config(KernelConfig):
         if self.pack_gqa and (self.block_m != WGMMA_M or self.persistent or self.ctas_per_sm > 1):
             errors.append("GQA packing (pack_gqa=1) fills one 64-row tile per CTA: block_m=64, persistent=0, "
                           "ctas_per_sm=1")
-        if self.stream_k and (self.causal or any(getattr(self, axis) != value
-                                                  for axis, value in self.AXIS_SCOPES["stream_k"].items())):
+        if self.stream_k and (self.causal or self.outside_scope("stream_k")):
             errors.append("stream_k=1 cuts persistent non-causal tiles into equal key ranges: a non-causal variant "
                           "with persistent=1, splits=1, ctas_per_sm=1, pack_gqa=0, key_split_wgs=1")
         if self.wg_keys and (not self.causal or self.row_warpgroups < 2 or self.block_n >= self.block_m or
-                             any(getattr(self, axis) != value for axis, value in self.AXIS_SCOPES["wg_keys"].items())):
+                             self.outside_scope("wg_keys")):
             errors.append("wg_keys=1 (per-warpgroup key ranges) serves causal tiles of several row warpgroups whose key "
                           "tiles are narrower than the query tile (block_n < block_m), with splits=1, ctas_per_sm=1, "
                           "pack_gqa=0, key_split_wgs=1, stream_k=0")
@@ -710,7 +709,7 @@ class Sm90Config(KernelConfig):
 
     def _key_split_errors(self) -> list[str]:
         errors = []
-        if any(getattr(self, axis) != value for axis, value in self.AXIS_SCOPES["key_split_wgs"].items()):
+        if self.outside_scope("key_split_wgs"):
             errors.append(f"key_split_wgs={self.key_split_wgs}: key-split warpgroups share one 64-row query tile per "
                           "CTA: block_m=64, persistent=0, splits=1, ctas_per_sm=1, pack_gqa=0, lazy_rescale=0")
         if self.stages % self.key_split_wgs:
