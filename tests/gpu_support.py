@@ -72,6 +72,21 @@ def persistent_params() -> list:
     return axis_params("persistent", "persistent")
 
 
+def idle_warpgroup_params() -> list:
+    """Every built persistent variant whose query tile spans several row warpgroups (those past a
+    sequence's end idle while the others compute): axis_params's form."""
+    import pytest
+    from flashcore_codegen import config_from_name
+
+    reason = gpu_skip_reason()
+    names = [n for n in (built_variants() if not reason else []) if _idles_warpgroups(config_from_name(n))]
+    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no multi-warpgroup persistent variant built"))]
+
+
+def _idles_warpgroups(cfg) -> bool:
+    return bool(getattr(cfg, "persistent", 0)) and cfg.row_warpgroups > 1 and cfg.key_split_wgs == 1
+
+
 def pack_gqa_params() -> list:
     """Every built variant that packs a GQA group's query heads into rows: axis_params."""
     return axis_params("pack_gqa", "GQA-packing")

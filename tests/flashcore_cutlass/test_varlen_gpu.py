@@ -12,7 +12,7 @@ import torch
 import flashcore_cutlass as fc
 from flashcore_codegen import config_from_name
 from flashcore_cutlass.reference import reference_attention
-from gpu_support import finish_or_stop, persistent_params, representative_params
+from gpu_support import finish_or_stop, idle_warpgroup_params, persistent_params, representative_params
 
 pytestmark = pytest.mark.gpu
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -82,6 +82,35 @@ def test_persistent_variant_packed_many_tiles(rt, variant, lens):
     """Packed sequences of very different lengths on 32 heads: each persistent CTA walks tiles with
     many keys, few keys and no rows at all one after the other."""
     check_variant_packed(rt, variant, *lens, heads=32, heads_k=8, seed=4)
+
+
+# Query lengths whose last tile leaves row warpgroups idle (65, 130, 1, 257, 193 rows past a 64-row
+# multiple), between whole ones, over long keys: every CTA's warpgroups switch between idle and
+# computing tiles while the K/V ring turns over many times.
+IDLE_LENGTHS = ([65, 1000, 130, 1, 768, 257, 193, 2000], [2000, 1000, 1500, 700, 768, 2100, 900, 2000])
+
+
+@pytest.mark.parametrize("variant", idle_warpgroup_params())
+def test_persistent_variant_idle_warpgroups_repeatable(rt, variant):
+    """Idle warpgroups pass each K/V slot as a reader would (mainloop.cuh SlotPass): twelve runs on
+    fresh NaN-poisoned outputs are bit-identical and the first matches the reference. A warpgroup
+    that walked past slots unwaited could take a stale fill in its next tile: a run-to-run race."""
+    cfg = config_from_name(variant)
+    lens_q, lens_k = IDLE_LENGTHS
+    heads, heads_k = 16, 4
+    q, k, v, cu_q, cu_k = packed(lens_q, lens_k, heads, heads_k, cfg.head_dim, DTYPES[cfg.dtype], seed=5,
+                                 dv=cfg.v_head_dim)
+    as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731
+    runs = []
+    for _ in range(12):
+        out = torch.full((q.shape[0], heads, v.shape[-1]), float("nan"), device="cuda", dtype=q.dtype)
+        lse = torch.full((heads, q.shape[0]), float("nan"), device="cuda")
+        rt.fwd(rt.ids[variant], as4(q), as4(k), as4(v), 1 / math.sqrt(cfg.head_dim), as4(out), lse.unsqueeze(0), 0,
+               None, 0.0, cu_q, cu_k, max(lens_q), max(lens_k), bool(cfg.causal))
+        runs.append((out, lse))
+    check_packed(*runs[0], q, k, v, cu_q, cu_k, "bottom_right" if cfg.causal else False, 1 / math.sqrt(cfg.head_dim))
+    for i, (out, lse) in enumerate(runs[1:], 1):
+        assert torch.equal(out, runs[0][0]) and torch.equal(lse, runs[0][1]), f"run {i} differs from run 0"
 
 
 def check_variant_packed(rt, variant, lens_q, lens_k, heads, heads_k, seed=0):

@@ -103,9 +103,8 @@ struct MainloopTmaWgmma {
   }
   // Consumer WGs of the tile whose 64 rows all lie past the sequence's end: the last query tile of a
   // sequence that is no multiple of block_m (1024 rows in 192-row tiles: 2 of its 3 WGs). They skip
-  // the key loop, so the WGs with rows get the tensor cores to themselves; the producer releases
-  // each K/V slot on their behalf as it fills it (load), and under ping-pong they still take and
-  // pass the token as often as a computing WG (mma). Key-split WGs share their rows: never idle.
+  // the key loop, so the WGs with rows get the tensor cores to themselves, but pass its K/V slots and
+  // ping-pong turns as a reader would (SlotPass, idle_tile). Key-split WGs share their rows: never idle.
   CUTE_DEVICE static int idle_wgs(SeqSpan const& seq, WorkTile const& w) {
     if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
       int const rows = seq.seqlen_q - w.m_block * kBlockM;  // > 0 for a tile with keys
@@ -148,14 +147,11 @@ struct MainloopTmaWgmma {
     Tensor tVgV = get<0>(tma_v_parts);
     Tensor tVsV = get<1>(tma_v_parts);
 
-    // Idle WGs' releases of a slot: arrivals on its empty barrier's phase that this fill opens.
-    int const idle = tiles.count() > 0 ? idle_wgs(seq, w) : 0;
     auto load_k = [&](int n) {
       EmptyBar::wait(&ss.empty_k[k_state.index], k_state.phase ^ 1);
       FullBar::arrive_and_expect_tx(&ss.full_k[k_state.index], Traits::kBytesK);
       copy(p.tma_k.with(ss.full_k[k_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tKgK(_, n),
            tKsK(_, k_state.index));
-      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_k[k_state.index]);
       k_state.advance(kStages);
     };
     auto load_v = [&](int n) {
@@ -163,7 +159,6 @@ struct MainloopTmaWgmma {
       FullBar::arrive_and_expect_tx(&ss.full_v[v_state.index], Traits::kBytesV);
       copy(p.tma_v.with(ss.full_v[v_state.index], 0, TMA::CacheHintSm90::EVICT_LAST), tVgV(_, n),
            tVsV(_, v_state.index));
-      for (int i = 0; i < idle; ++i) EmptyBar::arrive(&ss.empty_v[v_state.index]);
       v_state.advance(kStages);
     };
 
@@ -221,8 +216,67 @@ struct MainloopTmaWgmma {
     if constexpr (Traits::kConsumerWGs > 1) return __shfl_sync(0xffffffff, tid / 128, 0);
     else return tid / 128;
   }
-  // An idle WG's part in a tile (idle_wgs): the Q barriers' turns, its ring position moved past the
-  // slots the others walk, and under ping-pong the token's turns of a computing WG.
+  // Passing K/V slots unread: a WG that reads none of some key tiles the CTA walks (an idle WG,
+  // idle_tile; a _wk1 WG outside its own range, mma) still waits for each such slot to fill and
+  // releases it, in the order a computing WG waits for them (K of a tile, V of the one before), and
+  // under ping-pong takes their token turns without a GEMM: every WG then takes the same turns, none
+  // waits on a slot whose fill needs another WG's later turn, and none walks a slot unwaited. (Walking
+  // past slots unwaited while the producer released them, a WG could wait in its next tile on a
+  // barrier still short of the fill before the one it wants, whose parity is the same as a finished
+  // phase's: its wait passes before the data lands. Seen with _wk1 tiles, which skip many slots;
+  // idle WGs did it before 2026-11-30 and were never seen to fail. benchmarks/NOTES.md.)
+  struct SlotPass {
+    SharedStorage& ss;
+    PipeState& k_state;
+    PipeState& v_state;
+    int wg;
+    bool leader;  // the WG's thread 0 arrives for it
+    CUTE_DEVICE void k(int count) {
+      for (int t = 0; t < count; ++t) {
+        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
+        if (leader) EmptyBar::arrive(&ss.empty_k[k_state.index]);
+        k_state.advance(kStages);
+      }
+    }
+    CUTE_DEVICE void v(int count) {
+      for (int t = 0; t < count; ++t) {
+        FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
+        if (leader) EmptyBar::arrive(&ss.empty_v[v_state.index]);
+        v_state.advance(kStages);
+      }
+    }
+    CUTE_DEVICE void turns(int count) {
+      using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
+      for (int t = 0; t < count; ++t) {
+        Sched::acquire(wg);
+        Sched::pass(wg);
+      }
+    }
+    // `count` key tiles a computing WG walks from the tile's last: K(t) with V(t - 1) and a turn each.
+    CUTE_DEVICE void leading(int count) {
+      for (int t = 0; t < count; ++t) {
+        k(1);
+        v(t > 0 ? 1 : 0);
+        turns(1);
+      }
+    }
+    // The whole of a tile of `count` key tiles, by a WG that reads none: the leading ones, Q's buffer
+    // released after the last K as a computing WG releases it, then the last V and its PV's turn.
+    CUTE_DEVICE void tile(int count) {
+      leading(count);
+      if constexpr (Traits::kQHoldsOnlyQ) {
+        // Every warp of the WG must have passed its bar_q wait before the next Q may load (mma).
+        cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
+        if (leader) EmptyBar::arrive(&ss.bar_q_empty);
+      }
+      if (count > 0) {
+        v(1);
+        turns(1);
+      }
+    }
+  };
+
+  // An idle WG's part in a tile (idle_wgs): the Q barriers' turns and the tile's slots and turns passed.
   CUTE_DEVICE static bool idle(Params const& p, SeqSpan const& seq, WorkTile const& w, int tid) {
     if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
       // (With tid / 128 here the 3-WG tiles' spills went from 52 / 72 B to 236-296 B: consumer_wg.)
@@ -234,21 +288,8 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static void idle_tile(Params const& p, SharedStorage& ss, WorkTile const& w, SeqSpan const& seq,
                                     PipeState& k_state, PipeState& v_state, int tile_iter, int tid) {
     int const wg = consumer_wg(tid);
-    int const count = key_tiles(p, seq, w).count();
     FullBar::wait(&ss.bar_q, uint32_t(tile_iter) & 1);
-    if constexpr (Traits::kQHoldsOnlyQ) {
-      cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
-      if (tid % 128 == 0) EmptyBar::arrive(&ss.bar_q_empty);
-    }
-    k_state.skip(kStages, count);
-    v_state.skip(kStages, count);
-    if constexpr (Traits::kPingpong) {
-      using Sched = WgScheduler<Traits::kConsumerWGs, Traits::kPingpong>;
-      for (int t = 0; count > 0 && t <= count; ++t) {
-        Sched::acquire(wg);
-        Sched::pass(wg);
-      }
-    }
+    SlotPass{ss, k_state, v_state, wg, tid % 128 == 0}.tile(key_tiles(p, seq, w).count());
   }
 
   // tid: thread index among the consumer threads. Fills tOrO (unnormalised) and softmax state.
@@ -333,60 +374,26 @@ struct MainloopTmaWgmma {
       return;
     }
     // Per-WG key ranges: the CTA's tiles before this WG's own in the walk (right of its rows) and
-    // after them (left of a window) are passed over: the WG waits for each such slot to fill and
-    // releases it unread, as a reader would (waiting keeps it within one phase of every barrier it
-    // waits on later: skipping a ring's worth of slots unwaited, it could take a fill two phases
-    // behind for the one it wants), in the order a computing WG waits for them (K of the tile, V of
-    // the one before), and under ping-pong takes their token turns without a GEMM, so every WG takes
-    // the same turns and none waits on a slot whose fill needs another WG's later turn. The last V
-    // slot before its own is passed after its first QK^T and softmax, so that its first tile does
-    // not wait on it.
+    // after them (left of a window) are passed (SlotPass). The last V slot before its own is passed
+    // after its first QK^T and softmax, so that its first tile does not wait on it.
     KeyTileRange own = tiles;
-    auto pass_k = [&](int count) {
-      for (int t = 0; t < count; ++t) {
-        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
-        release(&ss.empty_k[k_state.index]);
-        k_state.advance(kStages);
-      }
-    };
-    auto pass_v = [&](int count) {
-      for (int t = 0; t < count; ++t) {
-        FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
-        release(&ss.empty_v[v_state.index]);
-        v_state.advance(kStages);
-      }
-    };
-    auto pass_turns = [&](int count) {
-      for (int t = 0; t < count; ++t) {
-        Sched::acquire(wg);
-        Sched::pass(wg);
-      }
-    };
+    SlotPass pass{ss, k_state, v_state, wg, wg_leader};
     int before = 0;
     if constexpr (Traits::kWgKeys) {
       own = wg_key_tiles(seq, w, wg, tiles);
-      before = own.count() > 0 ? tiles.end - own.end : tiles.count();
-      for (int t = 0; t < before; ++t) {
-        pass_k(1);
-        pass_v(t > 0 ? 1 : 0);
-        pass_turns(1);
-      }
       if (own.count() == 0) {  // no key for this WG's rows: O = 0, LSE = +inf, as for a tile without keys
-        pass_v(1);      // the last tile's V
-        pass_turns(1);  // and the others' last PV turn
-        if constexpr (Traits::kQHoldsOnlyQ) {
-          cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
-          release(&ss.bar_q_empty);
-        }
+        pass.tile(tiles.count());
         return;
       }
+      before = tiles.end - own.end;
+      pass.leading(before);
     }
     auto pass_after = [&] {
       if constexpr (Traits::kWgKeys) {
         for (int t = own.first - tiles.first; t > 0; --t) {
-          pass_k(1);
-          pass_v(1);
-          pass_turns(1);
+          pass.k(1);
+          pass.v(1);
+          pass.turns(1);
         }
       }
     };
@@ -422,7 +429,7 @@ struct MainloopTmaWgmma {
       softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
-      if constexpr (Traits::kWgKeys) pass_v(before > 0 ? 1 : 0);
+      if constexpr (Traits::kWgKeys) pass.v(before > 0 ? 1 : 0);
       CUTE_NO_UNROLL
       for (n -= kKeyWGs; n >= own.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
@@ -457,7 +464,7 @@ struct MainloopTmaWgmma {
       next_v();
       pass_after();
     } else {
-      if constexpr (Traits::kWgKeys) pass_v(before > 0 ? 1 : 0);
+      if constexpr (Traits::kWgKeys) pass.v(before > 0 ? 1 : 0);
       CUTE_NO_UNROLL
       for (; n >= own.first; n -= kKeyWGs) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);

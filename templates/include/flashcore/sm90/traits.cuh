@@ -272,13 +272,6 @@ struct PipeState {
     index += step;
     if (index >= stages) { index -= stages; phase ^= 1; }
   }
-  // `count` (any >= 0) slots on: an idle WG's position past the key tiles the others walked
-  // (mainloop.cuh idle_tile). Kept apart from advance() so that the key-split kernels' code stays.
-  CUTE_DEVICE void skip(int stages, int count) {
-    index += count;
-    phase ^= (index / stages) & 1;
-    index %= stages;
-  }
 };
 
 }  // namespace flashcore::sm90
