@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Per-warpgroup key ranges on the D256 128x80 tile, which won the grid's causal 8k/16k keys without them
+# (benchmarks/NOTES.md, 2026-11-29 15:05-): build the _wk1 twin beside the two tiles it would compete with
+# (own cache dir, after device_run.sh installed the package), its GPU tests, then the interleaved A/B of
+# two_ctas_ab.py (SDPA in the same rounds) at the grid's D256 causal cells.
+#   OUT=... bash benchmarks/experiments/sm90/wk1_d256_n80.sh
+set -uo pipefail
+cd "$(dirname "$0")/../../.."
+export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=/tmp/fc_wk80 PYTHONUNBUFFERED=1
+C=s2_sch1_p1_kv1_lr1
+V=""
+for t in m128_n80_$C m128_n80_${C}_wk1 m128_n64_${C}_wk1; do V="$V --only fc_sm90_bf16_d256_causal_$t"; done
+timeout 200 python3 -m flashcore_cutlass build -q $V 2>&1 | tail -4
+timeout 120 python3 -m pytest -q -x -k "m128_n80 and wk1" tests/flashcore_cutlass/test_kernels_gpu.py \
+  tests/flashcore_cutlass/test_features_gpu.py tests/flashcore_cutlass/test_varlen_gpu.py 2>&1 | tee "$OUT/wk80_tests.log" | tail -4
+timeout "${AB_S:-200}" python3 benchmarks/experiments/sm90/two_ctas_ab.py --rounds "${ROUNDS:-3}" --json "$OUT/wk80_ab.json" \
+  --cell 256,2048,causal,m128_n80_$C,m128_n80_${C}_wk1,m128_n64_${C}_wk1 \
+  --cell 256,4096,causal,m128_n80_$C,m128_n80_${C}_wk1,m128_n64_${C}_wk1 \
+  --cell 256,8192,causal,m128_n80_$C,m128_n80_${C}_wk1,m128_n64_${C}_wk1 \
+  --cell 256,16384,causal,m128_n80_$C,m128_n80_${C}_wk1,m128_n64_${C}_wk1 2>&1 | tail -20
