@@ -11,7 +11,7 @@ C=s2_sch1_p1_kv1_lr1
 V=""
 for t in m128_n80_$C m128_n80_${C}_wk1 m128_n64_${C}_wk1; do V="$V --only fc_sm90_bf16_d256_causal_$t"; done
 timeout 200 python3 -m flashcore_cutlass build -q $V 2>&1 | tail -4
-timeout 120 python3 -m pytest -q -x -k "m128_n80 and wk1" tests/flashcore_cutlass/test_kernels_gpu.py \
+timeout "${TEST_S:-240}" python3 -m pytest -q -x -k "m128_n80 and wk1" tests/flashcore_cutlass/test_kernels_gpu.py \
   tests/flashcore_cutlass/test_features_gpu.py tests/flashcore_cutlass/test_varlen_gpu.py 2>&1 | tee "$OUT/wk80_tests.log" | tail -4
 timeout "${AB_S:-200}" python3 benchmarks/experiments/sm90/two_ctas_ab.py --rounds "${ROUNDS:-3}" --json "$OUT/wk80_ab.json" \
   --cell 256,2048,causal,m128_n80_$C,m128_n80_${C}_wk1,m128_n64_${C}_wk1 \
