@@ -9,6 +9,11 @@ SASS is identical, and names the rows whose kernel changed (they stay stale; tun
 
     python benchmarks/rekey_shipped.py OLD_BUILD_DIR NEW_BUILD_DIR --commit $(git rev-parse --short=12 HEAD)
 
+Where a change is known to reach some kernels (e.g. every multi-warpgroup tile), `--changed GLOB` (repeatable, over
+variant names) leaves their rows stale without comparing them, so neither build needs those kernels. Stale rows stay
+in the table on purpose: `flashcore tune --suite shipped --stale-only` then re-measures their keys, also the keys
+that only the table holds (dropping the rows would drop those keys from the suite).
+
 It rewrites every package table (flashcore_cutlass/data/tuned_*.json, one per GPU model), or the
 files named with --table; all their rows must have been measured on OLD_BUILD_DIR's sources (the
 GPU does not change a kernel's SASS), else nothing is written.
@@ -22,6 +27,7 @@ nvcc and CUTLASS being those of the GPU host's). Needs cuobjdump (CUDA's, or the
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import re
 import shutil
@@ -124,11 +130,18 @@ def sm90_variant(kernel: str) -> str | None:
         ("_wk1" if "11WgKeyTraits" in kernel else "")
 
 
-def rekey(table: dict, old_hashes, new_hashes, old_code, new_code, commit: str) -> tuple[int, list[str]] | str:
+def rekey(table: dict, old_hashes, new_hashes, old_code, new_code, commit: str,
+          changed_globs: tuple[str, ...] = ()) -> tuple[int, list[str]] | str:
     """Move ``table``'s rows (in place) to the new hashes where their kernel is unchanged: the
-    number moved and the rows left stale, or an error message (the table is then untouched)."""
+    number moved and the rows left stale, or an error message (the table is then untouched).
+    Rows of variants matching ``changed_globs`` stay stale unexamined (their kernels changed)."""
+    def known_changed(variant: str) -> bool:
+        return any(fnmatch.fnmatchcase(variant, g) for g in changed_globs)
+
     for row in table["rows"]:
         variant = row["variant"]
+        if known_changed(variant):
+            continue
         if old_hashes.get(variant, {}).get("source_hash") != row["source_hash"]:
             return f"row {variant} @ {row['problem_key']} was not measured on the old build (hash {row['source_hash']})"
         if variant not in new_hashes or variant not in new_code or variant not in old_code:
@@ -136,7 +149,7 @@ def rekey(table: dict, old_hashes, new_hashes, old_code, new_code, commit: str) 
     moved, changed = 0, []
     for row in table["rows"]:
         variant = row["variant"]
-        if old_code[variant] != new_code[variant]:
+        if known_changed(variant) or old_code[variant] != new_code[variant]:
             changed.append(f"{variant} @ {row['problem_key']}")
         elif new_hashes[variant]["source_hash"] != row["source_hash"]:
             row["source_hash"] = new_hashes[variant]["source_hash"]
@@ -154,6 +167,9 @@ def main() -> int:
     ap.add_argument("--commit", required=True, help="the commit of the current source (recorded in the provenance)")
     ap.add_argument("--table", type=Path, action="append",
                     help=f"a shipped table to rewrite (repeatable; default: every {TABLE_PATTERN} in {DATA})")
+    ap.add_argument("--changed", action="append", default=[], metavar="GLOB",
+                    help="variants (a glob over names, repeatable) whose kernels the change is known to reach: "
+                         "their rows stay stale without a comparison, so neither build needs them")
     args = ap.parse_args()
     paths = args.table or sorted(DATA.glob(TABLE_PATTERN))
     if not paths:
@@ -169,7 +185,7 @@ def main() -> int:
     results = []
     for path in paths:  # every table checked before any is written
         table = json.loads(path.read_text())
-        outcome = rekey(table, old_hashes, new_hashes, old_code, new_code, args.commit)
+        outcome = rekey(table, old_hashes, new_hashes, old_code, new_code, args.commit, tuple(args.changed))
         if isinstance(outcome, str):
             print(f"error: {path.name}: {outcome}; no table rewritten", file=sys.stderr)
             return 1

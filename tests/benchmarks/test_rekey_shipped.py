@@ -104,6 +104,29 @@ def test_rows_move_where_their_kernel_is_unchanged(tmp_path, monkeypatch, capsys
     assert "tuned.json: row" in capsys.readouterr().err
 
 
+def test_rows_named_changed_stay_stale_without_their_kernels(tmp_path, monkeypatch, capsys):
+    """--changed GLOB: rows of variants a change is known to reach stay in the table, stale, although
+    neither build holds their kernels (so that tune --suite shipped --stale-only finds their keys)."""
+    same, multi = "fc_sm90_bf16_d128_full_m64_n128_s2_sch1_p0_kv8", "fc_sm90_bf16_d64_causal_m128_n128_s2_sch2_p1_kv1_lr1"
+    same_kernel = _name("bfloat16_t", 128, 64, 128, 0, 1, 0, 0, 8, 1, "EpilogueSplitCombine")
+    monkeypatch.setattr(rekey_shipped, "kernels", lambda so: {same_kernel: "A"})
+    monkeypatch.setattr(rekey_shipped, "manifest",
+                        lambda build: {same: {"source_hash": {"old": "o1", "new": "n1"}[build.name]}})
+    table = tmp_path / "tuned.json"
+    rows = [{"variant": same, "problem_key": "k1", "source_hash": "o1"},
+            {"variant": multi, "problem_key": "k2", "source_hash": "o2"}]
+    table.write_text(json.dumps({"format": "flashcore-shipped-table", "version": 1, "provenance": {}, "rows": rows}))
+    argv = ["rekey_shipped.py", str(tmp_path / "old"), str(tmp_path / "new"), "--commit", "abc", "--table", str(table)]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert rekey_shipped.main() == 1  # without --changed: the multi-WG kernel is in neither build
+    assert "not measured on the old build" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "argv", argv + ["--changed", "fc_sm90_*_m128_*", "--changed", "fc_sm90_*_m192_*"])
+    assert rekey_shipped.main() == 0
+    out = json.loads(table.read_text())
+    assert {r["variant"]: r["source_hash"] for r in out["rows"]} == {same: "n1", multi: "o2"}
+    assert f"{multi} @ k2" in capsys.readouterr().out
+
+
 def test_the_default_tables_are_the_package_files():
     assert {p.name for p in rekey_shipped.DATA.glob(rekey_shipped.TABLE_PATTERN)} >= {"tuned_h200.json"}
 
