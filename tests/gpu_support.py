@@ -59,11 +59,16 @@ def axis_params(axis: str, what: str) -> list:
     """Every built variant whose config has ``axis`` set (e.g. ``persistent``, ``pack_gqa``,
     ``stream_k``) as pytest parameters, or one skipped parameter saying why none ("no <what>
     variant built")."""
+    return config_params(lambda cfg: getattr(cfg, axis, 0), what)
+
+
+def config_params(keep, what: str) -> list:
+    """Every built variant whose config ``keep(config)`` accepts, in axis_params's form."""
     import pytest
     from flashcore_codegen import config_from_name
 
     reason = gpu_skip_reason()
-    names = [n for n in (built_variants() if not reason else []) if getattr(config_from_name(n), axis, 0)]
+    names = [n for n in (built_variants() if not reason else []) if keep(config_from_name(n))]
     return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or f"no {what} variant built"))]
 
 
@@ -74,17 +79,9 @@ def persistent_params() -> list:
 
 def idle_warpgroup_params() -> list:
     """Every built persistent variant whose query tile spans several row warpgroups (those past a
-    sequence's end idle while the others compute): axis_params's form."""
-    import pytest
-    from flashcore_codegen import config_from_name
-
-    reason = gpu_skip_reason()
-    names = [n for n in (built_variants() if not reason else []) if _idles_warpgroups(config_from_name(n))]
-    return names or [pytest.param(None, marks=pytest.mark.skip(reason=reason or "no multi-warpgroup persistent variant built"))]
-
-
-def _idles_warpgroups(cfg) -> bool:
-    return bool(getattr(cfg, "persistent", 0)) and cfg.row_warpgroups > 1 and cfg.key_split_wgs == 1
+    sequence's end idle while the others compute): config_params."""
+    return config_params(lambda cfg: getattr(cfg, "persistent", 0) and cfg.row_warpgroups > 1
+                         and cfg.key_split_wgs == 1, "multi-warpgroup persistent")
 
 
 def pack_gqa_params() -> list:
