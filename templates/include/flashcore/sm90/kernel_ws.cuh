@@ -156,7 +156,7 @@ struct FwdKernel {
   static_assert(!(kLazyRescale && kKeyWGs > 1), "the key-split combine does not carry the lazy softmax's rounding sums");
   // Persistent tiles of unequal cost are handed out dynamically: causal ones (longest first), and
   // those of multi-WG kernels where a sequence's last query tile leaves WGs idle (mainloop.cuh
-  // idle_wgs) or sequences differ in length (uneven_tiles). Statically, CTA b takes tiles b, b + SMs,
+  // idle) or sequences differ in length (uneven_tiles). Statically, CTA b takes tiles b, b + SMs,
   // ...: with 132 SMs a multiple of the query tiles per head (1024 rows in 192-row tiles: 6), a CTA
   // then draws only the cheap last tiles or none of them, and the others bound the kernel as if
   // every tile were whole (D64 1k 192x128: 332 -> 312 us, 2026-11-29).

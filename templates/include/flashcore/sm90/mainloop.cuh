@@ -101,19 +101,6 @@ struct MainloopTmaWgmma {
   CUTE_DEVICE static bool needs_mask(KeyMask const& mask, PackedRows const& rows, int n) {
     return key_tile_needs_mask<kBlockN, kCausal>(mask, rows.s_first, rows.queries(kBlockM), n);
   }
-  // Consumer WGs of the tile whose 64 rows all lie past the sequence's end: the last query tile of a
-  // sequence that is no multiple of block_m (1024 rows in 192-row tiles: 2 of its 3 WGs). They skip
-  // the key loop, so the WGs with rows get the tensor cores to themselves, but pass its K/V slots and
-  // ping-pong turns as a reader would (SlotPass, idle_tile). Key-split WGs share their rows: never idle.
-  CUTE_DEVICE static int idle_wgs(SeqSpan const& seq, WorkTile const& w) {
-    if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
-      int const rows = seq.seqlen_q - w.m_block * kBlockM;  // > 0 for a tile with keys
-      return rows >= kBlockM ? 0 : Traits::kConsumerWGs - (rows + 63) / 64;
-    } else {
-      return 0;
-    }
-  }
-
   // The tile's (seqlen, D) views: packed sequences start at their cu_seqlens row of batch 0.
   template <class Tensor4>
   CUTE_DEVICE static auto head_rows(Params const& p, Tensor4 const& m, int head, int batch, int row_start) {
@@ -224,7 +211,7 @@ struct MainloopTmaWgmma {
   // past slots unwaited while the producer released them, a WG could wait in its next tile on a
   // barrier still short of the fill before the one it wants, whose parity is the same as a finished
   // phase's: its wait passes before the data lands. Seen with _wk1 tiles, which skip many slots;
-  // idle WGs did it before 2026-11-30 and were never seen to fail. benchmarks/NOTES.md.)
+  // idle WGs did it until 2026-11-29 and were never seen to fail. benchmarks/NOTES.md.)
   struct SlotPass {
     SharedStorage& ss;
     PipeState& k_state;
@@ -276,7 +263,11 @@ struct MainloopTmaWgmma {
     }
   };
 
-  // An idle WG's part in a tile (idle_wgs): the Q barriers' turns and the tile's slots and turns passed.
+  // Is this consumer WG idle for the tile: do its 64 rows all lie past the sequence's end? (The last
+  // query tile of a sequence that is no multiple of block_m: 1024 rows in 192-row tiles, 2 of its 3
+  // WGs.) An idle WG skips the key loop, so the WGs with rows get the tensor cores to themselves, but
+  // takes the Q barriers' turns and passes the tile's K/V slots and ping-pong turns as a reader would
+  // (idle_tile, SlotPass). Key-split WGs share their rows: never idle.
   CUTE_DEVICE static bool idle(Params const& p, SeqSpan const& seq, WorkTile const& w, int tid) {
     if constexpr (Traits::kConsumerWGs > 1 && Traits::kKeyWGs == 1) {
       // (With tid / 128 here the 3-WG tiles' spills went from 52 / 72 B to 236-296 B: consumer_wg.)
