@@ -212,23 +212,33 @@ struct MainloopTmaWgmma {
   // barrier still short of the fill before the one it wants, whose parity is the same as a finished
   // phase's: its wait passes before the data lands. Seen with _wk1 tiles, which skip many slots;
   // idle WGs did it until 2026-11-29 and were never seen to fail. benchmarks/NOTES.md.)
+  // The leader releases a slot only once every warp of its WG has seen the fill (release): a
+  // computing WG's wgmma, which all four warps issue, orders this for it; a passing WG has none. A
+  // warp still short of its wait when the slot's next fill landed would wait on a parity that
+  // phase had already passed and hang (seen: D256 128x80 _wk1 lazy, whose warps leave a softmax
+  // with their own skew, hung at every grid cell; benchmarks/NOTES.md, 2026-11-29 16:59-).
   struct SlotPass {
     SharedStorage& ss;
     PipeState& k_state;
     PipeState& v_state;
     int wg;
     bool leader;  // the WG's thread 0 arrives for it
+    // Every warp of the WG has passed its wait on this fill (the WG's own named barrier).
+    CUTE_DEVICE void release(uint64_t* empty) const {
+      cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
+      if (leader) EmptyBar::arrive(empty);
+    }
     CUTE_DEVICE void k(int count) {
       for (int t = 0; t < count; ++t) {
         FullBar::wait(&ss.full_k[k_state.index], k_state.phase);
-        if (leader) EmptyBar::arrive(&ss.empty_k[k_state.index]);
+        release(&ss.empty_k[k_state.index]);
         k_state.advance(kStages);
       }
     }
     CUTE_DEVICE void v(int count) {
       for (int t = 0; t < count; ++t) {
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
-        if (leader) EmptyBar::arrive(&ss.empty_v[v_state.index]);
+        release(&ss.empty_v[v_state.index]);
         v_state.advance(kStages);
       }
     }
@@ -251,11 +261,8 @@ struct MainloopTmaWgmma {
     // released after the last K as a computing WG releases it, then the last V and its PV's turn.
     CUTE_DEVICE void tile(int count) {
       leading(count);
-      if constexpr (Traits::kQHoldsOnlyQ) {
-        // Every warp of the WG must have passed its bar_q wait before the next Q may load (mma).
-        cutlass::arch::NamedBarrier::sync(128, uint32_t(NamedBarriers::kEpilogueWg0) + uint32_t(wg));
-        if (leader) EmptyBar::arrive(&ss.bar_q_empty);
-      }
+      // Every warp of the WG must have passed its bar_q wait before the next Q may load (mma).
+      if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);
       if (count > 0) {
         v(1);
         turns(1);
