@@ -276,9 +276,7 @@ def cmd_tune(args) -> int:
             problems = [p for p in problems if p.causal == args.causal]
     rt = get_runtime()
     if args.stale_only:
-        from .shipped import default_table
-
-        kept = tune_module.lacking_current_rows(problems, default_table(), rt.env, rt.hashes)
+        kept = _lacking_current_rows(problems, rt)
         print(f"--stale-only: {len(kept)} of {len(problems)} problems have no current shipped row here",
               file=sys.stderr)
         problems = kept
@@ -371,7 +369,7 @@ def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
         raise CliError(f"--merge: cannot read {path} ({exc})") from None
     exported = {_measured(r) for r in rows}
     others = [r for r in old.rows if _measured(r) not in exported]
-    judged = {**_unbuilt_hashes({r.variant for r in others} - set(valid)), **valid}
+    judged = _judged_hashes({r.variant for r in others}, valid)
     kept = [r for r in others if matches(r, env, judged)]
     stale = sorted({_measured(r) for r in others} - {_measured(r) for r in kept})
     if stale:
@@ -387,6 +385,25 @@ def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
         # every earlier provenance once more.
         provenance["merged_from"] = dict(was)
     return list(rows) + kept, provenance
+
+
+def _lacking_current_rows(problems, rt) -> list:
+    """tune --stale-only: the problems the shipped tables hold no current row for, a row judged as
+    --merge judges it (_judged_hashes). Judged by the built variants alone, a call that built only
+    the variants a change reached took every other key as stale and tuned it among those variants
+    (benchmarks/NOTES.md, 2026-11-29 16:59-)."""
+    from .shipped import default_table
+    from .tune import lacking_current_rows
+
+    table = default_table()
+    return lacking_current_rows(problems, table, rt.env,
+                                            _judged_hashes({r.variant for r in table.rows}, rt.hashes))
+
+
+def _judged_hashes(variants, built) -> dict[str, str]:
+    """The hash each of ``variants`` has here: as built (``built``), or for one the build left out,
+    as today's sources give it (_unbuilt_hashes)."""
+    return {**_unbuilt_hashes(set(variants) - set(built)), **built}
 
 
 def _unbuilt_hashes(names) -> dict[str, str]:
@@ -584,7 +601,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stale-only", action="store_true",
                    help="only the problems whose key the shipped tables hold no current row for on this machine: "
                         "after a kernel change that left some shipped rows valid (benchmarks/rekey_shipped.py), "
-                        "measure the rest again (e.g. with --suite shipped)")
+                        "measure the rest again (e.g. with --suite shipped); a row of a variant this build left "
+                        "out counts as current where today's sources give its hash, so building only the variants "
+                        "a change reached is enough")
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("table", help="show the tuning table")

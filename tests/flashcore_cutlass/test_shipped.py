@@ -590,3 +590,30 @@ def test_unbuilt_hashes_render_with_the_builds_toolchain(monkeypatch):
 
     monkeypatch.setattr(runtime_module, "get_runtime", no_build)
     assert cli_module._unbuilt_hashes({config.name}) == {}
+
+
+def test_tune_stale_only_judges_variants_the_build_left_out_by_todays_sources(monkeypatch):
+    """`tune --stale-only` with only some variants built (those a kernel change reached) judges the
+    shipped rows as --merge does: a row of a variant the build left out is current where today's
+    sources give its hash, so its key is not tuned again among the built variants alone."""
+    from types import SimpleNamespace
+
+    unbuilt_same, unbuilt_changed = (PipelinedConfig(dtype="bf16", head_dim=256, causal=True, block_m=64, block_n=n,
+                                                     warps=4, stages=1).name for n in (32, 64))
+    same = Problem("bf16", 128, True, 8, 16, 1024, 1024)
+    changed = Problem("bf16", 128, True, 8, 16, 2048, 2048)
+    rebuilt = Problem("bf16", 128, True, 4, 16, 4096, 4096)
+    table = ShippedTable([row(unbuilt_same, key=str(same.key), source_hash="hash-now", shape=shape_text(same)),
+                          row(unbuilt_changed, key=str(changed.key), source_hash="hash-before", shape=shape_text(changed)),
+                          row(FAST, key=str(rebuilt.key), source_hash="hash-before", shape=shape_text(rebuilt))])
+    monkeypatch.setattr(shipped_module, "default_table", lambda: table)
+    asked = []
+
+    def rendered(names):
+        asked.append(set(names))
+        return {unbuilt_same: "hash-now", unbuilt_changed: "hash-now"}
+
+    monkeypatch.setattr(cli_module, "_unbuilt_hashes", rendered)
+    rt = SimpleNamespace(env=ENV, hashes=HASHES)  # FAST built, with another hash than its row's
+    assert cli_module._lacking_current_rows([same, changed, rebuilt], rt) == [changed, rebuilt]
+    assert asked == [{unbuilt_same, unbuilt_changed}]  # only the variants the build does not hold
