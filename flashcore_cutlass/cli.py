@@ -396,8 +396,7 @@ def _lacking_current_rows(problems, rt) -> list:
     from .tune import lacking_current_rows
 
     table = default_table()
-    return lacking_current_rows(problems, table, rt.env,
-                                            _judged_hashes({r.variant for r in table.rows}, rt.hashes))
+    return lacking_current_rows(problems, table, rt.env, _judged_hashes({r.variant for r in table.rows}, rt.hashes))
 
 
 def _judged_hashes(variants, built) -> dict[str, str]:
