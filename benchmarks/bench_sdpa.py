@@ -147,7 +147,10 @@ def main(argv=None) -> int:
     ap.add_argument("--heads-k", type=int, help="with --shape: key/value heads (grouped-query attention; "
                                                 "default H)")
     ap.add_argument("--causal", action="store_true", help="with --shape: causal (torch's is_causal, top-left)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds per cell; the cell's median over them (default 3; one call's time moves "
+                         "+-4 %% between rounds at the short cells, so 5 or more to place them within +-2 %%: "
+                         "benchmarks/NOTES.md, 2026-11-29 18:19-)")
     add_warmup_argument(ap)
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--plot", nargs="?", const="", metavar="PNG",
