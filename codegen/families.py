@@ -542,25 +542,35 @@ class Sm90Config(KernelConfig):
     D64_WIDE_ABOVE_SEQLEN_Q = 512
     D64_WIDE_ABOVE_SEQLEN_Q_UNALIGNED_ROWS = 256
     D64_WIDE_MIN_LAST_WAVE = 0.85
-    # D64 causal (the H200's tuned keys; benchmarks/NOTES.md, 2026-11-29 06:37-): the 192-row tile won
-    # every grid key from Sq = 4096 on, three one-WG 64x64 CTAs per SM the grid's 512-2k keys, and the
-    # 128x128 tiles, the flat rules' pick, no key (1.16x the 64x64 three-CTA tile's time at (32, 32, 512);
-    # at (1, 24, 1024) 22.3 us against 20.1, the two-CTA 64x128 tile 20.0), 192x128 rather than 192x96 (the
-    # shipped winner at 4k, 8k and 16k; held out, (2, 16, 8192) 642 us against 663). At 7 held-out shapes
-    # (tuning_table-2026-11-29T0745-*) the picks took 1.00-1.005x the fastest time at 5, and the 128-row
-    # tile 1.06-1.16x at all 7; (1, 16, 4096) went to the key-split tile (1.16x). Not measured for rows of no
-    # whole 32-byte sectors (D40, D56), whose 64-row tiles pay for their loads, nor for windows or bottom-right
-    # calls over more keys than queries: they keep the flat rules.
-    D64_CAUSAL_WIDE_FROM_SEQLEN_Q = 4096
+    # D64 causal (the H200's tuned keys; benchmarks/NOTES.md, 2026-11-29 06:37-): the 192-row tile won every grid
+    # key from Sq = 4096 on (and 2k since `_wk1`, below), three one-WG 64x64 CTAs per SM the grid's 512-2k keys (512
+    # and 1k since), and the 128x128 tiles, the flat rules' pick, no key (1.16x the 64x64 three-CTA tile's time at
+    # (32, 32, 512); at (1, 24, 1024) 22.3 us against 20.1, the two-CTA 64x128 tile 20.0), 192x128 rather than
+    # 192x96 (the shipped winner at 4k, 8k and 16k; held out, (2, 16, 8192) 642 us against 663). At 7 held-out
+    # shapes (tuning_table-2026-11-29T0745-*) the picks took 1.00-1.005x the fastest time at 5, and the 128-row tile
+    # 1.06-1.16x at all 7; (1, 16, 4096) went to the key-split tile (1.16x). Not measured for rows of no whole
+    # 32-byte sectors (D40, D56), whose 64-row tiles pay for their loads, nor for windows or bottom-right calls over
+    # more keys than queries: they keep the flat rules.
+    # From Sq = 2k (the bucket of 1025-2048 rows) since 2026-11-29 18:19- (4096 before): once the 192-row tile's
+    # warpgroups skip the key tiles right of their rows (`_wk1`), it won the grid's 2k key (372 us against the
+    # three-CTA tile's 403) and, at 5 shapes tuned after (tuner us, its time / the three-CTA 64x64 tile's, the
+    # rule's pick before / the fastest): (4, 32, 2048) 207.3 / 213.1, the fastest; (4, 16, 2048) 123.0 / 129.3,
+    # the fastest; (8, 32, 1536) 233.6 / 244.3, the fastest; (16, 32, 2048) 733.2 / 775.4, the two-CTA tile
+    # 728.3; (4, 32, 3072) 384.3 / 399.5, the fastest (the 4k bucket, which took it already): 1.000-1.007x the
+    # fastest against 1.028-1.065x (tuning_table-2026-11-29T1851-H200-2ce9c2f6e287-d64-causal-2k.json). The 1k
+    # key stays with the three-CTA tile (243.7 against 263.5 us, 9 rounds of the grid's protocol).
+    D64_CAUSAL_WIDE_FROM_SEQLEN_Q = 2048
     # Few heads at 2k-4k (benchmarks/NOTES.md, 2026-11-29 11:08-; H200 tuner runs, bf16): where the 192-row
     # tiles fill fewer than 4 waves of the SMs (the bucketed key's B*H), the two-CTA 64x128 tile took,
     # against the fastest, / the rules' pick (three-CTA below 4k, 192-row from 4k): (1, 12, 2048) 1.036 /
     # 1.109x, (1, 20, 2048) 1.000 / 1.078x, (2, 12, 2048) 1.000 / 1.051x, (1, 14/2, 4096) 1.000 / 1.123x,
     # (1, 16, 4096) 1.032 / 1.140x, (1, 8, 4096) 1.152 / 1.246x (the key-split tile won the first, fifth and
-    # sixth). From 4 waves the rules above hold ((4, 16, 2048) three-CTA, (1, 16, 8192) and (1, 32, 4096)
-    # 192-row); past 4k keys with few waves nothing was measured, so the 192-row rule stands there. Fitted
-    # on these keys; at 4 shapes measured after it ((2, 8, 2048), (1, 28, 2048), (1, 12, 4096), (3, 8, 4096))
-    # its picks took 1.000-1.025x the fastest time, the rules before 1.025-1.062x.
+    # sixth). From 4 waves the rules above hold ((4, 16, 2048) three-CTA then, the 192-row `_wk1` tile since;
+    # (1, 16, 8192) and (1, 32, 4096) 192-row); past 4k keys with few waves nothing was measured, so the
+    # 192-row rule stands there. Fitted on these keys; at 4 shapes measured after it ((2, 8, 2048), (1, 28,
+    # 2048), (1, 12, 4096), (3, 8, 4096)) its picks took 1.000-1.025x the fastest time, the rules before
+    # 1.025-1.062x. (Measured before `_wk1`: the two-CTA tile against the 192-row `_wk1` tile at few waves is
+    # not measured yet.)
     D64_CAUSAL_TWO_CTAS_SEQLEN_Q = (2048, 4096)
     D64_CAUSAL_TWO_CTAS_BELOW_WAVES = 4.0
 
