@@ -241,10 +241,12 @@ class KernelConfig:
             return True
         return self.PADS_HEAD_DIM and kernel_head_dim(head_dim, head_dim_v, self.HEAD_DIMS) == self.head_dim
 
-    def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
+    def heuristic_tiles(self, key, sm_count: int, grid=None) -> dict[str, int]:
         """Tile sizes this family prefers for an untuned problem (``key``: a ProblemKey, read
         duck-typed: causal, seqlen_q, batch_heads, group) on ``sm_count`` SMs; the registry's
-        heuristic aims at them instead of its generic sizes (registry.family_preferences)."""
+        heuristic aims at them instead of its generic sizes (registry.family_preferences).
+        ``grid``: the same problem at its grid's sizes (Problem.grid_key: Sq in 64-row tiles,
+        B x H exact), for rules that the bucket's top would misjudge; None: the key's."""
         return self.HEURISTIC_TILES.get(self.head_dim, {})
 
     def can_implement(self, problem) -> str | None:

@@ -560,7 +560,16 @@ class Sm90Config(KernelConfig):
     # 728.3; (4, 32, 3072) 384.3 / 399.5, the fastest (the 4k bucket, which took it already): 1.000-1.007x the
     # fastest against 1.028-1.065x (tuning_table-2026-11-29T1851-H200-2ce9c2f6e287-d64-causal-2k.json). The 1k
     # key stays with the three-CTA tile (243.7 against 263.5 us, 9 rounds of the grid's protocol).
-    D64_CAUSAL_WIDE_FROM_SEQLEN_Q = 2048
+    # Read on the grid's rows (Problem.grid_key: Sq in 64-row tiles), not the bucket's top, since 2026-11-29
+    # (19:32-): inside the bucket the 192-row tile wins only its long end. Tuner us, bf16, not few waves, the
+    # 192-row `_wk1` tile / the best 64-row tile (the three-CTA 64x64, s2 or s3): 1920 and 2048 rows, 5 shapes,
+    # 1.000-1.007x the fastest against 1.020-1.071x; 1536 rows (8, 32) 1.000 / 1.031x (the rule's s2 pick
+    # 1.046x: the one shape it loses); below, 1.019-1.286x against 1.000-1.001x ((2, 40, 1664) 1.019, (12, 16,
+    # 1792) 1.021, (2, 32, 1280) 1.102, (32, 8, 1100) 1.101, (4, 24, 1408) 1.286) (tuning_table-2026-11-29T1851-*,
+    # T1950-* and T1952-*, all measured before the rule was written, which is fitted on them). Over the 11: the
+    # rule's picks 1.007x the fastest in geometric mean, the whole bucket on the 192-row tile 1.046x. Heuristic
+    # audit over 219 keys: 1.009x -> 1.007x.
+    D64_CAUSAL_WIDE_FROM_ROWS = 1920
     # Few heads at 2k-4k (benchmarks/NOTES.md, 2026-11-29 11:08-; H200 tuner runs, bf16): where the 192-row
     # tiles fill fewer than 4 waves of the SMs (the bucketed key's B*H), the two-CTA 64x128 tile took,
     # against the fastest, / the rules' pick (three-CTA below 4k, 192-row from 4k): (1, 12, 2048) 1.036 /
@@ -575,16 +584,17 @@ class Sm90Config(KernelConfig):
     D64_CAUSAL_TWO_CTAS_SEQLEN_Q = (2048, 4096)
     D64_CAUSAL_TWO_CTAS_BELOW_WAVES = 4.0
 
-    def heuristic_tiles(self, key, sm_count: int) -> dict[str, int]:
+    def heuristic_tiles(self, key, sm_count: int, grid=None) -> dict[str, int]:
         # Of two otherwise equal tiles, the one that rescales O lazily (it does strictly less work).
         # Likewise, for a causal problem, the one whose warpgroups skip the key tiles right of their rows.
-        tiles = {**super().heuristic_tiles(key, sm_count), "lazy_rescale": 1, **({"wg_keys": 1} if key.causal else {})}
+        tiles = {**super().heuristic_tiles(key, sm_count, grid), "lazy_rescale": 1,
+                 **({"wg_keys": 1} if key.causal else {})}
         if self.head_dim == 64 and key.causal_triangle and rows_32_byte_aligned(key):  # as measured
             low, high = self.D64_CAUSAL_TWO_CTAS_SEQLEN_Q
             wide_waves = key.batch_heads * math.ceil(key.seqlen_q / 192) / sm_count
             if low <= key.seqlen_q <= high and wide_waves < self.D64_CAUSAL_TWO_CTAS_BELOW_WAVES:
                 return {**tiles, "block_m": 64, "ctas_per_sm": 2}
-            if key.seqlen_q >= self.D64_CAUSAL_WIDE_FROM_SEQLEN_Q:
+            if (grid or key).seqlen_q >= self.D64_CAUSAL_WIDE_FROM_ROWS:
                 return {**tiles, "block_m": 192, "block_n": 128}
             return {**tiles, "block_m": 64, "ctas_per_sm": 3}
         if self.head_dim != 64 or key.causal or key.group != 1:

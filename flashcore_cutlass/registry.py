@@ -379,7 +379,7 @@ def family_preferences(config: KernelConfig, key: ProblemKey, few_ctas_rule: boo
     (counted at ``grid``'s sizes: Problem.grid_key; default the key's) outnumber the SMs and where
     no few-CTA rule (split-KV, key split) applies: those rules pick 64-row tiles, and with fewer
     tiles a second CTA per SM has nothing to run beside the first."""
-    preferred = dict(config.heuristic_tiles(key, sm_count))
+    preferred = dict(config.heuristic_tiles(key, sm_count, grid))
     if few_ctas_rule or query_tiles_of(grid or key) <= sm_count:
         preferred.pop("block_m", None)
         preferred.pop("ctas_per_sm", None)
