@@ -566,7 +566,7 @@ class Sm90Config(KernelConfig):
     # 1.000-1.007x the fastest against 1.020-1.071x; 1536 rows (8, 32) 1.000 / 1.031x (the rule's s2 pick
     # 1.046x: the one shape it loses); below, 1.019-1.286x against 1.000-1.001x ((2, 40, 1664) 1.019, (12, 16,
     # 1792) 1.021, (2, 32, 1280) 1.102, (32, 8, 1100) 1.101, (4, 24, 1408) 1.286) (tuning_table-2026-11-29T1851-*,
-    # T1950-* and T1952-*, all measured before the rule was written, which is fitted on them). Over the 11: the
+    # T1950-* and T1952-*-more, all measured before the rule was written, which is fitted on them). Over the 11: the
     # rule's picks 1.007x the fastest in geometric mean, the whole bucket on the 192-row tile 1.046x. Heuristic
     # audit over 219 keys: 1.009x -> 1.007x.
     D64_CAUSAL_WIDE_FROM_ROWS = 1920
