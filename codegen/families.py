@@ -579,8 +579,9 @@ class Sm90Config(KernelConfig):
     # (1, 16, 8192) and (1, 32, 4096) 192-row); past 4k keys with few waves nothing was measured, so the
     # 192-row rule stands there. Fitted on these keys; at 4 shapes measured after it ((2, 8, 2048), (1, 28,
     # 2048), (1, 12, 4096), (3, 8, 4096)) its picks took 1.000-1.025x the fastest time, the rules before
-    # 1.025-1.062x. (Measured before `_wk1`: the two-CTA tile against the 192-row `_wk1` tile at few waves is
-    # not measured yet.)
+    # 1.025-1.062x. Against the 192-row `_wk1` tile, which came after that fit (tuning_table-2026-11-29T1950-*,
+    # tuner us): the two-CTA tile won (2, 12, 2048) 48.0 against 51.3 and (1, 16, 4096) 119.8 / 126.5, and lost
+    # (1, 12, 2048) 31.0 / 29.7: the rule stays.
     D64_CAUSAL_TWO_CTAS_SEQLEN_Q = (2048, 4096)
     D64_CAUSAL_TWO_CTAS_BELOW_WAVES = 4.0
 
