@@ -19,12 +19,14 @@ whose problems build every tile by design.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import itertools
 import json
 from collections import Counter
 from pathlib import Path
 
+from flashcore_codegen import config_from_name
 from flashcore_codegen.space import default_configs
 from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.registry import Registry
@@ -55,11 +57,12 @@ def sweep_problems():
 
 
 def twin(name: str) -> str:
-    return name.replace("_fp16_", "_bf16_")
+    """The bf16 variant of ``name``'s tile (itself for a bf16 variant)."""
+    return dataclasses.replace(config_from_name(name), dtype="bf16").name
 
 
 def sm90_defaults() -> list[str]:
-    return [c.name for c in default_configs() if c.name.startswith("fc_sm90_")]
+    return [c.name for c in default_configs() if c.family == "sm90"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,8 +82,10 @@ def unpicked(tables: list[Path]) -> tuple[list[str], Counter, Counter]:
     names = sm90_defaults()
     picks = heuristic_picks()
     rows = Counter(twin(r["variant"]) for t in tables for r in json.loads(t.read_text())["rows"])
-    idle = [n for n in names
-            if not rows[twin(n)] and not picks[n] and not picks[n.replace("_bf16_", "_fp16_")] and not picks[twin(n)]]
+    picked = Counter()  # per bf16 twin, both dtypes' picks
+    for name, count in picks.items():
+        picked[twin(name)] += count
+    idle = [n for n in names if not rows[twin(n)] and not picked[twin(n)]]
     return idle, picks, rows
 
 
