@@ -151,7 +151,7 @@ def test_source_hash_is_source_plus_headers(config):
 
 def test_every_valid_config_has_its_own_hash():
     sources = [render(c) for c in all_configs()]
-    assert len(sources) == 556 + 34064
+    assert len(sources) == 556 + 35116
     assert len({s.source_hash for s in sources}) == len(sources)
     assert len({s.text for s in sources}) == len(sources)
 

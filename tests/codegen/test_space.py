@@ -17,7 +17,7 @@ def space():
 
 
 def test_all_configs(space):
-    assert len(space) == 556 + 34064  # SM80 families + sm90
+    assert len(space) == 556 + 35116  # SM80 families + sm90
     assert all(c.is_valid for c in space)
     everything = list(all_configs(valid_only=False))
     assert len(everything) == 912 + 1918080
