@@ -282,10 +282,7 @@ class Sm90Config(KernelConfig):
     of the static schedule's last partial round; other calls run as without it. ``wg_keys`` = 1
     (masked tiles of several row warpgroups, block_n < block_m): each consumer warpgroup walks only
     the key tiles its own 64 rows see, so on a causal diagonal the warpgroups above it skip the
-    tiles right of their rows instead of computing them fully masked (mainloop.cuh). ``q_regs`` = 1:
-    each consumer thread loads its part of Q into registers once a tile and QK^T takes it from
-    there (RS, as PV takes P), so the key loop's wgmmas read only K and V from shared memory
-    (traits.cuh QRegsTraits).
+    tiles right of their rows instead of computing them fully masked (mainloop.cuh).
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -311,8 +308,6 @@ class Sm90Config(KernelConfig):
                          spell_default=False)
     wg_keys: int = tile("wk", "1: each consumer warpgroup walks only the key tiles its own rows see (masked "
                               "multi-warpgroup tiles)", default=0, spell_default=False)
-    q_regs: int = tile("qr", "1: QK^T takes Q from registers (loaded once a tile) instead of shared memory",
-                       default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -350,7 +345,6 @@ class Sm90Config(KernelConfig):
         "lazy_rescale": (0, 1),
         "stream_k": (0, 1),
         "wg_keys": (0, 1),
-        "q_regs": (0, 1),
     }
     # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
     AXIS_SCOPES: ClassVar[dict] = {
@@ -361,10 +355,6 @@ class Sm90Config(KernelConfig):
         "stream_k": {"persistent": 1, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0, "key_split_wgs": 1},
         # Per-WG key ranges: masked multi-WG tiles without split-KV, GQA packing or stream-K (WgKeyTraits).
         "wg_keys": {"splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0, "key_split_wgs": 1, "stream_k": 0},
-        # Q in registers (QRegsTraits): one WG per query row, no split-KV, GQA packing, V head dim of its own or
-        # per-WG key ranges.
-        "q_regs": {"splits": 1, "combine": 0, "pack_gqa": 0, "head_dim_v": 0, "key_split_wgs": 1, "stream_k": 0,
-                   "wg_keys": 0},
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -681,11 +671,9 @@ class Sm90Config(KernelConfig):
         # flight), so O and S bound it: ptxas, D64 192x192 at 128: 12-20 B spilled; 192x128 and D128
         # 128x192 none (benchmarks/NOTES.md, 2026-11-29 20:44-). FA3 runs D64 non-causal as 192x192
         # without intra-warpgroup overlap (hopper/tile_size.h).
-        # Q in registers (q_regs): 64 x D of Q over 128 threads, packed 16-bit.
-        q = self.head_dim // 4 if self.q_regs else 0
         if self.schedule == 0:
-            return self.v_head_dim // 2 + self.block_n // 2 + q
-        return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4 + q
+            return self.v_head_dim // 2 + self.block_n // 2
+        return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
     def register_budget(self) -> int:
         multi = SM90_REGISTER_SPLIT_MULTI_CTA.get(self.ctas_per_sm, {})  # empty for one CTA per SM
@@ -733,10 +721,6 @@ class Sm90Config(KernelConfig):
         if self.stream_k and (self.causal or self.outside_scope("stream_k")):
             errors.append("stream_k=1 cuts persistent non-causal tiles into equal key ranges: a non-causal variant "
                           "with persistent=1, splits=1, ctas_per_sm=1, pack_gqa=0, key_split_wgs=1")
-        if self.q_regs and (self.extended_wgmma_shapes or self.outside_scope("q_regs")):
-            errors.append("q_regs=1 (Q in registers) needs a base wgmma N (block_n in "
-                          f"{SM90_BASE_WGMMA_N}), splits=1, pack_gqa=0, head_dim_v=0, key_split_wgs=1, stream_k=0, "
-                          "wg_keys=0")
         if self.wg_keys and (not self.causal or self.row_warpgroups < 2 or self.block_n >= self.block_m or
                              self.outside_scope("wg_keys")):
             errors.append("wg_keys=1 (per-warpgroup key ranges) serves causal tiles of several row warpgroups whose key "
@@ -840,9 +824,9 @@ class Sm90Config(KernelConfig):
         }
 
     def _trailing_template_args(self) -> str:
-        """FwdKernel's last template arguments (kLazyRescale, kStreamK, kWgKeys, kQInRegs), up to the last one that
+        """FwdKernel's last template arguments (kLazyRescale, kStreamK, kWgKeys), up to the last one that
         is not at its default (false): a variant without them instantiates the kernel as before."""
-        flags = [self.lazy_rescale, self.stream_k, self.wg_keys, self.q_regs]
+        flags = [self.lazy_rescale, self.stream_k, self.wg_keys]
         while flags and not flags[-1]:
             flags.pop()
         return "".join(", true" if f else ", false" for f in flags)

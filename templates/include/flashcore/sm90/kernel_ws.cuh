@@ -135,12 +135,10 @@ __global__ void zero_split_counters(int* counters, int n) {
 // kLazyRescale: O is rescaled only when a row's max grows past a margin (LazyRescaleTraits).
 // kStreamK: a persistent non-causal kernel whose CTAs walk equal key ranges (stream_k.cuh).
 // kWgKeys: each consumer WG walks only the key tiles its own rows see (WgKeyTraits).
-// kQInRegs: QK^T takes Q from registers, loaded once a tile (QRegsTraits).
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
           int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0,
-          int kKeyWGs = 1, bool kLazyRescale = false, bool kStreamK = false, bool kWgKeys = false,
-          bool kQInRegs = false>
+          int kKeyWGs = 1, bool kLazyRescale = false, bool kStreamK = false, bool kWgKeys = false>
 struct FwdKernel {
   using BaseTraits = std::conditional_t<
       kHeadDimV == 0 || kHeadDimV == kHeadDim,
@@ -152,8 +150,7 @@ struct FwdKernel {
   using SplitTraits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
   using RescaleTraits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
   using WalkTraits = std::conditional_t<kStreamK, StreamKTraits<RescaleTraits>, RescaleTraits>;
-  using KeyTraits = std::conditional_t<kWgKeys, WgKeyTraits<WalkTraits>, WalkTraits>;
-  using Traits = std::conditional_t<kQInRegs, QRegsTraits<KeyTraits>, KeyTraits>;
+  using Traits = std::conditional_t<kWgKeys, WgKeyTraits<WalkTraits>, WalkTraits>;
   static_assert(!kStreamK || (kPersistent && !kCausal && kSplits == 1 && !kPackGqa && kKeyWGs == 1 && kCtasPerSm == 1),
                 "stream-K: persistent non-causal tiles, one CTA per SM, no split-KV, key split or GQA packing");
   static_assert(!(kLazyRescale && kKeyWGs > 1), "the key-split combine does not carry the lazy softmax's rounding sums");
@@ -315,11 +312,11 @@ struct FwdKernel {
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
           int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0, int kKeyWGs = 1,
-          bool kLazyRescale = false, bool kStreamK = false, bool kWgKeys = false, bool kQInRegs = false>
+          bool kLazyRescale = false, bool kStreamK = false, bool kWgKeys = false>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
                    kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV, kKeyWGs,
-                   kLazyRescale, kStreamK, kWgKeys, kQInRegs>::run(p, stream);
+                   kLazyRescale, kStreamK, kWgKeys>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

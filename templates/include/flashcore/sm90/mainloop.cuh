@@ -5,7 +5,6 @@
 // the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2).
 #pragma once
 
-#include <cute/atom/copy_traits_sm75.hpp>  // ldmatrix: Q into registers (kQInRegs)
 #include <cutlass/arch/barrier.h>
 
 #include "flashcore/sm90/common.cuh"
@@ -307,11 +306,7 @@ struct MainloopTmaWgmma {
     Tensor sQ = make_tensor(make_smem_ptr(ss.q.data()), typename Traits::SmemLayoutQ{});
     Tensor sK = make_tensor(make_smem_ptr(ss.k.data()), typename Traits::SmemLayoutK{});
     Tensor sVt = make_tensor(make_smem_ptr(ss.v.data()), typename Traits::SmemLayoutVt{});
-    // (MMA, MMA_M, MMA_K): descriptors into sQ, or registers (kQInRegs, loaded once Q has landed).
-    Tensor tSrQ = [&] {
-      if constexpr (Traits::kQInRegs) return thr_qk.partition_fragment_A(sQ);
-      else return thr_qk.make_fragment_A(thr_qk.partition_A(sQ));
-    }();
+    Tensor tSrQ = thr_qk.make_fragment_A(thr_qk.partition_A(sQ));   // (MMA, MMA_M, MMA_K)
     Tensor tSrK = thr_qk.make_fragment_B(thr_qk.partition_B(sK));   // (MMA, MMA_N, MMA_K, stages)
     Tensor tOrV = thr_pv.make_fragment_B(thr_pv.partition_B(sVt));  // (MMA, MMA_N, MMA_K, stages)
 
@@ -375,11 +370,6 @@ struct MainloopTmaWgmma {
         release(&ss.bar_q_empty);
       }
       return;
-    }
-    if constexpr (Traits::kQInRegs) {  // Q's buffer is still released after the tile's last QK^T
-      auto copy_q = make_tiled_copy_A(Copy_Atom<SM75_U32x4_LDSM_N, Element>{}, tiled_mma_qk);
-      auto thr_copy_q = copy_q.get_thread_slice(mma_tid);
-      copy(copy_q, thr_copy_q.partition_S(sQ), thr_copy_q.retile_D(tSrQ));
     }
     // Per-WG key ranges: the CTA's tiles before this WG's own in the walk (right of its rows) and
     // after them (left of a window) are passed (SlotPass). The last V slot before its own is passed

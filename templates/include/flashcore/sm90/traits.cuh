@@ -65,8 +65,6 @@ struct TraitsBody {
   static constexpr bool kStreamK = false;
   // Every consumer WG walks the CTA's key tiles (WgKeyTraits: each only those its own rows see).
   static constexpr bool kWgKeys = false;
-  // QK^T reads Q from shared memory (QRegsTraits: from registers, loaded once a tile).
-  static constexpr bool kQInRegs = false;
   static constexpr int kProducerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kProducer;
   static constexpr int kConsumerRegs = RegisterSplit<kConsumerWGs, (kSplits > 1), kCtasPerSm>::kConsumer;
   // A CTA's setmaxnreg pool is what it launched with (__launch_bounds__ caps ptxas at the most
@@ -260,21 +258,6 @@ struct WgKeyTraits : Base {
                     !Base::kStreamK && !Base::kPackGqa,
                 "per-WG key ranges: masked tiles of several row WGs, no split-KV, key split, stream-K or GQA packing");
   static constexpr bool kWgKeys = true;
-};
-
-// Q in registers: each consumer thread loads its part of the tile's Q from shared memory once
-// (ldmatrix) and QK^T takes it as the register A operand (RS, as PV takes P), so the key loop's
-// wgmmas read only K and V from shared memory: a fifth less shared-memory operand traffic per key
-// tile (Q 64 x D of Q, K and V's 64 x D + 2 x N x D, N = D = 128). Costs D / 4 registers a thread.
-// Its own type, so the kernels without it keep their mangled names and code.
-template <class Base>
-struct QRegsTraits : Base {
-  static_assert(is_base_wgmma_n(Base::kBlockN) && Base::kKeyWGs == 1 && Base::kSplits == 1 && !Base::kPackGqa,
-                "Q in registers: a base wgmma N, one WG per query row, no split-KV or GQA packing");
-  static constexpr bool kQInRegs = true;
-  using TiledMmaQK = decltype(make_tiled_mma(
-      GMMA::rs_op_selector<typename Base::Element, typename Base::Element, float, typename Base::TileShapeQK>(),
-      typename Base::AtomLayout{}));
 };
 
 // K/V ring position: stage index and the phase parity of its barriers.
