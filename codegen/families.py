@@ -282,10 +282,7 @@ class Sm90Config(KernelConfig):
     of the static schedule's last partial round; other calls run as without it. ``wg_keys`` = 1
     (masked tiles of several row warpgroups, block_n < block_m): each consumer warpgroup walks only
     the key tiles its own 64 rows see, so on a causal diagonal the warpgroups above it skip the
-    tiles right of their rows instead of computing them fully masked (mainloop.cuh). ``pv_smem`` = 1:
-    the softmax stores P to shared memory and PV reads it from there (SS) instead of taking it from
-    registers (RS), as FA3 does for D64 non-causal: the overlap then holds only O and S in
-    registers, so wider key tiles fit (traits.cuh kPvSmem).
+    tiles right of their rows instead of computing them fully masked (mainloop.cuh).
     """
 
     block_m: int = tile("m", "query rows per block (64 per consumer warpgroup)")
@@ -311,8 +308,6 @@ class Sm90Config(KernelConfig):
                          spell_default=False)
     wg_keys: int = tile("wk", "1: each consumer warpgroup walks only the key tiles its own rows see (masked "
                               "multi-warpgroup tiles)", default=0, spell_default=False)
-    pv_smem: int = tile("ps", "1: P through shared memory to an SS PV GEMM (its registers free); 0: P in registers (RS)",
-                        default=0, spell_default=False)
 
     family: ClassVar[str] = "sm90"
     ladder_step: ClassVar[int] = 6
@@ -350,7 +345,6 @@ class Sm90Config(KernelConfig):
         "lazy_rescale": (0, 1),
         "stream_k": (0, 1),
         "wg_keys": (0, 1),
-        "pv_smem": (0, 1),
     }
     # Key-split warpgroups share one 64-row query tile per CTA (key_split.cuh).
     AXIS_SCOPES: ClassVar[dict] = {
@@ -361,8 +355,6 @@ class Sm90Config(KernelConfig):
         "stream_k": {"persistent": 1, "splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0, "key_split_wgs": 1},
         # Per-WG key ranges: masked multi-WG tiles without split-KV, GQA packing or stream-K (WgKeyTraits).
         "wg_keys": {"splits": 1, "ctas_per_sm": 1, "combine": 0, "pack_gqa": 0, "key_split_wgs": 1, "stream_k": 0},
-        # P through shared memory: query tiles of their own rows, whole (no split-KV, key split, stream-K, GQA packing).
-        "pv_smem": {"splits": 1, "combine": 0, "pack_gqa": 0, "head_dim_v": 0, "key_split_wgs": 1, "stream_k": 0},
     }
     # Per head dim, for every dtype and mask: the fastest tiles of the harness runs 4-5 on the H100
     # (benchmarks/experiments/sm90/NOTES.md, 2026-11-26), all persistent (they won every short-grid
@@ -662,8 +654,7 @@ class Sm90Config(KernelConfig):
         o = aligned(self.block_m * self.v_head_dim * self.element_bytes)
         k = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
         v = aligned(self.stages * self.block_n * self.v_head_dim * self.element_bytes)
-        p = aligned(self.block_m * self.block_n * self.element_bytes) if self.pv_smem else 0  # P (traits.cuh kBytesP)
-        base = q + k + v + p
+        base = q + k + v
         separate_o = self.persistent and base + o + SM90_BARRIER_BYTES <= self.smem_limit()
         lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
         return base + (o if separate_o else 1024) + 64 + 32 * self.stages + lse_part
@@ -680,8 +671,7 @@ class Sm90Config(KernelConfig):
         # flight), so O and S bound it: ptxas, D64 192x192 at 128: 12-20 B spilled; 192x128 and D128
         # 128x192 none (benchmarks/NOTES.md, 2026-11-29 20:44-). FA3 runs D64 non-causal as 192x192
         # without intra-warpgroup overlap (hopper/tile_size.h).
-        # P through shared memory (pv_smem): no P in registers on either schedule.
-        if self.schedule == 0 or self.pv_smem:
+        if self.schedule == 0:
             return self.v_head_dim // 2 + self.block_n // 2
         return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4
 
@@ -731,9 +721,6 @@ class Sm90Config(KernelConfig):
         if self.stream_k and (self.causal or self.outside_scope("stream_k")):
             errors.append("stream_k=1 cuts persistent non-causal tiles into equal key ranges: a non-causal variant "
                           "with persistent=1, splits=1, ctas_per_sm=1, pack_gqa=0, key_split_wgs=1")
-        if self.pv_smem and self.outside_scope("pv_smem"):
-            errors.append("pv_smem=1 (P through shared memory) serves whole query tiles of their own rows: splits=1, "
-                          "pack_gqa=0, head_dim_v=0, key_split_wgs=1, stream_k=0")
         if self.wg_keys and (not self.causal or self.row_warpgroups < 2 or self.block_n >= self.block_m or
                              self.outside_scope("wg_keys")):
             errors.append("wg_keys=1 (per-warpgroup key ranges) serves causal tiles of several row warpgroups whose key "
@@ -837,9 +824,9 @@ class Sm90Config(KernelConfig):
         }
 
     def _trailing_template_args(self) -> str:
-        """FwdKernel's last template arguments (kLazyRescale, kStreamK, kWgKeys, kPvSmem), up to the last one that
+        """FwdKernel's last template arguments (kLazyRescale, kStreamK, kWgKeys), up to the last one that
         is not at its default (false): a variant without them instantiates the kernel as before."""
-        flags = [self.lazy_rescale, self.stream_k, self.wg_keys, self.pv_smem]
+        flags = [self.lazy_rescale, self.stream_k, self.wg_keys]
         while flags and not flags[-1]:
             flags.pop()
         return "".join(", true" if f else ", false" for f in flags)

@@ -135,19 +135,17 @@ __global__ void zero_split_counters(int* counters, int n) {
 // kLazyRescale: O is rescaled only when a row's max grows past a margin (LazyRescaleTraits).
 // kStreamK: a persistent non-causal kernel whose CTAs walk equal key ranges (stream_k.cuh).
 // kWgKeys: each consumer WG walks only the key tiles its own rows see (WgKeyTraits).
-// kPvSmem: P passes through shared memory to an SS PV GEMM (TraitsBody::kPvSmem).
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages = 2, int kConsumerWGs = 2,
           bool kCausal = false, bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false,
           int kSplits = 1, int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0,
-          int kKeyWGs = 1, bool kLazyRescale = false, bool kStreamK = false, bool kWgKeys = false,
-          bool kPvSmem = false>
+          int kKeyWGs = 1, bool kLazyRescale = false, bool kStreamK = false, bool kWgKeys = false>
 struct FwdKernel {
   using BaseTraits = std::conditional_t<
       kHeadDimV == 0 || kHeadDimV == kHeadDim,
       sm90::Traits<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap, kPingpong,
-                   kPersistent, kSplits, kCtasPerSm, kPvSmem>,
+                   kPersistent, kSplits, kCtasPerSm>,
       sm90::TraitsDv<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
-                     kPingpong, kPersistent, kSplits, kCtasPerSm, kHeadDimV == 0 ? kHeadDim : kHeadDimV, kPvSmem>>;
+                     kPingpong, kPersistent, kSplits, kCtasPerSm, kHeadDimV == 0 ? kHeadDim : kHeadDimV>>;
   using RowTraits = std::conditional_t<kPackGqa, PackGqaTraits<BaseTraits>, BaseTraits>;
   using SplitTraits = std::conditional_t<(kKeyWGs > 1), KeySplitTraits<RowTraits, kKeyWGs>, RowTraits>;
   using RescaleTraits = std::conditional_t<kLazyRescale, LazyRescaleTraits<SplitTraits>, SplitTraits>;
@@ -314,11 +312,11 @@ struct FwdKernel {
 template <class Element, int kHeadDim, int kBlockM, int kBlockN, int kStages, int kConsumerWGs, bool kCausal,
           bool kIntraWGOverlap = true, bool kPersistent = false, bool kPingpong = false, int kSplits = 1,
           int kCtasPerSm = 1, bool kSplitGlobal = false, bool kPackGqa = false, int kHeadDimV = 0, int kKeyWGs = 1,
-          bool kLazyRescale = false, bool kStreamK = false, bool kWgKeys = false, bool kPvSmem = false>
+          bool kLazyRescale = false, bool kStreamK = false, bool kWgKeys = false>
 cudaError_t run_fwd(FwdParams const& p, cudaStream_t stream) {
   return FwdKernel<Element, kHeadDim, kBlockM, kBlockN, kStages, kConsumerWGs, kCausal, kIntraWGOverlap,
                    kPersistent, kPingpong, kSplits, kCtasPerSm, kSplitGlobal, kPackGqa, kHeadDimV, kKeyWGs,
-                   kLazyRescale, kStreamK, kWgKeys, kPvSmem>::run(p, stream);
+                   kLazyRescale, kStreamK, kWgKeys>::run(p, stream);
 }
 
 }  // namespace flashcore::sm90

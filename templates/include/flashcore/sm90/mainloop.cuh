@@ -5,7 +5,6 @@
 // the softmax runs while the PV wgmma is in flight (FA3 Algorithm 2).
 #pragma once
 
-#include <cute/atom/copy_traits_sm90.hpp>  // stmatrix: P into shared memory (kPvSmem)
 #include <cutlass/arch/barrier.h>
 
 #include "flashcore/sm90/common.cuh"
@@ -315,21 +314,7 @@ struct MainloopTmaWgmma {
     Tensor tScS = rowcol(thr_qk.partition_C(cS));
     Tensor tSrS = partition_fragment_C(tiled_mma_qk, Shape<BM, BN>{});
     using LayoutP = decltype(make_layout(partition_shape_A(tiled_mma_pv, Shape<BM, BN>{})));
-    static_assert(Traits::kPvSmem || decltype(size(tSrS))::value == cosize_v<LayoutP>,
-                  "P fragment must alias the S accumulator");
-    // kPvSmem: PV reads P from shared memory (descriptors), where the softmax stores it (stmatrix, each
-    // thread its accumulator elements). Each warp stores and reads its own rows of P: a fence for the
-    // async proxy and the warp's own sync order the stores before the wgmma (FA3: __syncwarp).
-    Tensor sP = make_tensor(make_smem_ptr(ss.p.data()), typename Traits::SmemLayoutP{});
-    Tensor tOsP = thr_pv.make_fragment_A(thr_pv.partition_A(sP));
-    auto copy_p = make_tiled_copy_C(Copy_Atom<SM90_U32x4_STSM_N, Element>{}, tiled_mma_qk);
-    auto thr_copy_p = copy_p.get_thread_slice(mma_tid);
-    Tensor tPsP = thr_copy_p.partition_D(as_position_independent_swizzle_tensor(sP));
-    auto store_p = [&](auto const& r) {
-      copy(copy_p, thr_copy_p.retile_S(r), tPsP);
-      cutlass::arch::fence_view_async_shared();
-      __syncwarp();
-    };
+    static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
     KeyTileRange const tiles = key_tiles(p, seq, w);
@@ -441,11 +426,7 @@ struct MainloopTmaWgmma {
       next_k();
       softmax_step(n, corr);
       Tensor rP = convert_fragment<Element>(tSrS);
-      auto tOrP = [&] {
-        if constexpr (Traits::kPvSmem) return tOsP;
-        else return make_tensor(rP.data(), LayoutP{});
-      }();
-      if constexpr (Traits::kPvSmem) store_p(rP);
+      Tensor tOrP = make_tensor(rP.data(), LayoutP{});
       if constexpr (Traits::kWgKeys) pass.v(before > 0 ? 1 : 0);
       CUTE_NO_UNROLL
       for (n -= kKeyWGs; n >= own.first; n -= kKeyWGs) {
@@ -467,12 +448,8 @@ struct MainloopTmaWgmma {
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
         Tensor rPn = convert_fragment<Element>(tSrS);
-        if constexpr (Traits::kPvSmem) {
-          store_p(rPn);  // this tile's PV is done reading the last P
-        } else {
-          CUTE_UNROLL
-          for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
-        }
+        CUTE_UNROLL
+        for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
       }
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);  // every QK^T of this tile is done
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
@@ -496,14 +473,9 @@ struct MainloopTmaWgmma {
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
         Tensor rP = convert_fragment<Element>(tSrS);
+        Tensor tOrP = make_tensor(rP.data(), LayoutP{});
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
-        if constexpr (Traits::kPvSmem) {
-          store_p(rP);  // the last tile's PV has completed (wg_gemm waits)
-          wg_gemm<false, 0>(tiled_mma_pv, tOsP, tOrV(_, _, _, v_state.index), tOrO);
-        } else {
-          Tensor tOrP = make_tensor(rP.data(), LayoutP{});
-          wg_gemm<false, 0>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
-        }
+        wg_gemm<false, 0>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
         release(&ss.empty_v[v_state.index]);
         next_v();
       }

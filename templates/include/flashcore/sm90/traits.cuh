@@ -18,7 +18,7 @@ namespace flashcore::sm90 {
 // The body of Traits (below). kHeadDimV_: V's and O's head dim, kHeadDim_ (Q's and K's) or smaller.
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
           bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_, bool kPersistent_, int kSplits_, int kCtasPerSm_,
-          int kHeadDimV_, bool kPvSmem_ = false>
+          int kHeadDimV_>
 struct TraitsBody {
   using Element = Element_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -36,10 +36,6 @@ struct TraitsBody {
   static constexpr bool kPingpong = kPingpong_ && kConsumerWGs > 1;
   static constexpr bool kPersistent = kPersistent_;
   static constexpr int kSplits = kSplits_;  // split-KV cluster size (1: one CTA per query tile)
-  // P through shared memory: the softmax stores P (stmatrix) and PV reads it from there (SS), as FA3
-  // does for D64 non-causal (MmaPV_is_RS = false): P's registers are free, so the overlap holds only
-  // O and S. Else P stays in registers as PV's A operand (RS).
-  static constexpr bool kPvSmem = kPvSmem_;
   // CTAs resident on one SM (2 or 3: one-WG CTAs, so one CTA's tile edges -- Q wait, first
   // QK^T and softmax, epilogue -- overlap the others' key loops; the hardware interleaves them).
   static constexpr int kCtasPerSm = kCtasPerSm_;
@@ -86,20 +82,13 @@ struct TraitsBody {
   using TileShapePV = Shape<BM, HDV, BN>;
   using AtomLayout = Layout<Shape<Int<kConsumerWGs>, _1, _1>>;
 
-  // S = Q K^T: both operands K-major in smem (SS). O += P V: P from registers (RS) or, kPvSmem, from
-  // shared memory (SS); V MN-major.
+  // S = Q K^T: both operands K-major in smem (SS). O += P V: P from registers, V MN-major (RS).
   using TiledMmaQK = decltype(make_tiled_mma(typename QkAtom<Element, kBlockM, kBlockN, kHeadDim>::type{},
                                              AtomLayout{}));
   static_assert(is_base_wgmma_n(kHeadDimV), "the PV GEMM's N (V's head dim) must be a base wgmma N size");
-  using TiledMmaPV = std::conditional_t<
-      kPvSmem,
-      decltype(make_tiled_mma(
-          GMMA::ss_op_selector<Element, Element, float, TileShapePV, GMMA::Major::K, GMMA::Major::MN>(), AtomLayout{})),
-      decltype(make_tiled_mma(
-          GMMA::rs_op_selector<Element, Element, float, TileShapePV, GMMA::Major::K, GMMA::Major::MN>(), AtomLayout{}))>;
-  // P (kPvSmem): PV's A operand, K-major (keys contiguous); each consumer WG writes and reads its own 64 rows.
-  using SmemAtomP = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BM, BN>());
-  using SmemLayoutP = decltype(tile_to_shape(SmemAtomP{}, Shape<BM, BN>{}));
+  using TiledMmaPV = decltype(make_tiled_mma(
+      GMMA::rs_op_selector<Element, Element, float, TileShapePV, GMMA::Major::K, GMMA::Major::MN>(),
+      AtomLayout{}));
 
   using SmemAtomQ = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::K, Element, BM, HD>());
   using SmemLayoutQ = decltype(tile_to_shape(SmemAtomQ{}, Shape<BM, HD>{}));
@@ -132,8 +121,7 @@ struct TraitsBody {
   static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> +
                                                            cosize_v<SmemLayoutVt>);
   static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
-  static constexpr int kBytesP = kPvSmem ? int(sizeof(Element)) * cosize_v<SmemLayoutP> : 0;
-  static constexpr bool kSeparateO = kPersistent && kBytesQKV + kBytesP + int(kBytesO) + kBarrierBytes <= kSmemLimit;
+  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesO) + kBarrierBytes <= kSmemLimit;
   // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
   // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
   // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
@@ -168,8 +156,6 @@ struct TraitsBody {
     uint64_t sched_full[2], sched_empty[2];  // dynamic tile scheduler's next-tile ring
     int next_tile[2];
     float lse_part[kSplits > 1 ? kBlockM : 1];  // split-KV: this CTA's partial LSE per row
-    // kPvSmem: P (last, so that the other kernels' layout stays as it was).
-    alignas(kPvSmem ? 1024 : 4) cute::array_aligned<Element, kPvSmem ? cosize_v<SmemLayoutP> : 2, kPvSmem ? 1024 : 4> p;
   };
   static constexpr int kSmemBytes = int(sizeof(SharedStorage));
   static_assert(kSmemBytes <= kSmemLimit, "shared memory budget");
@@ -242,15 +228,15 @@ struct TraitsBody {
 // alias of TraitsBody), so these kernels' mangled names and code stay those of before V could differ.
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
           bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_ = false, bool kPersistent_ = false,
-          int kSplits_ = 1, int kCtasPerSm_ = 1, bool kPvSmem_ = false>
+          int kSplits_ = 1, int kCtasPerSm_ = 1>
 struct Traits : TraitsBody<Element_, kHeadDim_, kBlockM_, kBlockN_, kStages_, kConsumerWGs_, kCausal_, kIntraWGOverlap_,
-                           kPingpong_, kPersistent_, kSplits_, kCtasPerSm_, kHeadDim_, kPvSmem_> {};
+                           kPingpong_, kPersistent_, kSplits_, kCtasPerSm_, kHeadDim_> {};
 // A V (and O) head dim of its own, below Q's and K's (e.g. DeepSeek's 192/128).
 template <class Element_, int kHeadDim_, int kBlockM_, int kBlockN_, int kStages_, int kConsumerWGs_,
           bool kCausal_, bool kIntraWGOverlap_, bool kPingpong_, bool kPersistent_, int kSplits_, int kCtasPerSm_,
-          int kHeadDimV_, bool kPvSmem_ = false>
+          int kHeadDimV_>
 struct TraitsDv : TraitsBody<Element_, kHeadDim_, kBlockM_, kBlockN_, kStages_, kConsumerWGs_, kCausal_,
-                             kIntraWGOverlap_, kPingpong_, kPersistent_, kSplits_, kCtasPerSm_, kHeadDimV_, kPvSmem_> {};
+                             kIntraWGOverlap_, kPingpong_, kPersistent_, kSplits_, kCtasPerSm_, kHeadDimV_> {};
 
 // Lazy rescaling of O (softmax.cuh OnlineSoftmax::kLazyMargin): a row keeps its running max, and O
 // and the row sum their scale, until a key tile's max exceeds it by more than the margin, so the
