@@ -669,8 +669,8 @@ class Sm90Config(KernelConfig):
         # Per consumer thread: O (64 x Dv over 128 threads), S (64 x N), P as packed 16-bit (half of S).
         # The sequential schedule converts S to P in place (S is dead once packed; no next tile's S in
         # flight), so O and S bound it: ptxas, D64 192x192 at 128: 12-20 B spilled; 192x128 and D128
-        # 128x192 none (benchmarks/NOTES.md, 2026-11-29 20:44-). FA3 runs D64 non-causal as 192x192
-        # without intra-warpgroup overlap (hopper/tile_size.h).
+        # 128x192 none (benchmarks/NOTES.md, 2026-11-29 20:44-). (FA3's D64 non-causal 192x192 keeps the
+        # overlap by passing P through shared memory, hopper/tile_size.h; measured slower here, same notes.)
         if self.schedule == 0:
             return self.v_head_dim // 2 + self.block_n // 2
         return self.v_head_dim // 2 + self.block_n // 2 + self.block_n // 4

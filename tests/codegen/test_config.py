@@ -313,8 +313,8 @@ def test_sm90_resource_model():
     assert c.accumulator_registers() == 64 + 64 + 32 and c.register_budget() == 240 - 32
     assert c.smem_bytes() == 32768 + 2 * 65536 + 1024 + 64 + 64
     assert c.is_valid
-    # The sequential schedule packs P over S: O and S only. FA3's D64 non-causal 192x192 fits 3 WGs'
-    # 160 registers that way, and not with the overlap's S-and-P.
+    # The sequential schedule packs P over S: O and S only. A D64 192x192 tile fits 3 WGs' 160
+    # registers that way, and not with the overlap's S-and-P.
     seq = Sm90Config("bf16", 64, False, block_m=192, block_n=192, stages=2, schedule=0, persistent=1)
     assert seq.accumulator_registers() == 32 + 96 <= seq.register_budget() == 160 - 32 and seq.is_valid
     overlap = replace(seq, schedule=1)

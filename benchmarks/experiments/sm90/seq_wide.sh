@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Wider key tiles on the sequential schedule (sch0), which the resource model admits since 61d4f6b (P packed over S:
-# O and S bound the registers): FA3's D64 non-causal 192x192 (hopper/tile_size.h), D128 128x176 / 128x192 / 192x128,
+# O and S bound the registers): D64 192x192 (FA3's D64 non-causal tile, which keeps the overlap by passing P through
+# shared memory: hopper/tile_size.h), D128 128x176 / 128x192 / 192x128,
 # D64 64x192 two-CTA tiles for the 512 cell, beside the grid's shipped non-causal winners. Each tile once at a grid
 # cell in a watched child (a new schedule/tile pair may hang), their GPU tests, then the interleaved A/B of
 # two_ctas_ab.py (SDPA in the same rounds). After device_run.sh installed the package (e.g. its doctor stage).
