@@ -161,8 +161,8 @@ def test_heuristic_for_card_filling_d64_without_mask(head_dim):
     where Sq > 512 and its tiles fill whole waves (rows of no whole 32-byte sectors, D40: where
     Sq > 256), else two CTAs per SM (the one-CTA tile the generic rule fell back on was 1.4-2.0x
     behind at 11 untuned keys); the one-CTA tile for the seed (64 tiles). Causal ones: the 64-row
-    tiles, several CTAs per SM, up to Sq = 1024, the 192-row tile beyond (rows of whole 32-byte
-    sectors); D40 keeps the flat rules' 128-row tile."""
+    tiles, several CTAs per SM, below 1920 rows of the grid (Sq in 64-row tiles), the 192-row tile from
+    there (rows of whole 32-byte sectors); D40 keeps the flat rules' 128-row tile."""
     from flashcore_codegen.families import Sm90Config
 
     def sm90(causal, m, persistent=1, ctas=1):
