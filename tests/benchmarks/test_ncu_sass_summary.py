@@ -22,7 +22,7 @@ PAGE = textwrap.dedent('''\
 
 
 def test_tallies_by_opcode_and_reason(tmp_path):
-    page = tmp_path / "k.sass.csv"
+    page = tmp_path / "k.sass"
     page.write_text(PAGE)
     text = mod.summary(str(page))
     assert "0.00 M warp instructions, 20 stall samples" in text

@@ -1,9 +1,9 @@
-"""Summarise Nsight Compute source pages as SASS (`ncu -i R.ncu-rep --csv --page source --print-source sass > F`),
+"""Summarise Nsight Compute source pages as SASS (`ncu -i R.ncu-rep --csv --page source --print-source sass > F`, CSV),
 one kernel per file: warp instructions executed by opcode, warp-stall samples by reason and by the opcode they stall
 on, and (--listing OUT) the whole SASS with each instruction's executions and samples, for reading a kernel's loop
 beside another's (e.g. cuDNN's, whose SASS only the profile shows; profile_sass_vs_cudnn.sh).
 
-    python benchmarks/experiments/sm90/ncu_sass_summary.py F.sass.csv [F.sass.csv ...] [--listing DIR]
+    python benchmarks/experiments/sm90/ncu_sass_summary.py F [F ...] [--listing DIR]   (F: e.g. TAG.sass)
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def summary(path: str, top: int = 12) -> str:
 
 
 def listing(path: str, out_dir: str) -> str:
-    target = os.path.join(out_dir, os.path.basename(path).replace(".csv", ".txt"))
+    target = os.path.join(out_dir, os.path.basename(path) + ".txt")
     with open(target, "w") as f:
         for i, d in enumerate(load(path)):
             f.write(f"{i:5d} {d['Address'][-5:]} {int(d['Instructions Executed']):9d} "

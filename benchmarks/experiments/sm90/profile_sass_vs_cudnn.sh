@@ -6,7 +6,7 @@
 # (the power-bound head dim) with the shipped 128x128 ping-pong tile. After device_run.sh installed the package
 # (e.g. its doctor stage):
 #   OUT=... bash benchmarks/experiments/sm90/profile_sass_vs_cudnn.sh
-# Writes $OUT/ncu_sass.tgz: per kernel the .ncu-rep, the raw page (CSV) and the source page as SASS (CSV).
+# Writes $OUT/ncu_sass.tgz: per kernel the .ncu-rep, the raw page (TAG.csv) and the source page as SASS (TAG.sass, CSV).
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=/tmp/fc_sass PYTHONUNBUFFERED=1
@@ -23,7 +23,7 @@ prof() { tag=$1; filter=$2; shift 2
     -o $D/$tag python3 $CELL "$@" > $D/$tag.log 2>&1
   echo "$tag rc=$?"
   ncu -i $D/$tag.ncu-rep --csv --page raw > $D/$tag.csv 2>/dev/null
-  ncu -i $D/$tag.ncu-rep --csv --page source --print-source sass > $D/$tag.sass.csv 2>$D/$tag.sass.err
+  ncu -i $D/$tag.ncu-rep --csv --page source --print-source sass > $D/$tag.sass 2>$D/$tag.sass.err
   tar czf $OUT/ncu_sass.tgz -C $D .  # packed after each: a cut call keeps the rest
 }
 prof d64_512_c2 kernel_entry --impl $C2 --d 64 --s 512
@@ -31,8 +31,9 @@ prof d64_512_pp kernel_entry --impl $PP64 --d 64 --s 512
 prof d64_512_cudnn 'cudnn|sdpa|fmha|flash' --impl sdpa --d 64 --s 512
 prof d128_2k_pp kernel_entry --impl $PP128 --d 128 --s 2048
 prof d128_2k_cudnn 'cudnn|sdpa|fmha|flash' --impl sdpa --d 128 --s 2048
-python3 benchmarks/experiments/sm90/ncu_summary.py "$D" Kernel\ Name gpu__time_duration.sum sm__cycles_elapsed.avg.per_second \
-  sm__cycles_elapsed.max smsp__inst_executed.sum smsp__issue_active.avg.pct_of_peak_sustained_active \
-  sm__warps_active.avg.pct_of_peak_sustained_active launch__grid_size launch__block_size \
-  launch__registers_per_thread lts__t_bytes.sum l1tex__m_xbar2l1tex_read_bytes.sum
-python3 benchmarks/experiments/sm90/ncu_sass_summary.py $D/*.sass.csv
+python3 benchmarks/experiments/sm90/ncu_summary.py "$D" Kernel\ Name gpu__time_duration.sum gpc__cycles_elapsed.max \
+  gpc__cycles_elapsed.avg.per_second smsp__inst_executed.sum smsp__issue_active.avg.per_cycle_active \
+  sm__warps_active.avg.pct_of_peak_sustained_active launch__grid_size launch__block_size launch__registers_per_thread \
+  lts__lts2xbar_cycles_active.avg.pct_of_peak_sustained_elapsed sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active \
+  sm__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active
+python3 benchmarks/experiments/sm90/ncu_sass_summary.py $D/*.sass
