@@ -8,9 +8,8 @@
 # maxima, call 3; call 2 took it before softmax_step), so apply that first:
 #   git apply benchmarks/experiments/sm90/seq_pingpong.patch
 #   OUT=... ROUNDS=3 [QUICK=1] bash benchmarks/experiments/sm90/seq_pingpong.sh
-set -uo pipefail
-cd "$(dirname "$0")/../../.."
-export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=/tmp/fc_seqpp PYTHONUNBUFFERED=1
+TAG=seqpp
+. "$(dirname "$0")/ab_steps.sh"
 P=p1_kv1
 D64=(m64_n128_s2_sch1_${P}_c2_lr1 m192_n128_s2_sch1_${P}_lr1 m128_n128_s2_sch3_${P}_lr1 m128_n128_s3_sch3_${P}_lr1 m192_n128_s2_sch3_${P}_lr1)
 D64C=(m64_n64_s3_sch1_${P}_c3_lr1 m64_n64_s2_sch1_${P}_c3_lr1 m128_n128_s2_sch3_${P}_lr1 m128_n64_s2_sch3_${P}_lr1_wk1)
@@ -26,18 +25,13 @@ for t in "${D64[@]}"; do V+=(fc_sm90_bf16_d64_full_$t); done
 for t in "${D64C[@]}"; do V+=(fc_sm90_bf16_d64_causal_$t); done
 for t in "${D128[@]}"; do V+=(fc_sm90_bf16_d128_full_$t); done
 for t in "${D128C[@]}"; do V+=(fc_sm90_bf16_d128_causal_$t); done
-( time timeout 200 python3 -m flashcore_cutlass build -q $(printf -- '--only %s ' "${V[@]}") ) 2>&1 | tail -6
+ab_build 200 6 "${V[@]}"
 NEW=($(printf '%s\n' "${V[@]}" | grep sch3))
-timeout 120 python3 benchmarks/experiments/sm90/kv_multicast_probe.py --timeout 25 --reps 20 \
-  $(for v in "${NEW[@]}"; do case $v in *d64*) echo "$v@32,32,512";; *) echo "$v@8,16,2048";; esac; done) \
-  2>&1 | tee "$OUT/seqpp_probe.txt"
-[ "$(grep -c 'ok max' "$OUT/seqpp_probe.txt")" = ${#NEW[@]} ] || { echo "a tile hung or failed: no tests, no A/B"; exit 1; }
-timeout --signal=INT --kill-after=15 "${TEST_S:-120}" python3 -m pytest -q -x -k "sch3" \
-  tests/flashcore_cutlass/test_kernels_gpu.py 2>&1 | tee "$OUT/seqpp_tests.log" | tail -4
+ab_probe 120 $(for v in "${NEW[@]}"; do case $v in *d64*) echo "$v@32,32,512";; *) echo "$v@8,16,2048";; esac; done)
+ab_tests 120 4 -x -k "sch3" tests/flashcore_cutlass/test_kernels_gpu.py
 CELLS=()
-for s in "${S64[@]}"; do CELLS+=(--cell "64,$s,full,$(IFS=,; echo "${D64[*]}")"); done
-for s in "${S64[@]:0:2}"; do CELLS+=(--cell "64,$s,causal,$(IFS=,; echo "${D64C[*]}")"); done
-for s in "${S128[@]}"; do CELLS+=(--cell "128,$s,full,$(IFS=,; echo "${D128[*]}")"); done
-[ ${#D128C[@]} -gt 0 ] && CELLS+=(--cell "128,1024,causal,$(IFS=,; echo "${D128C[*]}")")
-timeout "${AB_S:-300}" python3 benchmarks/experiments/sm90/two_ctas_ab.py --rounds "${ROUNDS:-3}" --json "$OUT/seqpp_ab.json" \
-  "${CELLS[@]}" 2>&1 | tail -50
+for s in "${S64[@]}"; do CELLS+=(--cell "$(ab_cell 64 $s full "${D64[@]}")"); done
+for s in "${S64[@]:0:2}"; do CELLS+=(--cell "$(ab_cell 64 $s causal "${D64C[@]}")"); done
+for s in "${S128[@]}"; do CELLS+=(--cell "$(ab_cell 128 $s full "${D128[@]}")"); done
+[ ${#D128C[@]} -gt 0 ] && CELLS+=(--cell "$(ab_cell 128 1024 causal "${D128C[@]}")")
+ab_run 300 3 50 "${CELLS[@]}"
