@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on the lent Hopper GPU (H100/H200): install, build, test, tune, benchmark; logs and JSON under $OUT.
-#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [decode] [models] [bounds] [ladder] [timing] [sanitize] [buildcost]
+#   bash benchmarks/device_run.sh [build] [test] [tune] [bench] [small] [decode] [models] [bounds] [capbound] [ladder] [timing] [sanitize] [buildcost]
 #   (default: build test tune bench ladder); BUILD_ARGS/TEST_ARGS/TUNE_ARGS/BENCH_ARGS/SMALL_ARGS/SANITIZE_ARGS
 #   pass options on (TUNE_ARGS2, TUNE_ARGS3: more tune runs); KEEP_BUILD=1 returns the built extension (see the end).
 # Wheels missing on the device (nvidia-cutlass, tqdm) travel in .whl/ (see benchmarks/NOTES.md).
@@ -62,6 +62,7 @@ for stage in $STAGES; do
     models) T python3 benchmarks/bench_models.py --json "$LOG/bench_models.json" ${MODELS_ARGS:-} 2>"$LOG/models.err" | tee "$LOG/models.txt" ;;
     small)  T python3 benchmarks/bench_small.py --json "$LOG/bench_small.json" ${SMALL_ARGS:---long-keys} 2>"$LOG/small.err" | tee "$LOG/small.txt" ;;
     bounds) T python3 benchmarks/target_bounds.py --json "$LOG/target_bounds.json" ${BOUNDS_ARGS:-} 2>"$LOG/bounds.err" | tee "$LOG/bounds.txt" ;;
+    capbound) T python3 benchmarks/cap_bound.py --json "$LOG/cap_bound.json" ${CAPBOUND_ARGS:-} 2>"$LOG/capbound.err" | tee "$LOG/capbound.txt" ;;
     timing) T python3 benchmarks/grid_timing_methods.py --json "$LOG/grid_timing.json" ${TIMING_ARGS:-} 2>"$LOG/timing.err" | tee "$LOG/timing.txt" ;;
     ladder) T python3 benchmarks/ladder.py --json "$LOG/ladder.json" 2>"$LOG/ladder.err" | tee "$LOG/ladder.txt" ;;
     sanitize) T bash benchmarks/sanitize.sh ${SANITIZE_ARGS:-} 2>&1 | tee "$LOG/sanitize.log" | tail -30 ;;

@@ -1,0 +1,141 @@
+"""What issue 7's long-sequence targets ask of a kernel against the card's dense-GEMM rate at its power
+cap, measured in one run with the grid's method (interleaved rounds, each implementation alone for
+``--warmup-ms`` before it is timed one call at a time, nvidia-smi's SM clock and power read right after):
+
+- cuBLAS's bf16 GEMM (``torch.mm``, square, output allocated per call as attention's is): the tensor
+  cores' best case, nothing but MMAs, at the clock the power cap leaves it;
+- flashcore and SDPA's default backend at the grid's non-causal S = 16k cells (B = 1, H*D = 2048).
+
+Per cell: the rate, the SM clock and power, the target (issue 7: D64 >= 500, D128 >= 660, D256 >= 700
+TFLOP/s), and each rate as a share of the GEMM's. A target at a share of the GEMM rate that no
+attention kernel reaches says what it asks; the work per clock (TFLOP/s per GHz) separates a kernel's
+schedule from the clock its power draw leaves it.
+
+    python benchmarks/cap_bound.py [--rounds 3] [--warmup-ms 500] [--gemm-n 8192] [--head-dims 64,128,256] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+import flashcore_cutlass as fc
+from flashcore_cutlass.reference import random_qkv
+from flashcore_cutlass.timing import time_rounds
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_warmup_argument, environment, format_table, gpu_state, save  # noqa: E402
+
+F = torch.nn.functional
+SEQLEN = 16384
+GRID_WIDTH = 2048  # H*D of the FA3 grid
+TARGETS = {64: 500.0, 128: 660.0, 256: 700.0}  # issue 7: non-causal S = 16k, TFLOP/s
+
+
+# ---- pure helpers (tests/benchmarks/test_cap_bound.py runs them on CPU) ----
+
+def gemm_flops(n: int) -> float:
+    return 2.0 * n ** 3
+
+
+def attention_flops(heads: int, seqlen: int, head_dim: int) -> float:
+    """FLOPs of QK^T and PV, one sequence, no mask."""
+    return 4.0 * heads * seqlen * seqlen * head_dim
+
+
+def tflops(flops: float, us: float) -> float:
+    return flops / (us * 1e6)
+
+
+def summarise(name: str, flops: float, times_us: list[float], states: list[dict]) -> dict:
+    """Median time and rate, and the medians of the clock and power read after each timing."""
+    us = statistics.median(times_us)
+    clocks = [s["sm_clock_mhz"] for s in states if "sm_clock_mhz" in s]
+    powers = [s["power_w"] for s in states if "power_w" in s]
+    row = {"name": name, "us": us, "tflops": tflops(flops, us), "rounds_us": times_us, "rounds_gpu_state": states,
+           "sm_clock_mhz": statistics.median(clocks) if clocks else None,
+           "power_w": statistics.median(powers) if powers else None}
+    row["tflops_per_ghz"] = row["tflops"] / (row["sm_clock_mhz"] / 1000.0) if row["sm_clock_mhz"] else None
+    return row
+
+
+def shares(rows: dict, gemm_tflops: float) -> dict:
+    """Each row's rate, and each target, as a share of the GEMM's rate."""
+    out = {name: r["tflops"] / gemm_tflops for name, r in rows.items()}
+    out.update({f"target d{d}": t / gemm_tflops for d, t in TARGETS.items()})
+    return out
+
+
+def report(result: dict) -> str:
+    gemm = result["rows"]["gemm"]
+    def fmt(x, spec):
+        return format(x, spec) if x is not None else "-"
+    table = []
+    for name, r in result["rows"].items():
+        table.append([name, f"{r['us']:.1f}", f"{r['tflops']:.0f}", f"{result['shares'][name]:.3f}",
+                      fmt(r["sm_clock_mhz"], ".0f"), fmt(r["power_w"], ".0f"), fmt(r["tflops_per_ghz"], ".0f")])
+    lines = [f"Power limit {result['power_limit_w']} W; GEMM bf16 {result['gemm_n']}^3 (torch.mm) against the 16k "
+             f"non-causal cells (B = 1, H*D = {GRID_WIDTH}), medians of {result['rounds']} rounds, "
+             f"{result['warmup_ms']:.0f} ms alone before each timing:",
+             format_table(["impl", "us", "TFLOP/s", "x GEMM", "MHz", "W", "TFLOP/s per GHz"], table)]
+    lines.append("Targets as a share of the GEMM rate: " + ", ".join(
+        f"D{d} {t:.0f} TFLOP/s = {result['shares'][f'target d{d}']:.3f}x" for d, t in TARGETS.items()))
+    lines.append(f"(GEMM {gemm['tflops']:.0f} TFLOP/s at {fmt(gemm['sm_clock_mhz'], '.0f')} MHz.)")
+    return "\n".join(lines)
+
+
+# ---- GPU measurements ----
+
+def power_limit_w(run=subprocess.run) -> float | None:
+    try:
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
+        out = run(["nvidia-smi", "-i", gpu, "--query-gpu=power.limit", "--format=csv,noheader,nounits"],
+                  capture_output=True, text=True, timeout=10, check=True).stdout
+        return float(out.strip().splitlines()[0])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians over them (default 3)")
+    ap.add_argument("--gemm-n", type=int, default=8192, help="the square GEMM's size (default 8192)")
+    ap.add_argument("--head-dims", default="64,128,256", help="comma-separated head dims (default 64,128,256)")
+    add_warmup_argument(ap)
+    ap.add_argument("--json", help="where to write the results (default: benchmarks/results/)")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("cap_bound.py needs a CUDA GPU", file=sys.stderr)
+        return 2
+    n = args.gemm_n
+    a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+    fns = {"gemm": lambda: torch.mm(a, b)}
+    flops = {"gemm": gemm_flops(n)}
+    for d in (int(x) for x in args.head_dims.split(",")):
+        h = GRID_WIDTH // d
+        q, k, v = random_qkv(1, h, SEQLEN, SEQLEN, d, torch.bfloat16)
+        fns[f"flashcore d{d}"] = lambda q=q, k=k, v=v: fc.attention(q, k, v)
+        fns[f"sdpa d{d}"] = lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v)
+        flops[f"flashcore d{d}"] = flops[f"sdpa d{d}"] = attention_flops(h, SEQLEN, d)
+    states = {name: [] for name in fns}
+    per = time_rounds(fns, args.rounds, after=lambda name: states[name].append(gpu_state()), reps=10,
+                      warmup_ms=args.warmup_ms)
+    rows = {name: summarise(name, flops[name], per[name], states[name]) for name in fns}
+    result = {"environment": environment(), "rounds": args.rounds, "warmup_ms": args.warmup_ms, "gemm_n": n,
+              "power_limit_w": power_limit_w(), "targets_tflops": {f"d{d}": t for d, t in TARGETS.items()},
+              "rows": rows, "shares": shares(rows, rows["gemm"]["tflops"])}
+    path = save("cap_bound", result, args.json)
+    print(report(result))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
