@@ -31,12 +31,14 @@ def test_a_row_takes_medians_and_its_work_per_clock():
     assert unread["sm_clock_mhz"] is None and unread["tflops_per_ghz"] is None
 
 
-def test_shares_put_rows_and_targets_against_the_gemm_rate():
-    rows = {"gemm": {"tflops": 800.0}, "flashcore d128": {"tflops": 640.0}}
-    s = cb.shares(rows, 800.0)
-    assert s["gemm"] == 1.0 and s["flashcore d128"] == pytest.approx(0.8)
+def test_shares_put_rows_and_targets_against_the_fastest_gemm():
+    rows = {"gemm 8192": {"tflops": 800.0}, "gemm 16384": {"tflops": 760.0}, "flashcore d128": {"tflops": 640.0}}
+    assert cb.gemm_name(8192) == "gemm 8192"
+    assert cb.best_gemm(rows) == "gemm 8192"
+    s = cb.shares(rows, rows[cb.best_gemm(rows)]["tflops"])
+    assert s["gemm 8192"] == 1.0 and s["gemm 16384"] == pytest.approx(0.95) and s["flashcore d128"] == pytest.approx(0.8)
     assert s["target d128"] == pytest.approx(660.0 / 800.0)
-    assert set(s) == {"gemm", "flashcore d128", "target d64", "target d128", "target d256"}
+    assert set(s) == {"gemm 8192", "gemm 16384", "flashcore d128", "target d64", "target d128", "target d256"}
 
 
 def test_power_limit_is_read_or_none():
@@ -48,10 +50,10 @@ def test_power_limit_is_read_or_none():
 
 
 def test_report_names_every_row_and_target():
-    rows = {"gemm": cb.summarise("gemm", 2e12, [2500.0], [{"sm_clock_mhz": 1700.0, "power_w": 695.0}]),
+    rows = {"gemm 8192": cb.summarise("gemm 8192", 2e12, [2500.0], [{"sm_clock_mhz": 1700.0, "power_w": 695.0}]),
             "flashcore d128": cb.summarise("flashcore d128", 2.2e12, [3400.0], [{}])}
-    result = {"rows": rows, "shares": cb.shares(rows, rows["gemm"]["tflops"]), "power_limit_w": 700.0,
-              "gemm_n": 8192, "rounds": 3, "warmup_ms": 500.0}
+    result = {"rows": rows, "best_gemm": "gemm 8192", "shares": cb.shares(rows, rows["gemm 8192"]["tflops"]),
+              "power_limit_w": 700.0, "gemm_n": [8192], "rounds": 3, "warmup_ms": 500.0}
     text = cb.report(result)
-    assert "flashcore d128" in text and "gemm" in text and "Power limit 700.0 W" in text
-    assert "D128 660 TFLOP/s" in text and "1700 MHz" in text
+    assert "flashcore d128" in text and "gemm 8192" in text and "Power limit 700.0 W" in text
+    assert "D128 660 TFLOP/s" in text and "1700 MHz" in text and "8192^3" in text
