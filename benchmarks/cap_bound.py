@@ -9,7 +9,8 @@ cap, measured in one run with the grid's method (interleaved rounds, each implem
 Per cell: the rate, the SM clock and power, the target (issue 7: D64 >= 500, D128 >= 660, D256 >= 700
 TFLOP/s), and each rate as a share of the GEMM's. A target at a share of the GEMM rate that no
 attention kernel reaches says what it asks; the work per clock (TFLOP/s per GHz) separates a kernel's
-schedule from the clock its power draw leaves it.
+schedule from the clock its power draw leaves it, and the energy per FLOP (W over TFLOP/s) is what a rate at
+the cap is bound by.
 
     python benchmarks/cap_bound.py [--rounds 3] [--warmup-ms 500] [--gemm-n 8192,16384] [--head-dims 64,128,256] [--json PATH]
 """
@@ -71,6 +72,8 @@ def summarise(name: str, flops: float, times_us: list[float], states: list[dict]
            "sm_clock_mhz": statistics.median(clocks) if clocks else None,
            "power_w": statistics.median(powers) if powers else None}
     row["tflops_per_ghz"] = row["tflops"] / (row["sm_clock_mhz"] / 1000.0) if row["sm_clock_mhz"] else None
+    # Energy per FLOP at the cap (W over TFLOP/s = pJ per FLOP): what the rate is bound by there.
+    row["pj_per_flop"] = row["power_w"] / row["tflops"] if row["power_w"] else None
     return row
 
 
@@ -88,12 +91,13 @@ def report(result: dict) -> str:
     table = []
     for name, r in result["rows"].items():
         table.append([name, f"{r['us']:.1f}", f"{r['tflops']:.0f}", f"{result['shares'][name]:.3f}",
-                      fmt(r["sm_clock_mhz"], ".0f"), fmt(r["power_w"], ".0f"), fmt(r["tflops_per_ghz"], ".0f")])
+                      fmt(r["sm_clock_mhz"], ".0f"), fmt(r["power_w"], ".0f"), fmt(r["tflops_per_ghz"], ".0f"),
+                      fmt(r["pj_per_flop"], ".3f")])
     sizes = ", ".join(f"{n}^3" for n in result["gemm_n"])
     lines = [f"Power limit {result['power_limit_w']} W; bf16 GEMMs {sizes} (torch.mm) against the 16k "
              f"non-causal cells (B = 1, H*D = {GRID_WIDTH}), medians of {result['rounds']} rounds, "
              f"{result['warmup_ms']:.0f} ms alone before each timing:",
-             format_table(["impl", "us", "TFLOP/s", "x best GEMM", "MHz", "W", "TFLOP/s per GHz"], table)]
+             format_table(["impl", "us", "TFLOP/s", "x best GEMM", "MHz", "W", "TFLOP/s per GHz", "pJ/FLOP"], table)]
     lines.append("Targets as a share of the best GEMM's rate: " + ", ".join(
         f"D{d} {t:.0f} TFLOP/s = {result['shares'][f'target d{d}']:.3f}x" for d, t in TARGETS.items()))
     lines.append(f"(Best GEMM: {result['best_gemm']}, {gemm['tflops']:.0f} TFLOP/s at {fmt(gemm['sm_clock_mhz'], '.0f')} MHz.)")

@@ -27,8 +27,9 @@ def test_a_row_takes_medians_and_its_work_per_clock():
     assert row["us"] == 2.0 and row["tflops"] == pytest.approx(1.0)
     assert row["sm_clock_mhz"] == 1600.0 and row["power_w"] == 690.0
     assert row["tflops_per_ghz"] == pytest.approx(1.0 / 1.6)
+    assert row["pj_per_flop"] == pytest.approx(690.0)  # 690 W at 1 TFLOP/s
     unread = cb.summarise("y", 2e6, [2.0], [{}])  # nvidia-smi unreadable: no clock, no work per clock
-    assert unread["sm_clock_mhz"] is None and unread["tflops_per_ghz"] is None
+    assert unread["sm_clock_mhz"] is None and unread["tflops_per_ghz"] is None and unread["pj_per_flop"] is None
 
 
 def test_shares_put_rows_and_targets_against_the_fastest_gemm():
