@@ -12,7 +12,8 @@ attention kernel reaches says what it asks; the work per clock (TFLOP/s per GHz)
 schedule from the clock its power draw leaves it, and the energy per FLOP (W over TFLOP/s) is what a rate at
 the cap is bound by.
 
-    python benchmarks/cap_bound.py [--rounds 3] [--warmup-ms 500] [--gemm-n 8192,16384] [--head-dims 64,128,256] [--json PATH]
+    python benchmarks/cap_bound.py [--rounds 3] [--warmup-ms 500] [--gemm-n 8192,16384] [--head-dims 64,128,256]
+        [--variant D=NAME ...] [--json PATH]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 
 import flashcore_cutlass as fc
 from flashcore_cutlass.reference import random_qkv
+from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import time_rounds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,6 +79,17 @@ def summarise(name: str, flops: float, times_us: list[float], states: list[dict]
     return row
 
 
+def parse_variants(items: list[str]) -> dict[int, str]:
+    """``["128=fc_sm90_...", ...]`` -> {128: "fc_sm90_..."}."""
+    out = {}
+    for item in items:
+        d, sep, name = item.partition("=")
+        if not sep or not d.strip().isdigit() or not name.strip():
+            raise SystemExit(f"--variant takes D=NAME (e.g. 128=fc_sm90_bf16_d128_full_...), not {item!r}")
+        out[int(d)] = name.strip()
+    return out
+
+
 def shares(rows: dict, gemm_tflops: float) -> dict:
     """Each row's rate, and each target, as a share of the (fastest) GEMM's rate."""
     out = {name: r["tflops"] / gemm_tflops for name, r in rows.items()}
@@ -121,6 +134,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians over them (default 3)")
     ap.add_argument("--gemm-n", default="8192", help="comma-separated sizes of square GEMMs (default 8192)")
     ap.add_argument("--head-dims", default="64,128,256", help="comma-separated head dims (default 64,128,256)")
+    ap.add_argument("--variant", action="append", default=[], metavar="D=NAME",
+                    help="time this built variant at head dim D instead of dispatch's choice (repeatable; e.g. an "
+                         "A/B of a header change, where the shipped rows are stale and dispatch falls back)")
     add_warmup_argument(ap)
     ap.add_argument("--json", help="where to write the results (default: benchmarks/results/)")
     args = ap.parse_args(argv)
@@ -134,10 +150,15 @@ def main(argv=None) -> int:
         b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
         fns[gemm_name(n)] = lambda a=a, b=b: torch.mm(a, b)
         flops[gemm_name(n)] = gemm_flops(n)
+    forced = parse_variants(args.variant)
     for d in (int(x) for x in args.head_dims.split(",")):
         h = GRID_WIDTH // d
         q, k, v = random_qkv(1, h, SEQLEN, SEQLEN, d, torch.bfloat16)
-        fns[f"flashcore d{d}"] = lambda q=q, k=k, v=v: fc.attention(q, k, v)
+        if d in forced:
+            rt = get_runtime()
+            fns[f"flashcore d{d}"] = lambda q=q, k=k, v=v, name=forced[d], scale=d ** -0.5: rt.run(name, q, k, v, scale)
+        else:
+            fns[f"flashcore d{d}"] = lambda q=q, k=k, v=v: fc.attention(q, k, v)
         fns[f"sdpa d{d}"] = lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v)
         flops[f"flashcore d{d}"] = flops[f"sdpa d{d}"] = attention_flops(h, SEQLEN, d)
     states = {name: [] for name in fns}
@@ -146,6 +167,7 @@ def main(argv=None) -> int:
     rows = {name: summarise(name, flops[name], per[name], states[name]) for name in fns}
     best = best_gemm(rows)
     result = {"environment": environment(), "rounds": args.rounds, "warmup_ms": args.warmup_ms, "gemm_n": sizes,
+              "variants": {f"d{d}": name for d, name in forced.items()},
               "power_limit_w": power_limit_w(), "targets_tflops": {f"d{d}": t for d, t in TARGETS.items()},
               "best_gemm": best, "rows": rows, "shares": shares(rows, rows[best]["tflops"])}
     path = save("cap_bound", result, args.json)

@@ -58,3 +58,11 @@ def test_report_names_every_row_and_target():
     text = cb.report(result)
     assert "flashcore d128" in text and "gemm 8192" in text and "Power limit 700.0 W" in text
     assert "D128 660 TFLOP/s" in text and "1700 MHz" in text and "8192^3" in text
+
+
+def test_variants_parse_as_head_dim_and_name():
+    assert cb.parse_variants(["128=fc_a", " 64 = fc_b "]) == {128: "fc_a", 64: "fc_b"}
+    assert cb.parse_variants([]) == {}
+    for bad in ("fc_a", "x=fc_a", "128="):
+        with pytest.raises(SystemExit, match="D=NAME"):
+            cb.parse_variants([bad])
