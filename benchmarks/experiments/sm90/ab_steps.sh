@@ -1,12 +1,15 @@
-# The steps the tile A/B scripts share (seq_wide.sh, d64_short_tiles.sh, wk1_d256_n80.sh, seq_pingpong.sh), sourced
-# after setting TAG: the repository root as working directory, the installed package (device_run.sh's /tmp/site) and
-# a build cache of the script's own; then build the variants, run each new tile once at a grid cell in a watched
-# child (a tile that hangs would take pytest and the A/B with it, and a hung call returns no signal: NOTES.md
-# 2026-11-29 16:59-), their GPU tests, and the interleaved A/B against SDPA (two_ctas_ab.py). Files go to
-# $OUT/${TAG}_probe.txt, _tests.log, _ab.json. TEST_S, AB_S and ROUNDS override the scripts' defaults.
+# The steps the tile A/B scripts share (seq_wide.sh, d64_short_tiles.sh, wk1_d256_n80.sh, seq_pingpong.sh,
+# sum_by_mma.sh), sourced after setting TAG: the repository root as working directory, the installed package
+# (device_run.sh's /tmp/site) and a build cache of the script's own; then build the variants, run each new tile once
+# at a grid cell in a watched child (a tile that hangs would take pytest and the A/B with it, and a hung call returns
+# no signal: NOTES.md 2026-11-29 16:59-), their GPU tests, and the interleaved A/B against SDPA (two_ctas_ab.py).
+# Files go to $OUT/${TAG}_probe.txt, _tests.log, _ab.json. TEST_S, AB_S and ROUNDS override the scripts' defaults.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
 export PYTHONPATH=/tmp/site:$PWD:$PWD/tests FLASHCORE_CACHE_DIR=/tmp/fc_$TAG PYTHONUNBUFFERED=1
+# The commit the results name (benchmarks/common.py git_commit): .commit, as device_run.sh sets it; the GPU
+# machine's copy of .git may be stale.
+export FLASHCORE_COMMIT=${FLASHCORE_COMMIT:-$(cat .commit 2>/dev/null || echo unknown)}
 
 ab_build() {  # SECONDS TAIL_LINES VARIANT...
   local limit=$1 lines=$2; shift 2
