@@ -19,7 +19,6 @@ the cap is bound by.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -28,12 +27,14 @@ from pathlib import Path
 import torch
 
 import flashcore_cutlass as fc
+from flashcore_cutlass.problem import Problem
 from flashcore_cutlass.reference import random_qkv
 from flashcore_cutlass.runtime import get_runtime
 from flashcore_cutlass.timing import time_rounds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import add_warmup_argument, environment, format_table, gpu_state, save  # noqa: E402
+from common import (SMI_ERRORS, add_warmup_argument, environment, format_table, gpu_state, nvidia_smi,  # noqa: E402
+                    save)
 
 F = torch.nn.functional
 SEQLEN = 16384
@@ -57,8 +58,8 @@ def best_gemm(rows: dict) -> str:
 
 
 def attention_flops(heads: int, seqlen: int, head_dim: int) -> float:
-    """FLOPs of QK^T and PV, one sequence, no mask."""
-    return 4.0 * heads * seqlen * seqlen * head_dim
+    """FLOPs of QK^T and PV, one sequence, no mask (the project's convention: Problem.flops)."""
+    return Problem("bf16", head_dim, False, 1, heads, seqlen, seqlen).flops
 
 
 def tflops(flops: float, us: float) -> float:
@@ -121,11 +122,8 @@ def report(result: dict) -> str:
 
 def power_limit_w(run=subprocess.run) -> float | None:
     try:
-        gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
-        out = run(["nvidia-smi", "-i", gpu, "--query-gpu=power.limit", "--format=csv,noheader,nounits"],
-                  capture_output=True, text=True, timeout=10, check=True).stdout
-        return float(out.strip().splitlines()[0])
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return float(nvidia_smi("power.limit", run)[0])
+    except SMI_ERRORS:
         return None
 
 

@@ -73,16 +73,26 @@ def add_warmup_argument(ap) -> None:
                          f"own power draw (default {WARMUP_MS:g}; 0 = three calls only)")
 
 
+# What reading nvidia-smi can raise: no binary, a failed or timed-out call, output that is no number.
+SMI_ERRORS = (OSError, ValueError, IndexError, subprocess.SubprocessError)
+
+
+def nvidia_smi(fields: str, run=subprocess.run) -> list[str]:
+    """nvidia-smi's values of ``fields`` (its --query-gpu list) for the card in use, as strings;
+    raises one of SMI_ERRORS when they cannot be read."""
+    out = run(["nvidia-smi", "-i", os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0],
+               f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+              capture_output=True, text=True, timeout=10, check=True).stdout
+    return [x.strip() for x in out.strip().splitlines()[0].split(",")]
+
+
 def gpu_state(run=subprocess.run) -> dict:
     """The card's SM clock (MHz), power draw (W) and temperature (C) now, from nvidia-smi (empty
     when it cannot be read). Sampled right after a timing: what the clocks did during it."""
     try:
-        out = run(["nvidia-smi", "-i", os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0],
-                   "--query-gpu=clocks.sm,power.draw,temperature.gpu", "--format=csv,noheader,nounits"],
-                  capture_output=True, text=True, timeout=10, check=True).stdout
-        clock, power, temp = (x.strip() for x in out.strip().splitlines()[0].split(","))
+        clock, power, temp = nvidia_smi("clocks.sm,power.draw,temperature.gpu", run)
         return {"sm_clock_mhz": float(clock), "power_w": float(power), "temp_c": float(temp)}
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+    except SMI_ERRORS:
         return {}
 
 
