@@ -54,6 +54,7 @@ def summary(path: str, top: int = 12) -> str:
 
 
 def listing(path: str, out_dir: str) -> str:
+    os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, os.path.basename(path) + ".txt")
     with open(target, "w") as f:
         for i, d in enumerate(load(path)):
