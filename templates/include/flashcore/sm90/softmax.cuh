@@ -22,13 +22,7 @@ namespace flashcore::sm90 {
 // scores scaled and masked in place. At 160 registers (3 consumer WGs) the in-place pass spilled:
 // the D64 192x128 causal lazy tile 280 / 308 B, all of it in the masked tiles' softmax, against
 // 40 / 56 B selected (ptxas). The mainloop chooses (mainloop.cuh: measured there).
-// kMmaSum: the row sums come from the PV GEMM (mainloop.cuh pv_gemm: P as the GEMM reads it, rounded to
-// the input type); step() keeps none and finalize() takes whole-row sums in row_sum, normalising O
-// by them. The LSE takes the exact sum: row_round then holds what rounding added to the weights, per
-// element on masked tiles (a row seeing few keys has them all there: one rounded weight would be the
-// sum's whole error, 2^-9, against the LSE's 1e-3) and for each tile's largest weight elsewhere (as
-// the lazy softmax's term: a peaked row's error); the other weights' roundings average out.
-template <int kRows, bool kLazy = false, class Element = float, bool kSelectMasked = false, bool kMmaSum = false>
+template <int kRows, bool kLazy = false, class Element = float, bool kSelectMasked = false>
 struct OnlineSoftmax {
   // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision. (Skipping
   // the correction is FlashAttention-4's, on Blackwell; FA3's Hopper kernels rescale every tile.)
@@ -36,13 +30,13 @@ struct OnlineSoftmax {
   float row_max[kRows];  // running max of scaled scores (log2 domain); -inf before any key
   float row_sum[kRows];  // per-thread partial sums of exp2(s - row_max)
   // Lazy: per-thread sums of (rounded - exact) of the thread's largest weight of each tile (see top).
-  float row_round[kLazy || kMmaSum ? kRows : 1];
+  float row_round[kLazy ? kRows : 1];
 
   CUTE_DEVICE OnlineSoftmax() {
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) { row_max[i] = -INFINITY; row_sum[i] = 0.f; }
     CUTE_UNROLL
-    for (int i = 0; i < (kLazy || kMmaSum ? kRows : 1); ++i) row_round[i] = 0.f;
+    for (int i = 0; i < (kLazy ? kRows : 1); ++i) row_round[i] = 0.f;
   }
 
   CUTE_DEVICE static float quad_max(float x) {
@@ -162,7 +156,7 @@ struct OnlineSoftmax {
         row_max[i] = m_new;
       }
     }
-    if constexpr ((kLazy && !kMmaSum) || (kMmaSum && !kMasked)) {
+    if constexpr (kLazy) {
       // The thread's largest weight of the row in this tile, computed as the loop below computes it
       // (bit for bit), and what rounding to the GEMM's type changes of it.
       CUTE_UNROLL
@@ -178,7 +172,6 @@ struct OnlineSoftmax {
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
       float sum = 0.f;
-      float rounded = 0.f;  // kMmaSum, masked tiles: what rounding added to the row's weights
       CUTE_UNROLL
       for (int j = 0; j < kCols; ++j) {
         float p;
@@ -189,11 +182,9 @@ struct OnlineSoftmax {
           if constexpr (kMasked) p = mask(i, j) ? 0.f : p;
         }
         s(i, j) = p;
-        if constexpr (!kMmaSum) sum += p;
-        if constexpr (kMmaSum && kMasked) rounded += static_cast<float>(static_cast<Element>(p)) - p;
+        sum += p;
       }
-      if constexpr (!kMmaSum) row_sum[i] = row_sum[i] * corr[i] + sum;
-      if constexpr (kMmaSum && kMasked) row_round[i] = row_round[i] * corr[i] + rounded;
+      row_sum[i] = row_sum[i] * corr[i] + sum;
     }
   }
 
@@ -221,16 +212,9 @@ struct OnlineSoftmax {
     constexpr float kLn2 = 0.6931471805599453f;
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
-      // sum: the exact weights' (the LSE's); seen: the weights as the GEMM saw them (O's).
-      float sum, seen;
-      if constexpr (kMmaSum) {
-        seen = row_sum[i];
-        sum = seen - quad_sum(row_round[i]);
-      } else {
-        sum = quad_sum(row_sum[i]);
-        seen = kLazy ? sum + quad_sum(row_round[i]) : sum;
-      }
-      bool empty = !(seen > 0.f);  // 0 or NaN
+      float sum = quad_sum(row_sum[i]);
+      bool empty = !(sum > 0.f);  // 0 or NaN
+      float const seen = kLazy ? sum + quad_sum(row_round[i]) : sum;  // the weights as the GEMM saw them
       float inv = empty ? 0.f : 1.f / seen;
       lse[i] = empty ? INFINITY : row_max[i] * kLn2 + __logf(sum);
       CUTE_UNROLL
