@@ -14,16 +14,11 @@ T64S=m64_n128_s2_sch1_p1_kv1_c2_lr1
 V=(fc_sm90_bf16_d64_full_$T64 fc_sm90_bf16_d128_full_$T128 fc_sm90_bf16_d256_full_$T256 fc_sm90_bf16_d64_full_$T64S)
 CAP=(--rounds "${ROUNDS:-3}" --gemm-n 12288 --variant "64=${V[0]}" --variant "128=${V[1]}" --variant "256=${V[2]}")
 CELLS=(--cell "$(ab_cell 64 512 full $T64S)" --cell "$(ab_cell 128 1024 full $T128)")
-phase() {  # NAME
-  ab_build 200 2 "${V[@]}"
-  timeout 150 python3 benchmarks/cap_bound.py "${CAP[@]}" --json "$OUT/${TAG}_cap_$1.json" 2>&1 | tail -12
-  (TAG=${TAG}_$1; ab_run 150 3 8 "${CELLS[@]}")
-}
-phase A
+ab_cap_phase A
 git apply "$PATCH" || exit 1
 ab_build 200 2 "${V[@]}"
 ab_probe 100 "${V[0]}@1,32,16384" "${V[1]}@1,16,16384" "${V[2]}@1,8,16384" "${V[3]}@32,32,512"
 ab_tests 150 3 -x -k "d64_full_$T64 or d128_full_$T128 or d256_full_$T256 or d64_full_$T64S" \
   tests/flashcore_cutlass/test_kernels_gpu.py
-phase B
+ab_cap_phase B
 git apply -R "$PATCH"

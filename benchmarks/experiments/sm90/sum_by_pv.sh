@@ -7,7 +7,7 @@
 # D256 keeps its SASS: the control) and two_ctas_ab.py at four shorter cells (two causal), each against SDPA in the same run; B
 # first runs each tile once in a watched child and its GPU tests. After device_run.sh installed the package.
 #   OUT=... [ROUNDS=3] bash benchmarks/experiments/sm90/sum_by_pv.sh
-TAG=sumpv
+TAG=sumpv CAP_AB_S=200
 . "$(dirname "$0")/ab_steps.sh"
 PATCH=benchmarks/experiments/sm90/sum_by_pv.patch
 T64=m192_n128_s2_sch1_p1_kv1_lr1; T128=m128_n128_s2_sch2_p1_kv1_lr1; T256=m128_n64_s2_sch1_p1_kv1_lr1
@@ -17,16 +17,11 @@ V=(fc_sm90_bf16_d64_full_$T64 fc_sm90_bf16_d128_full_$T128 fc_sm90_bf16_d256_ful
 CAP=(--rounds "${ROUNDS:-3}" --gemm-n 12288 --variant "64=${V[0]}" --variant "128=${V[1]}" --variant "256=${V[2]}")
 CELLS=(--cell "$(ab_cell 64 1024 full $T64)" --cell "$(ab_cell 128 1024 full $T128)" --cell "$(ab_cell 128 2048 causal $T128C)"
        --cell "$(ab_cell 64 4096 causal $T64C)")
-phase() {  # NAME
-  ab_build 200 2 "${V[@]}"
-  timeout 150 python3 benchmarks/cap_bound.py "${CAP[@]}" --json "$OUT/${TAG}_cap_$1.json" 2>&1 | tail -12
-  (TAG=${TAG}_$1; ab_run 200 3 8 "${CELLS[@]}")
-}
-phase A
+ab_cap_phase A
 git apply "$PATCH" || exit 1
 ab_build 200 2 "${V[@]}"
 ab_probe 100 "${V[0]}@1,32,16384" "${V[1]}@1,16,16384" "${V[2]}@1,8,16384" "${V[3]}@8,16,2048" "${V[4]}@4,32,4096"
 ab_tests 150 3 -x -k "d64_full_$T64 or d128_full_$T128 or d256_full_$T256 or d128_causal_$T128C or d64_causal_$T64C" \
   tests/flashcore_cutlass/test_kernels_gpu.py
-phase B
+ab_cap_phase B
 git apply -R "$PATCH"
