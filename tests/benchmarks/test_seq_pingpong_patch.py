@@ -5,31 +5,18 @@ The patch is how seq_pingpong.sh's experiment can be run again (benchmarks/NOTES
 edit that moves its context would otherwise surface only when someone tries it on the GPU machine.
 """
 
-import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-import pytest
+from patch_support import EXPERIMENTS, needs_git, patched_copy
 
-ROOT = Path(__file__).resolve().parents[2]
-
-PATCH = ROOT / "benchmarks" / "experiments" / "sm90" / "seq_pingpong.patch"
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git apply (outside a repository) needs git")
-
-
-def _patched_copy(tmp_path):
-    for part in ("codegen", "templates"):
-        shutil.copytree(ROOT / part, tmp_path / part)
-    done = subprocess.run(["git", "apply", str(PATCH)], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return tmp_path
+PATCH = EXPERIMENTS / "seq_pingpong.patch"
 
 
 @needs_git
 def test_the_patch_applies_and_the_generator_takes_schedule_3(tmp_path):
-    copy = _patched_copy(tmp_path)
+    copy = patched_copy(tmp_path, PATCH, ("codegen", "templates"))
     probe = textwrap.dedent("""
         import sys
         sys.path.insert(0, sys.argv[1])

@@ -5,23 +5,14 @@ The patch is how sum_by_mma.sh's experiment can be run again (benchmarks/NOTES.m
 edit that moves its context would otherwise surface only when someone tries it on the GPU machine.
 """
 
-import shutil
-import subprocess
-from pathlib import Path
+from patch_support import EXPERIMENTS, ROOT, SM90, needs_git, patched_copy
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git apply (outside a repository) needs git")
-PATCH = ROOT / "benchmarks" / "experiments" / "sm90" / "sum_by_mma.patch"
-SM90 = ("templates", "include", "flashcore", "sm90")
+PATCH = EXPERIMENTS / "sum_by_mma.patch"
 
 
 @needs_git
 def test_the_patch_applies_and_switches_the_row_sums_on(tmp_path):
-    shutil.copytree(ROOT / "templates", tmp_path / "templates")
-    done = subprocess.run(["git", "apply", str(PATCH)], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    patched_copy(tmp_path, PATCH, ("templates",))
     sm90 = tmp_path.joinpath(*SM90)
     assert "#define FLASHCORE_SUM_BY_MMA 1" in (sm90 / "common.cuh").read_text()
     mainloop = (sm90 / "mainloop.cuh").read_text()

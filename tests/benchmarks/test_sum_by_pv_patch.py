@@ -6,24 +6,14 @@ The patch is how sum_by_pv.sh's experiment is run and how the change lands (benc
 header edit that moves its context would otherwise surface only on the GPU machine.
 """
 
-import shutil
-import subprocess
-from pathlib import Path
+from patch_support import EXPERIMENTS, ROOT, SM90, needs_git, patched_copy
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git apply (outside a repository) needs git")
-PATCH = ROOT / "benchmarks" / "experiments" / "sm90" / "sum_by_pv.patch"
-SM90 = ("templates", "include", "flashcore", "sm90")
+PATCH = EXPERIMENTS / "sum_by_pv.patch"
 
 
 @needs_git
 def test_the_patch_applies_and_takes_the_sums_from_the_pv_gemm(tmp_path):
-    for part in ("templates", "codegen", "tests", "flashcore_cutlass"):
-        shutil.copytree(ROOT / part, tmp_path / part)
-    done = subprocess.run(["git", "apply", str(PATCH)], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    patched_copy(tmp_path, PATCH, ("templates", "codegen", "tests", "flashcore_cutlass"))
     sm90 = tmp_path.joinpath(*SM90)
     assert "m64n136k16" in (sm90 / "sum_pv_wgmma.cuh").read_text()
     assert "SumPvWgmma<kPVN, Element>::fma" in (sm90 / "mainloop.cuh").read_text()
