@@ -653,11 +653,26 @@ class Sm90Config(KernelConfig):
         q = aligned(self.block_m * self.head_dim * self.element_bytes)
         o = aligned(self.block_m * self.v_head_dim * self.element_bytes)
         k = aligned(self.stages * self.block_n * self.head_dim * self.element_bytes)
-        v = aligned(self.stages * self.block_n * self.v_head_dim * self.element_bytes)
+        v = aligned(self.stages * self.block_n * (self.v_head_dim + self.v_pad_columns()) * self.element_bytes)
         base = q + k + v
         separate_o = self.persistent and base + o + SM90_BARRIER_BYTES <= self.smem_limit()
         lse_part = 4 * self.block_m if self.splits > 1 else 0  # split-KV: partial LSE per row
         return base + (o if separate_o else 1024) + 64 + 32 * self.stages + lse_part
+
+    def v_pad_columns(self) -> int:
+        """The ones atom past each V stage (64 columns) where the PV GEMM takes the row sums, else 0:
+        traits.cuh kVPad, the same rule (overlapped tiles of Dv 64 or 128 without split-KV, where the
+        atoms fit and leave where O is staged as it was)."""
+        e = self.element_bytes
+        unpadded = e * (self.block_m * self.head_dim + self.stages * self.block_n * (self.head_dim + self.v_head_dim))
+        pad = e * self.stages * self.block_n * 64
+        o = e * self.block_m * self.v_head_dim
+        limit = self.smem_limit()
+        separate_o = self.persistent and unpadded + o + SM90_BARRIER_BYTES <= limit
+        fits = (unpadded + pad + (o if separate_o else 0) + SM90_BARRIER_BYTES <= limit
+                and (separate_o or not self.persistent or self.block_m <= self.block_n))
+        wanted = self.schedule >= 1 and self.splits == 1 and self.v_head_dim in (64, 128)
+        return 64 if wanted and fits else 0
 
     def smem_limit(self) -> int:
         """Shared memory one CTA may take (traits.cuh kSmemLimit)."""

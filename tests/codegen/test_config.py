@@ -311,7 +311,9 @@ def test_sm90_resource_model():
     c = Sm90Config("bf16", 128, False, block_m=128, block_n=128, stages=2, schedule=1, persistent=0)
     assert (c.consumer_warpgroups, c.threads) == (2, 384)
     assert c.accumulator_registers() == 64 + 64 + 32 and c.register_budget() == 240 - 32
-    assert c.smem_bytes() == 32768 + 2 * 65536 + 1024 + 64 + 64
+    # Overlapped D128: each V stage carries the PV GEMM's ones atom (traits.cuh kVPad).
+    assert c.v_pad_columns() == 64 and replace(c, schedule=0).v_pad_columns() == 0
+    assert c.smem_bytes() == 32768 + 2 * 65536 + 2 * 16384 + 1024 + 64 + 64
     assert c.is_valid
     # The sequential schedule packs P over S: O and S only. A D64 192x192 tile fits 3 WGs' 160
     # registers that way, and not with the overlap's S-and-P.
@@ -321,7 +323,13 @@ def test_sm90_resource_model():
     assert overlap.accumulator_registers() == 32 + 96 + 48 and not overlap.is_valid
     # Persistent: O gets a buffer of its own when it fits (traits.cuh kSeparateO), else it shares Q's.
     persistent = Sm90Config("bf16", 128, False, 128, 128, 2, 1, 1)
-    assert persistent.smem_bytes() == 2 * 32768 + 2 * 65536 + 64 + 64
+    assert persistent.smem_bytes() == 2 * 32768 + 2 * 65536 + 2 * 16384 + 64 + 64
+    # The 64-row several-CTA tiles have no room for the ones atoms (the two-CTA one would lose its O
+    # buffer); D256 (N would pass 256) takes none; D64's 192-row tile does.
+    assert Sm90Config("bf16", 64, True, 64, 64, 3, 1, 1, ctas_per_sm=3).v_pad_columns() == 0
+    assert Sm90Config("bf16", 64, False, 64, 128, 2, 1, 1, ctas_per_sm=2).v_pad_columns() == 0
+    assert Sm90Config("bf16", 64, False, 192, 128, 2, 1, 1).v_pad_columns() == 64
+    assert Sm90Config("bf16", 256, False, 128, 80, 2, 1, 1).v_pad_columns() == 0
     assert Sm90Config("bf16", 256, False, 128, 80, 2, 1, 1).smem_bytes() == 65536 + 2 * 81920 + 1024 + 64 + 64
     # FA3's D256 tile sits at the shared-memory limit; one more stage does not fit.
     assert Sm90Config("bf16", 256, False, 128, 80, 2, 1, 0).is_valid
@@ -339,7 +347,9 @@ def test_sm90_split_kv():
     assert split.is_valid and split.name.endswith("_p0_kv4") and split.template_params()["splits"] == 4
     # Its producer gets 40 registers (24 spilled), its two consumer warpgroups 232 each.
     assert split.register_budget() == 232 - 32
-    assert split.smem_bytes() == Sm90Config("bf16", 64, False, 128, 128, 2, 1, 0).smem_bytes() + 4 * 128
+    # (No ones atoms under split-KV: the same smem as the sequential tile's, which takes none either.)
+    assert split.v_pad_columns() == 0
+    assert split.smem_bytes() == Sm90Config("bf16", 64, False, 128, 128, 2, 0, 0).smem_bytes() + 4 * 128
     assert "split-KV (splits > 1) runs one query tile per CTA: persistent must be 0" in \
         Sm90Config("bf16", 64, False, 128, 128, 2, 1, 1, splits=2).validation_errors()
     # The fp32 partial O (128 rows) is staged in the K ring: 2 stages of 64 keys are too small.

@@ -51,6 +51,7 @@ struct KernelWS {
     int const warp_group = cutlass::canonical_warp_group_idx();
     int const warp_idx = cutlass::canonical_warp_idx_sync();
 
+    Mainloop::init_smem(ss, int(threadIdx.x), kThreads);
     if (warp_idx == 0 && cute::elect_one_sync()) {
       Mainloop::prefetch_descriptors(p);
       Mainloop::init_barriers(ss);

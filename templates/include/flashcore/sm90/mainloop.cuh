@@ -10,6 +10,7 @@
 #include "flashcore/sm90/common.cuh"
 #include "flashcore/sm90/pack_gqa.cuh"
 #include "flashcore/sm90/softmax.cuh"
+#include "flashcore/sm90/sum_pv_wgmma.cuh"
 #include "flashcore/sm90/tile_scheduler.cuh"
 #include "flashcore/sm90/traits.cuh"
 
@@ -38,7 +39,59 @@ struct MainloopTmaWgmma {
   // call 3): causal 2k / 4k / 8k -8.2 / -5.8 / -4.8 %, non-causal 1k / 4k +1.4 / +1.2 % (the grid's
   // non-causal problems have no masked tile; they only paid the changed register allocation).
   static constexpr bool kSelectMasked = kCausal && Traits::kConsumerRegs <= 160;
-  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale, Element, kSelectMasked>;
+  // Row sums by the PV GEMM (traits.cuh kVPad): the overlapped mainloop's PV wgmma runs with N = Dv + 8
+  // over V's descriptors, whose stage carries a ones atom past V's columns; the accumulator's last
+  // 8 columns (4 floats a thread: rows r and r + 8, two columns each, all alike) are the row sums.
+  static constexpr bool kSumByPV = Traits::kVPad > 0 && Traits::kIntraWGOverlap && Traits::kKeyWGs == 1;
+  using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale, Element, kSelectMasked, kSumByPV>;
+  static constexpr int kPVN = Traits::kHeadDimV + 8;
+  // Shared memory the consumers read but no load fills (the ones atoms), before the kernel's first
+  // __syncthreads; every thread takes part.
+  CUTE_DEVICE static void init_smem(SharedStorage& ss, int tid, int threads) {
+    if constexpr (kSumByPV) {
+      constexpr int kStage = (Traits::kHeadDimV + Traits::kVPad) * kBlockN;
+      CUTE_UNROLL
+      for (int s = 0; s < kStages; ++s) {
+        for (int i = tid; i < Traits::kVPad * kBlockN; i += threads) {
+          ss.v[s * kStage + Traits::kHeadDimV * kBlockN + i] = Element(1.f);
+        }
+      }
+      cutlass::arch::fence_view_async_shared();
+    }
+  }
+  // The descriptor's leading byte offset (bits 16-29, 16-byte units) is the stride between V's 64-column
+  // atoms; CuTe leaves it unset where Dv is one atom (D64), and the N = Dv + 8 wgmma reads the ones atom there.
+  CUTE_DEVICE static uint64_t with_atom_stride(uint64_t desc) {
+    constexpr uint64_t kLbo = uint64_t(64 * kBlockN * sizeof(Element)) >> 4;
+    static_assert(kLbo < (1u << 14), "leading byte offset field");
+    return (desc & ~(uint64_t(0x3fff) << 16)) | (kLbo << 16);
+  }
+  // PV (O += P V); with kSumByPV one wgmma of N = Dv + 8 a k-block also adds the row sums to `sum`.
+  template <class TA, class TB, class TC>
+  CUTE_DEVICE static void pv_gemm(TA const& tOrP, TB const& tOrV, TC& tOrO, float (&sum)[4]) {
+    typename Traits::TiledMmaPV tiled_mma_pv;
+    if constexpr (!kSumByPV) {
+      wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV, tOrO);
+    } else {
+      static_assert(decltype(size(tOrO))::value == kPVN / 2 - 4, "one PV atom a consumer WG");
+      warpgroup_fence_operand(const_cast<TA&>(tOrP));
+      warpgroup_fence_operand(tOrO);
+      CUTE_UNROLL
+      for (int i = 0; i < 4; ++i) warpgroup_fence_operand(sum[i]);
+      warpgroup_arrive();
+      CUTE_UNROLL
+      for (int k = 0; k < size<2>(tOrP); ++k) {
+        Tensor a = recast<uint32_t>(tOrP(_, _0{}, k));
+        uint32_t const regs[4] = {a(0), a(1), a(2), a(3)};
+        SumPvWgmma<kPVN, Element>::fma(regs, with_atom_stride(uint64_t(tOrV(_0{}, _0{}, k))), tOrO, sum);
+      }
+      warpgroup_commit_batch();
+      warpgroup_fence_operand(tOrO);
+      CUTE_UNROLL
+      for (int i = 0; i < 4; ++i) warpgroup_fence_operand(sum[i]);
+      warpgroup_fence_operand(const_cast<TA&>(tOrP));
+    }
+  }
 
   CUTE_DEVICE static void init_barriers(SharedStorage& ss) {
     FullBar::init(&ss.bar_q, 1);
@@ -317,6 +370,13 @@ struct MainloopTmaWgmma {
     static_assert(decltype(size(tSrS))::value == cosize_v<LayoutP>, "P fragment must alias the S accumulator");
 
     clear(tOrO);
+    float pv_sum[4] = {0.f, 0.f, 0.f, 0.f};  // kSumByPV: rows r, r, r + 8, r + 8 (pv_gemm)
+    auto fence_sum = [&] {
+      if constexpr (kSumByPV) {
+        CUTE_UNROLL
+        for (int i = 0; i < 4; ++i) warpgroup_fence_operand(pv_sum[i]);
+      }
+    };
     KeyTileRange const tiles = key_tiles(p, seq, w);
 
     int const row0 = w.m_block * kBlockM;
@@ -434,7 +494,7 @@ struct MainloopTmaWgmma {
         FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
         Sched::acquire(wg);
         wg_gemm<true, -1>(tiled_mma_qk, tSrQ, tSrK(_, _, _, k_state.index), tSrS);
-        wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
+        pv_gemm(tOrP, tOrV(_, _, _, v_state.index), tOrO, pv_sum);
         Sched::pass(wg);
         warpgroup_wait<1>();  // S ready
         warpgroup_fence_operand(tSrS);
@@ -443,10 +503,15 @@ struct MainloopTmaWgmma {
         softmax_step(n, corr);  // overlaps the PV wgmma
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
+        fence_sum();
         release(&ss.empty_v[v_state.index]);
         next_v();
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
+        if constexpr (kSumByPV) {
+          CUTE_UNROLL
+          for (int i = 0; i < 4; ++i) pv_sum[i] *= corr[i / 2];
+        }
         Tensor rPn = convert_fragment<Element>(tSrS);
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
@@ -454,12 +519,17 @@ struct MainloopTmaWgmma {
       if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);  // every QK^T of this tile is done
       FullBar::wait(&ss.full_v[v_state.index], v_state.phase);
       Sched::acquire(wg);
-      wg_gemm<false, -1>(tiled_mma_pv, tOrP, tOrV(_, _, _, v_state.index), tOrO);
+      pv_gemm(tOrP, tOrV(_, _, _, v_state.index), tOrO, pv_sum);
       Sched::pass(wg);
       warpgroup_wait<0>();
       warpgroup_fence_operand(tOrO);
+      fence_sum();
       release(&ss.empty_v[v_state.index]);
       next_v();
+      if constexpr (kSumByPV) {
+        CUTE_UNROLL
+        for (int i = 0; i < kRowsPerThread; ++i) softmax.row_sum[i] = pv_sum[2 * i];
+      }
       pass_after();
     } else {
       if constexpr (Traits::kWgKeys) pass.v(before > 0 ? 1 : 0);

@@ -22,7 +22,13 @@ namespace flashcore::sm90 {
 // scores scaled and masked in place. At 160 registers (3 consumer WGs) the in-place pass spilled:
 // the D64 192x128 causal lazy tile 280 / 308 B, all of it in the masked tiles' softmax, against
 // 40 / 56 B selected (ptxas). The mainloop chooses (mainloop.cuh: measured there).
-template <int kRows, bool kLazy = false, class Element = float, bool kSelectMasked = false>
+// kMmaSum: the row sums come from the PV GEMM (mainloop.cuh pv_gemm: P as the GEMM reads it, rounded to
+// the input type); step() keeps none and finalize() takes whole-row sums in row_sum, normalising O
+// by them. The LSE takes the exact sum: row_round then holds what rounding added to the weights, per
+// element on masked tiles (a row seeing few keys has them all there: one rounded weight would be the
+// sum's whole error, 2^-9, against the LSE's 1e-3) and for each tile's largest weight elsewhere (as
+// the lazy softmax's term: a peaked row's error); the other weights' roundings average out.
+template <int kRows, bool kLazy = false, class Element = float, bool kSelectMasked = false, bool kMmaSum = false>
 struct OnlineSoftmax {
   // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision. (Skipping
   // the correction is FlashAttention-4's, on Blackwell; FA3's Hopper kernels rescale every tile.)
@@ -30,13 +36,13 @@ struct OnlineSoftmax {
   float row_max[kRows];  // running max of scaled scores (log2 domain); -inf before any key
   float row_sum[kRows];  // per-thread partial sums of exp2(s - row_max)
   // Lazy: per-thread sums of (rounded - exact) of the thread's largest weight of each tile (see top).
-  float row_round[kLazy ? kRows : 1];
+  float row_round[kLazy || kMmaSum ? kRows : 1];
 
   CUTE_DEVICE OnlineSoftmax() {
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) { row_max[i] = -INFINITY; row_sum[i] = 0.f; }
     CUTE_UNROLL
-    for (int i = 0; i < (kLazy ? kRows : 1); ++i) row_round[i] = 0.f;
+    for (int i = 0; i < (kLazy || kMmaSum ? kRows : 1); ++i) row_round[i] = 0.f;
   }
 
   CUTE_DEVICE static float quad_max(float x) {
@@ -156,7 +162,7 @@ struct OnlineSoftmax {
         row_max[i] = m_new;
       }
     }
-    if constexpr (kLazy) {
+    if constexpr ((kLazy && !kMmaSum) || (kMmaSum && !kMasked)) {
       // The thread's largest weight of the row in this tile, computed as the loop below computes it
       // (bit for bit), and what rounding to the GEMM's type changes of it.
       CUTE_UNROLL
@@ -172,6 +178,7 @@ struct OnlineSoftmax {
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
       float sum = 0.f;
+      float rounded = 0.f;  // kMmaSum, masked tiles: what rounding added to the row's weights
       CUTE_UNROLL
       for (int j = 0; j < kCols; ++j) {
         float p;
@@ -182,9 +189,11 @@ struct OnlineSoftmax {
           if constexpr (kMasked) p = mask(i, j) ? 0.f : p;
         }
         s(i, j) = p;
-        sum += p;
+        if constexpr (!kMmaSum) sum += p;
+        if constexpr (kMmaSum && kMasked) rounded += static_cast<float>(static_cast<Element>(p)) - p;
       }
-      row_sum[i] = row_sum[i] * corr[i] + sum;
+      if constexpr (!kMmaSum) row_sum[i] = row_sum[i] * corr[i] + sum;
+      if constexpr (kMmaSum && kMasked) row_round[i] = row_round[i] * corr[i] + rounded;
     }
   }
 
@@ -212,9 +221,18 @@ struct OnlineSoftmax {
     constexpr float kLn2 = 0.6931471805599453f;
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
-      float sum = quad_sum(row_sum[i]);
-      bool empty = !(sum > 0.f);  // 0 or NaN
-      float const seen = kLazy ? sum + quad_sum(row_round[i]) : sum;  // the weights as the GEMM saw them
+      // sum: the exact weights' (the LSE's); seen: the weights as the GEMM saw them (O's).
+      float sum, seen;
+      bool empty;  // 0 or NaN
+      if constexpr (kMmaSum) {
+        seen = row_sum[i];
+        empty = !(seen > 0.f);
+        sum = seen - quad_sum(row_round[i]);
+      } else {  // (in main's order: the kernels without the PV sums keep their SASS)
+        sum = quad_sum(row_sum[i]);
+        empty = !(sum > 0.f);
+        seen = kLazy ? sum + quad_sum(row_round[i]) : sum;
+      }
       float inv = empty ? 0.f : 1.f / seen;
       lse[i] = empty ? INFINITY : row_max[i] * kLn2 + __logf(sum);
       CUTE_UNROLL

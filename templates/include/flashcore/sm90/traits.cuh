@@ -96,7 +96,31 @@ struct TraitsBody {
   using SmemLayoutK = decltype(tile_to_shape(SmemAtomK{}, Shape<BN, HD, Int<kStages>>{}));
   // V tile is (BN, Dv) row-major in gmem; the PV wgmma reads it as B = V^T (Dv, BN), MN-major.
   using SmemAtomVt = decltype(cutlass::gemm::collective::detail::ss_smem_selector<GMMA::Major::MN, Element, HDV, BN>());
-  using SmemLayoutVt = decltype(tile_to_shape(SmemAtomVt{}, Shape<HDV, BN, Int<kStages>>{}, Step<_2, _1, _3>{}));
+  // Row sums by the PV GEMM (mainloop.cuh pv_gemm): each V stage is followed by one more 64-column
+  // swizzle atom of ones, and the overlapped mainloop's PV wgmma runs with N = Dv + 8 over V's
+  // descriptors: its last 8 accumulator columns are the rows' sums of P as the GEMM read it, in
+  // place of the softmax's per-score FADDs and the lazy softmax's rounding term. Measured against
+  // the FADD sums at the power cap (benchmarks/NOTES.md, 2026-11-30): D64 16k -3.2 % energy per
+  // FLOP, D128 16k -1.2 %. Only where the atoms fit beside the tiles and leave where O is staged as
+  // it was (not the 64-row three-CTA tiles, for one), on overlapped tiles of Dv 64 or 128 (a
+  // wgmma's N stops at 256) without split-KV.
+  static constexpr int kUnpaddedQKV = int(sizeof(Element)) * (kBlockM * kHeadDim + kStages * kBlockN * (kHeadDim + kHeadDimV));
+  static constexpr int kPadBytes = int(sizeof(Element)) * kStages * kBlockN * 64;
+  static constexpr int kOBytes = int(sizeof(Element)) * kBlockM * kHeadDimV;
+  static constexpr bool kSeparateOUnpadded = kPersistent && kUnpaddedQKV + kOBytes + 2048 <= kSmemLimit;
+  static constexpr bool kVPadFits =
+      kUnpaddedQKV + kPadBytes + (kSeparateOUnpadded ? kOBytes : 0) + 2048 <= kSmemLimit &&
+      (kSeparateOUnpadded || !kPersistent || kBlockM <= kBlockN);  // O staged in the V ring stays clear of the ones
+  static constexpr int kVPad =
+      (kIntraWGOverlap_ && kSplits_ == 1 && (kHeadDimV == 64 || kHeadDimV == 128) && kVPadFits) ? 64 : 0;
+  using SmemLayoutVtAll = decltype(tile_to_shape(SmemAtomVt{}, Shape<Int<kHeadDimV + kVPad>, BN, Int<kStages>>{},
+                                                 Step<_2, _1, _3>{}));
+  using SmemLayoutVt = std::conditional_t<
+      kVPad == 0, SmemLayoutVtAll,
+      decltype(composition(SmemLayoutVtAll{},
+                           make_layout(Shape<HDV, BN, Int<kStages>>{},
+                                       make_stride(_1{}, Int<kHeadDimV + kVPad>{}, Int<(kHeadDimV + kVPad) * kBlockN>{}))))>;
+  static constexpr int kVElems = int(cosize_v<SmemLayoutVtAll>);  // the V ring with its ones atoms
   using SmemLayoutV = decltype(composition(SmemLayoutVt{},
                                            make_ordered_layout(Shape<BN, HDV, Int<kStages>>{}, Step<_2, _1, _3>{})));
 
@@ -118,14 +142,14 @@ struct TraitsBody {
   // Persistent CTAs stage O in a buffer of its own when it fits: the next tile's Q then loads
   // while this tile's O is still being stored (else Q's buffer doubles as O's, and the next Q
   // waits for the store).
-  static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> +
-                                                           cosize_v<SmemLayoutVt>);
+  static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> + kVElems);
   static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
   static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesO) + kBarrierBytes <= kSmemLimit;
   // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
   // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
   // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
-  static constexpr bool kOInV = kPersistent && !kSeparateO && kBlockM * kHeadDimV <= cosize_v<SmemLayoutVt>;
+  static constexpr bool kOInV = kPersistent && !kSeparateO &&
+                                kBlockM * kHeadDimV <= (kVPad ? kHeadDimV * kBlockN : int(cosize_v<SmemLayoutVt>));  // not over the ones
   static constexpr bool kQHoldsOnlyQ = kSeparateO || kOInV;  // Q's buffer frees after the last QK^T
   // O in a buffer of its own is stored per consumer WG: each WG's 64 rows by its own TMA store, so
   // no WG waits for another at the end of a tile (a ping-pong schedule keeps its stagger). In the V
@@ -146,7 +170,7 @@ struct TraitsBody {
   struct SharedStorage {
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutQ>> q;  // Q (and O unless kQHoldsOnlyQ)
     alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutK>> k;
-    alignas(1024) cute::array_aligned<Element, cute::cosize_v<SmemLayoutVt>> v;  // V ring (and O if kOInV)
+    alignas(1024) cute::array_aligned<Element, kVElems> v;  // V ring (and O if kOInV)
     alignas(1024) cute::array_aligned<Element, kOElems> o;  // O staging when kSeparateO
     alignas(16) uint64_t bar_q;        // Q tile landed (tx barrier)
     uint64_t bar_q_empty;              // consumers done reading Q (kQHoldsOnlyQ: the next Q may load)
