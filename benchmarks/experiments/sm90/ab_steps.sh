@@ -1,5 +1,5 @@
-# The steps the tile A/B scripts share (seq_wide.sh, d64_short_tiles.sh, wk1_d256_n80.sh, seq_pingpong.sh,
-# sum_by_mma.sh), sourced after setting TAG: the repository root as working directory, the installed package
+# The steps the tile A/B scripts share (seq_wide.sh, d64_short_tiles.sh, wk1_d256_n80.sh, seq_pingpong.sh),
+# sourced after setting TAG: the repository root as working directory, the installed package
 # (device_run.sh's /tmp/site) and a build cache of the script's own; then build the variants, run each new tile once
 # at a grid cell in a watched child (a tile that hangs would take pytest and the A/B with it, and a hung call returns
 # no signal: NOTES.md 2026-11-29 16:59-), their GPU tests, and the interleaved A/B against SDPA (two_ctas_ab.py).
@@ -38,11 +38,4 @@ ab_run() {  # SECONDS ROUNDS TAIL_LINES --cell C [--cell C ...]
   local limit=$1 rounds=$2 lines=$3; shift 3
   timeout "${AB_S:-$limit}" python3 benchmarks/experiments/sm90/two_ctas_ab.py --rounds "${ROUNDS:-$rounds}" \
     --json "$OUT/${TAG}_ab.json" "$@" 2>&1 | tail -"$lines"
-}
-
-ab_cap_phase() {  # NAME: one phase of a patch A/B at the power cap (sum_by_mma.sh): the script's V
-  # variants built, cap_bound.py with its CAP options, then two_ctas_ab.py at its CELLS; files tagged ${TAG}_NAME.
-  ab_build 200 2 "${V[@]}"
-  timeout 150 python3 benchmarks/cap_bound.py "${CAP[@]}" --json "$OUT/${TAG}_cap_$1.json" 2>&1 | tail -12
-  (TAG=${TAG}_$1; ab_run "${CAP_AB_S:-150}" 3 8 "${CELLS[@]}")
 }

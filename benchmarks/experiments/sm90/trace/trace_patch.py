@@ -48,10 +48,10 @@ PATCHES = [
      "      if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);  // every QK^T of this tile is done\n",
      "      FC_T(4);\n      if constexpr (Traits::kQHoldsOnlyQ) release(&ss.bar_q_empty);  // every QK^T of this tile is done\n"),
     ("sm90/mainloop.cuh",
-     "      release(&ss.empty_v[v_state.index]);\n      next_v();\n      pass_after();\n    } else {\n",
+     "      release(&ss.empty_v[v_state.index]);\n      next_v();\n      if constexpr (kSumByPV) {\n",
      "      release(&ss.empty_v[v_state.index]);\n      next_v();\n      FC_T(5);\n"
      "      FC_V(7, fc_kv); FC_V(8, fc_sched); FC_V(9, fc_s); FC_V(10, fc_pv); FC_V(11, tiles.count());\n"
-     "      FC_V(12, fc_smax);\n      pass_after();\n    } else {\n"),
+     "      FC_V(12, fc_smax);\n      if constexpr (kSumByPV) {\n"),
     # Prologue: QK^T landed (its softmax follows).
     ("sm90/mainloop.cuh",
      "      Sched::pass(wg);\n      warpgroup_wait<0>();\n      warpgroup_fence_operand(tSrS);\n",
