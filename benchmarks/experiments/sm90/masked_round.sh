@@ -5,17 +5,17 @@
 # masked tiles are 12-40 % of the work: A = the tree on the carried build of device_run.sh (KEEP_BUILD=1, in
 # build/cache), B = the tree with the patch, its tiles built in the script's own cache, their GPU tests (the LSE
 # cases included), then the same cells; SDPA in each phase's rounds. After device_run.sh installed the package.
-#   OUT=... [ROUNDS=3] bash benchmarks/experiments/sm90/masked_round.sh
+#   OUT=... [ROUNDS=5] bash benchmarks/experiments/sm90/masked_round.sh
 TAG=mround
 . "$(dirname "$0")/ab_steps.sh"
 PATCH=benchmarks/experiments/sm90/masked_round.patch
 T128=m128_n128_s2_sch2_p1_kv1_lr1; T64=m64_n64_s2_sch1_p1_kv1_c3_lr1
 V=(fc_sm90_bf16_d128_causal_$T128 fc_sm90_bf16_d64_causal_$T64)
-CELLS=(--cell "$(ab_cell 128 512 causal $T128)" --cell "$(ab_cell 64 1024 causal $T64)"
-       --cell "$(ab_cell 128 2048 causal $T128)")
-(export FLASHCORE_CACHE_DIR=$PWD/build/cache; TAG=${TAG}_A; ab_run 45 3 6 "${CELLS[@]}")
+CELLS=(--cell "$(ab_cell 128 512 causal $T128)" --cell "$(ab_cell 128 1024 causal $T128)"
+       --cell "$(ab_cell 128 2048 causal $T128)" --cell "$(ab_cell 64 1024 causal $T64)")
+(export FLASHCORE_CACHE_DIR=$PWD/build/cache; TAG=${TAG}_A; ab_run 120 5 8 "${CELLS[@]}")
 git apply "$PATCH" || exit 1
-ab_build 60 2 "${V[@]}"
-ab_tests 45 4 -x -k "bf16_d128_causal_$T128 or bf16_d64_causal_$T64" tests/flashcore_cutlass/test_kernels_gpu.py
-(TAG=${TAG}_B; ab_run 45 3 6 "${CELLS[@]}")
+ab_build 150 2 "${V[@]}"
+ab_tests 120 4 -x -k "bf16_d128_causal_$T128 or bf16_d64_causal_$T64" tests/flashcore_cutlass/test_kernels_gpu.py
+(TAG=${TAG}_B; ab_run 120 5 8 "${CELLS[@]}")
 git apply -R "$PATCH"
