@@ -81,12 +81,14 @@ python3 -m flashcore_cutlass table --json > "$LOG/table.json" 2>/dev/null || tru
 # The winners in the shipped format, as tuned_<model>.json (tuned_h100.json, tuned_h200.json): copy it to
 # flashcore_cutlass/data/ to ship them. The package's file for this GPU is copied in first and the run's winners
 # merged into it (--merge keeps its rows of other keys that are current here: after `tune --stale-only` the result
-# is the whole table to ship); without tuned rows no file is left.
+# is the whole table to ship; --keep-stale keeps the stale ones too, so that a tune the deadline cut resumes from
+# the file in the next call, and the package's test of its table fails until none is left); without tuned rows no
+# file is left.
 # Only after a tune stage: a call without one has no tuned rows (a fresh cache) and nothing to export.
 case " $STAGES " in *" tune "*)
   ship=$(python3 -c "import torch; from flashcore_cutlass.shipped import file_name_for; print(file_name_for(torch.cuda.get_device_name()))" 2>/dev/null)
   [ -n "$ship" ] && [ -f "flashcore_cutlass/data/$ship" ] && cp "flashcore_cutlass/data/$ship" "$LOG/$ship"
-  python3 -m flashcore_cutlass table --export-shipped "$LOG" --merge || { [ -n "$ship" ] && rm -f "$LOG/$ship"; } ;;
+  python3 -m flashcore_cutlass table --export-shipped "$LOG" --merge --keep-stale || { [ -n "$ship" ] && rm -f "$LOG/$ship"; } ;;
 esac
 cp "$FLASHCORE_CACHE_DIR/build/obj/"*.log "$LOG/" 2>/dev/null
 # What the benchmarks saved under benchmarks/results in this call (their named JSON, bench_sdpa's plot).

@@ -344,8 +344,8 @@ def _export_shipped(table, args, env, valid, why) -> int:
     if path.is_dir():  # the package's name for this GPU's file
         path = path / file_name_for(env.gpu_name)
     provenance, dropped = None, []
-    if args.merge:  # it names the shapes it drops itself
-        rows, provenance = _merge_into_file(path, rows, env, valid)
+    if args.merge:  # it names the shapes it drops (or keeps stale) itself
+        rows, provenance = _merge_into_file(path, rows, env, valid, keep_stale=args.keep_stale)
     else:
         dropped = _shapes_an_export_drops(path, rows)
     path = export(rows, path, provenance)
@@ -356,11 +356,15 @@ def _export_shipped(table, args, env, valid, why) -> int:
     return 0
 
 
-def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
+def _merge_into_file(path: Path, rows, env, valid, keep_stale: bool = False) -> tuple[list, dict]:
     """--merge: ``rows`` plus the rows of the shipped file at ``path`` for (key, shape)s ``rows`` lack and
     current on this machine (same GPU, the variants' hashes as built, or for a variant this build
     left out as today's sources give it with the build's toolchain: rows a kernel change left stale
-    are dropped, never shipped), and the provenance saying what was kept from where."""
+    are dropped, never shipped), and the provenance saying what was kept from where. With
+    ``keep_stale`` (--keep-stale) the stale rows stay as they are: dispatch never uses them, and a
+    `tune --suite shipped --stale-only` cut short resumes from the file at their keys (the suite
+    finds keys outside the default set only through their rows); the package's test of its table
+    fails until they are tuned."""
     from .shipped import ShippedTableError, current_provenance, load, matches
 
     try:
@@ -371,20 +375,28 @@ def _merge_into_file(path: Path, rows, env, valid) -> tuple[list, dict]:
     others = [r for r in old.rows if _measured(r) not in exported]
     judged = _judged_hashes({r.variant for r in others}, valid)
     kept = [r for r in others if matches(r, env, judged)]
-    stale = sorted({_measured(r) for r in others} - {_measured(r) for r in kept})
-    if stale:
+    current = {_measured(r) for r in kept}
+    stale = sorted({_measured(r) for r in others} - current)
+    stale_kept = [r for r in others if _measured(r) not in current] if keep_stale else []
+    if stale_kept:
+        print(f"note: --keep-stale keeps {len(stale)} measured shapes whose rows in {path.name} are not current "
+              f"here (dispatch skips them; tune --suite shipped --stale-only and export again before shipping the "
+              f"file): {_list(stale)}", file=sys.stderr)
+    elif stale:
         print(f"note: --merge drops {len(stale)} measured shapes whose rows in {path.name} are not current here "
               f"(tune them and export again): {_list(stale)}", file=sys.stderr)
     provenance = current_provenance()
-    if kept:
+    if kept or stale_kept:
         was = old.provenance
         provenance["merged"] = (f"{len(rows)} rows exported at {provenance['commit']}; {len(kept)} kept from the file "
                                 f"it replaced (exported at {was.get('commit', '?')}, {was.get('exported_at', '?')}; "
-                                "its provenance: merged_from)")
+                                "its provenance: merged_from)"
+                                + (f"; {len(stale_kept)} stale rows of it kept for a later tune --stale-only"
+                                   if stale_kept else ""))
         # An object, not a JSON string: a chain of merges nests once per merge instead of escaping
         # every earlier provenance once more.
         provenance["merged_from"] = dict(was)
-    return list(rows) + kept, provenance
+    return list(rows) + kept + stale_kept, provenance
 
 
 def _lacking_current_rows(problems, rt) -> list:
@@ -461,6 +473,8 @@ def cmd_table(args) -> int:
     table = TuningTable(args.db) if args.db else TuningTable()
     if args.merge and not args.export_shipped:
         raise CliError("--merge goes with --export-shipped (it keeps the shipped file's other rows)")
+    if args.keep_stale and not args.merge:
+        raise CliError("--keep-stale goes with --export-shipped --merge (it keeps the file's stale rows too)")
     env, valid, why = (None, None, None) if args.all else _current_identity()
     if args.export_shipped:
         return _export_shipped(table, args, env, valid, why)
@@ -624,6 +638,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --export-shipped: keep the file's rows for keys the export lacks that are current here "
                         "(after tune --stale-only, or a tune with only some variants built: a variant left out is "
                         "judged by the hash today's sources give it); rows not current here are dropped")
+    p.add_argument("--keep-stale", action="store_true",
+                   help="with --merge: keep the file's rows that are not current here too (dispatch skips them), so "
+                        "that a tune --suite shipped --stale-only cut short resumes from the file; tune them before "
+                        "shipping it")
     p.add_argument("--sort", default="key", metavar="COLUMN",
                    help="a column shown (key, variant, median_us, TFLOP/s, ...); -COLUMN (e.g. --sort -median_us) "
                         "for descending")

@@ -544,6 +544,33 @@ def test_export_shipped_merge_keeps_the_files_current_rows_of_other_keys(tmp_pat
     assert "--merge goes with --export-shipped" in capsys.readouterr().err
 
 
+def test_export_shipped_merge_keep_stale_keeps_the_stale_rows_for_a_resumed_tune(tmp_path, capsys, monkeypatch):
+    """A `tune --stale-only` cut short: `--merge --keep-stale` writes the tuned winners, keeps the
+    file's current rows and its stale ones as they were (dispatch skips them; the next --stale-only
+    tune finds their keys in the file), and says so; without --merge it is refused."""
+    monkeypatch.setattr(cli_module, "_current_identity", lambda: (ENV, HASHES, None))
+    db = tmp_path / "t.db"
+    _record(db, FAST, 600.0)
+    kept_key, stale_key = "bf16_d128_causal_q1024_k1024_bh256", "bf16_d128_causal_q2048_k2048_bh128"
+    out = tmp_path / "tuned_h100.json"
+    write_shipped(out, row(OTHER, 900.0), row(OTHER, key=kept_key), row(FAST, key=stale_key, source_hash="older"))
+    assert main(["table", "--db", str(db), "--export-shipped", str(out), "--merge", "--keep-stale"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: --keep-stale keeps 1 measured shapes whose rows in {out.name} are not current here" in err
+    assert stale_key in err and "drops" not in err
+    merged = load(out)
+    assert sorted((r.problem_key, r.variant, r.median_us, r.source_hash) for r in merged.rows) == \
+        [(kept_key, OTHER, 500.0, HASHES[OTHER]), (stale_key, FAST, 500.0, "older"), (KEY, FAST, 600.0, HASHES[FAST])]
+    assert merged.provenance["merged"].endswith("; 1 stale rows of it kept for a later tune --stale-only")
+    # The kept stale row still counts as stale: its key is tuned again.
+    from flashcore_cutlass.tune import lacking_current_rows
+    stale_problem = Problem("bf16", 128, True, 8, 16, 2048, 2048)
+    assert str(stale_problem.key) == stale_key
+    assert lacking_current_rows([stale_problem], merged, ENV, HASHES) == [stale_problem]
+    assert main(["table", "--db", str(db), "--export-shipped", str(out), "--keep-stale"]) == 1
+    assert "--keep-stale goes with --export-shipped --merge" in capsys.readouterr().err
+
+
 def test_export_shipped_merge_judges_variants_the_build_left_out_by_todays_sources(tmp_path, capsys, monkeypatch):
     """A call that built and tuned only some variants (one head dim's, say) keeps the file's rows of
     the variants it did not build whose hashes today's sources give with the build's toolchain (their
