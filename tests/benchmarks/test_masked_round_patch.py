@@ -19,6 +19,9 @@ def test_the_patch_applies_and_moves_the_masked_rounding_to_the_gemm(tmp_path):
     assert PER_WEIGHT not in softmax and "row_round[i] * corr[i] - sum" in softmax
     # Both PV GEMMs of the overlapped loop (the loop's and the last tile's) note what a masked P added.
     assert mainloop.count("note_pv_before(p_masked);") == 2 and mainloop.count("note_pv_after(p_masked,") == 2
+    # It also writes the PV-sum wgmma once a shape, for both input types.
+    wgmma = (sm90 / "sum_pv_wgmma.cuh").read_text()
+    assert wgmma.count("asm volatile") == 1 and 'FLASHCORE_SUM_PV_WGMMA_N136(cutlass::half_t, "f16")' in wgmma
     # The tree itself still rounds each weight (the A of the A/B).
     shipped = ROOT.joinpath(*SM90, "softmax.cuh").read_text()
     assert PER_WEIGHT in shipped

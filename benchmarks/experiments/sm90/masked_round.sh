@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The exact LSE of the PV-sum kernels, cheaper on masked tiles (masked_round.patch): the softmax subtracts the exact
 # weights' sum there (one FADD a score) and the mainloop adds what that tile's PV GEMM added to the row's GEMM sum,
-# in place of rounding each weight in the softmax (three instructions a score). An A/B at short causal cells, where
+# in place of rounding each weight in the softmax (three instructions a score). (The patch also folds
+# sum_pv_wgmma.cuh's four written-out specialisations into one macro a shape: the same SASS, CPU-checked; any
+# sm90 header edit re-keys every row, so it rides with this change.) An A/B at short causal cells, where
 # masked tiles are 12-40 % of the work: A = the tree on the carried build of device_run.sh (KEEP_BUILD=1, in
 # build/cache), B = the tree with the patch, its tiles built in the script's own cache, their GPU tests (the LSE
 # cases included), then the same cells; SDPA in each phase's rounds. After device_run.sh installed the package.
