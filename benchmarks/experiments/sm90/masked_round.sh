@@ -13,12 +13,15 @@ TAG=mround
 . "$(dirname "$0")/ab_steps.sh"
 PATCH=benchmarks/experiments/sm90/masked_round.patch
 T128=m128_n128_s2_sch2_p1_kv1_lr1; T64=m64_n64_s2_sch1_p1_kv1_c3_lr1
-V=(fc_sm90_bf16_d128_causal_$T128 fc_sm90_bf16_d64_causal_$T64)
+T64W=m192_n128_s2_sch1_p1_kv1_lr1_wk1; T64F=m192_n128_s2_sch1_p1_kv1_lr1  # 3 WGs: +4-12 B spilled, +16-20 B reloaded
+V=(fc_sm90_bf16_d128_causal_$T128 fc_sm90_bf16_d64_causal_$T64 fc_sm90_bf16_d64_causal_$T64W fc_sm90_bf16_d64_full_$T64F)
 CELLS=(--cell "$(ab_cell 128 512 causal $T128)" --cell "$(ab_cell 128 1024 causal $T128)"
-       --cell "$(ab_cell 128 2048 causal $T128)" --cell "$(ab_cell 64 1024 causal $T64)")
-(export FLASHCORE_CACHE_DIR=$PWD/build/cache; TAG=${TAG}_A; ab_run 120 5 8 "${CELLS[@]}")
+       --cell "$(ab_cell 128 2048 causal $T128)" --cell "$(ab_cell 64 1024 causal $T64)"
+       --cell "$(ab_cell 64 4096 causal $T64W)" --cell "$(ab_cell 64 2048 full $T64F)")
+(export FLASHCORE_CACHE_DIR=$PWD/build/cache; TAG=${TAG}_A; ab_run 180 5 10 "${CELLS[@]}")
 git apply "$PATCH" || exit 1
 ab_build 150 2 "${V[@]}"
-ab_tests 120 4 -x -k "bf16_d128_causal_$T128 or bf16_d64_causal_$T64" tests/flashcore_cutlass/test_kernels_gpu.py
-(TAG=${TAG}_B; ab_run 120 5 8 "${CELLS[@]}")
+ab_tests 150 4 -x -k "bf16_d128_causal_$T128 or bf16_d64_causal_$T64 or bf16_d64_causal_$T64W or bf16_d64_full_$T64F" \
+  tests/flashcore_cutlass/test_kernels_gpu.py
+(TAG=${TAG}_B; ab_run 180 5 10 "${CELLS[@]}")
 git apply -R "$PATCH"
