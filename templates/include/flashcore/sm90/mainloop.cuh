@@ -413,6 +413,29 @@ struct MainloopTmaWgmma {
         auto no_mask = [](int, int) { return false; };
         softmax.template step<false>(s, scale_log2, no_mask, corr);
       }
+      return masked;
+    };
+    // kSumByPV: what the PV GEMM of a masked tile's P adds to each row's GEMM sum goes into the
+    // softmax's row_round (a quarter a thread: the GEMM's sums are quad-complete, row_round is
+    // quad-summed; softmax.cuh: with the exact sum it subtracted there, that tile's whole rounding):
+    // the sum before the GEMM is taken out of row_round right away and the sum after it added in
+    // `scale`, the scale row_round is in by then (the next tile's correction, which the softmax step
+    // in between applied to row_round), so nothing is held across the GEMM.
+    auto note_pv_before = [&](bool p_masked) {
+      if constexpr (kSumByPV) {
+        if (p_masked) {
+          CUTE_UNROLL
+          for (int i = 0; i < kRowsPerThread; ++i) softmax.row_round[i] -= 0.25f * pv_sum[2 * i];
+        }
+      }
+    };
+    auto note_pv_after = [&](bool p_masked, float const (&scale)[kRowsPerThread]) {
+      if constexpr (kSumByPV) {
+        if (p_masked) {
+          CUTE_UNROLL
+          for (int i = 0; i < kRowsPerThread; ++i) softmax.row_round[i] += 0.25f * pv_sum[2 * i] * scale[i];
+        }
+      }
     };
     auto release = [&](uint64_t* bar) {
       if (wg_leader) EmptyBar::arrive(bar);
@@ -484,7 +507,8 @@ struct MainloopTmaWgmma {
       warpgroup_fence_operand(tSrS);
       release(&ss.empty_k[k_state.index]);
       next_k();
-      softmax_step(n, corr);
+      bool p_masked = softmax_step(n, corr);  // the P the next PV GEMM reads
+      note_pv_before(p_masked);
       Tensor rP = convert_fragment<Element>(tSrS);
       Tensor tOrP = make_tensor(rP.data(), LayoutP{});
       if constexpr (Traits::kWgKeys) pass.v(before > 0 ? 1 : 0);
@@ -500,18 +524,21 @@ struct MainloopTmaWgmma {
         warpgroup_fence_operand(tSrS);
         release(&ss.empty_k[k_state.index]);
         next_k();
-        softmax_step(n, corr);  // overlaps the PV wgmma
+        bool const masked = softmax_step(n, corr);  // overlaps the PV wgmma
         warpgroup_wait<0>();
         warpgroup_fence_operand(tOrO);
         fence_sum();
         release(&ss.empty_v[v_state.index]);
         next_v();
+        note_pv_after(p_masked, corr);  // in this tile's scale, as row_round now is
+        p_masked = masked;
         Tensor o = rowcol(tOrO);
         Softmax::rescale(o, corr);
         if constexpr (kSumByPV) {
           CUTE_UNROLL
           for (int i = 0; i < 4; ++i) pv_sum[i] *= corr[i / 2];
         }
+        note_pv_before(p_masked);  // (here, where no wgmma is in flight: ptxas spilled it between two)
         Tensor rPn = convert_fragment<Element>(tSrS);
         CUTE_UNROLL
         for (int i = 0; i < size(rP); ++i) rP(i) = rPn(i);
@@ -527,6 +554,10 @@ struct MainloopTmaWgmma {
       release(&ss.empty_v[v_state.index]);
       next_v();
       if constexpr (kSumByPV) {
+        float one[kRowsPerThread];  // (no rescale after the last tile)
+        CUTE_UNROLL
+        for (int i = 0; i < kRowsPerThread; ++i) one[i] = 1.f;
+        note_pv_after(p_masked, one);
         CUTE_UNROLL
         for (int i = 0; i < kRowsPerThread; ++i) softmax.row_sum[i] = pv_sum[2 * i];
       }

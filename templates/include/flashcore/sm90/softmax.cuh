@@ -24,10 +24,12 @@ namespace flashcore::sm90 {
 // 40 / 56 B selected (ptxas). The mainloop chooses (mainloop.cuh: measured there).
 // kMmaSum: the row sums come from the PV GEMM (mainloop.cuh pv_gemm: P as the GEMM reads it, rounded to
 // the input type); step() keeps none and finalize() takes whole-row sums in row_sum, normalising O
-// by them. The LSE takes the exact sum: row_round then holds what rounding added to the weights, per
-// element on masked tiles (a row seeing few keys has them all there: one rounded weight would be the
-// sum's whole error, 2^-9, against the LSE's 1e-3) and for each tile's largest weight elsewhere (as
-// the lazy softmax's term: a peaked row's error); the other weights' roundings average out.
+// by them. The LSE takes the exact sum: row_round then holds what rounding added to the weights, the
+// whole of it on masked tiles (a row seeing few keys has them all there: one rounded weight would be
+// the sum's whole error, 2^-9, against the LSE's 1e-3) and for each tile's largest weight elsewhere (as
+// the lazy softmax's term: a peaked row's error); the other weights' roundings average out. On a masked
+// tile step() subtracts the exact weights' sum, and the mainloop adds what that tile's PV GEMM added to
+// the row's GEMM sum (mainloop.cuh: one FADD a score, where rounding each weight here took three).
 template <int kRows, bool kLazy = false, class Element = float, bool kSelectMasked = false, bool kMmaSum = false>
 struct OnlineSoftmax {
   // 2^8: P stays far inside fp16's range (65504) and the fp32 sums keep their precision. (Skipping
@@ -178,7 +180,6 @@ struct OnlineSoftmax {
     CUTE_UNROLL
     for (int i = 0; i < kRows; ++i) {
       float sum = 0.f;
-      float rounded = 0.f;  // kMmaSum, masked tiles: what rounding added to the row's weights
       CUTE_UNROLL
       for (int j = 0; j < kCols; ++j) {
         float p;
@@ -189,11 +190,10 @@ struct OnlineSoftmax {
           if constexpr (kMasked) p = mask(i, j) ? 0.f : p;
         }
         s(i, j) = p;
-        if constexpr (!kMmaSum) sum += p;
-        if constexpr (kMmaSum && kMasked) rounded += static_cast<float>(static_cast<Element>(p)) - p;
+        if constexpr (!kMmaSum || kMasked) sum += p;
       }
       if constexpr (!kMmaSum) row_sum[i] = row_sum[i] * corr[i] + sum;
-      if constexpr (kMmaSum && kMasked) row_round[i] = row_round[i] * corr[i] + rounded;
+      if constexpr (kMmaSum && kMasked) row_round[i] = row_round[i] * corr[i] - sum;  // the GEMM's part: mainloop
     }
   }
 
@@ -228,7 +228,7 @@ struct OnlineSoftmax {
         seen = row_sum[i];
         empty = !(seen > 0.f);
         sum = seen - quad_sum(row_round[i]);
-      } else {  // (in main's order: the kernels without the PV sums keep their SASS)
+      } else {  // (the order of before the PV sums: those kernels keep their SASS)
         sum = quad_sum(row_sum[i]);
         empty = !(sum > 0.f);
         seen = kLazy ? sum + quad_sum(row_round[i]) : sum;
