@@ -24,8 +24,8 @@ PATCHES = [
      "      // Prologue: S(n_last) and its softmax alone.\n      FullBar::wait(&ss.full_k[k_state.index], k_state.phase);\n"
      "      FC_T(2);\n"),
     ("sm90/mainloop.cuh",
-     "      softmax_step(n, corr);\n      Tensor rP = convert_fragment<Element>(tSrS);\n",
-     "      softmax_step(n, corr);\n      FC_T(3);\n      Tensor rP = convert_fragment<Element>(tSrS);\n"),
+     "      note_pv_before(p_masked);\n      Tensor rP = convert_fragment<Element>(tSrS);\n",
+     "      note_pv_before(p_masked);\n      FC_T(3);\n      Tensor rP = convert_fragment<Element>(tSrS);\n"),
     # Key loop: time in the K/V waits, the ping-pong token, the S and PV wgmma waits, the softmax.
     ("sm90/mainloop.cuh",
      "        FullBar::wait(&ss.full_k[k_state.index], k_state.phase);\n"
@@ -40,8 +40,8 @@ PATCHES = [
      "        fc_t0 = fc_trace::now();\n        warpgroup_wait<1>();  // S ready\n"
      "        fc_t1 = fc_trace::now(); fc_s += fc_t1 - fc_t0;\n"),
     ("sm90/mainloop.cuh",
-     "        softmax_step(n, corr);  // overlaps the PV wgmma\n        warpgroup_wait<0>();\n",
-     "        fc_t0 = fc_trace::now();\n        softmax_step(n, corr);  // overlaps the PV wgmma\n"
+     "        bool const masked = softmax_step(n, corr);  // overlaps the PV wgmma\n        warpgroup_wait<0>();\n",
+     "        fc_t0 = fc_trace::now();\n        bool const masked = softmax_step(n, corr);  // overlaps the PV wgmma\n"
      "        fc_t1 = fc_trace::now(); fc_smax += fc_t1 - fc_t0;\n        warpgroup_wait<0>();\n"
      "        fc_pv += fc_trace::now() - fc_t1;\n"),
     ("sm90/mainloop.cuh",
