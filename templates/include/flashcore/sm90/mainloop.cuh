@@ -42,7 +42,7 @@ struct MainloopTmaWgmma {
   // Row sums by the PV GEMM (traits.cuh kVPad): the overlapped mainloop's PV wgmma runs with N = Dv + 8
   // over V's descriptors, whose stage carries a ones atom past V's columns; the accumulator's last
   // 8 columns (4 floats a thread: rows r and r + 8, two columns each, all alike) are the row sums.
-  static constexpr bool kSumByPV = Traits::kVPad > 0 && Traits::kIntraWGOverlap && Traits::kKeyWGs == 1;
+  static constexpr bool kSumByPV = Traits::kVPad > 0 && Traits::kKeyWGs == 1;  // (kVPad: overlapped tiles only)
   using Softmax = OnlineSoftmax<kRowsPerThread, Traits::kLazyRescale, Element, kSelectMasked, kSumByPV>;
   static constexpr int kPVN = Traits::kHeadDimV + 8;
   // Shared memory the consumers read but no load fills (the ones atoms), before the kernel's first

@@ -104,12 +104,14 @@ struct TraitsBody {
   // FLOP, D128 16k -1.2 %. Only where the atoms fit beside the tiles and leave where O is staged as
   // it was (not the 64-row three-CTA tiles, for one), on overlapped tiles of Dv 64 or 128 (a
   // wgmma's N stops at 256) without split-KV.
+  static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
+  static constexpr int kBytesO = kBlockM * kHeadDimV * int(sizeof(Element));
   static constexpr int kUnpaddedQKV = int(sizeof(Element)) * (kBlockM * kHeadDim + kStages * kBlockN * (kHeadDim + kHeadDimV));
   static constexpr int kPadBytes = int(sizeof(Element)) * kStages * kBlockN * 64;
-  static constexpr int kOBytes = int(sizeof(Element)) * kBlockM * kHeadDimV;
-  static constexpr bool kSeparateOUnpadded = kPersistent && kUnpaddedQKV + kOBytes + 2048 <= kSmemLimit;
+  // (kSeparateO below, as it would be without the atoms.)
+  static constexpr bool kSeparateOUnpadded = kPersistent && kUnpaddedQKV + kBytesO + kBarrierBytes <= kSmemLimit;
   static constexpr bool kVPadFits =
-      kUnpaddedQKV + kPadBytes + (kSeparateOUnpadded ? kOBytes : 0) + 2048 <= kSmemLimit &&
+      kUnpaddedQKV + kPadBytes + (kSeparateOUnpadded ? kBytesO : 0) + kBarrierBytes <= kSmemLimit &&
       (kSeparateOUnpadded || !kPersistent || kBlockM <= kBlockN);  // O staged in the V ring stays clear of the ones
   static constexpr int kVPad =
       (kIntraWGOverlap_ && kSplits_ == 1 && (kHeadDimV == 64 || kHeadDimV == 128) && kVPadFits) ? 64 : 0;
@@ -137,14 +139,12 @@ struct TraitsBody {
   static constexpr uint32_t kBytesQ = kBlockM * kHeadDim * sizeof(Element);
   static constexpr uint32_t kBytesK = kBlockN * kHeadDim * sizeof(Element);
   static constexpr uint32_t kBytesV = kBlockN * kHeadDimV * sizeof(Element);
-  static constexpr uint32_t kBytesO = kBlockM * kHeadDimV * sizeof(Element);
 
   // Persistent CTAs stage O in a buffer of its own when it fits: the next tile's Q then loads
   // while this tile's O is still being stored (else Q's buffer doubles as O's, and the next Q
   // waits for the store).
   static constexpr int kBytesQKV = int(sizeof(Element)) * (cosize_v<SmemLayoutQ> + cosize_v<SmemLayoutK> + kVElems);
-  static constexpr int kBarrierBytes = 2048;  // barriers, the scheduler ring and alignment slack
-  static constexpr bool kSeparateO = kPersistent && kBytesQKV + int(kBytesO) + kBarrierBytes <= kSmemLimit;
+  static constexpr bool kSeparateO = kPersistent && kBytesQKV + kBytesO + kBarrierBytes <= kSmemLimit;
   // Else a persistent CTA stages O in the V ring where it fits (FA3's order, e.g. D256 128x80): the
   // next tile's Q and first K then load during this epilogue, and only its V loads wait for the
   // O store. Q's buffer doubles as O's only for one-tile CTAs, which have no next Q to load.
