@@ -19,5 +19,9 @@ CELLS=(--cell "$(ab_cell 128 16384 full $PP)" --cell "$(ab_cell 64 16384 full $W
 git apply "$PATCH" || exit 1
 ab_build 150 2 "${V[@]}"
 ab_probe 90 "${V[0]}@1,16,16384" "${V[1]}@16,16,1024" "${V[2]}@8,32,2048" "${V[3]}@4,16,4096"
+# The probe's "ok" says the call finished; here its error against SDPA must be a bf16 output's too (the first
+# run of this script had every non-causal output NaN: the first tile walked took the max-free path).
+awk '/ok max/ { e = $6; sub(",", "", e); if (e == "nan" || e + 0 > 0.05) bad = 1 } END { exit bad }' "$OUT/${TAG}_probe.txt" \
+  || { echo "a B tile's output is off: no A/B"; git apply -R "$PATCH"; exit 1; }
 (TAG=${TAG}_B; ab_run 150 "${ROUNDS:-3}" 12 "${CELLS[@]}")
 git apply -R "$PATCH"
