@@ -19,17 +19,17 @@ CELLS=(--cell "$(ab_cell 128 16384 full $PP)" --cell "$(ab_cell 64 16384 full $W
 (export FLASHCORE_CACHE_DIR=$PWD/build/cache; TAG=${TAG}_A; ab_run 150 "${ROUNDS:-3}" 12 "${CELLS[@]}")
 git apply "$PATCH" || exit 1
 SOFTMAX=templates/include/flashcore/sm90/softmax.cuh
+unpatch() { sed -i 's/^#define FC_FREE_EXACT_LSE 0$/#define FC_FREE_EXACT_LSE 1/' $SOFTMAX; git apply -R "$PATCH"; }
 K="$(printf '%s or ' "${V[@]}") none"
 (export FLASHCORE_CACHE_DIR=/tmp/fc_${TAG}_exact; TAG=${TAG}_B1
  ab_build 150 2 "${V[@]}"
  ab_tests 130 6 -k "$K" tests/flashcore_cutlass/test_kernels_gpu.py)
 sed -i 's/^#define FC_FREE_EXACT_LSE 1$/#define FC_FREE_EXACT_LSE 0/' $SOFTMAX
-grep -q '^#define FC_FREE_EXACT_LSE 0$' $SOFTMAX || { echo "the switch did not flip"; git checkout -- $SOFTMAX; git apply -R "$PATCH"; exit 1; }
+grep -q '^#define FC_FREE_EXACT_LSE 0$' $SOFTMAX || { echo "the switch did not flip"; unpatch; exit 1; }
 ab_build 150 2 "${V[@]}"
 ab_probe 90 "${V[0]}@1,16,16384" "${V[1]}@16,16,1024" "${V[2]}@8,32,2048" "${V[3]}@4,16,4096"
 awk '/ok max/ { e = $6; sub(",", "", e); if (e == "nan" || e + 0 > 0.05) bad = 1 } END { exit bad }' "$OUT/${TAG}_probe.txt" \
-  || { echo "a B0 tile's output is off: no A/B"; git checkout -- $SOFTMAX; git apply -R "$PATCH"; exit 1; }
+  || { echo "a B0 tile's output is off: no A/B"; unpatch; exit 1; }
 (TAG=${TAG}_B0ramp; ab_tests 60 4 -k "growing_row_max and ($K)" tests/flashcore_cutlass/test_kernels_gpu.py)
 (TAG=${TAG}_B0; ab_run 150 "${ROUNDS:-3}" 12 "${CELLS[@]}")
-git checkout -- $SOFTMAX
-git apply -R "$PATCH"
+unpatch
