@@ -303,7 +303,7 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
         mask = 0 if causal is False else 1 if causal is True else _MASK_CODES.get(causal) if type(causal) is str else None
         if mask is not None and not _is_dynamo_compiling():
             try:
-                out, lse = _fwd_cached(q, k, v, mask, scale, True)
+                out, lse = _fwd_cached(q, k, v, mask, scale, True, not return_lse)
             except (RuntimeError, NotImplementedError):
                 _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
                 raise
@@ -318,17 +318,19 @@ def attention(q, k, v, causal: bool | str = False, scale: float | None = None, r
         left, right = NO_WINDOW if window is None else window
         out, lse = _attention_op(q, k, v, mask, scale, left, right, softcap)
     else:
-        out, lse = _forward(q, k, v, mask, scale, window=window, softcap=softcap, remember=remember)
+        out, lse = _forward(q, k, v, mask, scale, window=window, softcap=softcap, remember=remember,
+                            lse_unused=not return_lse)
     return (out, lse) if return_lse else out
 
 
 def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool = False, window=None,
-             softcap: float = 0.0, remember: bool = False):
+             softcap: float = 0.0, remember: bool = False, lse_unused: bool = False):
     """(out, lse) of checked arguments (``causal`` as the op spells it, ``window`` as _as_window
     returns it, ``softcap`` 0.0 for off): the eager path, and the implementation of the
     flashcore::attention op. ``heads_must_match``: the SDPA drop-in's rule without enable_gqa
     (read from the cache key, which holds both head counts anyway). ``remember``: record the
-    decision in the binding's dispatch cache (the hot path missed it: _fwd_cached)."""
+    decision in the binding's dispatch cache (the hot path missed it: _fwd_cached). ``lse_unused``: the
+    caller drops the returned lse, which the kernel may then leave inexact (FwdParams::lse_unused)."""
     masked = causal != NO_MASK or window is not None  # windows run on the masked (causal) variants
     mask_key = _mask_key(causal, window, softcap)
     # Hot path: a shape seen before skips the Python tensor checks; the op re-checks everything
@@ -365,9 +367,9 @@ def _forward(q, k, v, causal: str, scale: float | None, heads_must_match: bool =
         if window is None and not softcap:  # the common case: one subtraction at most, the short op
             # Row r sees key c iff c <= r + offset (causal variants only; others ignore it).
             offset = key[_KEY_SEQLEN_K] - key[_KEY_SEQLEN_Q] if causal == BOTTOM_RIGHT else 0
-            return _fwd_dense(vid, q, k, v, scale, offset)
+            return _fwd_dense(vid, q, k, v, scale, offset, lse_unused)
         offset, left = _mask_offsets(causal, window, key[_KEY_SEQLEN_Q], key[_KEY_SEQLEN_K])
-        return _fwd(vid, q, k, v, scale, None, None, offset, left, softcap)
+        return _fwd(vid, q, k, v, scale, None, None, offset, left, softcap, None, None, 0, 0, False, lse_unused)
     except (RuntimeError, NotImplementedError):
         _check(q, k, v)  # a cached shape skipped the Python checks: report bad inputs clearly
         raise
@@ -451,10 +453,10 @@ def _fwd(vid, q, k, v, scale, out, lse, *mask_args):
     return _fwd(vid, q, k, v, scale, out, lse, *mask_args)
 
 
-def _fwd_dense(vid, q, k, v, scale, causal_offset):
+def _fwd_dense(vid, q, k, v, scale, causal_offset, lse_unused):
     global _fwd_dense
     _fwd_dense = get_runtime().fwd_dense  # bound once, like _fwd
-    return _fwd_dense(vid, q, k, v, scale, causal_offset)
+    return _fwd_dense(vid, q, k, v, scale, causal_offset, lse_unused)
 
 
 def _fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap):
@@ -467,7 +469,7 @@ def _fwd_pack_gqa(vid, q, k, v, scale, key_begin, key_end, softcap):
 _MASK_CODES = {NO_MASK: 0, TOP_LEFT: 1, BOTTOM_RIGHT: 2}
 
 
-def _fwd_cached(q, k, v, mask, scale, gqa_ok):
+def _fwd_cached(q, k, v, mask, scale, gqa_ok, lse_unused):
     """The binding's cached dispatch (Runtime.fwd_cached), bound on first use; (None, None) while
     no runtime loads (the Python path then raises why)."""
     global _fwd_cached
@@ -476,7 +478,7 @@ def _fwd_cached(q, k, v, mask, scale, gqa_ok):
     except Exception:  # noqa: BLE001 - the Python path reports it, with the input checks first
         return None, None
     _fwd_cached = bound
-    return bound(q, k, v, mask, scale, gqa_ok)
+    return bound(q, k, v, mask, scale, gqa_ok, lse_unused)
 
 
 def _remember_dispatch(q, k, v, mask, vid, key_begin=0, key_end=0):
@@ -530,7 +532,7 @@ def _sdpa_checked(query, key, value, attn_mask, dropout_p, is_causal, scale, ena
             _check_heads_without_gqa(query, key)
         _check_grad(query, key, value)
         return _attention_op(query, key, value, mask, scale)[0]
-    return _forward(query, key, value, mask, scale, not enable_gqa, remember=remember)[0]
+    return _forward(query, key, value, mask, scale, not enable_gqa, remember=remember, lse_unused=True)[0]
 
 
 _NOT_DECIDED = object()  # _sdpa_hot_path: a call it could serve once its shape is decided
@@ -545,7 +547,7 @@ def _sdpa_hot_path(query, key, value, attn_mask, dropout_p, is_causal, scale, en
             and (scale is None or (type(scale) is float and -FLT_MAX <= scale <= FLT_MAX))
             and not _is_dynamo_compiling()):
         try:
-            out, _ = _fwd_cached(query, key, value, 1 if is_causal else 0, scale, enable_gqa)
+            out, _ = _fwd_cached(query, key, value, 1 if is_causal else 0, scale, enable_gqa, True)
         except (RuntimeError, NotImplementedError):
             _check(query, key, value)
             raise

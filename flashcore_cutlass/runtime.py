@@ -99,15 +99,15 @@ def torch_differences(manifest: dict) -> list[str]:
 # Arguments of flashcore::fwd this Python passes; a binding built before one of them was added
 # would fail every call with a schema error, so loading it asks for a rebuild instead.
 FWD_ARGUMENTS = ("variant", "q", "k", "v", "scale", "out", "lse", "causal_offset", "left_offset", "softcap",
-                 "cu_seqlens_q", "cu_seqlens_k", "max_seqlen_q", "max_seqlen_k", "bottom_right")
+                 "cu_seqlens_q", "cu_seqlens_k", "max_seqlen_q", "max_seqlen_k", "bottom_right", "lse_unused")
 
 
-FWD_DENSE_ARGUMENTS = ("variant", "q", "k", "v", "scale", "causal_offset")
+FWD_DENSE_ARGUMENTS = ("variant", "q", "k", "v", "scale", "causal_offset", "lse_unused")
 
 
 FWD_PACK_GQA_ARGUMENTS = ("variant", "q", "k", "v", "scale", "key_begin", "key_end", "softcap")
 
-FWD_CACHED_ARGUMENTS = ("q", "k", "v", "mask", "scale", "gqa_ok")
+FWD_CACHED_ARGUMENTS = ("q", "k", "v", "mask", "scale", "gqa_ok", "lse_unused")
 
 REMEMBER_DISPATCH_ARGUMENTS = ("q", "k", "v", "mask", "variant", "pack_gqa", "key_begin", "key_end")
 
@@ -261,12 +261,16 @@ class Runtime:
         return bool(self.registry.candidates(problem))
 
     def run(self, variant: str, q, k, v, scale: float, out=None, lse=None, causal_offset: int = 0,
-            left_offset: int | None = None, softcap: float = 0.0):
+            left_offset: int | None = None, softcap: float = 0.0, lse_unused: bool = False):
         """Run one named variant (the tuner and tests use this to bypass dispatch). k/v may have
         fewer heads than q (grouped-query attention); ``causal_offset`` aligns a causal variant's
         mask: row r sees key c iff c <= r + causal_offset (0: top-left, Sk - Sq: bottom-right),
         and ``left_offset`` adds a window's left edge: c >= r + left_offset. ``softcap``: 0 =
-        off, else softmax(cap * tanh(scale * s / cap))."""
+        off, else softmax(cap * tanh(scale * s / cap)). ``lse_unused``: the caller discards the returned
+        lse, which the kernel may then leave inexact (as attention() without return_lse runs)."""
+        if lse_unused:
+            return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset, left_offset, softcap, None,
+                            None, 0, 0, False, True)
         return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset, left_offset, softcap)
 
     def run_pack_gqa(self, variant: str, q, k, v, scale: float, key_begin: int, key_end: int, softcap: float = 0.0):

@@ -141,5 +141,6 @@ def attention_varlen(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q: int, max
     # The binding takes the packed (total, H, D) tensors as they are and returns out (total, H, D)
     # and lse (H, total).
     out, lse = get_runtime().fwd(vid, q, k, v, d ** -0.5 if scale is None else scale, None, None, right, left,
-                                 softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, bottom_right)
+                                 softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, bottom_right,
+                                 not return_lse)
     return (out, lse) if return_lse else out

@@ -250,7 +250,7 @@ std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, Vie
                                             std::optional<at::Tensor> cu_seqlens_q,
                                             std::optional<at::Tensor> cu_seqlens_k, int64_t max_seqlen_q,
                                             int64_t max_seqlen_k, bool bottom_right, bool packed3,
-                                            bool pack_gqa = false) {
+                                            bool pack_gqa = false, bool lse_unused = false) {
   auto const& variants = variant_list();
   TORCH_CHECK(variant >= 0 && variant < int64_t(variants.size()), "unknown flashcore variant id ", num(variant));
   VariantInfo const& info = variants[variant].info;
@@ -413,6 +413,7 @@ std::tuple<at::Tensor, at::Tensor> fwd_impl(int64_t variant, View4 const& q, Vie
   p.negate_q = softmax_scale < 0 ? 1 : 0;
   p.num_sms = dev.num_sms;
   p.programmatic_launch = g_programmatic_launch.load(std::memory_order_relaxed) ? 1 : 0;
+  p.lse_unused = lse_unused ? 1 : 0;  // the caller discards lse (FwdParams::lse_unused)
   // Dispatch skips variants that cannot run a call (KernelConfig.can_implement); a call that
   // names one anyway (runtime.run, a layout Python did not see) gets the variant's reason.
   if (info.can_implement != nullptr) {
@@ -437,21 +438,21 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
                                        double scale, std::optional<at::Tensor> out_opt, std::optional<at::Tensor> lse_opt,
                                        int64_t causal_offset, std::optional<int64_t> left_offset, double softcap,
                                        std::optional<at::Tensor> cu_seqlens_q, std::optional<at::Tensor> cu_seqlens_k,
-                                       int64_t max_seqlen_q, int64_t max_seqlen_k, bool bottom_right) {
+                                       int64_t max_seqlen_q, int64_t max_seqlen_k, bool bottom_right, bool lse_unused) {
   bool const packed3 = cu_seqlens_q.has_value() && q.dim() == 3;
   return fwd_impl(variant, as_view4(q, "query", packed3), as_view4(k, "key", packed3), as_view4(v, "value", packed3),
                   scale, out_opt, lse_opt, causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
-                  max_seqlen_k, bottom_right, packed3);
+                  max_seqlen_k, bottom_right, packed3, false, lse_unused);
 }
 
 // The eager hot path (attention() without a window, softcap, preallocated results or packed
 // sequences): fwd with six arguments, which torch's dispatcher parses in about half the time of
 // fwd's fifteen (benchmarks/NOTES.md, issue 8 host overhead).
 std::tuple<at::Tensor, at::Tensor> fwd_dense(int64_t variant, at::Tensor const& q, at::Tensor const& k,
-                                             at::Tensor const& v, double scale, int64_t causal_offset) {
+                                             at::Tensor const& v, double scale, int64_t causal_offset, bool lse_unused) {
   return fwd_impl(variant, as_view4(q, "query", false), as_view4(k, "key", false), as_view4(v, "value", false), scale,
                   std::nullopt, std::nullopt, causal_offset, std::nullopt, 0.0, std::nullopt, std::nullopt, 0, 0, false,
-                  false);
+                  false, false, lse_unused);
 }
 
 // Decoding with grouped-query attention (one query row, H = G * Hk heads): the G query heads of a
@@ -581,7 +582,8 @@ int64_t dispatched_shapes() {
 // (`gqa_ok`: the drop-in without enable_gqa takes Hk = H or 1 only). scale None: 1/sqrt(D),
 // computed as Python's D ** -0.5 is.
 std::tuple<at::Tensor, at::Tensor> fwd_cached(at::Tensor const& q, at::Tensor const& k, at::Tensor const& v,
-                                              int64_t mask, std::optional<double> scale, bool gqa_ok) {
+                                              int64_t mask, std::optional<double> scale, bool gqa_ok,
+                                              bool lse_unused) {
   std::optional<DispatchKey> const key = dispatch_key(q, k, v, mask);
   if (!key || (!gqa_ok && key->hk != key->h && key->hk != 1)) return {};
   if (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return {};
@@ -594,7 +596,7 @@ std::tuple<at::Tensor, at::Tensor> fwd_cached(at::Tensor const& q, at::Tensor co
   }
   double const s = scale.has_value() ? *scale : std::pow(double(key->d), -0.5);
   if (decision.pack_gqa) return fwd_pack_gqa(decision.variant, q, k, v, s, decision.key_begin, decision.key_end, 0.0);
-  return fwd_dense(decision.variant, q, k, v, s, mask == kBottomRight ? key->sk - key->sq : 0);
+  return fwd_dense(decision.variant, q, k, v, s, mask == kBottomRight ? key->sk - key->sq : 0, lse_unused);
 }
 
 // The test face of variant_workspace: `bytes` bytes on `like`'s device (an empty tensor for 0),
@@ -627,12 +629,14 @@ TORCH_LIBRARY(flashcore, m) {
   // cu_seqlens_q/k (int32, batch + 1 offsets): packed variable-length sequences; q/k/v/out are then
   // (1, heads, total rows, D) views, max_seqlen_q/k the longest lengths, and the causal/window
   // offsets are relative to each sequence's alignment (bottom_right: + seqlen_k - seqlen_q).
+  // lse_unused: the caller discards lse, which a kernel may then leave inexact (FwdParams::lse_unused).
   m.def("fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
         " int causal_offset=0, int? left_offset=None, float softcap=0.0, Tensor? cu_seqlens_q=None,"
-        " Tensor? cu_seqlens_k=None, int max_seqlen_q=0, int max_seqlen_k=0, bool bottom_right=False)"
-        " -> (Tensor, Tensor)");
+        " Tensor? cu_seqlens_k=None, int max_seqlen_q=0, int max_seqlen_k=0, bool bottom_right=False,"
+        " bool lse_unused=False) -> (Tensor, Tensor)");
   // fwd(variant, q, k, v, scale, causal_offset=causal_offset): new out and lse, no window, softcap or packing.
-  m.def("fwd_dense(int variant, Tensor q, Tensor k, Tensor v, float scale, int causal_offset=0) -> (Tensor, Tensor)");
+  m.def("fwd_dense(int variant, Tensor q, Tensor k, Tensor v, float scale, int causal_offset=0, bool lse_unused=False)"
+        " -> (Tensor, Tensor)");
   // Decoding with GQA: one query row per head, the query heads of a key/value head's group computed as
   // the rows of one tile, over keys [key_begin, key_end) (an unmasked variant; the mask as a key range).
   m.def("fwd_pack_gqa(int variant, Tensor q, Tensor k, Tensor v, float scale, int key_begin, int key_end,"
@@ -640,7 +644,8 @@ TORCH_LIBRARY(flashcore, m) {
   // The eager hot path: a shape's dispatch decision recorded by Python (remember_dispatch), then served
   // without Python (fwd_cached: None, None for a call it does not serve). mask: 0 none, 1 top-left,
   // 2 bottom-right; scale None = 1/sqrt(head_dim); gqa_ok False: only Hk = H or 1.
-  m.def("fwd_cached(Tensor q, Tensor k, Tensor v, int mask, float? scale=None, bool gqa_ok=True) -> (Tensor, Tensor)");
+  m.def("fwd_cached(Tensor q, Tensor k, Tensor v, int mask, float? scale=None, bool gqa_ok=True, bool lse_unused=False)"
+        " -> (Tensor, Tensor)");
   m.def("remember_dispatch(Tensor q, Tensor k, Tensor v, int mask, int variant, bool pack_gqa=False, int key_begin=0,"
         " int key_end=0) -> bool");
   m.def("forget_dispatch() -> int", &flashcore::forget_dispatch);

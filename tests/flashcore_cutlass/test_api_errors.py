@@ -352,13 +352,22 @@ def test_cached_shapes_still_check_the_arguments(monkeypatch):
     q, k, v = qkv(sq=8, sk=13)
     calls = []
 
-    def fake_fwd(vid, q, k, v, scale, out, lse, causal_offset, *window_softcap):
+    unused = []  # each call's lse_unused: attention() drops the lse unless return_lse
+
+    def fake_fwd(vid, q, k, v, scale, out, lse, causal_offset, *window_softcap_packing_lse_unused):
+        window_softcap = window_softcap_packing_lse_unused[:2]
+        if len(window_softcap_packing_lse_unused) > 2:
+            assert window_softcap_packing_lse_unused[2:5] == (None, None, 0)  # no packed sequences
+            unused.append(window_softcap_packing_lse_unused[-1])
         calls.append((vid, scale, causal_offset, *window_softcap))
         return q, None
 
+    def fake_fwd_dense(vid, q, k, v, scale, offset, lse_unused):
+        unused.append(lse_unused)
+        return fake_fwd(vid, q, k, v, scale, None, None, offset)
+
     monkeypatch.setattr(api, "_fwd", fake_fwd)
-    monkeypatch.setattr(api, "_fwd_dense", lambda vid, q, k, v, scale, offset: fake_fwd(vid, q, k, v, scale, None,
-                                                                                           None, offset))
+    monkeypatch.setattr(api, "_fwd_dense", fake_fwd_dense)
     # The cache keeps decisions per mask key: masked or not, the alignment, window and softcap.
     for causal, window, softcap, vid in (("top_left", None, 0.0, 7), ("bottom_right", None, 0.0, 7),
                                          ("none", None, 0.0, 8), ("none", None, 50.0, 8),
@@ -380,7 +389,10 @@ def test_cached_shapes_still_check_the_arguments(monkeypatch):
     fc.attention(q, k, v, causal="bottom_right", scale=0.5)
     fc.attention(q, k, v, scale=-0.5)
     fc.attention(q, k, v)
-    assert calls == [(7, 2.0, 0), (7, 64 ** -0.5, 0), (7, 0.5, 13 - 8), (8, -0.5, 0), (8, 64 ** -0.5, 0)]
+    fc.attention(q, k, v, return_lse=True)
+    assert calls == [(7, 2.0, 0), (7, 64 ** -0.5, 0), (7, 0.5, 13 - 8), (8, -0.5, 0), (8, 64 ** -0.5, 0),
+                     (8, 64 ** -0.5, 0)]
+    assert unused == [True] * 5 + [False]  # the kernel may skip an exact lse only where none is returned
     assert all(type(c[1]) is float for c in calls)
     # Windows and softcap: checked on cached shapes too, and passed as the two diagonals.
     calls.clear()
@@ -390,7 +402,8 @@ def test_cached_shapes_still_check_the_arguments(monkeypatch):
     fc.attention(q, k, v, window=(3, 2))  # no causal: bottom-right, offset 13 - 8
     fc.attention(q, k, v, causal=True, window=(3, 0), softcap=30)
     fc.attention(q, k, v, causal="bottom_right", window=(4, -1))
-    fc.attention(q, k, v, softcap=50.0)
+    fc.attention(q, k, v, softcap=50.0, return_lse=True)
+    assert unused[-4:] == [True, True, True, False]
     assert calls == [(7, 64 ** -0.5, 5 + 2, 5 - 3, 0.0), (7, 64 ** -0.5, 0, -3, 30.0), (7, 64 ** -0.5, 5, 1, 0.0),
                      (8, 64 ** -0.5, 0, None, 50.0)]
 

@@ -66,8 +66,8 @@ def cpu_kernels(monkeypatch):
     monkeypatch.setattr(api, "get_runtime", lambda: rt)
     monkeypatch.setattr(api, "_fwd", fwd)
     monkeypatch.setattr(api, "_fwd_pack_gqa", fwd_pack_gqa)
-    monkeypatch.setattr(api, "_fwd_dense", lambda vid, q, k, v, scale, offset: fwd(vid, q, k, v, scale, None, None,
-                                                                                      offset))
+    monkeypatch.setattr(api, "_fwd_dense", lambda vid, q, k, v, scale, offset, lse_unused: fwd(vid, q, k, v, scale, None,
+                                                                                                  None, offset))
     monkeypatch.setattr(api, "_check_device", lambda q, k, v: None)
     monkeypatch.setattr(api, "_dispatch_cache", {})
     return calls

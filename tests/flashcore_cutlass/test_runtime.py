@@ -109,15 +109,15 @@ def test_binding_differences():
     current = torch._C.parse_schema(
         "flashcore::fwd(int variant, Tensor q, Tensor k, Tensor v, float scale, Tensor? out=None, Tensor? lse=None,"
         " int causal_offset=0, int? left_offset=None, float softcap=0.0, Tensor? cu_seqlens_q=None,"
-        " Tensor? cu_seqlens_k=None, int max_seqlen_q=0, int max_seqlen_k=0, bool bottom_right=False)"
-        " -> (Tensor, Tensor)")
+        " Tensor? cu_seqlens_k=None, int max_seqlen_q=0, int max_seqlen_k=0, bool bottom_right=False,"
+        " bool lse_unused=False) -> (Tensor, Tensor)")
     dense = torch._C.parse_schema("flashcore::fwd_dense(int variant, Tensor q, Tensor k, Tensor v, float scale,"
-                                  " int causal_offset=0) -> (Tensor, Tensor)")
+                                  " int causal_offset=0, bool lse_unused=False) -> (Tensor, Tensor)")
     pack = torch._C.parse_schema("flashcore::fwd_pack_gqa(int variant, Tensor q, Tensor k, Tensor v, float scale,"
                                  " int key_begin, int key_end, float softcap=0.0) -> (Tensor, Tensor)")
     cache = {name: torch._C.parse_schema(f"flashcore::{name}{schema}") for name, schema in (
-        ("fwd_cached", "(Tensor q, Tensor k, Tensor v, int mask, float? scale=None, bool gqa_ok=True)"
-                       " -> (Tensor, Tensor)"),
+        ("fwd_cached", "(Tensor q, Tensor k, Tensor v, int mask, float? scale=None, bool gqa_ok=True,"
+                       " bool lse_unused=False) -> (Tensor, Tensor)"),
         ("remember_dispatch", "(Tensor q, Tensor k, Tensor v, int mask, int variant, bool pack_gqa=False,"
                               " int key_begin=0, int key_end=0) -> bool"),
         ("forget_dispatch", "() -> int"), ("dispatched_shapes", "() -> int"))}
@@ -128,7 +128,7 @@ def test_binding_differences():
     assert runtime.binding_differences(ops | {"fwd": old}) == [
         "its flashcore::fwd takes (variant, q, k, v, scale, out, lse), this flashcore passes"
         " (variant, q, k, v, scale, out, lse, causal_offset, left_offset, softcap, cu_seqlens_q, cu_seqlens_k,"
-        " max_seqlen_q, max_seqlen_k, bottom_right)"]
+        " max_seqlen_q, max_seqlen_k, bottom_right, lse_unused)"]
     without = lambda name: {op: schema for op, schema in ops.items() if op != name}  # noqa: E731
     assert runtime.binding_differences(without("fwd_dense")) == ["it has no flashcore::fwd_dense"]
     assert runtime.binding_differences(without("fwd_pack_gqa")) == ["it has no flashcore::fwd_pack_gqa"]

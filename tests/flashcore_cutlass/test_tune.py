@@ -36,12 +36,14 @@ class FakeRuntime:
         self.registry = Registry(self.hashes, table, ENV)
         self.calls: list[str] = []
         self.warmups: list[float] = []  # warmup_ms of each time_variant call (the rt fixture's fake timer)
+        self.lse_unused: list[tuple[str, bool]] = []  # (variant, lse_unused) of each run
 
     def forget_dispatch(self):  # the binding's dispatch cache (runtime.forget_decisions after tuning)
         return 0
 
-    def run(self, variant, q, k, v, scale, out=None, lse=None):
+    def run(self, variant, q, k, v, scale, out=None, lse=None, lse_unused=False):
         self.calls.append(variant)
+        self.lse_unused.append((variant, lse_unused))
         out, lse = reference_attention(q, k, v, causal=False, scale=scale)
         if variant == BAD:
             out = out + 1.0  # wrong by far more than the tolerance
@@ -82,6 +84,9 @@ def test_tune_problem_records_passing_and_rejects_wrong(rt, table):
     assert [(r.variant, r.shape, r.median_us) for r in rows] == [(GOOD, shape_text(PROBLEM), 50.0)]
     assert rows[0].tflops == pytest.approx(PROBLEM.flops / 50.0 / 1e6)
     assert rows[0].source_hash == rt.hashes[GOOD] and rows[0].env == ENV
+    # Checked with the exact lse, timed as attention() runs by default (its lse dropped).
+    assert rt.lse_unused[0] == (GOOD, False) and (BAD, False) in rt.lse_unused
+    assert {u for v, u in rt.lse_unused[1:] if v == GOOD} == {True} and (BAD, True) not in rt.lse_unused
 
 
 def test_warmup_applies_to_the_careful_timings_only(rt, table):
@@ -217,7 +222,7 @@ def test_decoding_problems_are_timed_on_rotating_kv_copies(rt, table, monkeypatc
     seen = []
     real_run = rt.run
 
-    def run(variant, q, k, v, scale, out=None, lse=None):
+    def run(variant, q, k, v, scale, out=None, lse=None, lse_unused=False):
         seen.append(k.data_ptr())
         return real_run(variant, q, k, v, scale)
 
@@ -323,7 +328,9 @@ def test_tuning_runs_a_problem_with_its_mask_parameters():
     assert mask_runner(rt, plain) == rt.run and reference_mask(plain) == {"causal": True, "window": None}
     decode = Problem("bf16", 128, True, 1, 8, 64, 8192, bottom_right=True, window=(1023, 0), softcap=30.0)
     mask_runner(rt, decode)("v", None, None, None, 0.1)
-    assert calls == [("v", {"causal_offset": 8128, "left_offset": 8128 - 1023, "softcap": 30.0})]
+    mask_runner(rt, decode)("v", None, None, None, 0.1, lse_unused=True)  # as the tuner times (attention()'s default)
+    assert calls == [("v", {"causal_offset": 8128, "left_offset": 8128 - 1023, "softcap": 30.0, "lse_unused": False}),
+                     ("v", {"causal_offset": 8128, "left_offset": 8128 - 1023, "softcap": 30.0, "lse_unused": True})]
     assert reference_mask(decode) == {"causal": "bottom_right", "window": (1023, 0)}
     two_sided = Problem("bf16", 128, True, 1, 8, 64, 8192, bottom_right=True, window=(16, 16))
     assert reference_mask(two_sided) == {"causal": False, "window": (16, 16)}

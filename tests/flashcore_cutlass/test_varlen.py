@@ -89,7 +89,8 @@ def cpu_varlen(monkeypatch):
         def has_candidates(self, problem):  # no variant packs GQA groups into rows here
             return problem.group == 1
 
-        def fwd(self, vid, q, k, v, scale, out, lse, right, left, softcap, cu_q, cu_k, max_q, max_k, bottom_right):
+        def fwd(self, vid, q, k, v, scale, out, lse, right, left, softcap, cu_q, cu_k, max_q, max_k, bottom_right,
+                lse_unused):
             outs, lses = [], []
             cq, ck = cu_q.tolist(), cu_k.tolist()
             as4 = lambda t: t.unsqueeze(0).transpose(1, 2)  # noqa: E731

@@ -72,6 +72,9 @@ struct FwdParams {
   // prologue may run while the previous kernel on the stream finishes (every thread waits for that
   // kernel's results before it touches global memory), and let the next kernel do the same.
   int programmatic_launch;
+  // 1 = the caller discards lse (attention() without return_lse, the SDPA drop-in): a kernel may
+  // then write an lse that is not exact (the binding still allocates and returns it). 0 = exact.
+  int lse_unused;
 };
 
 // Longest sequence the kernels index with 32-bit ints (with headroom for tile ends and sums).
