@@ -30,6 +30,8 @@ def test_the_patch_applies_and_marks_the_lazy_pv_sum_kernels(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[True, True, False, False]"
     sm90 = copy.joinpath(*SM90)
-    assert "p.lse_unused != 0" in (sm90 / "mainloop.cuh").read_text()
-    assert "try_free(s, scale_log2, corr)" in (sm90 / "softmax.cuh").read_text()
+    mainloop = (sm90 / "mainloop.cuh").read_text()
+    assert "p.lse_unused != 0 && softmax.try_free(s, scale_log2, corr)" in mainloop
+    assert "__noinline__ static void recompute_scores" in mainloop
+    assert "CUTE_DEVICE bool try_free(" in (sm90 / "softmax.cuh").read_text()
     assert "def test_free_softmax_without_lse" in (copy / "tests" / "flashcore_cutlass" / "test_kernels_gpu.py").read_text()
