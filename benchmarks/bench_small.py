@@ -286,7 +286,7 @@ def host_overhead(calls: int = HOST_CALLS, repeats: int = HOST_REPEATS) -> dict:
              "raw op": (rt.fwd_dense, (vid, q, k, v, scale, 0)),
              "hot-path op (fwd_cached)": (rt.fwd_cached, (q, k, v, 0, None, True)),
              "attention, Python path": (_python_path, (q, k, v)),
-             "raw op (fwd, 15 arguments)": (rt.fwd, (vid, q, k, v, scale, None, None, 0))}
+             "raw op (fwd, 16 arguments)": (rt.fwd, (vid, q, k, v, scale, None, None, 0))}
     # A model's call under patch_sdpa (torch.nn.functional.scaled_dot_product_attention patched):
     # for a shape served before, the binding's dispatch cache without the patch's support checks.
     with fc.patch_sdpa():

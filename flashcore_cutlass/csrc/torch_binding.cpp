@@ -446,8 +446,8 @@ std::tuple<at::Tensor, at::Tensor> fwd(int64_t variant, at::Tensor const& q, at:
 }
 
 // The eager hot path (attention() without a window, softcap, preallocated results or packed
-// sequences): fwd with six arguments, which torch's dispatcher parses in about half the time of
-// fwd's fifteen (benchmarks/NOTES.md, issue 8 host overhead).
+// sequences): fwd with seven arguments, which torch's dispatcher parses in about half the time of
+// fwd's sixteen (benchmarks/NOTES.md, issue 8 host overhead: six against fifteen then).
 std::tuple<at::Tensor, at::Tensor> fwd_dense(int64_t variant, at::Tensor const& q, at::Tensor const& k,
                                              at::Tensor const& v, double scale, int64_t causal_offset, bool lse_unused) {
   return fwd_impl(variant, as_view4(q, "query", false), as_view4(k, "key", false), as_view4(v, "value", false), scale,
