@@ -6,6 +6,7 @@ The patch waits for its landing (a re-tune of the rows of the kernels it changes
 would otherwise surface only on the GPU machine.
 """
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ PATCH = EXPERIMENTS / "max_free_safe.patch"
 
 @needs_git
 def test_the_patch_applies_and_marks_the_lazy_pv_sum_kernels(tmp_path):
-    copy = patched_copy(tmp_path, PATCH, ("codegen", "templates", "tests"))
+    copy = patched_copy(tmp_path, PATCH, ("codegen", "templates", "tests", "flashcore_cutlass"))
     probe = textwrap.dedent("""
         import sys
         sys.path.insert(0, sys.argv[1])
@@ -35,3 +36,7 @@ def test_the_patch_applies_and_marks_the_lazy_pv_sum_kernels(tmp_path):
     assert "__noinline__ static void recompute_scores" in mainloop
     assert "CUTE_DEVICE bool try_free(" in (sm90 / "softmax.cuh").read_text()
     assert "def test_free_softmax_without_lse" in (copy / "tests" / "flashcore_cutlass" / "test_kernels_gpu.py").read_text()
+    # It carries the shipped table with the rows of the kernels it leaves byte-identical rekeyed (rekey_shipped.py):
+    # the free kernels' 43 rows stay stale until a re-tune.
+    table = json.loads((copy / "flashcore_cutlass" / "data" / "tuned_h200.json").read_text())
+    assert table["provenance"]["rekeyed_at"] == "max_free_safe.patch on a35aa5d"
