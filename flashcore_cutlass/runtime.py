@@ -268,10 +268,8 @@ class Runtime:
         and ``left_offset`` adds a window's left edge: c >= r + left_offset. ``softcap``: 0 =
         off, else softmax(cap * tanh(scale * s / cap)). ``lse_unused``: the caller discards the returned
         lse, which the kernel may then leave inexact (as attention() without return_lse runs)."""
-        if lse_unused:
-            return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset, left_offset, softcap, None,
-                            None, 0, 0, False, True)
-        return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset, left_offset, softcap)
+        return self.fwd(self.ids[variant], q, k, v, scale, out, lse, causal_offset, left_offset, softcap, None, None, 0,
+                        0, False, lse_unused)
 
     def run_pack_gqa(self, variant: str, q, k, v, scale: float, key_begin: int, key_end: int, softcap: float = 0.0):
         """Run one named unmasked variant on a decoding call with grouped-query attention (one
